@@ -7,7 +7,8 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config git libraft-dev libuv1-dev libnng-dev
-    librocksdb-dev libcunit1-dev libcjson-dev libprotobuf-c-dev protobuf-c-compiler)
+    librocksdb-dev libcunit1-dev libcjson-dev libprotobuf-c-dev protobuf-c-compiler
+    libmbedtls-dev)
 test_pkgs=(prometheus python3 iproute2 procps curl clang libclang-rt-14-dev)
 bench_pkgs=(erlang-base etcd-server etcd-client wrk python3-optuna python3-sklearn)
 
