@@ -48,7 +48,7 @@ typedef struct consensus_node {
 } consensus_node;
 
 typedef enum consensus_agent_status {
-    CONSENSUS_AGENT_PLACED = 0,  /* assigned to a node, not yet reported running */
+    CONSENSUS_AGENT_PLACED = 0, /* assigned to a node, not yet reported running */
     CONSENSUS_AGENT_RUNNING = 1,
     CONSENSUS_AGENT_STOPPED = 2,
     CONSENSUS_AGENT_CRASHED = 3,
@@ -82,8 +82,8 @@ typedef struct consensus_var {
 } consensus_var;
 
 /* Limits of command fields (bytes). */
-#define CONSENSUS_ID_MAX         128       /* agent ids, agent kinds, "by" */
-#define CONSENSUS_ADDR_MAX       63        /* "a.b.c.d:port" and mesh URLs */
+#define CONSENSUS_ID_MAX         128         /* agent ids, agent kinds, "by" */
+#define CONSENSUS_ADDR_MAX       63          /* "a.b.c.d:port" and mesh URLs */
 #define CONSENSUS_CONFIG_MAX     (64u << 10) /* agent config JSON */
 #define CONSENSUS_CHECKPOINT_MAX (4u << 20)  /* checkpoint blob */
 #define CONSENSUS_DEDUP_DEFAULT  4096        /* dedup table entries */
@@ -368,15 +368,15 @@ typedef struct consensus_raft_config {
                                     including this node); n_peers 0 = join mode:
                                     start empty and wait to be added */
     size_t n_peers;
-    unsigned election_timeout_ms;  /* 0 = 3000 */
-    unsigned heartbeat_timeout_ms; /* 0 = 500 */
-    int disable_pre_vote;          /* pre-vote is on unless set */
-    unsigned snapshot_threshold;   /* 0 = 1024 */
-    unsigned snapshot_trailing;    /* 0 = 8192 */
-    unsigned quorum_timeout_ms;    /* proposal not committed by then: MB_ENOQUORUM; 0 = 5000 */
-    unsigned monitor_interval_ms;  /* 0 = 50 */
-    unsigned max_voters;           /* 3 or 5; 0 = 3 */
-    uint32_t dedup_capacity;       /* 0 = default */
+    unsigned election_timeout_ms;    /* 0 = 3000 */
+    unsigned heartbeat_timeout_ms;   /* 0 = 500 */
+    int disable_pre_vote;            /* pre-vote is on unless set */
+    unsigned snapshot_threshold;     /* 0 = 1024 */
+    unsigned snapshot_trailing;      /* 0 = 8192 */
+    unsigned quorum_timeout_ms;      /* proposal not committed by then: MB_ENOQUORUM; 0 = 5000 */
+    unsigned monitor_interval_ms;    /* 0 = 50 */
+    unsigned max_voters;             /* 3 or 5; 0 = 3 */
+    uint32_t dedup_capacity;         /* 0 = default */
     consensus_effects_cb on_effects; /* may be NULL */
     void *effects_arg;
     uint64_t skip_effects_through; /* highest raft index already in the event log */

@@ -23,8 +23,8 @@ static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, voi
     consensus_fsm *f = fsm->data;
     /* raft 0.15 bumps last_applied after apply returns; barriers and
      * configuration entries never reach the FSM but do count. */
-    uint64_t index = f->raft != NULL ? raft_last_applied(f->raft) + 1
-                                     : consensus_sm_applied_index(f->sm) + 1;
+    uint64_t index =
+        f->raft != NULL ? raft_last_applied(f->raft) + 1 : consensus_sm_applied_index(f->sm) + 1;
     consensus_effects_clear(&f->fx);
     consensus_sm_apply(f->sm, index, buf->base, buf->len, &f->last, &f->fx);
     if (f->cb != NULL && f->fx.n > 0 && index > f->skip_through)

@@ -182,15 +182,16 @@ int consensus_value_from_json(const cJSON *j, mb_vtype type, const char *name, m
         {
             if (!cJSON_IsNumber(it)) {
                 mb_value_free(&v);
-                return mb_errorf(err, MB_EINVAL,
-                                 "variable \"%s\": element %u is not a number", n, v.u.vec.n);
+                return mb_errorf(err, MB_EINVAL, "variable \"%s\": element %u is not a number", n,
+                                 v.u.vec.n);
             }
             v.u.vec.data[v.u.vec.n++] = it->valuedouble;
         }
         break;
     }
     case MB_VT_TENSOR: {
-        const cJSON *shape = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "shape") : NULL;
+        const cJSON *shape =
+            cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "shape") : NULL;
         const cJSON *data = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "data") : NULL;
         if (!cJSON_IsArray(shape) || !cJSON_IsArray(data))
             return mb_errorf(err, MB_EINVAL,
@@ -198,8 +199,8 @@ int consensus_value_from_json(const cJSON *j, mb_vtype type, const char *name, m
         size_t nd = array_len(shape, MB_TENSOR_MAX_NDIM);
         size_t len = array_len(data, MB_TENSOR_MAX_ELEMENTS);
         if (nd == 0 || nd > MB_TENSOR_MAX_NDIM)
-            return mb_errorf(err, MB_EINVAL, "variable \"%s\": shape must have 1..%d dimensions",
-                             n, MB_TENSOR_MAX_NDIM);
+            return mb_errorf(err, MB_EINVAL, "variable \"%s\": shape must have 1..%d dimensions", n,
+                             MB_TENSOR_MAX_NDIM);
         if (len > MB_TENSOR_MAX_ELEMENTS)
             return mb_errorf(err, MB_ECONSTRAINT,
                              "variable \"%s\": value has more than %u elements", n,
@@ -224,8 +225,8 @@ int consensus_value_from_json(const cJSON *j, mb_vtype type, const char *name, m
         {
             if (!cJSON_IsNumber(it)) {
                 mb_value_free(&v);
-                return mb_errorf(err, MB_EINVAL, "variable \"%s\": element %llu is not a number",
-                                 n, (unsigned long long)v.u.tensor.n);
+                return mb_errorf(err, MB_EINVAL, "variable \"%s\": element %llu is not a number", n,
+                                 (unsigned long long)v.u.tensor.n);
             }
             v.u.tensor.data[v.u.tensor.n++] = (float)it->valuedouble;
         }
@@ -310,9 +311,10 @@ int consensus_spec_to_json(const mb_var_spec *s, mb_var_policy policy, cJSON *o)
 }
 
 /* Keys a definition may have, per type (bit i = key i below). */
-static const char *const def_keys[] = { "name",  "type",      "policy",  "value",   "min",
-                                        "max",   "log_scale", "step",    "options", "weights",
-                                        "dim",   "unit_norm", "tolerance", "shape", "max_elements" };
+static const char *const def_keys[] = {
+    "name",    "type",    "policy", "value",     "min",       "max",   "log_scale",   "step",
+    "options", "weights", "dim",    "unit_norm", "tolerance", "shape", "max_elements"
+};
 #define K(i) (1u << (i))
 static unsigned keys_for(mb_vtype t)
 {
@@ -377,8 +379,7 @@ static int parse_spec(const cJSON *j, const char *n, mb_var_spec *s, mb_error *e
     case MB_VT_CHOICE: {
         const cJSON *opts = cJSON_GetObjectItemCaseSensitive(j, "options");
         if (!cJSON_IsArray(opts))
-            return mb_errorf(err, MB_EINVAL, "variable \"%s\": a choice needs an options array",
-                             n);
+            return mb_errorf(err, MB_EINVAL, "variable \"%s\": a choice needs an options array", n);
         size_t len = array_len(opts, MB_CHOICE_MAX_OPTIONS);
         if (len == 0 || len > MB_CHOICE_MAX_OPTIONS)
             return mb_errorf(err, MB_EINVAL, "variable \"%s\": a choice needs 1..%d options", n,
@@ -419,7 +420,8 @@ static int parse_spec(const cJSON *j, const char *n, mb_var_spec *s, mb_error *e
             return mb_errorf(err, MB_EINVAL, "variable \"%s\": needs an integer dim", n);
         if ((f = cJSON_GetObjectItemCaseSensitive(j, "unit_norm")) && !json_flag(f, &s->unit_norm))
             return BAD("unit_norm");
-        if ((f = cJSON_GetObjectItemCaseSensitive(j, "tolerance")) && !json_double(f, &s->tolerance))
+        if ((f = cJSON_GetObjectItemCaseSensitive(j, "tolerance")) &&
+            !json_double(f, &s->tolerance))
             return BAD("tolerance");
         break;
     case MB_VT_TENSOR: {
@@ -485,9 +487,10 @@ int consensus_define_from_json(const cJSON *j, consensus_cmd *out, mb_error *err
         while (k < nk && (it->string == NULL || strcmp(it->string, def_keys[k]) != 0))
             k++;
         if (k == nk || !(allowed & K(k)))
-            return mb_errorf(err, MB_EINVAL, "variable \"%s\": field \"%.32s\" does not apply to "
-                             "type %s", n, it->string != NULL ? it->string : "",
-                             mb_vtype_name(c.spec.type));
+            return mb_errorf(err, MB_EINVAL,
+                             "variable \"%s\": field \"%.32s\" does not apply to "
+                             "type %s",
+                             n, it->string != NULL ? it->string : "", mb_vtype_name(c.spec.type));
         if (seen & K(k))
             return mb_errorf(err, MB_EINVAL, "variable \"%s\": field \"%s\" given twice", n,
                              def_keys[k]);

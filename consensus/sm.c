@@ -8,11 +8,11 @@
 #include "consensus/consensus.h"
 #include "consensus/internal.h"
 
-#define SNAP_MAGIC      "MBSS"
-#define SNAP_FORMAT     1u
-#define SNAP_HEADER     12u
-#define DEDUP_MAX       (1u << 20)
-#define DEDUP_MSG_MAX   255
+#define SNAP_MAGIC    "MBSS"
+#define SNAP_FORMAT   1u
+#define SNAP_HEADER   12u
+#define DEDUP_MAX     (1u << 20)
+#define DEDUP_MSG_MAX 255
 
 /* One remembered idempotency id and its result. */
 typedef struct dedup_entry {
@@ -99,8 +99,12 @@ static int fx_push(consensus_effects *fx, consensus_effect_kind kind, const char
         fx->items = items;
         fx->cap = cap;
     }
-    consensus_effect e = { .kind = kind, .payload = payload, .version = version,
-                           .deleted = deleted, .node_id = node_id, .generation = generation };
+    consensus_effect e = { .kind = kind,
+                           .payload = payload,
+                           .version = version,
+                           .deleted = deleted,
+                           .node_id = node_id,
+                           .generation = generation };
     int ok = 1;
     e.type = cs_strdup_or_null(type, &ok);
     e.subject = cs_strdup_or_null(subject, &ok);
@@ -302,8 +306,12 @@ static void dd_insert(consensus_sm *sm, uint64_t cid, uint64_t seq, uint64_t ind
         dd_evict_oldest(sm);
     uint32_t slot = (sm->dd_head + sm->dd_n) % sm->dd_cap;
     uint32_t b = dd_hash(sm, cid, seq);
-    sm->dd[slot] = (dedup_entry){ .client_id = cid, .request_seq = seq, .index = index,
-                                  .code = code, .version = version, .msg = msg,
+    sm->dd[slot] = (dedup_entry){ .client_id = cid,
+                                  .request_seq = seq,
+                                  .index = index,
+                                  .code = code,
+                                  .version = version,
+                                  .msg = msg,
                                   .next = sm->dd_buckets[b] };
     sm->dd_buckets[b] = (int32_t)slot;
     sm->dd_n++;
@@ -325,8 +333,8 @@ static consensus_sm *sm_alloc(uint32_t dedup_capacity)
 
 int consensus_sm_new(const consensus_sm_options *opts, consensus_sm **out)
 {
-    uint32_t cap = opts != NULL && opts->dedup_capacity ? opts->dedup_capacity
-                                                        : CONSENSUS_DEDUP_DEFAULT;
+    uint32_t cap =
+        opts != NULL && opts->dedup_capacity ? opts->dedup_capacity : CONSENSUS_DEDUP_DEFAULT;
     if (cap > DEDUP_MAX)
         return MB_EINVAL;
     *out = sm_alloc(cap);
@@ -436,7 +444,8 @@ static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *e
         const consensus_var *v = sm->vars[pos];
         if (c->kind == CONSENSUS_CMD_VAR_SET && v->policy == MB_POLICY_CONSENSUS)
             return mb_errorf(err, MB_EPERM,
-                             "variable \"%s\" changes only by consensus: propose the value", c->name);
+                             "variable \"%s\" changes only by consensus: propose the value",
+                             c->name);
         if (c->has_expected && c->expected != v->version)
             return mb_errorf(err, MB_ECONFLICT, "variable \"%s\": version is %llu, expected %llu",
                              c->name, (unsigned long long)v->version,
@@ -844,8 +853,8 @@ static int exec_agent(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
     return MB_OK;
 }
 
-static int exec_cmd(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
-                    consensus_result *res, consensus_effects *fx)
+static int exec_cmd(consensus_sm *sm, uint64_t index, const consensus_cmd *c, consensus_result *res,
+                    consensus_effects *fx)
 {
     switch (c->kind) {
     case CONSENSUS_CMD_VAR_DEFINE:
@@ -874,8 +883,7 @@ static void result_set(consensus_result *res, int code, const char *msg)
 }
 
 static void apply_decoded(consensus_sm *sm, uint64_t index, const consensus_cmd *c, int decode_rc,
-                          const mb_error *decode_err, consensus_result *res,
-                          consensus_effects *fx)
+                          const mb_error *decode_err, consensus_result *res, consensus_effects *fx)
 {
     memset(res, 0, sizeof(*res));
     if (index <= sm->applied) {
@@ -1170,10 +1178,9 @@ static int restore_var(consensus_sm *sm, const Mabeam__Variable *p, mb_error *er
         return mb_errorf(err, MB_ECORRUPT, "snapshot: bad variable name");
     if (sm->n_vars > 0 && strcmp(sm->vars[sm->n_vars - 1]->name, p->name) >= 0)
         return mb_errorf(err, MB_ECORRUPT, "snapshot: variables out of order at \"%s\"", p->name);
-    if (!p->has_policy || p->policy > MB_POLICY_CONSENSUS || !p->has_version ||
-        !p->has_created || p->created == 0 || p->created > p->version ||
-        p->version > sm->applied || p->changed_by == NULL ||
-        strlen(p->changed_by) > CONSENSUS_ID_MAX)
+    if (!p->has_policy || p->policy > MB_POLICY_CONSENSUS || !p->has_version || !p->has_created ||
+        p->created == 0 || p->created > p->version || p->version > sm->applied ||
+        p->changed_by == NULL || strlen(p->changed_by) > CONSENSUS_ID_MAX)
         return mb_errorf(err, MB_ECORRUPT, "snapshot: variable \"%s\" has bad fields", p->name);
     if (grow((void ***)&sm->vars, &sm->cap_vars, sm->n_vars + 1) != MB_OK)
         return mb_errorf(err, MB_ENOMEM, "restore snapshot");
@@ -1239,9 +1246,9 @@ static int restore_agent(consensus_sm *sm, const Mabeam__Agent *p, mb_error *err
         !node_find(sm, p->node, &pos) || !p->has_status || p->status > CONSENSUS_AGENT_CRASHED ||
         !p->has_generation || p->generation == 0 || !p->has_restarts ||
         p->has_checkpoint_version != p->has_checkpoint ||
-        (p->has_checkpoint && (p->checkpoint.len > CONSENSUS_CHECKPOINT_MAX ||
-                               p->checkpoint_version == 0 ||
-                               p->checkpoint_version > sm->applied)) ||
+        (p->has_checkpoint &&
+         (p->checkpoint.len > CONSENSUS_CHECKPOINT_MAX || p->checkpoint_version == 0 ||
+          p->checkpoint_version > sm->applied)) ||
         (!p->has_checkpoint && p->checkpoint.len != 0))
         return mb_errorf(err, MB_ECORRUPT, "snapshot: agent has bad fields");
     if (sm->n_agents > 0 && strcmp(sm->agents[sm->n_agents - 1]->id, p->id) >= 0)

@@ -284,8 +284,9 @@ int mb_var_spec_check(const char *name, const mb_var_spec *s, mb_error *err)
         (!vecy && (s->dim != 0 || s->tolerance != 0)) ||
         (s->type != MB_VT_EMBEDDING && s->unit_norm != 0) ||
         (!tensy && (s->shape != NULL || s->ndim != 0 || s->max_elements != 0)))
-        return mb_errorf(err, MB_EINVAL, "variable \"%s\": constraint given that type %s does not have",
-                         n, mb_vtype_name(s->type));
+        return mb_errorf(err, MB_EINVAL,
+                         "variable \"%s\": constraint given that type %s does not have", n,
+                         mb_vtype_name(s->type));
     if (s->log_scale != 0 && s->log_scale != 1)
         return mb_errorf(err, MB_EINVAL, "variable \"%s\": log_scale must be 0 or 1", n);
     if (s->unit_norm != 0 && s->unit_norm != 1)
@@ -320,7 +321,8 @@ int mb_var_spec_check(const char *name, const mb_var_spec *s, mb_error *err)
                              MB_CHOICE_MAX_OPTIONS);
         for (uint32_t i = 0; i < s->n_options; i++) {
             const char *o = s->options[i];
-            if (o == NULL || o[0] == '\0' || strnlen(o, MB_CHOICE_OPTION_MAX + 1) > MB_CHOICE_OPTION_MAX)
+            if (o == NULL || o[0] == '\0' ||
+                strnlen(o, MB_CHOICE_OPTION_MAX + 1) > MB_CHOICE_OPTION_MAX)
                 return mb_errorf(err, MB_EINVAL,
                                  "variable \"%s\": option %u is empty or longer than %d bytes", n,
                                  i, MB_CHOICE_OPTION_MAX);
@@ -339,8 +341,8 @@ int mb_var_spec_check(const char *name, const mb_var_spec *s, mb_error *err)
                 sum += s->weights[i];
             }
             if (!(sum > 0) || !isfinite(sum))
-                return mb_errorf(err, MB_EINVAL, "variable \"%s\": weights must have a positive sum",
-                                 n);
+                return mb_errorf(err, MB_EINVAL,
+                                 "variable \"%s\": weights must have a positive sum", n);
         }
         break;
     case MB_VT_DISTRIBUTION:
@@ -434,7 +436,8 @@ static int check_tensor(const char *n, const mb_var_spec *s, const mb_value *v, 
     uint64_t p = shape_product(v->u.tensor.shape, nd);
     if (p == 0)
         return mb_errorf(err, MB_EINVAL, "variable \"%s\": value shape has a zero dimension", n);
-    if (s->ndim > 0 && (s->ndim != nd || memcmp(s->shape, v->u.tensor.shape, nd * sizeof(uint32_t)))) {
+    if (s->ndim > 0 &&
+        (s->ndim != nd || memcmp(s->shape, v->u.tensor.shape, nd * sizeof(uint32_t)))) {
         char a[128], b[128];
         fmt_shape(a, sizeof(a), v->u.tensor.shape, nd);
         fmt_shape(b, sizeof(b), s->shape, s->ndim);
@@ -487,11 +490,11 @@ int mb_value_validate(const char *name, const mb_var_spec *s, const mb_value *v,
     case MB_VT_INT: {
         long long x = (long long)v->u.i;
         if (v->u.i < s->imin)
-            return mb_errorf(err, MB_ECONSTRAINT, "variable \"%s\": value %lld below min %lld", n, x,
-                             (long long)s->imin);
+            return mb_errorf(err, MB_ECONSTRAINT, "variable \"%s\": value %lld below min %lld", n,
+                             x, (long long)s->imin);
         if (v->u.i > s->imax)
-            return mb_errorf(err, MB_ECONSTRAINT, "variable \"%s\": value %lld above max %lld", n, x,
-                             (long long)s->imax);
+            return mb_errorf(err, MB_ECONSTRAINT, "variable \"%s\": value %lld above max %lld", n,
+                             x, (long long)s->imax);
         uint64_t step = s->step > 0 ? (uint64_t)s->step : 1;
         uint64_t diff = (uint64_t)v->u.i - (uint64_t)s->imin;
         if (diff % step != 0)
@@ -506,8 +509,9 @@ int mb_value_validate(const char *name, const mb_var_spec *s, const mb_value *v,
         for (uint32_t i = 0; i < s->n_options; i++)
             if (strcmp(s->options[i], v->u.choice) == 0)
                 return MB_OK;
-        return mb_errorf(err, MB_ECONSTRAINT, "variable \"%s\": value \"%.64s\" is not one of the options",
-                         n, v->u.choice);
+        return mb_errorf(err, MB_ECONSTRAINT,
+                         "variable \"%s\": value \"%.64s\" is not one of the options", n,
+                         v->u.choice);
     case MB_VT_BOOL:
         if (v->u.b != 0 && v->u.b != 1)
             return mb_errorf(err, MB_EINVAL, "variable \"%s\": bool value must be 0 or 1", n);

@@ -60,13 +60,13 @@ typedef struct mb_value {
 
 /* Hard limits, identical on every node (they are part of the replicated
  * semantics: changing one changes which commands apply). */
-#define MB_VAR_NAME_MAX        128       /* bytes; names match [A-Za-z0-9_.:/-]+ */
-#define MB_CHOICE_MAX_OPTIONS  1024      /* options of a choice variable */
-#define MB_CHOICE_OPTION_MAX   256       /* bytes of one option */
-#define MB_VEC_MAX_DIM         65536     /* distribution / embedding dimension */
-#define MB_TENSOR_MAX_NDIM     8         /* tensor rank */
+#define MB_VAR_NAME_MAX        128        /* bytes; names match [A-Za-z0-9_.:/-]+ */
+#define MB_CHOICE_MAX_OPTIONS  1024       /* options of a choice variable */
+#define MB_CHOICE_OPTION_MAX   256        /* bytes of one option */
+#define MB_VEC_MAX_DIM         65536      /* distribution / embedding dimension */
+#define MB_TENSOR_MAX_NDIM     8          /* tensor rank */
 #define MB_TENSOR_MAX_ELEMENTS (1u << 20) /* 4 MiB of float32 */
-#define MB_DEFAULT_TOLERANCE   1e-6      /* sum / norm tolerance when 0 is given */
+#define MB_DEFAULT_TOLERANCE   1e-6       /* sum / norm tolerance when 0 is given */
 
 /* How a variable may change: DIRECT = the last committed write wins;
  * CONSENSUS = only through a proposal that eligible agents vote on (plain
