@@ -315,6 +315,23 @@ struct raft;
  * applied entry that produced effects (borrowed for the call). */
 typedef void (*consensus_effects_cb)(void *arg, uint64_t index, const consensus_effects *fx);
 
+/* Raft log entry framing. libraft 0.15 writes entry buffers whose length
+ * is not a multiple of 8 such that the closed segment fails to load on
+ * restart and is set aside as corrupt, losing the entries (canonical/raft
+ * issues #180, #189, #304). So every entry is framed: "MBE1", a big-endian
+ * u32 command length, the command, zero padding to a multiple of 8. */
+#define CONSENSUS_ENTRY_HEADER 8
+
+/* Frame command bytes (borrowed) into a new buffer allocated with
+ * alloc_fn (malloc when NULL; raft_malloc for raft_apply), owned by the
+ * caller. MB_ENOMEM, MB_ETOOBIG. */
+int consensus_entry_frame(const void *cmd, size_t len, void *(*alloc_fn)(size_t), void **out,
+                          size_t *out_len);
+
+/* Find the command inside a framed entry (borrowed; *cmd points into it).
+ * Defensive: MB_EPROTO for a bad magic, length, size or padding. */
+int consensus_entry_unframe(const void *entry, size_t len, const void **cmd, size_t *cmd_len);
+
 /* The raft FSM adapter: decodes entries, runs the state machine, hands
  * effects on, snapshots/restores with raft_malloc'd buffers. Used by
  * consensus_raft and directly by tests with raft_fixture. */
@@ -392,7 +409,8 @@ typedef struct consensus_raft consensus_raft;
 typedef void (*consensus_done_cb)(void *arg, const consensus_result *res);
 
 /* Create the glue on `loop` (borrowed; owned by the daemon; must outlive
- * the glue) and bootstrap on first start when peers are given. Strings of
+ * the glue) and bootstrap on first start when peers are given. The process
+ * must ignore SIGPIPE (raft writes to peers that may have gone). Strings of
  * `cfg` are copied. *out owned by the caller until consensus_raft_close. */
 int consensus_raft_init(uv_loop_t *loop, const consensus_raft_config *cfg, consensus_raft **out,
                         mb_error *err);
@@ -400,12 +418,11 @@ int consensus_raft_init(uv_loop_t *loop, const consensus_raft_config *cfg, conse
 /* Start raft (restores the last snapshot and replays the log). */
 int consensus_raft_start(consensus_raft *r, mb_error *err);
 
-/* Propose an encoded command (borrowed; copied). On 0 `cb` fires once with
- * the apply result, MB_EUNKNOWN if leadership was lost before commit (retry
- * with the same idempotency id), MB_ENOQUORUM after quorum_timeout_ms, or
- * MB_ECLOSED on close. Otherwise returns the error now (cb never fires) and
- * fills *now (may be NULL): MB_ENOTLEADER with the leader id and address
- * when known, MB_ECLOSED, MB_ENOMEM, MB_ETOOBIG. */
+/* Propose an encoded command (borrowed; framed into a raft_malloc'd copy). On 0 `cb` fires once
+ * with the apply result, MB_EUNKNOWN if leadership was lost before commit (retry with the same
+ * idempotency id), MB_ENOQUORUM after quorum_timeout_ms, or MB_ECLOSED on close. Otherwise returns
+ * the error now (cb never fires) and fills *now (may be NULL): MB_ENOTLEADER with the leader id and
+ * address when known, MB_ECLOSED, MB_ENOMEM, MB_ETOOBIG. */
 int consensus_raft_propose(consensus_raft *r, const void *cmd, size_t len, consensus_done_cb cb,
                            void *arg, consensus_result *now);
 

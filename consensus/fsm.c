@@ -1,5 +1,6 @@
 /* The raft_fsm adapter: raft entry -> pure state machine -> effects
  * callback; snapshot/restore with raft_malloc'd buffers (LIBS.md §1). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,50 @@ struct consensus_fsm {
     consensus_result last;
 };
 
+#define ENTRY_MAGIC "MBE1"
+
+int consensus_entry_frame(const void *cmd, size_t len, void *(*alloc_fn)(size_t), void **out,
+                          size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (len > UINT32_MAX - 16)
+        return MB_ETOOBIG;
+    size_t total = CONSENSUS_ENTRY_HEADER + ((len + 7) & ~(size_t)7);
+    uint8_t *p = (alloc_fn != NULL ? alloc_fn : malloc)(total);
+    if (p == NULL)
+        return MB_ENOMEM;
+    memcpy(p, ENTRY_MAGIC, 4);
+    p[4] = (uint8_t)(len >> 24);
+    p[5] = (uint8_t)(len >> 16);
+    p[6] = (uint8_t)(len >> 8);
+    p[7] = (uint8_t)len;
+    if (len > 0)
+        memcpy(p + CONSENSUS_ENTRY_HEADER, cmd, len);
+    memset(p + CONSENSUS_ENTRY_HEADER + len, 0, total - CONSENSUS_ENTRY_HEADER - len);
+    *out = p;
+    *out_len = total;
+    return MB_OK;
+}
+
+int consensus_entry_unframe(const void *entry, size_t len, const void **cmd, size_t *cmd_len)
+{
+    const uint8_t *p = entry;
+    *cmd = NULL;
+    *cmd_len = 0;
+    if (p == NULL || len < CONSENSUS_ENTRY_HEADER || len % 8 != 0 || memcmp(p, ENTRY_MAGIC, 4) != 0)
+        return MB_EPROTO;
+    size_t n = (size_t)p[4] << 24 | (size_t)p[5] << 16 | (size_t)p[6] << 8 | p[7];
+    if (CONSENSUS_ENTRY_HEADER + ((n + 7) & ~(size_t)7) != len)
+        return MB_EPROTO;
+    for (size_t i = CONSENSUS_ENTRY_HEADER + n; i < len; i++)
+        if (p[i] != 0)
+            return MB_EPROTO;
+    *cmd = p + CONSENSUS_ENTRY_HEADER;
+    *cmd_len = n;
+    return MB_OK;
+}
+
 static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
 {
     consensus_fsm *f = fsm->data;
@@ -25,8 +70,15 @@ static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, voi
      * configuration entries never reach the FSM but do count. */
     uint64_t index =
         f->raft != NULL ? raft_last_applied(f->raft) + 1 : consensus_sm_applied_index(f->sm) + 1;
+    const void *cmd = NULL;
+    size_t cmd_len = 0;
     consensus_effects_clear(&f->fx);
-    consensus_sm_apply(f->sm, index, buf->base, buf->len, &f->last, &f->fx);
+    if (consensus_entry_unframe(buf->base, buf->len, &cmd, &cmd_len) != MB_OK) {
+        /* Not ours: consumes the index, changes nothing. */
+        cmd = NULL;
+        cmd_len = 0;
+    }
+    consensus_sm_apply(f->sm, index, cmd, cmd_len, &f->last, &f->fx);
     if (f->cb != NULL && f->fx.n > 0 && index > f->skip_through)
         f->cb(f->cb_arg, index, &f->fx);
     consensus_effects_clear(&f->fx);

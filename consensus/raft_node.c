@@ -298,14 +298,12 @@ int consensus_raft_propose(consensus_raft *r, const void *cmd, size_t len, conse
         return len == 0 ? MB_EINVAL : MB_ETOOBIG;
     }
     pending *p = pending_new(r, REQ_APPLY, cb, arg);
-    struct raft_buffer buf = { .base = raft_malloc(len), .len = len };
-    if (p == NULL || buf.base == NULL) {
+    struct raft_buffer buf = { 0 };
+    if (p == NULL || consensus_entry_frame(cmd, len, raft_malloc, &buf.base, &buf.len) != MB_OK) {
         free(p);
-        raft_free(buf.base);
         result_error(now, MB_ENOMEM, "%s", "propose: out of memory");
         return MB_ENOMEM;
     }
-    memcpy(buf.base, cmd, len);
     int rv = raft_apply(&r->raft, &p->apply, &buf, 1, apply_done_cb);
     if (rv != 0) {
         /* Before the entry is in the log raft does not own the buffer;

@@ -12,6 +12,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     consensus_result res;
     consensus_result_decode(data, size, &res);
+    const void *inner;
+    size_t inner_len;
+    if (consensus_entry_unframe(data, size, &inner, &inner_len) == MB_OK &&
+        (inner_len > size || (inner_len > 0 && inner == NULL)))
+        abort();
 
     consensus_cmd c;
     if (consensus_cmd_decode(data, size, &c, NULL) == MB_OK) {

@@ -93,9 +93,14 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
 static int propose(unsigned server, const consensus_cmd *cmd, apply_ctx *ctx)
 {
     struct raft_buffer buf;
+    void *raw;
+    size_t raw_len;
     memset(ctx, 0, sizeof(*ctx));
     ctx->req.data = ctx;
-    CU_ASSERT_EQUAL_FATAL(consensus_cmd_encode(cmd, raft_malloc, &buf.base, &buf.len, NULL), MB_OK);
+    CU_ASSERT_EQUAL_FATAL(consensus_cmd_encode(cmd, NULL, &raw, &raw_len, NULL), MB_OK);
+    CU_ASSERT_EQUAL_FATAL(consensus_entry_frame(raw, raw_len, raft_malloc, &buf.base, &buf.len),
+                          MB_OK);
+    free(raw);
     int rv = raft_apply(raft_fixture_get(&f, server), &ctx->req, &buf, 1, apply_cb);
     if (rv != 0)
         raft_free(buf.base);

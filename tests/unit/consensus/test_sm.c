@@ -770,6 +770,33 @@ static void test_command_encode_decode_round_trip(void)
     CU_ASSERT_EQUAL(consensus_result_decode("\xff\xff", 2, &back), MB_EPROTO);
 }
 
+static void test_entry_frame_pads_to_eight_bytes_and_unframes_strictly(void)
+{
+    for (size_t n = 0; n < 20; n++) {
+        uint8_t cmd[20];
+        memset(cmd, 0xab, sizeof(cmd));
+        void *e;
+        size_t len;
+        CU_ASSERT_EQUAL_FATAL(consensus_entry_frame(cmd, n, NULL, &e, &len), MB_OK);
+        CU_ASSERT_EQUAL(len % 8, 0);
+        CU_ASSERT_TRUE(len >= n + CONSENSUS_ENTRY_HEADER && len < n + CONSENSUS_ENTRY_HEADER + 8);
+        const void *back;
+        size_t back_len;
+        CU_ASSERT_EQUAL(consensus_entry_unframe(e, len, &back, &back_len), MB_OK);
+        CU_ASSERT_EQUAL(back_len, n);
+        CU_ASSERT_TRUE(n == 0 || memcmp(back, cmd, n) == 0);
+        if (len > CONSENSUS_ENTRY_HEADER + n) {
+            ((uint8_t *)e)[len - 1] = 1; /* padding must be zero */
+            CU_ASSERT_EQUAL(consensus_entry_unframe(e, len, &back, &back_len), MB_EPROTO);
+        }
+        CU_ASSERT_EQUAL(consensus_entry_unframe(e, len - 1, &back, &back_len), MB_EPROTO);
+        free(e);
+    }
+    CU_ASSERT_EQUAL(
+        consensus_entry_unframe("XXXX\0\0\0\0", 8, &(const void *){ NULL }, &(size_t){ 0 }),
+        MB_EPROTO);
+}
+
 static int define_json(const char *text, consensus_cmd *out, mb_error *e)
 {
     cJSON *j = cJSON_Parse(text);
@@ -904,6 +931,8 @@ static CU_TestInfo snapshot_tests[] = {
       test_snapshot_restore_snapshot_gives_identical_bytes },
     { "test_restore_rejects_garbage", test_restore_rejects_garbage },
     { "test_command_encode_decode_round_trip", test_command_encode_decode_round_trip },
+    { "test_entry_frame_pads_to_eight_bytes_and_unframes_strictly",
+      test_entry_frame_pads_to_eight_bytes_and_unframes_strictly },
     { "test_json_definition_maps_to_define_command", test_json_definition_maps_to_define_command },
     { "test_json_value_round_trip_for_every_type", test_json_value_round_trip_for_every_type },
     CU_TEST_INFO_NULL,

@@ -1,0 +1,354 @@
+/* Real-loop tests of the raft glue: three libraft instances with the libuv
+ * backend in one process, on one loop, TCP on 127.0.0.1. Election, propose
+ * on the leader, NOTLEADER on a follower, leader loss, restart from disk
+ * without double effects, "no quorum" within a bounded time, clean close. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "consensus/consensus.h"
+#include "mb_test.h"
+
+#define N      3
+#define MAX_FX 4096
+
+typedef struct tnode {
+    uint64_t id;
+    char addr[32];
+    char dir[256];
+    consensus_raft *r;
+    int closed;
+    uint64_t skip;     /* effects through this index were delivered before */
+    uint64_t max_fx;   /* highest index with effects delivered */
+    unsigned n_fx;     /* entries with effects delivered */
+    unsigned replayed; /* deliveries at or below `skip`: must stay 0 */
+} tnode;
+
+static uv_loop_t loop;
+static tnode nodes[N];
+static consensus_peer peers[N];
+
+/* Run the loop while waiting for `expr`, with a deadline. */
+#define LOOP_UNTIL(expr, ms) MB_WAIT_UNTIL((uv_run(&loop, UV_RUN_NOWAIT), (expr)), ms)
+
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(a);
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        getsockname(s, (struct sockaddr *)&a, &len) != 0) {
+        if (s >= 0)
+            close(s);
+        return -1;
+    }
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+static void effects_cb(void *arg, uint64_t index, const consensus_effects *fx)
+{
+    tnode *n = arg;
+    (void)fx;
+    if (index <= n->skip)
+        n->replayed++;
+    n->n_fx++;
+    if (index > n->max_fx)
+        n->max_fx = index;
+}
+
+static void closed_cb(void *arg)
+{
+    ((tnode *)arg)->closed = 1;
+}
+
+static void setup_nodes(void)
+{
+    memset(nodes, 0, sizeof(nodes));
+    for (int i = 0; i < N; i++) {
+        nodes[i].id = (uint64_t)i + 1;
+        int port = free_port();
+        CU_ASSERT_FATAL(port > 0);
+        snprintf(nodes[i].addr, sizeof(nodes[i].addr), "127.0.0.1:%d", port);
+        CU_ASSERT_EQUAL_FATAL(mb_test_mkdtemp(nodes[i].dir, sizeof(nodes[i].dir), "raft"), 0);
+        peers[i].id = nodes[i].id;
+        peers[i].address = nodes[i].addr;
+    }
+}
+
+static void start_node(int i, unsigned election_ms, unsigned heartbeat_ms, unsigned quorum_ms)
+{
+    consensus_raft_config cfg = {
+        .id = nodes[i].id,
+        .address = nodes[i].addr,
+        .data_dir = nodes[i].dir,
+        .peers = peers,
+        .n_peers = N,
+        .election_timeout_ms = election_ms,
+        .heartbeat_timeout_ms = heartbeat_ms,
+        .quorum_timeout_ms = quorum_ms,
+        .monitor_interval_ms = 20,
+        .on_effects = effects_cb,
+        .effects_arg = &nodes[i],
+        .skip_effects_through = nodes[i].skip,
+    };
+    mb_error e;
+    mb_error_clear(&e);
+    nodes[i].closed = 0;
+    int rc = consensus_raft_init(&loop, &cfg, &nodes[i].r, &e);
+    if (rc != MB_OK)
+        fprintf(stderr, "init node %d: %s\n", i, e.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, MB_OK);
+    rc = consensus_raft_start(nodes[i].r, &e);
+    if (rc != MB_OK)
+        fprintf(stderr, "start node %d: %s\n", i, e.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, MB_OK);
+}
+
+static void close_node(int i)
+{
+    if (nodes[i].r == NULL)
+        return;
+    consensus_raft_close(nodes[i].r, closed_cb, &nodes[i]);
+    CU_ASSERT_TRUE(LOOP_UNTIL(nodes[i].closed, 20000));
+    nodes[i].r = NULL;
+}
+
+static void teardown_nodes(void)
+{
+    for (int i = 0; i < N; i++)
+        close_node(i);
+    for (int i = 0; i < N; i++)
+        mb_test_rmtree(nodes[i].dir);
+}
+
+/* Index of the single leader among running nodes, or -1. */
+static int leader(void)
+{
+    int found = -1;
+    for (int i = 0; i < N; i++) {
+        if (nodes[i].r == NULL)
+            continue;
+        consensus_status st;
+        consensus_raft_status(nodes[i].r, &st);
+        if (st.role == CONSENSUS_LEADER) {
+            if (found >= 0)
+                return -1;
+            found = i;
+        }
+    }
+    return found;
+}
+
+typedef struct waiter {
+    int calls;
+    consensus_result res;
+} waiter;
+
+static void done_cb(void *arg, const consensus_result *res)
+{
+    waiter *w = arg;
+    w->calls++;
+    w->res = *res;
+}
+
+static int propose_cmd(int i, const consensus_cmd *c, waiter *w, consensus_result *now)
+{
+    void *buf;
+    size_t len;
+    memset(w, 0, sizeof(*w));
+    CU_ASSERT_EQUAL_FATAL(consensus_cmd_encode(c, NULL, &buf, &len, NULL), MB_OK);
+    int rc = consensus_raft_propose(nodes[i].r, buf, len, done_cb, w, now);
+    free(buf);
+    return rc;
+}
+
+static consensus_cmd set_x(int64_t v, uint64_t seq)
+{
+    consensus_cmd c = {
+        .kind = CONSENSUS_CMD_VAR_SET, .name = "x", .client_id = 77, .request_seq = seq
+    };
+    c.value.type = MB_VT_INT;
+    c.value.u.i = v;
+    return c;
+}
+
+static int64_t x_on(int i)
+{
+    const consensus_var *v = consensus_sm_var_get(consensus_raft_sm(nodes[i].r), "x");
+    return v != NULL ? v->value.u.i : -1;
+}
+
+static int all_running_see_x(int64_t want)
+{
+    for (int i = 0; i < N; i++)
+        if (nodes[i].r != NULL && x_on(i) != want)
+            return 0;
+    return 1;
+}
+
+static void test_cluster_elects_proposes_fails_over_and_restarts_from_disk(void)
+{
+    CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
+    setup_nodes();
+    for (int i = 0; i < N; i++)
+        start_node(i, 400, 50, 3000);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(leader() >= 0, 15000));
+    int l = leader();
+
+    /* Propose on the leader. */
+    consensus_cmd d = { .kind = CONSENSUS_CMD_VAR_DEFINE, .name = "x", .by = "test" };
+    d.spec = (mb_var_spec){ .type = MB_VT_INT, .imin = 0, .imax = 100 };
+    waiter w;
+    consensus_result now;
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(l, &d, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    CU_ASSERT_EQUAL(w.res.code, MB_OK);
+    CU_ASSERT_TRUE(w.res.version > 0);
+    /* A bad value comes back as the result, not as a failure of raft. */
+    consensus_cmd bad = set_x(1000, 1);
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(l, &bad, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    CU_ASSERT_EQUAL(w.res.code, MB_ECONSTRAINT);
+
+    /* A follower refuses with the leader's id and address. */
+    int fo = (l + 1) % N;
+    consensus_status st;
+    CU_ASSERT_TRUE(LOOP_UNTIL((consensus_raft_status(nodes[fo].r, &st), st.leader_id != 0), 5000));
+    consensus_cmd s1 = set_x(1, 2);
+    CU_ASSERT_EQUAL(propose_cmd(fo, &s1, &w, &now), MB_ENOTLEADER);
+    CU_ASSERT_EQUAL(now.leader_id, nodes[l].id);
+    CU_ASSERT_STRING_EQUAL(now.leader_addr, nodes[l].addr);
+    CU_ASSERT_EQUAL(consensus_raft_barrier(nodes[fo].r, done_cb, &w, &now), MB_ENOTLEADER);
+
+    /* Linearizable read on the leader: barrier, then the local state. */
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(l, &s1, &w, &now), MB_OK);
+    waiter b = { 0 };
+    CU_ASSERT_EQUAL_FATAL(consensus_raft_barrier(nodes[l].r, done_cb, &b, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(b.calls == 1, 10000));
+    CU_ASSERT_EQUAL(b.res.code, MB_OK);
+    CU_ASSERT_EQUAL(w.calls, 1); /* the earlier proposal finished first */
+    CU_ASSERT_EQUAL(x_on(l), 1);
+
+    /* Kill the leader (close it): the others elect a new one and go on. */
+    close_node(l);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(leader() >= 0, 15000));
+    int l2 = leader();
+    CU_ASSERT_NOT_EQUAL(l2, l);
+    consensus_cmd s5 = set_x(5, 3);
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(l2, &s5, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    CU_ASSERT_EQUAL(w.res.code, MB_OK);
+    CU_ASSERT_TRUE(LOOP_UNTIL(all_running_see_x(5), 10000));
+
+    /* Stop everything, restart from disk: the log replays into the state,
+     * and nothing already delivered is delivered again. */
+    for (int i = 0; i < N; i++)
+        close_node(i);
+    for (int i = 0; i < N; i++) {
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -rf /tmp/keep%d; cp -r %s /tmp/keep%d", i, nodes[i].dir, i);
+        if (system(cmd) != 0)
+            fprintf(stderr, "ls failed\n");
+    }
+    unsigned delivered_before[N];
+    for (int i = 0; i < N; i++) {
+        nodes[i].skip = nodes[i].max_fx;
+        delivered_before[i] = nodes[i].n_fx;
+        CU_ASSERT_TRUE(nodes[i].skip > 0);
+    }
+    for (int i = 0; i < N; i++)
+        start_node(i, 400, 50, 3000);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(leader() >= 0, 15000));
+    CU_ASSERT_TRUE(LOOP_UNTIL(all_running_see_x(5), 15000));
+    for (int i = 0; i < N; i++) {
+        consensus_status s;
+        consensus_raft_status(nodes[i].r, &s);
+        if (x_on(i) != 5)
+            fprintf(stderr, "node %d: x=%lld applied=%llu commit=%llu role=%d\n", i,
+                    (long long)x_on(i), (unsigned long long)s.applied_index,
+                    (unsigned long long)s.commit_index, s.role);
+    }
+    int l3 = leader();
+    consensus_cmd s6 = set_x(6, 4);
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(l3, &s6, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    CU_ASSERT_EQUAL(w.res.code, MB_OK);
+    if (w.res.code != MB_OK)
+        fprintf(stderr, "set 6: %s\n", w.res.msg);
+    /* A retry of an already applied request id is answered, not re-applied. */
+    consensus_cmd retry = set_x(2, 2);
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(l3, &retry, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    CU_ASSERT_EQUAL(w.res.code, MB_OK);
+    CU_ASSERT_TRUE(LOOP_UNTIL(all_running_see_x(6), 10000));
+    for (int i = 0; i < N; i++) {
+        CU_ASSERT_EQUAL(nodes[i].replayed, 0);
+        /* The old leader missed set(5); everyone gets set(6). */
+        unsigned fresh = nodes[i].n_fx - delivered_before[i];
+        CU_ASSERT_TRUE(fresh >= 1 && fresh <= 2);
+    }
+    teardown_nodes();
+    CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
+}
+
+static void test_proposal_without_quorum_fails_within_bounded_time(void)
+{
+    CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
+    setup_nodes();
+    /* Election timeout above the quorum timeout, so that the leader is
+     * still leading when the deadline passes. */
+    for (int i = 0; i < N; i++)
+        start_node(i, 2500, 100, 600);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(leader() >= 0, 20000));
+    int l = leader();
+    consensus_cmd d = { .kind = CONSENSUS_CMD_VAR_DEFINE, .name = "x" };
+    d.spec = (mb_var_spec){ .type = MB_VT_INT, .imin = 0, .imax = 100 };
+    waiter w;
+    consensus_result now;
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(l, &d, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    for (int i = 0; i < N; i++)
+        if (i != l)
+            close_node(i);
+    consensus_cmd s = set_x(3, 1);
+    long long t0 = mb_test_now_ms();
+    int rc = propose_cmd(l, &s, &w, &now);
+    if (rc == MB_OK) {
+        CU_ASSERT_TRUE(LOOP_UNTIL(w.calls == 1, 5000));
+        long long took = mb_test_now_ms() - t0;
+        CU_ASSERT_EQUAL(w.res.code, MB_ENOQUORUM);
+        CU_ASSERT_PTR_NOT_NULL(strstr(w.res.msg, "no quorum"));
+        CU_ASSERT_TRUE(took >= 550 && took < 3000);
+    } else {
+        CU_ASSERT_EQUAL(rc, MB_ENOTLEADER); /* it already stepped down */
+    }
+    /* Close waits for raft to let go of the request; the callback does not
+     * fire a second time. */
+    teardown_nodes();
+    CU_ASSERT_TRUE(w.calls <= 1);
+    CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
+}
+
+static CU_TestInfo raft_tests[] = {
+    { "test_cluster_elects_proposes_fails_over_and_restarts_from_disk",
+      test_cluster_elects_proposes_fails_over_and_restarts_from_disk },
+    { "test_proposal_without_quorum_fails_within_bounded_time",
+      test_proposal_without_quorum_fails_within_bounded_time },
+    CU_TEST_INFO_NULL,
+};
+
+int main(int argc, char **argv)
+{
+    /* As in the daemon: a peer closing a connection must not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+    CU_SuiteInfo suites[] = {
+        { "raft", NULL, NULL, NULL, NULL, raft_tests },
+        CU_SUITE_INFO_NULL,
+    };
+    return mb_test_run(argc, argv, suites);
+}
