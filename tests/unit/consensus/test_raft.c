@@ -13,7 +13,7 @@
 #include "consensus/consensus.h"
 #include "mb_test.h"
 
-#define N      3
+#define MAXN   4
 #define MAX_FX 4096
 
 typedef struct tnode {
@@ -29,8 +29,10 @@ typedef struct tnode {
 } tnode;
 
 static uv_loop_t loop;
-static tnode nodes[N];
-static consensus_peer peers[N];
+static tnode nodes[MAXN];
+static consensus_peer peers[MAXN];
+static int N = 3;      /* nodes in the current test */
+static int n_boot = 3; /* the first n_boot nodes bootstrap together */
 
 /* Run the loop while waiting for `expr`, with a deadline. */
 #define LOOP_UNTIL(expr, ms) MB_WAIT_UNTIL((uv_run(&loop, UV_RUN_NOWAIT), (expr)), ms)
@@ -66,8 +68,10 @@ static void closed_cb(void *arg)
     ((tnode *)arg)->closed = 1;
 }
 
-static void setup_nodes(void)
+static void setup_nodes(int n, int boot)
 {
+    N = n;
+    n_boot = boot;
     memset(nodes, 0, sizeof(nodes));
     for (int i = 0; i < N; i++) {
         nodes[i].id = (uint64_t)i + 1;
@@ -86,8 +90,8 @@ static void start_node(int i, unsigned election_ms, unsigned heartbeat_ms, unsig
         .id = nodes[i].id,
         .address = nodes[i].addr,
         .data_dir = nodes[i].dir,
-        .peers = peers,
-        .n_peers = N,
+        .peers = i < n_boot ? peers : NULL,
+        .n_peers = i < n_boot ? (size_t)n_boot : 0,
         .election_timeout_ms = election_ms,
         .heartbeat_timeout_ms = heartbeat_ms,
         .quorum_timeout_ms = quorum_ms,
@@ -194,7 +198,7 @@ static int all_running_see_x(int64_t want)
 static void test_cluster_elects_proposes_fails_over_and_restarts_from_disk(void)
 {
     CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
-    setup_nodes();
+    setup_nodes(3, 3);
     for (int i = 0; i < N; i++)
         start_node(i, 400, 50, 3000);
     CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(leader() >= 0, 15000));
@@ -249,13 +253,7 @@ static void test_cluster_elects_proposes_fails_over_and_restarts_from_disk(void)
      * and nothing already delivered is delivered again. */
     for (int i = 0; i < N; i++)
         close_node(i);
-    for (int i = 0; i < N; i++) {
-        char cmd[400];
-        snprintf(cmd, sizeof(cmd), "rm -rf /tmp/keep%d; cp -r %s /tmp/keep%d", i, nodes[i].dir, i);
-        if (system(cmd) != 0)
-            fprintf(stderr, "ls failed\n");
-    }
-    unsigned delivered_before[N];
+    unsigned delivered_before[MAXN];
     for (int i = 0; i < N; i++) {
         nodes[i].skip = nodes[i].max_fx;
         delivered_before[i] = nodes[i].n_fx;
@@ -265,21 +263,11 @@ static void test_cluster_elects_proposes_fails_over_and_restarts_from_disk(void)
         start_node(i, 400, 50, 3000);
     CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(leader() >= 0, 15000));
     CU_ASSERT_TRUE(LOOP_UNTIL(all_running_see_x(5), 15000));
-    for (int i = 0; i < N; i++) {
-        consensus_status s;
-        consensus_raft_status(nodes[i].r, &s);
-        if (x_on(i) != 5)
-            fprintf(stderr, "node %d: x=%lld applied=%llu commit=%llu role=%d\n", i,
-                    (long long)x_on(i), (unsigned long long)s.applied_index,
-                    (unsigned long long)s.commit_index, s.role);
-    }
     int l3 = leader();
     consensus_cmd s6 = set_x(6, 4);
     CU_ASSERT_EQUAL_FATAL(propose_cmd(l3, &s6, &w, &now), MB_OK);
     CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
     CU_ASSERT_EQUAL(w.res.code, MB_OK);
-    if (w.res.code != MB_OK)
-        fprintf(stderr, "set 6: %s\n", w.res.msg);
     /* A retry of an already applied request id is answered, not re-applied. */
     consensus_cmd retry = set_x(2, 2);
     CU_ASSERT_EQUAL_FATAL(propose_cmd(l3, &retry, &w, &now), MB_OK);
@@ -299,7 +287,7 @@ static void test_cluster_elects_proposes_fails_over_and_restarts_from_disk(void)
 static void test_proposal_without_quorum_fails_within_bounded_time(void)
 {
     CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
-    setup_nodes();
+    setup_nodes(3, 3);
     /* Election timeout above the quorum timeout, so that the leader is
      * still leading when the deadline passes. */
     for (int i = 0; i < N; i++)
@@ -334,7 +322,71 @@ static void test_proposal_without_quorum_fails_within_bounded_time(void)
     CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
 }
 
+static int leader_is(int i)
+{
+    return leader() == i;
+}
+
+static void test_membership_adds_voters_up_to_three_then_standby_transfers_and_removes(void)
+{
+    CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
+    /* Node 1 bootstraps alone (dqlite's way); the others start empty. */
+    setup_nodes(4, 1);
+    for (int i = 0; i < N; i++)
+        start_node(i, 400, 50, 3000);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(leader_is(0), 15000));
+    waiter w;
+    consensus_result now;
+    for (int i = 1; i < N; i++) {
+        memset(&w, 0, sizeof(w));
+        CU_ASSERT_EQUAL_FATAL(
+            consensus_raft_add(nodes[0].r, nodes[i].id, nodes[i].addr, done_cb, &w, &now), MB_OK);
+        /* One change at a time. */
+        waiter w2 = { 0 };
+        CU_ASSERT_EQUAL(consensus_raft_add(nodes[0].r, 9, "127.0.0.1:1", done_cb, &w2, &now),
+                        MB_EBUSY);
+        CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 30000));
+        CU_ASSERT_EQUAL(w.res.code, MB_OK);
+        /* Nodes 2 and 3 become voters; node 4 a standby (max 3 voters). */
+        CU_ASSERT_EQUAL(w.res.version, i < 3 ? 1u : 2u);
+    }
+    consensus_status st;
+    consensus_raft_status(nodes[0].r, &st);
+    CU_ASSERT_EQUAL(st.voters, 3);
+    CU_ASSERT_EQUAL(consensus_raft_add(nodes[1].r, 9, "127.0.0.1:1", done_cb, &w, &now),
+                    MB_ENOTLEADER);
+
+    /* The standby receives the log too. */
+    consensus_cmd d = { .kind = CONSENSUS_CMD_VAR_DEFINE, .name = "x" };
+    d.spec = (mb_var_spec){ .type = MB_VT_INT, .imin = 0, .imax = 100 };
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(0, &d, &w, &now), MB_OK);
+    CU_ASSERT_TRUE(LOOP_UNTIL(all_running_see_x(0), 10000));
+
+    /* Hand leadership to node 2. */
+    memset(&w, 0, sizeof(w));
+    CU_ASSERT_EQUAL_FATAL(consensus_raft_transfer(nodes[0].r, nodes[1].id, done_cb, &w, &now),
+                          MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 15000));
+    CU_ASSERT_TRUE(LOOP_UNTIL(leader_is(1), 10000));
+
+    /* Node 2 removes the standby. */
+    memset(&w, 0, sizeof(w));
+    CU_ASSERT_EQUAL_FATAL(consensus_raft_remove(nodes[1].r, nodes[3].id, done_cb, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 15000));
+    CU_ASSERT_EQUAL(w.res.code, MB_OK);
+    consensus_raft_status(nodes[1].r, &st);
+    CU_ASSERT_EQUAL(st.voters, 3);
+    consensus_cmd s = set_x(9, 1);
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(1, &s, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    CU_ASSERT_EQUAL(w.res.code, MB_OK);
+    teardown_nodes();
+    CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
+}
+
 static CU_TestInfo raft_tests[] = {
+    { "test_membership_adds_voters_up_to_three_then_standby_transfers_and_removes",
+      test_membership_adds_voters_up_to_three_then_standby_transfers_and_removes },
     { "test_cluster_elects_proposes_fails_over_and_restarts_from_disk",
       test_cluster_elects_proposes_fails_over_and_restarts_from_disk },
     { "test_proposal_without_quorum_fails_within_bounded_time",
