@@ -198,7 +198,9 @@ static void raft_closed_cb(struct raft *raft)
 }
 
 /* Once nothing is in flight (or the deadline passed), close raft. Waiting
- * first avoids the double free of 0.15 on close with applies in flight. */
+ * first avoids the double free of 0.15 on close with applies in flight.
+ * Called only from the monitor timer, never from inside a raft callback
+ * (raft_close while raft is applying entries is not safe). */
 static void maybe_finish_close(consensus_raft *r)
 {
     if (!r->closing || r->raft_close_called)
@@ -254,7 +256,6 @@ static void finish_request(pending *p, int status, const consensus_result *appli
     if (p->cb != NULL)
         p->cb(p->arg, &res);
     free(p);
-    maybe_finish_close(r);
 }
 
 static void apply_done_cb(struct raft_apply *req, int status, void *result)
@@ -373,7 +374,6 @@ static void change_finish(consensus_raft *r, int status)
     r->n_pending--;
     if (cb != NULL)
         cb(arg, &res);
-    maybe_finish_close(r);
 }
 
 static void change_done_cb(struct raft_change *req, int status)
@@ -458,7 +458,6 @@ static void transfer_done_cb(struct raft_transfer *req)
     r->n_pending--;
     if (cb != NULL)
         cb(arg, &res);
-    maybe_finish_close(r);
 }
 
 int consensus_raft_transfer(consensus_raft *r, uint64_t id, consensus_done_cb cb, void *arg,
@@ -687,10 +686,7 @@ void consensus_raft_close(consensus_raft *r, void (*cb)(void *arg), void *arg)
      * election timeout without a majority); past this, close anyway. */
     r->close_deadline_ms =
         uv_now(r->loop) + r->cfg.quorum_timeout_ms + 2ull * r->cfg.election_timeout_ms;
-    if (!r->started) {
-        r->raft_close_called = 1;
-        raft_close(&r->raft, raft_closed_cb);
-        return;
-    }
-    maybe_finish_close(r);
+    /* Continue from the monitor on the next loop iteration: close may be
+     * called from a callback that raft is running. */
+    uv_timer_start(&r->monitor, monitor_cb, 0, r->cfg.monitor_interval_ms);
 }

@@ -384,7 +384,47 @@ static void test_membership_adds_voters_up_to_three_then_standby_transfers_and_r
     CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
 }
 
+static void test_start_failure_and_close_without_start_release_everything(void)
+{
+    CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
+    setup_nodes(1, 1);
+    consensus_raft_config cfg = { .id = 1, .address = nodes[0].addr, .data_dir = nodes[0].dir };
+    consensus_raft *r = NULL;
+    mb_error e;
+    /* Init then close, never started. */
+    CU_ASSERT_EQUAL_FATAL(consensus_raft_init(&loop, &cfg, &r, &e), MB_OK);
+    nodes[0].closed = 0;
+    consensus_raft_close(r, closed_cb, &nodes[0]);
+    CU_ASSERT_TRUE(LOOP_UNTIL(nodes[0].closed, 10000));
+    /* Hostnames are refused by raft 0.15: start fails, close still works. */
+    cfg.address = "localhost:9";
+    consensus_peer self = { .id = 1, .address = "localhost:9" };
+    cfg.peers = &self;
+    cfg.n_peers = 1;
+    CU_ASSERT_EQUAL_FATAL(consensus_raft_init(&loop, &cfg, &r, &e), MB_OK);
+    CU_ASSERT_NOT_EQUAL(consensus_raft_start(r, &e), MB_OK);
+    consensus_result now;
+    waiter w = { 0 };
+    CU_ASSERT_EQUAL(consensus_raft_barrier(r, done_cb, &w, &now), MB_ECLOSED);
+    nodes[0].closed = 0;
+    consensus_raft_close(r, closed_cb, &nodes[0]);
+    CU_ASSERT_TRUE(LOOP_UNTIL(nodes[0].closed, 10000));
+    /* Bad configuration is refused before anything is allocated. */
+    cfg.heartbeat_timeout_ms = 500;
+    cfg.election_timeout_ms = 100;
+    CU_ASSERT_EQUAL(consensus_raft_init(&loop, &cfg, &r, &e), MB_EINVAL);
+    cfg.election_timeout_ms = 0;
+    cfg.heartbeat_timeout_ms = 0;
+    cfg.max_voters = 4;
+    CU_ASSERT_EQUAL(consensus_raft_init(&loop, &cfg, &r, &e), MB_EINVAL);
+    mb_test_rmtree(nodes[0].dir);
+    CU_ASSERT_EQUAL(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
+}
+
 static CU_TestInfo raft_tests[] = {
+    { "test_start_failure_and_close_without_start_release_everything",
+      test_start_failure_and_close_without_start_release_everything },
     { "test_membership_adds_voters_up_to_three_then_standby_transfers_and_removes",
       test_membership_adds_voters_up_to_three_then_standby_transfers_and_removes },
     { "test_cluster_elects_proposes_fails_over_and_restarts_from_disk",
