@@ -255,6 +255,9 @@ int consensus_cmd_encode(const consensus_cmd *cmd, void *(*alloc_fn)(size_t), vo
     Mabeam__AgentCheckpoint ac = MABEAM__AGENT_CHECKPOINT__INIT;
     Mabeam__AgentStatus as = MABEAM__AGENT_STATUS__INIT;
     Mabeam__AgentRemove arm = MABEAM__AGENT_REMOVE__INIT;
+    Mabeam__ProposalOpen po = MABEAM__PROPOSAL_OPEN__INIT;
+    Mabeam__ProposalVote pv = MABEAM__PROPOSAL_VOTE__INIT;
+    Mabeam__ProposalClose pc = MABEAM__PROPOSAL_CLOSE__INIT;
     Mabeam__VarSpec spec;
     Mabeam__Value value;
 
@@ -375,6 +378,41 @@ int consensus_cmd_encode(const consensus_cmd *cmd, void *(*alloc_fn)(size_t), vo
         c.agent_remove = &arm;
         arm.id = cmd->agent_id;
         break;
+    case CONSENSUS_CMD_PROPOSAL_OPEN:
+        c.body_case = MABEAM__COMMAND__BODY_PROPOSAL_OPEN;
+        c.proposal_open = &po;
+        po.id = cmd->proposal_id;
+        po.variable = cmd->name;
+        if (cmd->value.type == MB_VT_NONE)
+            return mb_errorf(err, MB_EINVAL, "proposal without a value");
+        cs_value_to_pb(&cmd->value, &value);
+        po.value = &value;
+        po.has_rule = 1;
+        po.rule = (uint32_t)cmd->rule;
+        po.has_fraction = cmd->fraction != 0;
+        po.fraction = cmd->fraction;
+        po.n_voters = cmd->n_voters;
+        po.voters = cmd->voters;
+        po.n_weights = cmd->weights != NULL ? cmd->n_voters : 0;
+        po.weights = cmd->weights;
+        po.has_deadline_ms = 1;
+        po.deadline_ms = cmd->deadline_ms;
+        break;
+    case CONSENSUS_CMD_PROPOSAL_VOTE:
+        c.body_case = MABEAM__COMMAND__BODY_PROPOSAL_VOTE;
+        c.proposal_vote = &pv;
+        pv.id = cmd->proposal_id;
+        pv.voter = cmd->voter;
+        pv.has_yes = 1;
+        pv.yes = cmd->yes != 0;
+        break;
+    case CONSENSUS_CMD_PROPOSAL_CLOSE:
+        c.body_case = MABEAM__COMMAND__BODY_PROPOSAL_CLOSE;
+        c.proposal_close = &pc;
+        pc.id = cmd->proposal_id;
+        pc.has_outcome = 1;
+        pc.outcome = (uint32_t)cmd->outcome;
+        break;
     default:
         return mb_errorf(err, MB_EINVAL, "unknown command kind %d", (int)cmd->kind);
     }
@@ -403,6 +441,13 @@ void consensus_cmd_free(consensus_cmd *cmd)
     free(cmd->agent_kind);
     free(cmd->agent_config);
     free(cmd->blob);
+    free(cmd->proposal_id);
+    if (cmd->voters != NULL)
+        for (uint32_t i = 0; i < cmd->n_voters; i++)
+            free(cmd->voters[i]);
+    free(cmd->voters);
+    free(cmd->weights);
+    free(cmd->voter);
     memset(cmd, 0, sizeof(*cmd));
 }
 
@@ -559,6 +604,57 @@ int consensus_cmd_decode(const void *buf, size_t len, consensus_cmd *out, mb_err
     case MABEAM__COMMAND__BODY_AGENT_REMOVE:
         d.kind = CONSENSUS_CMD_AGENT_REMOVE;
         d.agent_id = cs_strdup_or_null(c->agent_remove->id, &ok);
+        break;
+    case MABEAM__COMMAND__BODY_PROPOSAL_OPEN: {
+        Mabeam__ProposalOpen *m = c->proposal_open;
+        d.kind = CONSENSUS_CMD_PROPOSAL_OPEN;
+        d.proposal_id = cs_strdup_or_null(m->id, &ok);
+        d.name = cs_strdup_or_null(m->variable, &ok);
+        if (!m->has_rule || m->rule > CONSENSUS_RULE_WEIGHTED ||
+            m->n_voters > CONSENSUS_MAX_VOTERS ||
+            (m->n_weights != 0 && m->n_weights != m->n_voters)) {
+            rc = mb_errorf(err, MB_EPROTO, "proposal with a bad rule or voter list");
+            goto out;
+        }
+        d.rule = (consensus_rule)m->rule;
+        d.fraction = m->fraction;
+        d.deadline_ms = m->deadline_ms;
+        if (m->n_voters > 0) {
+            d.voters = calloc(m->n_voters, sizeof(char *));
+            if (d.voters == NULL) {
+                ok = 0;
+                break;
+            }
+            d.n_voters = (uint32_t)m->n_voters;
+            for (size_t i = 0; i < m->n_voters; i++)
+                d.voters[i] = cs_strdup_or_null(m->voters[i], &ok);
+        }
+        if (m->n_weights > 0) {
+            d.weights = malloc(m->n_weights * sizeof(double));
+            if (d.weights == NULL)
+                ok = 0;
+            else
+                memcpy(d.weights, m->weights, m->n_weights * sizeof(double));
+        }
+        if ((rc = cs_value_from_pb(m->value, &d.value, err)) != MB_OK)
+            goto out;
+        break;
+    }
+    case MABEAM__COMMAND__BODY_PROPOSAL_VOTE:
+        d.kind = CONSENSUS_CMD_PROPOSAL_VOTE;
+        d.proposal_id = cs_strdup_or_null(c->proposal_vote->id, &ok);
+        d.voter = cs_strdup_or_null(c->proposal_vote->voter, &ok);
+        d.yes = c->proposal_vote->yes ? 1 : 0;
+        break;
+    case MABEAM__COMMAND__BODY_PROPOSAL_CLOSE:
+        d.kind = CONSENSUS_CMD_PROPOSAL_CLOSE;
+        d.proposal_id = cs_strdup_or_null(c->proposal_close->id, &ok);
+        if (c->proposal_close->outcome > CONSENSUS_PROPOSAL_CANCELLED) {
+            rc = mb_errorf(err, MB_EPROTO, "proposal outcome %u unknown",
+                           c->proposal_close->outcome);
+            goto out;
+        }
+        d.outcome = (consensus_outcome)c->proposal_close->outcome;
         break;
     default:
         rc = mb_errorf(err, MB_EPROTO, "command has no known body");

@@ -70,6 +70,48 @@ typedef struct consensus_agent {
     uint32_t restarts;           /* reassignments so far */
 } consensus_agent;
 
+typedef enum consensus_rule {
+    CONSENSUS_RULE_MAJORITY = 0,      /* more than half of the voters say yes */
+    CONSENSUS_RULE_SUPERMAJORITY = 1, /* at least `fraction` (0.5, 1] say yes */
+    CONSENSUS_RULE_UNANIMOUS = 2,     /* every voter says yes */
+    CONSENSUS_RULE_WEIGHTED = 3,      /* more than half of the total weight */
+} consensus_rule;
+
+typedef enum consensus_outcome {
+    CONSENSUS_PROPOSAL_OPEN = 0,
+    CONSENSUS_PROPOSAL_ACCEPTED = 1,
+    CONSENSUS_PROPOSAL_REJECTED = 2,
+    CONSENSUS_PROPOSAL_EXPIRED = 3,
+    CONSENSUS_PROPOSAL_CANCELLED = 4,
+} consensus_outcome;
+
+typedef enum consensus_vote {
+    CONSENSUS_VOTE_NONE = 0,
+    CONSENSUS_VOTE_YES = 1,
+    CONSENSUS_VOTE_NO = 2,
+} consensus_vote;
+
+/* An open proposal to change a consensus-policy variable. The table holds
+ * open proposals only: a decided, expired or cancelled one leaves it (its
+ * history is in the event log). An agent that crashes, stops or is removed
+ * leaves the voters of every open proposal it has not voted on. */
+typedef struct consensus_proposal {
+    char *id;
+    char *variable;
+    mb_value value;
+    char *proposer;
+    consensus_rule rule;
+    double fraction; /* SUPERMAJORITY */
+    char **voters;   /* n_voters agent ids */
+    double *weights; /* WEIGHTED: n_voters weights > 0; else NULL */
+    uint8_t *votes;  /* n_voters consensus_vote */
+    uint32_t n_voters;
+    int64_t deadline_ms; /* informational; the leader closes it as expired */
+    uint64_t opened;     /* raft index */
+} consensus_proposal;
+
+#define CONSENSUS_MAX_VOTERS 256
+
 /* A variable. version = raft index of its last change (define or set). */
 typedef struct consensus_var {
     char *name;
@@ -104,6 +146,9 @@ typedef enum consensus_cmd_kind {
     CONSENSUS_CMD_AGENT_CHECKPOINT = 9,
     CONSENSUS_CMD_AGENT_STATUS = 10,
     CONSENSUS_CMD_AGENT_REMOVE = 11,
+    CONSENSUS_CMD_PROPOSAL_OPEN = 12,
+    CONSENSUS_CMD_PROPOSAL_VOTE = 13,
+    CONSENSUS_CMD_PROPOSAL_CLOSE = 14,
 } consensus_cmd_kind;
 
 /* Which fields a NODE_UPDATE changes. */
@@ -152,6 +197,20 @@ typedef struct consensus_cmd {
     consensus_agent_status agent_status;
     void *blob;
     size_t blob_len;
+
+    /* PROPOSAL_*: proposal_id; OPEN: name (the variable), value, rule,
+     * fraction, voters/weights/n_voters, deadline_ms; VOTE: voter, yes;
+     * CLOSE: outcome (EXPIRED or CANCELLED). */
+    char *proposal_id;
+    consensus_rule rule;
+    double fraction;
+    char **voters;
+    double *weights;
+    uint32_t n_voters;
+    int64_t deadline_ms;
+    char *voter;
+    int yes;
+    consensus_outcome outcome;
 } consensus_cmd;
 
 /* Encode `cmd` (borrowed) into a new buffer of *len bytes allocated with
@@ -274,6 +333,9 @@ const consensus_node *consensus_sm_node_at(const consensus_sm *sm, size_t i); /*
 const consensus_agent *consensus_sm_agent_get(const consensus_sm *sm, const char *id);
 size_t consensus_sm_agent_count(const consensus_sm *sm);
 const consensus_agent *consensus_sm_agent_at(const consensus_sm *sm, size_t i); /* by id */
+const consensus_proposal *consensus_sm_proposal_get(const consensus_sm *sm, const char *id);
+size_t consensus_sm_proposal_count(const consensus_sm *sm);
+const consensus_proposal *consensus_sm_proposal_at(const consensus_sm *sm, size_t i); /* by id */
 
 /* ------------------------------------------------------------------ */
 /* 4. JSON mapping (cJSON)                                             */

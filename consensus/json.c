@@ -423,6 +423,7 @@ static int parse_spec(const cJSON *j, const char *n, mb_var_spec *s, mb_error *e
         if ((f = cJSON_GetObjectItemCaseSensitive(j, "tolerance")) &&
             !json_double(f, &s->tolerance))
             return BAD("tolerance");
+        s->tolerance += 0.0; /* -0 is 0: specs are canonical */
         break;
     case MB_VT_TENSOR: {
         const cJSON *sh = cJSON_GetObjectItemCaseSensitive(j, "shape");

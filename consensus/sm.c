@@ -1,6 +1,7 @@
 /* The pure replicated state machine: tables, command application with
  * idempotency, effects, and deterministic snapshot/restore. No I/O, no
  * clock, no randomness (see docs/consensus.md). */
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,8 @@ struct consensus_sm {
     size_t n_nodes, cap_nodes;
     consensus_agent **agents; /* sorted by id */
     size_t n_agents, cap_agents;
+    consensus_proposal **props; /* open proposals, sorted by id */
+    size_t n_props, cap_props;
     /* Dedup: a ring in apply order (= raft index order), oldest at head,
      * with hash chains for lookup. */
     uint32_t dd_cap;
@@ -250,6 +253,42 @@ static void agent_free(consensus_agent *a)
     free(a);
 }
 
+static int prop_find(const consensus_sm *sm, const char *id, size_t *pos)
+{
+    size_t lo = 0, hi = sm->n_props;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(sm->props[mid]->id, id);
+        if (c == 0) {
+            *pos = mid;
+            return 1;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *pos = lo;
+    return 0;
+}
+
+static void prop_free(consensus_proposal *p)
+{
+    if (p == NULL)
+        return;
+    free(p->id);
+    free(p->variable);
+    mb_value_free(&p->value);
+    free(p->proposer);
+    if (p->voters != NULL)
+        for (uint32_t i = 0; i < p->n_voters; i++)
+            free(p->voters[i]);
+    free(p->voters);
+    free(p->weights);
+    free(p->votes);
+    free(p);
+}
+
 /* ---------------- dedup ---------------- */
 
 static uint32_t dd_hash(const consensus_sm *sm, uint64_t cid, uint64_t seq)
@@ -351,6 +390,9 @@ void consensus_sm_free(consensus_sm *sm)
         node_free(sm->nodes[i]);
     for (size_t i = 0; i < sm->n_agents; i++)
         agent_free(sm->agents[i]);
+    for (size_t i = 0; i < sm->n_props; i++)
+        prop_free(sm->props[i]);
+    free(sm->props);
     free(sm->vars);
     free(sm->nodes);
     free(sm->agents);
@@ -406,6 +448,54 @@ static int agent_lookup(const consensus_sm *sm, const char *id, size_t *pos, mb_
         return rc;
     if (!agent_find(sm, id, pos))
         return mb_errorf(err, MB_ENOAGENT, "agent \"%s\" not found", id);
+    return MB_OK;
+}
+
+static int check_proposal_open(const consensus_sm *sm, const consensus_cmd *c, mb_error *err)
+{
+    size_t pos;
+    int rc;
+    if ((rc = ident_check("proposal id", c->proposal_id, err)) != MB_OK)
+        return rc;
+    if (prop_find(sm, c->proposal_id, &pos))
+        return mb_errorf(err, MB_EEXIST, "proposal \"%s\" already open", c->proposal_id);
+    if ((rc = mb_var_name_check(c->name, err)) != MB_OK)
+        return rc;
+    if (!var_find(sm, c->name, &pos))
+        return mb_errorf(err, MB_ENOTFOUND, "variable \"%s\" not found", c->name);
+    const consensus_var *v = sm->vars[pos];
+    if (v->policy != MB_POLICY_CONSENSUS)
+        return mb_errorf(err, MB_EINVAL, "variable \"%s\" has change policy direct: set it",
+                         c->name);
+    if ((rc = mb_value_validate(c->name, &v->spec, &c->value, err)) != MB_OK)
+        return rc;
+    if ((unsigned)c->rule > CONSENSUS_RULE_WEIGHTED)
+        return mb_errorf(err, MB_EINVAL, "proposal \"%s\": unknown rule", c->proposal_id);
+    if (c->rule == CONSENSUS_RULE_SUPERMAJORITY ? !(c->fraction > 0.5 && c->fraction <= 1.0)
+                                                : c->fraction != 0)
+        return mb_errorf(err, MB_EINVAL,
+                         "proposal \"%s\": a supermajority needs a fraction in (0.5, 1], other "
+                         "rules none",
+                         c->proposal_id);
+    if (c->n_voters == 0 || c->n_voters > CONSENSUS_MAX_VOTERS || c->voters == NULL)
+        return mb_errorf(err, MB_EINVAL, "proposal \"%s\": needs 1..%d voters", c->proposal_id,
+                         CONSENSUS_MAX_VOTERS);
+    if ((c->rule == CONSENSUS_RULE_WEIGHTED) != (c->weights != NULL))
+        return mb_errorf(err, MB_EINVAL, "proposal \"%s\": weights go with the weighted rule only",
+                         c->proposal_id);
+    for (uint32_t i = 0; i < c->n_voters; i++) {
+        if ((rc = ident_check("voter", c->voters[i], err)) != MB_OK)
+            return rc;
+        for (uint32_t j = 0; j < i; j++)
+            if (strcmp(c->voters[i], c->voters[j]) == 0)
+                return mb_errorf(err, MB_EINVAL, "proposal \"%s\": voter \"%s\" repeated",
+                                 c->proposal_id, c->voters[i]);
+        if (c->weights != NULL && !(isfinite(c->weights[i]) && c->weights[i] > 0))
+            return mb_errorf(err, MB_EINVAL, "proposal \"%s\": weights must be finite and > 0",
+                             c->proposal_id);
+    }
+    if (c->deadline_ms < 0)
+        return mb_errorf(err, MB_EINVAL, "proposal \"%s\": negative deadline", c->proposal_id);
     return MB_OK;
 }
 
@@ -534,6 +624,36 @@ static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *e
     }
     case CONSENSUS_CMD_AGENT_REMOVE:
         return agent_lookup(sm, c->agent_id, &pos, err);
+    case CONSENSUS_CMD_PROPOSAL_OPEN:
+        return check_proposal_open(sm, c, err);
+    case CONSENSUS_CMD_PROPOSAL_VOTE:
+    case CONSENSUS_CMD_PROPOSAL_CLOSE: {
+        if ((rc = ident_check("proposal id", c->proposal_id, err)) != MB_OK)
+            return rc;
+        if (!prop_find(sm, c->proposal_id, &pos))
+            return mb_errorf(err, MB_ENOTFOUND, "proposal \"%s\" not found (or already decided)",
+                             c->proposal_id);
+        const consensus_proposal *p = sm->props[pos];
+        if (c->kind == CONSENSUS_CMD_PROPOSAL_CLOSE) {
+            if (c->outcome != CONSENSUS_PROPOSAL_EXPIRED &&
+                c->outcome != CONSENSUS_PROPOSAL_CANCELLED)
+                return mb_errorf(err, MB_EINVAL,
+                                 "proposal \"%s\": only expired or cancelled can be forced", p->id);
+            return MB_OK;
+        }
+        if ((rc = ident_check("voter", c->voter, err)) != MB_OK)
+            return rc;
+        for (uint32_t i = 0; i < p->n_voters; i++) {
+            if (strcmp(p->voters[i], c->voter) != 0)
+                continue;
+            if (p->votes[i] != CONSENSUS_VOTE_NONE)
+                return mb_errorf(err, MB_EEXIST, "proposal \"%s\": \"%s\" already voted", p->id,
+                                 c->voter);
+            return MB_OK;
+        }
+        return mb_errorf(err, MB_EPERM, "proposal \"%s\": \"%s\" is not an eligible voter", p->id,
+                         c->voter);
+    }
     default:
         return mb_errorf(err, MB_EINVAL, "unknown command kind %d", (int)c->kind);
     }
@@ -623,16 +743,14 @@ static int exec_var_define(consensus_sm *sm, uint64_t index, const consensus_cmd
     return MB_OK;
 }
 
-static int exec_var_set(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
-                        consensus_result *res, consensus_effects *fx)
+/* Give variable `v` a new (validated) value at `index`, with its effects. */
+static int var_assign(uint64_t index, consensus_var *v, const mb_value *value, const char *who,
+                      consensus_effects *fx)
 {
-    size_t pos;
-    var_find(sm, c->name, &pos);
-    consensus_var *v = sm->vars[pos];
     mb_value nv;
     int ok = 1;
-    char *by = cs_strdup_or_null(str_or_empty(c->by), &ok);
-    int rc = ok ? mb_value_copy(&nv, &c->value) : MB_ENOMEM;
+    char *by = cs_strdup_or_null(who, &ok);
+    int rc = ok ? mb_value_copy(&nv, value) : MB_ENOMEM;
     if (rc != MB_OK) {
         free(by);
         return rc;
@@ -663,8 +781,18 @@ static int exec_var_set(consensus_sm *sm, uint64_t index, const consensus_cmd *c
     free(v->changed_by);
     v->changed_by = by;
     v->version = index;
-    res->version = index;
     return MB_OK;
+}
+
+static int exec_var_set(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
+                        consensus_result *res, consensus_effects *fx)
+{
+    size_t pos;
+    var_find(sm, c->name, &pos);
+    int rc = var_assign(index, sm->vars[pos], &c->value, str_or_empty(c->by), fx);
+    if (rc == MB_OK)
+        res->version = index;
+    return rc;
 }
 
 static int exec_var_delete(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
@@ -778,6 +906,230 @@ static int exec_agent_place(consensus_sm *sm, uint64_t index, const consensus_cm
     return MB_OK;
 }
 
+/* ---------------- proposals ---------------- */
+
+static const char *const rule_names[] = { "majority", "supermajority", "unanimous", "weighted" };
+static const char *const outcome_names[] = { "open", "accepted", "rejected", "expired",
+                                             "cancelled" };
+
+/* Decide a proposal from its votes; OPEN while undecided. */
+static consensus_outcome prop_evaluate(const consensus_proposal *p)
+{
+    double total = 0, yes = 0, no = 0;
+    if (p->n_voters == 0)
+        return CONSENSUS_PROPOSAL_REJECTED;
+    for (uint32_t i = 0; i < p->n_voters; i++) {
+        double w = p->weights != NULL ? p->weights[i] : 1.0;
+        total += w;
+        if (p->votes[i] == CONSENSUS_VOTE_YES)
+            yes += w;
+        else if (p->votes[i] == CONSENSUS_VOTE_NO)
+            no += w;
+    }
+    switch (p->rule) {
+    case CONSENSUS_RULE_SUPERMAJORITY:
+        if (yes >= p->fraction * total)
+            return CONSENSUS_PROPOSAL_ACCEPTED;
+        if (no > (1.0 - p->fraction) * total)
+            return CONSENSUS_PROPOSAL_REJECTED;
+        break;
+    case CONSENSUS_RULE_UNANIMOUS:
+        if (no > 0)
+            return CONSENSUS_PROPOSAL_REJECTED;
+        if (yes >= total)
+            return CONSENSUS_PROPOSAL_ACCEPTED;
+        break;
+    default: /* MAJORITY, WEIGHTED */
+        if (2 * yes > total)
+            return CONSENSUS_PROPOSAL_ACCEPTED;
+        if (2 * no >= total)
+            return CONSENSUS_PROPOSAL_REJECTED;
+        break;
+    }
+    return CONSENSUS_PROPOSAL_OPEN;
+}
+
+static cJSON *prop_json(const consensus_proposal *p)
+{
+    cJSON *o = cJSON_CreateObject(), *v = NULL, *voters = NULL;
+    if (o == NULL)
+        return NULL;
+    if (!cJSON_AddStringToObject(o, "id", p->id) ||
+        !cJSON_AddStringToObject(o, "variable", p->variable) ||
+        consensus_value_to_json(&p->value, &v) != MB_OK || !cJSON_AddItemToObject(o, "value", v) ||
+        !cJSON_AddStringToObject(o, "proposer", p->proposer) ||
+        !cJSON_AddStringToObject(o, "rule", rule_names[p->rule]) ||
+        (voters = cJSON_AddArrayToObject(o, "voters")) == NULL ||
+        !cJSON_AddNumberToObject(o, "deadline_ms", (double)p->deadline_ms)) {
+        if (v != NULL && cJSON_GetObjectItem(o, "value") != v)
+            cJSON_Delete(v);
+        cJSON_Delete(o);
+        return NULL;
+    }
+    if (p->rule == CONSENSUS_RULE_SUPERMAJORITY &&
+        !cJSON_AddNumberToObject(o, "fraction", p->fraction)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < p->n_voters; i++) {
+        cJSON *s = cJSON_CreateString(p->voters[i]);
+        if (s == NULL || !cJSON_AddItemToArray(voters, s)) {
+            cJSON_Delete(s);
+            cJSON_Delete(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+/* Close the proposal at `pos` with `outcome`; an accepted one sets its
+ * variable (unless the variable is gone: then it is rejected). */
+static int prop_close(consensus_sm *sm, uint64_t index, size_t pos, consensus_outcome outcome,
+                      consensus_effects *fx)
+{
+    consensus_proposal *p = sm->props[pos];
+    int rc;
+    size_t vpos;
+    if (outcome == CONSENSUS_PROPOSAL_ACCEPTED) {
+        if (!var_find(sm, p->variable, &vpos) ||
+            mb_value_validate(p->variable, &sm->vars[vpos]->spec, &p->value, NULL) != MB_OK) {
+            outcome = CONSENSUS_PROPOSAL_REJECTED;
+        } else {
+            char who[CONSENSUS_ID_MAX + 16];
+            snprintf(who, sizeof(who), "proposal:%s", p->id);
+            if ((rc = var_assign(index, sm->vars[vpos], &p->value, who, fx)) != MB_OK)
+                return rc;
+        }
+    }
+    unsigned yes = 0, no = 0;
+    for (uint32_t i = 0; i < p->n_voters; i++) {
+        yes += p->votes[i] == CONSENSUS_VOTE_YES;
+        no += p->votes[i] == CONSENSUS_VOTE_NO;
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (o != NULL &&
+        (!cJSON_AddStringToObject(o, "id", p->id) ||
+         !cJSON_AddStringToObject(o, "variable", p->variable) ||
+         !cJSON_AddStringToObject(o, "outcome", outcome_names[outcome]) ||
+         !cJSON_AddNumberToObject(o, "yes", yes) || !cJSON_AddNumberToObject(o, "no", no) ||
+         !cJSON_AddNumberToObject(o, "voters", p->n_voters))) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    if ((rc = fx_event(fx, "proposal.close", p->id, o, index)) != MB_OK)
+        return rc;
+    arr_remove((void **)sm->props, &sm->n_props, pos);
+    prop_free(p);
+    return MB_OK;
+}
+
+static int exec_proposal_open(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
+                              consensus_result *res, consensus_effects *fx)
+{
+    size_t pos;
+    prop_find(sm, c->proposal_id, &pos);
+    if (grow((void ***)&sm->props, &sm->cap_props, sm->n_props + 1) != MB_OK)
+        return MB_ENOMEM;
+    consensus_proposal *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return MB_ENOMEM;
+    int ok = 1;
+    p->id = cs_strdup_or_null(c->proposal_id, &ok);
+    p->variable = cs_strdup_or_null(c->name, &ok);
+    p->proposer = cs_strdup_or_null(str_or_empty(c->by), &ok);
+    p->rule = c->rule;
+    p->fraction = c->fraction;
+    p->deadline_ms = c->deadline_ms;
+    p->opened = index;
+    p->voters = calloc(c->n_voters, sizeof(char *));
+    p->votes = calloc(c->n_voters, 1);
+    if (p->voters == NULL || p->votes == NULL)
+        ok = 0;
+    else
+        for (p->n_voters = 0; p->n_voters < c->n_voters; p->n_voters++)
+            p->voters[p->n_voters] = cs_strdup_or_null(c->voters[p->n_voters], &ok);
+    if (c->weights != NULL && (p->weights = malloc(c->n_voters * sizeof(double))) == NULL)
+        ok = 0;
+    if (ok && p->weights != NULL)
+        memcpy(p->weights, c->weights, c->n_voters * sizeof(double));
+    int rc = ok ? mb_value_copy(&p->value, &c->value) : MB_ENOMEM;
+    if (rc == MB_OK)
+        rc = fx_event(fx, "proposal.open", p->id, prop_json(p), index);
+    if (rc != MB_OK) {
+        prop_free(p);
+        return rc;
+    }
+    arr_insert((void **)sm->props, &sm->n_props, pos, p);
+    res->version = index;
+    return MB_OK;
+}
+
+static int exec_proposal_vote(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
+                              consensus_result *res, consensus_effects *fx)
+{
+    size_t pos;
+    prop_find(sm, c->proposal_id, &pos);
+    consensus_proposal *p = sm->props[pos];
+    uint32_t i = 0;
+    while (strcmp(p->voters[i], c->voter) != 0)
+        i++;
+    cJSON *o = cJSON_CreateObject();
+    if (o != NULL && (!cJSON_AddStringToObject(o, "id", p->id) ||
+                      !cJSON_AddStringToObject(o, "voter", c->voter) ||
+                      !cJSON_AddBoolToObject(o, "yes", c->yes != 0))) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    int rc = fx_event(fx, "proposal.vote", p->id, o, index);
+    if (rc != MB_OK)
+        return rc;
+    p->votes[i] = c->yes ? CONSENSUS_VOTE_YES : CONSENSUS_VOTE_NO;
+    consensus_outcome out = prop_evaluate(p);
+    if (out != CONSENSUS_PROPOSAL_OPEN && (rc = prop_close(sm, index, pos, out, fx)) != MB_OK)
+        return rc;
+    res->version = index;
+    return MB_OK;
+}
+
+/* Agent `id` crashed, stopped or left: it leaves the voters of every open
+ * proposal it has not voted on, and those proposals are re-evaluated. */
+static int props_voter_left(consensus_sm *sm, uint64_t index, const char *id, consensus_effects *fx)
+{
+    for (size_t pos = 0; pos < sm->n_props;) {
+        consensus_proposal *p = sm->props[pos];
+        uint32_t i = 0;
+        while (i < p->n_voters && strcmp(p->voters[i], id) != 0)
+            i++;
+        if (i == p->n_voters || p->votes[i] != CONSENSUS_VOTE_NONE) {
+            pos++;
+            continue;
+        }
+        free(p->voters[i]);
+        memmove(&p->voters[i], &p->voters[i + 1], (p->n_voters - i - 1) * sizeof(char *));
+        memmove(&p->votes[i], &p->votes[i + 1], p->n_voters - i - 1);
+        if (p->weights != NULL)
+            memmove(&p->weights[i], &p->weights[i + 1], (p->n_voters - i - 1) * sizeof(double));
+        p->n_voters--;
+        cJSON *o = cJSON_CreateObject();
+        if (o != NULL && (!cJSON_AddStringToObject(o, "id", p->id) ||
+                          !cJSON_AddStringToObject(o, "voter", id))) {
+            cJSON_Delete(o);
+            o = NULL;
+        }
+        int rc = fx_event(fx, "proposal.voter_left", p->id, o, index);
+        if (rc != MB_OK)
+            return rc;
+        consensus_outcome out = prop_evaluate(p);
+        if (out == CONSENSUS_PROPOSAL_OPEN) {
+            pos++;
+            continue;
+        }
+        if ((rc = prop_close(sm, index, pos, out, fx)) != MB_OK)
+            return rc;
+    }
+    return MB_OK;
+}
+
 static int exec_agent(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
                       consensus_result *res, consensus_effects *fx)
 {
@@ -836,12 +1188,17 @@ static int exec_agent(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
         if ((rc = fx_event(fx, "agent.status", a->id, agent_json(&next), index)) != MB_OK)
             return rc;
         a->status = c->agent_status;
+        if ((a->status == CONSENSUS_AGENT_CRASHED || a->status == CONSENSUS_AGENT_STOPPED) &&
+            (rc = props_voter_left(sm, index, a->id, fx)) != MB_OK)
+            return rc;
         break;
     }
     case CONSENSUS_CMD_AGENT_REMOVE:
         if ((rc = fx_event(fx, "agent.remove", a->id, agent_json(a), index)) != MB_OK ||
             (rc = fx_push(fx, CONSENSUS_FX_AGENT_STOP, NULL, a->id, NULL, index, 0, a->node,
                           a->generation)) != MB_OK)
+            return rc;
+        if ((rc = props_voter_left(sm, index, a->id, fx)) != MB_OK)
             return rc;
         arr_remove((void **)sm->agents, &sm->n_agents, pos);
         agent_free(a);
@@ -869,6 +1226,18 @@ static int exec_cmd(consensus_sm *sm, uint64_t index, const consensus_cmd *c, co
         return exec_node(sm, index, c, res, fx);
     case CONSENSUS_CMD_AGENT_PLACE:
         return exec_agent_place(sm, index, c, res, fx);
+    case CONSENSUS_CMD_PROPOSAL_OPEN:
+        return exec_proposal_open(sm, index, c, res, fx);
+    case CONSENSUS_CMD_PROPOSAL_VOTE:
+        return exec_proposal_vote(sm, index, c, res, fx);
+    case CONSENSUS_CMD_PROPOSAL_CLOSE: {
+        size_t pos;
+        prop_find(sm, c->proposal_id, &pos);
+        int rc = prop_close(sm, index, pos, c->outcome, fx);
+        if (rc == MB_OK)
+            res->version = index;
+        return rc;
+    }
     default:
         return exec_agent(sm, index, c, res, fx);
     }
@@ -1011,6 +1380,22 @@ const consensus_agent *consensus_sm_agent_at(const consensus_sm *sm, size_t i)
     return i < sm->n_agents ? sm->agents[i] : NULL;
 }
 
+const consensus_proposal *consensus_sm_proposal_get(const consensus_sm *sm, const char *id)
+{
+    size_t pos;
+    return id != NULL && prop_find(sm, id, &pos) ? sm->props[pos] : NULL;
+}
+
+size_t consensus_sm_proposal_count(const consensus_sm *sm)
+{
+    return sm->n_props;
+}
+
+const consensus_proposal *consensus_sm_proposal_at(const consensus_sm *sm, size_t i)
+{
+    return i < sm->n_props ? sm->props[i] : NULL;
+}
+
 /* ---------------- snapshot ---------------- */
 
 static uint32_t crc_table[256];
@@ -1064,12 +1449,20 @@ int consensus_sm_snapshot(const consensus_sm *sm, void *(*alloc_fn)(size_t), voi
     Mabeam__Agent **aptr = calloc(sm->n_agents + 1, sizeof(*aptr));
     Mabeam__DedupEntry *pd = calloc(sm->dd_n + 1, sizeof(*pd));
     Mabeam__DedupEntry **dptr = calloc(sm->dd_n + 1, sizeof(*dptr));
+    size_t total_voters = 0;
+    for (size_t i = 0; i < sm->n_props; i++)
+        total_voters += sm->props[i]->n_voters;
+    Mabeam__Proposal *pp = calloc(sm->n_props + 1, sizeof(*pp));
+    Mabeam__Proposal **pptr = calloc(sm->n_props + 1, sizeof(*pptr));
+    Mabeam__Value *ppval = calloc(sm->n_props + 1, sizeof(*ppval));
+    uint32_t *pvotes = calloc(total_voters + 1, sizeof(uint32_t));
 
     *buf = NULL;
     *len = 0;
     if (alloc_fn == NULL)
         alloc_fn = malloc;
-    if (!pv || !ps || !pval || !vptr || !pn || !nptr || !pa || !aptr || !pd || !dptr)
+    if (!pv || !ps || !pval || !vptr || !pn || !nptr || !pa || !aptr || !pd || !dptr || !pp ||
+        !pptr || !ppval || !pvotes)
         goto out;
     s.has_format = s.has_applied_index = s.has_dedup_capacity = 1;
     s.format = SNAP_FORMAT;
@@ -1143,6 +1536,34 @@ int consensus_sm_snapshot(const consensus_sm *sm, void *(*alloc_fn)(size_t), voi
     }
     s.n_dedup = sm->dd_n;
     s.dedup = dptr;
+    uint32_t *vp = pvotes;
+    for (size_t i = 0; i < sm->n_props; i++) {
+        const consensus_proposal *p = sm->props[i];
+        mabeam__proposal__init(&pp[i]);
+        cs_value_to_pb(&p->value, &ppval[i]);
+        pp[i].id = p->id;
+        pp[i].variable = p->variable;
+        pp[i].value = &ppval[i];
+        pp[i].proposer = p->proposer;
+        pp[i].has_rule = pp[i].has_deadline_ms = pp[i].has_opened = 1;
+        pp[i].rule = (uint32_t)p->rule;
+        pp[i].has_fraction = p->fraction != 0;
+        pp[i].fraction = p->fraction;
+        pp[i].n_voters = p->n_voters;
+        pp[i].voters = p->voters;
+        pp[i].n_weights = p->weights != NULL ? p->n_voters : 0;
+        pp[i].weights = p->weights;
+        for (uint32_t k = 0; k < p->n_voters; k++)
+            vp[k] = p->votes[k];
+        pp[i].n_votes = p->n_voters;
+        pp[i].votes = vp;
+        vp += p->n_voters;
+        pp[i].deadline_ms = p->deadline_ms;
+        pp[i].opened = p->opened;
+        pptr[i] = &pp[i];
+    }
+    s.n_proposals = sm->n_props;
+    s.proposals = pptr;
 
     size_t body = mabeam__snapshot__get_packed_size(&s);
     uint8_t *out = alloc_fn(SNAP_HEADER + body);
@@ -1166,6 +1587,10 @@ out:
     free(aptr);
     free(pd);
     free(dptr);
+    free(pp);
+    free(pptr);
+    free(ppval);
+    free(pvotes);
     if (rc != MB_OK)
         mb_errorf(err, rc, "encode snapshot");
     return rc;
@@ -1286,6 +1711,77 @@ static int restore_agent(consensus_sm *sm, const Mabeam__Agent *p, mb_error *err
     return MB_OK;
 }
 
+static int restore_prop(consensus_sm *sm, const Mabeam__Proposal *p, mb_error *err)
+{
+    mb_error e;
+    size_t pos;
+    if (ident_check("proposal id", p->id, &e) != MB_OK || p->variable == NULL ||
+        mb_var_name_check(p->variable, &e) != MB_OK || p->proposer == NULL ||
+        strlen(p->proposer) > CONSENSUS_ID_MAX || !p->has_rule ||
+        p->rule > CONSENSUS_RULE_WEIGHTED ||
+        (p->rule == CONSENSUS_RULE_SUPERMAJORITY ? !(p->fraction > 0.5 && p->fraction <= 1.0)
+                                                 : p->fraction != 0) ||
+        p->n_voters == 0 || p->n_voters > CONSENSUS_MAX_VOTERS || p->n_votes != p->n_voters ||
+        p->n_weights != (p->rule == CONSENSUS_RULE_WEIGHTED ? p->n_voters : 0) ||
+        !p->has_deadline_ms || p->deadline_ms < 0 || !p->has_opened || p->opened == 0 ||
+        p->opened > sm->applied)
+        return mb_errorf(err, MB_ECORRUPT, "snapshot: proposal has bad fields");
+    if (sm->n_props > 0 && strcmp(sm->props[sm->n_props - 1]->id, p->id) >= 0)
+        return mb_errorf(err, MB_ECORRUPT, "snapshot: proposals out of order");
+    for (size_t i = 0; i < p->n_voters; i++) {
+        if (ident_check("voter", p->voters[i], &e) != MB_OK || p->votes[i] > CONSENSUS_VOTE_NO ||
+            (p->n_weights > 0 && !(isfinite(p->weights[i]) && p->weights[i] > 0)))
+            return mb_errorf(err, MB_ECORRUPT, "snapshot: proposal \"%s\" has a bad voter", p->id);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(p->voters[i], p->voters[j]) == 0)
+                return mb_errorf(err, MB_ECORRUPT, "snapshot: proposal voter repeated");
+    }
+    if (grow((void ***)&sm->props, &sm->cap_props, sm->n_props + 1) != MB_OK)
+        return mb_errorf(err, MB_ENOMEM, "restore snapshot");
+    consensus_proposal *q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return mb_errorf(err, MB_ENOMEM, "restore snapshot");
+    int ok = 1, rc;
+    q->id = cs_strdup_or_null(p->id, &ok);
+    q->variable = cs_strdup_or_null(p->variable, &ok);
+    q->proposer = cs_strdup_or_null(p->proposer, &ok);
+    q->rule = (consensus_rule)p->rule;
+    q->fraction = p->fraction;
+    q->deadline_ms = p->deadline_ms;
+    q->opened = p->opened;
+    q->voters = calloc(p->n_voters, sizeof(char *));
+    q->votes = calloc(p->n_voters, 1);
+    if (q->voters == NULL || q->votes == NULL)
+        ok = 0;
+    else
+        for (q->n_voters = 0; q->n_voters < p->n_voters; q->n_voters++) {
+            q->voters[q->n_voters] = cs_strdup_or_null(p->voters[q->n_voters], &ok);
+            q->votes[q->n_voters] = (uint8_t)p->votes[q->n_voters];
+        }
+    if (p->n_weights > 0) {
+        if ((q->weights = malloc(p->n_weights * sizeof(double))) == NULL)
+            ok = 0;
+        else
+            memcpy(q->weights, p->weights, p->n_weights * sizeof(double));
+    }
+    if (!ok) {
+        prop_free(q);
+        return mb_errorf(err, MB_ENOMEM, "restore snapshot");
+    }
+    if ((rc = cs_value_from_pb(p->value, &q->value, &e)) != MB_OK ||
+        (var_find(sm, q->variable, &pos) &&
+         (rc = mb_value_validate(q->variable, &sm->vars[pos]->spec, &q->value, &e)) != MB_OK)) {
+        prop_free(q);
+        return mb_errorf(err, rc == MB_ENOMEM ? MB_ENOMEM : MB_ECORRUPT, "snapshot: %s", e.msg);
+    }
+    if (prop_evaluate(q) != CONSENSUS_PROPOSAL_OPEN) {
+        prop_free(q);
+        return mb_errorf(err, MB_ECORRUPT, "snapshot: proposal \"%s\" is already decided", p->id);
+    }
+    sm->props[sm->n_props++] = q;
+    return MB_OK;
+}
+
 int consensus_sm_restore(const void *buf, size_t len, consensus_sm **out, mb_error *err)
 {
     const uint8_t *p = buf;
@@ -1320,6 +1816,9 @@ int consensus_sm_restore(const void *buf, size_t len, consensus_sm **out, mb_err
             goto out;
     for (size_t i = 0; i < s->n_agents; i++)
         if ((rc = restore_agent(sm, s->agents[i], err)) != MB_OK)
+            goto out;
+    for (size_t i = 0; i < s->n_proposals; i++)
+        if ((rc = restore_prop(sm, s->proposals[i], err)) != MB_OK)
             goto out;
     rc = MB_ECORRUPT;
     uint64_t prev = 0;

@@ -617,6 +617,157 @@ static void test_agent_place_reassign_checkpoint_with_generation_fencing(void)
     CU_ASSERT_EQUAL(run(&rm).code, MB_OK);
 }
 
+/* ---------------- proposals ---------------- */
+
+static void define_consensus_int(const char *name)
+{
+    consensus_cmd c = { .kind = CONSENSUS_CMD_VAR_DEFINE,
+                        .name = (char *)name,
+                        .policy = MB_POLICY_CONSENSUS };
+    c.spec = (mb_var_spec){ .type = MB_VT_INT, .imin = 0, .imax = 100 };
+    CU_ASSERT_EQUAL_FATAL(run(&c).code, MB_OK);
+}
+
+static consensus_result open_proposal(const char *id, consensus_rule rule, double fraction,
+                                      char **voters, double *weights, uint32_t n, int64_t value)
+{
+    consensus_cmd c = { .kind = CONSENSUS_CMD_PROPOSAL_OPEN,
+                        .proposal_id = (char *)id,
+                        .name = "k",
+                        .by = "agent-0",
+                        .rule = rule,
+                        .fraction = fraction,
+                        .voters = voters,
+                        .weights = weights,
+                        .n_voters = n,
+                        .deadline_ms = 1000 };
+    c.value = (mb_value){ .type = MB_VT_INT, .u.i = value };
+    return run(&c);
+}
+
+static consensus_result vote(const char *id, const char *voter, int yes)
+{
+    consensus_cmd c = { .kind = CONSENSUS_CMD_PROPOSAL_VOTE,
+                        .proposal_id = (char *)id,
+                        .voter = (char *)voter,
+                        .yes = yes };
+    return run(&c);
+}
+
+static void test_majority_proposal_sets_the_variable_when_decided(void)
+{
+    define_consensus_int("k");
+    char *voters[] = { "a", "b", "c" };
+    CU_ASSERT_EQUAL(open_proposal("p1", CONSENSUS_RULE_MAJORITY, 0, voters, NULL, 3, 42).code,
+                    MB_OK);
+    CU_ASSERT_PTR_NOT_NULL(find_effect(CONSENSUS_FX_EVENT, "proposal.open"));
+    CU_ASSERT_EQUAL(vote("p1", "a", 1).code, MB_OK);
+    CU_ASSERT_EQUAL(consensus_sm_var_get(sm, "k")->value.u.i, 0);
+    CU_ASSERT_EQUAL(vote("p1", "a", 1).code, MB_EEXIST);
+    CU_ASSERT_EQUAL(vote("p1", "z", 1).code, MB_EPERM);
+    consensus_result r = vote("p1", "c", 1);
+    CU_ASSERT_EQUAL(r.code, MB_OK);
+    const consensus_var *v = consensus_sm_var_get(sm, "k");
+    CU_ASSERT_EQUAL(v->value.u.i, 42);
+    CU_ASSERT_EQUAL(v->version, r.version);
+    CU_ASSERT_STRING_EQUAL(v->changed_by, "proposal:p1");
+    const consensus_effect *cl = find_effect(CONSENSUS_FX_EVENT, "proposal.close");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cl);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cl->payload, "\"outcome\":\"accepted\""));
+    CU_ASSERT_PTR_NOT_NULL(find_effect(CONSENSUS_FX_WATCH, NULL));
+    CU_ASSERT_PTR_NULL(consensus_sm_proposal_get(sm, "p1"));
+    CU_ASSERT_EQUAL(vote("p1", "b", 1).code, MB_ENOTFOUND);
+}
+
+static void test_proposal_rules_reject_and_accept_as_specified(void)
+{
+    define_consensus_int("k");
+    char *voters[] = { "a", "b", "c", "d" };
+    /* Majority of 4: two no votes reject. */
+    open_proposal("m", CONSENSUS_RULE_MAJORITY, 0, voters, NULL, 4, 1);
+    vote("m", "a", 0);
+    CU_ASSERT_PTR_NOT_NULL(consensus_sm_proposal_get(sm, "m"));
+    vote("m", "b", 0);
+    CU_ASSERT_PTR_NULL(consensus_sm_proposal_get(sm, "m"));
+    CU_ASSERT_EQUAL(consensus_sm_var_get(sm, "k")->value.u.i, 0);
+    /* Supermajority 0.75 of 4: needs three yes. */
+    open_proposal("s", CONSENSUS_RULE_SUPERMAJORITY, 0.75, voters, NULL, 4, 2);
+    vote("s", "a", 1);
+    vote("s", "b", 1);
+    CU_ASSERT_PTR_NOT_NULL(consensus_sm_proposal_get(sm, "s"));
+    vote("s", "c", 1);
+    CU_ASSERT_EQUAL(consensus_sm_var_get(sm, "k")->value.u.i, 2);
+    /* Unanimous: one no rejects. */
+    open_proposal("u", CONSENSUS_RULE_UNANIMOUS, 0, voters, NULL, 4, 3);
+    vote("u", "a", 1);
+    vote("u", "b", 0);
+    CU_ASSERT_PTR_NULL(consensus_sm_proposal_get(sm, "u"));
+    CU_ASSERT_EQUAL(consensus_sm_var_get(sm, "k")->value.u.i, 2);
+    /* Weighted: a heavy voter decides alone. */
+    double w[] = { 5, 1, 1, 1 };
+    open_proposal("w", CONSENSUS_RULE_WEIGHTED, 0, voters, w, 4, 4);
+    vote("w", "a", 1);
+    CU_ASSERT_EQUAL(consensus_sm_var_get(sm, "k")->value.u.i, 4);
+    /* Bad openings change nothing. */
+    CU_ASSERT_EQUAL(open_proposal("x", CONSENSUS_RULE_SUPERMAJORITY, 0.4, voters, NULL, 4, 5).code,
+                    MB_EINVAL);
+    CU_ASSERT_EQUAL(open_proposal("x", CONSENSUS_RULE_MAJORITY, 0, voters, w, 4, 5).code,
+                    MB_EINVAL);
+    CU_ASSERT_EQUAL(open_proposal("x", CONSENSUS_RULE_MAJORITY, 0, voters, NULL, 0, 5).code,
+                    MB_EINVAL);
+    CU_ASSERT_EQUAL(open_proposal("x", CONSENSUS_RULE_MAJORITY, 0, voters, NULL, 4, 500).code,
+                    MB_ECONSTRAINT);
+    char *dup[] = { "a", "a" };
+    CU_ASSERT_EQUAL(open_proposal("x", CONSENSUS_RULE_MAJORITY, 0, dup, NULL, 2, 5).code,
+                    MB_EINVAL);
+    define_float("direct", 0, 1, 0);
+    consensus_cmd c = { .kind = CONSENSUS_CMD_PROPOSAL_OPEN,
+                        .proposal_id = "x",
+                        .name = "direct",
+                        .voters = voters,
+                        .n_voters = 1 };
+    c.value = (mb_value){ .type = MB_VT_FLOAT, .u.f = 0.5 };
+    CU_ASSERT_EQUAL(run(&c).code, MB_EINVAL);
+    CU_ASSERT_EQUAL(consensus_sm_proposal_count(sm), 0);
+}
+
+static void test_crashed_voter_leaves_open_proposals_so_votes_never_wait_for_the_dead(void)
+{
+    define_consensus_int("k");
+    add_node(1);
+    char *voters[] = { "a", "b", "c" };
+    for (int i = 0; i < 3; i++) {
+        consensus_cmd p = { .kind = CONSENSUS_CMD_AGENT_PLACE,
+                            .agent_id = voters[i],
+                            .agent_kind = "k",
+                            .agent_node = 1 };
+        CU_ASSERT_EQUAL_FATAL(run(&p).code, MB_OK);
+    }
+    CU_ASSERT_EQUAL(open_proposal("p", CONSENSUS_RULE_UNANIMOUS, 0, voters, NULL, 3, 9).code,
+                    MB_OK);
+    vote("p", "a", 1);
+    vote("p", "b", 1);
+    /* "c" crashes: it leaves the voters, and the remaining two decided. */
+    consensus_cmd st = { .kind = CONSENSUS_CMD_AGENT_STATUS,
+                         .agent_id = "c",
+                         .generation = 1,
+                         .agent_status = CONSENSUS_AGENT_CRASHED };
+    CU_ASSERT_EQUAL(run(&st).code, MB_OK);
+    CU_ASSERT_PTR_NOT_NULL(find_effect(CONSENSUS_FX_EVENT, "proposal.voter_left"));
+    CU_ASSERT_PTR_NULL(consensus_sm_proposal_get(sm, "p"));
+    CU_ASSERT_EQUAL(consensus_sm_var_get(sm, "k")->value.u.i, 9);
+    /* Forced close: expired. */
+    CU_ASSERT_EQUAL(open_proposal("q", CONSENSUS_RULE_MAJORITY, 0, voters, NULL, 3, 1).code, MB_OK);
+    consensus_cmd cl = { .kind = CONSENSUS_CMD_PROPOSAL_CLOSE,
+                         .proposal_id = "q",
+                         .outcome = CONSENSUS_PROPOSAL_ACCEPTED };
+    CU_ASSERT_EQUAL(run(&cl).code, MB_EINVAL);
+    cl.outcome = CONSENSUS_PROPOSAL_EXPIRED;
+    CU_ASSERT_EQUAL(run(&cl).code, MB_OK);
+    CU_ASSERT_PTR_NULL(consensus_sm_proposal_get(sm, "q"));
+    CU_ASSERT_EQUAL(consensus_sm_var_get(sm, "k")->value.u.i, 9);
+}
+
 /* ---------------- snapshots ---------------- */
 
 static void populate(void)
@@ -659,6 +810,22 @@ static void populate(void)
                          .blob = "\x00\x01\x02",
                          .blob_len = 3 };
     run(&ck);
+    char *voters[] = { "a", "z", "q" };
+    double pw[] = { 1, 2.5, 1 };
+    consensus_cmd po = { .kind = CONSENSUS_CMD_PROPOSAL_OPEN,
+                         .proposal_id = "prop",
+                         .name = "n",
+                         .rule = CONSENSUS_RULE_WEIGHTED,
+                         .voters = voters,
+                         .weights = pw,
+                         .n_voters = 3,
+                         .deadline_ms = 123 };
+    po.value = (mb_value){ .type = MB_VT_INT, .u.i = 5 };
+    CU_ASSERT_EQUAL(run(&po).code, MB_OK);
+    consensus_cmd pv = {
+        .kind = CONSENSUS_CMD_PROPOSAL_VOTE, .proposal_id = "prop", .voter = "q", .yes = 0
+    };
+    CU_ASSERT_EQUAL(run(&pv).code, MB_OK);
     for (uint64_t i = 1; i <= 3; i++) {
         consensus_cmd s = {
             .kind = CONSENSUS_CMD_VAR_SET, .name = "lr", .client_id = 99, .request_seq = i
@@ -684,6 +851,11 @@ static void test_snapshot_restore_snapshot_gives_identical_bytes(void)
     CU_ASSERT_EQUAL(consensus_sm_agent_count(r), 2);
     CU_ASSERT_EQUAL(consensus_sm_applied_index(r), consensus_sm_applied_index(sm));
     CU_ASSERT_TRUE(consensus_sm_dedup_lookup(r, 99, 2, NULL));
+    const consensus_proposal *rp = consensus_sm_proposal_get(r, "prop");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(rp);
+    CU_ASSERT_EQUAL(rp->n_voters, 3);
+    CU_ASSERT_EQUAL(rp->votes[2], CONSENSUS_VOTE_NO);
+    CU_ASSERT_EQUAL(rp->weights[1], 2.5);
     const consensus_var *a = consensus_sm_var_get(r, "t"), *b = consensus_sm_var_get(sm, "t");
     CU_ASSERT_TRUE(mb_value_equal(&a->value, &b->value));
     CU_ASSERT_TRUE(mb_var_spec_equal(&a->spec, &b->spec));
@@ -923,6 +1095,12 @@ static CU_TestInfo apply_tests[] = {
     { "test_node_add_update_remove", test_node_add_update_remove },
     { "test_agent_place_reassign_checkpoint_with_generation_fencing",
       test_agent_place_reassign_checkpoint_with_generation_fencing },
+    { "test_majority_proposal_sets_the_variable_when_decided",
+      test_majority_proposal_sets_the_variable_when_decided },
+    { "test_proposal_rules_reject_and_accept_as_specified",
+      test_proposal_rules_reject_and_accept_as_specified },
+    { "test_crashed_voter_leaves_open_proposals_so_votes_never_wait_for_the_dead",
+      test_crashed_voter_leaves_open_proposals_so_votes_never_wait_for_the_dead },
     CU_TEST_INFO_NULL,
 };
 
