@@ -26,6 +26,8 @@ typedef struct tnode {
     uint64_t max_fx;   /* highest index with effects delivered */
     unsigned n_fx;     /* entries with effects delivered */
     unsigned replayed; /* deliveries at or below `skip`: must stay 0 */
+    unsigned n_status; /* on_status calls */
+    consensus_status last_status;
 } tnode;
 
 static uv_loop_t loop;
@@ -61,6 +63,13 @@ static void effects_cb(void *arg, uint64_t index, const consensus_effects *fx)
     n->n_fx++;
     if (index > n->max_fx)
         n->max_fx = index;
+}
+
+static void status_cb(void *arg, const consensus_status *st)
+{
+    tnode *n = arg;
+    n->n_status++;
+    n->last_status = *st;
 }
 
 static void closed_cb(void *arg)
@@ -99,6 +108,8 @@ static void start_node(int i, unsigned election_ms, unsigned heartbeat_ms, unsig
         .on_effects = effects_cb,
         .effects_arg = &nodes[i],
         .skip_effects_through = nodes[i].skip,
+        .on_status = status_cb,
+        .status_arg = &nodes[i],
     };
     mb_error e;
     mb_error_clear(&e);
@@ -203,6 +214,10 @@ static void test_cluster_elects_proposes_fails_over_and_restarts_from_disk(void)
         start_node(i, 400, 50, 3000);
     CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(leader() >= 0, 15000));
     int l = leader();
+    /* The monitor reports the change of role and leader. */
+    CU_ASSERT_TRUE(LOOP_UNTIL(nodes[l].last_status.role == CONSENSUS_LEADER, 5000));
+    CU_ASSERT_EQUAL(nodes[l].last_status.leader_id, nodes[l].id);
+    CU_ASSERT_TRUE(nodes[l].last_status.term > 0);
 
     /* Propose on the leader. */
     consensus_cmd d = { .kind = CONSENSUS_CMD_VAR_DEFINE, .name = "x", .by = "test" };
