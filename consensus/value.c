@@ -1,12 +1,15 @@
 /* Variable values and specs: ownership helpers, the spec check and the pure
  * value validator shared by proposers and the state machine. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <mabeam/value.h>
 
-#include "consensus/internal.h"
+/* Declared in consensus/internal.h too; this file stays free of protobuf so
+ * that it builds alone as mb_value. */
+void cs_fmt_double(char *buf, size_t size, double x);
 
 static const char *const vtype_names[] = {
     [MB_VT_NONE] = "none",
