@@ -264,7 +264,7 @@ int consensus_spec_to_json(const mb_var_spec *s, mb_var_policy policy, cJSON *o)
         ok = ok && b != NULL && cJSON_AddItemToObject(o, "max", b);
         if (!ok)
             cJSON_Delete(b);
-        if (s->step > 1) {
+        if (s->step != 0) {
             cJSON *st = int_json(s->step);
             ok = ok && st != NULL && cJSON_AddItemToObject(o, "step", st);
         }
@@ -373,8 +373,6 @@ static int parse_spec(const cJSON *j, const char *n, mb_var_spec *s, mb_error *e
                              n);
         if ((f = cJSON_GetObjectItemCaseSensitive(j, "step")) && !json_int(f, &s->step))
             return BAD("step");
-        if (s->step == 1)
-            s->step = 0; /* canonical: 0 and 1 mean the same */
         break;
     case MB_VT_CHOICE: {
         const cJSON *opts = cJSON_GetObjectItemCaseSensitive(j, "options");

@@ -1285,7 +1285,8 @@ static void apply_decoded(consensus_sm *sm, uint64_t index, const consensus_cmd 
         res->version = 0;
         result_set(res, rc, e.msg);
     }
-    if (c->client_id != 0)
+    /* Out of memory is not an answer to remember: a retry may succeed. */
+    if (c->client_id != 0 && res->code != MB_ENOMEM)
         dd_insert(sm, c->client_id, c->request_seq, index, res->code, res->version,
                   res->msg[0] ? strdup(res->msg) : NULL);
 }
