@@ -9,9 +9,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
-#define SHARD_BITS   6
+#define SHARD_BITS   4
 #define SHARDS       (1u << SHARD_BITS)
 #define INLINE_NAME  16
 #define MIN_CAPACITY 16
@@ -155,6 +156,43 @@ static inline size_t shard_find(const struct shard *sh, uint32_t tag, uint8_t ns
     }
 }
 
+/* Slot arrays of 1 MiB and more are mapped 2 MiB-aligned and marked for
+ * transparent huge pages: a lookup in a large table then costs one cache
+ * miss instead of a cache miss plus a page-table walk. Smaller arrays come
+ * from calloc. Both are zero-filled. */
+#define HUGE_PAGE      (2u << 20)
+#define HUGE_THRESHOLD (1u << 20)
+
+static struct slot *slots_alloc(size_t cap)
+{
+    size_t size = cap * sizeof(struct slot);
+    if (size < HUGE_THRESHOLD)
+        return calloc(cap, sizeof(struct slot));
+    size_t span = size + HUGE_PAGE;
+    char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    uintptr_t a = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+    size_t head = a - (uintptr_t)p;
+    if (head > 0)
+        munmap(p, head);
+    if (span - head > size)
+        munmap((char *)a + size, span - head - size);
+    (void)madvise((void *)a, size, MADV_HUGEPAGE); /* a hint: may be refused */
+    return (struct slot *)a;
+}
+
+static void slots_free(struct slot *slots, size_t cap)
+{
+    if (slots == NULL)
+        return;
+    size_t size = cap * sizeof(struct slot);
+    if (size < HUGE_THRESHOLD)
+        free(slots);
+    else
+        munmap(slots, size);
+}
+
 static void shard_place(struct slot *slots, size_t cap, const struct slot *src)
 {
     size_t mask = cap - 1;
@@ -166,13 +204,13 @@ static void shard_place(struct slot *slots, size_t cap, const struct slot *src)
 
 static int shard_grow(struct shard *sh, size_t cap)
 {
-    struct slot *slots = calloc(cap, sizeof(struct slot));
+    struct slot *slots = slots_alloc(cap);
     if (slots == NULL)
         return MB_ENOMEM;
     for (size_t i = 0; i < sh->cap; i++)
         if (sh->slots[i].tag != 0)
             shard_place(slots, cap, &sh->slots[i]);
-    free(sh->slots);
+    slots_free(sh->slots, sh->cap);
     sh->slots = slots;
     sh->cap = cap;
     return MB_OK;
@@ -221,9 +259,9 @@ int nc_registry_new(nc_registry **out, size_t expected_entries, mb_error *err)
     int rc = MB_OK;
     for (; inited < SHARDS; inited++) {
         struct shard *sh = &reg->shards[inited];
-        sh->slots = calloc(per_shard, sizeof(struct slot));
+        sh->slots = slots_alloc(per_shard);
         if (sh->slots == NULL || pthread_rwlock_init(&sh->rw, NULL) != 0) {
-            free(sh->slots);
+            slots_free(sh->slots, per_shard);
             rc = mb_errorf(err, MB_ENOMEM, "allocate registry tables");
             goto err_shards;
         }
@@ -251,7 +289,7 @@ err_locks:
     rc = mb_errorf(err, MB_ENOMEM, "initialise registry locks");
 err_shards:
     while (inited-- > 0) {
-        free(reg->shards[inited].slots);
+        slots_free(reg->shards[inited].slots, reg->shards[inited].cap);
         pthread_rwlock_destroy(&reg->shards[inited].rw);
     }
     free(reg);
@@ -266,7 +304,7 @@ void nc_registry_free(nc_registry *reg)
         struct shard *sh = &reg->shards[k];
         for (size_t i = 0; i < sh->cap; i++)
             free(sh->slots[i].heap);
-        free(sh->slots);
+        slots_free(sh->slots, sh->cap);
         pthread_rwlock_destroy(&sh->rw);
     }
     assert(reg->firing.next == &reg->firing);
