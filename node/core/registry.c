@@ -738,7 +738,10 @@ int nc_registry_wait(nc_registry *reg, nc_reg_ns ns, const char *name, int64_t t
 
     int rc = MB_OK;
     pthread_mutex_lock(&reg->pend_mu);
-    atomic_fetch_add(&reg->npending, 1); /* seq_cst: see register */
+    atomic_fetch_add(&reg->npending, 1);
+    /* Dekker with register: it stores the entry, fences, reads npending; we
+     * bump npending, fence, read the entry. One of us sees the other. */
+    atomic_thread_fence(memory_order_seq_cst);
     nc_reg_value v;
     if (nc_registry_lookup(reg, ns, name, &v) == MB_OK) {
         atomic_fetch_sub(&reg->npending, 1);
@@ -796,7 +799,10 @@ int nc_registry_watch(nc_registry *reg, nc_reg_ns ns, const char *name, nc_reg_w
     w->id = reg->next_watch_id++;
     if (id_out != NULL)
         *id_out = w->id;
-    atomic_fetch_add(&reg->npending, 1); /* seq_cst: see register */
+    atomic_fetch_add(&reg->npending, 1);
+    /* Dekker with register: it stores the entry, fences, reads npending; we
+     * bump npending, fence, read the entry. One of us sees the other. */
+    atomic_thread_fence(memory_order_seq_cst);
     nc_reg_value v;
     if (nc_registry_lookup(reg, ns, name, &v) == MB_OK) {
         atomic_fetch_sub(&reg->npending, 1);
