@@ -10,6 +10,7 @@
 #   registry_lookup_hot_median     the same, over a cache-resident set of 1000 names
 #   registry_register_median       registering 1,000,000 names, growth included (target 1 us)
 #   registry_bytes_per_entry       RSS growth / entries, 13-byte names (target < 150 B)
+#   registry_select_100k_median    select by one attribute over 100,000 entries (a scan)
 #   hist_record_median             histogram record, 1 and 2 threads
 #   counter_add_median             counter increment
 #   log_call_level_off_median      NC_DEBUG/NC_LOGKV call when the level is off

@@ -108,7 +108,6 @@ static double memory_latency_ns(void)
 
 #define NAME_LEN 16 /* "agent-0001234" fits inline */
 
-
 static void bench_registry(size_t n, int reps)
 {
     char *names = malloc(n * NAME_LEN);
@@ -213,6 +212,48 @@ static void bench_registry(size_t n, int reps)
     free(samples);
     free(order);
     free(names);
+}
+
+static int count_cb(void *arg, const char *name, const nc_reg_value *v)
+{
+    (void)name;
+    (void)v;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+/* select by attribute is a scan: cost per call over 100,000 entries with
+ * two attributes each (a quarter match kind=trainer). */
+static void bench_select(int reps)
+{
+    nc_registry *reg;
+    nc_reg_ns ns;
+    enum { N = 100000 };
+    static const char *const kinds[] = { "trainer", "optimiser", "evaluator", "port" };
+    if (nc_registry_new(&reg, N, NULL) != MB_OK ||
+        nc_registry_namespace(reg, "agents", &ns, NULL) != MB_OK)
+        exit(1);
+    char name[32];
+    for (unsigned i = 0; i < N; i++) {
+        snprintf(name, sizeof(name), "agent-%07u", i);
+        nc_reg_attr attrs[] = { { "kind", kinds[i % 4] }, { "zone", i % 2 ? "a" : "b" } };
+        nc_reg_value v = { i, NULL };
+        nc_registry_register(reg, ns, name, &v, attrs, 2, NULL);
+    }
+    int runs = 20 * reps;
+    double *samples = malloc((size_t)runs * sizeof(double));
+    nc_reg_attr q[] = { { "kind", "trainer" } };
+    for (int r = 0; r < runs; r++) {
+        size_t n = 0;
+        double t0 = now_ns();
+        nc_registry_select(reg, ns, q, 1, count_cb, &n);
+        samples[r] = (now_ns() - t0) / 1e6;
+        sink += n;
+    }
+    emit("registry_select_100k_median", median(samples, (size_t)runs), "ms",
+         "\"entries\":100000,\"matches\":25000");
+    free(samples);
+    nc_registry_free(reg);
 }
 
 struct hist_arg {
@@ -331,6 +372,7 @@ int main(int argc, char **argv)
         reps = 1;
     fprintf(stderr, "bench: node_core, %zu names, %d repetitions\n", names, reps);
     bench_registry(names, reps);
+    bench_select(reps);
     bench_metrics(reps);
     bench_log(reps);
     return 0;
