@@ -2,6 +2,7 @@
  * inline short names, interned namespaces, attribute selection, and
  * waiters/watches released by register. See registry.h. */
 #include "node/core/registry.h"
+#include "node/core/registry_test.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -98,6 +99,9 @@ struct nc_registry {
     struct pending firing;   /* list head (sentinel) */
     _Atomic size_t npending;
     uint64_t next_watch_id;
+
+    void (*test_hook)(void *arg); /* registry_test.h; NULL in production */
+    void *test_hook_arg;
 };
 
 /* ---- hashing ------------------------------------------------------------------ */
@@ -314,8 +318,8 @@ static void shard_remove_at(struct shard *sh, size_t i)
  * zero-padded inline words n0, n1 and the expected low 48 bits of slot
  * word 0 (tag, ns, name_len). Returns 1 (found, *out set), 0 (absent) or
  * -1 (a writer interfered: retry or take the lock). */
-static int shard_lookup_fast(struct shard *sh, uint32_t tag, uint64_t key48, uint64_t n0,
-                             uint64_t n1, nc_reg_value *out)
+static int shard_lookup_fast(nc_registry *reg, struct shard *sh, uint32_t tag, uint64_t key48,
+                             uint64_t n0, uint64_t n1, nc_reg_value *out)
 {
     uint32_t s1 = atomic_load_explicit(&sh->seq, memory_order_acquire);
     if (s1 & 1)
@@ -324,6 +328,8 @@ static int shard_lookup_fast(struct shard *sh, uint32_t tag, uint64_t key48, uin
     size_t cap = __atomic_load_n(&t->cap, __ATOMIC_RELAXED); /* 0 once retired */
     if (cap == 0)
         return -1;
+    if (__builtin_expect(reg->test_hook != NULL, 0))
+        reg->test_hook(reg->test_hook_arg);
     size_t mask = cap - 1;
     int found = 0;
     uint64_t id = 0, ptr = 0;
@@ -584,7 +590,7 @@ int nc_registry_lookup(nc_registry *reg, nc_reg_ns ns, const char *name, nc_reg_
         memcpy(words, name, len);
         uint64_t key48 = tag_of(h) | (uint64_t)ns << 32 | (uint64_t)len << 40;
         for (int attempt = 0; attempt < 4; attempt++) {
-            int r = shard_lookup_fast(sh, tag_of(h), key48, words[0], words[1], out);
+            int r = shard_lookup_fast(reg, sh, tag_of(h), key48, words[0], words[1], out);
             if (r >= 0)
                 return r ? MB_OK : MB_ENOTFOUND;
         }
@@ -924,4 +930,10 @@ void nc_registry_stats_get(nc_registry *reg, nc_registry_stats *out)
         pthread_rwlock_unlock(&sh->rw);
     }
     out->pending = atomic_load(&reg->npending);
+}
+
+void nc_registry_set_test_hook_(nc_registry *reg, void (*hook)(void *arg), void *arg)
+{
+    reg->test_hook = hook;
+    reg->test_hook_arg = arg;
 }

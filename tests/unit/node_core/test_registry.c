@@ -9,6 +9,7 @@
 
 #include "mb_test.h"
 #include "node/core/registry.h"
+#include "node/core/registry_test.h"
 
 static nc_registry *new_registry(nc_reg_ns *prod, nc_reg_ns *test)
 {
@@ -509,6 +510,43 @@ static void test_lookups_stay_exact_during_growth_and_removals(void)
     nc_registry_free(reg);
 }
 
+struct grow_hook {
+    nc_registry *reg;
+    nc_reg_ns ns;
+    int fired;
+};
+
+/* Runs inside a lock-free lookup once: registers enough names that every
+ * shard grows, so the table the lookup already holds is retired. */
+static void grow_every_shard_hook(void *arg)
+{
+    struct grow_hook *g = arg;
+    if (g->fired++)
+        return;
+    char name[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(name, sizeof(name), "filler-%d", i);
+        nc_reg_value v = { 0, NULL };
+        nc_registry_register(g->reg, g->ns, name, &v, NULL, 0, NULL);
+    }
+}
+
+static void test_lookup_retries_when_the_table_is_replaced_underneath(void)
+{
+    nc_reg_ns ns;
+    nc_registry *reg = new_registry(&ns, NULL);
+    nc_reg_value v = { 99, NULL }, got = { 0, NULL };
+    CU_ASSERT_EQUAL_FATAL(nc_registry_register(reg, ns, "probe", &v, NULL, 0, NULL), MB_OK);
+    struct grow_hook g = { reg, ns, 0 };
+    nc_registry_set_test_hook_(reg, grow_every_shard_hook, &g);
+    CU_ASSERT_EQUAL(nc_registry_lookup(reg, ns, "probe", &got), MB_OK);
+    CU_ASSERT_EQUAL(got.id, 99);
+    CU_ASSERT(g.fired >= 2); /* the first attempt was retried */
+    nc_registry_set_test_hook_(reg, NULL, NULL);
+    CU_ASSERT_EQUAL(nc_registry_count(reg, ns), 5001);
+    nc_registry_free(reg);
+}
+
 static void test_memory_per_short_entry_is_small(void)
 {
     nc_reg_ns ns;
@@ -543,6 +581,8 @@ static CU_TestInfo registry_tests[] = {
     { "concurrent_register_lookup_unregister", test_concurrent_register_lookup_unregister },
     { "lookups_stay_exact_during_growth_and_removals",
       test_lookups_stay_exact_during_growth_and_removals },
+    { "lookup_retries_when_the_table_is_replaced_underneath",
+      test_lookup_retries_when_the_table_is_replaced_underneath },
     { "memory_per_short_entry_is_small", test_memory_per_short_entry_is_small },
     CU_TEST_INFO_NULL,
 };
