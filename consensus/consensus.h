@@ -106,7 +106,7 @@ typedef struct consensus_proposal {
     double *weights; /* WEIGHTED: n_voters weights > 0; else NULL */
     uint8_t *votes;  /* n_voters consensus_vote */
     uint32_t n_voters;
-    int64_t deadline_ms; /* informational; the leader closes it as expired */
+    int64_t deadline_ms; /* wall clock ms, 0 = none; the leader closes it as expired */
     uint64_t opened;     /* raft index */
 } consensus_proposal;
 
@@ -461,6 +461,9 @@ typedef struct consensus_raft_config {
     uint64_t skip_effects_through; /* highest raft index already in the event log */
     consensus_status_cb on_status; /* on any change of role, leader or term; may be NULL */
     void *status_arg;
+    /* While leader, the monitor proposes PROPOSAL_CLOSE expired for open
+     * proposals whose deadline_ms (wall clock) has passed, unless set. */
+    int disable_proposal_expiry;
 } consensus_raft_config;
 
 typedef struct consensus_raft consensus_raft;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <raft.h>
 #include <raft/uv.h>
@@ -66,6 +67,7 @@ struct consensus_raft {
     void *transfer_arg;
 
     consensus_status last_status;
+    uint64_t last_expiry_ms; /* loop time of the last expiry sweep */
     uint64_t close_deadline_ms;
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -521,6 +523,37 @@ void consensus_raft_status(const consensus_raft *r, consensus_status *out)
     out->pending = r->n_pending;
 }
 
+static void expiry_done_cb(void *arg, const consensus_result *res)
+{
+    (void)arg;
+    (void)res; /* a proposal decided meanwhile gives ENOTFOUND: fine */
+}
+
+/* Propose closing every open proposal past its deadline (at most once a
+ * second; a duplicate close is refused harmlessly by the state machine). */
+static void expire_proposals(consensus_raft *r)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t wall_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    const consensus_sm *sm = consensus_fsm_sm(r->fsm);
+    for (size_t i = 0; i < consensus_sm_proposal_count(sm); i++) {
+        const consensus_proposal *p = consensus_sm_proposal_at(sm, i);
+        if (p->deadline_ms <= 0 || p->deadline_ms > wall_ms)
+            continue;
+        consensus_cmd c = { .kind = CONSENSUS_CMD_PROPOSAL_CLOSE,
+                            .proposal_id = p->id,
+                            .outcome = CONSENSUS_PROPOSAL_EXPIRED,
+                            .by = "leader" };
+        void *buf;
+        size_t len;
+        if (consensus_cmd_encode(&c, NULL, &buf, &len, NULL) != MB_OK)
+            return;
+        consensus_raft_propose(r, buf, len, expiry_done_cb, NULL, NULL);
+        free(buf);
+    }
+}
+
 static void monitor_cb(uv_timer_t *t)
 {
     consensus_raft *r = t->data;
@@ -544,6 +577,11 @@ static void monitor_cb(uv_timer_t *t)
     if (r->closing) {
         maybe_finish_close(r);
         return;
+    }
+    if (!r->cfg.disable_proposal_expiry && now >= r->last_expiry_ms + 1000 &&
+        raft_state(&r->raft) == RAFT_LEADER) {
+        r->last_expiry_ms = now;
+        expire_proposals(r);
     }
     consensus_status st;
     consensus_raft_status(r, &st);

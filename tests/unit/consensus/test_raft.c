@@ -413,10 +413,32 @@ static void test_membership_adds_voters_up_to_three_then_standby_transfers_and_r
     CU_ASSERT_EQUAL(w.res.code, MB_OK);
     consensus_raft_status(nodes[1].r, &st);
     CU_ASSERT_EQUAL(st.voters, 3);
-    consensus_cmd s = set_x(9, 1);
-    CU_ASSERT_EQUAL_FATAL(propose_cmd(1, &s, &w, &now), MB_OK);
+    /* x is a direct variable; proposals need a consensus one. */
+    consensus_cmd dc = { .kind = CONSENSUS_CMD_VAR_DEFINE,
+                         .name = "c",
+                         .policy = MB_POLICY_CONSENSUS };
+    dc.spec = (mb_var_spec){ .type = MB_VT_BOOL };
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(1, &dc, &w, &now), MB_OK);
     CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
     CU_ASSERT_EQUAL(w.res.code, MB_OK);
+    /* The leader closes a proposal whose deadline passed. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char *voters[] = { "a", "b" };
+    consensus_cmd po = { .kind = CONSENSUS_CMD_PROPOSAL_OPEN,
+                         .proposal_id = "p",
+                         .name = "c",
+                         .voters = voters,
+                         .n_voters = 2,
+                         .deadline_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 300 };
+    po.value = (mb_value){ .type = MB_VT_BOOL, .u.b = 1 };
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(1, &po, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    CU_ASSERT_EQUAL(w.res.code, MB_OK);
+    const consensus_sm *lsm = consensus_raft_sm(nodes[1].r);
+    CU_ASSERT_PTR_NOT_NULL(consensus_sm_proposal_get(lsm, "p"));
+    CU_ASSERT_TRUE(LOOP_UNTIL(consensus_sm_proposal_get(lsm, "p") == NULL, 5000));
+    CU_ASSERT_EQUAL(consensus_sm_var_get(lsm, "c")->value.u.b, 0);
     teardown_nodes();
     CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
 }
