@@ -174,8 +174,8 @@ static int asha_decide(mb_optim *o, struct optim_trial *t)
         double need = (double)c->pruner.min_resource * pow((double)eta, (double)(s + t->next_rung));
         if ((double)step < need)
             return 0;
-        if (c->pruner.kind == MB_OPTIM_PRUNE_HYPERBAND && need > (double)c->pruner.max_resource)
-            return 0; /* past the full budget: never stopped */
+        if (c->pruner.kind == MB_OPTIM_PRUNE_HYPERBAND && need >= (double)c->pruner.max_resource)
+            return 0; /* reached the full budget: never stopped */
         struct optim_rung *r = &o->rungs[(size_t)t->bracket * OPTIM_MAX_RUNGS + t->next_rung];
         if (optim_grow((void **)&r->vals, &r->cap, r->n + 1, sizeof(double)) != MB_OK)
             return 0;
