@@ -441,16 +441,18 @@ static void test_testfn_known_optima(void)
 
 static void test_random_and_qmc_make_progress_on_branin(void)
 {
+    /* the function's mean over the box is about 55 */
     CU_ASSERT(run_testfn(MB_OPTIM_RANDOM, MB_OPTIM_BRANIN, 2, 256, 1, 1) < 1.0);
-    CU_ASSERT(run_testfn(MB_OPTIM_SOBOL, MB_OPTIM_BRANIN, 2, 256, 1, 1) < 1.0);
-    CU_ASSERT(run_testfn(MB_OPTIM_HALTON, MB_OPTIM_BRANIN, 2, 256, 1, 1) < 1.0);
+    CU_ASSERT(run_testfn(MB_OPTIM_SOBOL, MB_OPTIM_BRANIN, 2, 256, 1, 1) < 0.6);
+    CU_ASSERT(run_testfn(MB_OPTIM_HALTON, MB_OPTIM_BRANIN, 2, 256, 1, 1) < 0.6);
 }
 
 static void test_tpe_converges_on_branin_and_hartmann(void)
 {
-    CU_ASSERT(run_testfn(MB_OPTIM_TPE, MB_OPTIM_BRANIN, 2, 150, 1, 1) < 0.45);
-    CU_ASSERT(run_testfn(MB_OPTIM_TPE, MB_OPTIM_BRANIN, 2, 150, 1, 0) < 0.5);
-    CU_ASSERT(run_testfn(MB_OPTIM_TPE, MB_OPTIM_HARTMANN6, 6, 200, 1, 1) < -2.8);
+    /* random search reaches 1.02 and -2.62 with these seeds and budgets */
+    CU_ASSERT(run_testfn(MB_OPTIM_TPE, MB_OPTIM_BRANIN, 2, 150, 1, 1) < 0.43);
+    CU_ASSERT(run_testfn(MB_OPTIM_TPE, MB_OPTIM_BRANIN, 2, 150, 1, 0) < 0.45);
+    CU_ASSERT(run_testfn(MB_OPTIM_TPE, MB_OPTIM_HARTMANN6, 6, 200, 1, 1) < -2.95);
 }
 
 static void test_cmaes_converges_on_rosenbrock_and_ackley(void)
@@ -462,7 +464,7 @@ static void test_cmaes_converges_on_rosenbrock_and_ackley(void)
 
 static void test_portfolio_converges_on_branin(void)
 {
-    CU_ASSERT(run_testfn(MB_OPTIM_PORTFOLIO, MB_OPTIM_BRANIN, 2, 150, 1, 1) < 0.5);
+    CU_ASSERT(run_testfn(MB_OPTIM_PORTFOLIO, MB_OPTIM_BRANIN, 2, 150, 1, 1) < 0.45);
 }
 
 /* TPE's and CMA-ES's categorical handling: they must learn the best option
