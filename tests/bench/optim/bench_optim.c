@@ -234,8 +234,8 @@ int main(int argc, char **argv)
         mean_sug /= (double)nsug;
         printf(
             "{\"suite\":\"optimise\",\"system\":\"mabeam\",\"problem\":\"%s\",\"sampler\":\"%s%s\","
-            "\"trials\":%u,\"seeds\":%u,\"best_median\":%.6g,\"best_min\":%.6g,"
-            "\"best_max\":%.6g,\"suggest_ms_mean\":%.6g,\"suggest_ms_median\":%.6g,"
+            "\"trials\":%u,\"seeds\":%u,\"best_median\":%.17g,\"best_min\":%.17g,"
+            "\"best_max\":%.17g,\"suggest_ms_mean\":%.6g,\"suggest_ms_median\":%.6g,"
             "\"wall_s\":%.3f}\n",
             name, strategy, univariate ? "-independent" : "", trials, seeds, med, best[0],
             best[seeds - 1], mean_sug * 1e3, median(sug, nsug) * 1e3, wall);
