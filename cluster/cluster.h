@@ -243,10 +243,11 @@ int mesh_send_agent(mesh *m, uint64_t peer_id, const char *from_agent, const cha
 typedef struct mesh_stats {
     uint64_t tx_bytes, rx_bytes; /* mesh messages incl. SP framing (not TCP/IP) */
     uint64_t tx_msgs, rx_msgs;
-    uint64_t refused_auth;   /* bad MAC, wrong receiver, undecodable */
-    uint64_t refused_replay; /* stale timestamp or counter already seen */
-    uint64_t dedup_hits;     /* retried requests answered without re-execution */
-    uint64_t agent_delivered, agent_duplicates, agent_dropped;
+    uint64_t refused_auth;                      /* bad MAC, wrong receiver, undecodable */
+    uint64_t refused_replay;                    /* stale timestamp or counter already seen */
+    uint64_t dedup_hits;                        /* retried requests answered without re-execution */
+    uint64_t agent_delivered, agent_duplicates; /* as receiver */
+    uint64_t agent_acked, agent_dropped, agent_batches_sent; /* as sender */
     uint64_t calls_timed_out;
 } mesh_stats;
 

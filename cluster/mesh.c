@@ -1243,6 +1243,7 @@ static void agent_done(mesh_callx *c, int status, const void *payload, size_t le
             p->inflight = a->next;
             p->inflight_n--;
             a->next = NULL;
+            m->stats.agent_acked++;
             agent_msgs_free(m, a, 0);
         }
         mabeam__mesh__agent_ack__free_unpacked(ack, NULL);
@@ -1312,6 +1313,7 @@ static void agent_flush(mesh *m, peer *p)
         buf = malloc(len ? len : 1);
         if (buf) {
             mabeam__mesh__agent_batch__pack(&b, buf);
+            m->stats.agent_batches_sent++;
             rc = call_start(m, p, METHOD_AGENT, buf, len, m->cfg.down_after_ms * 2,
                             m->cfg.rpc_attempt_ms, 0, agent_done, NULL, NULL, &p->agent_call);
         }
