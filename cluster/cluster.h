@@ -38,7 +38,8 @@ typedef struct fd_config {
 #define FD_DEFAULT_SUSPECT_AFTER_MS 600
 #define FD_DEFAULT_DOWN_AFTER_MS    1000
 
-/* Called on every status change of a peer, from fd_heard()/fd_tick(). */
+/* Called on every status change of a peer, from fd_heard()/fd_tick(); it
+ * may add or remove peers. */
 typedef void (*fd_change_cb)(void *user, uint64_t node_id, cluster_peer_status from,
                              cluster_peer_status to);
 

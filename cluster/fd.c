@@ -124,7 +124,7 @@ static void fd_transition(fd *d, size_t i, cluster_peer_status to, int64_t now_m
     p->since_ms = now_ms;
     uint64_t id = p->node_id;
     if (d->cb != NULL)
-        d->cb(d->user, id, from, to); /* may not add/remove peers */
+        d->cb(d->user, id, from, to); /* may add or remove peers */
 }
 
 int fd_heard(fd *d, uint64_t node_id, int64_t now_ms, double rtt_ms)
@@ -145,14 +145,25 @@ int fd_heard(fd *d, uint64_t node_id, int64_t now_ms, double rtt_ms)
 
 void fd_tick(fd *d, int64_t now_ms)
 {
-    for (size_t i = 0; i < d->n; i++) {
+    /* by id, so that a callback may add or remove peers */
+    uint64_t next_id = 1;
+    for (;;) {
+        int found;
+        size_t i = fd_find(d, next_id, &found);
+        if (i >= d->n)
+            break;
+        uint64_t id = d->peers[i].node_id;
         int64_t silent = now_ms - d->peers[i].last_heard_ms;
         if (silent < 0)
             silent = 0;
         if (d->peers[i].status == CLUSTER_PEER_ALIVE && silent >= d->cfg.suspect_after_ms)
             fd_transition(d, i, CLUSTER_PEER_SUSPECT, now_ms);
-        if (d->peers[i].status == CLUSTER_PEER_SUSPECT && silent >= d->cfg.down_after_ms)
+        i = fd_find(d, id, &found);
+        if (found && d->peers[i].status == CLUSTER_PEER_SUSPECT && silent >= d->cfg.down_after_ms)
             fd_transition(d, i, CLUSTER_PEER_DOWN, now_ms);
+        if (id == UINT64_MAX)
+            break;
+        next_id = id + 1;
     }
 }
 

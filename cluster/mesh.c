@@ -142,6 +142,16 @@ struct mesh_request {
     Mabeam__Mesh__Request *r;
 };
 
+/* A hook call waiting for a safe point (see notices_flush). */
+typedef enum notice_kind { NOTICE_STATUS, NOTICE_JOINED, NOTICE_LEADER } notice_kind;
+typedef struct notice {
+    notice_kind kind;
+    uint64_t id;
+    cluster_peer_status from, to;
+    uint64_t term;
+    char url[WIRE_URL_MAX + 1];
+} notice;
+
 typedef struct handler {
     uint32_t method;
     mesh_handler_fn fn;
@@ -204,6 +214,9 @@ struct mesh {
     uint64_t refusals_suppressed;
 
     mesh_stats stats;
+
+    notice *notices;
+    size_t n_notices, cap_notices;
 
     /* shared with NNG threads and mesh_send_agent callers */
     pthread_mutex_t lock;
@@ -293,6 +306,48 @@ static void mesh_refuse(mesh *m, int replay, const char *what)
         m->refusals_suppressed++;
 }
 
+/* ---- hooks ------------------------------------------------------------------ */
+
+/* Hooks are not called in the middle of mesh work (a hook may close the mesh
+ * or remove a peer): they are queued here and run by notices_flush() from
+ * the top of a loop callback. */
+static void notice_push(mesh *m, const notice *n)
+{
+    if (m->n_notices == m->cap_notices) {
+        size_t cap = m->cap_notices ? m->cap_notices * 2 : 8;
+        notice *p = realloc(m->notices, cap * sizeof(*p));
+        if (p == NULL) {
+            mesh_log(m, MESH_LOG_ERROR, "mesh: out of memory: a notification is lost");
+            return;
+        }
+        m->notices = p;
+        m->cap_notices = cap;
+    }
+    m->notices[m->n_notices++] = *n;
+}
+
+static void notices_flush(mesh *m)
+{
+    for (size_t i = 0; !m->closing && i < m->n_notices; i++) {
+        notice n = m->notices[i]; /* a hook may push more (and move the array) */
+        switch (n.kind) {
+        case NOTICE_STATUS:
+            if (m->cb.peer_status)
+                m->cb.peer_status(m->cb.user, n.id, n.from, n.to);
+            break;
+        case NOTICE_JOINED:
+            if (m->cb.peer_joined)
+                m->cb.peer_joined(m->cb.user, n.id, n.url);
+            break;
+        case NOTICE_LEADER:
+            if (m->cb.leader_changed)
+                m->cb.leader_changed(m->cb.user, n.term, n.id, n.url);
+            break;
+        }
+    }
+    m->n_notices = 0;
+}
+
 /* ---- event queue (NNG threads -> loop) ----------------------------------- */
 
 static void mesh_post(mesh *m, mesh_event *ev)
@@ -365,10 +420,18 @@ static int mesh_seal_msg(mesh *m, uint64_t receiver, uint64_t counter, uint32_t 
 
 /* ---- server slots ---------------------------------------------------------- */
 
+/* Any thread: let `s` receive the next request. */
 static void slot_recv(srv_slot *s)
 {
     s->state = SLOT_RECEIVING;
     nng_ctx_recv(s->ctx, s->aio);
+}
+
+/* Loop thread: the same, unless a hook closed the mesh meanwhile. */
+static void slot_rearm(srv_slot *s)
+{
+    if (!s->m->closing)
+        slot_recv(s);
 }
 
 static void slot_cb(void *arg)
@@ -404,6 +467,8 @@ static void slot_reply(srv_slot *s, uint64_t to, uint64_t to_incarnation, uint64
                        int status, const void *payload, size_t len)
 {
     mesh *m = s->m;
+    if (m->closing)
+        return; /* a hook closed the mesh */
     assert(s->state == SLOT_HANDLING);
     Mabeam__Mesh__Reply r = MABEAM__MESH__REPLY__INIT;
     r.request_id = request_id;
@@ -423,7 +488,7 @@ static void slot_reply(srv_slot *s, uint64_t to, uint64_t to_incarnation, uint64
     if (rc != MB_OK) {
         mesh_log(m, MESH_LOG_ERROR, "mesh: cannot build reply to node %" PRIu64 ": %s", to,
                  mb_strerror(rc));
-        slot_recv(s); /* the requester will retry */
+        slot_rearm(s); /* the requester will retry */
         return;
     }
     s->state = SLOT_SENDING;
@@ -661,8 +726,11 @@ static int mesh_add_peer_(mesh *m, uint64_t node_id, const char *url, int announ
         }
     }
     mesh_log(m, MESH_LOG_INFO, "mesh: peer %" PRIu64 " at %s", node_id, url);
-    if (announce && m->cb.peer_joined)
-        m->cb.peer_joined(m->cb.user, node_id, url);
+    if (announce) {
+        notice n = { .kind = NOTICE_JOINED, .id = node_id };
+        snprintf(n.url, sizeof(n.url), "%s", url);
+        notice_push(m, &n);
+    }
     return MB_OK;
 }
 
@@ -726,7 +794,7 @@ static int call_attempt(mesh_callx *c)
     return MB_OK;
 }
 
-static void call_free(mesh_callx *c)
+static void call_unlink(mesh_callx *c)
 {
     mesh *m = c->m;
     if (c->prev)
@@ -735,6 +803,11 @@ static void call_free(mesh_callx *c)
         m->calls = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void call_free(mesh_callx *c)
+{
     nng_aio_free(c->aio);
     nng_ctx_close(c->ctx);
     free(c->payload);
@@ -746,6 +819,8 @@ static void call_complete(mesh_callx *c, int status, const void *payload, size_t
 {
     if (status == MB_ETIMEDOUT)
         c->m->stats.calls_timed_out++;
+    /* out of the list first: the callback may close the mesh */
+    call_unlink(c);
     if (c->done)
         c->done(c, status, payload, len);
     else
@@ -810,6 +885,7 @@ static int call_start(mesh *m, peer *p, uint32_t method, const void *payload, si
     m->calls = c;
     int rc = call_attempt(c);
     if (rc != MB_OK) {
+        call_unlink(c);
         call_free(c);
         return rc;
     }
@@ -897,8 +973,9 @@ static void mesh_learn_leader(mesh *m, uint64_t term, uint64_t leader, const cha
     }
     mesh_log(m, MESH_LOG_INFO, "mesh: leader of term %" PRIu64 " is node %" PRIu64 " (%s)", term,
              leader, m->leader_url);
-    if (m->cb.leader_changed)
-        m->cb.leader_changed(m->cb.user, term, leader, m->leader_url);
+    notice n = { .kind = NOTICE_LEADER, .id = leader, .term = term };
+    snprintf(n.url, sizeof(n.url), "%s", m->leader_url);
+    notice_push(m, &n);
 }
 
 /* ---- incoming requests --------------------------------------------------------- */
@@ -1022,6 +1099,10 @@ static void handle_agent_batch(mesh *m, srv_slot *s, const wire_header *h,
         if (m->cb.agent_message)
             m->cb.agent_message(m->cb.user, h->sender_id, am->from_agent, am->to_agent,
                                 am->payload.data, am->payload.len);
+        if (m->closing) {
+            mabeam__mesh__agent_batch__free_unpacked(b, NULL);
+            return;
+        }
     }
     Mabeam__Mesh__AgentAck ack = MABEAM__MESH__AGENT_ACK__INIT;
     ack.through_seq = ss->agent_expected - 1;
@@ -1051,7 +1132,7 @@ static void handle_user_request(mesh *m, srv_slot *s, const wire_header *h,
         } else {
             if (e->n_waiters == DEDUP_MAX_WAITERS) {
                 /* the oldest copy is given up: its requester has retried */
-                slot_recv(e->waiters[0]);
+                slot_rearm(e->waiters[0]);
                 memmove(&e->waiters[0], &e->waiters[1],
                         (DEDUP_MAX_WAITERS - 1) * sizeof(e->waiters[0]));
                 e->n_waiters--;
@@ -1166,7 +1247,7 @@ drop:
     if (r)
         mabeam__mesh__request__free_unpacked(r, NULL);
     wire_envelope_free(env);
-    slot_recv(s);
+    slot_rearm(s);
 }
 
 /* ---- the loop's wake-up --------------------------------------------------------- */
@@ -1206,22 +1287,33 @@ static void drain_outbox(mesh *m)
 static void wake_cb(uv_async_t *h)
 {
     mesh *m = h->data;
-    if (m->closing)
-        return;
-    pthread_mutex_lock(&m->lock);
-    mesh_event *ev = m->q_head;
-    m->q_head = m->q_tail = NULL;
-    for (mesh_event *e = ev; e; e = e->next)
-        e->queued = 0;
-    pthread_mutex_unlock(&m->lock);
-    while (ev) {
-        mesh_event *next = ev->next;
+    /* the whole queue, one event at a time: a callback may close the mesh
+     * or cancel a queued call; the cap only keeps a flood from starving the
+     * loop (the rest is handled on the next wake-up) */
+    size_t budget = 4 * (m->n_slots + 1024);
+    while (!m->closing && budget > 0) {
+        pthread_mutex_lock(&m->lock);
+        mesh_event *ev = m->q_head;
+        if (ev != NULL) {
+            m->q_head = ev->next;
+            if (m->q_head == NULL)
+                m->q_tail = NULL;
+            ev->queued = 0;
+        }
+        pthread_mutex_unlock(&m->lock);
+        if (ev == NULL)
+            break;
+        budget--;
         if (ev->is_call)
             call_event(m, (mesh_callx *)ev);
         else
             slot_event(m, (srv_slot *)ev);
-        ev = next;
+        notices_flush(m);
     }
+    if (m->closing)
+        return;
+    if (budget == 0)
+        uv_async_send(&m->wake);
     drain_outbox(m);
 }
 
@@ -1411,11 +1503,11 @@ static void join_done(mesh_callx *c, int status, const void *payload, size_t len
         if (id != m->node_id)
             mesh_add_peer_(m, id, jr->members[i]->url, 0, NULL);
     }
-    mesh_learn_leader(m, jr->term, jr->leader_id, NULL);
     mesh_log(m, MESH_LOG_INFO, "mesh: joined through %s (%zu members)", c->peer->url,
              jr->n_members);
-    mabeam__mesh__join_reply__free_unpacked(jr, NULL);
     m->joined = 1;
+    mesh_learn_leader(m, jr->term, jr->leader_id, NULL);
+    mabeam__mesh__join_reply__free_unpacked(jr, NULL);
 }
 
 static void timer_cb(uv_timer_t *t)
@@ -1424,6 +1516,9 @@ static void timer_cb(uv_timer_t *t)
     if (m->closing)
         return;
     fd_tick(m->fd, mesh_now_ms());
+    notices_flush(m);
+    if (m->closing)
+        return;
     size_t len = 0;
     uint8_t *hb = pack_heartbeat(m, &len);
     if (hb == NULL)
@@ -1452,6 +1547,7 @@ static void timer_cb(uv_timer_t *t)
             call_start(m, p, METHOD_JOIN, buf, jl, 2000, 0, 0, join_done, NULL, NULL,
                        &p->join_call);
     }
+    notices_flush(m);
 }
 
 /* ---- public API ---------------------------------------------------------------------- */
@@ -1536,7 +1632,7 @@ static int mesh_listen(mesh *m, const char *listen_url, const char *advertise, m
         }
     }
     for (size_t i = 0; i < m->n_slots; i++)
-        slot_recv(&m->slots[i]);
+        slot_rearm(&m->slots[i]);
     return MB_OK;
 }
 
@@ -1547,8 +1643,7 @@ static void fd_changed_cb(void *user, uint64_t node_id, cluster_peer_status from
     mesh_log(m, to == CLUSTER_PEER_ALIVE ? MESH_LOG_INFO : MESH_LOG_WARN,
              "mesh: node %" PRIu64 " %s -> %s", node_id, cluster_peer_status_name(from),
              cluster_peer_status_name(to));
-    if (m->cb.peer_status)
-        m->cb.peer_status(m->cb.user, node_id, from, to);
+    notice_push(m, &(notice){ .kind = NOTICE_STATUS, .id = node_id, .from = from, .to = to });
 }
 
 static void mesh_free_all(mesh *m);
@@ -1675,6 +1770,7 @@ static void close_cb(uv_handle_t *h)
     void (*done)(void *) = m->close_done;
     void *user = m->close_user;
     pthread_mutex_destroy(&m->lock);
+    free(m->slots);
     free(m);
     if (done)
         done(user);
@@ -1694,15 +1790,17 @@ static void mesh_free_all(mesh *m)
         mesh_unpost(m, &s->ev);
         if (s->msg)
             nng_msg_free(s->msg);
+        s->msg = NULL;
         if (s->aio) {
             nng_aio_free(s->aio);
             nng_ctx_close(s->ctx);
+            s->aio = NULL;
         }
     }
     assert(m->q_head == NULL);
-    free(m->slots);
-    m->slots = NULL;
-    m->n_slots = 0;
+    free(m->notices);
+    m->notices = NULL;
+    m->n_notices = m->cap_notices = 0;
     for (size_t i = 0; i < m->n_seeds; i++)
         peer_free(m, m->seeds[i]);
     free(m->seeds);
@@ -1740,6 +1838,7 @@ static void mesh_free_all(mesh *m)
     free(m->tls_server_name);
     if (m->handles_open == 0) {
         pthread_mutex_destroy(&m->lock);
+        free(m->slots);
         free(m);
     }
 }
@@ -1791,10 +1890,15 @@ int mesh_remove_peer(mesh *m, uint64_t node_id)
             m->removed[m->n_removed++] = node_id;
         }
         /* user calls to this peer fail with MB_ECLOSED */
-        for (mesh_callx *c = m->calls, *next; c; c = next) {
-            next = c->next;
-            if (c->peer == p && c->done == NULL)
-                call_cancel(c);
+        for (mesh_callx *c = m->calls; c;) {
+            if (c->peer == p && c->done == NULL) {
+                call_cancel(c); /* its callback may change the list */
+                if (m->closing)
+                    return MB_OK;
+                c = m->calls;
+            } else {
+                c = c->next;
+            }
         }
         peer_free(m, p);
         return MB_OK;
@@ -1815,6 +1919,7 @@ size_t mesh_peer_count(const mesh *m)
 void mesh_set_leader(mesh *m, uint64_t term, uint64_t leader_id)
 {
     mesh_learn_leader(m, term, leader_id, NULL);
+    notices_flush(m);
 }
 
 void mesh_leader(const mesh *m, uint64_t *term, uint64_t *leader_id, char *url_buf, size_t url_size)

@@ -45,7 +45,20 @@ typedef struct node {
     int n_agent;
     char last_to_agent[64];
     uint64_t last_agent_from;
+    /* close the mesh from inside a hook */
+    int close_on_down, close_on_agent, closed_in_hook;
 } node;
+
+static void close_done(void *user);
+
+static void close_from_hook(node *n)
+{
+    if (n->m != NULL) {
+        n->n_pending = 0;
+        mesh_close(n->m, close_done, &n->closed_in_hook);
+        n->m = NULL;
+    }
+}
 
 static void log_cb(void *user, int level, const char *msg)
 {
@@ -71,6 +84,8 @@ static void status_cb(void *user, uint64_t id, cluster_peer_status from, cluster
     n->n_changes++;
     n->last_to = to;
     n->last_changed = id;
+    if (n->close_on_down && to == CLUSTER_PEER_DOWN)
+        close_from_hook(n);
 }
 
 static void joined_cb(void *user, uint64_t id, const char *url)
@@ -101,6 +116,8 @@ static void agent_cb(void *user, uint64_t from, const char *from_agent, const ch
         n->agent_seen[n->n_agent++] = v;
     snprintf(n->last_to_agent, sizeof(n->last_to_agent), "%s", to_agent);
     n->last_agent_from = from;
+    if (n->close_on_agent && n->n_agent == n->close_on_agent)
+        close_from_hook(n);
 }
 
 static void echo_handler(void *user, mesh *m, mesh_request *req)
@@ -739,6 +756,28 @@ static void test_tls_round_trip(void)
     node_close(&b);
 }
 
+static void test_hooks_may_close_the_mesh(void)
+{
+    node a, b;
+    opts o = { .fast = 1 };
+    node_open(&a, 1, "tcp://127.0.0.1:0", &o);
+    node_open(&b, 2, "tcp://127.0.0.1:0", &o);
+    link_nodes(&a, &b);
+    /* b closes itself in the middle of a batch of agent messages */
+    b.close_on_agent = 3;
+    for (unsigned i = 1; i <= 10; i++)
+        mesh_send_agent(a.m, 2, "s", "d", &i, sizeof(i), NULL);
+    CU_ASSERT_FATAL(RUN_UNTIL(b.closed_in_hook, 5000));
+    CU_ASSERT_EQUAL(b.n_agent, 3);
+    /* a closes itself when it sees b down, with a call to b pending */
+    a.close_on_down = 1;
+    result r;
+    CU_ASSERT_EQUAL(start_call(&a, 2, M_ECHO, "x", 10000, 0, &r, NULL), MB_OK);
+    CU_ASSERT_FATAL(RUN_UNTIL(a.closed_in_hook, 5000));
+    CU_ASSERT_EQUAL(r.done, 1);
+    CU_ASSERT_EQUAL(r.status, MB_ECLOSED);
+}
+
 static void test_open_rejects_bad_configuration(void)
 {
     mesh *m = NULL;
@@ -792,6 +831,7 @@ static CU_TestInfo mesh_tests[] = {
     { "test_replayed_envelope_is_refused_and_logged",
       test_replayed_envelope_is_refused_and_logged },
     { "test_tls_round_trip", test_tls_round_trip },
+    { "test_hooks_may_close_the_mesh", test_hooks_may_close_the_mesh },
     { "test_open_rejects_bad_configuration", test_open_rejects_bad_configuration },
     CU_TEST_INFO_NULL,
 };
