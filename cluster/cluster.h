@@ -136,7 +136,7 @@ typedef struct mesh_config {
     uint32_t server_contexts;   /* concurrent incoming requests; default 256 */
     uint32_t dedup_entries;     /* answered requests remembered; default 4096 */
     uint32_t max_message_bytes; /* largest envelope; default 4 MiB */
-    uint32_t agent_queue_max;   /* queued agent messages per peer; default 65536 */
+    uint32_t agent_queue_max;   /* queued agent messages, all peers; default 65536 */
     mesh_callbacks cb;
 } mesh_config;
 
