@@ -137,6 +137,10 @@ typedef struct mesh_config {
     uint32_t dedup_entries;     /* answered requests remembered; default 4096 */
     uint32_t max_message_bytes; /* largest envelope; default 4 MiB */
     uint32_t agent_queue_max;   /* queued agent messages, all peers; default 65536 */
+    /* This start's incarnation: must exceed every earlier one of this node
+     * id, or peers refuse its envelopes as replays. 0 = the wall clock in
+     * microseconds (fine unless the clock steps back across a restart). */
+    uint64_t incarnation;
     mesh_callbacks cb;
 } mesh_config;
 

@@ -1215,9 +1215,16 @@ static void slot_event(mesh *m, srv_slot *s)
         goto drop;
     if (wire_replay_accept(h.receiver_id ? &ss->direct : &ss->anon, h.sender_incarnation,
                            h.counter) != MB_OK) {
-        snprintf(e.msg, sizeof(e.msg),
-                 "node %" PRIu64 " incarnation %" PRIu64 " counter %" PRIu64 " already seen",
-                 h.sender_id, h.sender_incarnation, h.counter);
+        wire_replay *w = h.receiver_id ? &ss->direct : &ss->anon;
+        if (h.sender_incarnation < w->incarnation)
+            snprintf(e.msg, sizeof(e.msg),
+                     "node %" PRIu64 " incarnation %" PRIu64 " is older than %" PRIu64
+                     " (a replay, or the node restarted with its clock behind)",
+                     h.sender_id, h.sender_incarnation, w->incarnation);
+        else
+            snprintf(e.msg, sizeof(e.msg),
+                     "node %" PRIu64 " incarnation %" PRIu64 " counter %" PRIu64 " already seen",
+                     h.sender_id, h.sender_incarnation, h.counter);
         mesh_refuse(m, 1, e.msg);
         goto drop;
     }
@@ -1692,7 +1699,9 @@ int mesh_open(uv_loop_t *loop, const mesh_config *cfg, mesh **out, mb_error *err
      * never collide with its previous life's */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    m->incarnation = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    m->incarnation = cfg->incarnation
+                         ? cfg->incarnation
+                         : (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
     m->secret = malloc(cfg->secret_len);
     m->tls_cert_key_file = dup_or_null(cfg->tls_cert_key_file);
     m->tls_ca_file = dup_or_null(cfg->tls_ca_file);
