@@ -596,6 +596,8 @@ static int peer_open_socket(mesh *m, peer *p, mb_error *err)
 }
 
 static void call_cancel(mesh_callx *c);
+static void call_move(mesh_callx *c, struct peer *np);
+static void agent_flush(mesh *m, peer *p);
 
 static void agent_msgs_free(mesh *m, agent_msg *a, int dropped)
 {
@@ -620,12 +622,17 @@ static void peer_free(mesh *m, peer *p)
 {
     if (p == NULL)
         return;
-    if (p->hb_call)
-        call_cancel(p->hb_call);
-    if (p->join_call)
-        call_cancel(p->join_call);
-    if (p->agent_call)
-        call_cancel(p->agent_call);
+    /* only the mesh's own calls are left here (heartbeat, join, agent
+     * batch): user calls were cancelled or moved by the caller */
+    for (mesh_callx *c = m->calls; c;) {
+        if (c->peer == p) {
+            assert(c->done != NULL);
+            call_cancel(c);
+            c = m->calls;
+        } else {
+            c = c->next;
+        }
+    }
     if (p->sock_open)
         nng_close(p->sock);
     agent_msgs_free(m, p->inflight, 1);
@@ -696,10 +703,16 @@ static int mesh_add_peer_(mesh *m, uint64_t node_id, const char *url, int announ
         }
         p->inflight = NULL;
         p->q_head = p->q_tail = NULL;
+        /* user calls in progress continue on the new connection */
+        for (mesh_callx *c = m->calls; c; c = c->next)
+            if (c->peer == p && c->done == NULL)
+                call_move(c, np);
         for (size_t i = 0; i < m->n_peers; i++)
             if (m->peers[i] == p)
                 m->peers[i] = np;
         peer_free(m, p);
+        if (np->q_head != NULL && np->agent_call == NULL)
+            agent_flush(m, np);
         return MB_OK;
     }
     if (m->n_peers == m->cap_peers) {
@@ -808,7 +821,8 @@ static void call_unlink(mesh_callx *c)
 
 static void call_free(mesh_callx *c)
 {
-    nng_aio_free(c->aio);
+    if (c->aio != NULL)
+        nng_aio_free(c->aio);
     nng_ctx_close(c->ctx);
     free(c->payload);
     free(c);
@@ -830,15 +844,46 @@ static void call_complete(mesh_callx *c, int status, const void *payload, size_t
 
 static void call_cancel(mesh_callx *c)
 {
-    nng_aio_stop(c->aio);
+    if (c->aio != NULL) /* NULL after a failed call_move */
+        nng_aio_stop(c->aio);
     mesh_unpost(c->m, &c->ev);
-    nng_msg *msg = nng_aio_get_msg(c->aio);
+    nng_msg *msg = c->aio != NULL ? nng_aio_get_msg(c->aio) : NULL;
     if (msg != NULL && c->state == CALL_SENDING)
         nng_msg_free(msg);
     if (c->reply)
         nng_msg_free(c->reply);
     c->reply = NULL;
     call_complete(c, MB_ECLOSED, NULL, 0);
+}
+
+/* Re-home `c` on peer `np` (same node, new connection) and send it again
+ * with the same request id. Calls no user code: a failure is reported
+ * through the event queue. */
+static void call_move(mesh_callx *c, peer *np)
+{
+    mesh *m = c->m;
+    nng_aio_stop(c->aio);
+    mesh_unpost(m, &c->ev);
+    if (c->state == CALL_SENDING) {
+        nng_msg *msg = nng_aio_get_msg(c->aio);
+        if (msg != NULL)
+            nng_msg_free(msg);
+    }
+    if (c->reply)
+        nng_msg_free(c->reply);
+    c->reply = NULL;
+    nng_aio_free(c->aio); /* a stopped aio cannot start new operations */
+    c->aio = NULL;
+    nng_ctx_close(c->ctx);
+    c->peer = np;
+    int rv = nng_ctx_open(&c->ctx, np->sock);
+    if (rv == 0)
+        rv = nng_aio_alloc(&c->aio, call_cb, c);
+    if (rv == 0 && call_attempt(c) == MB_OK)
+        return;
+    c->rv = NNG_ECLOSED;
+    c->state = CALL_QUEUED;
+    mesh_post(m, &c->ev);
 }
 
 static int call_start(mesh *m, peer *p, uint32_t method, const void *payload, size_t len,

@@ -463,7 +463,9 @@ static void test_agent_messages_ordered_once_across_reconnect(void)
     snprintf(other, sizeof(other), "tcp://localhost%s", port);
     for (unsigned i = 1; i <= 3000; i++)
         CU_ASSERT_EQUAL_FATAL(mesh_send_agent(a.m, 2, "src", "dst", &i, sizeof(i), NULL), MB_OK);
-    CU_ASSERT_FATAL(RUN_UNTIL(b.n_agent > 0, 5000));
+    result r;
+    CU_ASSERT_EQUAL(start_call(&a, 2, M_DEFER, "across", 10000, 0, &r, NULL), MB_OK);
+    CU_ASSERT_FATAL(RUN_UNTIL(b.n_agent > 0 && b.n_pending == 1, 5000));
     CU_ASSERT(b.n_agent < 3000);
     /* the same receiver at another address: A drops its connection and
      * re-dials while batches are in flight; unacknowledged ones are re-sent */
@@ -478,6 +480,13 @@ static void test_agent_messages_ordered_once_across_reconnect(void)
     mesh_stats st;
     mesh_get_stats(a.m, &st);
     CU_ASSERT_EQUAL(st.agent_dropped, 0);
+    /* the call in progress moved to the new connection; executed once */
+    mesh_reply(b.pending[0], MB_OK, "moved", 5);
+    b.n_pending = 0;
+    CU_ASSERT_FATAL(RUN_UNTIL(r.done, 5000));
+    CU_ASSERT_EQUAL(r.status, MB_OK);
+    CU_ASSERT(memcmp(r.payload, "moved", 5) == 0);
+    CU_ASSERT_EQUAL(b.defer_executions, 1);
     /* a batch delivered on the old connection but acknowledged on neither
      * comes again and is dropped by sequence (covered deterministically by
      * test_agent_batch_resent_is_delivered_once) */
