@@ -31,12 +31,12 @@ typedef enum cluster_peer_status {
 const char *cluster_peer_status_name(cluster_peer_status s);
 
 typedef struct fd_config {
-    int64_t suspect_after_ms; /* silence before ALIVE -> SUSPECT; default 600 */
-    int64_t down_after_ms;    /* silence before -> DOWN (> suspect); default 1000 */
+    int64_t suspect_after_ms; /* silence before ALIVE -> SUSPECT; default 500 */
+    int64_t down_after_ms;    /* silence before -> DOWN (> suspect); default 800 */
 } fd_config;
 
-#define FD_DEFAULT_SUSPECT_AFTER_MS 600
-#define FD_DEFAULT_DOWN_AFTER_MS    1000
+#define FD_DEFAULT_SUSPECT_AFTER_MS 500
+#define FD_DEFAULT_DOWN_AFTER_MS    800
 
 /* Called on every status change of a peer, from fd_heard()/fd_tick(); it
  * may add or remove peers. */
@@ -129,8 +129,8 @@ typedef struct mesh_config {
     const char *tls_ca_file;
     const char *tls_server_name;
     uint32_t heartbeat_interval_ms; /* default 200 */
-    uint32_t suspect_after_ms;      /* default 600 */
-    uint32_t down_after_ms;         /* default 1000 */
+    uint32_t suspect_after_ms;      /* default 500 */
+    uint32_t down_after_ms;         /* default 800 */
     uint32_t rpc_attempt_ms;    /* a call is re-sent (same request id) after this; default 500 */
     uint32_t max_clock_skew_ms; /* envelopes older/newer than this are refused; default 30000 */
     uint32_t server_contexts;   /* concurrent incoming requests; default 256 */

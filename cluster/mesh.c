@@ -208,6 +208,8 @@ struct mesh {
     uint64_t term, leader_id;
     char leader_url[WIRE_URL_MAX + 1];
 
+    int64_t last_heartbeat_ms;
+
     /* refusal log rate limit */
     int64_t refusal_window_ms;
     int refusals_in_window;
@@ -1567,10 +1569,18 @@ static void timer_cb(uv_timer_t *t)
     mesh *m = t->data;
     if (m->closing)
         return;
-    fd_tick(m->fd, mesh_now_ms());
+    /* the detector ticks 4 times per heartbeat interval, so that a DOWN is
+     * seen within interval/4 of down_after_ms; heartbeats go out once per
+     * interval */
+    int64_t now = mesh_now_ms();
+    fd_tick(m->fd, now);
     notices_flush(m);
     if (m->closing)
         return;
+    int64_t period = m->cfg.heartbeat_interval_ms;
+    if (m->last_heartbeat_ms != 0 && now - m->last_heartbeat_ms < period - period / 8)
+        return;
+    m->last_heartbeat_ms = now;
     size_t len = 0;
     uint8_t *hb = pack_heartbeat(m, &len);
     if (hb == NULL)
@@ -1578,8 +1588,8 @@ static void timer_cb(uv_timer_t *t)
     for (size_t i = 0; i < m->n_peers; i++) {
         peer *p = m->peers[i];
         if (p->hb_call == NULL)
-            call_start(m, p, METHOD_HEARTBEAT, hb, len, m->cfg.down_after_ms, 0, 0, hb_done, NULL,
-                       NULL, &p->hb_call);
+            call_start(m, p, METHOD_HEARTBEAT, hb, len, m->cfg.down_after_ms,
+                       2 * m->cfg.heartbeat_interval_ms, 0, hb_done, NULL, NULL, &p->hb_call);
     }
     free(hb);
     if (m->joined) {
@@ -1807,7 +1817,8 @@ int mesh_open(uv_loop_t *loop, const mesh_config *cfg, mesh **out, mb_error *err
     m->wake.data = m;
     m->timer.data = m;
     m->handles_open = 2;
-    uv_timer_start(&m->timer, timer_cb, 0, c->heartbeat_interval_ms);
+    uv_timer_start(&m->timer, timer_cb, 0,
+                   c->heartbeat_interval_ms >= 40 ? c->heartbeat_interval_ms / 4 : 10);
     mesh_log(m, MESH_LOG_INFO, "mesh: node %" PRIu64 " listening on %s", m->node_id, m->url);
     *out = m;
     return MB_OK;

@@ -1,6 +1,7 @@
 /* Mesh benchmarks (suite `mesh`): idle coordination traffic per node in a
  * 3-node mesh with the default heartbeat timings, RPC round-trip latency,
- * and agent-message throughput between two nodes. One JSON object per line
+ * the time until a closed node is reported DOWN (default detector), and
+ * agent-message throughput between two nodes. One JSON object per line
  * on stdout; progress on stderr.
  *
  *   bench_mesh [window_s=10] [rounds=5]
@@ -30,11 +31,49 @@ static void echo(void *user, mesh *m, mesh_request *req)
     mesh_reply(req, MB_OK, p, len);
 }
 
-static int open_node(uint64_t id, const char *seed, mesh **out)
+/* failure detection: when node 1 sees node 3 go DOWN or come back */
+static uint64_t down_at_ns, alive_at_ns;
+
+static void status_cb(void *user, uint64_t id, cluster_peer_status from, cluster_peer_status to)
+{
+    (void)user;
+    (void)from;
+    if (id != 3)
+        return;
+    if (to == CLUSTER_PEER_DOWN)
+        down_at_ns = uv_hrtime();
+    if (to == CLUSTER_PEER_ALIVE)
+        alive_at_ns = uv_hrtime();
+}
+
+static void stop_when_cb(uv_timer_t *t);
+
+/* Run the loop until *flag is non-zero or `ms` passes; returns *flag != 0. */
+static int run_until(uint64_t *flag, uint64_t ms)
+{
+    uv_timer_t poll;
+    uint64_t deadline = uv_hrtime() + ms * 1000000u;
+    uv_timer_init(&loop, &poll);
+    poll.data = flag;
+    uv_timer_start(&poll, stop_when_cb, 1, 1);
+    while (*flag == 0 && uv_hrtime() < deadline)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&poll, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return *flag != 0;
+}
+
+static void stop_when_cb(uv_timer_t *t)
+{
+    (void)t; /* only wakes the loop so that run_until re-checks its flag */
+}
+
+static int open_node_at(uint64_t id, const char *url, const char *seed, mesh **out)
 {
     mesh_config c = { 0 };
     c.node_id = id;
-    c.listen_url = "tcp://127.0.0.1:0";
+    c.listen_url = url;
+    c.cb.peer_status = id == 1 ? status_cb : NULL;
     c.secret = SECRET;
     c.secret_len = strlen(SECRET);
     c.seeds = seed ? &seed : NULL;
@@ -46,6 +85,11 @@ static int open_node(uint64_t id, const char *seed, mesh **out)
         return rc;
     }
     return mesh_register(*out, M_ECHO, echo, NULL);
+}
+
+static int open_node(uint64_t id, const char *seed, mesh **out)
+{
+    return open_node_at(id, "tcp://127.0.0.1:0", seed, out);
 }
 
 static void stop_cb(uv_timer_t *t)
@@ -203,6 +247,41 @@ int main(int argc, char **argv)
                p99, rpc_n);
     }
     free(rpc_lat);
+
+    /* failure detection: close node 3, time until node 1 reports it DOWN
+     * (from the close); reopen it at the same URL (a restart) and repeat */
+    enum { KILLS = 5 };
+    double detect_ms[KILLS];
+    int kills = 0;
+    char url3[256];
+    snprintf(url3, sizeof(url3), "%s", mesh_url(nodes[2]));
+    for (int k = 0; k < KILLS; k++) {
+        alive_at_ns = 0;
+        down_at_ns = 0;
+        run_for(300 + (uint64_t)(k * 37)); /* a different heartbeat phase each time */
+        uint64_t t0 = uv_hrtime();
+        mesh_close(nodes[2], NULL, NULL);
+        if (!run_until(&down_at_ns, 5000)) {
+            fprintf(stderr, "bench: node 3 never reported down\n");
+            break;
+        }
+        detect_ms[kills++] = (double)(down_at_ns - t0) / 1e6;
+        fprintf(stderr, "bench: down detected after %.0f ms\n", detect_ms[kills - 1]);
+        if (open_node_at(3, url3, NULL, &nodes[2]) != MB_OK ||
+            mesh_add_peer(nodes[2], 1, mesh_url(nodes[0]), NULL) != MB_OK ||
+            !run_until(&alive_at_ns, 5000)) {
+            fprintf(stderr, "bench: node 3 did not come back\n");
+            return 1;
+        }
+    }
+    if (kills == KILLS) {
+        printf("{\"suite\":\"mesh\",\"metric\":\"failure_detection_p50\",\"value\":%.0f,"
+               "\"unit\":\"ms\",\"kills\":%d,\"down_after_ms\":%d,\"target\":1000}\n",
+               median(detect_ms, kills), kills, FD_DEFAULT_DOWN_AFTER_MS);
+        printf("{\"suite\":\"mesh\",\"metric\":\"failure_detection_max\",\"value\":%.0f,"
+               "\"unit\":\"ms\",\"kills\":%d}\n",
+               detect_ms[kills - 1], kills);
+    }
 
     /* agent messages node 1 -> node 2: 100k messages of 64 bytes */
     for (int i = 0; i < 3; i++)
