@@ -574,6 +574,17 @@ static void test_wrong_secret_is_refused_and_logged(void)
     mesh_stats st;
     mesh_get_stats(a.m, &st);
     CU_ASSERT(st.refused_auth >= 1);
+    /* a join with the wrong secret is refused: nobody learns of node 4 */
+    uint64_t refused = st.refused_auth;
+    const char *seeds[] = { a.url };
+    opts oj = { .secret = "a-different-secret-entirely", .seeds = seeds, .n_seeds = 1 };
+    node d;
+    node_open(&d, 4, "tcp://127.0.0.1:0", &oj);
+    CU_ASSERT(RUN_UNTIL((mesh_get_stats(a.m, &st), st.refused_auth > refused), 5000));
+    CU_ASSERT_EQUAL(mesh_peer_count(d.m), 0);
+    CU_ASSERT_EQUAL(mesh_peer_count(a.m), 1); /* only c, added by hand */
+    CU_ASSERT_EQUAL(a.n_joined, 0);
+    node_close(&d);
     node_close(&a);
     node_close(&c);
 }
