@@ -141,6 +141,9 @@ typedef struct mesh_config {
      * id, or peers refuse its envelopes as replays. 0 = the wall clock in
      * microseconds (fine unless the clock steps back across a restart). */
     uint64_t incarnation;
+    /* Lines below this level are neither formatted nor passed to cb.log;
+     * default (0) MESH_LOG_DEBUG. The node maps levels as nc = mesh + 1. */
+    int log_level;
     mesh_callbacks cb;
 } mesh_config;
 

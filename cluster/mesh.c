@@ -245,7 +245,7 @@ static void mesh_log(mesh *m, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void mesh_log(mesh *m, int level, const char *fmt, ...)
 {
-    if (m->cb.log == NULL)
+    if (m->cb.log == NULL || level < m->cfg.log_level)
         return;
     char buf[512];
     va_list ap;
