@@ -1693,8 +1693,8 @@ static int mesh_listen(mesh *m, const char *listen_url, const char *advertise, m
             return mb_errorf(err, nng_to_mb(rv), "mesh: server context: %s", nng_strerror(rv));
         }
     }
-    for (size_t i = 0; i < m->n_slots; i++)
-        slot_rearm(&m->slots[i]);
+    /* the contexts start receiving in mesh_open(), once the wake-up handle
+     * their callbacks use exists */
     return MB_OK;
 }
 
@@ -1817,6 +1817,8 @@ int mesh_open(uv_loop_t *loop, const mesh_config *cfg, mesh **out, mb_error *err
     m->wake.data = m;
     m->timer.data = m;
     m->handles_open = 2;
+    for (size_t i = 0; i < m->n_slots; i++)
+        slot_rearm(&m->slots[i]);
     uv_timer_start(&m->timer, timer_cb, 0,
                    c->heartbeat_interval_ms >= 40 ? c->heartbeat_interval_ms / 4 : 10);
     mesh_log(m, MESH_LOG_INFO, "mesh: node %" PRIu64 " listening on %s", m->node_id, m->url);
