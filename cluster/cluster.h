@@ -174,6 +174,9 @@ int mesh_remove_peer(mesh *m, uint64_t node_id);
 /* The detector's view of one peer; MB_ENOTFOUND if unknown. */
 int mesh_peer(const mesh *m, uint64_t node_id, fd_peer_view *out);
 size_t mesh_peer_count(const mesh *m);
+/* 1 if this node has a connection open to the peer, 0 if not, -1 if the
+ * peer is unknown. */
+int mesh_peer_connected(const mesh *m, uint64_t node_id);
 
 /* Leader discovery. mesh_set_leader records what the local raft says; the
  * best known value (highest term) is gossiped in heartbeats. mesh_leader
@@ -184,8 +187,8 @@ void mesh_leader(const mesh *m, uint64_t *term, uint64_t *leader_id, char *url_b
 
 /* The membership view as JSON text for `mabeam cluster status`:
  * {"node_id":..,"url":..,"term":..,"leader_id":..,"leader_url":..,
- *  "peers":[{"node_id":..,"url":..,"status":"alive","last_heard_ms_ago":..,
- *  "rtt_ms":..}, ...]}. Returns a malloc'd string owned by the caller
+ *  "peers":[{"node_id":..,"url":..,"status":"alive","connected":true,
+ *  "last_heard_ms_ago":..,"rtt_ms":..}, ...]}. Returns a malloc'd string owned by the caller
  * (free()), or NULL when out of memory. */
 char *mesh_view_json(const mesh *m);
 

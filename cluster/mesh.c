@@ -105,6 +105,7 @@ typedef struct peer {
     char url[WIRE_URL_MAX + 1];
     nng_socket sock;
     int sock_open;
+    int pipes; /* open connections; written by NNG pipe callbacks (atomics) */
     uint64_t tx_counter;
     mesh_callx *hb_call, *join_call, *agent_call;
     /* outgoing agent channel */
@@ -571,6 +572,17 @@ static sender_state *sender_get(mesh *m, uint64_t node_id)
     return s;
 }
 
+/* NNG thread, socket lock held: only count. */
+static void peer_pipe_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+    peer *p = arg;
+    (void)pipe;
+    if (ev == NNG_PIPE_EV_ADD_POST)
+        __atomic_add_fetch(&p->pipes, 1, __ATOMIC_RELEASE);
+    else if (ev == NNG_PIPE_EV_REM_POST)
+        __atomic_sub_fetch(&p->pipes, 1, __ATOMIC_RELEASE);
+}
+
 static int peer_open_socket(mesh *m, peer *p, mb_error *err)
 {
     int rv = nng_req0_open(&p->sock);
@@ -582,6 +594,8 @@ static int peer_open_socket(mesh *m, peer *p, mb_error *err)
      * repeat a counter the peer's replay window already holds. */
     nng_socket_set_ms(p->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
     nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, m->cfg.max_message_bytes + 64);
+    nng_pipe_notify(p->sock, NNG_PIPE_EV_ADD_POST, peer_pipe_cb, p);
+    nng_pipe_notify(p->sock, NNG_PIPE_EV_REM_POST, peer_pipe_cb, p);
     nng_dialer d;
     if ((rv = nng_dialer_create(&d, p->sock, p->url)) != 0)
         return mb_errorf(err, nng_to_mb(rv), "mesh: dialer for %s: %s", p->url, nng_strerror(rv));
@@ -1978,6 +1992,14 @@ int mesh_peer(const mesh *m, uint64_t node_id, fd_peer_view *out)
     return fd_get(m->fd, node_id, out);
 }
 
+int mesh_peer_connected(const mesh *m, uint64_t node_id)
+{
+    peer *p = peer_find(m, node_id);
+    if (p == NULL)
+        return -1;
+    return __atomic_load_n(&p->pipes, __ATOMIC_ACQUIRE) > 0;
+}
+
 size_t mesh_peer_count(const mesh *m)
 {
     return m->n_peers;
@@ -2024,6 +2046,7 @@ char *mesh_view_json(const mesh *m)
         if (!cJSON_AddNumberToObject(o, "node_id", (double)v.node_id) ||
             !cJSON_AddStringToObject(o, "url", p ? p->url : "") ||
             !cJSON_AddStringToObject(o, "status", cluster_peer_status_name(v.status)) ||
+            !cJSON_AddBoolToObject(o, "connected", mesh_peer_connected(m, v.node_id) == 1) ||
             !cJSON_AddNumberToObject(o, "last_heard_ms_ago", (double)(now - v.last_heard_ms)) ||
             !(v.rtt_ms >= 0 ? cJSON_AddNumberToObject(o, "rtt_ms", v.rtt_ms)
                             : cJSON_AddNullToObject(o, "rtt_ms")))

@@ -209,6 +209,15 @@ static void node_close(node *n)
     CU_ASSERT(RUN_UNTIL(done, 5000));
 }
 
+/* NNG 1.5.2 can leak a request sent on a connection at the very moment it
+ * closes (req0 picks the pipe after its send aio was closed): before
+ * talking to a peer the test just closed, wait until the connection is
+ * seen gone. See docs/cluster.md "Known limits". */
+static void wait_disconnected(node *from, uint64_t peer)
+{
+    CU_ASSERT(RUN_UNTIL(mesh_peer_connected(from->m, peer) == 0, 5000));
+}
+
 static void link_nodes(node *a, node *b)
 {
     CU_ASSERT_EQUAL(mesh_add_peer(a->m, b->id, b->url, NULL), MB_OK);
@@ -260,6 +269,8 @@ static void test_rpc_round_trip(void)
     CU_ASSERT_EQUAL(r.len, 5);
     CU_ASSERT(memcmp(r.payload, "hello", 5) == 0);
     CU_ASSERT_EQUAL(b.echo_executions, 1);
+    CU_ASSERT_EQUAL(mesh_peer_connected(a.m, 2), 1);
+    CU_ASSERT_EQUAL(mesh_peer_connected(a.m, 77), -1);
     /* unknown method and unknown peer */
     CU_ASSERT_EQUAL(start_call(&a, 2, 99, "x", 5000, 0, &r, NULL), MB_OK);
     CU_ASSERT(RUN_UNTIL(r.done, 5000));
@@ -398,6 +409,7 @@ static void test_call_succeeds_after_peer_restart(void)
     CU_ASSERT_FATAL(RUN_UNTIL(r.done, 5000));
     CU_ASSERT_EQUAL(r.status, MB_OK);
     node_close(&b);
+    wait_disconnected(&a, 2);
     CU_ASSERT_EQUAL(start_call(&a, 2, M_ECHO, "two", 10000, 0, &r, NULL), MB_OK);
     CU_ASSERT(!RUN_UNTIL(r.done, 200)); /* nobody there */
     node_open(&b, 2, url, NULL);
@@ -438,6 +450,7 @@ static void test_agent_messages_ordered_once_across_peer_restart(void)
     mesh_stats st;
     CU_ASSERT(RUN_UNTIL((mesh_get_stats(a.m, &st), st.agent_acked == 1000), 5000));
     node_close(&b);
+    wait_disconnected(&a, 2);
     /* sent while the receiver is away: queued and retried */
     for (unsigned i = 1001; i <= 1500; i++)
         CU_ASSERT_EQUAL(mesh_send_agent(a.m, 2, "src", "dst-agent", &i, sizeof(i), NULL), MB_OK);
@@ -510,7 +523,7 @@ static void test_heartbeats_detect_peer_down_and_back(void)
     CU_ASSERT_FATAL(RUN_UNTIL(a.last_changed == 2 && a.last_to == CLUSTER_PEER_DOWN, 5000));
     CU_ASSERT(mesh_peer(a.m, 2, &v) == MB_OK && v.status == CLUSTER_PEER_DOWN);
     CU_ASSERT(v.since_ms - v.last_heard_ms >= 500); /* after down_after_ms of silence */
-    CU_ASSERT(a.n_changes >= 2);             /* through SUSPECT */
+    CU_ASSERT(a.n_changes >= 2);                    /* through SUSPECT */
     CU_ASSERT(logged(&a, "node 2 suspect -> down"));
     node_open(&b, 2, url, &o);
     CU_ASSERT_FATAL(RUN_UNTIL(a.last_to == CLUSTER_PEER_ALIVE, 5000));
@@ -519,6 +532,7 @@ static void test_heartbeats_detect_peer_down_and_back(void)
     char *json = mesh_view_json(a.m);
     CU_ASSERT_PTR_NOT_NULL_FATAL(json);
     CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"status\":\"alive\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"connected\":true"));
     CU_ASSERT_PTR_NOT_NULL(strstr(json, "\"node_id\":2"));
     free(json);
     node_close(&a);
@@ -824,6 +838,7 @@ static void test_hooks_may_close_the_mesh(void)
     CU_ASSERT_EQUAL(b.n_agent, 3);
     /* a closes itself when it sees b down, with a call to b pending */
     a.close_on_down = 1;
+    wait_disconnected(&a, 2);
     result r;
     CU_ASSERT_EQUAL(start_call(&a, 2, M_ECHO, "x", 10000, 0, &r, NULL), MB_OK);
     CU_ASSERT_FATAL(RUN_UNTIL(a.closed_in_hook, 5000));
