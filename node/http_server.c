@@ -46,6 +46,7 @@ struct http_server {
     api_call *qhead, *qtail; /* under mtx */
     int closing;             /* under mtx */
     char *token;             /* under mtx */
+    size_t body_limit;       /* under mtx */
     uv_async_t wake;
     api_call *parked; /* loop thread */
     size_t nparked;
@@ -243,9 +244,12 @@ static void handler_cb(nng_aio *aio)
         call_answer_error(c, 400, MB_EINVAL, "malformed Content-Length", NULL, 1);
         return;
     }
-    if (body_len > s->o.body_limit_bytes) {
+    pthread_mutex_lock(&s->mtx);
+    size_t limit = s->body_limit;
+    pthread_mutex_unlock(&s->mtx);
+    if (body_len > limit) {
         snprintf(e.msg, sizeof(e.msg), "request body of %llu bytes exceeds the limit of %zu bytes",
-                 (unsigned long long)body_len, s->o.body_limit_bytes);
+                 (unsigned long long)body_len, limit);
         call_answer_error(c, 413, MB_ETOOBIG, e.msg, NULL, 1);
         return;
     }
@@ -486,6 +490,7 @@ int http_server_start(const http_server_opts *o, http_server **out, mb_error *er
     if (s == NULL)
         return mb_errorf(err, MB_ENOMEM, "start HTTP server: out of memory");
     s->o = *o;
+    s->body_limit = o->body_limit_bytes;
     pthread_mutex_init(&s->mtx, NULL);
     snprintf(url_text, sizeof(url_text), "http://%s", o->listen);
     if ((rv = nng_url_parse(&url, url_text)) != 0) {
@@ -571,6 +576,13 @@ int http_server_set_token(http_server *s, const char *token)
         free(old);
     }
     return MB_OK;
+}
+
+void http_server_set_body_limit(http_server *s, size_t bytes)
+{
+    pthread_mutex_lock(&s->mtx);
+    s->body_limit = bytes;
+    pthread_mutex_unlock(&s->mtx);
 }
 
 static void wake_closed_cb(uv_handle_t *h)

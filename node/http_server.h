@@ -50,6 +50,9 @@ int http_server_port(const http_server *s);
 /* Set (copy) the bearer token; NULL or "" disables auth. Any thread. */
 int http_server_set_token(http_server *s, const char *token);
 
+/* Change the request body limit (config reload). Any thread. */
+void http_server_set_body_limit(http_server *s, size_t bytes);
+
 /* Loop thread: answer everything pending with 503, stop NNG's server, and
  * close the loop handles; the memory is freed from the last close callback,
  * so the loop must run until its handles are closed. */
