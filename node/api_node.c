@@ -49,6 +49,8 @@ static void status(node *n, api_call *c)
     cJSON_AddNumberToObject(j, "open_fds", proc_open_fds());
     cJSON_AddNumberToObject(j, "threads", proc_threads());
     cJSON_AddNumberToObject(j, "config_version", (double)nc_config_version(n->cfg));
+    cJSON_AddNumberToObject(j, "http_parked",
+                            n->http != NULL ? (double)http_server_parked(n->http) : 0);
     cJSON *st = cJSON_AddObjectToObject(j, "storage");
     add_stats(st, "local", n, 0);
     add_stats(st, "cluster", n, 1);

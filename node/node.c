@@ -132,6 +132,12 @@ static double g_cfg_version(void *arg)
     return (double)nc_config_version(n->cfg);
 }
 
+static double g_parked(void *arg)
+{
+    node *n = arg;
+    return n->http != NULL ? (double)http_server_parked(n->http) : 0;
+}
+
 static int register_metrics(node *n, mb_error *err)
 {
     static const char *const classes[5] = { "1xx", "2xx", "3xx", "4xx", "5xx" };
@@ -149,6 +155,7 @@ static int register_metrics(node *n, mb_error *err)
         { "process_start_time_seconds", "Start time of the process since the epoch, in seconds.",
           g_start },
         { "mb_node_uptime_seconds", "Seconds since this mabeamd started.", g_uptime },
+        { "mb_http_parked_requests", "HTTP requests parked in a long-poll.", g_parked },
         { "mb_config_version", "Version of the node's configuration (changes applied + 1).",
           g_cfg_version },
     };
