@@ -9,11 +9,12 @@
  * record on the same series rarely share a cache line.
  *
  * Histograms record unsigned integers (e.g. nanoseconds, bytes) into
- * log-linear buckets: values below 32 are exact, above that a bucket spans
+ * log-linear buckets: values up to 32 are exact, above that a bucket spans
  * 1/16 of its power of two, so a quantile is within 3.2% of the true value
- * (bucket midpoint; relative error <= 1/32). Snapshots are mergeable. In
+ * (bucket midpoint; relative error <= 1/32). Buckets are (lo, hi] ranges
+ * whose upper edges include every power of two. Snapshots are mergeable. In
  * Prometheus they are exposed as `histogram` with le bounds at powers of
- * two (exact, since they are bucket edges), scaled to base units by the
+ * two (exact, since those are bucket edges), scaled to base units by the
  * histogram's `unit_scale` (e.g. 1e-9 for ns -> seconds).
  *
  * Series handles are stable until nc_metrics_free; registration takes a
@@ -35,7 +36,7 @@ extern "C" {
 #define NC_METRIC_NAME_MAX   127
 #define NC_METRIC_VALUE_MAX  127 /* bytes of a label value */
 #define NC_METRIC_STRIPES    4
-#define NC_HIST_BUCKETS      736 /* values >= 2^48 land in the last bucket */
+#define NC_HIST_BUCKETS      722 /* values > 2^48 land in the last bucket */
 
 typedef struct nc_metrics nc_metrics;
 typedef struct nc_counter nc_counter;
