@@ -6,7 +6,7 @@
 start_node n1
 M=("$MABEAM" --addr "$NODE_ADDR")
 for i in $(seq 1 7); do
-    "${M[@]}" config set alert_interval "${i}s" >/dev/null
+    "${M[@]}" config set alert_interval "$((i + 1))s" >/dev/null
 done
 "${M[@]}" config set log_format json >/dev/null
 
