@@ -36,7 +36,12 @@ static int add_event_cb(const storage_event *ev, void *arg)
         cJSON_AddItemToObject(o, "payload", payload);
     } else if (ev->payload_len > 0) {
         /* Not JSON: hand it out as text, bounded. */
-        char *text = strndup(ev->payload, ev->payload_len > 4096 ? 4096 : ev->payload_len);
+        size_t n = ev->payload_len > 4096 ? 4096 : ev->payload_len;
+        char *text = malloc(n + 1);
+        if (text != NULL) {
+            memcpy(text, ev->payload, n);
+            text[n] = '\0';
+        }
         cJSON_AddStringToObject(o, "payload_text", text != NULL ? text : "");
         free(text);
     } else {

@@ -202,7 +202,7 @@ static void http_observe(void *arg, const api_route *route, int status, uint64_t
     nc_hist_record(n->http_latency[idx], elapsed_ns);
     NC_LOGKV(n->log, NC_LOG_DEBUG, "http", "request",
              NC_F_STR("route", route != NULL ? route->name : "unmatched"),
-             NC_F_I64("status", status), NC_F_F64("ms", (double)elapsed_ns / 1e6));
+             NC_F_I64("status", status), NC_F_U64("us", elapsed_ns / 1000));
 }
 
 /* ---- alerts ---- */

@@ -32,6 +32,18 @@ static const char *next_line(const char **p, const char *end, size_t *len)
     return start;
 }
 
+/* Copy n bytes into a NUL-terminated string (strndup would scan the
+ * unterminated input for a NUL, which strict ASan string checks refuse). */
+static char *copy(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d != NULL) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *p = (const char *)data;
@@ -40,9 +52,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *s1 = next_line(&p, end, &l1);
     const char *s2 = next_line(&p, end, &l2);
     const char *s3 = next_line(&p, end, &l3);
-    char *uri = strndup(s1, l1);
-    char *auth = strndup(s2, l2);
-    char *cl = strndup(s3, l3);
+    char *uri = copy(s1, l1);
+    char *auth = copy(s2, l2);
+    char *cl = copy(s3, l3);
     if (uri == NULL || auth == NULL || cl == NULL)
         goto out;
 
