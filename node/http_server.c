@@ -13,6 +13,9 @@
 #include <nng/nng.h>
 #include <nng/supplemental/http/http.h>
 
+/* Grace given at shutdown to the writes of answers to parked calls. */
+#define HTTP_CLOSE_GRACE_MS 100
+
 struct api_call {
     http_server *srv;
     nng_aio *aio; /* NNG's handler aio: finished exactly once */
@@ -602,6 +605,7 @@ void http_server_close(http_server *s)
     pthread_mutex_unlock(&s->mtx);
     /* Whatever is queued now is answered by the drain (it sees closing). */
     wake_cb(&s->wake);
+    int answered = s->parked != NULL;
     while (s->parked != NULL) {
         api_call *c = s->parked;
         unpark(c);
@@ -610,6 +614,12 @@ void http_server_close(http_server *s)
         c->expire_cb(s->o.node, c, c->expire_arg, MB_ECLOSED);
         assert(s->current_done);
         s->current = NULL;
+    }
+    /* NNG writes the answers on its threads and stopping the server aborts
+     * unfinished writes; give them a short, bounded grace first. */
+    if (answered) {
+        struct timespec grace = { 0, HTTP_CLOSE_GRACE_MS * 1000000L };
+        nanosleep(&grace, NULL);
     }
     /* Stops accepting, closes connections, waits for them: every handler
      * aio has been finished (or is finished by an NNG thread that sees
