@@ -103,7 +103,7 @@ static void config_set(node *n, api_call *c)
         snprintf(text, sizeof(text), "%s", cJSON_IsTrue(v) ? "true" : "false");
     } else if (cJSON_IsNumber(v)) {
         double d = v->valuedouble;
-        if (d != (double)(long long)d) {
+        if (!(d >= -9007199254740992.0 && d <= 9007199254740992.0) || d != (double)(long long)d) {
             api_reply_error(c, MB_EINVAL, "'%s' takes an integer or a string, got %g", k->name, d);
             return;
         }
