@@ -325,6 +325,13 @@ static void sighup_cb(uv_signal_t *s, int signum)
     mb_error e;
     mb_error_clear(&e);
     NC_INFO(n->log, "config", "SIGHUP: reloading configuration");
+    /* Reopen the log file too (after an external rotation). */
+    char path[4096];
+    if (nc_config_get_text(n->cfg, NC_CFG_LOG_FILE, path, sizeof(path)) == MB_OK &&
+        path[0] != '\0' && nc_log_reopen(n->log, path, &e) != MB_OK)
+        NC_LOGKV(n->log, NC_LOG_ERROR, "config", "cannot reopen log file",
+                 NC_F_STR("error", e.msg));
+    mb_error_clear(&e);
     if (nc_config_reload(n->cfg, NULL, &rep, &e) != MB_OK) {
         NC_LOGKV(n->log, NC_LOG_ERROR, "config", "reload failed; configuration unchanged",
                  NC_F_STR("error", e.msg));
