@@ -746,4 +746,5 @@ void nc_registry_stats_get(nc_registry *reg, nc_registry_stats *out)
         out->bytes_heap += sh->heap_bytes;
         pthread_rwlock_unlock(&sh->rw);
     }
+    out->pending = atomic_load(&reg->npending);
 }

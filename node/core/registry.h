@@ -129,6 +129,7 @@ typedef struct nc_registry_stats {
     size_t slots;       /* hash slots allocated, all shards */
     size_t bytes_table; /* slot arrays */
     size_t bytes_heap;  /* out-of-line names and attributes */
+    size_t pending;     /* blocked waiters plus pending watches */
 } nc_registry_stats;
 void nc_registry_stats_get(nc_registry *reg, nc_registry_stats *out);
 

@@ -603,6 +603,19 @@ static void fmt_double(char *out, size_t size, double v)
     }
 }
 
+/* x * scale, computed as x / (1/scale) when 1/scale is an integer (1e-9,
+ * 1e-3, ...) so that decimal results come out exact ("5.003002549", not
+ * "5.0030025490000005"). */
+static double scaled(double x, double scale)
+{
+    if (scale > 0 && scale < 1) {
+        double inv = nearbyint(1.0 / scale);
+        if (fabs(inv * scale - 1.0) < 1e-12)
+            return x / inv;
+    }
+    return x * scale;
+}
+
 static void buf_double(struct buf *b, double v)
 {
     char tmp[40];
@@ -701,7 +714,7 @@ int nc_metrics_render_prometheus(nc_metrics *m, char **out, size_t *len)
                     cum += snap->buckets[bi];
                 }
                 char le[40];
-                fmt_double(le, sizeof(le), (double)edge * f->hopts.unit_scale);
+                fmt_double(le, sizeof(le), scaled((double)edge, f->hopts.unit_scale));
                 buf_str(&b, f->name);
                 buf_str(&b, "_bucket");
                 buf_labels(&b, f, s, le);
@@ -715,7 +728,7 @@ int nc_metrics_render_prometheus(nc_metrics *m, char **out, size_t *len)
             buf_str(&b, "_sum");
             buf_labels(&b, f, s, NULL);
             buf_put(&b, " ", 1);
-            buf_double(&b, (double)snap->sum * f->hopts.unit_scale);
+            buf_double(&b, scaled((double)snap->sum, f->hopts.unit_scale));
             buf_put(&b, "\n", 1);
             buf_str(&b, f->name);
             buf_str(&b, "_count");
@@ -787,10 +800,10 @@ char *nc_metrics_to_json(nc_metrics *m)
             double sc = f->hopts.unit_scale;
             nc_hist_snapshot_get(s->hist, snap);
             cJSON_AddNumberToObject(so, "count", (double)snap->count);
-            cJSON_AddNumberToObject(so, "sum", (double)snap->sum * sc);
-            cJSON_AddNumberToObject(so, "p50", nc_hist_snapshot_quantile(snap, 0.5) * sc);
-            cJSON_AddNumberToObject(so, "p90", nc_hist_snapshot_quantile(snap, 0.9) * sc);
-            cJSON_AddNumberToObject(so, "p99", nc_hist_snapshot_quantile(snap, 0.99) * sc);
+            cJSON_AddNumberToObject(so, "sum", scaled((double)snap->sum, sc));
+            cJSON_AddNumberToObject(so, "p50", scaled(nc_hist_snapshot_quantile(snap, 0.5), sc));
+            cJSON_AddNumberToObject(so, "p90", scaled(nc_hist_snapshot_quantile(snap, 0.9), sc));
+            cJSON_AddNumberToObject(so, "p99", scaled(nc_hist_snapshot_quantile(snap, 0.99), sc));
         }
     }
     pthread_mutex_unlock(&m->mu);
