@@ -103,7 +103,8 @@ int main(int argc, char **argv)
     if (node_open(n, cfg, log, &e) != MB_OK) {
         NC_LOGKV(log, NC_LOG_ERROR, "node", "cannot start", NC_F_STR("error", e.msg),
                  NC_F_STR("code", mb_errname(e.code)));
-        fprintf(stderr, "mabeamd: cannot start: %s\n", e.msg);
+        if (nc_config_source_of(cfg, NC_CFG_LOG_FILE) != NC_CS_DEFAULT)
+            fprintf(stderr, "mabeamd: cannot start: %s\n", e.msg); /* log is elsewhere */
         node_close(n);
         status = 1;
         goto out;
