@@ -53,7 +53,7 @@ static int add_event_cb(const storage_event *ev, void *arg)
 
 static void events(node *n, api_call *c)
 {
-    storage_query q = { 0 };
+    struct storage_query q = { 0 };
     uint64_t limit, cursor;
     int64_t since, until;
     if (api_query_u64(c, "from_seq", 0, &q.from_seq) != MB_OK ||

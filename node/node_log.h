@@ -14,8 +14,8 @@ int node_log_append(storage *s, storage_event *ev, mb_error *err);
 
 /* Query the node-local log (cluster == 0) or the cluster event log
  * (cluster != 0) with the semantics of storage_query. */
-int node_log_query(storage *s, int cluster, const storage_query *q, storage_event_cb cb, void *arg,
-                   uint64_t *next_cursor, mb_error *err);
+int node_log_query(storage *s, int cluster, const struct storage_query *q, storage_event_cb cb,
+                   void *arg, uint64_t *next_cursor, mb_error *err);
 
 /* Statistics of the node-local log (cluster == 0) or the cluster log. */
 int node_log_stats(storage *s, int cluster, storage_stats *out, mb_error *err);
