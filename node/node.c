@@ -167,6 +167,10 @@ static int register_metrics(node *n, mb_error *err)
                                  "Events written to the node-local log.", NULL, 0,
                                  &n->events_written, err)) != MB_OK)
         return rv;
+    if ((rv = nc_metrics_counter(n->metrics, "mb_node_events_pruned_total",
+                                 "Node-local events removed by event_retention.", NULL, 0,
+                                 &n->events_pruned, err)) != MB_OK)
+        return rv;
     for (size_t r = 0; r <= n->router.n; r++) {
         const char *route = r < n->router.n ? n->router.routes[r]->name : "unmatched";
         for (int k = 0; k < 5; k++) {
@@ -239,6 +243,41 @@ static void alert_timer_restart(node *n)
     uv_timer_start(&n->alert_timer, alert_timer_cb, (uint64_t)every, (uint64_t)every);
 }
 
+/* ---- retention of the node-local log ---- */
+
+static void retention_cb(uv_timer_t *t)
+{
+    node *n = t->data;
+    int64_t keep_ms = nc_config_duration_ms(n->cfg, NC_CFG_EVENT_RETENTION);
+    if (keep_ms <= 0)
+        return;
+    uint64_t removed = 0;
+    mb_error e;
+    mb_error_clear(&e);
+    if (storage_local_prune_before_time(n->store, node_wall_ms() - keep_ms, &removed, &e) !=
+        MB_OK) {
+        NC_LOGKV(n->log, NC_LOG_ERROR, "node", "event retention failed", NC_F_STR("error", e.msg));
+        return;
+    }
+    if (removed > 0) {
+        nc_counter_add(n->events_pruned, removed);
+        NC_LOGKV(n->log, NC_LOG_DEBUG, "node", "old node events removed",
+                 NC_F_U64("removed", removed), NC_F_I64("retention_ms", keep_ms));
+    }
+}
+
+/* Prune every retention/2, between 100 ms and one minute. */
+static void retention_restart(node *n)
+{
+    int64_t keep_ms = nc_config_duration_ms(n->cfg, NC_CFG_EVENT_RETENTION);
+    uv_timer_stop(&n->retention_timer);
+    if (keep_ms <= 0)
+        return;
+    int64_t every = keep_ms / 2;
+    every = every < 100 ? 100 : every > 60000 ? 60000 : every;
+    uv_timer_start(&n->retention_timer, retention_cb, 0, (uint64_t)every);
+}
+
 /* ---- configuration changes ---- */
 
 /* Subscriber: runs on the thread that changed the config (always the loop:
@@ -282,6 +321,9 @@ static void config_change_cb(void *arg, const nc_config_change *ch)
         break;
     case NC_CFG_ALERT_INTERVAL:
         alert_timer_restart(n);
+        break;
+    case NC_CFG_EVENT_RETENTION:
+        retention_restart(n);
         break;
     default:
         break;
@@ -459,12 +501,15 @@ int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err)
     uv_signal_init(&n->loop, &n->sig_int);
     uv_signal_init(&n->loop, &n->sig_hup);
     uv_timer_init(&n->loop, &n->alert_timer);
+    uv_timer_init(&n->loop, &n->retention_timer);
     n->handles_open = 1;
     n->sig_term.data = n->sig_int.data = n->sig_hup.data = n->alert_timer.data = n;
+    n->retention_timer.data = n;
     uv_signal_start(&n->sig_term, sigstop_cb, SIGTERM);
     uv_signal_start(&n->sig_int, sigstop_cb, SIGINT);
     uv_signal_start(&n->sig_hup, sighup_cb, SIGHUP);
     alert_timer_restart(n);
+    retention_restart(n);
 
     write_addr_file(n);
     cJSON *p = cJSON_CreateObject();
@@ -514,6 +559,7 @@ void node_stop(node *n)
         uv_close((uv_handle_t *)&n->sig_int, handle_closed_cb);
         uv_close((uv_handle_t *)&n->sig_hup, handle_closed_cb);
         uv_close((uv_handle_t *)&n->alert_timer, handle_closed_cb);
+        uv_close((uv_handle_t *)&n->retention_timer, handle_closed_cb);
         n->handles_open = 0;
     }
     NC_INFO(n->log, "node", "mabeamd stopped");
@@ -535,6 +581,7 @@ int node_close(node *n)
             uv_close((uv_handle_t *)&n->sig_int, handle_closed_cb);
             uv_close((uv_handle_t *)&n->sig_hup, handle_closed_cb);
             uv_close((uv_handle_t *)&n->alert_timer, handle_closed_cb);
+            uv_close((uv_handle_t *)&n->retention_timer, handle_closed_cb);
         }
     }
     /* Let close callbacks run (HTTP wake handle, parked timers). */

@@ -30,6 +30,7 @@ typedef struct node {
     uv_loop_t loop;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t alert_timer;
+    uv_timer_t retention_timer;
     int handles_open; /* signals and timer initialised */
 
     nc_config *cfg; /* borrowed from main */
@@ -59,6 +60,7 @@ typedef struct node {
     nc_counter *http_requests[API_ROUTES_MAX + 1][5];
     nc_hist *http_latency[API_ROUTES_MAX + 1];
     nc_counter *events_written;
+    nc_counter *events_pruned;
 
     int stopping;
 } node;
