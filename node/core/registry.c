@@ -2,6 +2,7 @@
  * inline short names, interned namespaces, attribute selection, and
  * waiters/watches released by register. See registry.h. */
 #include "node/core/registry.h"
+#include "node/core/registry_test.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -9,12 +10,13 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
-#define SHARD_BITS   6
+#define SHARD_BITS   4
 #define SHARDS       (1u << SHARD_BITS)
 #define INLINE_NAME  16
-#define MIN_CAPACITY 16
+#define MIN_CAPACITY 64 /* 64 slots and the header fit one 4 KiB page */
 
 /* One hash slot, 48 bytes. tag == 0 means empty; otherwise tag is the
  * upper half of the hash (forced non-zero) and tag & mask is the home slot.
@@ -32,12 +34,36 @@ struct slot {
     char name[INLINE_NAME];
 };
 
+/* A slot array lives in its own mapping, after a header that a lock-free
+ * reader uses to learn the capacity of the array it found published. */
+struct table {
+    size_t cap;      /* power of two */
+    size_t map_size; /* bytes mapped, header included */
+    char pad_[48];
+    struct slot slots[];
+};
+
+#define RETIRED_MAX 48
+
+/* Writers hold `rw` for writing and bracket every change of the slots with
+ * `seq` (odd while changing). lookup reads optimistically without the lock
+ * (see shard_lookup_fast); every other reader takes `rw` for reading.
+ * Replaced tables are emptied with MADV_DONTNEED but stay mapped until the
+ * registry is freed, so that a lock-free reader still holding the old
+ * pointer reads zeros (and then sees `seq` changed) instead of faulting. */
 struct shard {
     pthread_rwlock_t rw;
-    struct slot *slots;
-    size_t cap; /* power of two */
+    _Atomic uint32_t seq;
+    struct table *_Atomic pub; /* the current table, for lock-free readers */
+    struct slot *slots;        /* == pub->slots; under rw */
+    size_t cap;                /* == pub->cap; under rw */
     size_t count;
     size_t heap_bytes;
+    size_t nretired;
+    struct {
+        struct table *table; /* header zeroed by MADV_DONTNEED: size kept here */
+        size_t size;
+    } retired[RETIRED_MAX];
 } __attribute__((aligned(128)));
 
 /* A blocked waiter (on its stack) or a pending watch (heap). */
@@ -73,6 +99,9 @@ struct nc_registry {
     struct pending firing;   /* list head (sentinel) */
     _Atomic size_t npending;
     uint64_t next_watch_id;
+
+    void (*test_hook)(void *arg); /* registry_test.h; NULL in production */
+    void *test_hook_arg;
 };
 
 /* ---- hashing ------------------------------------------------------------------ */
@@ -155,30 +184,115 @@ static inline size_t shard_find(const struct shard *sh, uint32_t tag, uint8_t ns
     }
 }
 
+/* Tables of 1 MiB and more are mapped 2 MiB-aligned and marked for
+ * transparent huge pages: a lookup in a large table then costs one cache
+ * miss instead of a cache miss plus a page-table walk. */
+#define HUGE_PAGE      (2u << 20)
+#define HUGE_THRESHOLD (1u << 20)
+
+static struct table *table_alloc(size_t cap)
+{
+    size_t page = 4096;
+    size_t size = (sizeof(struct table) + cap * sizeof(struct slot) + page - 1) & ~(page - 1);
+    size_t align = size >= HUGE_THRESHOLD ? HUGE_PAGE : page;
+    size_t span = size + (align > page ? align : 0);
+    char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    uintptr_t a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+    size_t head = a - (uintptr_t)p;
+    if (head > 0)
+        munmap(p, head);
+    if (span - head > size)
+        munmap((char *)a + size, span - head - size);
+    if (align > page)
+        (void)madvise((void *)a, size, MADV_HUGEPAGE); /* a hint: may be refused */
+    struct table *t = (struct table *)a;               /* zero-filled by mmap */
+    t->cap = cap;
+    t->map_size = size;
+    return t;
+}
+
+static void table_unmap(struct table *t)
+{
+    if (t != NULL)
+        munmap(t, t->map_size);
+}
+
+/* Word-wise atomic access to slots, so that lock-free readers and writers
+ * never race in the C11 sense. Stores are release and loads acquire (on
+ * x86-64 both are plain moves): a reader that sees any word written inside
+ * a writer's bracket then also sees the odd `seq` stored before it. This
+ * is the fence-free form of the seqlock (TSan does not model fences). */
+typedef uint64_t __attribute__((may_alias)) u64a;
+#define SLOT_WORDS (sizeof(struct slot) / sizeof(uint64_t))
+_Static_assert(sizeof(struct slot) == 48, "slot layout");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "slot word 0 layout");
+
+static inline uint64_t slot_word(const struct slot *s, size_t i)
+{
+    return __atomic_load_n(&((const u64a *)s)[i], __ATOMIC_ACQUIRE);
+}
+
+static void slot_store(struct slot *dst, const struct slot *src)
+{
+    for (size_t i = 0; i < SLOT_WORDS; i++)
+        __atomic_store_n(&((u64a *)dst)[i], ((const u64a *)src)[i], __ATOMIC_RELEASE);
+}
+
+static void slot_clear(struct slot *dst)
+{
+    for (size_t i = 0; i < SLOT_WORDS; i++)
+        __atomic_store_n(&((u64a *)dst)[i], 0, __ATOMIC_RELEASE);
+}
+
+/* Writer side of the seqlock; under the shard's write lock. */
+static void shard_write_begin(struct shard *sh)
+{
+    uint32_t v = atomic_load_explicit(&sh->seq, memory_order_relaxed);
+    atomic_store_explicit(&sh->seq, v + 1, memory_order_relaxed);
+}
+
+static void shard_write_end(struct shard *sh)
+{
+    uint32_t v = atomic_load_explicit(&sh->seq, memory_order_relaxed);
+    atomic_store_explicit(&sh->seq, v + 1, memory_order_release);
+}
+
 static void shard_place(struct slot *slots, size_t cap, const struct slot *src)
 {
     size_t mask = cap - 1;
     size_t i = src->tag & mask;
     while (slots[i].tag != 0)
         i = (i + 1) & mask;
-    slots[i] = *src;
+    slot_store(&slots[i], src);
 }
 
+/* Replace the table by one of `cap` slots. Under the write lock, inside a
+ * write_begin/end bracket. */
 static int shard_grow(struct shard *sh, size_t cap)
 {
-    struct slot *slots = calloc(cap, sizeof(struct slot));
-    if (slots == NULL)
+    if (sh->nretired == RETIRED_MAX)
+        return MB_ENOMEM;
+    struct table *t = table_alloc(cap);
+    if (t == NULL)
         return MB_ENOMEM;
     for (size_t i = 0; i < sh->cap; i++)
         if (sh->slots[i].tag != 0)
-            shard_place(slots, cap, &sh->slots[i]);
-    free(sh->slots);
-    sh->slots = slots;
+            shard_place(t->slots, cap, &sh->slots[i]);
+    struct table *old = atomic_load_explicit(&sh->pub, memory_order_relaxed);
+    atomic_store_explicit(&sh->pub, t, memory_order_release);
+    sh->slots = t->slots;
     sh->cap = cap;
+    sh->retired[sh->nretired].table = old;
+    sh->retired[sh->nretired].size = old->map_size;
+    sh->nretired++;
+    (void)madvise(old, old->map_size, MADV_DONTNEED); /* frees the memory, keeps the range */
     return MB_OK;
 }
 
-/* Remove slot i with backward-shift deletion (no tombstones). */
+/* Remove slot i with backward-shift deletion (no tombstones). Under the
+ * write lock, inside a write_begin/end bracket. */
 static void shard_remove_at(struct shard *sh, size_t i)
 {
     size_t mask = sh->cap - 1;
@@ -192,12 +306,54 @@ static void shard_remove_at(struct shard *sh, size_t i)
          * in (i, j]. */
         bool stays = (i <= j) ? (home > i && home <= j) : (home > i || home <= j);
         if (!stays) {
-            sh->slots[i] = sh->slots[j];
+            slot_store(&sh->slots[i], &sh->slots[j]);
             i = j;
         }
     }
-    memset(&sh->slots[i], 0, sizeof(sh->slots[i]));
+    slot_clear(&sh->slots[i]);
     sh->count--;
+}
+
+/* Lock-free lookup of a name of at most INLINE_NAME bytes, given as its
+ * zero-padded inline words n0, n1 and the expected low 48 bits of slot
+ * word 0 (tag, ns, name_len). Returns 1 (found, *out set), 0 (absent) or
+ * -1 (a writer interfered: retry or take the lock). */
+static int shard_lookup_fast(nc_registry *reg, struct shard *sh, uint32_t tag, uint64_t key48,
+                             uint64_t n0, uint64_t n1, nc_reg_value *out)
+{
+    uint32_t s1 = atomic_load_explicit(&sh->seq, memory_order_acquire);
+    if (s1 & 1)
+        return -1;
+    struct table *t = atomic_load_explicit(&sh->pub, memory_order_acquire);
+    size_t cap = __atomic_load_n(&t->cap, __ATOMIC_RELAXED); /* 0 once retired */
+    if (cap == 0)
+        return -1;
+    if (__builtin_expect(reg->test_hook != NULL, 0))
+        reg->test_hook(reg->test_hook_arg);
+    size_t mask = cap - 1;
+    int found = 0;
+    uint64_t id = 0, ptr = 0;
+    size_t i = tag & mask;
+    for (size_t n = 0; n < cap; n++, i = (i + 1) & mask) {
+        const struct slot *s = &t->slots[i];
+        uint64_t w0 = slot_word(s, 0);
+        if ((uint32_t)w0 == 0)
+            break;
+        if ((w0 & 0xFFFFFFFFFFFFULL) == key48 && slot_word(s, 4) == n0 && slot_word(s, 5) == n1) {
+            id = slot_word(s, 1);
+            ptr = slot_word(s, 2);
+            found = 1;
+            break;
+        }
+    }
+    /* The acquire loads above keep this load after them. */
+    if (atomic_load_explicit(&sh->seq, memory_order_relaxed) != s1)
+        return -1;
+    if (found && out != NULL) {
+        out->id = id;
+        out->ptr = (void *)(uintptr_t)ptr;
+    }
+    return found;
 }
 
 /* ---- lifecycle and namespaces ---------------------------------------------------- */
@@ -221,12 +377,15 @@ int nc_registry_new(nc_registry **out, size_t expected_entries, mb_error *err)
     int rc = MB_OK;
     for (; inited < SHARDS; inited++) {
         struct shard *sh = &reg->shards[inited];
-        sh->slots = calloc(per_shard, sizeof(struct slot));
-        if (sh->slots == NULL || pthread_rwlock_init(&sh->rw, NULL) != 0) {
-            free(sh->slots);
+        struct table *t = table_alloc(per_shard);
+        if (t == NULL || pthread_rwlock_init(&sh->rw, NULL) != 0) {
+            table_unmap(t);
             rc = mb_errorf(err, MB_ENOMEM, "allocate registry tables");
             goto err_shards;
         }
+        atomic_init(&sh->seq, 0);
+        atomic_init(&sh->pub, t);
+        sh->slots = t->slots;
         sh->cap = per_shard;
     }
     if (pthread_mutex_init(&reg->ns_mu, NULL) != 0)
@@ -251,7 +410,7 @@ err_locks:
     rc = mb_errorf(err, MB_ENOMEM, "initialise registry locks");
 err_shards:
     while (inited-- > 0) {
-        free(reg->shards[inited].slots);
+        table_unmap(atomic_load(&reg->shards[inited].pub));
         pthread_rwlock_destroy(&reg->shards[inited].rw);
     }
     free(reg);
@@ -266,7 +425,9 @@ void nc_registry_free(nc_registry *reg)
         struct shard *sh = &reg->shards[k];
         for (size_t i = 0; i < sh->cap; i++)
             free(sh->slots[i].heap);
-        free(sh->slots);
+        table_unmap(atomic_load(&sh->pub));
+        for (size_t i = 0; i < sh->nretired; i++)
+            munmap(sh->retired[i].table, sh->retired[i].size);
         pthread_rwlock_destroy(&sh->rw);
     }
     assert(reg->firing.next == &reg->firing);
@@ -397,12 +558,15 @@ int nc_registry_register(nc_registry *reg, nc_reg_ns ns, const char *name,
         free(s.heap);
         return mb_errorf(err, MB_EEXIST, "register %s: name already registered", name);
     }
+    shard_write_begin(sh);
     if ((sh->count + 1) > sh->cap * 3 / 4 && shard_grow(sh, sh->cap * 2) != MB_OK) {
+        shard_write_end(sh);
         pthread_rwlock_unlock(&sh->rw);
         free(s.heap);
         return mb_errorf(err, MB_ENOMEM, "register %s: grow table", name);
     }
     shard_place(sh->slots, sh->cap, &s);
+    shard_write_end(sh);
     sh->count++;
     sh->heap_bytes += blob;
     pthread_rwlock_unlock(&sh->rw);
@@ -421,6 +585,16 @@ int nc_registry_lookup(nc_registry *reg, nc_reg_ns ns, const char *name, nc_reg_
         return MB_EINVAL;
     uint64_t h = hash_name((uint8_t)ns, name, len);
     struct shard *sh = shard_of(reg, h);
+    if (len <= INLINE_NAME) {
+        uint64_t words[2] = { 0, 0 };
+        memcpy(words, name, len);
+        uint64_t key48 = tag_of(h) | (uint64_t)ns << 32 | (uint64_t)len << 40;
+        for (int attempt = 0; attempt < 4; attempt++) {
+            int r = shard_lookup_fast(reg, sh, tag_of(h), key48, words[0], words[1], out);
+            if (r >= 0)
+                return r ? MB_OK : MB_ENOTFOUND;
+        }
+    }
     pthread_rwlock_rdlock(&sh->rw);
     size_t i = shard_find(sh, tag_of(h), (uint8_t)ns, name, len);
     if (i != SIZE_MAX && out != NULL) {
@@ -482,8 +656,11 @@ int nc_registry_unregister(nc_registry *reg, nc_reg_ns ns, const char *name, nc_
         old_out->ptr = s->ptr;
     }
     sh->heap_bytes -= slot_heap_size(s);
-    free(s->heap);
+    char *heap = s->heap;
+    shard_write_begin(sh);
     shard_remove_at(sh, i);
+    shard_write_end(sh);
+    free(heap);
     pthread_rwlock_unlock(&sh->rw);
     return MB_OK;
 }
@@ -567,7 +744,10 @@ int nc_registry_wait(nc_registry *reg, nc_reg_ns ns, const char *name, int64_t t
 
     int rc = MB_OK;
     pthread_mutex_lock(&reg->pend_mu);
-    atomic_fetch_add(&reg->npending, 1); /* seq_cst: see register */
+    atomic_fetch_add(&reg->npending, 1);
+    /* Dekker with register: it stores the entry, fences, reads npending; we
+     * bump npending, fence, read the entry. One of us sees the other. */
+    atomic_thread_fence(memory_order_seq_cst);
     nc_reg_value v;
     if (nc_registry_lookup(reg, ns, name, &v) == MB_OK) {
         atomic_fetch_sub(&reg->npending, 1);
@@ -625,7 +805,10 @@ int nc_registry_watch(nc_registry *reg, nc_reg_ns ns, const char *name, nc_reg_w
     w->id = reg->next_watch_id++;
     if (id_out != NULL)
         *id_out = w->id;
-    atomic_fetch_add(&reg->npending, 1); /* seq_cst: see register */
+    atomic_fetch_add(&reg->npending, 1);
+    /* Dekker with register: it stores the entry, fences, reads npending; we
+     * bump npending, fence, read the entry. One of us sees the other. */
+    atomic_thread_fence(memory_order_seq_cst);
     nc_reg_value v;
     if (nc_registry_lookup(reg, ns, name, &v) == MB_OK) {
         atomic_fetch_sub(&reg->npending, 1);
@@ -747,4 +930,10 @@ void nc_registry_stats_get(nc_registry *reg, nc_registry_stats *out)
         pthread_rwlock_unlock(&sh->rw);
     }
     out->pending = atomic_load(&reg->npending);
+}
+
+void nc_registry_set_test_hook_(nc_registry *reg, void (*hook)(void *arg), void *arg)
+{
+    reg->test_hook = hook;
+    reg->test_hook_arg = arg;
 }

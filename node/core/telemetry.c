@@ -445,7 +445,7 @@ static void series_link_locked(nc_metrics *m, const char *name, struct series *s
 int nc_metrics_counter(nc_metrics *m, const char *name, const char *help, const nc_label *labels,
                        size_t nlabels, nc_counter **out, mb_error *err)
 {
-    struct series *s;
+    struct series *s = NULL;
     bool created;
     pthread_mutex_lock(&m->mu);
     int rc = series_get_locked(m, name, help, MT_COUNTER, labels, nlabels, NULL, &s, &created, err);
@@ -469,7 +469,7 @@ int nc_metrics_counter(nc_metrics *m, const char *name, const char *help, const 
 static int gauge_common(nc_metrics *m, const char *name, const char *help, const nc_label *labels,
                         size_t nlabels, nc_gauge_fn fn, void *arg, nc_gauge **out, mb_error *err)
 {
-    struct series *s;
+    struct series *s = NULL;
     bool created;
     pthread_mutex_lock(&m->mu);
     int rc = series_get_locked(m, name, help, MT_GAUGE, labels, nlabels, NULL, &s, &created, err);
@@ -513,7 +513,7 @@ int nc_metrics_gauge_fn(nc_metrics *m, const char *name, const char *help, const
 int nc_metrics_hist(nc_metrics *m, const char *name, const char *help, const nc_label *labels,
                     size_t nlabels, const nc_hist_options *opts, nc_hist **out, mb_error *err)
 {
-    struct series *s;
+    struct series *s = NULL;
     bool created;
     pthread_mutex_lock(&m->mu);
     int rc = series_get_locked(m, name, help, MT_HIST, labels, nlabels, opts, &s, &created, err);

@@ -9,6 +9,7 @@
 
 #include "mb_test.h"
 #include "node/core/registry.h"
+#include "node/core/registry_test.h"
 
 static nc_registry *new_registry(nc_reg_ns *prod, nc_reg_ns *test)
 {
@@ -434,6 +435,118 @@ static void test_concurrent_register_lookup_unregister(void)
     nc_registry_free(reg);
 }
 
+struct reader_arg {
+    nc_registry *reg;
+    nc_reg_ns ns;
+    _Atomic int *stop;
+    long reads, errors;
+};
+
+static void *stable_reader_main(void *p)
+{
+    struct reader_arg *r = p;
+    char name[32];
+    /* Bounded: stops when the writers are done, or after 50M reads. */
+    while (!atomic_load(r->stop) && r->reads < 50000000) {
+        for (int i = 0; i < 64; i++, r->reads++) {
+            snprintf(name, sizeof(name), i % 2 ? "stable-%d" : "stable-name-long-%d", i);
+            nc_reg_value got;
+            if (nc_registry_lookup(r->reg, r->ns, name, &got) != MB_OK || got.id != (uint64_t)i)
+                r->errors++;
+        }
+    }
+    return NULL;
+}
+
+static void *growing_writer_main(void *p)
+{
+    struct churn_arg *c = p;
+    char name[32];
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 12000; i++) {
+            snprintf(name, sizeof(name), "w%d-%d", c->id, i);
+            nc_reg_value v = { (uint64_t)i, NULL };
+            c->errors += nc_registry_register(c->reg, c->ns, name, &v, NULL, 0, NULL) != MB_OK;
+        }
+        for (int i = 0; i < 12000; i++) {
+            snprintf(name, sizeof(name), "w%d-%d", c->id, i);
+            c->errors += nc_registry_unregister(c->reg, c->ns, name, NULL) != MB_OK;
+        }
+    }
+    return NULL;
+}
+
+/* Lock-free lookups race with table growth (a new table replaces the old)
+ * and with backward-shift deletions that move entries: a present name must
+ * never be reported missing or with a wrong value. */
+static void test_lookups_stay_exact_during_growth_and_removals(void)
+{
+    nc_reg_ns ns;
+    nc_registry *reg = new_registry(&ns, NULL);
+    char name[32];
+    for (int i = 0; i < 64; i++) {
+        snprintf(name, sizeof(name), i % 2 ? "stable-%d" : "stable-name-long-%d", i);
+        nc_reg_value v = { (uint64_t)i, NULL };
+        CU_ASSERT_EQUAL_FATAL(nc_registry_register(reg, ns, name, &v, NULL, 0, NULL), MB_OK);
+    }
+    _Atomic int stop;
+    atomic_init(&stop, 0);
+    struct reader_arg readers[2] = { { reg, ns, &stop, 0, 0 }, { reg, ns, &stop, 0, 0 } };
+    struct churn_arg writers[2] = { { reg, ns, 0, 0 }, { reg, ns, 1, 0 } };
+    pthread_t rt[2], wt[2];
+    for (int i = 0; i < 2; i++) {
+        pthread_create(&rt[i], NULL, stable_reader_main, &readers[i]);
+        pthread_create(&wt[i], NULL, growing_writer_main, &writers[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(wt[i], NULL);
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(rt[i], NULL);
+    CU_ASSERT_EQUAL(writers[0].errors + writers[1].errors, 0);
+    CU_ASSERT_EQUAL(readers[0].errors + readers[1].errors, 0);
+    CU_ASSERT(readers[0].reads > 0 && readers[1].reads > 0);
+    CU_ASSERT_EQUAL(nc_registry_count(reg, ns), 64);
+    nc_registry_free(reg);
+}
+
+struct grow_hook {
+    nc_registry *reg;
+    nc_reg_ns ns;
+    int fired;
+};
+
+/* Runs inside a lock-free lookup once: registers enough names that every
+ * shard grows, so the table the lookup already holds is retired. */
+static void grow_every_shard_hook(void *arg)
+{
+    struct grow_hook *g = arg;
+    if (g->fired++)
+        return;
+    char name[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(name, sizeof(name), "filler-%d", i);
+        nc_reg_value v = { 0, NULL };
+        nc_registry_register(g->reg, g->ns, name, &v, NULL, 0, NULL);
+    }
+}
+
+static void test_lookup_retries_when_the_table_is_replaced_underneath(void)
+{
+    nc_reg_ns ns;
+    nc_registry *reg = new_registry(&ns, NULL);
+    nc_reg_value v = { 99, NULL }, got = { 0, NULL };
+    CU_ASSERT_EQUAL_FATAL(nc_registry_register(reg, ns, "probe", &v, NULL, 0, NULL), MB_OK);
+    struct grow_hook g = { reg, ns, 0 };
+    nc_registry_set_test_hook_(reg, grow_every_shard_hook, &g);
+    CU_ASSERT_EQUAL(nc_registry_lookup(reg, ns, "probe", &got), MB_OK);
+    CU_ASSERT_EQUAL(got.id, 99);
+    CU_ASSERT(g.fired >= 2); /* the first attempt was retried */
+    nc_registry_set_test_hook_(reg, NULL, NULL);
+    CU_ASSERT_EQUAL(nc_registry_count(reg, ns), 5001);
+    nc_registry_free(reg);
+}
+
 static void test_memory_per_short_entry_is_small(void)
 {
     nc_reg_ns ns;
@@ -466,6 +579,10 @@ static CU_TestInfo registry_tests[] = {
     { "wait_times_out_after_its_deadline", test_wait_times_out_after_its_deadline },
     { "watch_fires_once_and_cancel_prevents_it", test_watch_fires_once_and_cancel_prevents_it },
     { "concurrent_register_lookup_unregister", test_concurrent_register_lookup_unregister },
+    { "lookups_stay_exact_during_growth_and_removals",
+      test_lookups_stay_exact_during_growth_and_removals },
+    { "lookup_retries_when_the_table_is_replaced_underneath",
+      test_lookup_retries_when_the_table_is_replaced_underneath },
     { "memory_per_short_entry_is_small", test_memory_per_short_entry_is_small },
     CU_TEST_INFO_NULL,
 };
