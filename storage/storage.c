@@ -986,7 +986,7 @@ static int q_fetch(qrun *r, rocksdb_readoptions_t *ro, const uint64_t *seqs, siz
         errs[i] = NULL;
     }
     rocksdb_batched_multi_get_cf(r->s->db, ro, r->s->cf[r->lg->cf_rec], n, kp, ks, vals, errs,
-                                 !r->q->newest_first);
+                                 r->mode != MODE_TIME && !r->q->newest_first);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         if (rc == 0 && errs[i] != NULL)
