@@ -185,3 +185,40 @@ int rec_decode(const uint8_t *buf, size_t len, uint64_t seq, storage_event *ev, 
     ev->payload = payload_len > 0 ? subject + subject_len + 1 : NULL;
     return 0;
 }
+
+/* ---- posting rows ---- */
+
+void rec_postings_encode(const rec_posting *p, size_t n, uint8_t *out)
+{
+    out[0] = POST_VERSION;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *e = out + 1 + i * POST_ENTRY_SIZE;
+        rec_put_be64(e, p[i].seq);
+        rec_put_be64(e + 8, (uint64_t)p[i].time_ms);
+        rec_put_be64(e + 16, p[i].other);
+    }
+}
+
+int rec_postings_check(const uint8_t *buf, size_t len, uint64_t key_seq, size_t *n, mb_error *err)
+{
+    if (buf == NULL || len < 1 + POST_ENTRY_SIZE || (len - 1) % POST_ENTRY_SIZE != 0)
+        return mb_errorf(err, MB_ECORRUPT, "index row up to seq %llu: bad length %zu",
+                         (unsigned long long)key_seq, len);
+    if (buf[0] != POST_VERSION)
+        return mb_errorf(err, MB_ECORRUPT, "index row up to seq %llu: unknown version %u",
+                         (unsigned long long)key_seq, buf[0]);
+    size_t count = (len - 1) / POST_ENTRY_SIZE;
+    uint64_t prev = 0;
+    for (size_t i = 0; i < count; i++) {
+        uint64_t seq = rec_get_be64(buf + 1 + i * POST_ENTRY_SIZE);
+        if (seq == 0 || (i > 0 && seq <= prev))
+            return mb_errorf(err, MB_ECORRUPT, "index row up to seq %llu: entries out of order",
+                             (unsigned long long)key_seq);
+        prev = seq;
+    }
+    if (prev != key_seq)
+        return mb_errorf(err, MB_ECORRUPT, "index row up to seq %llu: ends at seq %llu",
+                         (unsigned long long)key_seq, (unsigned long long)prev);
+    *n = count;
+    return 0;
+}

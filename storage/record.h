@@ -84,4 +84,39 @@ void rec_encode(const storage_event *ev, uint64_t seq, uint8_t *out);
  * reads outside buf[0..len). */
 int rec_decode(const uint8_t *buf, size_t len, uint64_t seq, storage_event *ev, mb_error *err);
 
+/* Posting rows of the subject and type indexes: key = be64(hash) ||
+ * be64(highest seq in the row); value = POST_VERSION, then entries of
+ * be64(seq) || be64(time_ms) || be64(hash of the other field), seqs strictly
+ * increasing, the last one equal to the key's seq. */
+#define POST_VERSION    1u
+#define POST_ENTRY_SIZE 24u
+
+typedef struct rec_posting {
+    uint64_t seq;
+    int64_t time_ms;
+    uint64_t other;
+} rec_posting;
+
+/* Size of the value of a posting row of n entries. */
+static inline size_t rec_postings_size(size_t n)
+{
+    return 1 + n * POST_ENTRY_SIZE;
+}
+
+/* Encode n entries (seqs strictly increasing) into out. */
+void rec_postings_encode(const rec_posting *p, size_t n, uint8_t *out);
+
+/* Check a posting row value stored under key seq `key_seq`; on success *n
+ * is its number of entries (read them with rec_posting_at). MB_ECORRUPT
+ * for anything malformed. Never reads outside buf[0..len). */
+int rec_postings_check(const uint8_t *buf, size_t len, uint64_t key_seq, size_t *n, mb_error *err);
+
+/* Entry i of a checked posting row value. */
+static inline rec_posting rec_posting_at(const uint8_t *buf, size_t i)
+{
+    const uint8_t *p = buf + 1 + i * POST_ENTRY_SIZE;
+    rec_posting e = { rec_get_be64(p), (int64_t)rec_get_be64(p + 8), rec_get_be64(p + 16) };
+    return e;
+}
+
 #endif /* MB_STORAGE_RECORD_H */

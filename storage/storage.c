@@ -33,6 +33,7 @@
 #define PRUNE_CHUNK         4096u
 #define GROUP_MAX_EVENTS    65536u
 #define GROUP_MAX_BYTES     (64u << 20)
+#define TAIL_FLUSH_EVENTS   65536u
 
 enum {
     CF_DEFAULT,
@@ -57,6 +58,13 @@ static const char *const cf_names[CF_OURS] = {
 
 enum { LOG_EVENTS, LOG_LOCAL, LOG_COUNT };
 
+/* An index entry of one event: key hash, seq, time and the other hash (the
+ * type's in the subject index, the subject's in the type index). */
+typedef struct irow {
+    uint64_t h, seq, other;
+    int64_t time_ms;
+} irow;
+
 /* One event log (the replicated one or the node-local one): its record
  * column family, its three index families and its counters. */
 typedef struct slog {
@@ -66,6 +74,13 @@ typedef struct slog {
     uint64_t last_seq; /* high-water mark of appended sequences */
     uint64_t count;    /* events present */
     uint64_t floor;    /* every seq below it has been pruned */
+    /* Guarded by storage.tail_lock, changed only by the writer: index
+     * entries of the events above `indexed`, not yet in posting rows, in
+     * seq order (see docs/storage.md, "Index tail"). */
+    irow *tail_subject, *tail_type;
+    size_t tail_n, tail_cap;
+    uint64_t indexed;
+    int tail_incomplete; /* out of memory: index queries fail until reopen */
 } slog;
 
 /* A prepared event of an append request. */
@@ -109,6 +124,8 @@ struct storage {
 
     pthread_mutex_t mu;
     pthread_cond_t cond;
+    pthread_rwlock_t tail_lock;
+    size_t tail_flush_events; /* flush the tail into posting rows at this size */
     wreq *q_head, *q_tail;
     int writer_active;
 };
@@ -191,6 +208,9 @@ static int validate_events(const storage_event *evs, size_t n, mb_error *err)
 }
 
 /* ------------------------------------------------------------------ open */
+
+static void tail_append(storage *s, slog *lg, const irow *subj, const irow *type, size_t n);
+static int tail_flush(storage *s, slog *lg, mb_error *err);
 
 static rocksdb_options_t *cf_options(storage *s, int cf)
 {
@@ -328,6 +348,41 @@ static int edge_seq(storage *s, int cf, uint64_t floor, int first, uint64_t *out
     return rc;
 }
 
+/* Rebuild the index tail from the events above the `indexed` mark (at
+ * most about one flush worth). A damaged record gets no index entry; seq
+ * and time queries still report it. */
+static int rebuild_tail(storage *s, slog *lg, mb_error *err)
+{
+    uint64_t from = lg->indexed + 1 > lg->floor ? lg->indexed + 1 : lg->floor;
+    uint8_t lo[8];
+    rec_put_be64(lo, from);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_iterate_lower_bound(ro, (const char *)lo, sizeof(lo));
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[lg->cf_rec]);
+    for (rocksdb_iter_seek(it, (const char *)lo, sizeof(lo)); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl);
+        storage_event ev;
+        if (kl != 8)
+            continue;
+        uint64_t seq = rec_get_be64((const uint8_t *)k);
+        if (rec_decode((const uint8_t *)v, vl, seq, &ev, NULL) != 0)
+            continue;
+        uint64_t hs = rec_hash(ev.subject), ht = rec_hash(ev.type);
+        irow a = { hs, seq, ht, ev.time_ms }, b = { ht, seq, hs, ev.time_ms };
+        tail_append(s, lg, &a, &b, 1);
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    if (e != NULL)
+        return rdb_fail(err, &e, "open event store at %s: rebuild %s index", s->path, lg->name);
+    return 0;
+}
+
 static int load_log(storage *s, slog *lg, mb_error *err)
 {
     char key[64];
@@ -340,6 +395,9 @@ static int load_log(storage *s, slog *lg, mb_error *err)
         return rc;
     log_key(key, sizeof(key), lg, "floor");
     if ((rc = load_u64(s, key, &lg->floor, err)) != 0)
+        return rc;
+    log_key(key, sizeof(key), lg, "indexed");
+    if ((rc = load_u64(s, key, &lg->indexed, err)) != 0)
         return rc;
     uint64_t top;
     if ((rc = edge_seq(s, lg->cf_rec, lg->floor, 0, &top, err)) != 0)
@@ -422,6 +480,13 @@ static void storage_free(storage *s)
         rocksdb_writeoptions_destroy(s->wo);
     if (s->ro != NULL)
         rocksdb_readoptions_destroy(s->ro);
+    for (int i = 0; i < LOG_COUNT; i++) {
+        free(s->logs[i].tail_subject);
+        free(s->logs[i].tail_type);
+    }
+    pthread_rwlock_destroy(&s->tail_lock);
+    pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->mu);
     free(s->path);
     free(s);
 }
@@ -450,6 +515,10 @@ int storage_open(const storage_options *opts, storage **out, mb_error *err)
     size_t nforeign = 0;
     char *e = NULL;
 
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    pthread_rwlock_init(&s->tail_lock, NULL);
+    s->tail_flush_events = TAIL_FLUSH_EVENTS;
     s->path = strdup(opts->path);
     if (s->path == NULL) {
         rc = mb_errorf(err, MB_ENOMEM, "open event store at %s: out of memory", opts->path);
@@ -556,10 +625,9 @@ int storage_open(const storage_options *opts, storage **out, mb_error *err)
     if ((rc = check_format(s, existed, err)) != 0)
         goto fail_store;
     for (int i = 0; i < LOG_COUNT; i++)
-        if ((rc = load_log(s, &s->logs[i], err)) != 0)
+        if ((rc = load_log(s, &s->logs[i], err)) != 0 ||
+            (rc = rebuild_tail(s, &s->logs[i], err)) != 0)
             goto fail_store;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cond, NULL);
 
     for (size_t i = 0; i < nforeign; i++)
         rocksdb_options_destroy(foreign_opts[i]);
@@ -590,8 +658,10 @@ void storage_close(storage *s)
         return;
     /* Closing while other threads still append is a caller bug. */
     assert(!s->writer_active && s->q_head == NULL);
-    pthread_cond_destroy(&s->cond);
-    pthread_mutex_destroy(&s->mu);
+    /* Write the index tails out so that the next open has little to
+     * rebuild; on failure the next open rebuilds them from the events. */
+    for (int i = 0; i < LOG_COUNT; i++)
+        tail_flush(s, &s->logs[i], NULL);
     storage_free(s);
 }
 
@@ -684,12 +754,6 @@ static void put_log_counters(storage *s, rocksdb_writebatch_t *b, const slog *lg
     }
 }
 
-/* An index row to be written: key hash||seq, value time||other hash. */
-typedef struct irow {
-    uint64_t h, seq, other;
-    int64_t time_ms;
-} irow;
-
 static int irow_cmp(const void *a, const void *b)
 {
     const irow *x = a, *y = b;
@@ -698,21 +762,124 @@ static int irow_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Put the subject or type rows of a group, sorted by key: the memtable
- * skiplist then finds each insert position next to the previous one instead
- * of searching from the top (random-order index inserts dominated appends). */
-static void put_sorted_rows(rocksdb_writebatch_t *b, rocksdb_column_family_handle_t *cf, irow *rows,
-                            size_t n)
+/* Add index entries of newly written events (seq order) to the tail. */
+static void tail_append(storage *s, slog *lg, const irow *subj, const irow *type, size_t n)
 {
-    qsort(rows, n, sizeof(*rows), irow_cmp);
-    for (size_t i = 0; i < n; i++) {
-        uint8_t k[KEY_IDX_SIZE], v[IDX_VALUE_SIZE];
-        rec_put_be64(k, rows[i].h);
-        rec_put_be64(k + 8, rows[i].seq);
-        rec_put_be64(v, (uint64_t)rows[i].time_ms);
-        rec_put_be64(v + 8, rows[i].other);
-        rocksdb_writebatch_put_cf(b, cf, (const char *)k, sizeof(k), (const char *)v, sizeof(v));
+    pthread_rwlock_wrlock(&s->tail_lock);
+    if (lg->tail_n + n > lg->tail_cap && !lg->tail_incomplete) {
+        size_t cap = lg->tail_cap ? lg->tail_cap : 1024;
+        while (cap < lg->tail_n + n)
+            cap *= 2;
+        irow *a = realloc(lg->tail_subject, cap * sizeof(*a));
+        if (a != NULL)
+            lg->tail_subject = a;
+        irow *b = a != NULL ? realloc(lg->tail_type, cap * sizeof(*b)) : NULL;
+        if (b != NULL)
+            lg->tail_type = b;
+        if (a == NULL || b == NULL)
+            lg->tail_incomplete = 1;
+        else
+            lg->tail_cap = cap;
     }
+    if (!lg->tail_incomplete) {
+        memcpy(lg->tail_subject + lg->tail_n, subj, n * sizeof(*subj));
+        memcpy(lg->tail_type + lg->tail_n, type, n * sizeof(*type));
+        lg->tail_n += n;
+    }
+    pthread_rwlock_unlock(&s->tail_lock);
+}
+
+/* Put the posting rows of `rows` (sorted by hash, seq): one row per run of
+ * one hash, keyed by the run's highest seq. */
+static int put_postings(rocksdb_writebatch_t *b, rocksdb_column_family_handle_t *cf,
+                        const irow *rows, size_t n)
+{
+    rec_posting *p = malloc((n ? n : 1) * sizeof(*p));
+    uint8_t *v = malloc(rec_postings_size(n ? n : 1));
+    if (p == NULL || v == NULL) {
+        free(p);
+        free(v);
+        return MB_ENOMEM;
+    }
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && rows[j].h == rows[i].h) {
+            p[j - i] = (rec_posting){ rows[j].seq, rows[j].time_ms, rows[j].other };
+            j++;
+        }
+        uint8_t k[KEY_IDX_SIZE];
+        rec_put_be64(k, rows[i].h);
+        rec_put_be64(k + 8, rows[j - 1].seq);
+        rec_postings_encode(p, j - i, v);
+        rocksdb_writebatch_put_cf(b, cf, (const char *)k, sizeof(k), (const char *)v,
+                                  rec_postings_size(j - i));
+        i = j;
+    }
+    free(p);
+    free(v);
+    return 0;
+}
+
+/* Stable LSD radix sort of rows by hash, 8 bits a pass, using tmp (n rows);
+ * the tail is in seq order, so the result is in (hash, seq) order. This was
+ * qsort, which took most of a flush. */
+static void sort_by_hash(irow *rows, irow *tmp, size_t n)
+{
+    irow *src = rows, *dst = tmp;
+    for (int shift = 0; shift < 64; shift += 8) {
+        size_t count[257] = { 0 };
+        for (size_t i = 0; i < n; i++)
+            count[((src[i].h >> shift) & 0xff) + 1]++;
+        for (int b = 0; b < 256; b++)
+            count[b + 1] += count[b];
+        for (size_t i = 0; i < n; i++)
+            dst[count[(src[i].h >> shift) & 0xff]++] = src[i];
+        irow *t = src;
+        src = dst;
+        dst = t;
+    }
+    /* 8 passes: the result is back in `rows`. */
+}
+
+/* Write the tail of `lg` as posting rows and empty it. Called by the holder
+ * of the writer role only (the only one that changes the tail). */
+static int tail_flush(storage *s, slog *lg, mb_error *err)
+{
+    size_t n = lg->tail_n;
+    if (n == 0 || lg->tail_incomplete)
+        return 0;
+    uint64_t last = lg->tail_subject[n - 1].seq;
+    irow *sorted = malloc(2 * n * sizeof(*sorted));
+    if (sorted == NULL)
+        return mb_errorf(err, MB_ENOMEM, "index %s: out of memory", lg->name);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    int rc = 0;
+    const irow *src[2] = { lg->tail_subject, lg->tail_type };
+    const int cfs[2] = { lg->cf_subject, lg->cf_type };
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        memcpy(sorted, src[k], n * sizeof(*sorted));
+        sort_by_hash(sorted, sorted + n, n);
+        if (put_postings(b, s->cf[cfs[k]], sorted, n) != 0)
+            rc = mb_errorf(err, MB_ENOMEM, "index %s: out of memory", lg->name);
+    }
+    free(sorted);
+    if (rc == 0) {
+        char key[64];
+        log_key(key, sizeof(key), lg, "indexed");
+        put_u64_value(b, s->cf[CF_DEFAULT], key, last);
+        char *e = NULL;
+        rocksdb_write(s->db, s->wo, b, &e);
+        if (e != NULL)
+            rc = rdb_fail(err, &e, "index %s: write posting rows", lg->name);
+    }
+    rocksdb_writebatch_destroy(b);
+    if (rc == 0) {
+        pthread_rwlock_wrlock(&s->tail_lock);
+        lg->tail_n = 0;
+        lg->indexed = last;
+        pthread_rwlock_unlock(&s->tail_lock);
+    }
+    return rc;
 }
 
 static void put_time_row(storage *s, rocksdb_writebatch_t *b, const slog *lg, uint64_t seq,
@@ -726,20 +893,122 @@ static void put_time_row(storage *s, rocksdb_writebatch_t *b, const slog *lg, ui
                               (const char *)&zero, 1);
 }
 
-static void delete_index_rows(storage *s, rocksdb_writebatch_t *b, const slog *lg, uint64_t seq,
-                              const storage_event *ev)
+static void delete_time_row(storage *s, rocksdb_writebatch_t *b, const slog *lg, uint64_t seq,
+                            int64_t time_ms)
 {
     uint8_t k[KEY_IDX_SIZE];
+    rec_put_be64(k, rec_time_to_key(time_ms));
     rec_put_be64(k + 8, seq);
-    rec_put_be64(k, rec_hash(ev->subject));
-    rocksdb_writebatch_delete_cf(b, s->cf[lg->cf_subject], (const char *)k, sizeof(k));
-    rec_put_be64(k, rec_hash(ev->type));
-    rocksdb_writebatch_delete_cf(b, s->cf[lg->cf_type], (const char *)k, sizeof(k));
-    rec_put_be64(k, rec_time_to_key(ev->time_ms));
     rocksdb_writebatch_delete_cf(b, s->cf[lg->cf_time], (const char *)k, sizeof(k));
 }
 
-/* Build one WriteBatch from a group of append requests and write it. */
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Take the entries (h, seq) of deleted events out of the posting rows of
+ * family `cf`: rows left empty are deleted, others rewritten (under a new
+ * key when their last entry went). Entries that are still in the tail have
+ * no row and are skipped here. */
+static int prune_postings(storage *s, rocksdb_writebatch_t *b, int cf, irow *pairs, size_t n,
+                          mb_error *err)
+{
+    if (n == 0)
+        return 0;
+    qsort(pairs, n, sizeof(*pairs), irow_cmp);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_total_order_seek(ro, 1);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[cf]);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0;) {
+        uint64_t h = pairs[i].h;
+        uint8_t k[KEY_IDX_SIZE];
+        rec_put_be64(k, h);
+        rec_put_be64(k + 8, pairs[i].seq);
+        rocksdb_iter_seek(it, (const char *)k, sizeof(k));
+        size_t kl = 0, vl = 0, cnt = 0;
+        const uint8_t *rk =
+            rocksdb_iter_valid(it) ? (const uint8_t *)rocksdb_iter_key(it, &kl) : NULL;
+        if (rk == NULL || kl != KEY_IDX_SIZE || rec_get_be64(rk) != h) {
+            while (i < n && pairs[i].h == h) /* no row: these are in the tail */
+                i++;
+            continue;
+        }
+        uint64_t key_seq = rec_get_be64(rk + 8);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        size_t j = i;
+        while (j < n && pairs[j].h == h && pairs[j].seq <= key_seq)
+            j++;
+        if (rec_postings_check(v, vl, key_seq, &cnt, NULL) != 0) {
+            rocksdb_writebatch_delete_cf(b, s->cf[cf], (const char *)rk, kl); /* damaged */
+            i = j;
+            continue;
+        }
+        rec_posting *keep = malloc(cnt * sizeof(*keep));
+        uint8_t *nv = malloc(rec_postings_size(cnt));
+        if (keep == NULL || nv == NULL) {
+            free(keep);
+            free(nv);
+            rc = mb_errorf(err, MB_ENOMEM, "prune: out of memory");
+            break;
+        }
+        size_t nk = 0, d = i;
+        for (size_t e = 0; e < cnt; e++) {
+            rec_posting p = rec_posting_at(v, e);
+            while (d < j && pairs[d].seq < p.seq)
+                d++;
+            if (d < j && pairs[d].seq == p.seq)
+                continue;
+            keep[nk++] = p;
+        }
+        if (nk != cnt) {
+            rocksdb_writebatch_delete_cf(b, s->cf[cf], (const char *)rk, kl);
+            if (nk > 0) {
+                rec_put_be64(k + 8, keep[nk - 1].seq);
+                rec_postings_encode(keep, nk, nv);
+                rocksdb_writebatch_put_cf(b, s->cf[cf], (const char *)k, sizeof(k),
+                                          (const char *)nv, rec_postings_size(nk));
+            }
+        }
+        free(keep);
+        free(nv);
+        i = j;
+    }
+    if (rc == 0) {
+        char *e = NULL;
+        rocksdb_iter_get_error(it, &e);
+        if (e != NULL)
+            rc = rdb_fail(err, &e, "prune: read index rows");
+    }
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    return rc;
+}
+
+/* Drop the tail entries of deleted events (`seqs` sorted). */
+static void tail_remove(storage *s, slog *lg, const uint64_t *seqs, size_t n)
+{
+    if (n == 0)
+        return;
+    pthread_rwlock_wrlock(&s->tail_lock);
+    size_t w = 0;
+    for (size_t i = 0; i < lg->tail_n; i++) {
+        uint64_t seq = lg->tail_subject[i].seq;
+        if (bsearch(&seq, seqs, n, sizeof(*seqs), u64_cmp) != NULL)
+            continue;
+        lg->tail_subject[w] = lg->tail_subject[i];
+        lg->tail_type[w] = lg->tail_type[i];
+        w++;
+    }
+    lg->tail_n = w;
+    pthread_rwlock_unlock(&s->tail_lock);
+}
+
+/* Build one WriteBatch from a group of append requests (events, time index
+ * rows, counters, meta) and write it; then add the subject/type entries to
+ * the index tail. */
 static int write_group(storage *s, wreq *group, uint64_t *t_last, uint64_t *t_count, mb_error *err)
 {
     size_t total = 0;
@@ -804,8 +1073,6 @@ static int write_group(storage *s, wreq *group, uint64_t *t_last, uint64_t *t_co
         if (!touched[li])
             continue;
         const slog *lg = &s->logs[li];
-        put_sorted_rows(b, s->cf[lg->cf_subject], &rows[2 * li * total], nrows[li]);
-        put_sorted_rows(b, s->cf[lg->cf_type], &rows[(2 * li + 1) * total], nrows[li]);
         put_log_counters(s, b, lg, t_last[li], t_count[li], 0, 0);
     }
     if (rocksdb_writebatch_count(b) > 0) {
@@ -813,6 +1080,17 @@ static int write_group(storage *s, wreq *group, uint64_t *t_last, uint64_t *t_co
         rocksdb_write(s->db, s->wo, b, &e);
         if (e != NULL)
             rc = rdb_fail(err, &e, "append to event store at %s", s->path);
+    }
+    /* The events are in; their index entries join the tail, which goes to
+     * posting rows when big enough (a failed flush is retried later: the
+     * tail keeps the entries). */
+    for (int li = 0; rc == 0 && li < LOG_COUNT; li++) {
+        if (nrows[li] == 0)
+            continue;
+        slog *lg = &s->logs[li];
+        tail_append(s, lg, &rows[2 * li * total], &rows[(2 * li + 1) * total], nrows[li]);
+        if (lg->tail_n >= s->tail_flush_events)
+            tail_flush(s, lg, NULL);
     }
 out:
     rocksdb_writebatch_destroy(b);
@@ -939,8 +1217,11 @@ typedef struct qrun {
     uint64_t seq_lo, seq_hi;
     int64_t t_lo, t_hi;
     size_t limit, delivered;
-    int stopping;    /* limit reached or callback said stop: look for the cursor */
-    uint64_t cursor; /* next_cursor result */
+    int stopping;               /* limit reached or callback said stop: look for the cursor */
+    uint64_t cursor;            /* next_cursor result */
+    rocksdb_readoptions_t *ro;  /* point reads, on the query's snapshot */
+    uint64_t cand[QUERY_BATCH]; /* index candidates waiting for their records */
+    size_t ncand;
 } qrun;
 
 /* Check a decoded (or about to be decoded) record against the filters and
@@ -986,7 +1267,7 @@ static int q_fetch(qrun *r, rocksdb_readoptions_t *ro, const uint64_t *seqs, siz
         errs[i] = NULL;
     }
     rocksdb_batched_multi_get_cf(r->s->db, ro, r->s->cf[r->lg->cf_rec], n, kp, ks, vals, errs,
-                                 !r->q->newest_first);
+                                 r->mode != MODE_TIME && !r->q->newest_first);
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
         if (rc == 0 && errs[i] != NULL)
@@ -1002,6 +1283,190 @@ static int q_fetch(qrun *r, rocksdb_readoptions_t *ro, const uint64_t *seqs, siz
         if (vals[i] != NULL)
             rocksdb_pinnableslice_destroy(vals[i]);
     }
+    return rc;
+}
+
+/* Queue one index candidate; fetch the queue when full, or as soon as it
+ * holds what the page still needs (so a short page does not read ahead).
+ * Returns 0 to go on, 1 when the query is finished, or an error. */
+static int q_push(qrun *r, uint64_t seq, mb_error *err)
+{
+    r->cand[r->ncand++] = seq;
+    size_t want = r->stopping ? 1 : r->limit - r->delivered + 1;
+    if (r->ncand < QUERY_BATCH && r->ncand < want)
+        return 0;
+    int rc = q_fetch(r, r->ro, r->cand, r->ncand, err);
+    r->ncand = 0;
+    return rc;
+}
+
+static int q_drain(qrun *r, mb_error *err)
+{
+    if (r->ncand == 0)
+        return 0;
+    int rc = q_fetch(r, r->ro, r->cand, r->ncand, err);
+    r->ncand = 0;
+    return rc;
+}
+
+/* Does an index entry pass the filters that the index itself can check? */
+static int q_entry_matches(const qrun *r, uint64_t seq, int64_t time_ms, uint64_t other)
+{
+    if (seq < r->seq_lo || seq > r->seq_hi || time_ms < r->t_lo || time_ms > r->t_hi)
+        return 0;
+    if (r->mode == MODE_SUBJECT && r->q->type != NULL && other != r->htype)
+        return 0;
+    return 1;
+}
+
+/* Candidates from the posting rows of hash `h` with seqs in
+ * [r->seq_lo, top], in the query's direction. */
+static int q_postings(qrun *r, int cf, uint64_t h, uint64_t top, const rocksdb_snapshot_t *snap,
+                      mb_error *err)
+{
+    if (top < r->seq_lo)
+        return 0;
+    uint8_t lo[KEY_IDX_SIZE], hi[KEY_IDX_SIZE + 1], start[KEY_IDX_SIZE];
+    rec_put_be64(lo, h);
+    rec_put_be64(lo + 8, r->seq_lo); /* rows ending below seq_lo hold nothing for us */
+    rec_put_be64(hi, h);
+    rec_put_be64(hi + 8, UINT64_MAX);
+    hi[KEY_IDX_SIZE] = 0;
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_snapshot(ro, snap);
+    rocksdb_readoptions_set_iterate_lower_bound(ro, (const char *)lo, sizeof(lo));
+    rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, sizeof(hi));
+    rocksdb_readoptions_set_prefix_same_as_start(ro, 1);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(r->s->db, ro, r->s->cf[cf]);
+    int desc = r->q->newest_first;
+    if (desc) {
+        /* The row holding `top` is the first one ending at or above it. */
+        memcpy(start, lo, 8);
+        rec_put_be64(start + 8, top);
+        rocksdb_iter_seek(it, (const char *)start, sizeof(start));
+        if (!rocksdb_iter_valid(it))
+            rocksdb_iter_seek_for_prev(it, (const char *)hi, KEY_IDX_SIZE);
+    } else {
+        rocksdb_iter_seek(it, (const char *)lo, sizeof(lo));
+    }
+    int rc = 0, past = 0;
+    while (rc == 0 && !past && rocksdb_iter_valid(it)) {
+        size_t kl, vl, n;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        if (kl != KEY_IDX_SIZE || rec_get_be64(k) != h) {
+            rc = mb_errorf(err, MB_ECORRUPT, "query %s: foreign key of %zu bytes in %s",
+                           r->lg->name, kl, cf_names[cf]);
+            break;
+        }
+        if ((rc = rec_postings_check(v, vl, rec_get_be64(k + 8), &n, err)) != 0) {
+            mb_errorf(err, MB_ECORRUPT, "query %s: damaged row in %s: %s", r->lg->name,
+                      cf_names[cf], err != NULL ? err->msg : "");
+            break;
+        }
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            rec_posting e = rec_posting_at(v, desc ? n - 1 - i : i);
+            if (desc ? e.seq < r->seq_lo : e.seq > top) {
+                past = 1;
+                break;
+            }
+            if (e.seq <= top && q_entry_matches(r, e.seq, e.time_ms, e.other))
+                rc = q_push(r, e.seq, err);
+        }
+        if (desc)
+            rocksdb_iter_prev(it);
+        else
+            rocksdb_iter_next(it);
+    }
+    if (rc == 0) {
+        char *e = NULL;
+        rocksdb_iter_get_error(it, &e);
+        if (e != NULL)
+            rc = rdb_fail(err, &e, "query %s", r->lg->name);
+    }
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    return rc;
+}
+
+/* Candidates from the copy of the index tail (ascending seqs). */
+static int q_tail(qrun *r, const irow *t, size_t n, mb_error *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = q_push(r, t[r->q->newest_first ? n - 1 - i : i].seq, err);
+    return rc;
+}
+
+/* Scan the records (MODE_SEQ) or the time index (MODE_TIME). */
+static int q_scan(qrun *r, int64_t cursor_time, const rocksdb_snapshot_t *snap, mb_error *err)
+{
+    const struct storage_query *q = r->q;
+    slog *lg = r->lg;
+    /* Bounds: lo inclusive, hi_incl inclusive, hi exclusive = hi_incl||00. */
+    uint8_t lo[KEY_IDX_SIZE], hi[KEY_IDX_SIZE + 1];
+    size_t klen;
+    int cf;
+    if (r->mode == MODE_SEQ) {
+        klen = KEY_SEQ_SIZE;
+        cf = lg->cf_rec;
+        rec_put_be64(lo, r->seq_lo);
+        rec_put_be64(hi, r->seq_hi);
+    } else {
+        klen = KEY_IDX_SIZE;
+        cf = lg->cf_time;
+        rec_put_be64(lo, rec_time_to_key(r->t_lo));
+        rec_put_be64(lo + 8, 0);
+        rec_put_be64(hi, rec_time_to_key(r->t_hi));
+        rec_put_be64(hi + 8, UINT64_MAX);
+        if (q->cursor != 0 && !q->newest_first) {
+            rec_put_be64(lo, rec_time_to_key(cursor_time));
+            rec_put_be64(lo + 8, q->cursor);
+        } else if (q->cursor != 0) {
+            rec_put_be64(hi, rec_time_to_key(cursor_time));
+            rec_put_be64(hi + 8, q->cursor);
+        }
+        if (memcmp(lo, hi, KEY_IDX_SIZE) > 0)
+            return 0;
+    }
+    hi[klen] = 0;
+    rocksdb_readoptions_t *iro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_snapshot(iro, snap);
+    rocksdb_readoptions_set_iterate_lower_bound(iro, (const char *)lo, klen);
+    rocksdb_readoptions_set_iterate_upper_bound(iro, (const char *)hi, klen + 1);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(r->s->db, iro, r->s->cf[cf]);
+    if (q->newest_first)
+        rocksdb_iter_seek_for_prev(it, (const char *)hi, klen);
+    else
+        rocksdb_iter_seek(it, (const char *)lo, klen);
+    int rc = 0;
+    while (rc == 0 && rocksdb_iter_valid(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        if (kl != klen) {
+            rc = mb_errorf(err, MB_ECORRUPT, "query %s: key of %zu bytes in %s", lg->name, kl,
+                           cf_names[cf]);
+            break;
+        }
+        uint64_t seq = rec_get_be64(k + klen - 8);
+        if (r->mode == MODE_SEQ)
+            rc = q_offer(r, seq, v, vl, err);
+        else if (seq >= r->seq_lo && seq <= r->seq_hi)
+            rc = q_push(r, seq, err);
+        if (q->newest_first)
+            rocksdb_iter_prev(it);
+        else
+            rocksdb_iter_next(it);
+    }
+    if (rc == 0) {
+        char *e = NULL;
+        rocksdb_iter_get_error(it, &e);
+        if (e != NULL)
+            rc = rdb_fail(err, &e, "query %s", lg->name);
+    }
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(iro);
     return rc;
 }
 
@@ -1030,9 +1495,10 @@ static int run_query(storage *s, slog *lg, const struct storage_query *q, storag
     r.seq_hi = q->to_seq != 0 ? q->to_seq : UINT64_MAX;
     r.t_lo = q->from_time_ms != 0 ? q->from_time_ms : INT64_MIN;
     r.t_hi = q->to_time_ms != 0 ? q->to_time_ms : INT64_MAX;
+    uint64_t h = 0;
     if (q->subject != NULL) {
         r.mode = MODE_SUBJECT;
-        r.hsubject = rec_hash(q->subject);
+        r.hsubject = h = rec_hash(q->subject);
     } else if (q->type != NULL) {
         r.mode = MODE_TYPE;
     } else if (q->from_time_ms != 0 || q->to_time_ms != 0) {
@@ -1040,16 +1506,52 @@ static int run_query(storage *s, slog *lg, const struct storage_query *q, storag
     } else {
         r.mode = MODE_SEQ;
     }
-    if (q->type != NULL)
+    if (q->type != NULL) {
         r.htype = rec_hash(q->type);
+        if (r.mode == MODE_TYPE)
+            h = r.htype;
+    }
+    if (q->cursor != 0 && r.mode != MODE_TIME) {
+        if (q->newest_first) {
+            if (q->cursor < r.seq_hi)
+                r.seq_hi = q->cursor;
+        } else if (q->cursor > r.seq_lo) {
+            r.seq_lo = q->cursor;
+        }
+    }
+    int index_mode = r.mode == MODE_SUBJECT || r.mode == MODE_TYPE;
 
+    /* One consistent view: the snapshot, the index tail and the `indexed`
+     * mark are taken together (docs/storage.md, "Index tail"). */
+    irow *tail = NULL;
+    size_t ntail = 0;
+    uint64_t indexed = 0;
     int rc = 0;
+    pthread_rwlock_rdlock(&s->tail_lock);
     const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(s->db);
-    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-    rocksdb_readoptions_set_snapshot(ro, snap);
-    rocksdb_readoptions_t *iro = rocksdb_readoptions_create();
-    rocksdb_readoptions_set_snapshot(iro, snap);
-    rocksdb_iterator_t *it = NULL;
+    if (index_mode) {
+        indexed = lg->indexed;
+        if (lg->tail_incomplete)
+            rc = mb_errorf(err, MB_ENOMEM,
+                           "query %s: index incomplete after running out of "
+                           "memory; reopen the store",
+                           lg->name);
+        const irow *src = r.mode == MODE_SUBJECT ? lg->tail_subject : lg->tail_type;
+        size_t n = 0;
+        for (size_t i = 0; rc == 0 && i < lg->tail_n; i++)
+            if (src[i].h == h && q_entry_matches(&r, src[i].seq, src[i].time_ms, src[i].other))
+                n++;
+        if (rc == 0 && n > 0 && (tail = malloc(n * sizeof(*tail))) == NULL)
+            rc = mb_errorf(err, MB_ENOMEM, "query %s: out of memory", lg->name);
+        for (size_t i = 0; rc == 0 && i < lg->tail_n; i++)
+            if (src[i].h == h && q_entry_matches(&r, src[i].seq, src[i].time_ms, src[i].other))
+                tail[ntail++] = src[i];
+    }
+    pthread_rwlock_unlock(&s->tail_lock);
+    r.ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_snapshot(r.ro, snap);
+    if (rc != 0)
+        goto out;
 
     /* Time-ordered cursor: resume at the cursor event's (time, seq). */
     int64_t cursor_time = 0;
@@ -1058,7 +1560,7 @@ static int run_query(storage *s, slog *lg, const struct storage_query *q, storag
         rec_put_be64(k, q->cursor);
         char *e = NULL;
         size_t len = 0;
-        char *v = rocksdb_get_cf(s->db, ro, s->cf[lg->cf_rec], (const char *)k, 8, &len, &e);
+        char *v = rocksdb_get_cf(s->db, r.ro, s->cf[lg->cf_rec], (const char *)k, 8, &len, &e);
         if (e != NULL) {
             rc = rdb_fail(err, &e, "query %s: read cursor event", lg->name);
             goto out;
@@ -1074,125 +1576,35 @@ static int run_query(storage *s, slog *lg, const struct storage_query *q, storag
         rocksdb_free(v);
         if (rc != 0)
             goto out;
-    } else if (q->cursor != 0) {
-        if (q->newest_first) {
-            if (q->cursor < r.seq_hi)
-                r.seq_hi = q->cursor;
-        } else if (q->cursor > r.seq_lo) {
-            r.seq_lo = q->cursor;
-        }
     }
     if (r.seq_lo > r.seq_hi || r.t_lo > r.t_hi)
         goto out;
 
-    /* Bounds: lo inclusive, hi_incl inclusive, hi exclusive = hi_incl||00. */
-    uint8_t lo[KEY_IDX_SIZE], hi[KEY_IDX_SIZE + 1];
-    size_t klen = KEY_IDX_SIZE;
-    int cf;
-    switch (r.mode) {
-    case MODE_SEQ:
-        klen = KEY_SEQ_SIZE;
-        cf = lg->cf_rec;
-        rec_put_be64(lo, r.seq_lo);
-        rec_put_be64(hi, r.seq_hi);
-        break;
-    case MODE_SUBJECT:
-    case MODE_TYPE:
-        cf = r.mode == MODE_SUBJECT ? lg->cf_subject : lg->cf_type;
-        rec_put_be64(lo, r.mode == MODE_SUBJECT ? r.hsubject : r.htype);
-        rec_put_be64(lo + 8, r.seq_lo);
-        memcpy(hi, lo, 8);
-        rec_put_be64(hi + 8, r.seq_hi);
-        break;
-    default:
-        cf = lg->cf_time;
-        rec_put_be64(lo, rec_time_to_key(r.t_lo));
-        rec_put_be64(lo + 8, 0);
-        rec_put_be64(hi, rec_time_to_key(r.t_hi));
-        rec_put_be64(hi + 8, UINT64_MAX);
-        if (q->cursor != 0 && !q->newest_first) {
-            rec_put_be64(lo, rec_time_to_key(cursor_time));
-            rec_put_be64(lo + 8, q->cursor);
-        } else if (q->cursor != 0) {
-            rec_put_be64(hi, rec_time_to_key(cursor_time));
-            rec_put_be64(hi + 8, q->cursor);
-        }
-        if (memcmp(lo, hi, KEY_IDX_SIZE) > 0)
-            goto out;
-        break;
-    }
-    hi[klen] = 0;
-    rocksdb_readoptions_set_iterate_lower_bound(iro, (const char *)lo, klen);
-    rocksdb_readoptions_set_iterate_upper_bound(iro, (const char *)hi, klen + 1);
-    if (r.mode == MODE_SUBJECT || r.mode == MODE_TYPE)
-        rocksdb_readoptions_set_prefix_same_as_start(iro, 1);
-    it = rocksdb_create_iterator_cf(s->db, iro, s->cf[cf]);
-    if (q->newest_first)
-        rocksdb_iter_seek_for_prev(it, (const char *)hi, klen);
-    else
-        rocksdb_iter_seek(it, (const char *)lo, klen);
-
-    uint64_t cand[QUERY_BATCH];
-    size_t ncand = 0;
-    while (rocksdb_iter_valid(it)) {
-        size_t kl, vl;
-        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
-        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
-        if (kl != klen) {
-            rc = mb_errorf(err, MB_ECORRUPT, "query %s: key of %zu bytes in %s", lg->name, kl,
-                           cf_names[cf]);
-            goto out;
-        }
-        uint64_t seq = rec_get_be64(k + klen - 8);
-        if (r.mode == MODE_SEQ) {
-            rc = q_offer(&r, seq, v, vl, err);
-            if (rc != 0)
-                break;
+    if (!index_mode) {
+        rc = q_scan(&r, cursor_time, snap, err);
+    } else {
+        /* Posting rows hold seqs up to `indexed`, the tail the ones above. */
+        int cf = r.mode == MODE_SUBJECT ? lg->cf_subject : lg->cf_type;
+        uint64_t top = r.seq_hi < indexed ? r.seq_hi : indexed;
+        if (q->newest_first) {
+            rc = q_tail(&r, tail, ntail, err);
+            if (rc == 0)
+                rc = q_postings(&r, cf, h, top, snap, err);
         } else {
-            int keep = 1;
-            if (r.mode == MODE_TIME) {
-                keep = seq >= r.seq_lo && seq <= r.seq_hi;
-            } else if (vl == IDX_VALUE_SIZE) {
-                int64_t t = (int64_t)rec_get_be64(v);
-                keep = t >= r.t_lo && t <= r.t_hi;
-                if (r.mode == MODE_SUBJECT && q->type != NULL)
-                    keep = keep && rec_get_be64(v + 8) == r.htype;
-            } /* else a damaged index row: let the record decide */
-            if (keep) {
-                cand[ncand++] = seq;
-                /* Fetch small batches first, so that a page that ends early
-                 * does not read far ahead. */
-                size_t want = r.stopping ? 1 : r.limit - r.delivered + 1;
-                if (ncand == QUERY_BATCH || ncand >= want) {
-                    rc = q_fetch(&r, ro, cand, ncand, err);
-                    ncand = 0;
-                    if (rc != 0)
-                        break;
-                }
-            }
+            rc = q_postings(&r, cf, h, top, snap, err);
+            if (rc == 0)
+                rc = q_tail(&r, tail, ntail, err);
         }
-        if (q->newest_first)
-            rocksdb_iter_prev(it);
-        else
-            rocksdb_iter_next(it);
     }
-    if (rc == 0 && ncand > 0)
-        rc = q_fetch(&r, ro, cand, ncand, err);
+    if (rc == 0)
+        rc = q_drain(&r, err);
     if (rc == 1)
         rc = 0;
-    if (rc == 0) {
-        char *e = NULL;
-        rocksdb_iter_get_error(it, &e);
-        if (e != NULL)
-            rc = rdb_fail(err, &e, "query %s", lg->name);
-    }
 out:
     if (rc == 0 && next_cursor != NULL)
         *next_cursor = r.cursor;
-    if (it != NULL)
-        rocksdb_iter_destroy(it);
-    rocksdb_readoptions_destroy(iro);
-    rocksdb_readoptions_destroy(ro);
+    free(tail);
+    rocksdb_readoptions_destroy(r.ro);
     rocksdb_release_snapshot(s->db, snap);
     return rc;
 }
@@ -1278,7 +1690,13 @@ static int prune_chunk(storage *s, slog *lg, int by_time, uint64_t before, int64
     rocksdb_iter_seek(it, (const char *)lo, klen);
     size_t n = 0;
     uint64_t n_removed = 0;
-    for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+    irow *ps = malloc(PRUNE_CHUNK * sizeof(*ps));
+    irow *pt = malloc(PRUNE_CHUNK * sizeof(*pt));
+    uint64_t *dseqs = malloc(PRUNE_CHUNK * sizeof(*dseqs));
+    size_t npairs = 0, nd = 0;
+    if (ps == NULL || pt == NULL || dseqs == NULL)
+        rc = mb_errorf(err, MB_ENOMEM, "prune %s: out of memory", lg->name);
+    for (; rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
         if (n == PRUNE_CHUNK) {
             *more = 1;
             break;
@@ -1309,11 +1727,17 @@ static int prune_chunk(storage *s, slog *lg, int by_time, uint64_t before, int64
         }
         if (v != NULL) {
             storage_event ev;
-            if (rec_decode((const uint8_t *)v, vl, seq, &ev, NULL) == 0)
-                delete_index_rows(s, b, lg, seq, &ev);
-            /* A damaged record is deleted too; its index rows (unknown)
+            if (rec_decode((const uint8_t *)v, vl, seq, &ev, NULL) == 0) {
+                uint64_t hs = rec_hash(ev.subject), ht = rec_hash(ev.type);
+                delete_time_row(s, b, lg, seq, ev.time_ms);
+                ps[npairs] = (irow){ hs, seq, ht, ev.time_ms };
+                pt[npairs] = (irow){ ht, seq, hs, ev.time_ms };
+                npairs++;
+            }
+            /* A damaged record is deleted too; its index entries (unknown)
              * stay behind and are skipped by queries. */
             rocksdb_writebatch_delete_cf(b, s->cf[lg->cf_rec], (const char *)ek, 8);
+            dseqs[nd++] = seq;
             n_removed++;
         }
         if (!by_time && !*more)
@@ -1328,6 +1752,10 @@ static int prune_chunk(storage *s, slog *lg, int by_time, uint64_t before, int64
     }
     if (rc == 0 && !by_time && !*more && before > t_floor[li])
         t_floor[li] = before;
+    if (rc == 0)
+        rc = prune_postings(s, b, lg->cf_subject, ps, npairs, err);
+    if (rc == 0)
+        rc = prune_postings(s, b, lg->cf_type, pt, npairs, err);
     if (rc == 0) {
         t_count[li] = t_count[li] >= n_removed ? t_count[li] - n_removed : 0;
         put_log_counters(s, b, lg, t_last[li], t_count[li], t_floor[li], !by_time);
@@ -1339,8 +1767,14 @@ static int prune_chunk(storage *s, slog *lg, int by_time, uint64_t before, int64
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
     rocksdb_writebatch_destroy(b);
-    if (rc == 0)
+    if (rc == 0) {
+        qsort(dseqs, nd, sizeof(*dseqs), u64_cmp);
+        tail_remove(s, lg, dseqs, nd);
         *removed += n_removed;
+    }
+    free(ps);
+    free(pt);
+    free(dseqs);
     writer_leave(s, &r, rc, NULL, t_last, t_count, t_floor);
     return rc;
 }
@@ -1511,6 +1945,13 @@ int storage_blob_delete(storage *s, const char *key, mb_error *err)
 }
 
 /* --------------------------------------------------------------- testing */
+
+void storage_testing_set_index_flush(storage *s, size_t events)
+{
+    pthread_mutex_lock(&s->mu);
+    s->tail_flush_events = events > 0 ? events : 1;
+    pthread_mutex_unlock(&s->mu);
+}
 
 int storage_testing_put_raw(storage *s, const char *cf_name, const void *key, size_t key_len,
                             const void *val, size_t val_len, mb_error *err)

@@ -12,4 +12,9 @@
 int storage_testing_put_raw(storage *s, const char *cf_name, const void *key, size_t key_len,
                             const void *val, size_t val_len, mb_error *err);
 
+/* Write the subject/type index tail into posting rows every `events`
+ * events instead of every 65536, so that tests exercise rows and tail
+ * together. */
+void storage_testing_set_index_flush(storage *s, size_t events);
+
 #endif /* MB_STORAGE_TESTING_H */
