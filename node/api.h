@@ -106,6 +106,8 @@ void api_reply_error_status(api_call *c, int status, int code, const char *msg);
  * MB_ETIMEDOUT or MB_ECLOSED and must answer the call (after forgetting it
  * in its own lists). A handler that answers a parked call earlier just
  * calls api_reply_* as usual: the park ends with it. */
+/* Errors: MB_EFULL when too many calls are parked already (1024), MB_EIO;
+ * the call is then still the handler's to answer. */
 typedef void (*api_expire_fn)(struct node *n, api_call *c, void *arg, int code);
 int api_call_park(struct node *n, api_call *c, uint64_t timeout_ms, api_expire_fn expire_cb,
                   void *arg);

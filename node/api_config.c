@@ -204,9 +204,10 @@ static void config_watch(node *n, api_call *c)
     }
     w->call = c;
     w->from_version = from;
-    if (api_call_park(n, c, timeout, watch_expired, w) != MB_OK) {
+    int rv = api_call_park(n, c, timeout, watch_expired, w);
+    if (rv != MB_OK) {
         free(w);
-        api_reply_error(c, MB_EIO, "cannot park the watch");
+        api_reply_error(c, rv, "too many watches are waiting; retry later");
         return;
     }
     w->next = n->watchers;

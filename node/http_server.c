@@ -15,6 +15,8 @@
 
 /* Grace given at shutdown to the writes of answers to parked calls. */
 #define HTTP_CLOSE_GRACE_MS 100
+/* Default most long-polls parked at once; more are refused (MB_EFULL). */
+#define HTTP_PARKED_MAX 1024
 
 struct api_call {
     http_server *srv;
@@ -341,6 +343,8 @@ int api_call_park(struct node *n, api_call *c, uint64_t timeout_ms, api_expire_f
     http_server *s = c->srv;
     (void)n;
     assert(!c->parked);
+    if (s->nparked >= (s->o.parked_max != 0 ? s->o.parked_max : HTTP_PARKED_MAX))
+        return MB_EFULL;
     if (!c->timer_init) {
         int rv = uv_timer_init(s->o.loop, &c->timer);
         if (rv != 0)

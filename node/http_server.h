@@ -35,6 +35,7 @@ typedef struct http_server_opts {
     const api_router *router; /* borrowed; must outlive the server */
     uv_loop_t *loop;          /* the control loop (borrowed) */
     struct node *node;        /* passed to handlers (borrowed) */
+    size_t parked_max;        /* most parked long-polls; 0 = 1024 */
     http_observe_fn observe;  /* may be NULL */
     void *observe_arg;
 } http_server_opts;

@@ -63,8 +63,9 @@ static void h_park(struct node *n, api_call *c)
     uint64_t ms;
     if (api_query_u64(c, "ms", 50, &ms) != MB_OK)
         return;
-    if (api_call_park(n, c, ms, park_expired, NULL) != MB_OK)
-        api_reply_error(c, MB_EIO, "park failed");
+    int rv = api_call_park(n, c, ms, park_expired, NULL);
+    if (rv != MB_OK)
+        api_reply_error(c, rv, "park failed");
     else
         atomic_fetch_add(&fx.parks, 1);
 }
@@ -88,7 +89,7 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-static int start(size_t body_limit)
+static int start_with(size_t body_limit, size_t parked_max)
 {
     memset(&fx, 0, sizeof(fx));
     uv_loop_init(&fx.loop);
@@ -99,6 +100,7 @@ static int start(size_t body_limit)
         .body_limit_bytes = body_limit,
         .router = &fx.router,
         .loop = &fx.loop,
+        .parked_max = parked_max,
     };
     mb_error e;
     if (http_server_start(&o, &fx.srv, &e) != MB_OK) {
@@ -111,6 +113,11 @@ static int start(size_t body_limit)
     fx.ctx.err = stderr;
     cli_set_addr(&fx.ctx, addr, NULL);
     return pthread_create(&fx.thread, NULL, loop_main, NULL);
+}
+
+static int start(size_t body_limit)
+{
+    return start_with(body_limit, 0);
 }
 
 static void stop(void)
@@ -272,7 +279,28 @@ static void test_shutdown_answers_parked_calls_and_closes_the_loop(void)
     CU_ASSERT_EQUAL(fx.loop_close_rv, 0);
 }
 
+static void test_parking_beyond_the_limit_is_refused_with_429(void)
+{
+    CU_ASSERT_EQUAL_FATAL(start_with(1 << 20, 2), 0);
+    atomic_store(&parked_status, 0);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, park_long, NULL);
+    CU_ASSERT_TRUE(MB_WAIT_UNTIL(atomic_load(&fx.parks) == 2, 5000));
+    cli_response r;
+    CU_ASSERT_EQUAL(request("GET", "/t/park?ms=60000", NULL, &r), MB_OK);
+    CU_ASSERT_EQUAL(r.status, 429);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "MB_EFULL"));
+    cli_response_free(&r);
+    stop();
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    CU_ASSERT_EQUAL(fx.loop_close_rv, 0);
+}
+
 static CU_TestInfo tests[] = {
+    { "parking_beyond_the_limit_is_refused_with_429",
+      test_parking_beyond_the_limit_is_refused_with_429 },
     { "concurrent_requests_are_all_answered_by_the_loop",
       test_concurrent_requests_are_all_answered_by_the_loop },
     { "token_guards_every_route_but_open_ones", test_token_guards_every_route_but_open_ones },
