@@ -11,6 +11,7 @@
 #define MB_NODE_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include <cjson/cJSON.h>
@@ -69,6 +70,13 @@ typedef struct cli_opt {
  * too many positionals). "--help"/"-h" sets *help. Pure. */
 int cli_parse_opts(int argc, char **argv, const cli_opt *opts, size_t nopts, const char **pos,
                    size_t max_pos, size_t *npos, int *help, mb_error *err);
+
+/* Parse a point in time for --since/--until into ms since the epoch:
+ * an integer (already ms since the epoch), a duration ago ("90s", "10m",
+ * "2h", "1d", "500ms"), or an RFC 3339 UTC time ("2026-11-25T22:09:02Z",
+ * optional ".123" fraction, optional "+hh:mm" offset). Returns MB_OK or
+ * MB_EINVAL. Pure. */
+int cli_parse_time(const char *s, int64_t now_ms, int64_t *out_ms);
 
 /* --- HTTP --- */
 typedef struct cli_response {

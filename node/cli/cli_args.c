@@ -1,5 +1,6 @@
 /* node/cli/cli_args.c: pure option parsing of the mabeam CLI (cli.h). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "node/cli/cli.h"
@@ -190,5 +191,90 @@ int cli_query_add(char *buf, size_t size, const char *key, const char *value)
         }
     }
     buf[len] = '\0';
+    return MB_OK;
+}
+
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_time(const char *s, int64_t now_ms, int64_t *out_ms)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > 40)
+        return MB_EINVAL;
+    size_t nd = strspn(s, "0123456789");
+    if (nd == len && nd <= 18) {
+        *out_ms = strtoll(s, NULL, 10);
+        return MB_OK;
+    }
+    /* A duration ago. */
+    static const struct {
+        const char *unit;
+        int64_t ms;
+    } units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }, { "d", 86400000 } };
+    if (nd > 0 && nd <= 12) {
+        for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+            if (strcmp(s + nd, units[i].unit) == 0) {
+                int64_t v = strtoll(s, NULL, 10) * units[i].ms;
+                *out_ms = now_ms - v;
+                return MB_OK;
+            }
+    }
+    /* RFC 3339: YYYY-MM-DDTHH:MM:SS[.fff][Z|+hh:mm|-hh:mm] */
+    int Y, M, D, h, mi, sec;
+    if (len < 19 || digits(s, 4, &Y) || s[4] != '-' || digits(s + 5, 2, &M) || s[7] != '-' ||
+        digits(s + 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+        digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
+        digits(s + 17, 2, &sec))
+        return MB_EINVAL;
+    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || mi > 59 || sec > 60)
+        return MB_EINVAL;
+    const char *p = s + 19;
+    int64_t frac_ms = 0;
+    if (*p == '.') {
+        p++;
+        int n = 0;
+        int64_t scale = 100;
+        while (*p >= '0' && *p <= '9') {
+            if (n < 3)
+                frac_ms += (*p - '0') * scale;
+            scale /= 10;
+            n++;
+            p++;
+        }
+        if (n == 0)
+            return MB_EINVAL;
+    }
+    int64_t offset_ms = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 || om > 59)
+            return MB_EINVAL;
+        offset_ms = ((int64_t)oh * 60 + om) * 60000 * (*p == '+' ? 1 : -1);
+        p += 6;
+    } else {
+        return MB_EINVAL;
+    }
+    if (*p != '\0')
+        return MB_EINVAL;
+    /* Days from the civil date (proleptic Gregorian), no libc time zone. */
+    int y = Y - (M <= 2);
+    int era = (y >= 0 ? y : y - 399) / 400;
+    int yoe = y - era * 400;
+    int doy = (153 * (M + (M > 2 ? -3 : 9)) + 2) / 5 + D - 1;
+    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = (int64_t)era * 146097 + doe - 719468;
+    *out_ms = ((days * 24 + h) * 60 + mi) * 60000 + (int64_t)sec * 1000 + frac_ms - offset_ms;
     return MB_OK;
 }

@@ -15,8 +15,10 @@ static void events_help(FILE *out)
                  "  --subject S           only events about S (key, variable, agent, node)\n"
                  "  --from-seq N          first sequence (inclusive)\n"
                  "  --to-seq N            last sequence (inclusive)\n"
-                 "  --since MS            only events at or after MS (ms since the epoch)\n"
-                 "  --until MS            only events at or before MS\n"
+                 "  --since TIME          only events at or after TIME: ms since the epoch,\n"
+                 "                        a duration ago (30s, 10m, 2h, 1d) or RFC 3339 UTC\n"
+                 "                        (2026-11-25T22:09:02Z)\n"
+                 "  --until TIME          only events at or before TIME (same forms)\n"
                  "  --order asc|desc      oldest first (default) or newest first\n"
                  "  --limit N             events per page (default 100, max 10000)\n"
                  "  --cursor C            continue from a previous page's next cursor\n"
@@ -69,6 +71,26 @@ static int events_run(cli_ctx *ctx, int argc, char **argv)
     if (follow != NULL && order != NULL && strcmp(order, "desc") == 0) {
         fprintf(ctx->err, "mabeam events: --follow needs ascending order\n");
         return CLI_USAGE;
+    }
+    char since_buf[24], until_buf[24];
+    struct timespec now_ts;
+    clock_gettime(CLOCK_REALTIME, &now_ts);
+    int64_t now_ms = (int64_t)now_ts.tv_sec * 1000 + now_ts.tv_nsec / 1000000;
+    const char **times[2] = { &since, &until };
+    char *bufs[2] = { since_buf, until_buf };
+    for (int i = 0; i < 2; i++) {
+        int64_t ms;
+        if (*times[i] == NULL)
+            continue;
+        if (cli_parse_time(*times[i], now_ms, &ms) != MB_OK || ms < 0) {
+            fprintf(ctx->err,
+                    "mabeam events: bad time '%s' (ms since the epoch, a duration ago like 10m, "
+                    "or 2026-11-25T22:09:02Z)\n",
+                    *times[i]);
+            return CLI_USAGE;
+        }
+        snprintf(bufs[i], sizeof(since_buf), "%lld", (long long)ms);
+        *times[i] = bufs[i];
     }
     char cur[32] = "";
     char from_buf[32] = "";

@@ -45,6 +45,16 @@ t0=$(jget "$T/all.json" 'j["events"][0]["time_ms"]')
 [ "$(jget "$T/since.json" 'len(j["events"])')" = 8 ] || fail "since filter"
 "${M[@]}" --json events --until $((t0 - 1)) --type config.changed >"$T/until.json"
 [ "$(jget "$T/until.json" 'len(j["events"])')" = 0 ] || fail "until filter"
+"${M[@]}" --json events --since 10m --type config.changed >"$T/since10m.json"
+[ "$(jget "$T/since10m.json" 'len(j["events"])')" = 8 ] || fail "--since 10m"
+"${M[@]}" --json events --until 1d --type config.changed >"$T/until1d.json"
+[ "$(jget "$T/until1d.json" 'len(j["events"])')" = 0 ] || fail "--until 1d"
+iso=$(date -u -d "@$(( (t0 / 1000) + 3600 ))" +%Y-%m-%dT%H:%M:%SZ)
+"${M[@]}" --json events --since "$iso" --type config.changed >"$T/sinceiso.json"
+[ "$(jget "$T/sinceiso.json" 'len(j["events"])')" = 0 ] || fail "--since RFC 3339"
+rc=0
+"${M[@]}" events --since yesterday >/dev/null 2>&1 || rc=$?
+[ "$rc" = 2 ] || fail "bad --since: exit $rc"
 "${M[@]}" --json events --log cluster >"$T/cluster.json"
 [ "$(jget "$T/cluster.json" 'j["log"]')" = cluster ] || fail "cluster log"
 rc=0

@@ -190,7 +190,42 @@ static void test_subcommands_refuse_bad_usage_with_exit_2(void)
     fclose(ctx.err);
 }
 
+static void test_times_as_ms_durations_ago_and_rfc3339(void)
+{
+    int64_t ms = 0;
+    const int64_t now = 1795644542000; /* 2026-11-25T22:09:02Z */
+    CU_ASSERT_EQUAL(cli_parse_time("1795644542000", now, &ms), MB_OK);
+    CU_ASSERT_EQUAL(ms, 1795644542000);
+    CU_ASSERT_EQUAL(cli_parse_time("10m", now, &ms), MB_OK);
+    CU_ASSERT_EQUAL(ms, now - 600000);
+    CU_ASSERT_EQUAL(cli_parse_time("500ms", now, &ms), MB_OK);
+    CU_ASSERT_EQUAL(ms, now - 500);
+    CU_ASSERT_EQUAL(cli_parse_time("1d", now, &ms), MB_OK);
+    CU_ASSERT_EQUAL(ms, now - 86400000);
+    CU_ASSERT_EQUAL(cli_parse_time("2026-11-25T22:09:02Z", now, &ms), MB_OK);
+    CU_ASSERT_EQUAL(ms, now);
+    CU_ASSERT_EQUAL(cli_parse_time("2026-11-25T22:09:02.25Z", now, &ms), MB_OK);
+    CU_ASSERT_EQUAL(ms, now + 250);
+    CU_ASSERT_EQUAL(cli_parse_time("2026-11-25T23:09:02+01:00", now, &ms), MB_OK);
+    CU_ASSERT_EQUAL(ms, now);
+    CU_ASSERT_EQUAL(cli_parse_time("1970-01-01T00:00:00Z", now, &ms), MB_OK);
+    CU_ASSERT_EQUAL(ms, 0);
+    CU_ASSERT_EQUAL(cli_parse_time("2000-02-29T00:00:00Z", now, &ms), MB_OK);
+    CU_ASSERT_EQUAL(ms, 951782400000);
+    const char *bad[] = { "",
+                          "10x",
+                          "m",
+                          "2026-13-01T00:00:00Z",
+                          "2026-11-25T22:09:02",
+                          "2026-11-25T22:09:02Zjunk",
+                          "2026-11-25",
+                          "2026-11-25T22:09:02.Z" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CU_ASSERT_EQUAL(cli_parse_time(bad[i], now, &ms), MB_EINVAL);
+}
+
 static CU_TestInfo args_tests[] = {
+    { "times_as_ms_durations_ago_and_rfc3339", test_times_as_ms_durations_ago_and_rfc3339 },
     { "globals_flags_override_environment", test_globals_flags_override_environment },
     { "globals_default_from_environment_then_builtin",
       test_globals_default_from_environment_then_builtin },
