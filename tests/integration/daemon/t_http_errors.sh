@@ -62,6 +62,13 @@ http PUT "$A/v1/config/http_max_body" '{"value": "4KiB"}'
 [ "$HTTP_CODE" = 200 ] || fail "raise limit: $HTTP_CODE $(cat "$T/body")"
 http PUT "$A/v1/config/log_level" "$big"
 expect_error 400 MB_EINVAL # now read, and judged as a bad value
+# A client that sends "Expect: 100-continue" (curl does for large bodies)
+# gets "100 Continue" instead of waiting for a timeout before sending.
+curl -sv -m 10 -X PUT -H 'Content-Type: application/json' -H 'Expect: 100-continue' \
+    --data-binary "$big" \
+    "$A/v1/config/log_level" >/dev/null 2>"$T/curl-v.txt" || true
+grep -q '< HTTP/1.1 100 Continue' "$T/curl-v.txt" || fail "no 100 Continue: $(cat "$T/curl-v.txt")"
+grep -q '< HTTP/1.1 400' "$T/curl-v.txt" || fail "no final answer after 100 Continue"
 pass "413 and body limit"
 
 CURL_EXTRA=(-H "Transfer-Encoding: chunked")
