@@ -57,6 +57,18 @@ rc=0
 [ "$rc" = 2 ] || fail "bad --since: exit $rc"
 "${M[@]}" --json events --log cluster >"$T/cluster.json"
 [ "$(jget "$T/cluster.json" 'j["log"]')" = cluster ] || fail "cluster log"
+# --follow prints new events as they arrive.
+"${M[@]}" events --follow --type config.changed >"$T/follow.txt" 2>&1 &
+follow_pid=$!
+PIDS+=("$follow_pid")
+followed() { [ "$(grep -c config.changed "$T/follow.txt")" -ge 8 ]; }
+wait_until 10 followed || fail "--follow did not print the existing events"
+"${M[@]}" config set log_format text >/dev/null
+followed_new() { [ "$(grep -c config.changed "$T/follow.txt")" -ge 9 ]; }
+wait_until 10 followed_new || fail "--follow missed a new event: $(cat "$T/follow.txt")"
+kill "$follow_pid"
+wait "$follow_pid" 2>/dev/null || true
+[ "$(grep -c config.changed "$T/follow.txt")" = 9 ] || fail "--follow printed duplicates"
 rc=0
 "${M[@]}" events --order sideways >/dev/null 2>&1 || rc=$?
 [ "$rc" = 1 ] || fail "bad order: exit $rc"
