@@ -709,7 +709,7 @@ static void test_index_entry_of_another_subject_is_filtered_out(void)
     rec_posting p[3] = { { 1, 1000, rec_hash("var.set") },
                          { 2, 1010, rec_hash("var.set") },
                          { 5, 1040, rec_hash("var.set") } };
-    uint8_t k[16], v[64];
+    uint8_t k[16], v[128];
     rec_put_be64(k, rec_hash("var.lr"));
     rec_put_be64(k + 8, 5);
     rec_postings_encode(p, 3, v);
