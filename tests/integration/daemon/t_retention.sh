@@ -13,6 +13,7 @@ old_gone() {
     http GET "$A/v1/events?type=node.started" && [ "$(jget "$T/body" 'len(j["events"])')" = 0 ]
 }
 wait_until 10 old_gone || fail "node.started not pruned: $(cat "$T/body")"
-curl -fsS "$A/metrics" | grep -q '^mb_node_events_pruned_total [1-9]' || fail "pruned counter"
+curl -fsS -o "$T/metrics" "$A/metrics" || fail "metrics"
+grep -q '^mb_node_events_pruned_total [1-9]' "$T/metrics" || fail "pruned counter"
 stop_node "$NODE_PID"
 pass "retention"
