@@ -122,7 +122,8 @@ static void call_answer(api_call *c, int status, const char *ctype, const void *
     if (s->o.observe != NULL)
         s->o.observe(s->o.observe_arg, c->route, rv == 0 ? status : 500, now_ns() - c->start_ns);
     if (rv != 0) {
-        nng_http_res_free(res);
+        if (res != NULL)
+            nng_http_res_free(res);
         nng_aio_finish(c->aio, rv); /* NNG hard-closes the connection */
     } else {
         nng_aio_set_output(c->aio, 0, res);
