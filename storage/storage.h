@@ -1,5 +1,6 @@
 /* storage/: the node's RocksDB database — the event log with its indexes,
- * node-local (non-replicated) events, and a small metadata key space.
+ * node-local (non-replicated) events, a small metadata key space and blobs
+ * (agent checkpoints, raft snapshots).
  *
  * This is the module's one interface header; nothing outside storage/
  * includes RocksDB. All functions are thread-safe unless stated otherwise
@@ -56,16 +57,31 @@ int storage_open(const storage_options *opts, storage **out, mb_error *err);
 /* Close the database, flushing what is buffered. NULL is a no-op. */
 void storage_close(storage *s);
 
-/* Append `n` events atomically with their index rows: all or none. A seq of
- * 0 asks the store to assign the next sequence (last + 1); the assigned
- * sequences are written back into evs[i].seq (hence not const). An event
- * whose seq is already in the log is skipped (replay is harmless). */
+/* Append `n` (> 0) events atomically with their index rows: all or none. A
+ * seq of 0 asks the store to assign the next sequence (last + 1); the
+ * assigned sequences are written back into evs[i].seq (hence not const;
+ * `evs` stays owned by the caller). An explicit seq may leave gaps; an event
+ * whose seq is not above the log's last sequence (storage_last_seq, counting
+ * events of earlier calls and earlier events of this call) is already in the
+ * log or was pruned, and is skipped: replay is harmless. In DURABLE mode the
+ * call returns after the WAL fsync; concurrent callers share it. MB_EINVAL for
+ * bad input (NULL, n == 0, a field over its limit, an empty type). */
 int storage_append(storage *s, storage_event *evs, size_t n, mb_error *err);
 
-/* Highest sequence in the log (0 if empty). */
+/* As storage_append, plus meta[meta_key] = meta_val in the SAME atomic write
+ * (e.g. the last applied raft index with the events of an apply batch). n
+ * may be 0 here (an apply batch without events). Every pointer is borrowed
+ * for the call. */
+int storage_append_meta(storage *s, storage_event *evs, size_t n, const char *meta_key,
+                        const void *meta_val, size_t meta_len, mb_error *err);
+
+/* Highest sequence ever appended to the log (0 if none). It does not go
+ * down when events are pruned. */
 uint64_t storage_last_seq(storage *s);
 
-typedef struct storage_query {
+/* A query. Used as `struct storage_query` (no typedef: the name belongs to
+ * the function storage_query() below; C shares one namespace for both). */
+struct storage_query {
     uint64_t from_seq;    /* inclusive; 0 = from the start */
     uint64_t to_seq;      /* inclusive; 0 = to the end */
     int64_t from_time_ms; /* inclusive; 0 = no lower bound */
@@ -75,23 +91,35 @@ typedef struct storage_query {
     size_t limit;         /* max events delivered; 0 = 100; capped at 10000 */
     int newest_first;     /* 0: ascending sequence; 1: descending */
     uint64_t cursor;      /* 0, or the next_cursor of the previous page */
-} storage_query;
+};
+
+/* Order of results: by sequence (ascending, or descending with
+ * newest_first), except a query whose only filters are a time range (plus an
+ * optional seq range), which is answered from the time index in (time_ms,
+ * seq) order; with non-decreasing timestamps the two orders are the same.
+ * A query with subject and/or type is answered from the subject (else type)
+ * index. See docs/storage.md. */
 
 /* Called once per matching event, in order. Return 0 to continue, non-zero
  * to stop early (not an error). */
 typedef int (*storage_event_cb)(const storage_event *ev, void *arg);
 
 /* Run a query. *next_cursor (may be NULL) receives the cursor for the next
- * page, or 0 when there are no more events. A damaged or foreign record is
- * reported as MB_ECORRUPT with its sequence in the message, never a crash. */
-int storage_query(storage *s, const storage_query *q, storage_event_cb cb, void *arg,
+ * page (the seq of the next matching event), or 0 when there are no more
+ * events; a callback that stops early also gets a cursor to resume after the
+ * event it stopped at. A damaged or foreign record is reported as
+ * MB_ECORRUPT with its sequence in the message, never a crash. A type or
+ * subject filter over its limit is MB_EINVAL. `q`, `arg` are borrowed. */
+int storage_query(storage *s, const struct storage_query *q, storage_event_cb cb, void *arg,
                   uint64_t *next_cursor, mb_error *err);
 
 /* Fetch one event by sequence into the callback. MB_ENOTFOUND if absent. */
 int storage_get(storage *s, uint64_t seq, storage_event_cb cb, void *arg, mb_error *err);
 
 /* Retention: delete every event (and its index rows) with seq < before_seq,
- * or with time_ms < before_time_ms. *removed (may be NULL) gets the count. */
+ * or with time_ms < before_time_ms. *removed (may be NULL) gets the count.
+ * Runs in chunks of a few thousand events, each atomic, so appends go on
+ * meanwhile; a damaged record in the range is deleted too. */
 int storage_prune_before_seq(storage *s, uint64_t before_seq, uint64_t *removed, mb_error *err);
 int storage_prune_before_time(storage *s, int64_t before_time_ms, uint64_t *removed, mb_error *err);
 
@@ -102,6 +130,8 @@ typedef struct storage_stats {
     uint64_t last_seq;  /* 0 if empty */
 } storage_stats;
 
+/* count is exact; bytes are the SST files plus memtables of the log and its
+ * indexes (approximate); first/last are the lowest and highest seq present. */
 int storage_get_stats(storage *s, storage_stats *out, mb_error *err);
 
 /* Metadata key space (the `meta` column family): small values such as the
@@ -109,5 +139,31 @@ int storage_get_stats(storage *s, storage_stats *out, mb_error *err);
  * malloc'd and owned by the caller (free()). */
 int storage_meta_put(storage *s, const char *key, const void *val, size_t len, mb_error *err);
 int storage_meta_get(storage *s, const char *key, void **val, size_t *len, mb_error *err);
+
+/* Limit of a meta or blob key (non-empty NUL-terminated string). */
+#define STORAGE_KEY_MAX 1024
+
+/* Node-local events (the `local` column family and its indexes): not
+ * replicated, with their own sequence space starting at 1. Same event and
+ * query structs and the same rules as the replicated log above. */
+int storage_local_append(storage *s, storage_event *evs, size_t n, mb_error *err);
+uint64_t storage_local_last_seq(storage *s);
+int storage_local_query(storage *s, const struct storage_query *q, storage_event_cb cb, void *arg,
+                        uint64_t *next_cursor, mb_error *err);
+int storage_local_prune_before_seq(storage *s, uint64_t before_seq, uint64_t *removed,
+                                   mb_error *err);
+int storage_local_prune_before_time(storage *s, int64_t before_time_ms, uint64_t *removed,
+                                    mb_error *err);
+int storage_local_get_stats(storage *s, storage_stats *out, mb_error *err);
+
+/* Blobs (the `blobs` column family): key string -> bytes, for agent
+ * checkpoints and raft snapshots. Put replaces; `val` is borrowed (may be
+ * NULL when len is 0); values above STORAGE_BLOB_MAX are MB_ETOOBIG. Get
+ * returns MB_ENOTFOUND when absent, else *val malloc'd and owned by the
+ * caller (free()). Delete of an absent key succeeds. */
+#define STORAGE_BLOB_MAX (1ull << 30)
+int storage_blob_put(storage *s, const char *key, const void *val, size_t len, mb_error *err);
+int storage_blob_get(storage *s, const char *key, void **val, size_t *len, mb_error *err);
+int storage_blob_delete(storage *s, const char *key, mb_error *err);
 
 #endif /* MB_STORAGE_H */

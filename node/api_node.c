@@ -1,0 +1,99 @@
+/* node/api_node.c: node-level routes — GET /v1/health, /v1/status,
+ * /metrics and /v1/alerts (docs/api.md). Control loop thread. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "node/node.h"
+#include "node/node_log.h"
+#include "node/proc_stats.h"
+
+static void health(node *n, api_call *c)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "status", n->stopping ? "stopping" : "ok");
+    cJSON_AddStringToObject(j, "version", MABEAMD_VERSION);
+    api_reply_json(c, 200, j);
+}
+
+static void add_stats(cJSON *parent, const char *name, node *n, int cluster)
+{
+    storage_stats st;
+    mb_error e;
+    mb_error_clear(&e);
+    cJSON *o = cJSON_AddObjectToObject(parent, name);
+    if (node_log_stats(n->store, cluster, &st, &e) != MB_OK) {
+        cJSON_AddStringToObject(o, "error", e.msg);
+        return;
+    }
+    cJSON_AddNumberToObject(o, "count", (double)st.count);
+    cJSON_AddNumberToObject(o, "bytes", (double)st.bytes);
+    cJSON_AddNumberToObject(o, "first_seq", (double)st.first_seq);
+    cJSON_AddNumberToObject(o, "last_seq", (double)st.last_seq);
+}
+
+static void status(node *n, api_call *c)
+{
+    cJSON *j = cJSON_CreateObject();
+    int64_t now = node_wall_ms();
+    cJSON_AddNumberToObject(j, "node_id", (double)n->node_id);
+    cJSON_AddStringToObject(j, "node_name", n->node_name);
+    cJSON_AddStringToObject(j, "version", MABEAMD_VERSION);
+    cJSON_AddNumberToObject(j, "pid", (double)getpid());
+    cJSON_AddNumberToObject(j, "started_ms", (double)n->start_wall_ms);
+    cJSON_AddNumberToObject(j, "uptime_s", (double)(now - n->start_wall_ms) / 1000.0);
+    cJSON_AddStringToObject(j, "data_dir", n->data_dir);
+    cJSON_AddStringToObject(j, "http_address", n->http_addr);
+    cJSON_AddNumberToObject(j, "rss_bytes", (double)proc_rss_bytes());
+    cJSON_AddNumberToObject(j, "cpu_seconds", proc_cpu_seconds());
+    cJSON_AddNumberToObject(j, "open_fds", proc_open_fds());
+    cJSON_AddNumberToObject(j, "threads", proc_threads());
+    cJSON_AddNumberToObject(j, "config_version", (double)nc_config_version(n->cfg));
+    cJSON_AddNumberToObject(j, "http_parked",
+                            n->http != NULL ? (double)http_server_parked(n->http) : 0);
+    cJSON *st = cJSON_AddObjectToObject(j, "storage");
+    add_stats(st, "local", n, 0);
+    add_stats(st, "cluster", n, 1);
+    char *alerts = nc_alerts_active_json(n->alerts);
+    cJSON *a = alerts != NULL ? cJSON_Parse(alerts) : NULL;
+    free(alerts);
+    cJSON *list = a != NULL ? cJSON_DetachItemFromObject(a, "alerts") : NULL;
+    cJSON_Delete(a);
+    cJSON_AddItemToObject(j, "alerts", list != NULL ? list : cJSON_CreateArray());
+    api_reply_json(c, 200, j);
+}
+
+static void metrics(node *n, api_call *c)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (nc_metrics_render_prometheus(n->metrics, &text, &len) != MB_OK) {
+        api_reply_error(c, MB_ENOMEM, "render metrics: out of memory");
+        return;
+    }
+    api_reply_raw(c, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+}
+
+static void alerts(node *n, api_call *c)
+{
+    char *text = nc_alerts_active_json(n->alerts);
+    if (text == NULL) {
+        api_reply_error(c, MB_ENOMEM, "render alerts: out of memory");
+        return;
+    }
+    api_reply_raw(c, 200, "application/json", text, strlen(text));
+    free(text);
+}
+
+static const api_route routes[] = {
+    { "GET", "/v1/health", health, API_NO_AUTH, "health" },
+    { "GET", "/v1/status", status, 0, "status" },
+    { "GET", "/metrics", metrics, 0, "metrics" },
+    { "GET", "/v1/alerts", alerts, 0, "alerts" },
+};
+
+void api_node_register(api_router *r)
+{
+    api_router_add(r, routes, sizeof(routes) / sizeof(routes[0]));
+}

@@ -1,0 +1,12 @@
+/* node/cli/cli_commands.c: the table of mabeam subcommands. A new
+ * subcommand lives in its own cmd_*.c and adds one line here. */
+#include "node/cli/cli.h"
+
+extern const cli_cmd cli_cmd_status;
+extern const cli_cmd cli_cmd_metrics;
+extern const cli_cmd cli_cmd_events;
+extern const cli_cmd cli_cmd_config;
+
+const cli_cmd *const cli_commands[] = {
+    &cli_cmd_status, &cli_cmd_events, &cli_cmd_config, &cli_cmd_metrics, NULL,
+};

@@ -1,0 +1,221 @@
+/* node/cli/cmd_config.c: `mabeam config get [KEY]`, `config set KEY
+ * VALUE`, `config watch` (GET/PUT /v1/config..., long-poll watch). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/cli/cli.h"
+
+static void config_help(FILE *out)
+{
+    fprintf(out, "usage: mabeam [--addr A] [--token T] [--json] config get [KEY]\n"
+                 "       mabeam [--addr A] [--token T] [--json] config set KEY VALUE\n"
+                 "       mabeam [--addr A] [--token T] [--json] config watch [--from-version N]\n"
+                 "                                             [--count N] [--timeout-ms T]\n\n"
+                 "get    without KEY: every key with its value and source; with KEY: the\n"
+                 "       value alone (secrets are shown as <redacted>)\n"
+                 "set    change a reloadable key at runtime (validated by the node)\n"
+                 "watch  print every configuration change, in order, as it happens, until\n"
+                 "       interrupted; --from-version N starts after version N (default: the\n"
+                 "       current version), --count N stops after N changes\n");
+}
+
+static int config_get(cli_ctx *ctx, const char *key)
+{
+    char path[512] = "/v1/config";
+    if (key != NULL) {
+        /* Keys are [a-z_-]; anything else is refused by the node anyway. */
+        if (strlen(key) > 200 || strchr(key, '/') != NULL || strchr(key, '?') != NULL) {
+            fprintf(ctx->err, "mabeam config get: bad key '%s'\n", key);
+            return CLI_USAGE;
+        }
+        snprintf(path, sizeof(path), "/v1/config/%s", key);
+    }
+    cJSON *j;
+    int rv = cli_call_json(ctx, "GET", path, NULL, 10000, &j);
+    if (rv != CLI_OK)
+        return rv;
+    if (ctx->json) {
+        cli_print_json(ctx, j);
+    } else if (key != NULL) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "value");
+        if (cJSON_IsString(v)) {
+            fprintf(ctx->out, "%s\n", v->valuestring);
+        } else {
+            char *s = cJSON_PrintUnformatted(v);
+            fprintf(ctx->out, "%s\n", s != NULL ? s : "");
+            free(s);
+        }
+    } else {
+        const cJSON *vals = cJSON_GetObjectItemCaseSensitive(j, "values");
+        const cJSON *srcs = cJSON_GetObjectItemCaseSensitive(j, "sources");
+        const cJSON *ver = cJSON_GetObjectItemCaseSensitive(j, "version");
+        fprintf(ctx->out, "%-20s  %-8s  %s\n", "KEY", "SOURCE", "VALUE");
+        const cJSON *v;
+        cJSON_ArrayForEach(v, vals)
+        {
+            const cJSON *s = cJSON_GetObjectItemCaseSensitive(srcs, v->string);
+            char *text = cJSON_IsString(v) ? NULL : cJSON_PrintUnformatted(v);
+            fprintf(ctx->out, "%-20s  %-8s  %s\n", v->string,
+                    cJSON_IsString(s) ? s->valuestring : "",
+                    cJSON_IsString(v) ? v->valuestring : (text != NULL ? text : ""));
+            free(text);
+        }
+        if (cJSON_IsNumber(ver))
+            fprintf(ctx->out, "(configuration version %.0f)\n", ver->valuedouble);
+    }
+    cJSON_Delete(j);
+    return CLI_OK;
+}
+
+static int config_set(cli_ctx *ctx, const char *key, const char *value)
+{
+    char path[512];
+    if (strlen(key) > 200 || strchr(key, '/') != NULL || strchr(key, '?') != NULL) {
+        fprintf(ctx->err, "mabeam config set: bad key '%s'\n", key);
+        return CLI_USAGE;
+    }
+    snprintf(path, sizeof(path), "/v1/config/%s", key);
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddStringToObject(body, "value", value);
+    char *text = cJSON_PrintUnformatted(body);
+    cJSON_Delete(body);
+    if (text == NULL) {
+        fprintf(ctx->err, "mabeam: out of memory\n");
+        return CLI_ERROR;
+    }
+    cJSON *j;
+    int rv = cli_call_json(ctx, "PUT", path, text, 10000, &j);
+    free(text);
+    if (rv != CLI_OK)
+        return rv;
+    if (ctx->json) {
+        cli_print_json(ctx, j);
+    } else {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "value");
+        const cJSON *ver = cJSON_GetObjectItemCaseSensitive(j, "version");
+        const cJSON *ch = cJSON_GetObjectItemCaseSensitive(j, "changed");
+        char *s = cJSON_IsString(v) ? NULL : cJSON_PrintUnformatted(v);
+        fprintf(ctx->out, "%s = %s (version %.0f%s)\n", key,
+                cJSON_IsString(v) ? v->valuestring : (s != NULL ? s : ""),
+                cJSON_IsNumber(ver) ? ver->valuedouble : 0, cJSON_IsTrue(ch) ? "" : ", unchanged");
+        free(s);
+    }
+    cJSON_Delete(j);
+    return CLI_OK;
+}
+
+static int config_watch(cli_ctx *ctx, const char *from, const char *count, const char *timeout)
+{
+    unsigned long long version = 0, want = 0, got = 0;
+    long tmo = 30000;
+    char *end;
+    if (count != NULL && (want = strtoull(count, &end, 10), *end != '\0' || want == 0)) {
+        fprintf(ctx->err, "mabeam config watch: --count must be a positive integer\n");
+        return CLI_USAGE;
+    }
+    if (timeout != NULL && (tmo = strtol(timeout, &end, 10), *end != '\0' || tmo <= 0)) {
+        fprintf(ctx->err, "mabeam config watch: --timeout-ms must be a positive integer\n");
+        return CLI_USAGE;
+    }
+    if (from != NULL) {
+        version = strtoull(from, &end, 10);
+        if (*end != '\0' || from[0] == '\0') {
+            fprintf(ctx->err, "mabeam config watch: --from-version must be an integer\n");
+            return CLI_USAGE;
+        }
+    } else {
+        cJSON *j;
+        int rv = cli_call_json(ctx, "GET", "/v1/config", NULL, 10000, &j);
+        if (rv != CLI_OK)
+            return rv;
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "version");
+        version = cJSON_IsNumber(v) ? (unsigned long long)v->valuedouble : 0;
+        cJSON_Delete(j);
+    }
+    if (!ctx->json)
+        fprintf(ctx->err, "watching configuration changes after version %llu\n", version);
+    for (;;) {
+        char path[256];
+        snprintf(path, sizeof(path), "/v1/config/watch?from_version=%llu&timeout_ms=%ld", version,
+                 tmo);
+        cJSON *j;
+        int rv = cli_call_json(ctx, "GET", path, NULL, tmo + 10000, &j);
+        if (rv != CLI_OK)
+            return rv;
+        const cJSON *changes = cJSON_GetObjectItemCaseSensitive(j, "changes");
+        const cJSON *ch;
+        cJSON_ArrayForEach(ch, changes)
+        {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(ch, "version");
+            if (!cJSON_IsNumber(v) || (unsigned long long)v->valuedouble <= version)
+                continue; /* never twice */
+            version = (unsigned long long)v->valuedouble;
+            if (ctx->json) {
+                char *s = cJSON_PrintUnformatted(ch);
+                fprintf(ctx->out, "%s\n", s != NULL ? s : "{}");
+                free(s);
+            } else {
+                const cJSON *k = cJSON_GetObjectItemCaseSensitive(ch, "key");
+                const cJSON *o = cJSON_GetObjectItemCaseSensitive(ch, "old");
+                const cJSON *nw = cJSON_GetObjectItemCaseSensitive(ch, "new");
+                const cJSON *src = cJSON_GetObjectItemCaseSensitive(ch, "source");
+                char *os = cJSON_IsString(o) ? NULL : cJSON_PrintUnformatted(o);
+                char *ns = cJSON_IsString(nw) ? NULL : cJSON_PrintUnformatted(nw);
+                fprintf(ctx->out, "version %llu  %s: %s -> %s (%s)\n", version,
+                        cJSON_IsString(k) ? k->valuestring : "?",
+                        cJSON_IsString(o) ? o->valuestring : (os != NULL ? os : ""),
+                        cJSON_IsString(nw) ? nw->valuestring : (ns != NULL ? ns : ""),
+                        cJSON_IsString(src) ? src->valuestring : "");
+                free(os);
+                free(ns);
+            }
+            fflush(ctx->out);
+            if (want != 0 && ++got >= want) {
+                cJSON_Delete(j);
+                return CLI_OK;
+            }
+        }
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "version");
+        if (cJSON_IsNumber(v) && (unsigned long long)v->valuedouble > version)
+            version = (unsigned long long)v->valuedouble;
+        cJSON_Delete(j);
+    }
+}
+
+static int config_run(cli_ctx *ctx, int argc, char **argv)
+{
+    const char *from = NULL, *count = NULL, *timeout = NULL;
+    const cli_opt opts[] = { { "from-version", 1, &from },
+                             { "count", 1, &count },
+                             { "timeout-ms", 1, &timeout } };
+    const char *pos[3];
+    size_t npos;
+    int help;
+    mb_error e;
+    if (cli_parse_opts(argc, argv, opts, 3, pos, 3, &npos, &help, &e) != CLI_OK) {
+        fprintf(ctx->err, "mabeam config: %s\n", e.msg);
+        return CLI_USAGE;
+    }
+    if (help) {
+        config_help(ctx->out);
+        return CLI_OK;
+    }
+    if (npos == 0) {
+        fprintf(ctx->err, "mabeam config: missing action (get, set or watch)\n");
+        config_help(ctx->err);
+        return CLI_USAGE;
+    }
+    int watch_opts = from != NULL || count != NULL || timeout != NULL;
+    if (strcmp(pos[0], "get") == 0 && npos <= 2 && !watch_opts)
+        return config_get(ctx, npos == 2 ? pos[1] : NULL);
+    if (strcmp(pos[0], "set") == 0 && npos == 3 && !watch_opts)
+        return config_set(ctx, pos[1], pos[2]);
+    if (strcmp(pos[0], "watch") == 0 && npos == 1)
+        return config_watch(ctx, from, count, timeout);
+    fprintf(ctx->err, "mabeam config: bad arguments for '%s'\n", pos[0]);
+    config_help(ctx->err);
+    return CLI_USAGE;
+}
+
+const cli_cmd cli_cmd_config = { "config", "get, set or watch the node's configuration", config_run,
+                                 config_help };

@@ -1,0 +1,65 @@
+/* node/http_server.h: the HTTP front door of mabeamd on NNG's HTTP server.
+ *
+ * Threads: NNG calls the request handler on its own threads. There the
+ * request is parsed, routed, authenticated and its body read and checked
+ * (all pure work, no node state); errors are answered at once. A valid
+ * request becomes an api_call pushed onto a mutex-protected queue, and the
+ * control loop is woken with uv_async_send. The loop drains the whole queue
+ * (uv_async coalesces wake-ups) and runs each route's handler, which answers
+ * with api_reply_* (nng_aio_finish may be called from any thread).
+ *
+ * Shutdown (http_server_close, loop thread): new requests are answered 503
+ * on the NNG thread, queued and parked calls are answered 503 MB_ECLOSED,
+ * then the NNG server is stopped (which waits for its connections) and the
+ * loop handles are closed. */
+#ifndef MB_NODE_HTTP_SERVER_H
+#define MB_NODE_HTTP_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "node/api.h"
+
+typedef struct http_server http_server;
+
+/* Called once per answered request, on the answering thread (an NNG thread
+ * or the loop): must be thread-safe. `route` is NULL for requests answered
+ * before routing (404, 400 on the target). */
+typedef void (*http_observe_fn)(void *arg, const api_route *route, int status, uint64_t elapsed_ns);
+
+typedef struct http_server_opts {
+    const char *listen;       /* "127.0.0.1:7700"; port 0 picks a free port */
+    size_t body_limit_bytes;  /* larger bodies get 413 */
+    const api_router *router; /* borrowed; must outlive the server */
+    uv_loop_t *loop;          /* the control loop (borrowed) */
+    struct node *node;        /* passed to handlers (borrowed) */
+    size_t parked_max;        /* most parked long-polls; 0 = 1024 */
+    http_observe_fn observe;  /* may be NULL */
+    void *observe_arg;
+} http_server_opts;
+
+/* Start listening. On success *out is owned by the caller and released by
+ * http_server_close (loop thread). MB_EBUSY when the address is in use,
+ * MB_EINVAL for a bad address, MB_EIO otherwise. */
+int http_server_start(const http_server_opts *o, http_server **out, mb_error *err);
+
+/* The port actually bound (useful with port 0). */
+int http_server_port(const http_server *s);
+
+/* Set (copy) the bearer token; NULL or "" disables auth. Any thread. */
+int http_server_set_token(http_server *s, const char *token);
+
+/* Change the request body limit (config reload). Any thread. */
+void http_server_set_body_limit(http_server *s, size_t bytes);
+
+/* Loop thread: answer everything pending with 503, stop NNG's server, and
+ * close the loop handles; the memory is freed from the last close callback,
+ * so the loop must run until its handles are closed. */
+void http_server_close(http_server *s);
+
+/* Number of calls currently parked (long-polls); loop thread. */
+size_t http_server_parked(const http_server *s);
+
+#endif /* MB_NODE_HTTP_SERVER_H */

@@ -1,0 +1,106 @@
+/* node/node.h: the mabeamd process context — the one libuv control loop
+ * and everything it owns (configuration, logger, metrics and alerts, the
+ * node's storage, the HTTP server, signal handlers), and the node-local
+ * event log.
+ *
+ * Threads: node state is touched only on the control loop thread (the
+ * thread that calls node_run). NNG's HTTP threads reach it only through
+ * the HTTP server's command queue (http_server.h). The config, logger and
+ * metrics objects of node/core are thread-safe on their own. */
+#ifndef MB_NODE_NODE_H
+#define MB_NODE_NODE_H
+
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <uv.h>
+
+#include "node/api.h"
+#include "node/core/config.h"
+#include "node/core/log.h"
+#include "node/core/telemetry.h"
+#include "node/http_server.h"
+#include "storage/storage.h"
+
+#define MABEAMD_VERSION "0.1.0"
+
+struct cfg_watcher;
+
+typedef struct node {
+    uv_loop_t loop;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t alert_timer;
+    uv_timer_t retention_timer;
+    int handles_open; /* signals and timer initialised */
+
+    nc_config *cfg; /* borrowed from main */
+    nc_log *log;    /* borrowed from main */
+    nc_metrics *metrics;
+    nc_alerts *alerts;
+    storage *store;
+    http_server *http;
+    api_router router;
+
+    int lock_fd;
+    char data_dir[4096];
+    char addr_file[4200];
+    char http_addr[300]; /* "127.0.0.1:7700", the bound port */
+    uint64_t node_id;
+    char node_name[256];
+    int64_t start_wall_ms;
+    uint64_t start_mono_ms;
+
+    uint64_t cfg_sub_id;
+    int cfg_subscribed;
+    uint64_t cfg_seen_version; /* changes up to here have been handled */
+    struct cfg_watcher *watchers;
+
+    /* HTTP metrics: per route (router index; the last is "unmatched") and
+     * per status class 1xx..5xx. */
+    nc_counter *http_requests[API_ROUTES_MAX + 1][5];
+    nc_hist *http_latency[API_ROUTES_MAX + 1];
+    nc_counter *events_written;
+    nc_counter *events_pruned;
+
+    int stopping;
+} node;
+
+/* Open the node: take the data directory lock, open storage, register
+ * metrics and routes, start the HTTP server and the signal handlers, and
+ * record a node.started event. `cfg` and `log` are borrowed and must
+ * outlive the node. On error everything opened is released again (the node
+ * must still be passed to node_close to release the loop).
+ * Errors: MB_EBUSY (another mabeamd holds the data directory, or the HTTP
+ * address is in use), MB_EIO, MB_EPERM, MB_EINVAL. */
+int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err);
+
+/* Run the control loop until the node stops (SIGTERM/SIGINT or node_stop). */
+void node_run(node *n);
+
+/* Begin a clean shutdown (loop thread): answer pending requests, stop the
+ * HTTP server, record node.stopped, close the loop's handles. */
+void node_stop(node *n);
+
+/* Release everything after node_run returned (or after a failed
+ * node_open). Returns the result of uv_loop_close (0 when every handle was
+ * closed). */
+int node_close(node *n);
+
+/* Apply configuration changes made since the last call (after a runtime
+ * set or a reload): record config.changed events and answer config
+ * watchers. Loop thread. */
+void node_config_changed(node *n);
+
+/* Append one event to the node-local log. `payload` (may be NULL) is
+ * borrowed and rendered as JSON. Loop thread. Errors are logged, not
+ * returned: an event that cannot be written must not stop the node. */
+void node_event(node *n, const char *type, const char *subject, const cJSON *payload);
+
+/* Wall clock in ms since the epoch, and the loop's monotonic ms. */
+int64_t node_wall_ms(void);
+
+/* Registered by the API modules (api_config.c): answer every parked watch
+ * whose from_version is now behind. */
+void api_config_notify_watchers(node *n);
+
+#endif /* MB_NODE_NODE_H */

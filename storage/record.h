@@ -1,0 +1,122 @@
+/* storage/record.h: internal to storage/ — the on-disk encodings of the
+ * event store: the versioned event record, the key layouts of the events and
+ * index column families, the subject/type hash and CRC-32C. Pure functions,
+ * no RocksDB; the record decoder is the one decoder of disk input and has a
+ * fuzz target (tests/fuzz/storage_record). docs/storage.md is the reference
+ * for every byte written here. */
+#ifndef MB_STORAGE_RECORD_H
+#define MB_STORAGE_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "storage/storage.h"
+
+/* First two bytes of every event record: magic, then format version. */
+#define REC_MAGIC   0xE5u
+#define REC_VERSION 1u
+/* magic, version, type_len, flags, subject_len(2), payload_len(4),
+ * time_ms(8), crc32c(4) */
+#define REC_HEADER_SIZE 22u
+
+/* Event key: be64(seq). Index keys: be64(hash or time) || be64(seq). */
+#define KEY_SEQ_SIZE 8u
+#define KEY_IDX_SIZE 16u
+/* Subject and type index values: be64(time_ms) || be64(hash of the other). */
+#define IDX_VALUE_SIZE 16u
+
+static inline void rec_put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
+static inline uint64_t rec_get_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Order-preserving mapping of a signed time to unsigned bytes (flip the sign
+ * bit), so that negative times sort before positive ones. */
+static inline uint64_t rec_time_to_key(int64_t t)
+{
+    return (uint64_t)t ^ 0x8000000000000000ull;
+}
+
+static inline int64_t rec_key_to_time(uint64_t k)
+{
+    return (int64_t)(k ^ 0x8000000000000000ull);
+}
+
+/* CRC-32C (Castagnoli) of `len` bytes of `data`, continuing from `crc`
+ * (start with 0). */
+uint32_t rec_crc32c(uint32_t crc, const void *data, size_t len);
+
+/* 64-bit FNV-1a hash of a NUL-terminated string; the index prefix of a
+ * subject or a type. Stable: it is part of the disk format. */
+uint64_t rec_hash(const char *s);
+
+/* Size of the encoded record of `ev` (fields already validated). */
+size_t rec_encoded_size(const storage_event *ev);
+
+/* Encode `ev` (validated: type/subject within limits, payload_len within
+ * STORAGE_PAYLOAD_MAX) into `out`, which has room for rec_encoded_size(ev)
+ * bytes, all but the CRC; returns the CRC state to hand to rec_seal(). Done
+ * by the appending thread before its sequence numbers are known. */
+uint32_t rec_prepare(const storage_event *ev, uint8_t *out);
+
+/* Finish the record prepared in `out` for sequence `seq`: the CRC covers
+ * the seq (not stored), so a record copied under another key is detected. */
+void rec_seal(uint8_t *out, uint32_t crc_state, uint64_t seq);
+
+/* rec_prepare() then rec_seal(). */
+void rec_encode(const storage_event *ev, uint64_t seq, uint8_t *out);
+
+/* Decode the record stored under `seq`. On success fills *ev with pointers
+ * into `buf` (valid as long as `buf` is) and returns 0. A record that is
+ * truncated, foreign (bad magic), of an unknown version, inconsistent or
+ * fails its CRC returns MB_ECORRUPT with a message naming the seq. Never
+ * reads outside buf[0..len). */
+int rec_decode(const uint8_t *buf, size_t len, uint64_t seq, storage_event *ev, mb_error *err);
+
+/* Posting rows of the subject and type indexes: key = be64(hash) ||
+ * be64(highest seq in the row); value = POST_VERSION, then entries of
+ * be64(seq) || be64(time_ms) || be64(hash of the other field), seqs strictly
+ * increasing, the last one equal to the key's seq. */
+#define POST_VERSION    1u
+#define POST_ENTRY_SIZE 24u
+
+typedef struct rec_posting {
+    uint64_t seq;
+    int64_t time_ms;
+    uint64_t other;
+} rec_posting;
+
+/* Size of the value of a posting row of n entries. */
+static inline size_t rec_postings_size(size_t n)
+{
+    return 1 + n * POST_ENTRY_SIZE;
+}
+
+/* Encode n entries (seqs strictly increasing) into out. */
+void rec_postings_encode(const rec_posting *p, size_t n, uint8_t *out);
+
+/* Check a posting row value stored under key seq `key_seq`; on success *n
+ * is its number of entries (read them with rec_posting_at). MB_ECORRUPT
+ * for anything malformed. Never reads outside buf[0..len). */
+int rec_postings_check(const uint8_t *buf, size_t len, uint64_t key_seq, size_t *n, mb_error *err);
+
+/* Entry i of a checked posting row value. */
+static inline rec_posting rec_posting_at(const uint8_t *buf, size_t i)
+{
+    const uint8_t *p = buf + 1 + i * POST_ENTRY_SIZE;
+    rec_posting e = { rec_get_be64(p), (int64_t)rec_get_be64(p + 8), rec_get_be64(p + 16) };
+    return e;
+}
+
+#endif /* MB_STORAGE_RECORD_H */

@@ -1,0 +1,1969 @@
+/* storage/storage.c: the RocksDB event store — opening the database and its
+ * column families, group-committed appends, queries over the event log and
+ * its indexes, retention, stats, meta and blobs. Formats: docs/storage.md
+ * and record.h. */
+#include "storage/storage.h"
+
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <rocksdb/c.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "storage/record.h"
+#include "storage/storage_testing.h"
+
+/* Marker in the default column family: a store without it is foreign. */
+#define FORMAT_KEY     "mabeam.storage.format"
+#define FORMAT_MAGIC   "MABEAM-STORAGE"
+#define FORMAT_VERSION 1u
+
+/* Versioned prefix byte of every meta and blob value (never empty). */
+#define VALUE_VERSION 1u
+
+#define QUERY_LIMIT_DEFAULT 100u
+#define QUERY_LIMIT_MAX     10000u
+#define QUERY_BATCH         64u /* index candidates fetched per MultiGet */
+#define PRUNE_CHUNK         4096u
+#define GROUP_MAX_EVENTS    65536u
+#define GROUP_MAX_BYTES     (64u << 20)
+#define TAIL_FLUSH_EVENTS   65536u
+
+enum {
+    CF_DEFAULT,
+    CF_EVENTS,
+    CF_EVENTS_SUBJECT,
+    CF_EVENTS_TYPE,
+    CF_EVENTS_TIME,
+    CF_LOCAL,
+    CF_LOCAL_SUBJECT,
+    CF_LOCAL_TYPE,
+    CF_LOCAL_TIME,
+    CF_META,
+    CF_BLOBS,
+    CF_OURS /* number of column families of the format */
+};
+
+static const char *const cf_names[CF_OURS] = {
+    "default", "events",           "events_by_subject", "events_by_type", "events_by_time",
+    "local",   "local_by_subject", "local_by_type",     "local_by_time",  "meta",
+    "blobs",
+};
+
+enum { LOG_EVENTS, LOG_LOCAL, LOG_COUNT };
+
+/* An index entry of one event: key hash, seq, time and the other hash (the
+ * type's in the subject index, the subject's in the type index). */
+typedef struct irow {
+    uint64_t h, seq, other;
+    int64_t time_ms;
+} irow;
+
+/* One event log (the replicated one or the node-local one): its record
+ * column family, its three index families and its counters. */
+typedef struct slog {
+    const char *name;
+    int cf_rec, cf_subject, cf_type, cf_time;
+    /* Guarded by storage.mu; changed only by the writer. */
+    uint64_t last_seq; /* high-water mark of appended sequences */
+    uint64_t count;    /* events present */
+    uint64_t floor;    /* every seq below it has been pruned */
+    /* Guarded by storage.tail_lock, changed only by the writer: index
+     * entries of the events above `indexed`, not yet in posting rows, in
+     * seq order (see docs/storage.md, "Index tail"). */
+    irow *tail_subject, *tail_type;
+    size_t tail_n, tail_cap;
+    uint64_t indexed;
+    int tail_incomplete; /* out of memory: index queries fail until reopen */
+} slog;
+
+/* A prepared event of an append request. */
+typedef struct wev {
+    size_t off, len; /* record within wreq.recs */
+    uint64_t hsubject, htype;
+    uint32_t crc;
+} wev;
+
+/* A request in the writer queue: an append, or an exclusive section. */
+typedef struct wreq wreq;
+struct wreq {
+    int exclusive;
+    slog *log;
+    storage_event *evs;
+    size_t n;
+    uint8_t *recs;
+    wev *ev;
+    size_t bytes;
+    const char *meta_key;
+    const void *meta_val;
+    size_t meta_len;
+    int done, rc;
+    mb_error err;
+    wreq *next;
+};
+
+struct storage {
+    char *path;
+    rocksdb_t *db;
+    rocksdb_options_t *dbopts;
+    rocksdb_options_t *cfopts[CF_OURS];
+    rocksdb_block_based_table_options_t *table_plain, *table_prefix;
+    rocksdb_cache_t *cache;
+    rocksdb_column_family_handle_t **handles; /* every opened family */
+    size_t nhandles;
+    rocksdb_column_family_handle_t *cf[CF_OURS];
+    rocksdb_writeoptions_t *wo;
+    rocksdb_readoptions_t *ro;
+    slog logs[LOG_COUNT];
+
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    pthread_rwlock_t tail_lock;
+    size_t tail_flush_events; /* flush the tail into posting rows at this size */
+    wreq *q_head, *q_tail;
+    int writer_active;
+};
+
+/* ---------------------------------------------------------------- errors */
+
+/* Convert a RocksDB error string into an mb_err plus message, free it and
+ * reset the pointer (LIBS.md §3). */
+static int rdb_fail(mb_error *err, char **e, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int rdb_fail(mb_error *err, char **e, const char *fmt, ...)
+{
+    char what[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    const char *m = *e != NULL ? *e : "unknown RocksDB error";
+    int code = MB_EIO;
+    if (strstr(m, "lock") != NULL || strstr(m, "LOCK") != NULL)
+        code = MB_EBUSY;
+    else if (strncmp(m, "Corruption", 10) == 0)
+        code = MB_ECORRUPT;
+    else if (strstr(m, "No space") != NULL || strstr(m, "ENOSPC") != NULL)
+        code = MB_ENOSPC;
+    if (code == MB_EBUSY)
+        mb_errorf(err, code, "%s: the database is in use by another process or handle (%s)", what,
+                  m);
+    else
+        mb_errorf(err, code, "%s: %s", what, m);
+    rocksdb_free(*e);
+    *e = NULL;
+    return code;
+}
+
+/* --------------------------------------------------------------- helpers */
+
+static void put_u64_value(rocksdb_writebatch_t *b, rocksdb_column_family_handle_t *cf,
+                          const char *key, uint64_t v)
+{
+    uint8_t buf[8];
+    rec_put_be64(buf, v);
+    rocksdb_writebatch_put_cf(b, cf, key, strlen(key), (const char *)buf, sizeof(buf));
+}
+
+static void log_key(char *buf, size_t size, const slog *lg, const char *what)
+{
+    snprintf(buf, size, "%s.%s", lg->name, what);
+}
+
+static int valid_key(const char *key)
+{
+    return key != NULL && key[0] != '\0' && strlen(key) <= STORAGE_KEY_MAX;
+}
+
+static int validate_events(const storage_event *evs, size_t n, mb_error *err)
+{
+    if (evs == NULL)
+        return mb_errorf(err, MB_EINVAL, "append: NULL event array");
+    for (size_t i = 0; i < n; i++) {
+        const storage_event *ev = &evs[i];
+        if (ev->type == NULL || ev->type[0] == '\0')
+            return mb_errorf(err, MB_EINVAL, "append: event %zu has no type", i);
+        if (strnlen(ev->type, STORAGE_TYPE_MAX + 1) > STORAGE_TYPE_MAX)
+            return mb_errorf(err, MB_EINVAL, "append: event %zu type longer than %d bytes", i,
+                             STORAGE_TYPE_MAX);
+        if (ev->subject == NULL)
+            return mb_errorf(err, MB_EINVAL, "append: event %zu subject is NULL (use \"\")", i);
+        if (strnlen(ev->subject, STORAGE_SUBJECT_MAX + 1) > STORAGE_SUBJECT_MAX)
+            return mb_errorf(err, MB_EINVAL, "append: event %zu subject longer than %d bytes", i,
+                             STORAGE_SUBJECT_MAX);
+        if (ev->payload_len > STORAGE_PAYLOAD_MAX)
+            return mb_errorf(err, MB_EINVAL, "append: event %zu payload of %zu bytes over %u", i,
+                             ev->payload_len, STORAGE_PAYLOAD_MAX);
+        if (ev->payload == NULL && ev->payload_len > 0)
+            return mb_errorf(err, MB_EINVAL, "append: event %zu has a NULL payload of %zu bytes", i,
+                             ev->payload_len);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ open */
+
+static void tail_append(storage *s, slog *lg, const irow *subj, const irow *type, size_t n);
+static int tail_flush(storage *s, slog *lg, mb_error *err);
+
+static rocksdb_options_t *cf_options(storage *s, int cf)
+{
+    rocksdb_options_t *o = rocksdb_options_create();
+    switch (cf) {
+    case CF_EVENTS:
+    case CF_LOCAL: {
+        rocksdb_options_set_block_based_table_factory(o, s->table_plain);
+        rocksdb_options_set_write_buffer_size(o, cf == CF_EVENTS ? 64u << 20 : 8u << 20);
+        rocksdb_options_set_max_write_buffer_number(o, 4);
+        /* Hot levels uncompressed, LZ4 below: appends stay cheap. */
+        int levels[7] = { rocksdb_no_compression,  rocksdb_no_compression,  rocksdb_lz4_compression,
+                          rocksdb_lz4_compression, rocksdb_lz4_compression, rocksdb_lz4_compression,
+                          rocksdb_lz4_compression };
+        rocksdb_options_set_compression_per_level(o, levels, 7);
+        break;
+    }
+    case CF_EVENTS_SUBJECT:
+    case CF_EVENTS_TYPE:
+    case CF_LOCAL_SUBJECT:
+    case CF_LOCAL_TYPE:
+        rocksdb_options_set_block_based_table_factory(o, s->table_prefix);
+        rocksdb_options_set_prefix_extractor(o, rocksdb_slicetransform_create_fixed_prefix(8));
+        rocksdb_options_set_write_buffer_size(
+            o, cf == CF_EVENTS_SUBJECT || cf == CF_EVENTS_TYPE ? 32u << 20 : 4u << 20);
+        rocksdb_options_set_max_write_buffer_number(o, 4);
+        rocksdb_options_set_compression(o, rocksdb_lz4_compression);
+        break;
+    case CF_EVENTS_TIME:
+    case CF_LOCAL_TIME:
+        rocksdb_options_set_block_based_table_factory(o, s->table_plain);
+        rocksdb_options_set_write_buffer_size(o, cf == CF_EVENTS_TIME ? 32u << 20 : 4u << 20);
+        rocksdb_options_set_max_write_buffer_number(o, 4);
+        rocksdb_options_set_compression(o, rocksdb_lz4_compression);
+        break;
+    default: /* default, meta, blobs and foreign families */
+        rocksdb_options_set_block_based_table_factory(o, s->table_plain);
+        rocksdb_options_set_write_buffer_size(o, 4u << 20);
+        rocksdb_options_set_compression(o, rocksdb_lz4_compression);
+        break;
+    }
+    rocksdb_options_set_level_compaction_dynamic_level_bytes(o, 1);
+    return o;
+}
+
+/* A directory that holds files but no RocksDB CURRENT file is not ours: we
+ * refuse to create a store among someone else's files. */
+static int check_directory(const char *path, int *exists, mb_error *err)
+{
+    struct stat st;
+    *exists = 0;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        return mb_errorf(err, MB_EIO, "open event store at %s: %s", path, strerror(errno));
+    }
+    if (!S_ISDIR(st.st_mode))
+        return mb_errorf(err, MB_EINVAL, "open event store at %s: not a directory", path);
+    char current[4096];
+    snprintf(current, sizeof(current), "%s/CURRENT", path);
+    if (stat(current, &st) == 0) {
+        *exists = 1;
+        return 0;
+    }
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return mb_errorf(err, MB_EIO, "open event store at %s: %s", path, strerror(errno));
+    struct dirent *de;
+    int nonempty = 0;
+    while ((de = readdir(d)) != NULL) {
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+            nonempty = 1;
+            break;
+        }
+    }
+    closedir(d);
+    if (nonempty)
+        return mb_errorf(err, MB_ECORRUPT,
+                         "open event store at %s: not a MABEAM store (a non-empty directory "
+                         "without a RocksDB database)",
+                         path);
+    return 0;
+}
+
+static int load_u64(storage *s, const char *key, uint64_t *out, mb_error *err)
+{
+    char *e = NULL;
+    size_t len = 0;
+    char *v = rocksdb_get_cf(s->db, s->ro, s->cf[CF_DEFAULT], key, strlen(key), &len, &e);
+    if (e != NULL)
+        return rdb_fail(err, &e, "open event store at %s: read %s", s->path, key);
+    *out = 0;
+    if (v == NULL)
+        return 0;
+    int rc = 0;
+    if (len != 8)
+        rc = mb_errorf(err, MB_ECORRUPT, "open event store at %s: counter %s has %zu bytes",
+                       s->path, key, len);
+    else
+        *out = rec_get_be64((const uint8_t *)v);
+    rocksdb_free(v);
+    return rc;
+}
+
+/* Lowest (first != 0) or highest key of a record family, as a seq; 0 when
+ * the family is empty. */
+static int edge_seq(storage *s, int cf, uint64_t floor, int first, uint64_t *out, mb_error *err)
+{
+    uint8_t lo[8];
+    rec_put_be64(lo, floor > 0 ? floor : 1);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_iterate_lower_bound(ro, (const char *)lo, sizeof(lo));
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[cf]);
+    if (first)
+        rocksdb_iter_seek_to_first(it);
+    else
+        rocksdb_iter_seek_to_last(it);
+    *out = 0;
+    int rc = 0;
+    if (rocksdb_iter_valid(it)) {
+        size_t klen;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen == 8)
+            *out = rec_get_be64((const uint8_t *)k);
+        else
+            rc = mb_errorf(err, MB_ECORRUPT, "event store %s: key of %zu bytes in %s", s->path,
+                           klen, cf_names[cf]);
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    if (e != NULL)
+        rc = rdb_fail(err, &e, "event store %s: scan %s", s->path, cf_names[cf]);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    return rc;
+}
+
+/* Rebuild the index tail from the events above the `indexed` mark (at
+ * most about one flush worth). A damaged record gets no index entry; seq
+ * and time queries still report it. */
+static int rebuild_tail(storage *s, slog *lg, mb_error *err)
+{
+    uint64_t from = lg->indexed + 1 > lg->floor ? lg->indexed + 1 : lg->floor;
+    uint8_t lo[8];
+    rec_put_be64(lo, from);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_iterate_lower_bound(ro, (const char *)lo, sizeof(lo));
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[lg->cf_rec]);
+    for (rocksdb_iter_seek(it, (const char *)lo, sizeof(lo)); rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        const char *v = rocksdb_iter_value(it, &vl);
+        storage_event ev;
+        if (kl != 8)
+            continue;
+        uint64_t seq = rec_get_be64((const uint8_t *)k);
+        if (rec_decode((const uint8_t *)v, vl, seq, &ev, NULL) != 0)
+            continue;
+        uint64_t hs = rec_hash(ev.subject), ht = rec_hash(ev.type);
+        irow a = { hs, seq, ht, ev.time_ms }, b = { ht, seq, hs, ev.time_ms };
+        tail_append(s, lg, &a, &b, 1);
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    if (e != NULL)
+        return rdb_fail(err, &e, "open event store at %s: rebuild %s index", s->path, lg->name);
+    return 0;
+}
+
+static int load_log(storage *s, slog *lg, mb_error *err)
+{
+    char key[64];
+    int rc;
+    log_key(key, sizeof(key), lg, "last");
+    if ((rc = load_u64(s, key, &lg->last_seq, err)) != 0)
+        return rc;
+    log_key(key, sizeof(key), lg, "count");
+    if ((rc = load_u64(s, key, &lg->count, err)) != 0)
+        return rc;
+    log_key(key, sizeof(key), lg, "floor");
+    if ((rc = load_u64(s, key, &lg->floor, err)) != 0)
+        return rc;
+    log_key(key, sizeof(key), lg, "indexed");
+    if ((rc = load_u64(s, key, &lg->indexed, err)) != 0)
+        return rc;
+    uint64_t top;
+    if ((rc = edge_seq(s, lg->cf_rec, lg->floor, 0, &top, err)) != 0)
+        return rc;
+    if (top > lg->last_seq)
+        return mb_errorf(err, MB_ECORRUPT,
+                         "open event store at %s: %s holds seq %llu above its recorded last "
+                         "seq %llu",
+                         s->path, lg->name, (unsigned long long)top,
+                         (unsigned long long)lg->last_seq);
+    return 0;
+}
+
+/* Check the format marker, or write it into a new store. */
+static int check_format(storage *s, int existed, mb_error *err)
+{
+    char *e = NULL;
+    size_t len = 0;
+    char *v =
+        rocksdb_get_cf(s->db, s->ro, s->cf[CF_DEFAULT], FORMAT_KEY, strlen(FORMAT_KEY), &len, &e);
+    if (e != NULL)
+        return rdb_fail(err, &e, "open event store at %s: read format marker", s->path);
+    size_t mlen = strlen(FORMAT_MAGIC);
+    if (v != NULL) {
+        int rc = 0;
+        if (len != mlen + 1 || memcmp(v, FORMAT_MAGIC, mlen) != 0)
+            rc = mb_errorf(err, MB_ECORRUPT, "open event store at %s: bad format marker", s->path);
+        else if ((uint8_t)v[mlen] != FORMAT_VERSION)
+            rc = mb_errorf(err, MB_ECORRUPT,
+                           "open event store at %s: format version %u, this build reads %u",
+                           s->path, (uint8_t)v[mlen], FORMAT_VERSION);
+        rocksdb_free(v);
+        return rc;
+    }
+    if (existed) {
+        /* Our families exist but no marker: a creation cut short is fine
+         * (nothing written yet); anything with events is not ours. */
+        uint64_t top;
+        int rc = edge_seq(s, CF_EVENTS, 0, 0, &top, err);
+        if (rc != 0)
+            return rc;
+        if (top != 0)
+            return mb_errorf(err, MB_ECORRUPT,
+                             "open event store at %s: not a MABEAM store (no format marker)",
+                             s->path);
+    }
+    char marker[32];
+    memcpy(marker, FORMAT_MAGIC, mlen);
+    marker[mlen] = (char)FORMAT_VERSION;
+    rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(wo, 1);
+    rocksdb_put_cf(s->db, wo, s->cf[CF_DEFAULT], FORMAT_KEY, strlen(FORMAT_KEY), marker, mlen + 1,
+                   &e);
+    rocksdb_writeoptions_destroy(wo);
+    if (e != NULL)
+        return rdb_fail(err, &e, "open event store at %s: write format marker", s->path);
+    return 0;
+}
+
+static void storage_free(storage *s)
+{
+    if (s->db != NULL) {
+        for (size_t i = 0; i < s->nhandles; i++)
+            rocksdb_column_family_handle_destroy(s->handles[i]);
+        rocksdb_close(s->db);
+    }
+    free(s->handles);
+    for (int i = 0; i < CF_OURS; i++)
+        if (s->cfopts[i] != NULL)
+            rocksdb_options_destroy(s->cfopts[i]);
+    if (s->dbopts != NULL)
+        rocksdb_options_destroy(s->dbopts);
+    if (s->table_plain != NULL)
+        rocksdb_block_based_options_destroy(s->table_plain);
+    if (s->table_prefix != NULL)
+        rocksdb_block_based_options_destroy(s->table_prefix);
+    if (s->cache != NULL)
+        rocksdb_cache_destroy(s->cache);
+    if (s->wo != NULL)
+        rocksdb_writeoptions_destroy(s->wo);
+    if (s->ro != NULL)
+        rocksdb_readoptions_destroy(s->ro);
+    for (int i = 0; i < LOG_COUNT; i++) {
+        free(s->logs[i].tail_subject);
+        free(s->logs[i].tail_type);
+    }
+    pthread_rwlock_destroy(&s->tail_lock);
+    pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->mu);
+    free(s->path);
+    free(s);
+}
+
+int storage_open(const storage_options *opts, storage **out, mb_error *err)
+{
+    if (out == NULL || opts == NULL || opts->path == NULL || opts->path[0] == '\0')
+        return mb_errorf(err, MB_EINVAL, "open event store: no path given");
+    if (opts->durability != STORAGE_FAST && opts->durability != STORAGE_DURABLE)
+        return mb_errorf(err, MB_EINVAL, "open event store at %s: bad durability %d", opts->path,
+                         (int)opts->durability);
+    *out = NULL;
+    int existed = 0;
+    int rc = check_directory(opts->path, &existed, err);
+    if (rc != 0)
+        return rc;
+
+    storage *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return mb_errorf(err, MB_ENOMEM, "open event store at %s: out of memory", opts->path);
+    char **names = NULL;
+    size_t nnames = 0;
+    const char **open_names = NULL;
+    const rocksdb_options_t **open_opts = NULL;
+    rocksdb_options_t **foreign_opts = NULL;
+    size_t nforeign = 0;
+    char *e = NULL;
+
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    pthread_rwlock_init(&s->tail_lock, NULL);
+    s->tail_flush_events = TAIL_FLUSH_EVENTS;
+    s->path = strdup(opts->path);
+    if (s->path == NULL) {
+        rc = mb_errorf(err, MB_ENOMEM, "open event store at %s: out of memory", opts->path);
+        goto fail_store;
+    }
+    s->cache = rocksdb_cache_create_lru(opts->block_cache_bytes ? opts->block_cache_bytes
+                                                                : (size_t)32 << 20);
+    s->table_plain = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_block_cache(s->table_plain, s->cache);
+    rocksdb_block_based_options_set_filter_policy(s->table_plain,
+                                                  rocksdb_filterpolicy_create_bloom_full(10));
+    rocksdb_block_based_options_set_format_version(s->table_plain, 5);
+    s->table_prefix = rocksdb_block_based_options_create();
+    rocksdb_block_based_options_set_block_cache(s->table_prefix, s->cache);
+    rocksdb_block_based_options_set_filter_policy(s->table_prefix,
+                                                  rocksdb_filterpolicy_create_bloom_full(10));
+    rocksdb_block_based_options_set_whole_key_filtering(s->table_prefix, 0);
+    rocksdb_block_based_options_set_format_version(s->table_prefix, 5);
+
+    s->dbopts = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(s->dbopts, 1);
+    rocksdb_options_set_create_missing_column_families(s->dbopts, 1);
+    rocksdb_options_increase_parallelism(s->dbopts, 2);
+    rocksdb_options_set_max_background_jobs(s->dbopts, 2);
+    rocksdb_options_set_keep_log_file_num(s->dbopts, 4);
+    rocksdb_options_set_max_total_wal_size(s->dbopts, 512u << 20);
+    rocksdb_options_set_bytes_per_sync(s->dbopts, 1u << 20);
+    /* One writer at a time (our group commit). */
+    rocksdb_options_set_allow_concurrent_memtable_write(s->dbopts, 0);
+    for (int i = 0; i < CF_OURS; i++)
+        s->cfopts[i] = cf_options(s, i);
+
+    s->wo = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_set_sync(s->wo, opts->durability == STORAGE_DURABLE);
+    s->ro = rocksdb_readoptions_create();
+
+    /* Every existing family must be opened (LIBS.md §3), ours plus any
+     * foreign one; an existing database without our families is foreign. */
+    if (existed) {
+        names = rocksdb_list_column_families(s->dbopts, s->path, &nnames, &e);
+        if (e != NULL) {
+            rc = rdb_fail(err, &e, "open event store at %s: list column families", s->path);
+            goto fail_store;
+        }
+        int has_events = 0;
+        for (size_t i = 0; i < nnames; i++)
+            if (strcmp(names[i], "events") == 0)
+                has_events = 1;
+        if (!has_events) {
+            rc = mb_errorf(err, MB_ECORRUPT,
+                           "open event store at %s: not a MABEAM store (a RocksDB database "
+                           "without an events column family)",
+                           s->path);
+            goto fail_store;
+        }
+    }
+    size_t nopen = CF_OURS;
+    open_names = calloc(CF_OURS + nnames, sizeof(*open_names));
+    open_opts = calloc(CF_OURS + nnames, sizeof(*open_opts));
+    foreign_opts = calloc(nnames + 1, sizeof(*foreign_opts));
+    s->handles = calloc(CF_OURS + nnames, sizeof(*s->handles));
+    if (open_names == NULL || open_opts == NULL || foreign_opts == NULL || s->handles == NULL) {
+        rc = mb_errorf(err, MB_ENOMEM, "open event store at %s: out of memory", s->path);
+        goto fail_store;
+    }
+    for (int i = 0; i < CF_OURS; i++) {
+        open_names[i] = cf_names[i];
+        open_opts[i] = s->cfopts[i];
+    }
+    for (size_t i = 0; i < nnames; i++) {
+        int ours = 0;
+        for (int k = 0; k < CF_OURS; k++)
+            if (strcmp(names[i], cf_names[k]) == 0)
+                ours = 1;
+        if (ours)
+            continue;
+        foreign_opts[nforeign] = cf_options(s, -1);
+        open_names[nopen] = names[i];
+        open_opts[nopen] = foreign_opts[nforeign];
+        nforeign++;
+        nopen++;
+    }
+    s->db = rocksdb_open_column_families(s->dbopts, s->path, (int)nopen, open_names, open_opts,
+                                         s->handles, &e);
+    if (e != NULL) {
+        s->db = NULL;
+        rc = rdb_fail(err, &e, "open event store at %s", s->path);
+        goto fail_store;
+    }
+    s->nhandles = nopen;
+    for (int i = 0; i < CF_OURS; i++)
+        s->cf[i] = s->handles[i];
+
+    s->logs[LOG_EVENTS] = (slog){ .name = "events",
+                                  .cf_rec = CF_EVENTS,
+                                  .cf_subject = CF_EVENTS_SUBJECT,
+                                  .cf_type = CF_EVENTS_TYPE,
+                                  .cf_time = CF_EVENTS_TIME };
+    s->logs[LOG_LOCAL] = (slog){ .name = "local",
+                                 .cf_rec = CF_LOCAL,
+                                 .cf_subject = CF_LOCAL_SUBJECT,
+                                 .cf_type = CF_LOCAL_TYPE,
+                                 .cf_time = CF_LOCAL_TIME };
+    if ((rc = check_format(s, existed, err)) != 0)
+        goto fail_store;
+    for (int i = 0; i < LOG_COUNT; i++)
+        if ((rc = load_log(s, &s->logs[i], err)) != 0 ||
+            (rc = rebuild_tail(s, &s->logs[i], err)) != 0)
+            goto fail_store;
+
+    for (size_t i = 0; i < nforeign; i++)
+        rocksdb_options_destroy(foreign_opts[i]);
+    free(foreign_opts);
+    free(open_names);
+    free(open_opts);
+    if (names != NULL)
+        rocksdb_list_column_families_destroy(names, nnames);
+    *out = s;
+    return 0;
+
+fail_store:
+    storage_free(s);
+    if (foreign_opts != NULL)
+        for (size_t i = 0; i < nforeign; i++)
+            rocksdb_options_destroy(foreign_opts[i]);
+    free(foreign_opts);
+    free(open_names);
+    free(open_opts);
+    if (names != NULL)
+        rocksdb_list_column_families_destroy(names, nnames);
+    return rc;
+}
+
+void storage_close(storage *s)
+{
+    if (s == NULL)
+        return;
+    /* Closing while other threads still append is a caller bug. */
+    assert(!s->writer_active && s->q_head == NULL);
+    /* Write the index tails out so that the next open has little to
+     * rebuild; on failure the next open rebuilds them from the events. */
+    for (int i = 0; i < LOG_COUNT; i++)
+        tail_flush(s, &s->logs[i], NULL);
+    storage_free(s);
+}
+
+/* ---------------------------------------------------------------- writer */
+
+/* Queue `r` and wait until it is done by another writer or until this thread
+ * is the writer. Returns 1 when done (r->rc is the result); 0 when this
+ * thread holds the writer role and *group is the list of requests (starting
+ * with r) it must carry out, with the logs' counters as of now in t_last /
+ * t_count. */
+static int writer_enter(storage *s, wreq *r, wreq **group, uint64_t *t_last, uint64_t *t_count,
+                        uint64_t *t_floor)
+{
+    pthread_mutex_lock(&s->mu);
+    r->next = NULL;
+    if (s->q_tail != NULL)
+        s->q_tail->next = r;
+    else
+        s->q_head = r;
+    s->q_tail = r;
+    while (!r->done && (s->writer_active || s->q_head != r))
+        pthread_cond_wait(&s->cond, &s->mu);
+    if (r->done) {
+        pthread_mutex_unlock(&s->mu);
+        return 1;
+    }
+    s->writer_active = 1;
+    wreq *last = r;
+    size_t events = r->n, bytes = r->bytes;
+    if (!r->exclusive) {
+        while (last->next != NULL && !last->next->exclusive &&
+               events + last->next->n <= GROUP_MAX_EVENTS &&
+               bytes + last->next->bytes <= GROUP_MAX_BYTES) {
+            last = last->next;
+            events += last->n;
+            bytes += last->bytes;
+        }
+    }
+    s->q_head = last->next;
+    if (s->q_head == NULL)
+        s->q_tail = NULL;
+    last->next = NULL;
+    for (int i = 0; i < LOG_COUNT; i++) {
+        t_last[i] = s->logs[i].last_seq;
+        t_count[i] = s->logs[i].count;
+        t_floor[i] = s->logs[i].floor;
+    }
+    pthread_mutex_unlock(&s->mu);
+    *group = r;
+    return 0;
+}
+
+/* Give up the writer role: on success publish the new counters, then finish
+ * every request of the group with rc/err. */
+static void writer_leave(storage *s, wreq *group, int rc, const mb_error *gerr,
+                         const uint64_t *t_last, const uint64_t *t_count, const uint64_t *t_floor)
+{
+    pthread_mutex_lock(&s->mu);
+    if (rc == 0) {
+        for (int i = 0; i < LOG_COUNT; i++) {
+            s->logs[i].last_seq = t_last[i];
+            s->logs[i].count = t_count[i];
+            s->logs[i].floor = t_floor[i];
+        }
+    }
+    for (wreq *q = group; q != NULL;) {
+        wreq *next = q->next;
+        q->rc = rc;
+        if (rc != 0 && gerr != NULL)
+            q->err = *gerr;
+        q->done = 1;
+        q = next;
+    }
+    s->writer_active = 0;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void put_log_counters(storage *s, rocksdb_writebatch_t *b, const slog *lg, uint64_t last,
+                             uint64_t count, uint64_t floor, int with_floor)
+{
+    char key[64];
+    log_key(key, sizeof(key), lg, "last");
+    put_u64_value(b, s->cf[CF_DEFAULT], key, last);
+    log_key(key, sizeof(key), lg, "count");
+    put_u64_value(b, s->cf[CF_DEFAULT], key, count);
+    if (with_floor) {
+        log_key(key, sizeof(key), lg, "floor");
+        put_u64_value(b, s->cf[CF_DEFAULT], key, floor);
+    }
+}
+
+static int irow_cmp(const void *a, const void *b)
+{
+    const irow *x = a, *y = b;
+    if (x->h != y->h)
+        return x->h < y->h ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Add index entries of newly written events (seq order) to the tail. */
+static void tail_append(storage *s, slog *lg, const irow *subj, const irow *type, size_t n)
+{
+    pthread_rwlock_wrlock(&s->tail_lock);
+    if (lg->tail_n + n > lg->tail_cap && !lg->tail_incomplete) {
+        size_t cap = lg->tail_cap ? lg->tail_cap : 1024;
+        while (cap < lg->tail_n + n)
+            cap *= 2;
+        irow *a = realloc(lg->tail_subject, cap * sizeof(*a));
+        if (a != NULL)
+            lg->tail_subject = a;
+        irow *b = a != NULL ? realloc(lg->tail_type, cap * sizeof(*b)) : NULL;
+        if (b != NULL)
+            lg->tail_type = b;
+        if (a == NULL || b == NULL)
+            lg->tail_incomplete = 1;
+        else
+            lg->tail_cap = cap;
+    }
+    if (!lg->tail_incomplete) {
+        memcpy(lg->tail_subject + lg->tail_n, subj, n * sizeof(*subj));
+        memcpy(lg->tail_type + lg->tail_n, type, n * sizeof(*type));
+        lg->tail_n += n;
+    }
+    pthread_rwlock_unlock(&s->tail_lock);
+}
+
+/* Put the posting rows of `rows` (sorted by hash, seq): one row per run of
+ * one hash, keyed by the run's highest seq. */
+static int put_postings(rocksdb_writebatch_t *b, rocksdb_column_family_handle_t *cf,
+                        const irow *rows, size_t n)
+{
+    rec_posting *p = malloc((n ? n : 1) * sizeof(*p));
+    uint8_t *v = malloc(rec_postings_size(n ? n : 1));
+    if (p == NULL || v == NULL) {
+        free(p);
+        free(v);
+        return MB_ENOMEM;
+    }
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && rows[j].h == rows[i].h) {
+            p[j - i] = (rec_posting){ rows[j].seq, rows[j].time_ms, rows[j].other };
+            j++;
+        }
+        uint8_t k[KEY_IDX_SIZE];
+        rec_put_be64(k, rows[i].h);
+        rec_put_be64(k + 8, rows[j - 1].seq);
+        rec_postings_encode(p, j - i, v);
+        rocksdb_writebatch_put_cf(b, cf, (const char *)k, sizeof(k), (const char *)v,
+                                  rec_postings_size(j - i));
+        i = j;
+    }
+    free(p);
+    free(v);
+    return 0;
+}
+
+/* Stable LSD radix sort of rows by hash, 8 bits a pass, using tmp (n rows);
+ * the tail is in seq order, so the result is in (hash, seq) order. This was
+ * qsort, which took most of a flush. */
+static void sort_by_hash(irow *rows, irow *tmp, size_t n)
+{
+    irow *src = rows, *dst = tmp;
+    for (int shift = 0; shift < 64; shift += 8) {
+        size_t count[257] = { 0 };
+        for (size_t i = 0; i < n; i++)
+            count[((src[i].h >> shift) & 0xff) + 1]++;
+        for (int b = 0; b < 256; b++)
+            count[b + 1] += count[b];
+        for (size_t i = 0; i < n; i++)
+            dst[count[(src[i].h >> shift) & 0xff]++] = src[i];
+        irow *t = src;
+        src = dst;
+        dst = t;
+    }
+    /* 8 passes: the result is back in `rows`. */
+}
+
+/* Write the tail of `lg` as posting rows and empty it. Called by the holder
+ * of the writer role only (the only one that changes the tail). */
+static int tail_flush(storage *s, slog *lg, mb_error *err)
+{
+    size_t n = lg->tail_n;
+    if (n == 0 || lg->tail_incomplete)
+        return 0;
+    uint64_t last = lg->tail_subject[n - 1].seq;
+    irow *sorted = malloc(2 * n * sizeof(*sorted));
+    if (sorted == NULL)
+        return mb_errorf(err, MB_ENOMEM, "index %s: out of memory", lg->name);
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    int rc = 0;
+    const irow *src[2] = { lg->tail_subject, lg->tail_type };
+    const int cfs[2] = { lg->cf_subject, lg->cf_type };
+    for (int k = 0; k < 2 && rc == 0; k++) {
+        memcpy(sorted, src[k], n * sizeof(*sorted));
+        sort_by_hash(sorted, sorted + n, n);
+        if (put_postings(b, s->cf[cfs[k]], sorted, n) != 0)
+            rc = mb_errorf(err, MB_ENOMEM, "index %s: out of memory", lg->name);
+    }
+    free(sorted);
+    if (rc == 0) {
+        char key[64];
+        log_key(key, sizeof(key), lg, "indexed");
+        put_u64_value(b, s->cf[CF_DEFAULT], key, last);
+        char *e = NULL;
+        rocksdb_write(s->db, s->wo, b, &e);
+        if (e != NULL)
+            rc = rdb_fail(err, &e, "index %s: write posting rows", lg->name);
+    }
+    rocksdb_writebatch_destroy(b);
+    if (rc == 0) {
+        pthread_rwlock_wrlock(&s->tail_lock);
+        lg->tail_n = 0;
+        lg->indexed = last;
+        pthread_rwlock_unlock(&s->tail_lock);
+    }
+    return rc;
+}
+
+static void put_time_row(storage *s, rocksdb_writebatch_t *b, const slog *lg, uint64_t seq,
+                         int64_t time_ms)
+{
+    uint8_t k[KEY_IDX_SIZE];
+    rec_put_be64(k, rec_time_to_key(time_ms));
+    rec_put_be64(k + 8, seq);
+    uint8_t zero = 0;
+    rocksdb_writebatch_put_cf(b, s->cf[lg->cf_time], (const char *)k, sizeof(k),
+                              (const char *)&zero, 1);
+}
+
+static void delete_time_row(storage *s, rocksdb_writebatch_t *b, const slog *lg, uint64_t seq,
+                            int64_t time_ms)
+{
+    uint8_t k[KEY_IDX_SIZE];
+    rec_put_be64(k, rec_time_to_key(time_ms));
+    rec_put_be64(k + 8, seq);
+    rocksdb_writebatch_delete_cf(b, s->cf[lg->cf_time], (const char *)k, sizeof(k));
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Take the entries (h, seq) of deleted events out of the posting rows of
+ * family `cf`: rows left empty are deleted, others rewritten (under a new
+ * key when their last entry went). Entries that are still in the tail have
+ * no row and are skipped here. */
+static int prune_postings(storage *s, rocksdb_writebatch_t *b, int cf, irow *pairs, size_t n,
+                          mb_error *err)
+{
+    if (n == 0)
+        return 0;
+    qsort(pairs, n, sizeof(*pairs), irow_cmp);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_total_order_seek(ro, 1);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[cf]);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0;) {
+        uint64_t h = pairs[i].h;
+        uint8_t k[KEY_IDX_SIZE];
+        rec_put_be64(k, h);
+        rec_put_be64(k + 8, pairs[i].seq);
+        rocksdb_iter_seek(it, (const char *)k, sizeof(k));
+        size_t kl = 0, vl = 0, cnt = 0;
+        const uint8_t *rk =
+            rocksdb_iter_valid(it) ? (const uint8_t *)rocksdb_iter_key(it, &kl) : NULL;
+        if (rk == NULL || kl != KEY_IDX_SIZE || rec_get_be64(rk) != h) {
+            while (i < n && pairs[i].h == h) /* no row: these are in the tail */
+                i++;
+            continue;
+        }
+        uint64_t key_seq = rec_get_be64(rk + 8);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        size_t j = i;
+        while (j < n && pairs[j].h == h && pairs[j].seq <= key_seq)
+            j++;
+        if (rec_postings_check(v, vl, key_seq, &cnt, NULL) != 0) {
+            rocksdb_writebatch_delete_cf(b, s->cf[cf], (const char *)rk, kl); /* damaged */
+            i = j;
+            continue;
+        }
+        rec_posting *keep = malloc(cnt * sizeof(*keep));
+        uint8_t *nv = malloc(rec_postings_size(cnt));
+        if (keep == NULL || nv == NULL) {
+            free(keep);
+            free(nv);
+            rc = mb_errorf(err, MB_ENOMEM, "prune: out of memory");
+            break;
+        }
+        size_t nk = 0, d = i;
+        for (size_t e = 0; e < cnt; e++) {
+            rec_posting p = rec_posting_at(v, e);
+            while (d < j && pairs[d].seq < p.seq)
+                d++;
+            if (d < j && pairs[d].seq == p.seq)
+                continue;
+            keep[nk++] = p;
+        }
+        if (nk != cnt) {
+            rocksdb_writebatch_delete_cf(b, s->cf[cf], (const char *)rk, kl);
+            if (nk > 0) {
+                rec_put_be64(k + 8, keep[nk - 1].seq);
+                rec_postings_encode(keep, nk, nv);
+                rocksdb_writebatch_put_cf(b, s->cf[cf], (const char *)k, sizeof(k),
+                                          (const char *)nv, rec_postings_size(nk));
+            }
+        }
+        free(keep);
+        free(nv);
+        i = j;
+    }
+    if (rc == 0) {
+        char *e = NULL;
+        rocksdb_iter_get_error(it, &e);
+        if (e != NULL)
+            rc = rdb_fail(err, &e, "prune: read index rows");
+    }
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    return rc;
+}
+
+/* Drop the tail entries of deleted events (`seqs` sorted). */
+static void tail_remove(storage *s, slog *lg, const uint64_t *seqs, size_t n)
+{
+    if (n == 0)
+        return;
+    pthread_rwlock_wrlock(&s->tail_lock);
+    size_t w = 0;
+    for (size_t i = 0; i < lg->tail_n; i++) {
+        uint64_t seq = lg->tail_subject[i].seq;
+        if (bsearch(&seq, seqs, n, sizeof(*seqs), u64_cmp) != NULL)
+            continue;
+        lg->tail_subject[w] = lg->tail_subject[i];
+        lg->tail_type[w] = lg->tail_type[i];
+        w++;
+    }
+    lg->tail_n = w;
+    pthread_rwlock_unlock(&s->tail_lock);
+}
+
+/* Build one WriteBatch from a group of append requests (events, time index
+ * rows, counters, meta) and write it; then add the subject/type entries to
+ * the index tail. */
+static int write_group(storage *s, wreq *group, uint64_t *t_last, uint64_t *t_count, mb_error *err)
+{
+    size_t total = 0;
+    for (wreq *r = group; r != NULL; r = r->next)
+        total += r->n;
+    irow *rows = total > 0 ? malloc(2 * LOG_COUNT * total * sizeof(*rows)) : NULL;
+    if (total > 0 && rows == NULL)
+        return mb_errorf(err, MB_ENOMEM, "append: out of memory for %zu events", total);
+    /* rows of log li: subject at [2*li*total], type at [(2*li+1)*total] */
+    size_t nrows[LOG_COUNT] = { 0 };
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    int touched[LOG_COUNT] = { 0 };
+    int rc = 0;
+    for (wreq *r = group; r != NULL; r = r->next) {
+        int li = (int)(r->log - s->logs);
+        for (size_t i = 0; i < r->n; i++) {
+            storage_event *ev = &r->evs[i];
+            uint64_t seq = ev->seq;
+            if (seq == 0) {
+                if (t_last[li] == UINT64_MAX) {
+                    rc = mb_errorf(err, MB_ERANGE, "append to %s: sequence space exhausted",
+                                   r->log->name);
+                    goto out;
+                }
+                seq = t_last[li] + 1;
+                ev->seq = seq;
+            } else if (seq <= t_last[li]) {
+                continue; /* already in the log, or pruned: replay */
+            }
+            uint8_t *rec = r->recs + r->ev[i].off;
+            rec_seal(rec, r->ev[i].crc, seq);
+            uint8_t k[KEY_SEQ_SIZE];
+            rec_put_be64(k, seq);
+            rocksdb_writebatch_put_cf(b, s->cf[r->log->cf_rec], (const char *)k, sizeof(k),
+                                      (const char *)rec, r->ev[i].len);
+            put_time_row(s, b, r->log, seq, ev->time_ms);
+            irow *subj = &rows[2 * li * total + nrows[li]];
+            irow *type = &rows[(2 * li + 1) * total + nrows[li]];
+            *subj = (irow){ r->ev[i].hsubject, seq, r->ev[i].htype, ev->time_ms };
+            *type = (irow){ r->ev[i].htype, seq, r->ev[i].hsubject, ev->time_ms };
+            nrows[li]++;
+            t_last[li] = seq;
+            t_count[li]++;
+            touched[li] = 1;
+        }
+        if (r->meta_key != NULL) {
+            size_t klen = strlen(r->meta_key);
+            uint8_t *v = malloc(r->meta_len + 1);
+            if (v == NULL) {
+                rc = mb_errorf(err, MB_ENOMEM, "append: out of memory");
+                goto out;
+            }
+            v[0] = VALUE_VERSION;
+            if (r->meta_len > 0)
+                memcpy(v + 1, r->meta_val, r->meta_len);
+            rocksdb_writebatch_put_cf(b, s->cf[CF_META], r->meta_key, klen, (const char *)v,
+                                      r->meta_len + 1);
+            free(v);
+        }
+    }
+    for (int li = 0; li < LOG_COUNT; li++) {
+        if (!touched[li])
+            continue;
+        const slog *lg = &s->logs[li];
+        put_log_counters(s, b, lg, t_last[li], t_count[li], 0, 0);
+    }
+    if (rocksdb_writebatch_count(b) > 0) {
+        char *e = NULL;
+        rocksdb_write(s->db, s->wo, b, &e);
+        if (e != NULL)
+            rc = rdb_fail(err, &e, "append to event store at %s", s->path);
+    }
+    /* The events are in; their index entries join the tail, which goes to
+     * posting rows when big enough (a failed flush is retried later: the
+     * tail keeps the entries). */
+    for (int li = 0; rc == 0 && li < LOG_COUNT; li++) {
+        if (nrows[li] == 0)
+            continue;
+        slog *lg = &s->logs[li];
+        tail_append(s, lg, &rows[2 * li * total], &rows[(2 * li + 1) * total], nrows[li]);
+        if (lg->tail_n >= s->tail_flush_events)
+            tail_flush(s, lg, NULL);
+    }
+out:
+    rocksdb_writebatch_destroy(b);
+    free(rows);
+    return rc;
+}
+
+static int do_append(storage *s, slog *lg, storage_event *evs, size_t n, const char *meta_key,
+                     const void *meta_val, size_t meta_len, mb_error *err)
+{
+    if (s == NULL)
+        return mb_errorf(err, MB_EINVAL, "append: NULL store");
+    if (n == 0 && meta_key == NULL)
+        return mb_errorf(err, MB_EINVAL, "append: no events");
+    if (n > 0) {
+        int rc = validate_events(evs, n, err);
+        if (rc != 0)
+            return rc;
+    }
+    if (meta_key != NULL && !valid_key(meta_key))
+        return mb_errorf(err, MB_EINVAL, "append: meta key empty or over %d bytes",
+                         STORAGE_KEY_MAX);
+    if (meta_key != NULL && meta_val == NULL && meta_len > 0)
+        return mb_errorf(err, MB_EINVAL, "append: NULL meta value of %zu bytes", meta_len);
+
+    wreq r = { 0 };
+    r.log = lg;
+    r.evs = evs;
+    r.n = n;
+    r.meta_key = meta_key;
+    r.meta_val = meta_val;
+    r.meta_len = meta_len;
+    if (n > 0) {
+        r.ev = malloc(n * sizeof(*r.ev));
+        size_t total = 0;
+        if (r.ev != NULL) {
+            for (size_t i = 0; i < n; i++) {
+                r.ev[i].off = total;
+                r.ev[i].len = rec_encoded_size(&evs[i]);
+                total += r.ev[i].len;
+            }
+            r.recs = malloc(total);
+        }
+        if (r.ev == NULL || r.recs == NULL) {
+            free(r.ev);
+            free(r.recs);
+            return mb_errorf(err, MB_ENOMEM, "append: out of memory for %zu events", n);
+        }
+        for (size_t i = 0; i < n; i++) {
+            r.ev[i].crc = rec_prepare(&evs[i], r.recs + r.ev[i].off);
+            r.ev[i].hsubject = rec_hash(evs[i].subject);
+            r.ev[i].htype = rec_hash(evs[i].type);
+        }
+        r.bytes = total;
+    }
+
+    wreq *group;
+    uint64_t t_last[LOG_COUNT], t_count[LOG_COUNT], t_floor[LOG_COUNT];
+    int rc;
+    if (writer_enter(s, &r, &group, t_last, t_count, t_floor) == 0) {
+        mb_error gerr;
+        mb_error_clear(&gerr);
+        rc = write_group(s, group, t_last, t_count, &gerr);
+        writer_leave(s, group, rc, &gerr, t_last, t_count, t_floor);
+    }
+    rc = r.rc;
+    if (rc != 0 && err != NULL)
+        *err = r.err;
+    free(r.ev);
+    free(r.recs);
+    return rc;
+}
+
+int storage_append(storage *s, storage_event *evs, size_t n, mb_error *err)
+{
+    return do_append(s, s ? &s->logs[LOG_EVENTS] : NULL, evs, n, NULL, NULL, 0, err);
+}
+
+int storage_append_meta(storage *s, storage_event *evs, size_t n, const char *meta_key,
+                        const void *meta_val, size_t meta_len, mb_error *err)
+{
+    if (meta_key == NULL)
+        return mb_errorf(err, MB_EINVAL, "append: NULL meta key");
+    return do_append(s, s ? &s->logs[LOG_EVENTS] : NULL, evs, n, meta_key, meta_val, meta_len, err);
+}
+
+int storage_local_append(storage *s, storage_event *evs, size_t n, mb_error *err)
+{
+    return do_append(s, s ? &s->logs[LOG_LOCAL] : NULL, evs, n, NULL, NULL, 0, err);
+}
+
+static uint64_t log_last_seq(storage *s, int li)
+{
+    if (s == NULL)
+        return 0;
+    pthread_mutex_lock(&s->mu);
+    uint64_t v = s->logs[li].last_seq;
+    pthread_mutex_unlock(&s->mu);
+    return v;
+}
+
+uint64_t storage_last_seq(storage *s)
+{
+    return log_last_seq(s, LOG_EVENTS);
+}
+
+uint64_t storage_local_last_seq(storage *s)
+{
+    return log_last_seq(s, LOG_LOCAL);
+}
+
+/* ----------------------------------------------------------------- query */
+
+enum { MODE_SEQ, MODE_SUBJECT, MODE_TYPE, MODE_TIME };
+
+typedef struct qrun {
+    storage *s;
+    slog *lg;
+    const struct storage_query *q;
+    storage_event_cb cb;
+    void *arg;
+    int mode;
+    uint64_t hsubject, htype;
+    uint64_t seq_lo, seq_hi;
+    int64_t t_lo, t_hi;
+    size_t limit, delivered;
+    int stopping;               /* limit reached or callback said stop: look for the cursor */
+    uint64_t cursor;            /* next_cursor result */
+    rocksdb_readoptions_t *ro;  /* point reads, on the query's snapshot */
+    uint64_t cand[QUERY_BATCH]; /* index candidates waiting for their records */
+    size_t ncand;
+} qrun;
+
+/* Check a decoded (or about to be decoded) record against the filters and
+ * deliver it. Returns 0 to go on, 1 when the query is finished, or an error. */
+static int q_offer(qrun *r, uint64_t seq, const uint8_t *rec, size_t len, mb_error *err)
+{
+    storage_event ev;
+    int rc = rec_decode(rec, len, seq, &ev, err);
+    if (rc != 0)
+        return rc;
+    const struct storage_query *q = r->q;
+    if (seq < r->seq_lo || seq > r->seq_hi || ev.time_ms < r->t_lo || ev.time_ms > r->t_hi)
+        return 0;
+    if (q->subject != NULL && strcmp(q->subject, ev.subject) != 0)
+        return 0; /* hash collision */
+    if (q->type != NULL && strcmp(q->type, ev.type) != 0)
+        return 0;
+    if (r->stopping) {
+        r->cursor = seq;
+        return 1;
+    }
+    r->delivered++;
+    if (r->cb(&ev, r->arg) != 0 || r->delivered >= r->limit)
+        r->stopping = 1;
+    return 0;
+}
+
+/* Fetch the records of `n` candidate seqs (in delivery order) and offer
+ * them; a candidate whose record is gone (pruned meanwhile) is skipped. */
+static int q_fetch(qrun *r, rocksdb_readoptions_t *ro, const uint64_t *seqs, size_t n,
+                   mb_error *err)
+{
+    uint8_t keys[QUERY_BATCH][8];
+    const char *kp[QUERY_BATCH] = { 0 };
+    size_t ks[QUERY_BATCH] = { 0 };
+    rocksdb_pinnableslice_t *vals[QUERY_BATCH];
+    char *errs[QUERY_BATCH];
+    for (size_t i = 0; i < n; i++) {
+        rec_put_be64(keys[i], seqs[i]);
+        kp[i] = (const char *)keys[i];
+        ks[i] = 8;
+        vals[i] = NULL;
+        errs[i] = NULL;
+    }
+    rocksdb_batched_multi_get_cf(r->s->db, ro, r->s->cf[r->lg->cf_rec], n, kp, ks, vals, errs,
+                                 r->mode != MODE_TIME && !r->q->newest_first);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0 && errs[i] != NULL)
+            rc = rdb_fail(err, &errs[i], "query %s: read event %llu", r->lg->name,
+                          (unsigned long long)seqs[i]);
+        if (rc == 0 && vals[i] != NULL) {
+            size_t len;
+            const char *v = rocksdb_pinnableslice_value(vals[i], &len);
+            rc = q_offer(r, seqs[i], (const uint8_t *)v, len, err);
+        }
+        if (errs[i] != NULL)
+            rocksdb_free(errs[i]);
+        if (vals[i] != NULL)
+            rocksdb_pinnableslice_destroy(vals[i]);
+    }
+    return rc;
+}
+
+/* Queue one index candidate; fetch the queue when full, or as soon as it
+ * holds what the page still needs (so a short page does not read ahead).
+ * Returns 0 to go on, 1 when the query is finished, or an error. */
+static int q_push(qrun *r, uint64_t seq, mb_error *err)
+{
+    r->cand[r->ncand++] = seq;
+    size_t want = r->stopping ? 1 : r->limit - r->delivered + 1;
+    if (r->ncand < QUERY_BATCH && r->ncand < want)
+        return 0;
+    int rc = q_fetch(r, r->ro, r->cand, r->ncand, err);
+    r->ncand = 0;
+    return rc;
+}
+
+static int q_drain(qrun *r, mb_error *err)
+{
+    if (r->ncand == 0)
+        return 0;
+    int rc = q_fetch(r, r->ro, r->cand, r->ncand, err);
+    r->ncand = 0;
+    return rc;
+}
+
+/* Does an index entry pass the filters that the index itself can check? */
+static int q_entry_matches(const qrun *r, uint64_t seq, int64_t time_ms, uint64_t other)
+{
+    if (seq < r->seq_lo || seq > r->seq_hi || time_ms < r->t_lo || time_ms > r->t_hi)
+        return 0;
+    if (r->mode == MODE_SUBJECT && r->q->type != NULL && other != r->htype)
+        return 0;
+    return 1;
+}
+
+/* Candidates from the posting rows of hash `h` with seqs in
+ * [r->seq_lo, top], in the query's direction. */
+static int q_postings(qrun *r, int cf, uint64_t h, uint64_t top, const rocksdb_snapshot_t *snap,
+                      mb_error *err)
+{
+    if (top < r->seq_lo)
+        return 0;
+    uint8_t lo[KEY_IDX_SIZE], hi[KEY_IDX_SIZE + 1], start[KEY_IDX_SIZE];
+    rec_put_be64(lo, h);
+    rec_put_be64(lo + 8, r->seq_lo); /* rows ending below seq_lo hold nothing for us */
+    rec_put_be64(hi, h);
+    rec_put_be64(hi + 8, UINT64_MAX);
+    hi[KEY_IDX_SIZE] = 0;
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_snapshot(ro, snap);
+    rocksdb_readoptions_set_iterate_lower_bound(ro, (const char *)lo, sizeof(lo));
+    rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, sizeof(hi));
+    rocksdb_readoptions_set_prefix_same_as_start(ro, 1);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(r->s->db, ro, r->s->cf[cf]);
+    int desc = r->q->newest_first;
+    if (desc) {
+        /* The row holding `top` is the first one ending at or above it. */
+        memcpy(start, lo, 8);
+        rec_put_be64(start + 8, top);
+        rocksdb_iter_seek(it, (const char *)start, sizeof(start));
+        if (!rocksdb_iter_valid(it))
+            rocksdb_iter_seek_for_prev(it, (const char *)hi, KEY_IDX_SIZE);
+    } else {
+        rocksdb_iter_seek(it, (const char *)lo, sizeof(lo));
+    }
+    int rc = 0, past = 0;
+    while (rc == 0 && !past && rocksdb_iter_valid(it)) {
+        size_t kl, vl, n;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        if (kl != KEY_IDX_SIZE || rec_get_be64(k) != h) {
+            rc = mb_errorf(err, MB_ECORRUPT, "query %s: foreign key of %zu bytes in %s",
+                           r->lg->name, kl, cf_names[cf]);
+            break;
+        }
+        if ((rc = rec_postings_check(v, vl, rec_get_be64(k + 8), &n, err)) != 0) {
+            mb_errorf(err, MB_ECORRUPT, "query %s: damaged row in %s: %s", r->lg->name,
+                      cf_names[cf], err != NULL ? err->msg : "");
+            break;
+        }
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            rec_posting e = rec_posting_at(v, desc ? n - 1 - i : i);
+            if (desc ? e.seq < r->seq_lo : e.seq > top) {
+                past = 1;
+                break;
+            }
+            if (e.seq <= top && q_entry_matches(r, e.seq, e.time_ms, e.other))
+                rc = q_push(r, e.seq, err);
+        }
+        if (desc)
+            rocksdb_iter_prev(it);
+        else
+            rocksdb_iter_next(it);
+    }
+    if (rc == 0) {
+        char *e = NULL;
+        rocksdb_iter_get_error(it, &e);
+        if (e != NULL)
+            rc = rdb_fail(err, &e, "query %s", r->lg->name);
+    }
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    return rc;
+}
+
+/* Candidates from the copy of the index tail (ascending seqs). */
+static int q_tail(qrun *r, const irow *t, size_t n, mb_error *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = q_push(r, t[r->q->newest_first ? n - 1 - i : i].seq, err);
+    return rc;
+}
+
+/* Scan the records (MODE_SEQ) or the time index (MODE_TIME). */
+static int q_scan(qrun *r, int64_t cursor_time, const rocksdb_snapshot_t *snap, mb_error *err)
+{
+    const struct storage_query *q = r->q;
+    slog *lg = r->lg;
+    /* Bounds: lo inclusive, hi_incl inclusive, hi exclusive = hi_incl||00. */
+    uint8_t lo[KEY_IDX_SIZE], hi[KEY_IDX_SIZE + 1];
+    size_t klen;
+    int cf;
+    if (r->mode == MODE_SEQ) {
+        klen = KEY_SEQ_SIZE;
+        cf = lg->cf_rec;
+        rec_put_be64(lo, r->seq_lo);
+        rec_put_be64(hi, r->seq_hi);
+    } else {
+        klen = KEY_IDX_SIZE;
+        cf = lg->cf_time;
+        rec_put_be64(lo, rec_time_to_key(r->t_lo));
+        rec_put_be64(lo + 8, 0);
+        rec_put_be64(hi, rec_time_to_key(r->t_hi));
+        rec_put_be64(hi + 8, UINT64_MAX);
+        if (q->cursor != 0 && !q->newest_first) {
+            rec_put_be64(lo, rec_time_to_key(cursor_time));
+            rec_put_be64(lo + 8, q->cursor);
+        } else if (q->cursor != 0) {
+            rec_put_be64(hi, rec_time_to_key(cursor_time));
+            rec_put_be64(hi + 8, q->cursor);
+        }
+        if (memcmp(lo, hi, KEY_IDX_SIZE) > 0)
+            return 0;
+    }
+    hi[klen] = 0;
+    rocksdb_readoptions_t *iro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_snapshot(iro, snap);
+    rocksdb_readoptions_set_iterate_lower_bound(iro, (const char *)lo, klen);
+    rocksdb_readoptions_set_iterate_upper_bound(iro, (const char *)hi, klen + 1);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(r->s->db, iro, r->s->cf[cf]);
+    if (q->newest_first)
+        rocksdb_iter_seek_for_prev(it, (const char *)hi, klen);
+    else
+        rocksdb_iter_seek(it, (const char *)lo, klen);
+    int rc = 0;
+    while (rc == 0 && rocksdb_iter_valid(it)) {
+        size_t kl, vl;
+        const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        if (kl != klen) {
+            rc = mb_errorf(err, MB_ECORRUPT, "query %s: key of %zu bytes in %s", lg->name, kl,
+                           cf_names[cf]);
+            break;
+        }
+        uint64_t seq = rec_get_be64(k + klen - 8);
+        if (r->mode == MODE_SEQ)
+            rc = q_offer(r, seq, v, vl, err);
+        else if (seq >= r->seq_lo && seq <= r->seq_hi)
+            rc = q_push(r, seq, err);
+        if (q->newest_first)
+            rocksdb_iter_prev(it);
+        else
+            rocksdb_iter_next(it);
+    }
+    if (rc == 0) {
+        char *e = NULL;
+        rocksdb_iter_get_error(it, &e);
+        if (e != NULL)
+            rc = rdb_fail(err, &e, "query %s", lg->name);
+    }
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(iro);
+    return rc;
+}
+
+static int run_query(storage *s, slog *lg, const struct storage_query *q, storage_event_cb cb,
+                     void *arg, uint64_t *next_cursor, mb_error *err)
+{
+    if (next_cursor != NULL)
+        *next_cursor = 0;
+    if (s == NULL || q == NULL || cb == NULL)
+        return mb_errorf(err, MB_EINVAL, "query: NULL store, query or callback");
+    if (q->subject != NULL && strnlen(q->subject, STORAGE_SUBJECT_MAX + 1) > STORAGE_SUBJECT_MAX)
+        return mb_errorf(err, MB_EINVAL, "query: subject longer than %d bytes",
+                         STORAGE_SUBJECT_MAX);
+    if (q->type != NULL && strnlen(q->type, STORAGE_TYPE_MAX + 1) > STORAGE_TYPE_MAX)
+        return mb_errorf(err, MB_EINVAL, "query: type longer than %d bytes", STORAGE_TYPE_MAX);
+
+    qrun r = { .s = s, .lg = lg, .q = q, .cb = cb, .arg = arg };
+    r.limit = q->limit == 0 ? QUERY_LIMIT_DEFAULT
+                            : (q->limit > QUERY_LIMIT_MAX ? QUERY_LIMIT_MAX : q->limit);
+    pthread_mutex_lock(&s->mu);
+    uint64_t floor = lg->floor;
+    pthread_mutex_unlock(&s->mu);
+    r.seq_lo = q->from_seq > floor ? q->from_seq : floor;
+    if (r.seq_lo == 0)
+        r.seq_lo = 1;
+    r.seq_hi = q->to_seq != 0 ? q->to_seq : UINT64_MAX;
+    r.t_lo = q->from_time_ms != 0 ? q->from_time_ms : INT64_MIN;
+    r.t_hi = q->to_time_ms != 0 ? q->to_time_ms : INT64_MAX;
+    uint64_t h = 0;
+    if (q->subject != NULL) {
+        r.mode = MODE_SUBJECT;
+        r.hsubject = h = rec_hash(q->subject);
+    } else if (q->type != NULL) {
+        r.mode = MODE_TYPE;
+    } else if (q->from_time_ms != 0 || q->to_time_ms != 0) {
+        r.mode = MODE_TIME;
+    } else {
+        r.mode = MODE_SEQ;
+    }
+    if (q->type != NULL) {
+        r.htype = rec_hash(q->type);
+        if (r.mode == MODE_TYPE)
+            h = r.htype;
+    }
+    if (q->cursor != 0 && r.mode != MODE_TIME) {
+        if (q->newest_first) {
+            if (q->cursor < r.seq_hi)
+                r.seq_hi = q->cursor;
+        } else if (q->cursor > r.seq_lo) {
+            r.seq_lo = q->cursor;
+        }
+    }
+    int index_mode = r.mode == MODE_SUBJECT || r.mode == MODE_TYPE;
+
+    /* One consistent view: the snapshot, the index tail and the `indexed`
+     * mark are taken together (docs/storage.md, "Index tail"). */
+    irow *tail = NULL;
+    size_t ntail = 0;
+    uint64_t indexed = 0;
+    int rc = 0;
+    pthread_rwlock_rdlock(&s->tail_lock);
+    const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(s->db);
+    if (index_mode) {
+        indexed = lg->indexed;
+        if (lg->tail_incomplete)
+            rc = mb_errorf(err, MB_ENOMEM,
+                           "query %s: index incomplete after running out of "
+                           "memory; reopen the store",
+                           lg->name);
+        const irow *src = r.mode == MODE_SUBJECT ? lg->tail_subject : lg->tail_type;
+        size_t n = 0;
+        for (size_t i = 0; rc == 0 && i < lg->tail_n; i++)
+            if (src[i].h == h && q_entry_matches(&r, src[i].seq, src[i].time_ms, src[i].other))
+                n++;
+        if (rc == 0 && n > 0 && (tail = malloc(n * sizeof(*tail))) == NULL)
+            rc = mb_errorf(err, MB_ENOMEM, "query %s: out of memory", lg->name);
+        for (size_t i = 0; rc == 0 && i < lg->tail_n; i++)
+            if (src[i].h == h && q_entry_matches(&r, src[i].seq, src[i].time_ms, src[i].other))
+                tail[ntail++] = src[i];
+    }
+    pthread_rwlock_unlock(&s->tail_lock);
+    r.ro = rocksdb_readoptions_create();
+    rocksdb_readoptions_set_snapshot(r.ro, snap);
+    if (rc != 0)
+        goto out;
+
+    /* Time-ordered cursor: resume at the cursor event's (time, seq). */
+    int64_t cursor_time = 0;
+    if (r.mode == MODE_TIME && q->cursor != 0) {
+        uint8_t k[8];
+        rec_put_be64(k, q->cursor);
+        char *e = NULL;
+        size_t len = 0;
+        char *v = rocksdb_get_cf(s->db, r.ro, s->cf[lg->cf_rec], (const char *)k, 8, &len, &e);
+        if (e != NULL) {
+            rc = rdb_fail(err, &e, "query %s: read cursor event", lg->name);
+            goto out;
+        }
+        if (v == NULL) {
+            rc = mb_errorf(err, MB_ENOTFOUND, "query %s: cursor event %llu is no longer in the log",
+                           lg->name, (unsigned long long)q->cursor);
+            goto out;
+        }
+        storage_event cev;
+        rc = rec_decode((const uint8_t *)v, len, q->cursor, &cev, err);
+        cursor_time = cev.time_ms;
+        rocksdb_free(v);
+        if (rc != 0)
+            goto out;
+    }
+    if (r.seq_lo > r.seq_hi || r.t_lo > r.t_hi)
+        goto out;
+
+    if (!index_mode) {
+        rc = q_scan(&r, cursor_time, snap, err);
+    } else {
+        /* Posting rows hold seqs up to `indexed`, the tail the ones above. */
+        int cf = r.mode == MODE_SUBJECT ? lg->cf_subject : lg->cf_type;
+        uint64_t top = r.seq_hi < indexed ? r.seq_hi : indexed;
+        if (q->newest_first) {
+            rc = q_tail(&r, tail, ntail, err);
+            if (rc == 0)
+                rc = q_postings(&r, cf, h, top, snap, err);
+        } else {
+            rc = q_postings(&r, cf, h, top, snap, err);
+            if (rc == 0)
+                rc = q_tail(&r, tail, ntail, err);
+        }
+    }
+    if (rc == 0)
+        rc = q_drain(&r, err);
+    if (rc == 1)
+        rc = 0;
+out:
+    if (rc == 0 && next_cursor != NULL)
+        *next_cursor = r.cursor;
+    free(tail);
+    rocksdb_readoptions_destroy(r.ro);
+    rocksdb_release_snapshot(s->db, snap);
+    return rc;
+}
+
+int storage_query(storage *s, const struct storage_query *q, storage_event_cb cb, void *arg,
+                  uint64_t *next_cursor, mb_error *err)
+{
+    return run_query(s, s ? &s->logs[LOG_EVENTS] : NULL, q, cb, arg, next_cursor, err);
+}
+
+int storage_local_query(storage *s, const struct storage_query *q, storage_event_cb cb, void *arg,
+                        uint64_t *next_cursor, mb_error *err)
+{
+    return run_query(s, s ? &s->logs[LOG_LOCAL] : NULL, q, cb, arg, next_cursor, err);
+}
+
+int storage_get(storage *s, uint64_t seq, storage_event_cb cb, void *arg, mb_error *err)
+{
+    if (s == NULL || cb == NULL || seq == 0)
+        return mb_errorf(err, MB_EINVAL, "get event: NULL store or callback, or seq 0");
+    uint8_t k[8];
+    rec_put_be64(k, seq);
+    char *e = NULL;
+    size_t len = 0;
+    char *v = rocksdb_get_cf(s->db, s->ro, s->cf[CF_EVENTS], (const char *)k, 8, &len, &e);
+    if (e != NULL)
+        return rdb_fail(err, &e, "get event %llu", (unsigned long long)seq);
+    if (v == NULL)
+        return mb_errorf(err, MB_ENOTFOUND, "get event %llu: not in the log",
+                         (unsigned long long)seq);
+    storage_event ev;
+    int rc = rec_decode((const uint8_t *)v, len, seq, &ev, err);
+    if (rc == 0)
+        cb(&ev, arg);
+    rocksdb_free(v);
+    return rc;
+}
+
+/* ------------------------------------------------------------- retention */
+
+/* Take the writer role alone (appends queue up behind it). */
+static void exclusive_enter(storage *s, wreq *r, uint64_t *t_last, uint64_t *t_count,
+                            uint64_t *t_floor)
+{
+    wreq *group;
+    memset(r, 0, sizeof(*r));
+    r->exclusive = 1;
+    int done = writer_enter(s, r, &group, t_last, t_count, t_floor);
+    (void)done; /* an exclusive request is never done by another writer */
+}
+
+/* Delete one chunk of events below `before` (by seq), or with a time below
+ * `before_time` (by_time). Sets *more when the chunk was full. */
+static int prune_chunk(storage *s, slog *lg, int by_time, uint64_t before, int64_t before_time,
+                       uint64_t *removed, int *more, mb_error *err)
+{
+    wreq r;
+    uint64_t t_last[LOG_COUNT], t_count[LOG_COUNT], t_floor[LOG_COUNT];
+    exclusive_enter(s, &r, t_last, t_count, t_floor);
+    int li = (int)(lg - s->logs);
+    int rc = 0;
+    *more = 0;
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    uint8_t lo[KEY_IDX_SIZE], hi[KEY_IDX_SIZE];
+    size_t klen;
+    int cf;
+    if (by_time) {
+        cf = lg->cf_time;
+        klen = KEY_IDX_SIZE;
+        memset(lo, 0, sizeof(lo));
+        rec_put_be64(hi, rec_time_to_key(before_time));
+        rec_put_be64(hi + 8, 0);
+    } else {
+        cf = lg->cf_rec;
+        klen = KEY_SEQ_SIZE;
+        rec_put_be64(lo, t_floor[li] > 0 ? t_floor[li] : 1);
+        rec_put_be64(hi, before);
+    }
+    rocksdb_readoptions_set_iterate_lower_bound(ro, (const char *)lo, klen);
+    rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, klen);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[cf]);
+    rocksdb_iter_seek(it, (const char *)lo, klen);
+    size_t n = 0;
+    uint64_t n_removed = 0;
+    irow *ps = malloc(PRUNE_CHUNK * sizeof(*ps));
+    irow *pt = malloc(PRUNE_CHUNK * sizeof(*pt));
+    uint64_t *dseqs = malloc(PRUNE_CHUNK * sizeof(*dseqs));
+    size_t npairs = 0, nd = 0;
+    if (ps == NULL || pt == NULL || dseqs == NULL)
+        rc = mb_errorf(err, MB_ENOMEM, "prune %s: out of memory", lg->name);
+    for (; rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+        if (n == PRUNE_CHUNK) {
+            *more = 1;
+            break;
+        }
+        n++;
+        size_t kl, vl;
+        const char *k = rocksdb_iter_key(it, &kl);
+        if (kl != klen)
+            continue; /* not a key of ours: leave it */
+        uint64_t seq = rec_get_be64((const uint8_t *)k + klen - 8);
+        uint8_t ek[8];
+        rec_put_be64(ek, seq);
+        char *own = NULL;
+        const char *v;
+        if (by_time) {
+            char *e = NULL;
+            own = rocksdb_get_cf(s->db, s->ro, s->cf[lg->cf_rec], (const char *)ek, 8, &vl, &e);
+            if (e != NULL) {
+                rc = rdb_fail(err, &e, "prune %s: read event %llu", lg->name,
+                              (unsigned long long)seq);
+                break;
+            }
+            v = own;
+            /* The time row itself; the event's other rows follow below. */
+            rocksdb_writebatch_delete_cf(b, s->cf[cf], k, kl);
+        } else {
+            v = rocksdb_iter_value(it, &vl);
+        }
+        if (v != NULL) {
+            storage_event ev;
+            if (rec_decode((const uint8_t *)v, vl, seq, &ev, NULL) == 0) {
+                uint64_t hs = rec_hash(ev.subject), ht = rec_hash(ev.type);
+                delete_time_row(s, b, lg, seq, ev.time_ms);
+                ps[npairs] = (irow){ hs, seq, ht, ev.time_ms };
+                pt[npairs] = (irow){ ht, seq, hs, ev.time_ms };
+                npairs++;
+            }
+            /* A damaged record is deleted too; its index entries (unknown)
+             * stay behind and are skipped by queries. */
+            rocksdb_writebatch_delete_cf(b, s->cf[lg->cf_rec], (const char *)ek, 8);
+            dseqs[nd++] = seq;
+            n_removed++;
+        }
+        if (!by_time && !*more)
+            t_floor[li] = seq + 1;
+        rocksdb_free(own);
+    }
+    if (rc == 0) {
+        char *e = NULL;
+        rocksdb_iter_get_error(it, &e);
+        if (e != NULL)
+            rc = rdb_fail(err, &e, "prune %s", lg->name);
+    }
+    if (rc == 0 && !by_time && !*more && before > t_floor[li])
+        t_floor[li] = before;
+    if (rc == 0)
+        rc = prune_postings(s, b, lg->cf_subject, ps, npairs, err);
+    if (rc == 0)
+        rc = prune_postings(s, b, lg->cf_type, pt, npairs, err);
+    if (rc == 0) {
+        t_count[li] = t_count[li] >= n_removed ? t_count[li] - n_removed : 0;
+        put_log_counters(s, b, lg, t_last[li], t_count[li], t_floor[li], !by_time);
+        char *e = NULL;
+        rocksdb_write(s->db, s->wo, b, &e);
+        if (e != NULL)
+            rc = rdb_fail(err, &e, "prune %s", lg->name);
+    }
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    rocksdb_writebatch_destroy(b);
+    if (rc == 0) {
+        qsort(dseqs, nd, sizeof(*dseqs), u64_cmp);
+        tail_remove(s, lg, dseqs, nd);
+        *removed += n_removed;
+    }
+    free(ps);
+    free(pt);
+    free(dseqs);
+    writer_leave(s, &r, rc, NULL, t_last, t_count, t_floor);
+    return rc;
+}
+
+static int prune(storage *s, slog *lg, int by_time, uint64_t before, int64_t before_time,
+                 uint64_t *removed, mb_error *err)
+{
+    uint64_t total = 0;
+    int more = 1, rc = 0;
+    if (removed != NULL)
+        *removed = 0;
+    if (s == NULL)
+        return mb_errorf(err, MB_EINVAL, "prune: NULL store");
+    while (more && rc == 0)
+        rc = prune_chunk(s, lg, by_time, before, before_time, &total, &more, err);
+    if (removed != NULL)
+        *removed = total;
+    return rc;
+}
+
+int storage_prune_before_seq(storage *s, uint64_t before_seq, uint64_t *removed, mb_error *err)
+{
+    return prune(s, s ? &s->logs[LOG_EVENTS] : NULL, 0, before_seq, 0, removed, err);
+}
+
+int storage_prune_before_time(storage *s, int64_t before_time_ms, uint64_t *removed, mb_error *err)
+{
+    return prune(s, s ? &s->logs[LOG_EVENTS] : NULL, 1, 0, before_time_ms, removed, err);
+}
+
+int storage_local_prune_before_seq(storage *s, uint64_t before_seq, uint64_t *removed,
+                                   mb_error *err)
+{
+    return prune(s, s ? &s->logs[LOG_LOCAL] : NULL, 0, before_seq, 0, removed, err);
+}
+
+int storage_local_prune_before_time(storage *s, int64_t before_time_ms, uint64_t *removed,
+                                    mb_error *err)
+{
+    return prune(s, s ? &s->logs[LOG_LOCAL] : NULL, 1, 0, before_time_ms, removed, err);
+}
+
+/* ----------------------------------------------------------------- stats */
+
+static int log_stats(storage *s, int li, storage_stats *out, mb_error *err)
+{
+    if (s == NULL || out == NULL)
+        return mb_errorf(err, MB_EINVAL, "stats: NULL store or output");
+    memset(out, 0, sizeof(*out));
+    slog *lg = &s->logs[li];
+    pthread_mutex_lock(&s->mu);
+    out->count = lg->count;
+    uint64_t floor = lg->floor;
+    pthread_mutex_unlock(&s->mu);
+    int rc = edge_seq(s, lg->cf_rec, floor, 1, &out->first_seq, err);
+    if (rc == 0)
+        rc = edge_seq(s, lg->cf_rec, floor, 0, &out->last_seq, err);
+    if (rc != 0)
+        return rc;
+    const int cfs[4] = { lg->cf_rec, lg->cf_subject, lg->cf_type, lg->cf_time };
+    for (int i = 0; i < 4; i++) {
+        uint64_t v;
+        if (rocksdb_property_int_cf(s->db, s->cf[cfs[i]], "rocksdb.total-sst-files-size", &v) == 0)
+            out->bytes += v;
+        if (rocksdb_property_int_cf(s->db, s->cf[cfs[i]], "rocksdb.cur-size-all-mem-tables", &v) ==
+            0)
+            out->bytes += v;
+    }
+    return 0;
+}
+
+int storage_get_stats(storage *s, storage_stats *out, mb_error *err)
+{
+    return log_stats(s, LOG_EVENTS, out, err);
+}
+
+int storage_local_get_stats(storage *s, storage_stats *out, mb_error *err)
+{
+    return log_stats(s, LOG_LOCAL, out, err);
+}
+
+/* ---------------------------------------------------------- meta, blobs */
+
+static int kv_put(storage *s, int cf, const char *what, const char *key, const void *val,
+                  size_t len, mb_error *err)
+{
+    if (s == NULL || !valid_key(key))
+        return mb_errorf(err, MB_EINVAL, "%s put: NULL store, or key empty or over %d bytes", what,
+                         STORAGE_KEY_MAX);
+    if (val == NULL && len > 0)
+        return mb_errorf(err, MB_EINVAL, "%s put %s: NULL value of %zu bytes", what, key, len);
+    if (len > STORAGE_BLOB_MAX)
+        return mb_errorf(err, MB_ETOOBIG, "%s put %s: %zu bytes over the limit", what, key, len);
+    uint8_t *v = malloc(len + 1);
+    if (v == NULL)
+        return mb_errorf(err, MB_ENOMEM, "%s put %s: out of memory for %zu bytes", what, key, len);
+    v[0] = VALUE_VERSION;
+    if (len > 0)
+        memcpy(v + 1, val, len);
+    char *e = NULL;
+    rocksdb_put_cf(s->db, s->wo, s->cf[cf], key, strlen(key), (const char *)v, len + 1, &e);
+    free(v);
+    if (e != NULL)
+        return rdb_fail(err, &e, "%s put %s", what, key);
+    return 0;
+}
+
+static int kv_get(storage *s, int cf, const char *what, const char *key, void **val, size_t *len,
+                  mb_error *err)
+{
+    if (s == NULL || !valid_key(key) || val == NULL || len == NULL)
+        return mb_errorf(err, MB_EINVAL, "%s get: NULL argument, or key empty or too long", what);
+    *val = NULL;
+    *len = 0;
+    char *e = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get_cf(s->db, s->ro, s->cf[cf], key, strlen(key), &vlen, &e);
+    if (e != NULL)
+        return rdb_fail(err, &e, "%s get %s", what, key);
+    if (v == NULL)
+        return mb_errorf(err, MB_ENOTFOUND, "%s get %s: no such key", what, key);
+    int rc = 0;
+    if (vlen < 1 || (uint8_t)v[0] != VALUE_VERSION) {
+        rc = mb_errorf(err, MB_ECORRUPT, "%s get %s: foreign or damaged value", what, key);
+    } else {
+        uint8_t *copy = malloc(vlen > 1 ? vlen - 1 : 1);
+        if (copy == NULL) {
+            rc = mb_errorf(err, MB_ENOMEM, "%s get %s: out of memory", what, key);
+        } else {
+            memcpy(copy, v + 1, vlen - 1);
+            *val = copy;
+            *len = vlen - 1;
+        }
+    }
+    rocksdb_free(v);
+    return rc;
+}
+
+int storage_meta_put(storage *s, const char *key, const void *val, size_t len, mb_error *err)
+{
+    return kv_put(s, CF_META, "meta", key, val, len, err);
+}
+
+int storage_meta_get(storage *s, const char *key, void **val, size_t *len, mb_error *err)
+{
+    return kv_get(s, CF_META, "meta", key, val, len, err);
+}
+
+int storage_blob_put(storage *s, const char *key, const void *val, size_t len, mb_error *err)
+{
+    return kv_put(s, CF_BLOBS, "blob", key, val, len, err);
+}
+
+int storage_blob_get(storage *s, const char *key, void **val, size_t *len, mb_error *err)
+{
+    return kv_get(s, CF_BLOBS, "blob", key, val, len, err);
+}
+
+int storage_blob_delete(storage *s, const char *key, mb_error *err)
+{
+    if (s == NULL || !valid_key(key))
+        return mb_errorf(err, MB_EINVAL, "blob delete: NULL store, or key empty or too long");
+    char *e = NULL;
+    rocksdb_delete_cf(s->db, s->wo, s->cf[CF_BLOBS], key, strlen(key), &e);
+    if (e != NULL)
+        return rdb_fail(err, &e, "blob delete %s", key);
+    return 0;
+}
+
+/* --------------------------------------------------------------- testing */
+
+void storage_testing_set_index_flush(storage *s, size_t events)
+{
+    pthread_mutex_lock(&s->mu);
+    s->tail_flush_events = events > 0 ? events : 1;
+    pthread_mutex_unlock(&s->mu);
+}
+
+int storage_testing_put_raw(storage *s, const char *cf_name, const void *key, size_t key_len,
+                            const void *val, size_t val_len, mb_error *err)
+{
+    for (int i = 0; i < CF_OURS; i++) {
+        if (strcmp(cf_names[i], cf_name) != 0)
+            continue;
+        char *e = NULL;
+        rocksdb_put_cf(s->db, s->wo, s->cf[i], key, key_len, val, val_len, &e);
+        if (e != NULL)
+            return rdb_fail(err, &e, "raw put into %s", cf_name);
+        return 0;
+    }
+    return mb_errorf(err, MB_ENOTFOUND, "raw put: no column family %s", cf_name);
+}

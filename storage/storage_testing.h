@@ -1,0 +1,20 @@
+/* storage/storage_testing.h: test-only hooks into storage/, used by the
+ * unit tests to damage the database on purpose. Never called by production
+ * code. */
+#ifndef MB_STORAGE_TESTING_H
+#define MB_STORAGE_TESTING_H
+
+#include "storage/storage.h"
+
+/* Write raw bytes `val` under raw `key` into the column family named
+ * `cf_name` ("events", "events_by_subject", "local", ...), bypassing every
+ * encoder. All pointers are borrowed. MB_ENOTFOUND for an unknown family. */
+int storage_testing_put_raw(storage *s, const char *cf_name, const void *key, size_t key_len,
+                            const void *val, size_t val_len, mb_error *err);
+
+/* Write the subject/type index tail into posting rows every `events`
+ * events instead of every 65536, so that tests exercise rows and tail
+ * together. */
+void storage_testing_set_index_flush(storage *s, size_t events);
+
+#endif /* MB_STORAGE_TESTING_H */

@@ -1,0 +1,64 @@
+/* Helper process of the storage unit tests (not a test by itself):
+ *
+ *   storage_writer append fast|durable DIR   append batches of 5 events until
+ *                                             killed; after each acknowledged
+ *                                             append print "ack <last seq>"
+ *   storage_writer probe DIR                  open DIR and print "open <code>"
+ *
+ * Every event's payload is derived from its batch number and position, so
+ * that the parent can verify after a SIGKILL that each acknowledged event is
+ * present and intact and that no batch is partial (see test_storage.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/storage.h"
+#include "storage_pattern.h"
+
+int main(int argc, char **argv)
+{
+    mb_error err;
+    storage *s;
+    if (argc == 3 && strcmp(argv[1], "probe") == 0) {
+        storage_options o = { .path = argv[2] };
+        int rc = storage_open(&o, &s, &err);
+        printf("open %d %s\n", rc, rc ? err.msg : "");
+        if (rc == 0)
+            storage_close(s);
+        return 0;
+    }
+    if (argc != 4 || strcmp(argv[1], "append") != 0) {
+        fprintf(stderr, "usage: storage_writer append fast|durable DIR | probe DIR\n");
+        return 2;
+    }
+    storage_options o = { .path = argv[3],
+                          .durability =
+                              strcmp(argv[2], "durable") == 0 ? STORAGE_DURABLE : STORAGE_FAST };
+    if (storage_open(&o, &s, &err) != 0) {
+        fprintf(stderr, "storage_writer: %s\n", err.msg);
+        return 1;
+    }
+    /* Bounded: the parent kills us long before this. */
+    for (uint64_t batch = 0; batch < 2000000; batch++) {
+        storage_event evs[PATTERN_BATCH];
+        char payloads[PATTERN_BATCH][PATTERN_PAYLOAD_MAX];
+        for (int i = 0; i < PATTERN_BATCH; i++) {
+            uint64_t seq = batch * PATTERN_BATCH + (uint64_t)i + 1;
+            evs[i] = (storage_event){ .seq = seq,
+                                      .type = "test.kill",
+                                      .subject = i % 2 ? "odd" : "even",
+                                      .time_ms = (int64_t)seq * 10,
+                                      .payload = payloads[i],
+                                      .payload_len = pattern_payload(seq, payloads[i]) };
+        }
+        if (storage_append(s, evs, PATTERN_BATCH, &err) != 0) {
+            fprintf(stderr, "storage_writer: %s\n", err.msg);
+            return 1;
+        }
+        if (printf("ack %llu\n", (unsigned long long)evs[PATTERN_BATCH - 1].seq) < 0 ||
+            fflush(stdout) != 0)
+            return 1;
+    }
+    storage_close(s);
+    return 0;
+}
