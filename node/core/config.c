@@ -96,7 +96,7 @@ static const nc_config_key schema[NC_CFG_COUNT_] = {
     [NC_CFG_ELECTION_TIMEOUT] = { NC_CFG_ELECTION_TIMEOUT, "election_timeout", NC_CT_DURATION, "3s",
                                   false, false, 100, 60 * MS_PER_S, NULL, NULL,
                                   "Raft election timeout." },
-    [NC_CFG_HTTP_MAX_BODY] = { NC_CFG_HTTP_MAX_BODY, "http_max_body", NC_CT_SIZE, "16MiB", true,
+    [NC_CFG_HTTP_MAX_BODY] = { NC_CFG_HTTP_MAX_BODY, "http_max_body", NC_CT_SIZE, "1MiB", true,
                                false, 1024, 1LL << 30, NULL, NULL,
                                "Largest HTTP request body accepted." },
     [NC_CFG_EVENT_RETENTION] = { NC_CFG_EVENT_RETENTION, "event_retention", NC_CT_DURATION, "0",

@@ -77,7 +77,7 @@ static void test_defaults_apply_when_no_source_sets_a_key(void)
     CU_ASSERT_EQUAL(nc_config_source_of(cfg, NC_CFG_HTTP_ADDRESS), NC_CS_DEFAULT);
     CU_ASSERT_EQUAL(nc_config_int(cfg, NC_CFG_NODE_ID), 1);
     CU_ASSERT_EQUAL(nc_config_duration_ms(cfg, NC_CFG_FAILURE_TIMEOUT), 5000);
-    CU_ASSERT_EQUAL(nc_config_size_bytes(cfg, NC_CFG_HTTP_MAX_BODY), 16u << 20);
+    CU_ASSERT_EQUAL(nc_config_size_bytes(cfg, NC_CFG_HTTP_MAX_BODY), 1u << 20);
     CU_ASSERT_STRING_EQUAL(nc_config_enum_name(cfg, NC_CFG_DURABILITY), "fast");
     CU_ASSERT_EQUAL(nc_config_version(cfg), 1);
     nc_config_free(cfg);
