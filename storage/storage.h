@@ -134,6 +134,13 @@ typedef struct storage_stats {
  * indexes (approximate); first/last are the lowest and highest seq present. */
 int storage_get_stats(storage *s, storage_stats *out, mb_error *err);
 
+/* Compact every column family now (after loading or a large prune), so
+ * that reads meet few files and pruned space is returned. Blocks for as
+ * long as it takes; appends and queries may run meanwhile. RocksDB's C API
+ * reports no error here: a failed compaction surfaces as an error of the
+ * next append. */
+int storage_compact(storage *s, mb_error *err);
+
 /* Metadata key space (the `meta` column family): small values such as the
  * last applied raft index. Get returns MB_ENOTFOUND when absent; *val is
  * malloc'd and owned by the caller (free()). */
