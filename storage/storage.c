@@ -126,6 +126,7 @@ struct storage {
     pthread_cond_t cond;
     pthread_rwlock_t tail_lock;
     size_t tail_flush_events; /* flush the tail into posting rows at this size */
+    uint64_t append_writes;   /* RocksDB writes issued for append groups (testing) */
     wreq *q_head, *q_tail;
     int writer_active;
 };
@@ -1080,6 +1081,7 @@ static int write_group(storage *s, wreq *group, uint64_t *t_last, uint64_t *t_co
         rocksdb_write(s->db, s->wo, b, &e);
         if (e != NULL)
             rc = rdb_fail(err, &e, "append to event store at %s", s->path);
+        __atomic_add_fetch(&s->append_writes, 1, __ATOMIC_RELAXED);
     }
     /* The events are in; their index entries join the tail, which goes to
      * posting rows when big enough (a failed flush is retried later: the
@@ -1959,6 +1961,11 @@ int storage_blob_delete(storage *s, const char *key, mb_error *err)
 }
 
 /* --------------------------------------------------------------- testing */
+
+uint64_t storage_testing_append_writes(storage *s)
+{
+    return __atomic_load_n(&s->append_writes, __ATOMIC_RELAXED);
+}
 
 void storage_testing_set_index_flush(storage *s, size_t events)
 {
