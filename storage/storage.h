@@ -28,7 +28,7 @@ typedef enum storage_durability {
 typedef struct storage_options {
     const char *path;              /* database directory; created if missing */
     storage_durability durability; /* default STORAGE_FAST */
-    size_t block_cache_bytes;      /* 0 = a small default */
+    size_t block_cache_bytes;      /* 0 = 32 MiB */
 } storage_options;
 
 /* Limits of the fields of an event; longer ones are refused with MB_EINVAL. */
@@ -54,7 +54,8 @@ typedef struct storage_event {
  * and released with storage_close(). */
 int storage_open(const storage_options *opts, storage **out, mb_error *err);
 
-/* Close the database, flushing what is buffered. NULL is a no-op. */
+/* Close the database, writing the in-memory index tail out first (see
+ * docs/storage.md). No other thread may be using `s`. NULL is a no-op. */
 void storage_close(storage *s);
 
 /* Append `n` (> 0) events atomically with their index rows: all or none. A
@@ -133,6 +134,13 @@ typedef struct storage_stats {
 /* count is exact; bytes are the SST files plus memtables of the log and its
  * indexes (approximate); first/last are the lowest and highest seq present. */
 int storage_get_stats(storage *s, storage_stats *out, mb_error *err);
+
+/* Compact every column family now (after loading or a large prune), so
+ * that reads meet few files and pruned space is returned. Blocks for as
+ * long as it takes; appends and queries may run meanwhile. RocksDB's C API
+ * reports no error here: a failed compaction surfaces as an error of the
+ * next append. */
+int storage_compact(storage *s, mb_error *err);
 
 /* Metadata key space (the `meta` column family): small values such as the
  * last applied raft index. Get returns MB_ENOTFOUND when absent; *val is

@@ -17,4 +17,9 @@ int storage_testing_put_raw(storage *s, const char *cf_name, const void *key, si
  * together. */
 void storage_testing_set_index_flush(storage *s, size_t events);
 
+/* Number of RocksDB writes (hence WAL fsyncs in DURABLE mode) issued for
+ * append groups since open: fewer than the append calls means concurrent
+ * calls were committed together. */
+uint64_t storage_testing_append_writes(storage *s);
+
 #endif /* MB_STORAGE_TESTING_H */
