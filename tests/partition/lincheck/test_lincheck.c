@@ -1,0 +1,513 @@
+/* Unit tests of the partition suite's checkers: known non-linearizable and
+ * linearizable register histories, the budget, the parser, and the further
+ * checks (lost writes, checkpoint versions, event-log agreement). */
+#include "lincheck.h"
+#include "mb_test.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Build a history from JSON lines; asserts they parse. */
+static void build(lc_history *h, const char *lines)
+{
+    char err[256] = "";
+    lc_history_init(h);
+    int rc = lc_parse_history(lines, strlen(lines), h, err, sizeof err);
+    if (rc != 0)
+        fprintf(stderr, "parse: %s\n", err);
+    CU_ASSERT_FATAL(rc == 0);
+}
+
+/* The verdict for `var` in the history text (budget 10 s). */
+static lc_verdict verdict_of(const char *lines, const char *var)
+{
+    lc_history h;
+    lc_limits lim = { .budget_ms = 10000, .max_memo_bytes = (size_t)256 << 20 };
+    lc_var_result *res = NULL;
+    size_t n = 0;
+    lc_verdict v = LC_BUDGET;
+    int found = 0;
+    build(&h, lines);
+    CU_ASSERT_FATAL(lc_check(&h, &lim, &res, &n) == 0);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(res[i].var, var) == 0) {
+            v = res[i].verdict;
+            found = 1;
+        }
+        lc_var_result_close(&res[i]);
+    }
+    free(res);
+    lc_history_close(&h);
+    CU_ASSERT(found);
+    return v;
+}
+
+#define SET(p, var, v, t0, t1)                                                                     \
+    "{\"process\":" #p ",\"op\":\"set\",\"var\":\"" var "\",\"value\":" #v ",\"invoke_ns\":" #t0   \
+    ",\"complete_ns\":" #t1 ",\"outcome\":\"ok\"}\n"
+#define SETU(p, var, v, t0)                                                                        \
+    "{\"process\":" #p ",\"op\":\"set\",\"var\":\"" var "\",\"value\":" #v ",\"invoke_ns\":" #t0   \
+    ",\"outcome\":\"unknown\",\"error\":\"MB_EUNKNOWN\"}\n"
+#define SETF(p, var, v, t0, t1)                                                                    \
+    "{\"process\":" #p ",\"op\":\"set\",\"var\":\"" var "\",\"value\":" #v ",\"invoke_ns\":" #t0   \
+    ",\"complete_ns\":" #t1 ",\"outcome\":\"fail\",\"error\":\"MB_ENOQUORUM\"}\n"
+#define GET(p, var, r, t0, t1)                                                                     \
+    "{\"process\":" #p ",\"op\":\"get\",\"var\":\"" var "\",\"result\":" #r ",\"invoke_ns\":" #t0  \
+    ",\"complete_ns\":" #t1 ",\"outcome\":\"ok\"}\n"
+#define CASV(p, var, ev, v, t0, t1, out)                                                           \
+    "{\"process\":" #p ",\"op\":\"cas\",\"var\":\"" var "\",\"expected_version\":" #ev             \
+    ",\"value\":" #v ",\"invoke_ns\":" #t0 ",\"complete_ns\":" #t1 ",\"outcome\":\"" out "\"}\n"
+#define CASX(p, var, e, v, t0, t1, out, err)                                                       \
+    "{\"process\":" #p ",\"op\":\"cas\",\"var\":\"" var "\",\"expected\":" #e ",\"value\":" #v     \
+    ",\"invoke_ns\":" #t0 ",\"complete_ns\":" #t1 ",\"outcome\":\"" out "\",\"error\":\"" err      \
+    "\"}\n"
+
+static void test_sequential_history_is_linearizable(void)
+{
+    CU_ASSERT_EQUAL(verdict_of(GET(1, "x", null, 0, 5) SET(1, "x", 1, 10, 20) GET(2, "x", 1, 30, 40)
+                                   SET(2, "x", 2, 50, 60) GET(1, "x", 2, 70, 80),
+                               "x"),
+                    LC_LINEARIZABLE);
+}
+
+static void test_stale_read_after_completed_write_is_violation(void)
+{
+    CU_ASSERT_EQUAL(
+        verdict_of(SET(1, "x", 1, 0, 10) SET(1, "x", 2, 20, 30) GET(2, "x", 1, 40, 50), "x"),
+        LC_VIOLATION);
+}
+
+static void test_lost_acknowledged_write_is_violation(void)
+{
+    CU_ASSERT_EQUAL(verdict_of(SET(1, "x", 1, 0, 10) GET(2, "x", null, 20, 30), "x"), LC_VIOLATION);
+}
+
+static void test_cas_succeeding_twice_from_same_version_is_violation(void)
+{
+    const char *h =
+        SET(1, "x", 1, 0, 10) CASV(2, "x", 1, 2, 20, 40, "ok") CASV(3, "x", 1, 3, 25, 45, "ok");
+    CU_ASSERT_EQUAL(verdict_of(h, "x"), LC_VIOLATION);
+    /* Control: one of them failing with a conflict is fine. */
+    const char *ok =
+        SET(1, "x", 1, 0, 10) CASV(2, "x", 1, 2, 20, 40, "ok") CASV(3, "x", 1, 3, 25, 45, "fail");
+    CU_ASSERT_EQUAL(verdict_of(ok, "x"), LC_LINEARIZABLE);
+}
+
+static void test_read_of_never_written_value_is_violation(void)
+{
+    CU_ASSERT_EQUAL(verdict_of(SET(1, "x", 1, 0, 10) GET(2, "x", 99, 5, 30), "x"), LC_VIOLATION);
+}
+
+static void test_read_of_failed_write_is_violation(void)
+{
+    /* ENOQUORUM means definitely not applied: nobody may read it. */
+    CU_ASSERT_EQUAL(verdict_of(SETF(1, "x", 7, 0, 10) GET(2, "x", 7, 20, 30), "x"), LC_VIOLATION);
+}
+
+static void test_reads_concurrent_with_write_may_see_old_then_new(void)
+{
+    CU_ASSERT_EQUAL(verdict_of(SET(1, "x", 1, 0, 100) GET(2, "x", null, 10, 20)
+                                   GET(3, "x", 1, 30, 40) GET(2, "x", 1, 50, 60),
+                               "x"),
+                    LC_LINEARIZABLE);
+}
+
+static void test_new_then_old_read_during_write_is_violation(void)
+{
+    CU_ASSERT_EQUAL(
+        verdict_of(SET(1, "x", 1, 0, 100) GET(2, "x", 1, 10, 20) GET(3, "x", null, 30, 40), "x"),
+        LC_VIOLATION);
+}
+
+static void test_touching_intervals_count_as_concurrent(void)
+{
+    CU_ASSERT_EQUAL(verdict_of(SET(1, "x", 1, 0, 10) GET(2, "x", null, 10, 20), "x"),
+                    LC_LINEARIZABLE);
+}
+
+static void test_unknown_write_may_or_may_not_take_effect(void)
+{
+    CU_ASSERT_EQUAL(
+        verdict_of(SET(1, "x", 1, 0, 10) SETU(2, "x", 2, 20) GET(3, "x", 2, 1000, 1010), "x"),
+        LC_LINEARIZABLE);
+    CU_ASSERT_EQUAL(
+        verdict_of(SET(1, "x", 1, 0, 10) SETU(2, "x", 2, 20) GET(3, "x", 1, 1000, 1010), "x"),
+        LC_LINEARIZABLE);
+    /* But once it has been seen, it cannot un-happen. */
+    CU_ASSERT_EQUAL(verdict_of(SET(1, "x", 1, 0, 10) SETU(2, "x", 2, 20) GET(3, "x", 2, 1000, 1010)
+                                   GET(3, "x", 1, 1100, 1110),
+                               "x"),
+                    LC_VIOLATION);
+    /* And it cannot take effect before it was invoked. */
+    CU_ASSERT_EQUAL(
+        verdict_of(SET(1, "x", 1, 0, 10) GET(3, "x", 2, 12, 15) SETU(2, "x", 2, 20), "x"),
+        LC_VIOLATION);
+}
+
+static void test_conflicting_cas_must_have_seen_another_state(void)
+{
+    CU_ASSERT_EQUAL(
+        verdict_of(SET(1, "x", 1, 0, 10) CASX(2, "x", 1, 5, 20, 30, "fail", "MB_ECONFLICT"), "x"),
+        LC_VIOLATION);
+    /* A cas refused for lack of quorum observed nothing. */
+    CU_ASSERT_EQUAL(
+        verdict_of(SET(1, "x", 1, 0, 10) CASX(2, "x", 1, 5, 20, 30, "fail", "MB_ENOQUORUM"), "x"),
+        LC_LINEARIZABLE);
+    /* A conflict is fine when a concurrent write changed the value. */
+    CU_ASSERT_EQUAL(verdict_of(SET(1, "x", 1, 0, 10) SET(3, "x", 4, 15, 35)
+                                   CASX(2, "x", 1, 5, 20, 30, "fail", "MB_ECONFLICT"),
+                               "x"),
+                    LC_LINEARIZABLE);
+}
+
+static void test_cas_by_value_applies_only_on_match(void)
+{
+    CU_ASSERT_EQUAL(verdict_of(SET(1, "x", 1, 0, 10) CASX(2, "x", 1, 5, 20, 30, "ok", "")
+                                   GET(1, "x", 5, 40, 50),
+                               "x"),
+                    LC_LINEARIZABLE);
+    CU_ASSERT_EQUAL(verdict_of(SET(1, "x", 1, 0, 10) CASX(2, "x", 3, 5, 20, 30, "ok", ""), "x"),
+                    LC_VIOLATION);
+}
+
+static void test_versions_must_count_applied_writes(void)
+{
+    const char *ok = "{\"process\":1,\"op\":\"set\",\"var\":\"x\",\"value\":1,\"invoke_ns\":0,"
+                     "\"complete_ns\":10,\"outcome\":\"ok\",\"version\":1}\n"
+                     "{\"process\":2,\"op\":\"get\",\"var\":\"x\",\"result\":1,\"version\":1,"
+                     "\"invoke_ns\":20,\"complete_ns\":30,\"outcome\":\"ok\"}\n";
+    const char *bad = "{\"process\":1,\"op\":\"set\",\"var\":\"x\",\"value\":1,\"invoke_ns\":0,"
+                      "\"complete_ns\":10,\"outcome\":\"ok\",\"version\":1}\n"
+                      "{\"process\":2,\"op\":\"get\",\"var\":\"x\",\"result\":1,\"version\":3,"
+                      "\"invoke_ns\":20,\"complete_ns\":30,\"outcome\":\"ok\"}\n";
+    CU_ASSERT_EQUAL(verdict_of(ok, "x"), LC_LINEARIZABLE);
+    CU_ASSERT_EQUAL(verdict_of(bad, "x"), LC_VIOLATION);
+}
+
+static void test_variables_are_checked_independently(void)
+{
+    const char *h =
+        SET(1, "x", 1, 0, 10) SET(1, "y", 1, 0, 10) GET(2, "y", 2, 20, 30) GET(2, "x", 1, 20, 30);
+    CU_ASSERT_EQUAL(verdict_of(h, "x"), LC_LINEARIZABLE);
+    CU_ASSERT_EQUAL(verdict_of(h, "y"), LC_VIOLATION);
+}
+
+static void test_violation_reports_a_window_with_the_blocked_op(void)
+{
+    lc_history h;
+    lc_limits lim = { .budget_ms = 10000 };
+    lc_var_result *res = NULL;
+    size_t n = 0;
+    build(&h, SET(1, "x", 1, 0, 10) SET(1, "x", 2, 20, 30) GET(2, "x", 1, 40, 50));
+    CU_ASSERT_FATAL(lc_check(&h, &lim, &res, &n) == 0);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_EQUAL(res[0].verdict, LC_VIOLATION);
+    CU_ASSERT_EQUAL(res[0].blocked_op, 2);
+    CU_ASSERT(res[0].window_len >= 2 && res[0].window_len <= 3);
+    CU_ASSERT_EQUAL(res[0].window[0], 2);
+    lc_var_result_close(&res[0]);
+    free(res);
+    lc_history_close(&h);
+}
+
+/* Many fully concurrent writes and an impossible read: exponential search,
+ * which must stop at the budget instead of hanging. */
+static void test_search_gives_up_when_budget_is_exhausted(void)
+{
+    lc_history h;
+    lc_history_init(&h);
+    for (int i = 0; i < 60; i++) {
+        lc_op op = { .process = i,
+                     .kind = LC_SET,
+                     .value = i + 1,
+                     .invoke_ns = i,
+                     .complete_ns = 1000,
+                     .outcome = LC_OK };
+        strcpy(op.var, "x");
+        CU_ASSERT_FATAL(lc_history_add(&h, &op) == 0);
+    }
+    for (int i = 0; i < 60; i++) {
+        lc_op op = { .process = 100 + i,
+                     .kind = LC_GET,
+                     .result = -5,
+                     .invoke_ns = 10 + i,
+                     .complete_ns = 2000 + i,
+                     .outcome = LC_OK };
+        strcpy(op.var, "x");
+        CU_ASSERT_FATAL(lc_history_add(&h, &op) == 0);
+    }
+    lc_limits lim = { .budget_ms = 200, .max_memo_bytes = (size_t)64 << 20 };
+    lc_var_result *res = NULL;
+    size_t n = 0;
+    long long t0 = mb_test_now_ms();
+    CU_ASSERT_FATAL(lc_check(&h, &lim, &res, &n) == 0);
+    CU_ASSERT(mb_test_now_ms() - t0 < 5000);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    CU_ASSERT_EQUAL(res[0].verdict, LC_BUDGET);
+    lc_var_result_close(&res[0]);
+    free(res);
+    lc_history_close(&h);
+}
+
+/* A random concurrent history produced by a real register (each op takes
+ * effect at a point inside its interval) is linearizable; corrupting one
+ * read makes it a violation. */
+static void random_history(lc_history *h, unsigned seed, int corrupt)
+{
+    uint64_t s = seed * 2654435761u + 1;
+#define RND() (s ^= s << 13, s ^= s >> 7, s ^= s << 17, s)
+    lc_history_init(h);
+    int has = 0;
+    int64_t value = 0;
+    uint64_t version = 0;
+    int64_t t = 0;
+    int64_t busy_until[6] = { 0 };
+    for (int i = 0; i < 3000; i++) {
+        int p = (int)(RND() % 6);
+        t += 1 + (int64_t)(RND() % 5);
+        lc_op op = { .process = p };
+        strcpy(op.var, (RND() & 1) ? "a" : "b");
+        if (op.var[0] == 'b')
+            continue; /* keep one register's state simple: only "a" */
+        if (busy_until[p] > t)
+            continue;
+        op.invoke_ns = t - (int64_t)(RND() % 8);
+        if (op.invoke_ns < busy_until[p])
+            op.invoke_ns = busy_until[p];
+        op.complete_ns = t + (int64_t)(RND() % 8);
+        busy_until[p] = op.complete_ns + 1;
+        op.outcome = LC_OK;
+        switch (RND() % 3) {
+        case 0:
+            op.kind = LC_SET;
+            op.value = i;
+            has = 1;
+            value = i;
+            op.has_version = 1;
+            op.version = ++version;
+            break;
+        case 1:
+            op.kind = LC_CAS;
+            op.value = i;
+            op.has_expected_version = 1;
+            op.expected_version = version - (RND() % 2);
+            if (op.expected_version == version) {
+                has = 1;
+                value = i;
+                op.has_version = 1;
+                op.version = ++version;
+            } else {
+                op.outcome = LC_FAIL;
+                op.conflict = 1;
+            }
+            break;
+        default:
+            op.kind = LC_GET;
+            op.result_null = !has;
+            op.result = value;
+            if (corrupt && i > 2000 && corrupt-- == 1) {
+                op.result_null = 0;
+                op.result = -42;
+            }
+            break;
+        }
+        CU_ASSERT_FATAL(lc_history_add(h, &op) == 0);
+    }
+#undef RND
+}
+
+static void test_random_register_histories_are_linearizable(void)
+{
+    for (unsigned seed = 1; seed <= 5; seed++) {
+        lc_history h;
+        lc_limits lim = { .budget_ms = 20000, .max_memo_bytes = (size_t)512 << 20 };
+        lc_var_result *res = NULL;
+        size_t n = 0;
+        random_history(&h, seed, 0);
+        CU_ASSERT_FATAL(lc_check(&h, &lim, &res, &n) == 0);
+        CU_ASSERT_EQUAL_FATAL(n, 1);
+        CU_ASSERT_EQUAL(res[0].verdict, LC_LINEARIZABLE);
+        CU_ASSERT(res[0].ops_checked > 500);
+        lc_var_result_close(&res[0]);
+        free(res);
+        lc_history_close(&h);
+
+        random_history(&h, seed, 1);
+        CU_ASSERT_FATAL(lc_check(&h, &lim, &res, &n) == 0);
+        CU_ASSERT_EQUAL(res[0].verdict, LC_VIOLATION);
+        lc_var_result_close(&res[0]);
+        free(res);
+        lc_history_close(&h);
+    }
+}
+
+static void test_parser_rejects_malformed_lines(void)
+{
+    static const char *bad[] = {
+        "",
+        "{",
+        "[]",
+        "{\"op\":\"set\"}",
+        "{\"process\":1,\"op\":\"put\",\"var\":\"x\",\"value\":1,\"invoke_ns\":0,\"complete_ns\":1,"
+        "\"outcome\":\"ok\"}",
+        "{\"process\":1,\"op\":\"set\",\"var\":\"x\",\"value\":1,\"invoke_ns\":5,\"complete_ns\":1,"
+        "\"outcome\":\"ok\"}",
+        "{\"process\":1,\"op\":\"set\",\"var\":\"x\",\"value\":1.5,\"invoke_ns\":0,\"complete_ns\":"
+        "1,"
+        "\"outcome\":\"ok\"}",
+        "{\"process\":1,\"op\":\"set\",\"var\":\"x\",\"value\":1,\"invoke_ns\":1e3,\"complete_ns\":"
+        "2000,\"outcome\":\"ok\"}",
+        "{\"process\":1,\"op\":\"cas\",\"var\":\"x\",\"value\":1,\"expected\":1,\"expected_"
+        "version\":"
+        "2,\"invoke_ns\":0,\"complete_ns\":1,\"outcome\":\"ok\"}",
+        "{\"process\":1,\"op\":\"get\",\"var\":\"x\",\"invoke_ns\":0,\"complete_ns\":1,\"outcome\":"
+        "\"ok\"}",
+        "{\"process\":1,\"op\":\"set\",\"var\":\"x\",\"value\":99999999999999999999,\"invoke_ns\":"
+        "0,"
+        "\"complete_ns\":1,\"outcome\":\"ok\"}",
+        "{\"process\":1,\"process\":2,\"op\":\"get\",\"var\":\"x\",\"result\":1,\"invoke_ns\":0,"
+        "\"complete_ns\":1,\"outcome\":\"ok\"}",
+        "{\"process\":1,\"op\":\"get\",\"var\":\"x\",\"result\":1,\"invoke_ns\":0,\"complete_ns\":"
+        "1,"
+        "\"outcome\":\"ok\"} x",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        lc_op op;
+        char err[256] = "";
+        CU_ASSERT_EQUAL(lc_parse_line(bad[i], strlen(bad[i]), &op, err, sizeof err), -1);
+        CU_ASSERT(err[0] != '\0');
+    }
+}
+
+static void test_parser_keeps_nanosecond_timestamps_exact(void)
+{
+    const char *line = "{\"process\":3,\"op\":\"get\",\"var\":\"x\",\"result\":-7,\"extra\":{\"a\":"
+                       "[1,2,{\"b\":null}]},\"invoke_ns\":1764111111000000001,\"complete_ns\":"
+                       "1764111111000000003,\"outcome\":\"ok\"}";
+    lc_op op;
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(lc_parse_line(line, strlen(line), &op, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(op.invoke_ns, 1764111111000000001LL);
+    CU_ASSERT_EQUAL(op.complete_ns, 1764111111000000003LL);
+    CU_ASSERT_EQUAL(op.result, -7);
+    CU_ASSERT_EQUAL(op.process, 3);
+    const char *unk = "{\"process\":1,\"op\":\"set\",\"var\":\"x\",\"value\":2,\"invoke_ns\":5,"
+                      "\"outcome\":\"unknown\"}";
+    CU_ASSERT_EQUAL_FATAL(lc_parse_line(unk, strlen(unk), &op, err, sizeof err), 0);
+    CU_ASSERT_EQUAL(op.complete_ns, INT64_MAX);
+}
+
+static size_t lost_count(const char *lines)
+{
+    lc_history h;
+    size_t *lost = NULL, n = 0;
+    build(&h, lines);
+    CU_ASSERT_FATAL(lc_check_lost_writes(&h, &lost, &n) == 0);
+    free(lost);
+    lc_history_close(&h);
+    return n;
+}
+
+static void test_lost_writes_check_flags_unobserved_acknowledged_write(void)
+{
+    /* x=1 acknowledged, then the final read sees only the older value 0. */
+    CU_ASSERT_EQUAL(lost_count(SET(1, "x", 0, 0, 5) SET(1, "x", 1, 10, 20) GET(2, "x", 0, 30, 40)),
+                    1);
+    /* Observed directly. */
+    CU_ASSERT_EQUAL(lost_count(SET(1, "x", 1, 10, 20) GET(2, "x", 1, 30, 40)), 0);
+    /* Superseded by a later write that was observed afterwards. */
+    CU_ASSERT_EQUAL(
+        lost_count(SET(1, "x", 1, 10, 20) SET(2, "x", 2, 25, 28) GET(2, "x", 2, 30, 40)), 0);
+    /* Superseded by a possibly-applied unknown write that was observed. */
+    CU_ASSERT_EQUAL(lost_count(SET(1, "x", 1, 10, 20) SETU(2, "x", 2, 15) GET(2, "x", 2, 30, 40)),
+                    0);
+    /* A write completed before x=1 was invoked does not supersede it. */
+    CU_ASSERT_EQUAL(lost_count(SET(2, "x", 2, 0, 5) SET(1, "x", 1, 10, 20) GET(2, "x", 2, 30, 40)),
+                    1);
+}
+
+static void test_checkpoint_versions_must_not_go_backwards(void)
+{
+    char msg[256];
+    const char *ok = "{\"node\":1,\"name\":\"a\",\"version\":3,\"t_ns\":20}\n"
+                     "{\"node\":1,\"name\":\"a\",\"version\":1,\"t_ns\":10}\n"
+                     "{\"node\":2,\"name\":\"a\",\"version\":1,\"t_ns\":30}\n"
+                     "{\"node\":1,\"name\":\"b\",\"version\":1,\"t_ns\":40}\n";
+    CU_ASSERT_EQUAL(lc_check_checkpoints(ok, strlen(ok), msg, sizeof msg), 0);
+    const char *bad = "{\"node\":1,\"name\":\"a\",\"version\":3,\"t_ns\":20}\n"
+                      "{\"node\":1,\"name\":\"a\",\"version\":2,\"t_ns\":30}\n";
+    CU_ASSERT_EQUAL(lc_check_checkpoints(bad, strlen(bad), msg, sizeof msg), 1);
+    CU_ASSERT(strstr(msg, "version 2") != NULL);
+    const char *junk = "{\"node\":\"one\"}\n";
+    CU_ASSERT_EQUAL(lc_check_checkpoints(junk, strlen(junk), msg, sizeof msg), -1);
+}
+
+static int events_verdict(const char *a, const char *b, char *msg, size_t msg_size)
+{
+    const char *t[2] = { a, b };
+    size_t l[2] = { strlen(a), strlen(b) };
+    return lc_check_event_logs(t, l, 2, msg, msg_size);
+}
+
+static void test_event_logs_must_agree_on_common_seqs(void)
+{
+    char msg[256];
+    const char *n0 = "{\"log\":\"cluster\",\"events\":[{\"seq\":1,\"type\":\"a\"},{\"seq\":2,"
+                     "\"type\":\"b\"}]}\n{\"events\":[{\"seq\":3,\"type\":\"c\"}]}";
+    const char *lag = "{\"events\":[{\"seq\":1,\"type\":\"a\"},{\"seq\":2,\"type\":\"b\"}]}";
+    const char *div = "{\"events\":[{\"seq\":1,\"type\":\"a\"},{\"seq\":2,\"type\":\"X\"}]}";
+    const char *unordered = "{\"events\":[{\"seq\":2,\"type\":\"b\"},{\"seq\":1,\"type\":\"a\"}]}";
+    CU_ASSERT_EQUAL(events_verdict(n0, lag, msg, sizeof msg), 0);
+    CU_ASSERT_EQUAL(events_verdict(n0, div, msg, sizeof msg), 1);
+    CU_ASSERT(strstr(msg, "seq 2") != NULL);
+    CU_ASSERT_EQUAL(events_verdict(n0, unordered, msg, sizeof msg), 1);
+    CU_ASSERT_EQUAL(events_verdict(n0, "{\"events\":5}", msg, sizeof msg), -1);
+    CU_ASSERT_EQUAL(events_verdict(n0, "{\"events\":[", msg, sizeof msg), -1);
+}
+
+int main(int argc, char **argv)
+{
+    CU_TestInfo tests[] = {
+        { "sequential_history_is_linearizable", test_sequential_history_is_linearizable },
+        { "stale_read_after_completed_write_is_violation",
+          test_stale_read_after_completed_write_is_violation },
+        { "lost_acknowledged_write_is_violation", test_lost_acknowledged_write_is_violation },
+        { "cas_succeeding_twice_from_same_version_is_violation",
+          test_cas_succeeding_twice_from_same_version_is_violation },
+        { "read_of_never_written_value_is_violation",
+          test_read_of_never_written_value_is_violation },
+        { "read_of_failed_write_is_violation", test_read_of_failed_write_is_violation },
+        { "reads_concurrent_with_write_may_see_old_then_new",
+          test_reads_concurrent_with_write_may_see_old_then_new },
+        { "new_then_old_read_during_write_is_violation",
+          test_new_then_old_read_during_write_is_violation },
+        { "touching_intervals_count_as_concurrent", test_touching_intervals_count_as_concurrent },
+        { "unknown_write_may_or_may_not_take_effect",
+          test_unknown_write_may_or_may_not_take_effect },
+        { "conflicting_cas_must_have_seen_another_state",
+          test_conflicting_cas_must_have_seen_another_state },
+        { "cas_by_value_applies_only_on_match", test_cas_by_value_applies_only_on_match },
+        { "versions_must_count_applied_writes", test_versions_must_count_applied_writes },
+        { "variables_are_checked_independently", test_variables_are_checked_independently },
+        { "violation_reports_a_window_with_the_blocked_op",
+          test_violation_reports_a_window_with_the_blocked_op },
+        { "search_gives_up_when_budget_is_exhausted",
+          test_search_gives_up_when_budget_is_exhausted },
+        { "random_register_histories_are_linearizable",
+          test_random_register_histories_are_linearizable },
+        { "parser_rejects_malformed_lines", test_parser_rejects_malformed_lines },
+        { "parser_keeps_nanosecond_timestamps_exact",
+          test_parser_keeps_nanosecond_timestamps_exact },
+        { "lost_writes_check_flags_unobserved_acknowledged_write",
+          test_lost_writes_check_flags_unobserved_acknowledged_write },
+        { "checkpoint_versions_must_not_go_backwards",
+          test_checkpoint_versions_must_not_go_backwards },
+        { "event_logs_must_agree_on_common_seqs", test_event_logs_must_agree_on_common_seqs },
+        CU_TEST_INFO_NULL,
+    };
+    CU_SuiteInfo suites[] = { { "lincheck", NULL, NULL, NULL, NULL, tests }, CU_SUITE_INFO_NULL };
+    return mb_test_run(argc, argv, suites);
+}
