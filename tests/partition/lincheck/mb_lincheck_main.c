@@ -63,6 +63,14 @@ static int print_json(cJSON *root)
     return 0;
 }
 
+/* Integers as exact JSON numbers (a double would round nanoseconds). */
+static void add_int(cJSON *o, const char *key, long long v)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", v);
+    cJSON_AddRawToObject(o, key, buf);
+}
+
 static cJSON *op_json(const lc_op *op)
 {
     static const char *kinds[] = { "set", "cas", "get" };
@@ -70,33 +78,33 @@ static cJSON *op_json(const lc_op *op)
     cJSON *o = cJSON_CreateObject();
     if (o == NULL)
         return NULL;
-    cJSON_AddNumberToObject(o, "line", (double)op->line);
+    add_int(o, "line", (long long)op->line);
     cJSON_AddNumberToObject(o, "process", op->process);
     cJSON_AddStringToObject(o, "op", kinds[op->kind]);
     cJSON_AddStringToObject(o, "var", op->var);
     if (op->kind != LC_GET)
-        cJSON_AddNumberToObject(o, "value", (double)op->value);
+        add_int(o, "value", (long long)op->value);
     if (op->kind == LC_CAS) {
         if (op->has_expected_version)
-            cJSON_AddNumberToObject(o, "expected_version", (double)op->expected_version);
+            add_int(o, "expected_version", (long long)op->expected_version);
         else if (op->expected_null)
             cJSON_AddNullToObject(o, "expected");
         else
-            cJSON_AddNumberToObject(o, "expected", (double)op->expected_value);
+            add_int(o, "expected", (long long)op->expected_value);
     }
     if (op->kind == LC_GET && op->outcome == LC_OK) {
         if (op->result_null)
             cJSON_AddNullToObject(o, "result");
         else
-            cJSON_AddNumberToObject(o, "result", (double)op->result);
+            add_int(o, "result", (long long)op->result);
     }
     if (op->has_version)
-        cJSON_AddNumberToObject(o, "version", (double)op->version);
-    cJSON_AddNumberToObject(o, "invoke_ns", (double)op->invoke_ns);
+        add_int(o, "version", (long long)op->version);
+    add_int(o, "invoke_ns", (long long)op->invoke_ns);
     if (op->complete_ns == INT64_MAX)
         cJSON_AddNullToObject(o, "complete_ns");
     else
-        cJSON_AddNumberToObject(o, "complete_ns", (double)op->complete_ns);
+        add_int(o, "complete_ns", (long long)op->complete_ns);
     cJSON_AddStringToObject(o, "outcome", outcomes[op->outcome]);
     return o;
 }
