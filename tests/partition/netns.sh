@@ -1,0 +1,297 @@
+# Network-namespace harness of the partition suite: a sourced bash library.
+# It builds, for one run, N node namespaces mbp-<run>-<i>, a client namespace
+# mbp-<run>-c and a bridge namespace mbp-<run>-br, each joined to a bridge by a
+# veth pair created directly inside the namespaces (the host's own interfaces
+# and routes are never touched). Addresses are link-local 169.254.<run>.x/24
+# and exist only inside those namespaces. Nemeses cut traffic with blackhole
+# routes inside the node namespaces and act on the mabeamd processes
+# (kill -9, SIGSTOP/SIGCONT, restart). Every nemesis event is appended to
+# $MBP_NEMESIS_LOG as "<unix ns> <event> <args>". Needs root and iproute2.
+#
+# Use:  source tests/partition/netns.sh
+#       mbp_require_root || exit 77
+#       mbp_setup RUN N; trap mbp_teardown EXIT; ...
+
+MBP_RUN=""
+MBP_N=0
+MBP_DIR=""
+MBP_NEMESIS_LOG=/dev/null
+MBP_MABEAMD=""
+MBP_SECRET="partition-suite"
+MBP_HTTP_PORT=8080
+MBP_MESH_PORT=9100
+MBP_RAFT_PORT=9200
+
+# Return 0 when namespaces can be made here, else print why and return 77.
+mbp_require_root() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "SKIP: the partition suite needs root (network namespaces)" >&2
+        return 77
+    fi
+    if ! command -v ip >/dev/null 2>&1; then
+        echo "SKIP: the partition suite needs iproute2 (ip)" >&2
+        return 77
+    fi
+    if ! ip netns add "mbp-probe-$$" 2>/dev/null; then
+        echo "SKIP: cannot create network namespaces here (container without CAP_SYS_ADMIN?)" >&2
+        return 77
+    fi
+    ip netns del "mbp-probe-$$"
+    return 0
+}
+
+mbp_ns() { echo "mbp-$MBP_RUN-$1"; }           # node i's namespace
+mbp_addr() { echo "169.254.$MBP_RUN.$((10 + $1))"; } # node i's address
+mbp_client_addr() { echo "169.254.$MBP_RUN.2"; }
+mbp_now_ns() { date +%s%N; }
+
+mbp_log() {
+    echo "$(mbp_now_ns) $*" >>"$MBP_NEMESIS_LOG"
+    echo "nemesis: $*" >&2
+}
+
+# Run a command inside node i's namespace.
+mbp_exec() {
+    local i=$1
+    shift
+    ip netns exec "$(mbp_ns "$i")" "$@"
+}
+
+# Run a command inside the client namespace.
+mbp_client_exec() { ip netns exec "mbp-$MBP_RUN-c" "$@"; }
+
+# Join namespace $1 to the bridge as port $2 with address $3.
+mbp_attach_() {
+    local ns=$1 port=$2 addr=$3 br="mbp-$MBP_RUN-br"
+    ip -n "$ns" link add eth0 type veth peer name "$port" netns "$br" || return 1
+    ip -n "$br" link set "$port" master mbpbr up || return 1
+    ip -n "$ns" addr add "$addr/24" dev eth0 || return 1
+    ip -n "$ns" link set eth0 up || return 1
+    ip -n "$ns" link set lo up || return 1
+}
+
+# mbp_setup RUN N DIR: create the namespaces and bridge for run RUN
+# (1..250) with N nodes; DIR receives pids, logs and data directories.
+mbp_setup() {
+    MBP_RUN=$1
+    MBP_N=$2
+    MBP_DIR=$3
+    if [ "$MBP_RUN" -lt 1 ] || [ "$MBP_RUN" -gt 250 ]; then
+        echo "mbp_setup: run number must be 1..250" >&2
+        return 1
+    fi
+    mkdir -p "$MBP_DIR" || return 1
+    MBP_NEMESIS_LOG="$MBP_DIR/nemesis.log"
+    : >"$MBP_NEMESIS_LOG"
+    local br="mbp-$MBP_RUN-br"
+    ip netns add "$br" || return 1
+    ip -n "$br" link add mbpbr type bridge || return 1
+    ip -n "$br" link set mbpbr up || return 1
+    ip netns add "mbp-$MBP_RUN-c" || return 1
+    mbp_attach_ "mbp-$MBP_RUN-c" pc "$(mbp_client_addr)" || return 1
+    local i
+    for i in $(seq 1 "$MBP_N"); do
+        ip netns add "$(mbp_ns "$i")" || return 1
+        mbp_attach_ "$(mbp_ns "$i")" "p$i" "$(mbp_addr "$i")" || return 1
+    done
+    mbp_log setup "run=$MBP_RUN nodes=$MBP_N"
+}
+
+# Stop every node this run started, then delete the run's namespaces (their
+# veth devices go with them). Safe to call twice.
+mbp_teardown() {
+    [ -n "$MBP_RUN" ] || return 0
+    local i pid
+    for i in $(seq 1 "$MBP_N"); do
+        pid=$(mbp_pid_ "$i")
+        if [ -n "$pid" ]; then
+            kill -CONT "$pid" 2>/dev/null
+            kill -KILL "$pid" 2>/dev/null
+            wait "$pid" 2>/dev/null
+        fi
+    done
+    for i in $(seq 1 "$MBP_N") c br; do
+        ip netns del "mbp-$MBP_RUN-$i" 2>/dev/null
+    done
+    MBP_RUN=""
+}
+
+# ---- network nemeses ----
+
+# Drop all traffic between node a and node b (both directions).
+mbp_cut_() {
+    mbp_exec "$1" ip route replace blackhole "$(mbp_addr "$2")/32"
+    mbp_exec "$2" ip route replace blackhole "$(mbp_addr "$1")/32"
+}
+
+# Remove every blackhole route: full connectivity again.
+mbp_heal() {
+    local i j
+    for i in $(seq 1 "$MBP_N"); do
+        for j in $(seq 1 "$MBP_N"); do
+            [ "$i" = "$j" ] && continue
+            mbp_exec "$i" ip route del blackhole "$(mbp_addr "$j")/32" 2>/dev/null
+        done
+    done
+    mbp_log heal
+}
+
+# mbp_partition "1 2" "3 4 5": cut every link between the two groups.
+mbp_partition() {
+    local a b
+    for a in $1; do
+        for b in $2; do
+            mbp_cut_ "$a" "$b"
+        done
+    done
+    mbp_log partition "[$1] [$2]"
+}
+
+# Split into halves: the first floor(N/2) nodes against the rest.
+mbp_partition_halves() {
+    local h=$((MBP_N / 2)) left="" right="" i
+    for i in $(seq 1 "$MBP_N"); do
+        if [ "$i" -le "$h" ]; then left="$left $i"; else right="$right $i"; fi
+    done
+    mbp_partition "${left# }" "${right# }"
+}
+
+# Cut node i off from every other node.
+mbp_isolate() {
+    local i=$1 rest="" j
+    for j in $(seq 1 "$MBP_N"); do [ "$j" != "$i" ] && rest="$rest $j"; done
+    mbp_partition "$i" "${rest# }"
+}
+
+# Bridge: two minorities that cannot see each other, and one middle node
+# that sees both (Jepsen's "bridge").
+mbp_bridge() {
+    local h=$((MBP_N / 2)) left="" right="" i
+    for i in $(seq 1 "$h"); do left="$left $i"; done
+    for i in $(seq $((MBP_N - h + 1)) "$MBP_N"); do right="$right $i"; done
+    mbp_partition "${left# }" "${right# }"
+}
+
+# Majority ring: each node keeps links only to the nodes within ring
+# distance floor(N/2) (so each sees a majority, but no two see the same).
+mbp_majority_ring() {
+    local i j d k=$((MBP_N / 2)) cut=""
+    [ "$MBP_N" -ge 5 ] || k=1
+    for i in $(seq 1 "$MBP_N"); do
+        for j in $(seq $((i + 1)) "$MBP_N"); do
+            d=$((j - i))
+            [ $((MBP_N - d)) -lt "$d" ] && d=$((MBP_N - d))
+            if [ "$d" -ge "$k" ] && [ "$MBP_N" -ge 5 ]; then
+                mbp_cut_ "$i" "$j"
+                cut="$cut $i-$j"
+            fi
+        done
+    done
+    mbp_log ring "cut:${cut:- none}"
+}
+
+# ---- process nemeses ----
+
+mbp_pid_() { [ -f "$MBP_DIR/node-$1.pid" ] && cat "$MBP_DIR/node-$1.pid"; }
+
+# Start mabeamd for node i inside its namespace ($MBP_MABEAMD = binary).
+mbp_start_node() {
+    local i=$1 seeds="" j
+    for j in $(seq 1 "$MBP_N"); do
+        seeds="$seeds${seeds:+,}$(mbp_addr "$j"):$MBP_RAFT_PORT"
+    done
+    mkdir -p "$MBP_DIR/data-$i"
+    ip netns exec "$(mbp_ns "$i")" "$MBP_MABEAMD" --node_id="$i" --data_dir="$MBP_DIR/data-$i" \
+        --http_address="$(mbp_addr "$i"):$MBP_HTTP_PORT" \
+        --mesh_address="$(mbp_addr "$i"):$MBP_MESH_PORT" \
+        --raft_address="$(mbp_addr "$i"):$MBP_RAFT_PORT" \
+        --seeds="$seeds" --cluster_secret="$MBP_SECRET" \
+        >>"$MBP_DIR/node-$i.log" 2>&1 &
+    echo $! >"$MBP_DIR/node-$i.pid"
+    mbp_log start "$i pid=$!"
+}
+
+mbp_kill() {
+    local pid
+    pid=$(mbp_pid_ "$1")
+    [ -n "$pid" ] || return 0
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    rm -f "$MBP_DIR/node-$1.pid"
+    mbp_log kill "$1 pid=$pid"
+}
+
+mbp_pause() {
+    local pid
+    pid=$(mbp_pid_ "$1")
+    [ -n "$pid" ] && kill -STOP "$pid" 2>/dev/null
+    mbp_log pause "$1"
+}
+
+mbp_resume() {
+    local pid
+    pid=$(mbp_pid_ "$1")
+    [ -n "$pid" ] && kill -CONT "$pid" 2>/dev/null
+    mbp_log resume "$1"
+}
+
+mbp_restart() {
+    mbp_kill "$1"
+    mbp_start_node "$1"
+}
+
+# Resume every paused node and start every killed one.
+mbp_revive_all() {
+    local i
+    for i in $(seq 1 "$MBP_N"); do
+        if [ -n "$(mbp_pid_ "$i")" ]; then
+            mbp_resume "$i"
+        else
+            mbp_start_node "$i"
+        fi
+    done
+}
+
+# HTTP GET on node i from the client namespace; prints the body.
+mbp_http_get() {
+    mbp_client_exec curl -s --max-time "${3:-2}" "http://$(mbp_addr "$1"):$MBP_HTTP_PORT$2"
+}
+
+# Print the leader's node id as node i sees it (GET /v1/cluster), or nothing.
+mbp_leader() {
+    local i body
+    for i in $(seq 1 "$MBP_N"); do
+        body=$(mbp_http_get "$i" /v1/cluster 1) || continue
+        body=$(printf '%s' "$body" | python3 -c \
+            'import json,sys
+try:
+    d=json.load(sys.stdin); l=d.get("leader")
+    l=l.get("node_id", l.get("id")) if isinstance(l,dict) else l
+    print(l if isinstance(l,int) and l>0 else "")
+except Exception: print("")' 2>/dev/null)
+        if [ -n "$body" ]; then
+            echo "$body"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# One random nemesis event from the bash RANDOM stream (seed it first).
+# Faults are healed/revived by the caller between events.
+mbp_random_nemesis() {
+    local i=$((RANDOM % MBP_N + 1)) leader
+    case $((RANDOM % 8)) in
+    0) mbp_partition_halves ;;
+    1)
+        leader=$(mbp_leader) || leader=$i
+        mbp_isolate "$leader"
+        ;;
+    2) mbp_isolate "$i" ;;
+    3) mbp_bridge ;;
+    4) mbp_majority_ring ;;
+    5) mbp_kill "$i" ;;
+    6) mbp_pause "$i" ;;
+    7) mbp_restart "$i" ;;
+    esac
+}
