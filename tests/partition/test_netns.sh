@@ -86,7 +86,8 @@ all_links() {
 
 mbp_setup "$run" 5 "$dir" || { fail "setup"; exit 1; }
 for i in 1 2 3 4 5; do
-    mbp_exec "$i" python3 -c '
+    # ip netns exec execs python3 itself, so $! is the listener's own pid.
+    ip netns exec "$(mbp_ns "$i")" python3 -c '
 import socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], 7000)); s.listen(64)
