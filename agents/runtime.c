@@ -694,6 +694,8 @@ struct rt_vote {
     mb_value value;
 };
 
+static void do_checkpoint(mb_ctx *ctx, struct rt_agent *a);
+
 static void dispatch(mb_ctx *ctx, struct rt_agent *a, struct rt_msg *m)
 {
     const mb_agent_kind *k = atomic_load_explicit(&a->kind, memory_order_relaxed);
@@ -761,7 +763,10 @@ static void dispatch(mb_ctx *ctx, struct rt_agent *a, struct rt_msg *m)
         break;
     }
     case RT_SIG_RESTART:
-        do_restart_in_place(ctx, a);
+        if (a->want_ckpt) /* a checkpoint asked for earlier in this turn */
+            do_checkpoint(ctx, a);
+        if (!a->exiting)
+            do_restart_in_place(ctx, a);
         break;
     case RT_SIG_CALL: {
         struct rt_call *c = m->ext;
