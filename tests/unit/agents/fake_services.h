@@ -19,7 +19,7 @@
 #include <mabeam/agent_runtime.h>
 
 #define FAKE_MAX_REG 256
-#define FAKE_MAX_EV 4096
+#define FAKE_MAX_EV  4096
 
 struct fake_reg {
     mb_agent_id id;
@@ -310,15 +310,15 @@ struct probe {
 
 /* Command tags the probe acts on (data = 8-byte argument). */
 enum {
-    PROBE_MONITOR = 9001,   /* monitor agent <arg> */
-    PROBE_LINK = 9002,      /* link to agent <arg> */
-    PROBE_NOTIFY = 9003,    /* send tag 1 to agent <arg> with MB_SEND_NOTIFY */
-    PROBE_AFTER = 9004,     /* timer: once after <arg> ms, tag 77 */
-    PROBE_EVERY = 9005,     /* timer: every <arg> ms, tag 78 */
-    PROBE_CANCEL = 9006,    /* cancel the periodic timer */
-    PROBE_TRAP = 9007,      /* trap exits */
-    PROBE_SEND = 9008,      /* send tag 5 to agent <arg> */
-    PROBE_FAIL = 9009,      /* return MB_EINVAL from the handler */
+    PROBE_MONITOR = 9001, /* monitor agent <arg> */
+    PROBE_LINK = 9002,    /* link to agent <arg> */
+    PROBE_NOTIFY = 9003,  /* send tag 1 to agent <arg> with MB_SEND_NOTIFY */
+    PROBE_AFTER = 9004,   /* timer: once after <arg> ms, tag 77 */
+    PROBE_EVERY = 9005,   /* timer: every <arg> ms, tag 78 */
+    PROBE_CANCEL = 9006,  /* cancel the periodic timer */
+    PROBE_TRAP = 9007,    /* trap exits */
+    PROBE_SEND = 9008,    /* send tag 5 to agent <arg> */
+    PROBE_FAIL = 9009,    /* return MB_EINVAL from the handler */
 };
 
 struct probe_state {
