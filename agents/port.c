@@ -23,6 +23,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -191,7 +192,7 @@ static void io_readable(struct rt_port_io *io, struct port *p, int which)
 static int flush_locked(struct port *p)
 {
     while (p->outlen > 0 && p->in_fd >= 0) {
-        ssize_t w = write(p->in_fd, p->outbuf, p->outlen);
+        ssize_t w = send(p->in_fd, p->outbuf, p->outlen, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0)
@@ -429,8 +430,10 @@ static int port_spawn_process(mb_ctx *ctx, const struct port_cfg *c, struct port
 {
     int in[2] = { -1, -1 }, outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, exe[2] = { -1, -1 };
     int rc = MB_EIO;
-    if (pipe2(in, O_CLOEXEC) != 0 || pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0 ||
-        pipe2(exe, O_CLOEXEC) != 0)
+    /* stdin is a socket so that writes can use MSG_NOSIGNAL: a dead
+     * process must not SIGPIPE the node. */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0 ||
+        pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0 || pipe2(exe, O_CLOEXEC) != 0)
         goto fail;
     struct rlimit mem = { (rlim_t)c->mem_bytes, (rlim_t)c->mem_bytes };
     struct rlimit cpu = { (rlim_t)c->cpu_s, (rlim_t)c->cpu_s + 1 };
@@ -611,7 +614,7 @@ static int port_start(mb_ctx *ctx, const char *config, const void *ckpt, size_t 
     }
     rc =
         port_write(ctx, pa->p, port_encode_init(mb_self(ctx), pa->cfg.user_config, ckpt, ckpt_len));
-    if (rc != 0)
+    if (rc != 0 && rc != MB_ECLOSED) /* closed: the EOF that follows crashes it */
         goto fail_port;
     pa->await_ready = ++pa->seq;
     rc = mb_send_after(ctx, pa->cfg.reply_ms, PORT_TAG_DEADLINE, &pa->await_ready,

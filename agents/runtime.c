@@ -42,7 +42,8 @@ struct mb_runtime {
     struct rt_agent **rq;
     size_t rq_cap, rq_head, rq_n;
     unsigned sleepers;
-    int stopping;
+    int workers_exit;     /* under rq_mu: workers leave when idle */
+    _Atomic int stopping; /* no new spawns */
 
     struct worker *workers;
     unsigned nworkers;
@@ -356,6 +357,10 @@ static void rq_push(struct mb_runtime *rt, struct rt_agent *a)
 /* Make `a` runnable if it is not already queued or running. */
 static void schedule(struct mb_runtime *rt, struct rt_agent *a)
 {
+    /* Cheap check first: a busy receiver is usually already scheduled.
+     * seq_cst pairs with the store/reload at the end of run_turn. */
+    if (atomic_load_explicit(&a->sched, memory_order_seq_cst) != 0)
+        return;
     if (atomic_exchange_explicit(&a->sched, 1, memory_order_acq_rel) != 0)
         return;
     atomic_fetch_add_explicit(&rt->pending, 1, memory_order_relaxed);
@@ -913,12 +918,12 @@ static void *worker_main(void *arg)
             continue;
         }
         pthread_mutex_lock(&rt->rq_mu);
-        while (rt->rq_n == 0 && !rt->stopping) {
+        while (rt->rq_n == 0 && !rt->workers_exit) {
             rt->sleepers++;
             pthread_cond_wait(&rt->rq_cv, &rt->rq_mu);
             rt->sleepers--;
         }
-        if (rt->rq_n == 0 && rt->stopping) {
+        if (rt->rq_n == 0 && rt->workers_exit) {
             pthread_mutex_unlock(&rt->rq_mu);
             break;
         }
@@ -966,10 +971,7 @@ int rt_spawn(struct mb_runtime *rt, struct rt_agent *parent, const mb_spawn_opts
         return mb_errorf(err, MB_ENOTFOUND, "spawn: unknown kind '%s'", opts->kind);
     if ((opts->name != NULL || opts->ncaps > 0) && rt->svc.name_register == NULL)
         return mb_errorf(err, MB_ENOTSUP, "spawn: names need a registry service");
-    pthread_mutex_lock(&rt->rq_mu);
-    int stopping = rt->stopping;
-    pthread_mutex_unlock(&rt->rq_mu);
-    if (stopping)
+    if (atomic_load_explicit(&rt->stopping, memory_order_acquire))
         return mb_errorf(err, MB_ECLOSED, "spawn: runtime is stopping");
 
     const mb_agent_kind *k = atomic_load_explicit(&kent->current, memory_order_acquire);
@@ -1046,6 +1048,8 @@ int rt_spawn(struct mb_runtime *rt, struct rt_agent *parent, const mb_spawn_opts
             x->ckpt_len = ckpt_len;
         }
     }
+    if (a->want_ckpt && !a->exiting) /* asked for in init: take it now */
+        do_checkpoint(&ctx, a);
     if (opts->link) {
         /* The spawner runs this inside its own turn: its link list is ours. */
         if (ext_add_link(parent, a->id) != 0)
@@ -1161,7 +1165,7 @@ int rt_exit_agent(struct mb_runtime *rt, mb_agent_id id, int reason)
         pthread_mutex_lock(&s->mu);
         struct rt_agent *a = map_find_locked(s, id);
         if (a != NULL) {
-            atomic_store_explicit(&a->kill_req, 1, memory_order_release);
+            atomic_store_explicit(&a->kill_req, 1, memory_order_seq_cst);
             schedule(rt, a);
         }
         pthread_mutex_unlock(&s->mu);
@@ -1450,7 +1454,7 @@ int mb_runtime_start(const mb_runtime_config *cfg, const mb_services *svc, mb_ru
 
 fail_threads:
     pthread_mutex_lock(&rt->rq_mu);
-    rt->stopping = 1;
+    rt->workers_exit = 1;
     pthread_cond_broadcast(&rt->rq_cv);
     pthread_mutex_unlock(&rt->rq_mu);
     for (unsigned i = 0; i < rt->nworkers; i++)
@@ -1489,7 +1493,7 @@ static size_t kill_all(struct mb_runtime *rt)
         pthread_mutex_lock(&s->mu);
         for (size_t b = 0; s->b != NULL && b <= s->mask; b++) {
             for (struct rt_agent *a = s->b[b]; a != NULL; a = a->hnext) {
-                atomic_store_explicit(&a->kill_req, 1, memory_order_release);
+                atomic_store_explicit(&a->kill_req, 1, memory_order_seq_cst);
                 schedule(rt, a);
                 n++;
             }
@@ -1503,15 +1507,14 @@ void mb_runtime_stop(mb_runtime *rt)
 {
     if (rt == NULL)
         return;
-    pthread_mutex_lock(&rt->rq_mu);
-    rt->stopping = 1; /* no new spawns */
-    pthread_mutex_unlock(&rt->rq_mu);
+    atomic_store(&rt->stopping, 1); /* no new spawns */
     /* Kill until nobody is left (a dying agent may notify others). */
     while (atomic_load(&rt->live) > 0 || atomic_load(&rt->pending) > 0) {
         kill_all(rt);
         mb_runtime_quiesce(rt, 50);
     }
     pthread_mutex_lock(&rt->rq_mu);
+    rt->workers_exit = 1;
     pthread_cond_broadcast(&rt->rq_cv);
     pthread_mutex_unlock(&rt->rq_mu);
     for (unsigned i = 0; i < rt->nworkers; i++)

@@ -172,8 +172,8 @@ static void test_missing_program_is_a_clear_spawn_error(void)
 static void test_garbage_output_crashes_the_agent(void)
 {
     start_rt();
-    struct probe_rec *r =
-        expect_crash("{\"cmd\":[\"/bin/sh\",\"-c\",\"echo this is not json; sleep 30\"]}", 10000);
+    struct probe_rec *r = expect_crash(
+        "{\"cmd\":[\"/bin/sh\",\"-c\",\"read x; echo this is not json; sleep 30\"]}", 10000);
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
     CU_ASSERT_EQUAL(r->reason, MB_EXIT_CRASH);
     CU_ASSERT_EQUAL(r->code, MB_EPROTO);
@@ -184,7 +184,8 @@ static void test_process_exit_crashes_the_agent(void)
 {
     start_rt();
     struct probe_rec *r = expect_crash(
-        "{\"cmd\":[\"/bin/sh\",\"-c\",\"echo '{\\\"type\\\":\\\"ready\\\"}'; exit 3\"]}", 10000);
+        "{\"cmd\":[\"/bin/sh\",\"-c\",\"read x; echo '{\\\"type\\\":\\\"ready\\\"}'; exit 3\"]}",
+        10000);
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
     CU_ASSERT_EQUAL(r->reason, MB_EXIT_CRASH);
     CU_ASSERT_PTR_NOT_NULL(strstr(r->text, "exited"));
