@@ -83,35 +83,40 @@ struct rt_agent_ext {
     _Atomic int os_pid;
 };
 
+/* Layout: fields senders touch first, then cold fields and the stub (64
+ * bytes), then the fields only the agent's own turn writes, so that a busy
+ * sender and the receiver's worker do not share a cache line. */
 struct rt_agent {
+    /* read or written by senders (under the shard lock) */
     mb_agent_id id;
     struct rt_agent *hnext; /* agent map chain */
-    struct mb_runtime *rt;
-    struct rt_kind *kent;
-    const mb_agent_kind *_Atomic kind;
-    void *state;
-    /* Mailbox: Vyukov's intrusive MPSC queue with an embedded stub. */
     struct rt_msg *_Atomic mb_head;
-    struct rt_msg *mb_tail;
     _Atomic uint32_t mlen;
     _Atomic int sched;     /* 1 while queued or running */
     _Atomic int kill_req;  /* brutal kill requested */
     _Atomic int crash_req; /* mb_err: mailbox overflow with CRASH policy */
     uint32_t mmax;
     uint8_t overflow;
+    /* cold */
     uint8_t trap_exits;
+    struct mb_runtime *rt;
+    struct rt_kind *kent;
+    mb_agent_id parent;
+    char *config; /* NULL = "" */
+    struct rt_agent_ext *ext;
+    struct rt_msg stub; /* mailbox stub (Vyukov's intrusive MPSC queue) */
+    /* written by the agent's own turn */
+    struct rt_msg *mb_tail;
+    void *state;
+    const mb_agent_kind *_Atomic kind;
+    _Atomic uint64_t msgs;
+    _Atomic uint64_t cpu_ns;
+    _Atomic uint32_t restarts;
     uint8_t exiting;
     uint8_t want_ckpt;
     int exit_reason;
     int exit_code;
-    mb_agent_id parent;
-    char *config; /* NULL = "" */
-    struct rt_agent_ext *ext;
     char *exit_detail;
-    _Atomic uint64_t msgs;
-    _Atomic uint64_t cpu_ns;
-    _Atomic uint32_t restarts;
-    struct rt_msg stub;
 };
 
 /* Context passed to callbacks. */

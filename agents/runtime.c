@@ -41,6 +41,7 @@ struct mb_runtime {
     pthread_cond_t rq_cv;
     struct rt_agent **rq;
     size_t rq_cap, rq_head, rq_n;
+    _Atomic size_t rq_hint; /* rq_n, readable without the lock (spinning) */
     unsigned sleepers;
     int workers_exit;     /* under rq_mu: workers leave when idle */
     _Atomic int stopping; /* no new spawns */
@@ -65,6 +66,16 @@ static uint64_t mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Coarse monotonic clock (a few ns, 1-4 ms resolution): per-turn timing.
+ * Summing coarse deltas over many turns is an unbiased estimate of the time
+ * spent (a tick falls inside a turn with probability length/tick). */
+static uint64_t coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
@@ -178,14 +189,16 @@ void rt_telemetry(struct mb_runtime *rt, const char *metric, const char *label, 
 struct rt_msg *rt_msg_new(mb_agent_id from, uint32_t type, uint32_t tag, const void *data,
                           size_t len)
 {
+    /* Plain malloc: a magazine-style message pool was tried and measured
+     * slower under the flood benchmark (docs/BENCHMARKS.md). */
     struct rt_msg *m = malloc(sizeof(*m) + len);
     if (m == NULL)
         return NULL;
+    m->flags = 0;
     atomic_store_explicit(&m->next, NULL, memory_order_relaxed);
     m->from = from;
     m->type = type;
     m->tag = tag;
-    m->flags = 0;
     m->len = len;
     m->ext = NULL;
     m->ext_free = NULL;
@@ -343,6 +356,7 @@ static void rq_push_locked(struct mb_runtime *rt, struct rt_agent *a)
     }
     rt->rq[(rt->rq_head + rt->rq_n) % rt->rq_cap] = a;
     rt->rq_n++;
+    atomic_store_explicit(&rt->rq_hint, rt->rq_n, memory_order_release);
     if (rt->sleepers > 0)
         pthread_cond_signal(&rt->rq_cv);
 }
@@ -711,7 +725,9 @@ static void dispatch(mb_ctx *ctx, struct rt_agent *a, struct rt_msg *m)
         mb_msg msg = {
             .from = m->from, .type = m->type, .tag = m->tag, .data = m->data, .len = m->len
         };
-        atomic_fetch_add_explicit(&a->msgs, 1, memory_order_relaxed);
+        /* Written only by the agent's own turn: a plain increment. */
+        atomic_store_explicit(&a->msgs, atomic_load_explicit(&a->msgs, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
         call_handle(ctx, a, &msg);
         break;
     }
@@ -857,7 +873,7 @@ static void try_upgrade(mb_ctx *ctx, struct rt_agent *a, const mb_agent_kind *nk
 static void run_turn(struct mb_runtime *rt, struct rt_agent *a)
 {
     mb_ctx ctx = { rt, a };
-    uint64_t t0 = mono_ns();
+    uint64_t t0 = coarse_ns();
     const mb_agent_kind *nk = atomic_load_explicit(&a->kent->current, memory_order_acquire);
     if (!a->exiting && nk != atomic_load_explicit(&a->kind, memory_order_relaxed))
         try_upgrade(&ctx, a, nk);
@@ -884,8 +900,11 @@ static void run_turn(struct mb_runtime *rt, struct rt_agent *a)
     }
     if (!a->exiting && a->want_ckpt)
         do_checkpoint(&ctx, a);
-    uint64_t dt = mono_ns() - t0;
-    atomic_fetch_add_explicit(&a->cpu_ns, dt, memory_order_relaxed);
+    uint64_t dt = coarse_ns() - t0;
+    if (dt != 0) /* only this worker writes it: no locked add needed */
+        atomic_store_explicit(&a->cpu_ns,
+                              atomic_load_explicit(&a->cpu_ns, memory_order_relaxed) + dt,
+                              memory_order_relaxed);
     if (dt / 1000 > rt->cfg.slow_turn_us) {
         const mb_agent_kind *k = atomic_load_explicit(&a->kind, memory_order_relaxed);
         rt_telemetry(rt, "agent_slow_turn_us", k->name, (double)(dt / 1000));
@@ -917,6 +936,21 @@ static void *worker_main(void *arg)
             run_turn(rt, a);
             continue;
         }
+        /* Spin briefly before sleeping (as BEAM's schedulers do): work
+         * that arrives within spin_us is picked up without a futex
+         * wake-up. */
+        if (atomic_load_explicit(&rt->rq_hint, memory_order_acquire) == 0 && rt->cfg.spin_us > 0) {
+            uint64_t until = mono_ns() + rt->cfg.spin_us * 1000;
+            for (unsigned i = 1;; i++) {
+                if (atomic_load_explicit(&rt->rq_hint, memory_order_acquire) != 0)
+                    break;
+#if defined(__x86_64__) || defined(__i386__)
+                __builtin_ia32_pause();
+#endif
+                if ((i & 63) == 0 && mono_ns() >= until)
+                    break;
+            }
+        }
         pthread_mutex_lock(&rt->rq_mu);
         while (rt->rq_n == 0 && !rt->workers_exit) {
             rt->sleepers++;
@@ -930,6 +964,7 @@ static void *worker_main(void *arg)
         a = rt->rq[rt->rq_head];
         rt->rq_head = (rt->rq_head + 1) % rt->rq_cap;
         rt->rq_n--;
+        atomic_store_explicit(&rt->rq_hint, rt->rq_n, memory_order_relaxed);
         /* More work queued and someone asleep: let them help. */
         if (rt->rq_n > 0 && rt->sleepers > 0)
             pthread_cond_signal(&rt->rq_cv);
@@ -1095,14 +1130,14 @@ static int send_common(mb_ctx *ctx, mb_agent_id to, uint32_t type, uint32_t tag,
     struct rt_msg *m = rt_msg_new(self, type, tag, data, len);
     if (m == NULL)
         return MB_ENOMEM;
-    m->flags = flags & RT_MSG_NOTIFY;
+    m->flags |= flags & RT_MSG_NOTIFY;
     int rc = rt_deliver(rt, to, m);
     if (rc == 0)
         return 0;
     if (rc == MB_ENOAGENT && (flags & MB_SEND_NOTIFY) && self != 0) {
         m->from = to;
         m->type = MB_MSG_UNDELIVERED;
-        m->flags = 0;
+        m->flags &= ~RT_MSG_NOTIFY;
         if (rt_deliver(rt, self, m) == 0)
             return rc;
     }
@@ -1406,6 +1441,8 @@ int mb_runtime_start(const mb_runtime_config *cfg, const mb_services *svc, mb_ru
         rt->cfg.batch = 64;
     if (rt->cfg.slow_turn_us == 0)
         rt->cfg.slow_turn_us = 10000;
+    if (rt->cfg.spin_us == 0)
+        rt->cfg.spin_us = 50;
     if (rt->cfg.port_reply_ms == 0)
         rt->cfg.port_reply_ms = 5000;
     if (rt->svc.monotonic_ms == NULL)

@@ -100,7 +100,9 @@ typedef struct mb_runtime_config {
     uint16_t node_id;       /* node part of agent ids (default 1) */
     unsigned workers;       /* worker threads (default: online CPUs) */
     unsigned batch;         /* messages per agent turn (default 64) */
-    uint64_t slow_turn_us;  /* turns longer than this are reported (default 10000) */
+    uint64_t slow_turn_us;  /* turns longer than this are reported (default 10000;
+                               measured with the coarse clock, ~4 ms resolution) */
+    uint64_t spin_us;       /* an idle worker spins this long before sleeping (default 50) */
     int manual_timers;      /* 1: no timer thread; call mb_runtime_tick() */
     uint64_t port_reply_ms; /* port agent reply deadline (default 5000) */
 } mb_runtime_config;

@@ -175,7 +175,10 @@ static int pinger_handle(mb_ctx *ctx, void *state, const mb_msg *msg)
 }
 
 static const mb_agent_kind pinger_kind = {
-    .abi = MB_AGENT_ABI, .name = "pinger", .version = 1, .init = pinger_init,
+    .abi = MB_AGENT_ABI,
+    .name = "pinger",
+    .version = 1,
+    .init = pinger_init,
     .handle = pinger_handle,
 };
 
@@ -217,7 +220,10 @@ static int sender_handle(mb_ctx *ctx, void *state, const mb_msg *msg)
 }
 
 static const mb_agent_kind sender_kind = {
-    .abi = MB_AGENT_ABI, .name = "sender", .version = 1, .init = sender_init,
+    .abi = MB_AGENT_ABI,
+    .name = "sender",
+    .version = 1,
+    .init = sender_init,
     .handle = sender_handle,
 };
 
@@ -241,7 +247,10 @@ static int sink_init(mb_ctx *ctx, const char *config, void **state)
 }
 
 static const mb_agent_kind sink_kind = {
-    .abi = MB_AGENT_ABI, .name = "sink", .version = 1, .init = sink_init,
+    .abi = MB_AGENT_ABI,
+    .name = "sink",
+    .version = 1,
+    .init = sink_init,
     .handle = sink_handle,
 };
 
@@ -276,8 +285,7 @@ static int ck_checkpoint(mb_ctx *ctx, void *state, void **blob, size_t *len)
     return 0;
 }
 
-static int ck_restore(mb_ctx *ctx, const char *config, const void *blob, size_t len,
-                      void **state)
+static int ck_restore(mb_ctx *ctx, const char *config, const void *blob, size_t len, void **state)
 {
     (void)ctx;
     (void)config;
@@ -293,8 +301,13 @@ static int ck_restore(mb_ctx *ctx, const char *config, const void *blob, size_t 
 }
 
 static const mb_agent_kind ck_kind = {
-    .abi = MB_AGENT_ABI, .name = "ckcrash", .version = 1, .init = ck_init,
-    .handle = ck_handle,     .checkpoint = ck_checkpoint, .restore = ck_restore,
+    .abi = MB_AGENT_ABI,
+    .name = "ckcrash",
+    .version = 1,
+    .init = ck_init,
+    .handle = ck_handle,
+    .checkpoint = ck_checkpoint,
+    .restore = ck_restore,
 };
 
 /* ---- harness ---- */
@@ -363,8 +376,8 @@ static double bench_spawn(size_t n, int named, double *rss_per, double *heap_per
     if (rss_per)
         *rss_per = (double)(rss1 - rss0 - (long)(n * sizeof(*ids))) / (double)n;
     if (heap_per)
-        *heap_per = (double)((long)m1.uordblks - (long)m0.uordblks - (long)(n * sizeof(*ids))) /
-                    (double)n;
+        *heap_per =
+            (double)((long)m1.uordblks - (long)m0.uordblks - (long)(n * sizeof(*ids))) / (double)n;
     for (size_t i = 0; i < n; i++)
         mb_runtime_stop_agent(RT, ids[i]);
     wait_for(no_agents);
@@ -469,9 +482,16 @@ static double bench_restart(unsigned samples)
 int main(int argc, char **argv)
 {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    const char *only = argc > 2 ? argv[2] : ""; /* e.g. "--quick throughput" */
     int runs = quick ? 1 : 3;
     double v[8], rss[8], heap[8];
     start();
+    if (strcmp(only, "throughput") == 0) {
+        for (int r = 0; r < 5; r++)
+            printf("throughput_msgs_per_s %.0f msg/s\n", bench_throughput(4, 2000000));
+        stop();
+        return 0;
+    }
 
     for (int r = 0; r < runs; r++)
         v[r] = bench_spawn(100000, 0, NULL, NULL);

@@ -99,7 +99,8 @@ init([]) ->
 worker_start() ->
     Pid = spawn_link(fun() ->
                              [{k, V}] = ets:lookup(bench_ckpt, k),
-                             register(bench_victim, self()),
+                             [{bench, B}] = ets:lookup(bench_ckpt, bench),
+                             B ! {restored, self(), now_ns()},
                              victim_loop(V)
                      end),
     {ok, Pid}.
@@ -110,27 +111,25 @@ victim_loop(V) ->
         _ -> victim_loop(V)
     end.
 
-wait_new(Old) ->
-    case whereis(bench_victim) of
-        undefined -> wait_new(Old);
-        Old -> wait_new(Old);
-        New -> New
-    end.
+%% The restarted child stamps the time once its state is restored (as the
+%% C side does in its restore callback) and tells the bench process.
+restarted() ->
+    receive {restored, Pid, T} -> {Pid, T} end.
 
 restart_samples(0, _, Acc) -> Acc;
 restart_samples(N, Pid, Acc) ->
     T0 = now_ns(),
     Pid ! crash,
-    New = wait_new(Pid),
-    T1 = now_ns(),
+    {New, T1} = restarted(),
     restart_samples(N - 1, New, [T1 - T0 | Acc]).
 
 bench_restart(Samples) ->
     ets:new(bench_ckpt, [named_table, public]),
     ets:insert(bench_ckpt, {k, 42}),
+    ets:insert(bench_ckpt, {bench, self()}),
     {ok, Sup} = supervisor:start_link({local, bench_sup}, ?MODULE, []),
     unlink(Sup),
-    Pid = wait_new(undefined),
+    {Pid, _} = restarted(),
     L = restart_samples(Samples, Pid, []),
     exit(Sup, shutdown),
     median(L).
