@@ -92,9 +92,9 @@ struct rt_agent {
     struct rt_agent *hnext; /* agent map chain */
     struct rt_msg *_Atomic mb_head;
     _Atomic uint32_t mlen;
-    _Atomic int sched;     /* 1 while queued or running */
-    _Atomic int kill_req;  /* brutal kill requested */
-    _Atomic int crash_req; /* mb_err: mailbox overflow with CRASH policy */
+    _Atomic uint32_t sched; /* 0 idle; else queued or running (+1 per wake-up) */
+    _Atomic int kill_req;   /* brutal kill requested */
+    _Atomic int crash_req;  /* mb_err: mailbox overflow with CRASH policy */
     uint32_t mmax;
     uint8_t overflow;
     /* cold */

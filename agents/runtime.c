@@ -368,14 +368,12 @@ static void rq_push(struct mb_runtime *rt, struct rt_agent *a)
     pthread_mutex_unlock(&rt->rq_mu);
 }
 
-/* Make `a` runnable if it is not already queued or running. */
+/* Make `a` runnable if it is not already queued or running. Every call
+ * bumps `sched`, so the owner's compare-and-swap at the end of a turn sees
+ * wake-ups that arrived meanwhile (see release_agent). */
 static void schedule(struct mb_runtime *rt, struct rt_agent *a)
 {
-    /* Cheap check first: a busy receiver is usually already scheduled.
-     * seq_cst pairs with the store/reload at the end of run_turn. */
-    if (atomic_load_explicit(&a->sched, memory_order_seq_cst) != 0)
-        return;
-    if (atomic_exchange_explicit(&a->sched, 1, memory_order_acq_rel) != 0)
+    if (atomic_fetch_add_explicit(&a->sched, 1, memory_order_seq_cst) != 0)
         return;
     atomic_fetch_add_explicit(&rt->pending, 1, memory_order_relaxed);
     struct worker *w = tl_worker;
@@ -387,6 +385,25 @@ static void schedule(struct mb_runtime *rt, struct rt_agent *a)
         a = old;
     }
     rq_push(rt, a);
+}
+
+/* The caller owns `a` (sched != 0) and is done with it: requeue it if it
+ * has work, else let it go idle. After a successful release `a` may run
+ * (and end, and be freed) on another worker at once: no access after. */
+static void release_agent(struct mb_runtime *rt, struct rt_agent *a)
+{
+    uint32_t seen = atomic_load_explicit(&a->sched, memory_order_seq_cst);
+    if (!a->exiting && atomic_load_explicit(&a->mlen, memory_order_seq_cst) == 0 &&
+        !atomic_load_explicit(&a->kill_req, memory_order_seq_cst) &&
+        !atomic_load_explicit(&a->crash_req, memory_order_seq_cst) &&
+        atomic_compare_exchange_strong_explicit(&a->sched, &seen, 0, memory_order_seq_cst,
+                                                memory_order_seq_cst)) {
+        atomic_fetch_sub_explicit(&rt->pending, 1, memory_order_relaxed);
+        return;
+    }
+    /* Work left, or a wake-up came in since `seen`: keep it, requeue. */
+    atomic_store_explicit(&a->sched, 1, memory_order_relaxed);
+    rq_push(rt, a); /* behind the others: fairness */
 }
 
 int rt_deliver(struct mb_runtime *rt, mb_agent_id to, struct rt_msg *m)
@@ -913,15 +930,7 @@ static void run_turn(struct mb_runtime *rt, struct rt_agent *a)
         finish_exit(rt, a, 1);
         return;
     }
-    atomic_fetch_sub_explicit(&rt->pending, 1, memory_order_relaxed);
-    atomic_store_explicit(&a->sched, 0, memory_order_seq_cst);
-    if ((atomic_load_explicit(&a->mlen, memory_order_seq_cst) > 0 ||
-         atomic_load_explicit(&a->kill_req, memory_order_seq_cst) ||
-         atomic_load_explicit(&a->crash_req, memory_order_seq_cst)) &&
-        atomic_exchange_explicit(&a->sched, 1, memory_order_acq_rel) == 0) {
-        atomic_fetch_add_explicit(&rt->pending, 1, memory_order_relaxed);
-        rq_push(rt, a); /* behind the others: fairness */
-    }
+    release_agent(rt, a);
 }
 
 static void *worker_main(void *arg)
@@ -1095,16 +1104,8 @@ int rt_spawn(struct mb_runtime *rt, struct rt_agent *parent, const mb_spawn_opts
     rt_event(rt, MB_AEV_SPAWNED, a->id, k, 0, 0, opts->name ? opts->name : "");
     if (out != NULL)
         *out = a->id;
-    /* Release the hold under the shard lock (which keeps `a` alive: it can
-     * only be freed after leaving the map), and run it if init queued
-     * messages or asked to stop. */
-    struct map_shard *s = shard_of(rt, a->id);
-    pthread_mutex_lock(&s->mu);
-    atomic_fetch_sub_explicit(&rt->pending, 1, memory_order_relaxed);
-    atomic_store_explicit(&a->sched, 0, memory_order_seq_cst);
-    if (a->exiting || atomic_load(&a->mlen) > 0 || atomic_load(&a->kill_req))
-        schedule(rt, a);
-    pthread_mutex_unlock(&s->mu);
+    /* Release the hold: run it if init queued messages or asked to stop. */
+    release_agent(rt, a);
     return 0;
 }
 
