@@ -1,0 +1,521 @@
+/* consensus/: the replicated state machine of MABEAM and its raft glue.
+ *
+ * This is the module's one interface header. It has four parts:
+ *  1. the replicated tables (variables, nodes, agents) as read by callers;
+ *  2. commands (C form, protobuf-c encode/decode), results and effects;
+ *  3. the pure state machine: apply(index, command) -> result + effects,
+ *     deterministic snapshot/restore, reads;
+ *  4. the JSON mapping of values and variable definitions (HTTP API);
+ *  5. the raft glue (libraft 0.15 on a caller-owned libuv loop).
+ * Parts 1-4 do no I/O and keep no clock: the same inputs give the same
+ * state and the same bytes on every node. Part 5 runs on the control-loop
+ * thread only. Formats and semantics: docs/consensus.md. */
+#ifndef MB_CONSENSUS_H
+#define MB_CONSENSUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <uv.h>
+
+#include <mabeam/error.h>
+#include <mabeam/value.h>
+
+/* ------------------------------------------------------------------ */
+/* 1. Replicated tables                                                */
+
+typedef enum consensus_node_role {
+    CONSENSUS_ROLE_VOTER = 0,
+    CONSENSUS_ROLE_STANDBY = 1,
+} consensus_node_role;
+
+typedef enum consensus_node_status {
+    CONSENSUS_NODE_UP = 0,
+    CONSENSUS_NODE_SUSPECT = 1,
+    CONSENSUS_NODE_DOWN = 2,
+    CONSENSUS_NODE_LEFT = 3,
+} consensus_node_status;
+
+/* A cluster member. Addresses are "ip:port" strings ("" when unknown). */
+typedef struct consensus_node {
+    uint64_t id; /* > 0, the raft server id */
+    char *raft_addr;
+    char *mesh_addr;
+    char *api_addr;
+    consensus_node_role role;
+    consensus_node_status status;
+} consensus_node;
+
+typedef enum consensus_agent_status {
+    CONSENSUS_AGENT_PLACED = 0, /* assigned to a node, not yet reported running */
+    CONSENSUS_AGENT_RUNNING = 1,
+    CONSENSUS_AGENT_STOPPED = 2,
+    CONSENSUS_AGENT_CRASHED = 3,
+} consensus_agent_status;
+
+/* A placed agent. `generation` starts at 1 and grows on every reassignment:
+ * a copy running with an older generation is stale (fencing). */
+typedef struct consensus_agent {
+    char *id;
+    char *kind;
+    char *config; /* JSON text, "" when none */
+    uint64_t node;
+    consensus_agent_status status;
+    uint64_t generation;
+    int has_checkpoint;
+    void *checkpoint; /* checkpoint_len bytes */
+    size_t checkpoint_len;
+    uint64_t checkpoint_version; /* raft index of the checkpoint */
+    uint32_t restarts;           /* reassignments so far */
+} consensus_agent;
+
+typedef enum consensus_rule {
+    CONSENSUS_RULE_MAJORITY = 0,      /* more than half of the voters say yes */
+    CONSENSUS_RULE_SUPERMAJORITY = 1, /* at least `fraction` (0.5, 1] say yes */
+    CONSENSUS_RULE_UNANIMOUS = 2,     /* every voter says yes */
+    CONSENSUS_RULE_WEIGHTED = 3,      /* more than half of the total weight */
+} consensus_rule;
+
+typedef enum consensus_outcome {
+    CONSENSUS_PROPOSAL_OPEN = 0,
+    CONSENSUS_PROPOSAL_ACCEPTED = 1,
+    CONSENSUS_PROPOSAL_REJECTED = 2,
+    CONSENSUS_PROPOSAL_EXPIRED = 3,
+    CONSENSUS_PROPOSAL_CANCELLED = 4,
+} consensus_outcome;
+
+typedef enum consensus_vote {
+    CONSENSUS_VOTE_NONE = 0,
+    CONSENSUS_VOTE_YES = 1,
+    CONSENSUS_VOTE_NO = 2,
+} consensus_vote;
+
+/* An open proposal to change a consensus-policy variable. The table holds
+ * open proposals only: a decided, expired or cancelled one leaves it (its
+ * history is in the event log). An agent that crashes, stops or is removed
+ * leaves the voters of every open proposal it has not voted on. */
+typedef struct consensus_proposal {
+    char *id;
+    char *variable;
+    mb_value value;
+    char *proposer;
+    consensus_rule rule;
+    double fraction; /* SUPERMAJORITY */
+    char **voters;   /* n_voters agent ids */
+    double *weights; /* WEIGHTED: n_voters weights > 0; else NULL */
+    uint8_t *votes;  /* n_voters consensus_vote */
+    uint32_t n_voters;
+    int64_t deadline_ms; /* wall clock ms, 0 = none; the leader closes it as expired */
+    uint64_t opened;     /* raft index */
+} consensus_proposal;
+
+#define CONSENSUS_MAX_VOTERS 256
+
+/* A variable. version = raft index of its last change (define or set). */
+typedef struct consensus_var {
+    char *name;
+    mb_var_spec spec;
+    mb_var_policy policy;
+    mb_value value;
+    uint64_t version;
+    uint64_t created; /* raft index of its definition */
+    char *changed_by; /* "" when unknown */
+} consensus_var;
+
+/* Limits of command fields (bytes). */
+#define CONSENSUS_ID_MAX         128         /* agent ids, agent kinds, "by" */
+#define CONSENSUS_ADDR_MAX       63          /* "a.b.c.d:port" and mesh URLs */
+#define CONSENSUS_CONFIG_MAX     (64u << 10) /* agent config JSON */
+#define CONSENSUS_CHECKPOINT_MAX (4u << 20)  /* checkpoint blob */
+#define CONSENSUS_DEDUP_DEFAULT  4096        /* dedup table entries */
+
+/* ------------------------------------------------------------------ */
+/* 2. Commands, results, effects                                       */
+
+typedef enum consensus_cmd_kind {
+    CONSENSUS_CMD_NONE = 0,
+    CONSENSUS_CMD_VAR_DEFINE = 1,
+    CONSENSUS_CMD_VAR_SET = 2,    /* set; with has_expected: compare-and-set */
+    CONSENSUS_CMD_VAR_DELETE = 3, /* with has_expected: compare-and-delete */
+    CONSENSUS_CMD_NODE_ADD = 4,
+    CONSENSUS_CMD_NODE_UPDATE = 5,
+    CONSENSUS_CMD_NODE_REMOVE = 6,
+    CONSENSUS_CMD_AGENT_PLACE = 7,
+    CONSENSUS_CMD_AGENT_REASSIGN = 8, /* with has_expected: expected generation */
+    CONSENSUS_CMD_AGENT_CHECKPOINT = 9,
+    CONSENSUS_CMD_AGENT_STATUS = 10,
+    CONSENSUS_CMD_AGENT_REMOVE = 11,
+    CONSENSUS_CMD_PROPOSAL_OPEN = 12,
+    CONSENSUS_CMD_PROPOSAL_VOTE = 13,
+    CONSENSUS_CMD_PROPOSAL_CLOSE = 14,
+} consensus_cmd_kind;
+
+/* Which fields a NODE_UPDATE changes. */
+#define CONSENSUS_NODE_SET_RAFT_ADDR (1u << 0)
+#define CONSENSUS_NODE_SET_MESH_ADDR (1u << 1)
+#define CONSENSUS_NODE_SET_API_ADDR  (1u << 2)
+#define CONSENSUS_NODE_SET_ROLE      (1u << 3)
+#define CONSENSUS_NODE_SET_STATUS    (1u << 4)
+
+/* One command in C form. Only the fields of `kind` are used; the rest stay
+ * zero. When the caller builds one to encode, every pointer is borrowed.
+ * After consensus_cmd_decode() the command owns its pointers: release them
+ * with consensus_cmd_free(). */
+typedef struct consensus_cmd {
+    consensus_cmd_kind kind;
+    /* Idempotency id: a command whose (client_id, request_seq) was already
+     * applied is not applied again and returns the first result. client_id
+     * 0 = no id. */
+    uint64_t client_id;
+    uint64_t request_seq;
+    char *by; /* who asked: agent id or client name; NULL = "" */
+
+    /* VAR_*: name; DEFINE: spec, policy, value (type NONE = default);
+     * SET: value. has_expected/expected: CAS on the variable's version
+     * (SET, DELETE) or on the agent's generation (AGENT_REASSIGN). */
+    char *name;
+    mb_var_spec spec;
+    mb_var_policy policy;
+    mb_value value;
+    int has_expected;
+    uint64_t expected;
+
+    /* NODE_ADD: node (id > 0); NODE_UPDATE: node.id + fields in node_fields;
+     * NODE_REMOVE: node.id. */
+    consensus_node node;
+    unsigned node_fields;
+
+    /* AGENT_*: agent_id; PLACE: agent_kind, agent_config, agent_node;
+     * REASSIGN: agent_node; CHECKPOINT: generation, blob; STATUS:
+     * generation, agent_status. */
+    char *agent_id;
+    char *agent_kind;
+    char *agent_config;
+    uint64_t agent_node;
+    uint64_t generation;
+    consensus_agent_status agent_status;
+    void *blob;
+    size_t blob_len;
+
+    /* PROPOSAL_*: proposal_id; OPEN: name (the variable), value, rule,
+     * fraction, voters/weights/n_voters, deadline_ms; VOTE: voter, yes;
+     * CLOSE: outcome (EXPIRED or CANCELLED). */
+    char *proposal_id;
+    consensus_rule rule;
+    double fraction;
+    char **voters;
+    double *weights;
+    uint32_t n_voters;
+    int64_t deadline_ms;
+    char *voter;
+    int yes;
+    consensus_outcome outcome;
+} consensus_cmd;
+
+/* Encode `cmd` (borrowed) into a new buffer of *len bytes allocated with
+ * `alloc_fn` (malloc when NULL; pass raft_malloc for raft) and owned by the
+ * caller. Checks the shape of the command (MB_EINVAL), not the state. */
+int consensus_cmd_encode(const consensus_cmd *cmd, void *(*alloc_fn)(size_t), void **buf,
+                         size_t *len, mb_error *err);
+
+/* Decode `len` bytes (borrowed) into *out (overwritten; owned by the caller
+ * on success, released with consensus_cmd_free). Defensive: bad input gives
+ * MB_EPROTO or MB_EINVAL, never a crash. */
+int consensus_cmd_decode(const void *buf, size_t len, consensus_cmd *out, mb_error *err);
+
+/* Release what a decoded command owns and zero it. NULL is a no-op. */
+void consensus_cmd_free(consensus_cmd *cmd);
+
+/* Result of applying one command. `version` is the raft index the change got
+ * (0 when nothing changed); leader_* are set with MB_ENOTLEADER. */
+typedef struct consensus_result {
+    int code; /* mb_err */
+    uint64_t version;
+    uint64_t leader_id;
+    char leader_addr[CONSENSUS_ADDR_MAX + 1];
+    char msg[256];
+} consensus_result;
+
+/* Encode a result (e.g. to answer a forwarded proposal) into a malloc'd
+ * buffer owned by the caller; decode is defensive (MB_EPROTO). */
+int consensus_result_encode(const consensus_result *res, void **buf, size_t *len);
+int consensus_result_decode(const void *buf, size_t len, consensus_result *out);
+
+typedef enum consensus_effect_kind {
+    CONSENSUS_FX_EVENT = 1,       /* append (type, subject, payload) to the event log */
+    CONSENSUS_FX_WATCH = 2,       /* notify watchers of variable `subject` at `version` */
+    CONSENSUS_FX_AGENT_START = 3, /* node `node_id` must run agent `subject` at `generation` */
+    CONSENSUS_FX_AGENT_STOP = 4,  /* node `node_id` must stop its copy of agent `subject` */
+} consensus_effect_kind;
+
+/* One effect for the shell. Strings are owned by the effects list. */
+typedef struct consensus_effect {
+    consensus_effect_kind kind;
+    char *type;    /* EVENT: "var.set", "agent.place", ... */
+    char *subject; /* EVENT/WATCH: variable name, node id, agent id */
+    char *payload; /* EVENT: JSON text */
+    uint64_t version;
+    int deleted; /* WATCH: the variable was deleted */
+    uint64_t node_id;
+    uint64_t generation;
+} consensus_effect;
+
+typedef struct consensus_effects {
+    consensus_effect *items;
+    size_t n;
+    size_t cap;
+} consensus_effects;
+
+void consensus_effects_init(consensus_effects *fx);
+/* Drop every effect (keeping the capacity). */
+void consensus_effects_clear(consensus_effects *fx);
+/* Release everything; the struct may be reused after init. */
+void consensus_effects_free(consensus_effects *fx);
+
+/* ------------------------------------------------------------------ */
+/* 3. The pure state machine                                           */
+
+typedef struct consensus_sm consensus_sm;
+
+typedef struct consensus_sm_options {
+    /* Entries of the idempotency table (0 = CONSENSUS_DEDUP_DEFAULT). The
+     * oldest (lowest raft index) entry is evicted first. Must be the same on
+     * every node; it travels in snapshots. */
+    uint32_t dedup_capacity;
+} consensus_sm_options;
+
+/* A new empty state machine (opts may be NULL). *out is owned by the
+ * caller, released with consensus_sm_free(). MB_ENOMEM. */
+int consensus_sm_new(const consensus_sm_options *opts, consensus_sm **out);
+void consensus_sm_free(consensus_sm *sm);
+
+/* Apply the command encoded in `buf` (borrowed) that committed at raft
+ * `index`. Never fails: a bad command or one refused by the state changes
+ * nothing and reports its error in *res. Effects are appended to `fx` (may
+ * be NULL). An index at or below the last applied one changes nothing and
+ * yields no effects (replay is harmless). */
+void consensus_sm_apply(consensus_sm *sm, uint64_t index, const void *buf, size_t len,
+                        consensus_result *res, consensus_effects *fx);
+
+/* Same with an already decoded command (borrowed). */
+void consensus_sm_apply_cmd(consensus_sm *sm, uint64_t index, const consensus_cmd *cmd,
+                            consensus_result *res, consensus_effects *fx);
+
+/* Dry run against the current state: the error apply would give now (0 if
+ * it would succeed). For checking a write before proposing it. */
+int consensus_sm_check(const consensus_sm *sm, const consensus_cmd *cmd, mb_error *err);
+
+/* Whether (client_id, request_seq) was applied; if so *res (may be NULL)
+ * gets its original result. */
+int consensus_sm_dedup_lookup(const consensus_sm *sm, uint64_t client_id, uint64_t request_seq,
+                              consensus_result *res);
+
+uint64_t consensus_sm_applied_index(const consensus_sm *sm);
+
+/* Encode the whole state into a buffer allocated with alloc_fn (malloc when
+ * NULL), owned by the caller. Equal states give identical bytes. */
+int consensus_sm_snapshot(const consensus_sm *sm, void *(*alloc_fn)(size_t), void **buf,
+                          size_t *len, mb_error *err);
+
+/* Build a new state machine from snapshot bytes (borrowed). Defensive:
+ * anything malformed or inconsistent is MB_ECORRUPT, never a crash. */
+int consensus_sm_restore(const void *buf, size_t len, consensus_sm **out, mb_error *err);
+
+/* Reads (stale-local: the state as applied on this node). Returned pointers
+ * are borrowed and valid until the next apply/free. */
+const consensus_var *consensus_sm_var_get(const consensus_sm *sm, const char *name);
+size_t consensus_sm_var_count(const consensus_sm *sm);
+const consensus_var *consensus_sm_var_at(const consensus_sm *sm, size_t i); /* by name */
+const consensus_node *consensus_sm_node_get(const consensus_sm *sm, uint64_t id);
+size_t consensus_sm_node_count(const consensus_sm *sm);
+const consensus_node *consensus_sm_node_at(const consensus_sm *sm, size_t i); /* by id */
+const consensus_agent *consensus_sm_agent_get(const consensus_sm *sm, const char *id);
+size_t consensus_sm_agent_count(const consensus_sm *sm);
+const consensus_agent *consensus_sm_agent_at(const consensus_sm *sm, size_t i); /* by id */
+const consensus_proposal *consensus_sm_proposal_get(const consensus_sm *sm, const char *id);
+size_t consensus_sm_proposal_count(const consensus_sm *sm);
+const consensus_proposal *consensus_sm_proposal_at(const consensus_sm *sm, size_t i); /* by id */
+
+/* ------------------------------------------------------------------ */
+/* 4. JSON mapping (cJSON)                                             */
+
+/* A value as JSON: number (float, int, probability), string (choice),
+ * true/false (bool), array of numbers (distribution, embedding),
+ * {"shape":[..],"data":[..]} (tensor). *out is owned by the caller
+ * (cJSON_Delete). MB_ENOMEM, MB_EINVAL for a NONE value. */
+int consensus_value_to_json(const mb_value *v, cJSON **out);
+
+/* Parse the JSON of a value of type `type` (borrowed) into *out (owned by
+ * the caller on success). Defensive; MB_EINVAL with a message naming
+ * `name` (may be NULL). Does not check constraints: see
+ * mb_value_validate(). */
+int consensus_value_from_json(const cJSON *j, mb_vtype type, const char *name, mb_value *out,
+                              mb_error *err);
+
+/* Add the fields of a spec and its policy to the JSON object `obj`
+ * ("type", "min", ..., "policy"). MB_ENOMEM. */
+int consensus_spec_to_json(const mb_var_spec *s, mb_var_policy policy, cJSON *obj);
+
+/* A variable definition {"name":..,"type":..,constraints..,"policy":..,
+ * "value":..} (borrowed) as a VAR_DEFINE command in *out (owned by the
+ * caller, release with consensus_cmd_free). The spec is checked and a
+ * given value validated. MB_EINVAL/MB_ECONSTRAINT with a message. */
+int consensus_define_from_json(const cJSON *j, consensus_cmd *out, mb_error *err);
+
+/* A variable as JSON: name, spec fields, policy, value, version, created,
+ * changed_by. *out owned by the caller. */
+int consensus_var_to_json(const consensus_var *var, cJSON **out);
+
+/* ------------------------------------------------------------------ */
+/* 5. Raft glue                                                        */
+
+struct raft_fsm;
+struct raft;
+
+/* Effects callback of the raft glue, called on the loop thread after each
+ * applied entry that produced effects (borrowed for the call). */
+typedef void (*consensus_effects_cb)(void *arg, uint64_t index, const consensus_effects *fx);
+
+/* Raft log entry framing. libraft 0.15 writes entry buffers whose length
+ * is not a multiple of 8 such that the closed segment fails to load on
+ * restart and is set aside as corrupt, losing the entries (canonical/raft
+ * issues #180, #189, #304). So every entry is framed: "MBE1", a big-endian
+ * u32 command length, the command, zero padding to a multiple of 8. */
+#define CONSENSUS_ENTRY_HEADER 8
+
+/* Frame command bytes (borrowed) into a new buffer allocated with
+ * alloc_fn (malloc when NULL; raft_malloc for raft_apply), owned by the
+ * caller. MB_ENOMEM, MB_ETOOBIG. */
+int consensus_entry_frame(const void *cmd, size_t len, void *(*alloc_fn)(size_t), void **out,
+                          size_t *out_len);
+
+/* Find the command inside a framed entry (borrowed; *cmd points into it).
+ * Defensive: MB_EPROTO for a bad magic, length, size or padding. */
+int consensus_entry_unframe(const void *entry, size_t len, const void **cmd, size_t *cmd_len);
+
+/* The raft FSM adapter: decodes entries, runs the state machine, hands
+ * effects on, snapshots/restores with raft_malloc'd buffers. Used by
+ * consensus_raft and directly by tests with raft_fixture. */
+typedef struct consensus_fsm consensus_fsm;
+
+/* Create an adapter (version-1 raft_fsm) around a new state machine.
+ * Effects of entries with index <= skip_effects_through are not handed to
+ * `cb` (they are already in the event log). *out owned by the caller. */
+int consensus_fsm_new(const consensus_sm_options *opts, consensus_effects_cb cb, void *cb_arg,
+                      uint64_t skip_effects_through, consensus_fsm **out);
+void consensus_fsm_free(consensus_fsm *f);
+/* The raft_fsm to give raft_init / raft_fixture_grow (borrowed). */
+struct raft_fsm *consensus_fsm_raft(consensus_fsm *f);
+/* Tell the adapter which raft instance drives it (for the entry index). */
+void consensus_fsm_attach(consensus_fsm *f, struct raft *r);
+/* The state machine (borrowed; replaced on restore). */
+const consensus_sm *consensus_fsm_sm(const consensus_fsm *f);
+/* The result of the entry applied last (valid in the apply callback). */
+const consensus_result *consensus_fsm_last_result(const consensus_fsm *f);
+
+typedef struct consensus_peer {
+    uint64_t id;
+    const char *address; /* IPv4 literal "a.b.c.d:port" */
+} consensus_peer;
+
+typedef enum consensus_role {
+    CONSENSUS_UNAVAILABLE = 0,
+    CONSENSUS_FOLLOWER = 1,
+    CONSENSUS_CANDIDATE = 2,
+    CONSENSUS_LEADER = 3,
+} consensus_role;
+
+typedef struct consensus_status {
+    consensus_role role;
+    uint64_t leader_id; /* 0 when unknown */
+    char leader_addr[CONSENSUS_ADDR_MAX + 1];
+    uint64_t term;
+    uint64_t commit_index;
+    uint64_t applied_index;
+    unsigned voters;
+    unsigned pending; /* proposals waiting for their result */
+} consensus_status;
+
+typedef void (*consensus_status_cb)(void *arg, const consensus_status *st);
+
+typedef struct consensus_raft_config {
+    uint64_t id;                 /* > 0 */
+    const char *address;         /* this node's raft address, IPv4 literal + port */
+    const char *data_dir;        /* must exist */
+    const consensus_peer *peers; /* bootstrap configuration (all voters,
+                                    including this node); n_peers 0 = join mode:
+                                    start empty and wait to be added */
+    size_t n_peers;
+    unsigned election_timeout_ms;    /* 0 = 3000 */
+    unsigned heartbeat_timeout_ms;   /* 0 = 500 */
+    int disable_pre_vote;            /* pre-vote is on unless set */
+    unsigned snapshot_threshold;     /* 0 = 1024 */
+    unsigned snapshot_trailing;      /* 0 = 8192 */
+    unsigned quorum_timeout_ms;      /* proposal not committed by then: MB_ENOQUORUM; 0 = 5000 */
+    unsigned monitor_interval_ms;    /* 0 = 50 */
+    unsigned max_voters;             /* 3 or 5; 0 = 3 */
+    uint32_t dedup_capacity;         /* 0 = default */
+    consensus_effects_cb on_effects; /* may be NULL */
+    void *effects_arg;
+    uint64_t skip_effects_through; /* highest raft index already in the event log */
+    consensus_status_cb on_status; /* on any change of role, leader or term; may be NULL */
+    void *status_arg;
+    /* While leader, the monitor proposes PROPOSAL_CLOSE expired for open
+     * proposals whose deadline_ms (wall clock) has passed, unless set. */
+    int disable_proposal_expiry;
+} consensus_raft_config;
+
+typedef struct consensus_raft consensus_raft;
+
+/* Result of a proposal, a barrier or a membership change (borrowed for the
+ * call). Fires exactly once on the loop thread, unless the call that
+ * registered it returned an error. */
+typedef void (*consensus_done_cb)(void *arg, const consensus_result *res);
+
+/* Create the glue on `loop` (borrowed; owned by the daemon; must outlive
+ * the glue) and bootstrap on first start when peers are given. The process
+ * must ignore SIGPIPE (raft writes to peers that may have gone). Strings of
+ * `cfg` are copied. *out owned by the caller until consensus_raft_close. */
+int consensus_raft_init(uv_loop_t *loop, const consensus_raft_config *cfg, consensus_raft **out,
+                        mb_error *err);
+
+/* Start raft (restores the last snapshot and replays the log). */
+int consensus_raft_start(consensus_raft *r, mb_error *err);
+
+/* Propose an encoded command (borrowed; framed into a raft_malloc'd copy). On 0 `cb` fires once
+ * with the apply result, MB_EUNKNOWN if leadership was lost before commit (retry with the same
+ * idempotency id), MB_ENOQUORUM after quorum_timeout_ms, or MB_ECLOSED on close. Otherwise returns
+ * the error now (cb never fires) and fills *now (may be NULL): MB_ENOTLEADER with the leader id and
+ * address when known, MB_ECLOSED, MB_ENOMEM, MB_ETOOBIG. */
+int consensus_raft_propose(consensus_raft *r, const void *cmd, size_t len, consensus_done_cb cb,
+                           void *arg, consensus_result *now);
+
+/* Linearizable read: `cb` fires once every entry committed before the call
+ * has been applied here (then read consensus_raft_sm()); leader only.
+ * Errors as for propose. */
+int consensus_raft_barrier(consensus_raft *r, consensus_done_cb cb, void *arg,
+                           consensus_result *now);
+
+/* The local state machine (stale-local reads; borrowed). */
+const consensus_sm *consensus_raft_sm(const consensus_raft *r);
+
+/* Membership (leader only, one change at a time): add node `id` at
+ * `address`, then promote it to voter while fewer than max_voters voters,
+ * else to standby. res->version is 1 for voter, 2 for standby. */
+int consensus_raft_add(consensus_raft *r, uint64_t id, const char *address, consensus_done_cb cb,
+                       void *arg, consensus_result *now);
+int consensus_raft_remove(consensus_raft *r, uint64_t id, consensus_done_cb cb, void *arg,
+                          consensus_result *now);
+/* Transfer leadership to `id` (0 = pick one); the result says who leads after. */
+int consensus_raft_transfer(consensus_raft *r, uint64_t id, consensus_done_cb cb, void *arg,
+                            consensus_result *now);
+
+void consensus_raft_status(const consensus_raft *r, consensus_status *out);
+
+/* Close: refuse new requests, let pending ones finish (bounded by the
+ * quorum timeout), close raft and its transport, then call `cb` (may be
+ * NULL) and free `r`. The loop must keep running until then. */
+void consensus_raft_close(consensus_raft *r, void (*cb)(void *arg), void *arg);
+
+#endif /* MB_CONSENSUS_H */

@@ -1,0 +1,188 @@
+/* The raft_fsm adapter: raft entry -> pure state machine -> effects
+ * callback; snapshot/restore with raft_malloc'd buffers (LIBS.md §1). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <raft.h>
+
+#include "consensus/consensus.h"
+
+struct consensus_fsm {
+    struct raft_fsm fsm;
+    consensus_sm *sm;
+    struct raft *raft;
+    consensus_effects fx;
+    consensus_effects_cb cb;
+    void *cb_arg;
+    uint64_t skip_through;
+    consensus_result last;
+};
+
+#define ENTRY_MAGIC "MBE1"
+
+int consensus_entry_frame(const void *cmd, size_t len, void *(*alloc_fn)(size_t), void **out,
+                          size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (len > UINT32_MAX - 16)
+        return MB_ETOOBIG;
+    size_t total = CONSENSUS_ENTRY_HEADER + ((len + 7) & ~(size_t)7);
+    uint8_t *p = (alloc_fn != NULL ? alloc_fn : malloc)(total);
+    if (p == NULL)
+        return MB_ENOMEM;
+    memcpy(p, ENTRY_MAGIC, 4);
+    p[4] = (uint8_t)(len >> 24);
+    p[5] = (uint8_t)(len >> 16);
+    p[6] = (uint8_t)(len >> 8);
+    p[7] = (uint8_t)len;
+    if (len > 0)
+        memcpy(p + CONSENSUS_ENTRY_HEADER, cmd, len);
+    memset(p + CONSENSUS_ENTRY_HEADER + len, 0, total - CONSENSUS_ENTRY_HEADER - len);
+    *out = p;
+    *out_len = total;
+    return MB_OK;
+}
+
+int consensus_entry_unframe(const void *entry, size_t len, const void **cmd, size_t *cmd_len)
+{
+    const uint8_t *p = entry;
+    *cmd = NULL;
+    *cmd_len = 0;
+    if (p == NULL || len < CONSENSUS_ENTRY_HEADER || len % 8 != 0 || memcmp(p, ENTRY_MAGIC, 4) != 0)
+        return MB_EPROTO;
+    size_t n = (size_t)p[4] << 24 | (size_t)p[5] << 16 | (size_t)p[6] << 8 | p[7];
+    if (CONSENSUS_ENTRY_HEADER + ((n + 7) & ~(size_t)7) != len)
+        return MB_EPROTO;
+    for (size_t i = CONSENSUS_ENTRY_HEADER + n; i < len; i++)
+        if (p[i] != 0)
+            return MB_EPROTO;
+    *cmd = p + CONSENSUS_ENTRY_HEADER;
+    *cmd_len = n;
+    return MB_OK;
+}
+
+static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, void **result)
+{
+    consensus_fsm *f = fsm->data;
+    /* raft 0.15 bumps last_applied after apply returns; barriers and
+     * configuration entries never reach the FSM but do count. */
+    uint64_t index =
+        f->raft != NULL ? raft_last_applied(f->raft) + 1 : consensus_sm_applied_index(f->sm) + 1;
+    const void *cmd = NULL;
+    size_t cmd_len = 0;
+    consensus_effects_clear(&f->fx);
+    if (consensus_entry_unframe(buf->base, buf->len, &cmd, &cmd_len) != MB_OK) {
+        /* Not ours: consumes the index, changes nothing. */
+        cmd = NULL;
+        cmd_len = 0;
+    }
+    consensus_sm_apply(f->sm, index, cmd, cmd_len, &f->last, &f->fx);
+    if (f->cb != NULL && f->fx.n > 0 && index > f->skip_through)
+        f->cb(f->cb_arg, index, &f->fx);
+    consensus_effects_clear(&f->fx);
+    /* The result lives in the adapter: raft hands it to the leader's apply
+     * callback right away and drops it on followers. */
+    *result = &f->last;
+    return 0;
+}
+
+static int fsm_snapshot_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    consensus_fsm *f = fsm->data;
+    struct raft_buffer *b = raft_malloc(sizeof(*b));
+    if (b == NULL)
+        return RAFT_NOMEM;
+    if (consensus_sm_snapshot(f->sm, raft_malloc, &b->base, &b->len, NULL) != MB_OK) {
+        raft_free(b);
+        return RAFT_NOMEM;
+    }
+    *bufs = b;
+    *n_bufs = 1;
+    return 0;
+}
+
+static int fsm_restore_cb(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    consensus_fsm *f = fsm->data;
+    consensus_sm *sm = NULL;
+    mb_error e;
+    int rc = consensus_sm_restore(buf->base, buf->len, &sm, &e);
+    if (rc != MB_OK)
+        return rc == MB_ENOMEM ? RAFT_NOMEM : RAFT_CORRUPT;
+    consensus_sm_free(f->sm);
+    f->sm = sm;
+    raft_free(buf->base);
+    uint64_t index = consensus_sm_applied_index(sm);
+    if (f->cb != NULL && index > f->skip_through) {
+        /* Entries up to `index` were not applied here one by one: tell the
+         * shell that its event log has a gap up to this index. */
+        consensus_effects fx;
+        consensus_effects_init(&fx);
+        char payload[64];
+        snprintf(payload, sizeof(payload), "{\"applied_index\":%llu}", (unsigned long long)index);
+        consensus_effect e1 = { .kind = CONSENSUS_FX_EVENT,
+                                .type = (char *)"state.restore",
+                                .subject = (char *)"",
+                                .payload = payload,
+                                .version = index };
+        fx.items = &e1;
+        fx.n = fx.cap = 1;
+        f->cb(f->cb_arg, index, &fx);
+    }
+    return 0;
+}
+
+int consensus_fsm_new(const consensus_sm_options *opts, consensus_effects_cb cb, void *cb_arg,
+                      uint64_t skip_effects_through, consensus_fsm **out)
+{
+    consensus_fsm *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return MB_ENOMEM;
+    int rc = consensus_sm_new(opts, &f->sm);
+    if (rc != MB_OK) {
+        free(f);
+        return rc;
+    }
+    consensus_effects_init(&f->fx);
+    f->cb = cb;
+    f->cb_arg = cb_arg;
+    f->skip_through = skip_effects_through;
+    f->fsm.version = 1;
+    f->fsm.data = f;
+    f->fsm.apply = fsm_apply_cb;
+    f->fsm.snapshot = fsm_snapshot_cb;
+    f->fsm.restore = fsm_restore_cb;
+    *out = f;
+    return MB_OK;
+}
+
+void consensus_fsm_free(consensus_fsm *f)
+{
+    if (f == NULL)
+        return;
+    consensus_sm_free(f->sm);
+    consensus_effects_free(&f->fx);
+    free(f);
+}
+
+struct raft_fsm *consensus_fsm_raft(consensus_fsm *f)
+{
+    return &f->fsm;
+}
+
+void consensus_fsm_attach(consensus_fsm *f, struct raft *r)
+{
+    f->raft = r;
+}
+
+const consensus_sm *consensus_fsm_sm(const consensus_fsm *f)
+{
+    return f->sm;
+}
+
+const consensus_result *consensus_fsm_last_result(const consensus_fsm *f)
+{
+    return &f->last;
+}

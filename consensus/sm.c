@@ -1,0 +1,1853 @@
+/* The pure replicated state machine: tables, command application with
+ * idempotency, effects, and deterministic snapshot/restore. No I/O, no
+ * clock, no randomness (see docs/consensus.md). */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consensus/consensus.h"
+#include "consensus/internal.h"
+
+#define SNAP_MAGIC    "MBSS"
+#define SNAP_FORMAT   1u
+#define SNAP_HEADER   12u
+#define DEDUP_MAX     (1u << 20)
+#define DEDUP_MSG_MAX 255
+
+/* One remembered idempotency id and its result. */
+typedef struct dedup_entry {
+    uint64_t client_id;
+    uint64_t request_seq;
+    uint64_t index;
+    int code;
+    uint64_t version;
+    char *msg;
+    int32_t next; /* hash chain: ring slot, -1 = end */
+} dedup_entry;
+
+struct consensus_sm {
+    uint64_t applied;
+    consensus_var **vars; /* sorted by name */
+    size_t n_vars, cap_vars;
+    consensus_node **nodes; /* sorted by id */
+    size_t n_nodes, cap_nodes;
+    consensus_agent **agents; /* sorted by id */
+    size_t n_agents, cap_agents;
+    consensus_proposal **props; /* open proposals, sorted by id */
+    size_t n_props, cap_props;
+    /* Dedup: a ring in apply order (= raft index order), oldest at head,
+     * with hash chains for lookup. */
+    uint32_t dd_cap;
+    dedup_entry *dd;
+    uint32_t dd_head, dd_n;
+    int32_t *dd_buckets;
+    uint32_t dd_nbuckets;
+};
+
+/* ---------------- effects ---------------- */
+
+void consensus_effects_init(consensus_effects *fx)
+{
+    memset(fx, 0, sizeof(*fx));
+}
+
+static void effect_release(consensus_effect *e)
+{
+    free(e->type);
+    free(e->subject);
+    cJSON_free(e->payload);
+    memset(e, 0, sizeof(*e));
+}
+
+static void effects_truncate(consensus_effects *fx, size_t n)
+{
+    if (fx == NULL)
+        return;
+    while (fx->n > n)
+        effect_release(&fx->items[--fx->n]);
+}
+
+void consensus_effects_clear(consensus_effects *fx)
+{
+    effects_truncate(fx, 0);
+}
+
+void consensus_effects_free(consensus_effects *fx)
+{
+    if (fx == NULL)
+        return;
+    consensus_effects_clear(fx);
+    free(fx->items);
+    memset(fx, 0, sizeof(*fx));
+}
+
+/* Append an effect; `payload` (cJSON-allocated, may be NULL) is taken over
+ * even on failure. */
+static int fx_push(consensus_effects *fx, consensus_effect_kind kind, const char *type,
+                   const char *subject, char *payload, uint64_t version, int deleted,
+                   uint64_t node_id, uint64_t generation)
+{
+    if (fx == NULL) {
+        cJSON_free(payload);
+        return MB_OK;
+    }
+    if (fx->n == fx->cap) {
+        size_t cap = fx->cap ? fx->cap * 2 : 8;
+        consensus_effect *items = realloc(fx->items, cap * sizeof(*items));
+        if (items == NULL) {
+            cJSON_free(payload);
+            return MB_ENOMEM;
+        }
+        fx->items = items;
+        fx->cap = cap;
+    }
+    consensus_effect e = { .kind = kind,
+                           .payload = payload,
+                           .version = version,
+                           .deleted = deleted,
+                           .node_id = node_id,
+                           .generation = generation };
+    int ok = 1;
+    e.type = cs_strdup_or_null(type, &ok);
+    e.subject = cs_strdup_or_null(subject, &ok);
+    if (!ok) {
+        effect_release(&e);
+        return MB_ENOMEM;
+    }
+    fx->items[fx->n++] = e;
+    return MB_OK;
+}
+
+/* Push an EVENT whose payload is `obj` (consumed). */
+static int fx_event(consensus_effects *fx, const char *type, const char *subject, cJSON *obj,
+                    uint64_t version)
+{
+    if (obj == NULL)
+        return MB_ENOMEM;
+    char *payload = cJSON_PrintUnformatted(obj);
+    cJSON_Delete(obj);
+    if (payload == NULL)
+        return MB_ENOMEM;
+    return fx_push(fx, CONSENSUS_FX_EVENT, type, subject, payload, version, 0, 0, 0);
+}
+
+/* ---------------- table helpers ---------------- */
+
+static int grow(void ***arr, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return MB_OK;
+    size_t c = *cap ? *cap * 2 : 16;
+    while (c < need)
+        c *= 2;
+    void **a = realloc(*arr, c * sizeof(void *));
+    if (a == NULL)
+        return MB_ENOMEM;
+    *arr = a;
+    *cap = c;
+    return MB_OK;
+}
+
+static void arr_insert(void **arr, size_t *n, size_t pos, void *item)
+{
+    memmove(&arr[pos + 1], &arr[pos], (*n - pos) * sizeof(void *));
+    arr[pos] = item;
+    (*n)++;
+}
+
+static void arr_remove(void **arr, size_t *n, size_t pos)
+{
+    memmove(&arr[pos], &arr[pos + 1], (*n - pos - 1) * sizeof(void *));
+    (*n)--;
+}
+
+/* Binary search by name; returns 1 and *pos when found, else 0 and the
+ * insertion point. */
+static int var_find(const consensus_sm *sm, const char *name, size_t *pos)
+{
+    size_t lo = 0, hi = sm->n_vars;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(sm->vars[mid]->name, name);
+        if (c == 0) {
+            *pos = mid;
+            return 1;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *pos = lo;
+    return 0;
+}
+
+static int node_find(const consensus_sm *sm, uint64_t id, size_t *pos)
+{
+    size_t lo = 0, hi = sm->n_nodes;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t v = sm->nodes[mid]->id;
+        if (v == id) {
+            *pos = mid;
+            return 1;
+        }
+        if (v < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *pos = lo;
+    return 0;
+}
+
+static int agent_find(const consensus_sm *sm, const char *id, size_t *pos)
+{
+    size_t lo = 0, hi = sm->n_agents;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(sm->agents[mid]->id, id);
+        if (c == 0) {
+            *pos = mid;
+            return 1;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *pos = lo;
+    return 0;
+}
+
+static void var_free(consensus_var *v)
+{
+    if (v == NULL)
+        return;
+    free(v->name);
+    mb_var_spec_free(&v->spec);
+    mb_value_free(&v->value);
+    free(v->changed_by);
+    free(v);
+}
+
+static void node_free(consensus_node *n)
+{
+    if (n == NULL)
+        return;
+    free(n->raft_addr);
+    free(n->mesh_addr);
+    free(n->api_addr);
+    free(n);
+}
+
+static void agent_free(consensus_agent *a)
+{
+    if (a == NULL)
+        return;
+    free(a->id);
+    free(a->kind);
+    free(a->config);
+    free(a->checkpoint);
+    free(a);
+}
+
+static int prop_find(const consensus_sm *sm, const char *id, size_t *pos)
+{
+    size_t lo = 0, hi = sm->n_props;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(sm->props[mid]->id, id);
+        if (c == 0) {
+            *pos = mid;
+            return 1;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *pos = lo;
+    return 0;
+}
+
+static void prop_free(consensus_proposal *p)
+{
+    if (p == NULL)
+        return;
+    free(p->id);
+    free(p->variable);
+    mb_value_free(&p->value);
+    free(p->proposer);
+    if (p->voters != NULL)
+        for (uint32_t i = 0; i < p->n_voters; i++)
+            free(p->voters[i]);
+    free(p->voters);
+    free(p->weights);
+    free(p->votes);
+    free(p);
+}
+
+/* ---------------- dedup ---------------- */
+
+static uint32_t dd_hash(const consensus_sm *sm, uint64_t cid, uint64_t seq)
+{
+    uint64_t h = cid * 0x9E3779B97F4A7C15ull ^ (seq + 0x632BE59BD9B4E019ull + (cid << 6));
+    h ^= h >> 31;
+    h *= 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 29;
+    return (uint32_t)(h % sm->dd_nbuckets);
+}
+
+static int dd_alloc(consensus_sm *sm, uint32_t cap)
+{
+    sm->dd_cap = cap;
+    sm->dd_nbuckets = cap * 2 + 1;
+    sm->dd = calloc(cap, sizeof(dedup_entry));
+    sm->dd_buckets = malloc(sm->dd_nbuckets * sizeof(int32_t));
+    if (sm->dd == NULL || sm->dd_buckets == NULL)
+        return MB_ENOMEM;
+    for (uint32_t i = 0; i < sm->dd_nbuckets; i++)
+        sm->dd_buckets[i] = -1;
+    return MB_OK;
+}
+
+static const dedup_entry *dd_find(const consensus_sm *sm, uint64_t cid, uint64_t seq)
+{
+    for (int32_t s = sm->dd_buckets[dd_hash(sm, cid, seq)]; s >= 0; s = sm->dd[s].next)
+        if (sm->dd[s].client_id == cid && sm->dd[s].request_seq == seq)
+            return &sm->dd[s];
+    return NULL;
+}
+
+static void dd_evict_oldest(consensus_sm *sm)
+{
+    uint32_t slot = sm->dd_head;
+    dedup_entry *e = &sm->dd[slot];
+    int32_t *link = &sm->dd_buckets[dd_hash(sm, e->client_id, e->request_seq)];
+    while (*link >= 0 && *link != (int32_t)slot)
+        link = &sm->dd[*link].next;
+    if (*link == (int32_t)slot)
+        *link = e->next;
+    free(e->msg);
+    memset(e, 0, sizeof(*e));
+    sm->dd_head = (sm->dd_head + 1) % sm->dd_cap;
+    sm->dd_n--;
+}
+
+/* Remember a result; `msg` is taken over. Never fails: with no memory for
+ * the message it is remembered without one. */
+static void dd_insert(consensus_sm *sm, uint64_t cid, uint64_t seq, uint64_t index, int code,
+                      uint64_t version, char *msg)
+{
+    if (sm->dd_n == sm->dd_cap)
+        dd_evict_oldest(sm);
+    uint32_t slot = (sm->dd_head + sm->dd_n) % sm->dd_cap;
+    uint32_t b = dd_hash(sm, cid, seq);
+    sm->dd[slot] = (dedup_entry){ .client_id = cid,
+                                  .request_seq = seq,
+                                  .index = index,
+                                  .code = code,
+                                  .version = version,
+                                  .msg = msg,
+                                  .next = sm->dd_buckets[b] };
+    sm->dd_buckets[b] = (int32_t)slot;
+    sm->dd_n++;
+}
+
+/* ---------------- lifecycle ---------------- */
+
+static consensus_sm *sm_alloc(uint32_t dedup_capacity)
+{
+    consensus_sm *sm = calloc(1, sizeof(*sm));
+    if (sm == NULL)
+        return NULL;
+    if (dd_alloc(sm, dedup_capacity) != MB_OK) {
+        consensus_sm_free(sm);
+        return NULL;
+    }
+    return sm;
+}
+
+int consensus_sm_new(const consensus_sm_options *opts, consensus_sm **out)
+{
+    uint32_t cap =
+        opts != NULL && opts->dedup_capacity ? opts->dedup_capacity : CONSENSUS_DEDUP_DEFAULT;
+    if (cap > DEDUP_MAX)
+        return MB_EINVAL;
+    *out = sm_alloc(cap);
+    return *out != NULL ? MB_OK : MB_ENOMEM;
+}
+
+void consensus_sm_free(consensus_sm *sm)
+{
+    if (sm == NULL)
+        return;
+    for (size_t i = 0; i < sm->n_vars; i++)
+        var_free(sm->vars[i]);
+    for (size_t i = 0; i < sm->n_nodes; i++)
+        node_free(sm->nodes[i]);
+    for (size_t i = 0; i < sm->n_agents; i++)
+        agent_free(sm->agents[i]);
+    for (size_t i = 0; i < sm->n_props; i++)
+        prop_free(sm->props[i]);
+    free(sm->props);
+    free(sm->vars);
+    free(sm->nodes);
+    free(sm->agents);
+    if (sm->dd != NULL)
+        for (uint32_t i = 0; i < sm->dd_cap; i++)
+            free(sm->dd[i].msg);
+    free(sm->dd);
+    free(sm->dd_buckets);
+    free(sm);
+}
+
+/* ---------------- checks ---------------- */
+
+static int str_ok(const char *s, size_t max)
+{
+    return s == NULL || strnlen(s, max + 1) <= max;
+}
+
+static int ident_check(const char *what, const char *s, mb_error *err)
+{
+    if (s == NULL || s[0] == '\0')
+        return mb_errorf(err, MB_EINVAL, "%s is empty", what);
+    size_t len = strnlen(s, CONSENSUS_ID_MAX + 1);
+    if (len > CONSENSUS_ID_MAX)
+        return mb_errorf(err, MB_EINVAL, "%s longer than %d bytes", what, CONSENSUS_ID_MAX);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f || s[i] == '"' ||
+            s[i] == '\\')
+            return mb_errorf(err, MB_EINVAL, "%s has a character that is not printable ASCII",
+                             what);
+    return MB_OK;
+}
+
+static const char *str_or_empty(const char *s)
+{
+    return s != NULL ? s : "";
+}
+
+static int node_usable(const consensus_sm *sm, uint64_t id, mb_error *err)
+{
+    size_t pos;
+    if (!node_find(sm, id, &pos))
+        return mb_errorf(err, MB_ENOTFOUND, "node %llu not found", (unsigned long long)id);
+    if (sm->nodes[pos]->status != CONSENSUS_NODE_UP)
+        return mb_errorf(err, MB_ESTATE, "node %llu is not up", (unsigned long long)id);
+    return MB_OK;
+}
+
+static int agent_lookup(const consensus_sm *sm, const char *id, size_t *pos, mb_error *err)
+{
+    int rc = ident_check("agent id", id, err);
+    if (rc != MB_OK)
+        return rc;
+    if (!agent_find(sm, id, pos))
+        return mb_errorf(err, MB_ENOAGENT, "agent \"%s\" not found", id);
+    return MB_OK;
+}
+
+static int check_proposal_open(const consensus_sm *sm, const consensus_cmd *c, mb_error *err)
+{
+    size_t pos;
+    int rc;
+    if ((rc = ident_check("proposal id", c->proposal_id, err)) != MB_OK)
+        return rc;
+    if (prop_find(sm, c->proposal_id, &pos))
+        return mb_errorf(err, MB_EEXIST, "proposal \"%s\" already open", c->proposal_id);
+    if ((rc = mb_var_name_check(c->name, err)) != MB_OK)
+        return rc;
+    if (!var_find(sm, c->name, &pos))
+        return mb_errorf(err, MB_ENOTFOUND, "variable \"%s\" not found", c->name);
+    const consensus_var *v = sm->vars[pos];
+    if (v->policy != MB_POLICY_CONSENSUS)
+        return mb_errorf(err, MB_EINVAL, "variable \"%s\" has change policy direct: set it",
+                         c->name);
+    if ((rc = mb_value_validate(c->name, &v->spec, &c->value, err)) != MB_OK)
+        return rc;
+    if ((unsigned)c->rule > CONSENSUS_RULE_WEIGHTED)
+        return mb_errorf(err, MB_EINVAL, "proposal \"%s\": unknown rule", c->proposal_id);
+    if (c->rule == CONSENSUS_RULE_SUPERMAJORITY ? !(c->fraction > 0.5 && c->fraction <= 1.0)
+                                                : c->fraction != 0)
+        return mb_errorf(err, MB_EINVAL,
+                         "proposal \"%s\": a supermajority needs a fraction in (0.5, 1], other "
+                         "rules none",
+                         c->proposal_id);
+    if (c->n_voters == 0 || c->n_voters > CONSENSUS_MAX_VOTERS || c->voters == NULL)
+        return mb_errorf(err, MB_EINVAL, "proposal \"%s\": needs 1..%d voters", c->proposal_id,
+                         CONSENSUS_MAX_VOTERS);
+    if ((c->rule == CONSENSUS_RULE_WEIGHTED) != (c->weights != NULL))
+        return mb_errorf(err, MB_EINVAL, "proposal \"%s\": weights go with the weighted rule only",
+                         c->proposal_id);
+    for (uint32_t i = 0; i < c->n_voters; i++) {
+        if ((rc = ident_check("voter", c->voters[i], err)) != MB_OK)
+            return rc;
+        for (uint32_t j = 0; j < i; j++)
+            if (strcmp(c->voters[i], c->voters[j]) == 0)
+                return mb_errorf(err, MB_EINVAL, "proposal \"%s\": voter \"%s\" repeated",
+                                 c->proposal_id, c->voters[i]);
+        if (c->weights != NULL && !(isfinite(c->weights[i]) && c->weights[i] > 0))
+            return mb_errorf(err, MB_EINVAL, "proposal \"%s\": weights must be finite and > 0",
+                             c->proposal_id);
+    }
+    if (c->deadline_ms < 0)
+        return mb_errorf(err, MB_EINVAL, "proposal \"%s\": negative deadline", c->proposal_id);
+    return MB_OK;
+}
+
+/* Everything apply checks before changing anything. */
+static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *err)
+{
+    size_t pos;
+    int rc;
+    if (!str_ok(c->by, CONSENSUS_ID_MAX))
+        return mb_errorf(err, MB_EINVAL, "\"by\" longer than %d bytes", CONSENSUS_ID_MAX);
+    switch (c->kind) {
+    case CONSENSUS_CMD_VAR_DEFINE:
+        if ((rc = mb_var_name_check(c->name, err)) != MB_OK)
+            return rc;
+        if (var_find(sm, c->name, &pos))
+            return mb_errorf(err, MB_EEXIST, "variable \"%s\" already defined", c->name);
+        if ((unsigned)c->policy > MB_POLICY_CONSENSUS)
+            return mb_errorf(err, MB_EINVAL, "variable \"%s\": unknown change policy", c->name);
+        if ((rc = mb_var_spec_check(c->name, &c->spec, err)) != MB_OK)
+            return rc;
+        if (c->value.type == MB_VT_NONE) {
+            if (c->spec.type == MB_VT_TENSOR && c->spec.ndim == 0)
+                return mb_errorf(err, MB_EINVAL,
+                                 "variable \"%s\": a tensor without a fixed shape needs an "
+                                 "initial value",
+                                 c->name);
+            return MB_OK;
+        }
+        return mb_value_validate(c->name, &c->spec, &c->value, err);
+    case CONSENSUS_CMD_VAR_SET:
+    case CONSENSUS_CMD_VAR_DELETE: {
+        if ((rc = mb_var_name_check(c->name, err)) != MB_OK)
+            return rc;
+        if (!var_find(sm, c->name, &pos))
+            return mb_errorf(err, MB_ENOTFOUND, "variable \"%s\" not found", c->name);
+        const consensus_var *v = sm->vars[pos];
+        if (c->kind == CONSENSUS_CMD_VAR_SET && v->policy == MB_POLICY_CONSENSUS)
+            return mb_errorf(err, MB_EPERM,
+                             "variable \"%s\" changes only by consensus: propose the value",
+                             c->name);
+        if (c->has_expected && c->expected != v->version)
+            return mb_errorf(err, MB_ECONFLICT, "variable \"%s\": version is %llu, expected %llu",
+                             c->name, (unsigned long long)v->version,
+                             (unsigned long long)c->expected);
+        if (c->kind == CONSENSUS_CMD_VAR_SET)
+            return mb_value_validate(c->name, &v->spec, &c->value, err);
+        return MB_OK;
+    }
+    case CONSENSUS_CMD_NODE_ADD:
+    case CONSENSUS_CMD_NODE_UPDATE:
+    case CONSENSUS_CMD_NODE_REMOVE:
+        if (c->node.id == 0)
+            return mb_errorf(err, MB_EINVAL, "node id 0 is not valid");
+        if (!str_ok(c->node.raft_addr, CONSENSUS_ADDR_MAX) ||
+            !str_ok(c->node.mesh_addr, CONSENSUS_ADDR_MAX) ||
+            !str_ok(c->node.api_addr, CONSENSUS_ADDR_MAX))
+            return mb_errorf(err, MB_EINVAL, "node %llu: address longer than %d bytes",
+                             (unsigned long long)c->node.id, CONSENSUS_ADDR_MAX);
+        if ((unsigned)c->node.role > CONSENSUS_ROLE_STANDBY ||
+            (unsigned)c->node.status > CONSENSUS_NODE_LEFT)
+            return mb_errorf(err, MB_EINVAL, "node %llu: unknown role or status",
+                             (unsigned long long)c->node.id);
+        if (c->kind == CONSENSUS_CMD_NODE_ADD) {
+            if (node_find(sm, c->node.id, &pos))
+                return mb_errorf(err, MB_EEXIST, "node %llu already added",
+                                 (unsigned long long)c->node.id);
+            return MB_OK;
+        }
+        if (!node_find(sm, c->node.id, &pos))
+            return mb_errorf(err, MB_ENOTFOUND, "node %llu not found",
+                             (unsigned long long)c->node.id);
+        if (c->kind == CONSENSUS_CMD_NODE_REMOVE) {
+            size_t placed = 0;
+            for (size_t i = 0; i < sm->n_agents; i++)
+                placed += sm->agents[i]->node == c->node.id;
+            if (placed > 0)
+                return mb_errorf(err, MB_ESTATE, "node %llu still has %zu agents placed on it",
+                                 (unsigned long long)c->node.id, placed);
+        }
+        return MB_OK;
+    case CONSENSUS_CMD_AGENT_PLACE:
+        if ((rc = ident_check("agent id", c->agent_id, err)) != MB_OK ||
+            (rc = ident_check("agent kind", c->agent_kind, err)) != MB_OK)
+            return rc;
+        if (agent_find(sm, c->agent_id, &pos))
+            return mb_errorf(err, MB_EEXIST, "agent \"%s\" already placed", c->agent_id);
+        if (c->agent_config != NULL && c->agent_config[0] != '\0') {
+            size_t len = strnlen(c->agent_config, CONSENSUS_CONFIG_MAX + 1);
+            if (len > CONSENSUS_CONFIG_MAX)
+                return mb_errorf(err, MB_ETOOBIG, "agent \"%s\": config longer than %u bytes",
+                                 c->agent_id, CONSENSUS_CONFIG_MAX);
+            cJSON *j = cJSON_ParseWithLength(c->agent_config, len);
+            if (j == NULL)
+                return mb_errorf(err, MB_EINVAL, "agent \"%s\": config is not JSON", c->agent_id);
+            cJSON_Delete(j);
+        }
+        return node_usable(sm, c->agent_node, err);
+    case CONSENSUS_CMD_AGENT_REASSIGN: {
+        if ((rc = agent_lookup(sm, c->agent_id, &pos, err)) != MB_OK)
+            return rc;
+        const consensus_agent *a = sm->agents[pos];
+        if (c->has_expected && c->expected != a->generation)
+            return mb_errorf(err, MB_ECONFLICT, "agent \"%s\": generation is %llu, expected %llu",
+                             a->id, (unsigned long long)a->generation,
+                             (unsigned long long)c->expected);
+        return node_usable(sm, c->agent_node, err);
+    }
+    case CONSENSUS_CMD_AGENT_CHECKPOINT:
+    case CONSENSUS_CMD_AGENT_STATUS: {
+        if ((rc = agent_lookup(sm, c->agent_id, &pos, err)) != MB_OK)
+            return rc;
+        const consensus_agent *a = sm->agents[pos];
+        if (c->generation != a->generation)
+            return mb_errorf(err, MB_ECONFLICT,
+                             "agent \"%s\": generation %llu is stale (current %llu)", a->id,
+                             (unsigned long long)c->generation, (unsigned long long)a->generation);
+        if (c->kind == CONSENSUS_CMD_AGENT_CHECKPOINT && c->blob_len > CONSENSUS_CHECKPOINT_MAX)
+            return mb_errorf(err, MB_ETOOBIG, "agent \"%s\": checkpoint above %u bytes", a->id,
+                             CONSENSUS_CHECKPOINT_MAX);
+        if (c->kind == CONSENSUS_CMD_AGENT_CHECKPOINT && c->blob_len > 0 && c->blob == NULL)
+            return mb_errorf(err, MB_EINVAL, "agent \"%s\": checkpoint has no data", a->id);
+        if (c->kind == CONSENSUS_CMD_AGENT_STATUS &&
+            (unsigned)c->agent_status > CONSENSUS_AGENT_CRASHED)
+            return mb_errorf(err, MB_EINVAL, "agent \"%s\": unknown status", a->id);
+        return MB_OK;
+    }
+    case CONSENSUS_CMD_AGENT_REMOVE:
+        return agent_lookup(sm, c->agent_id, &pos, err);
+    case CONSENSUS_CMD_PROPOSAL_OPEN:
+        return check_proposal_open(sm, c, err);
+    case CONSENSUS_CMD_PROPOSAL_VOTE:
+    case CONSENSUS_CMD_PROPOSAL_CLOSE: {
+        if ((rc = ident_check("proposal id", c->proposal_id, err)) != MB_OK)
+            return rc;
+        if (!prop_find(sm, c->proposal_id, &pos))
+            return mb_errorf(err, MB_ENOTFOUND, "proposal \"%s\" not found (or already decided)",
+                             c->proposal_id);
+        const consensus_proposal *p = sm->props[pos];
+        if (c->kind == CONSENSUS_CMD_PROPOSAL_CLOSE) {
+            if (c->outcome != CONSENSUS_PROPOSAL_EXPIRED &&
+                c->outcome != CONSENSUS_PROPOSAL_CANCELLED)
+                return mb_errorf(err, MB_EINVAL,
+                                 "proposal \"%s\": only expired or cancelled can be forced", p->id);
+            return MB_OK;
+        }
+        if ((rc = ident_check("voter", c->voter, err)) != MB_OK)
+            return rc;
+        for (uint32_t i = 0; i < p->n_voters; i++) {
+            if (strcmp(p->voters[i], c->voter) != 0)
+                continue;
+            if (p->votes[i] != CONSENSUS_VOTE_NONE)
+                return mb_errorf(err, MB_EEXIST, "proposal \"%s\": \"%s\" already voted", p->id,
+                                 c->voter);
+            return MB_OK;
+        }
+        return mb_errorf(err, MB_EPERM, "proposal \"%s\": \"%s\" is not an eligible voter", p->id,
+                         c->voter);
+    }
+    default:
+        return mb_errorf(err, MB_EINVAL, "unknown command kind %d", (int)c->kind);
+    }
+}
+
+int consensus_sm_check(const consensus_sm *sm, const consensus_cmd *cmd, mb_error *err)
+{
+    return check_cmd(sm, cmd, err);
+}
+
+/* ---------------- JSON payloads ---------------- */
+
+static cJSON *node_json(const consensus_node *n)
+{
+    static const char *const roles[] = { "voter", "standby" };
+    static const char *const st[] = { "up", "suspect", "down", "left" };
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL)
+        return NULL;
+    if (!cJSON_AddNumberToObject(o, "id", (double)n->id) ||
+        !cJSON_AddStringToObject(o, "raft_addr", str_or_empty(n->raft_addr)) ||
+        !cJSON_AddStringToObject(o, "mesh_addr", str_or_empty(n->mesh_addr)) ||
+        !cJSON_AddStringToObject(o, "api_addr", str_or_empty(n->api_addr)) ||
+        !cJSON_AddStringToObject(o, "role", roles[n->role]) ||
+        !cJSON_AddStringToObject(o, "status", st[n->status])) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static cJSON *agent_json(const consensus_agent *a)
+{
+    static const char *const st[] = { "placed", "running", "stopped", "crashed" };
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL)
+        return NULL;
+    if (!cJSON_AddStringToObject(o, "id", a->id) || !cJSON_AddStringToObject(o, "kind", a->kind) ||
+        !cJSON_AddNumberToObject(o, "node", (double)a->node) ||
+        !cJSON_AddStringToObject(o, "status", st[a->status]) ||
+        !cJSON_AddNumberToObject(o, "generation", (double)a->generation) ||
+        !cJSON_AddNumberToObject(o, "restarts", a->restarts)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static char *u64_str(char *buf, size_t size, uint64_t v)
+{
+    snprintf(buf, size, "%llu", (unsigned long long)v);
+    return buf;
+}
+
+/* ---------------- execution (after check_cmd succeeded) ---------------- */
+
+static int exec_var_define(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
+                           consensus_result *res, consensus_effects *fx)
+{
+    size_t pos;
+    var_find(sm, c->name, &pos);
+    if (grow((void ***)&sm->vars, &sm->cap_vars, sm->n_vars + 1) != MB_OK)
+        return MB_ENOMEM;
+    consensus_var *v = calloc(1, sizeof(*v));
+    if (v == NULL)
+        return MB_ENOMEM;
+    int ok = 1;
+    v->name = cs_strdup_or_null(c->name, &ok);
+    v->changed_by = cs_strdup_or_null(str_or_empty(c->by), &ok);
+    v->policy = c->policy;
+    v->version = v->created = index;
+    int rc = ok ? mb_var_spec_copy(&v->spec, &c->spec) : MB_ENOMEM;
+    if (rc == MB_OK)
+        rc = c->value.type == MB_VT_NONE ? mb_value_default(&c->spec, &v->value)
+                                         : mb_value_copy(&v->value, &c->value);
+    cJSON *ev = NULL;
+    if (rc == MB_OK && (rc = consensus_var_to_json(v, &ev)) == MB_OK)
+        rc = fx_event(fx, "var.define", v->name, ev, index);
+    if (rc == MB_OK)
+        rc = fx_push(fx, CONSENSUS_FX_WATCH, NULL, v->name, NULL, index, 0, 0, 0);
+    if (rc != MB_OK) {
+        var_free(v);
+        return rc;
+    }
+    arr_insert((void **)sm->vars, &sm->n_vars, pos, v);
+    res->version = index;
+    return MB_OK;
+}
+
+/* Give variable `v` a new (validated) value at `index`, with its effects. */
+static int var_assign(uint64_t index, consensus_var *v, const mb_value *value, const char *who,
+                      consensus_effects *fx)
+{
+    mb_value nv;
+    int ok = 1;
+    char *by = cs_strdup_or_null(who, &ok);
+    int rc = ok ? mb_value_copy(&nv, value) : MB_ENOMEM;
+    if (rc != MB_OK) {
+        free(by);
+        return rc;
+    }
+    cJSON *o = cJSON_CreateObject(), *jv = NULL;
+    if (o == NULL || consensus_value_to_json(&nv, &jv) != MB_OK ||
+        !cJSON_AddStringToObject(o, "name", v->name) || !cJSON_AddItemToObject(o, "value", jv) ||
+        !cJSON_AddNumberToObject(o, "version", (double)index) ||
+        !cJSON_AddNumberToObject(o, "prev_version", (double)v->version) ||
+        !cJSON_AddStringToObject(o, "by", by))
+        rc = MB_ENOMEM;
+    if (rc != MB_OK && jv != NULL && (o == NULL || cJSON_GetObjectItem(o, "value") != jv))
+        cJSON_Delete(jv);
+    if (rc == MB_OK) {
+        rc = fx_event(fx, "var.set", v->name, o, index);
+        o = NULL;
+    }
+    cJSON_Delete(o);
+    if (rc == MB_OK)
+        rc = fx_push(fx, CONSENSUS_FX_WATCH, NULL, v->name, NULL, index, 0, 0, 0);
+    if (rc != MB_OK) {
+        mb_value_free(&nv);
+        free(by);
+        return rc;
+    }
+    mb_value_free(&v->value);
+    v->value = nv;
+    free(v->changed_by);
+    v->changed_by = by;
+    v->version = index;
+    return MB_OK;
+}
+
+static int exec_var_set(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
+                        consensus_result *res, consensus_effects *fx)
+{
+    size_t pos;
+    var_find(sm, c->name, &pos);
+    int rc = var_assign(index, sm->vars[pos], &c->value, str_or_empty(c->by), fx);
+    if (rc == MB_OK)
+        res->version = index;
+    return rc;
+}
+
+static int exec_var_delete(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
+                           consensus_result *res, consensus_effects *fx)
+{
+    size_t pos;
+    var_find(sm, c->name, &pos);
+    consensus_var *v = sm->vars[pos];
+    cJSON *o = cJSON_CreateObject();
+    int rc = MB_OK;
+    if (o == NULL || !cJSON_AddStringToObject(o, "name", v->name) ||
+        !cJSON_AddNumberToObject(o, "version", (double)index) ||
+        !cJSON_AddNumberToObject(o, "prev_version", (double)v->version) ||
+        !cJSON_AddStringToObject(o, "by", str_or_empty(c->by))) {
+        cJSON_Delete(o);
+        return MB_ENOMEM;
+    }
+    rc = fx_event(fx, "var.delete", v->name, o, index);
+    if (rc == MB_OK)
+        rc = fx_push(fx, CONSENSUS_FX_WATCH, NULL, v->name, NULL, index, 1, 0, 0);
+    if (rc != MB_OK)
+        return rc;
+    arr_remove((void **)sm->vars, &sm->n_vars, pos);
+    var_free(v);
+    res->version = index;
+    return MB_OK;
+}
+
+static int exec_node(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
+                     consensus_result *res, consensus_effects *fx)
+{
+    size_t pos;
+    int found = node_find(sm, c->node.id, &pos);
+    char sid[24];
+    u64_str(sid, sizeof(sid), c->node.id);
+    if (c->kind == CONSENSUS_CMD_NODE_REMOVE) {
+        cJSON *o = node_json(sm->nodes[pos]);
+        int rc = fx_event(fx, "node.remove", sid, o, index);
+        if (rc != MB_OK)
+            return rc;
+        consensus_node *n = sm->nodes[pos];
+        arr_remove((void **)sm->nodes, &sm->n_nodes, pos);
+        node_free(n);
+        res->version = index;
+        return MB_OK;
+    }
+    /* ADD or UPDATE: build the new record, then swap it in. */
+    const consensus_node *old = found ? sm->nodes[pos] : NULL;
+    unsigned f = c->kind == CONSENSUS_CMD_NODE_ADD ? ~0u : c->node_fields;
+    consensus_node *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return MB_ENOMEM;
+    int ok = 1;
+    n->id = c->node.id;
+    n->raft_addr = cs_strdup_or_null(
+        str_or_empty((f & CONSENSUS_NODE_SET_RAFT_ADDR) ? c->node.raft_addr : old->raft_addr), &ok);
+    n->mesh_addr = cs_strdup_or_null(
+        str_or_empty((f & CONSENSUS_NODE_SET_MESH_ADDR) ? c->node.mesh_addr : old->mesh_addr), &ok);
+    n->api_addr = cs_strdup_or_null(
+        str_or_empty((f & CONSENSUS_NODE_SET_API_ADDR) ? c->node.api_addr : old->api_addr), &ok);
+    n->role = (f & CONSENSUS_NODE_SET_ROLE) ? c->node.role : old->role;
+    n->status = (f & CONSENSUS_NODE_SET_STATUS) ? c->node.status : old->status;
+    int rc = ok ? MB_OK : MB_ENOMEM;
+    if (rc == MB_OK && !found)
+        rc = grow((void ***)&sm->nodes, &sm->cap_nodes, sm->n_nodes + 1);
+    if (rc == MB_OK)
+        rc = fx_event(fx, found ? "node.update" : "node.add", sid, node_json(n), index);
+    if (rc != MB_OK) {
+        node_free(n);
+        return rc;
+    }
+    if (found) {
+        node_free(sm->nodes[pos]);
+        sm->nodes[pos] = n;
+    } else {
+        arr_insert((void **)sm->nodes, &sm->n_nodes, pos, n);
+    }
+    res->version = index;
+    return MB_OK;
+}
+
+static int exec_agent_place(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
+                            consensus_result *res, consensus_effects *fx)
+{
+    size_t pos;
+    agent_find(sm, c->agent_id, &pos);
+    if (grow((void ***)&sm->agents, &sm->cap_agents, sm->n_agents + 1) != MB_OK)
+        return MB_ENOMEM;
+    consensus_agent *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return MB_ENOMEM;
+    int ok = 1;
+    a->id = cs_strdup_or_null(c->agent_id, &ok);
+    a->kind = cs_strdup_or_null(c->agent_kind, &ok);
+    a->config = cs_strdup_or_null(str_or_empty(c->agent_config), &ok);
+    a->node = c->agent_node;
+    a->status = CONSENSUS_AGENT_PLACED;
+    a->generation = 1;
+    int rc = ok ? MB_OK : MB_ENOMEM;
+    if (rc == MB_OK)
+        rc = fx_event(fx, "agent.place", a->id, agent_json(a), index);
+    if (rc == MB_OK)
+        rc = fx_push(fx, CONSENSUS_FX_AGENT_START, NULL, a->id, NULL, index, 0, a->node,
+                     a->generation);
+    if (rc != MB_OK) {
+        agent_free(a);
+        return rc;
+    }
+    arr_insert((void **)sm->agents, &sm->n_agents, pos, a);
+    res->version = index;
+    return MB_OK;
+}
+
+/* ---------------- proposals ---------------- */
+
+static const char *const rule_names[] = { "majority", "supermajority", "unanimous", "weighted" };
+static const char *const outcome_names[] = { "open", "accepted", "rejected", "expired",
+                                             "cancelled" };
+
+/* Decide a proposal from its votes; OPEN while undecided. */
+static consensus_outcome prop_evaluate(const consensus_proposal *p)
+{
+    double total = 0, yes = 0, no = 0;
+    if (p->n_voters == 0)
+        return CONSENSUS_PROPOSAL_REJECTED;
+    for (uint32_t i = 0; i < p->n_voters; i++) {
+        double w = p->weights != NULL ? p->weights[i] : 1.0;
+        total += w;
+        if (p->votes[i] == CONSENSUS_VOTE_YES)
+            yes += w;
+        else if (p->votes[i] == CONSENSUS_VOTE_NO)
+            no += w;
+    }
+    switch (p->rule) {
+    case CONSENSUS_RULE_SUPERMAJORITY:
+        if (yes >= p->fraction * total)
+            return CONSENSUS_PROPOSAL_ACCEPTED;
+        if (no > (1.0 - p->fraction) * total)
+            return CONSENSUS_PROPOSAL_REJECTED;
+        break;
+    case CONSENSUS_RULE_UNANIMOUS:
+        if (no > 0)
+            return CONSENSUS_PROPOSAL_REJECTED;
+        if (yes >= total)
+            return CONSENSUS_PROPOSAL_ACCEPTED;
+        break;
+    default: /* MAJORITY, WEIGHTED */
+        if (2 * yes > total)
+            return CONSENSUS_PROPOSAL_ACCEPTED;
+        if (2 * no >= total)
+            return CONSENSUS_PROPOSAL_REJECTED;
+        break;
+    }
+    return CONSENSUS_PROPOSAL_OPEN;
+}
+
+static cJSON *prop_json(const consensus_proposal *p)
+{
+    cJSON *o = cJSON_CreateObject(), *v = NULL, *voters = NULL;
+    if (o == NULL)
+        return NULL;
+    if (!cJSON_AddStringToObject(o, "id", p->id) ||
+        !cJSON_AddStringToObject(o, "variable", p->variable) ||
+        consensus_value_to_json(&p->value, &v) != MB_OK || !cJSON_AddItemToObject(o, "value", v) ||
+        !cJSON_AddStringToObject(o, "proposer", p->proposer) ||
+        !cJSON_AddStringToObject(o, "rule", rule_names[p->rule]) ||
+        (voters = cJSON_AddArrayToObject(o, "voters")) == NULL ||
+        !cJSON_AddNumberToObject(o, "deadline_ms", (double)p->deadline_ms)) {
+        if (v != NULL && cJSON_GetObjectItem(o, "value") != v)
+            cJSON_Delete(v);
+        cJSON_Delete(o);
+        return NULL;
+    }
+    if (p->rule == CONSENSUS_RULE_SUPERMAJORITY &&
+        !cJSON_AddNumberToObject(o, "fraction", p->fraction)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < p->n_voters; i++) {
+        cJSON *s = cJSON_CreateString(p->voters[i]);
+        if (s == NULL || !cJSON_AddItemToArray(voters, s)) {
+            cJSON_Delete(s);
+            cJSON_Delete(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+/* Close the proposal at `pos` with `outcome`; an accepted one sets its
+ * variable (unless the variable is gone: then it is rejected). */
+static int prop_close(consensus_sm *sm, uint64_t index, size_t pos, consensus_outcome outcome,
+                      consensus_effects *fx)
+{
+    consensus_proposal *p = sm->props[pos];
+    int rc;
+    size_t vpos;
+    if (outcome == CONSENSUS_PROPOSAL_ACCEPTED) {
+        if (!var_find(sm, p->variable, &vpos) ||
+            mb_value_validate(p->variable, &sm->vars[vpos]->spec, &p->value, NULL) != MB_OK) {
+            outcome = CONSENSUS_PROPOSAL_REJECTED;
+        } else {
+            char who[CONSENSUS_ID_MAX + 16];
+            snprintf(who, sizeof(who), "proposal:%s", p->id);
+            if ((rc = var_assign(index, sm->vars[vpos], &p->value, who, fx)) != MB_OK)
+                return rc;
+        }
+    }
+    unsigned yes = 0, no = 0;
+    for (uint32_t i = 0; i < p->n_voters; i++) {
+        yes += p->votes[i] == CONSENSUS_VOTE_YES;
+        no += p->votes[i] == CONSENSUS_VOTE_NO;
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (o != NULL &&
+        (!cJSON_AddStringToObject(o, "id", p->id) ||
+         !cJSON_AddStringToObject(o, "variable", p->variable) ||
+         !cJSON_AddStringToObject(o, "outcome", outcome_names[outcome]) ||
+         !cJSON_AddNumberToObject(o, "yes", yes) || !cJSON_AddNumberToObject(o, "no", no) ||
+         !cJSON_AddNumberToObject(o, "voters", p->n_voters))) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    if ((rc = fx_event(fx, "proposal.close", p->id, o, index)) != MB_OK)
+        return rc;
+    arr_remove((void **)sm->props, &sm->n_props, pos);
+    prop_free(p);
+    return MB_OK;
+}
+
+static int exec_proposal_open(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
+                              consensus_result *res, consensus_effects *fx)
+{
+    size_t pos;
+    prop_find(sm, c->proposal_id, &pos);
+    if (grow((void ***)&sm->props, &sm->cap_props, sm->n_props + 1) != MB_OK)
+        return MB_ENOMEM;
+    consensus_proposal *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return MB_ENOMEM;
+    int ok = 1;
+    p->id = cs_strdup_or_null(c->proposal_id, &ok);
+    p->variable = cs_strdup_or_null(c->name, &ok);
+    p->proposer = cs_strdup_or_null(str_or_empty(c->by), &ok);
+    p->rule = c->rule;
+    p->fraction = c->fraction;
+    p->deadline_ms = c->deadline_ms;
+    p->opened = index;
+    p->voters = calloc(c->n_voters, sizeof(char *));
+    p->votes = calloc(c->n_voters, 1);
+    if (p->voters == NULL || p->votes == NULL)
+        ok = 0;
+    else
+        for (p->n_voters = 0; p->n_voters < c->n_voters; p->n_voters++)
+            p->voters[p->n_voters] = cs_strdup_or_null(c->voters[p->n_voters], &ok);
+    if (c->weights != NULL && (p->weights = malloc(c->n_voters * sizeof(double))) == NULL)
+        ok = 0;
+    if (ok && p->weights != NULL)
+        memcpy(p->weights, c->weights, c->n_voters * sizeof(double));
+    int rc = ok ? mb_value_copy(&p->value, &c->value) : MB_ENOMEM;
+    if (rc == MB_OK)
+        rc = fx_event(fx, "proposal.open", p->id, prop_json(p), index);
+    if (rc != MB_OK) {
+        prop_free(p);
+        return rc;
+    }
+    arr_insert((void **)sm->props, &sm->n_props, pos, p);
+    res->version = index;
+    return MB_OK;
+}
+
+static int exec_proposal_vote(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
+                              consensus_result *res, consensus_effects *fx)
+{
+    size_t pos;
+    prop_find(sm, c->proposal_id, &pos);
+    consensus_proposal *p = sm->props[pos];
+    uint32_t i = 0;
+    while (strcmp(p->voters[i], c->voter) != 0)
+        i++;
+    cJSON *o = cJSON_CreateObject();
+    if (o != NULL && (!cJSON_AddStringToObject(o, "id", p->id) ||
+                      !cJSON_AddStringToObject(o, "voter", c->voter) ||
+                      !cJSON_AddBoolToObject(o, "yes", c->yes != 0))) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    int rc = fx_event(fx, "proposal.vote", p->id, o, index);
+    if (rc != MB_OK)
+        return rc;
+    p->votes[i] = c->yes ? CONSENSUS_VOTE_YES : CONSENSUS_VOTE_NO;
+    consensus_outcome out = prop_evaluate(p);
+    if (out != CONSENSUS_PROPOSAL_OPEN && (rc = prop_close(sm, index, pos, out, fx)) != MB_OK)
+        return rc;
+    res->version = index;
+    return MB_OK;
+}
+
+/* Agent `id` crashed, stopped or left: it leaves the voters of every open
+ * proposal it has not voted on, and those proposals are re-evaluated. */
+static int props_voter_left(consensus_sm *sm, uint64_t index, const char *id, consensus_effects *fx)
+{
+    for (size_t pos = 0; pos < sm->n_props;) {
+        consensus_proposal *p = sm->props[pos];
+        uint32_t i = 0;
+        while (i < p->n_voters && strcmp(p->voters[i], id) != 0)
+            i++;
+        if (i == p->n_voters || p->votes[i] != CONSENSUS_VOTE_NONE) {
+            pos++;
+            continue;
+        }
+        free(p->voters[i]);
+        memmove(&p->voters[i], &p->voters[i + 1], (p->n_voters - i - 1) * sizeof(char *));
+        memmove(&p->votes[i], &p->votes[i + 1], p->n_voters - i - 1);
+        if (p->weights != NULL)
+            memmove(&p->weights[i], &p->weights[i + 1], (p->n_voters - i - 1) * sizeof(double));
+        p->n_voters--;
+        cJSON *o = cJSON_CreateObject();
+        if (o != NULL && (!cJSON_AddStringToObject(o, "id", p->id) ||
+                          !cJSON_AddStringToObject(o, "voter", id))) {
+            cJSON_Delete(o);
+            o = NULL;
+        }
+        int rc = fx_event(fx, "proposal.voter_left", p->id, o, index);
+        if (rc != MB_OK)
+            return rc;
+        consensus_outcome out = prop_evaluate(p);
+        if (out == CONSENSUS_PROPOSAL_OPEN) {
+            pos++;
+            continue;
+        }
+        if ((rc = prop_close(sm, index, pos, out, fx)) != MB_OK)
+            return rc;
+    }
+    return MB_OK;
+}
+
+static int exec_agent(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
+                      consensus_result *res, consensus_effects *fx)
+{
+    size_t pos;
+    agent_find(sm, c->agent_id, &pos);
+    consensus_agent *a = sm->agents[pos];
+    int rc;
+    switch (c->kind) {
+    case CONSENSUS_CMD_AGENT_REASSIGN: {
+        consensus_agent next = *a;
+        next.node = c->agent_node;
+        next.generation = a->generation + 1;
+        next.restarts = a->restarts + 1;
+        next.status = CONSENSUS_AGENT_PLACED;
+        cJSON *o = agent_json(&next);
+        if (o != NULL && !cJSON_AddNumberToObject(o, "from_node", (double)a->node)) {
+            cJSON_Delete(o);
+            o = NULL;
+        }
+        if ((rc = fx_event(fx, "agent.reassign", a->id, o, index)) != MB_OK ||
+            (rc = fx_push(fx, CONSENSUS_FX_AGENT_STOP, NULL, a->id, NULL, index, 0, a->node,
+                          a->generation)) != MB_OK ||
+            (rc = fx_push(fx, CONSENSUS_FX_AGENT_START, NULL, a->id, NULL, index, 0, next.node,
+                          next.generation)) != MB_OK)
+            return rc;
+        *a = next;
+        break;
+    }
+    case CONSENSUS_CMD_AGENT_CHECKPOINT: {
+        void *blob = NULL;
+        if (c->blob_len > 0 && (blob = malloc(c->blob_len)) == NULL)
+            return MB_ENOMEM;
+        if (c->blob_len > 0)
+            memcpy(blob, c->blob, c->blob_len);
+        cJSON *o = cJSON_CreateObject();
+        if (o != NULL && (!cJSON_AddStringToObject(o, "id", a->id) ||
+                          !cJSON_AddNumberToObject(o, "generation", (double)a->generation) ||
+                          !cJSON_AddNumberToObject(o, "size", (double)c->blob_len))) {
+            cJSON_Delete(o);
+            o = NULL;
+        }
+        if ((rc = fx_event(fx, "agent.checkpoint", a->id, o, index)) != MB_OK) {
+            free(blob);
+            return rc;
+        }
+        free(a->checkpoint);
+        a->checkpoint = blob;
+        a->checkpoint_len = c->blob_len;
+        a->has_checkpoint = 1;
+        a->checkpoint_version = index;
+        break;
+    }
+    case CONSENSUS_CMD_AGENT_STATUS: {
+        consensus_agent next = *a;
+        next.status = c->agent_status;
+        if ((rc = fx_event(fx, "agent.status", a->id, agent_json(&next), index)) != MB_OK)
+            return rc;
+        a->status = c->agent_status;
+        if ((a->status == CONSENSUS_AGENT_CRASHED || a->status == CONSENSUS_AGENT_STOPPED) &&
+            (rc = props_voter_left(sm, index, a->id, fx)) != MB_OK)
+            return rc;
+        break;
+    }
+    case CONSENSUS_CMD_AGENT_REMOVE:
+        if ((rc = fx_event(fx, "agent.remove", a->id, agent_json(a), index)) != MB_OK ||
+            (rc = fx_push(fx, CONSENSUS_FX_AGENT_STOP, NULL, a->id, NULL, index, 0, a->node,
+                          a->generation)) != MB_OK)
+            return rc;
+        if ((rc = props_voter_left(sm, index, a->id, fx)) != MB_OK)
+            return rc;
+        arr_remove((void **)sm->agents, &sm->n_agents, pos);
+        agent_free(a);
+        break;
+    default:
+        return MB_EINTERNAL;
+    }
+    res->version = index;
+    return MB_OK;
+}
+
+static int exec_cmd(consensus_sm *sm, uint64_t index, const consensus_cmd *c, consensus_result *res,
+                    consensus_effects *fx)
+{
+    switch (c->kind) {
+    case CONSENSUS_CMD_VAR_DEFINE:
+        return exec_var_define(sm, index, c, res, fx);
+    case CONSENSUS_CMD_VAR_SET:
+        return exec_var_set(sm, index, c, res, fx);
+    case CONSENSUS_CMD_VAR_DELETE:
+        return exec_var_delete(sm, index, c, res, fx);
+    case CONSENSUS_CMD_NODE_ADD:
+    case CONSENSUS_CMD_NODE_UPDATE:
+    case CONSENSUS_CMD_NODE_REMOVE:
+        return exec_node(sm, index, c, res, fx);
+    case CONSENSUS_CMD_AGENT_PLACE:
+        return exec_agent_place(sm, index, c, res, fx);
+    case CONSENSUS_CMD_PROPOSAL_OPEN:
+        return exec_proposal_open(sm, index, c, res, fx);
+    case CONSENSUS_CMD_PROPOSAL_VOTE:
+        return exec_proposal_vote(sm, index, c, res, fx);
+    case CONSENSUS_CMD_PROPOSAL_CLOSE: {
+        size_t pos;
+        prop_find(sm, c->proposal_id, &pos);
+        int rc = prop_close(sm, index, pos, c->outcome, fx);
+        if (rc == MB_OK)
+            res->version = index;
+        return rc;
+    }
+    default:
+        return exec_agent(sm, index, c, res, fx);
+    }
+}
+
+/* ---------------- apply ---------------- */
+
+static void result_set(consensus_result *res, int code, const char *msg)
+{
+    res->code = code;
+    snprintf(res->msg, sizeof(res->msg), "%s", msg != NULL ? msg : "");
+}
+
+static void apply_decoded(consensus_sm *sm, uint64_t index, const consensus_cmd *c, int decode_rc,
+                          const mb_error *decode_err, consensus_result *res, consensus_effects *fx)
+{
+    memset(res, 0, sizeof(*res));
+    if (index <= sm->applied) {
+        snprintf(res->msg, sizeof(res->msg), "entry %llu already applied",
+                 (unsigned long long)index);
+        return;
+    }
+    sm->applied = index;
+    if (decode_rc != MB_OK) {
+        result_set(res, decode_rc, decode_err->msg);
+        return;
+    }
+    if (c->client_id != 0) {
+        const dedup_entry *d = dd_find(sm, c->client_id, c->request_seq);
+        if (d != NULL) {
+            res->code = d->code;
+            res->version = d->version;
+            snprintf(res->msg, sizeof(res->msg), "%s", d->msg != NULL ? d->msg : "");
+            return;
+        }
+    }
+    size_t mark = fx != NULL ? fx->n : 0;
+    mb_error e;
+    mb_error_clear(&e);
+    int rc = check_cmd(sm, c, &e);
+    if (rc == MB_OK && (rc = exec_cmd(sm, index, c, res, fx)) != MB_OK)
+        mb_errorf(&e, rc, "apply entry %llu: %s", (unsigned long long)index, mb_strerror(rc));
+    if (rc != MB_OK) {
+        effects_truncate(fx, mark);
+        res->version = 0;
+        result_set(res, rc, e.msg);
+    }
+    /* Out of memory is not an answer to remember: a retry may succeed. */
+    if (c->client_id != 0 && res->code != MB_ENOMEM)
+        dd_insert(sm, c->client_id, c->request_seq, index, res->code, res->version,
+                  res->msg[0] ? strdup(res->msg) : NULL);
+}
+
+void consensus_sm_apply_cmd(consensus_sm *sm, uint64_t index, const consensus_cmd *cmd,
+                            consensus_result *res, consensus_effects *fx)
+{
+    apply_decoded(sm, index, cmd, MB_OK, NULL, res, fx);
+}
+
+void consensus_sm_apply(consensus_sm *sm, uint64_t index, const void *buf, size_t len,
+                        consensus_result *res, consensus_effects *fx)
+{
+    consensus_cmd c;
+    mb_error e;
+    mb_error_clear(&e);
+    int rc = index > sm->applied ? consensus_cmd_decode(buf, len, &c, &e) : MB_OK;
+    if (index <= sm->applied)
+        memset(&c, 0, sizeof(c));
+    apply_decoded(sm, index, &c, rc, &e, res, fx);
+    if (rc == MB_OK)
+        consensus_cmd_free(&c);
+}
+
+int consensus_sm_dedup_lookup(const consensus_sm *sm, uint64_t client_id, uint64_t request_seq,
+                              consensus_result *res)
+{
+    const dedup_entry *d = client_id != 0 ? dd_find(sm, client_id, request_seq) : NULL;
+    if (d == NULL)
+        return 0;
+    if (res != NULL) {
+        memset(res, 0, sizeof(*res));
+        res->code = d->code;
+        res->version = d->version;
+        snprintf(res->msg, sizeof(res->msg), "%s", d->msg != NULL ? d->msg : "");
+    }
+    return 1;
+}
+
+uint64_t consensus_sm_applied_index(const consensus_sm *sm)
+{
+    return sm->applied;
+}
+
+/* ---------------- reads ---------------- */
+
+const consensus_var *consensus_sm_var_get(const consensus_sm *sm, const char *name)
+{
+    size_t pos;
+    return name != NULL && var_find(sm, name, &pos) ? sm->vars[pos] : NULL;
+}
+
+size_t consensus_sm_var_count(const consensus_sm *sm)
+{
+    return sm->n_vars;
+}
+
+const consensus_var *consensus_sm_var_at(const consensus_sm *sm, size_t i)
+{
+    return i < sm->n_vars ? sm->vars[i] : NULL;
+}
+
+const consensus_node *consensus_sm_node_get(const consensus_sm *sm, uint64_t id)
+{
+    size_t pos;
+    return node_find(sm, id, &pos) ? sm->nodes[pos] : NULL;
+}
+
+size_t consensus_sm_node_count(const consensus_sm *sm)
+{
+    return sm->n_nodes;
+}
+
+const consensus_node *consensus_sm_node_at(const consensus_sm *sm, size_t i)
+{
+    return i < sm->n_nodes ? sm->nodes[i] : NULL;
+}
+
+const consensus_agent *consensus_sm_agent_get(const consensus_sm *sm, const char *id)
+{
+    size_t pos;
+    return id != NULL && agent_find(sm, id, &pos) ? sm->agents[pos] : NULL;
+}
+
+size_t consensus_sm_agent_count(const consensus_sm *sm)
+{
+    return sm->n_agents;
+}
+
+const consensus_agent *consensus_sm_agent_at(const consensus_sm *sm, size_t i)
+{
+    return i < sm->n_agents ? sm->agents[i] : NULL;
+}
+
+const consensus_proposal *consensus_sm_proposal_get(const consensus_sm *sm, const char *id)
+{
+    size_t pos;
+    return id != NULL && prop_find(sm, id, &pos) ? sm->props[pos] : NULL;
+}
+
+size_t consensus_sm_proposal_count(const consensus_sm *sm)
+{
+    return sm->n_props;
+}
+
+const consensus_proposal *consensus_sm_proposal_at(const consensus_sm *sm, size_t i)
+{
+    return i < sm->n_props ? sm->props[i] : NULL;
+}
+
+/* ---------------- snapshot ---------------- */
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+static uint32_t crc32_of(const uint8_t *p, size_t n)
+{
+    pthread_once(&crc_once, crc_init);
+    uint32_t c = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++)
+        c = crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int consensus_sm_snapshot(const consensus_sm *sm, void *(*alloc_fn)(size_t), void **buf,
+                          size_t *len, mb_error *err)
+{
+    int rc = MB_ENOMEM;
+    Mabeam__Snapshot s = MABEAM__SNAPSHOT__INIT;
+    /* One allocation per table of pb structs, pointing into the state. */
+    Mabeam__Variable *pv = calloc(sm->n_vars + 1, sizeof(*pv));
+    Mabeam__VarSpec *ps = calloc(sm->n_vars + 1, sizeof(*ps));
+    Mabeam__Value *pval = calloc(sm->n_vars + 1, sizeof(*pval));
+    Mabeam__Variable **vptr = calloc(sm->n_vars + 1, sizeof(*vptr));
+    Mabeam__NodeInfo *pn = calloc(sm->n_nodes + 1, sizeof(*pn));
+    Mabeam__NodeInfo **nptr = calloc(sm->n_nodes + 1, sizeof(*nptr));
+    Mabeam__Agent *pa = calloc(sm->n_agents + 1, sizeof(*pa));
+    Mabeam__Agent **aptr = calloc(sm->n_agents + 1, sizeof(*aptr));
+    Mabeam__DedupEntry *pd = calloc(sm->dd_n + 1, sizeof(*pd));
+    Mabeam__DedupEntry **dptr = calloc(sm->dd_n + 1, sizeof(*dptr));
+    size_t total_voters = 0;
+    for (size_t i = 0; i < sm->n_props; i++)
+        total_voters += sm->props[i]->n_voters;
+    Mabeam__Proposal *pp = calloc(sm->n_props + 1, sizeof(*pp));
+    Mabeam__Proposal **pptr = calloc(sm->n_props + 1, sizeof(*pptr));
+    Mabeam__Value *ppval = calloc(sm->n_props + 1, sizeof(*ppval));
+    uint32_t *pvotes = calloc(total_voters + 1, sizeof(uint32_t));
+
+    *buf = NULL;
+    *len = 0;
+    if (alloc_fn == NULL)
+        alloc_fn = malloc;
+    if (!pv || !ps || !pval || !vptr || !pn || !nptr || !pa || !aptr || !pd || !dptr || !pp ||
+        !pptr || !ppval || !pvotes)
+        goto out;
+    s.has_format = s.has_applied_index = s.has_dedup_capacity = 1;
+    s.format = SNAP_FORMAT;
+    s.applied_index = sm->applied;
+    s.dedup_capacity = sm->dd_cap;
+    for (size_t i = 0; i < sm->n_vars; i++) {
+        const consensus_var *v = sm->vars[i];
+        mabeam__variable__init(&pv[i]);
+        cs_spec_to_pb(&v->spec, &ps[i]);
+        cs_value_to_pb(&v->value, &pval[i]);
+        pv[i].name = v->name;
+        pv[i].spec = &ps[i];
+        pv[i].value = &pval[i];
+        pv[i].has_policy = pv[i].has_version = pv[i].has_created = 1;
+        pv[i].policy = (uint32_t)v->policy;
+        pv[i].version = v->version;
+        pv[i].created = v->created;
+        pv[i].changed_by = v->changed_by;
+        vptr[i] = &pv[i];
+    }
+    s.n_vars = sm->n_vars;
+    s.vars = vptr;
+    for (size_t i = 0; i < sm->n_nodes; i++) {
+        const consensus_node *n = sm->nodes[i];
+        mabeam__node_info__init(&pn[i]);
+        pn[i].has_id = pn[i].has_role = pn[i].has_status = 1;
+        pn[i].id = n->id;
+        pn[i].raft_addr = n->raft_addr;
+        pn[i].mesh_addr = n->mesh_addr;
+        pn[i].api_addr = n->api_addr;
+        pn[i].role = (uint32_t)n->role;
+        pn[i].status = (uint32_t)n->status;
+        nptr[i] = &pn[i];
+    }
+    s.n_nodes = sm->n_nodes;
+    s.nodes = nptr;
+    for (size_t i = 0; i < sm->n_agents; i++) {
+        const consensus_agent *a = sm->agents[i];
+        mabeam__agent__init(&pa[i]);
+        pa[i].id = a->id;
+        pa[i].kind = a->kind;
+        pa[i].config = a->config;
+        pa[i].has_node = pa[i].has_status = pa[i].has_generation = pa[i].has_restarts = 1;
+        pa[i].node = a->node;
+        pa[i].status = (uint32_t)a->status;
+        pa[i].generation = a->generation;
+        pa[i].restarts = a->restarts;
+        if (a->has_checkpoint) {
+            pa[i].has_checkpoint_version = 1;
+            pa[i].checkpoint_version = a->checkpoint_version;
+            pa[i].has_checkpoint = 1;
+            pa[i].checkpoint.len = a->checkpoint_len;
+            pa[i].checkpoint.data = a->checkpoint;
+        }
+        aptr[i] = &pa[i];
+    }
+    s.n_agents = sm->n_agents;
+    s.agents = aptr;
+    for (uint32_t i = 0; i < sm->dd_n; i++) {
+        const dedup_entry *d = &sm->dd[(sm->dd_head + i) % sm->dd_cap];
+        mabeam__dedup_entry__init(&pd[i]);
+        pd[i].has_client_id = pd[i].has_request_seq = pd[i].has_index = pd[i].has_code = 1;
+        pd[i].has_version = 1;
+        pd[i].client_id = d->client_id;
+        pd[i].request_seq = d->request_seq;
+        pd[i].index = d->index;
+        pd[i].code = (uint32_t)d->code;
+        pd[i].message = d->msg;
+        pd[i].version = d->version;
+        dptr[i] = &pd[i];
+    }
+    s.n_dedup = sm->dd_n;
+    s.dedup = dptr;
+    uint32_t *vp = pvotes;
+    for (size_t i = 0; i < sm->n_props; i++) {
+        const consensus_proposal *p = sm->props[i];
+        mabeam__proposal__init(&pp[i]);
+        cs_value_to_pb(&p->value, &ppval[i]);
+        pp[i].id = p->id;
+        pp[i].variable = p->variable;
+        pp[i].value = &ppval[i];
+        pp[i].proposer = p->proposer;
+        pp[i].has_rule = pp[i].has_deadline_ms = pp[i].has_opened = 1;
+        pp[i].rule = (uint32_t)p->rule;
+        pp[i].has_fraction = p->fraction != 0;
+        pp[i].fraction = p->fraction;
+        pp[i].n_voters = p->n_voters;
+        pp[i].voters = p->voters;
+        pp[i].n_weights = p->weights != NULL ? p->n_voters : 0;
+        pp[i].weights = p->weights;
+        for (uint32_t k = 0; k < p->n_voters; k++)
+            vp[k] = p->votes[k];
+        pp[i].n_votes = p->n_voters;
+        pp[i].votes = vp;
+        vp += p->n_voters;
+        pp[i].deadline_ms = p->deadline_ms;
+        pp[i].opened = p->opened;
+        pptr[i] = &pp[i];
+    }
+    s.n_proposals = sm->n_props;
+    s.proposals = pptr;
+
+    size_t body = mabeam__snapshot__get_packed_size(&s);
+    uint8_t *out = alloc_fn(SNAP_HEADER + body);
+    if (out == NULL)
+        goto out;
+    memcpy(out, SNAP_MAGIC, 4);
+    put_be32(out + 4, SNAP_FORMAT);
+    mabeam__snapshot__pack(&s, out + SNAP_HEADER);
+    put_be32(out + 8, crc32_of(out + SNAP_HEADER, body));
+    *buf = out;
+    *len = SNAP_HEADER + body;
+    rc = MB_OK;
+out:
+    free(pv);
+    free(ps);
+    free(pval);
+    free(vptr);
+    free(pn);
+    free(nptr);
+    free(pa);
+    free(aptr);
+    free(pd);
+    free(dptr);
+    free(pp);
+    free(pptr);
+    free(ppval);
+    free(pvotes);
+    if (rc != MB_OK)
+        mb_errorf(err, rc, "encode snapshot");
+    return rc;
+}
+
+static int restore_var(consensus_sm *sm, const Mabeam__Variable *p, mb_error *err)
+{
+    mb_error e;
+    if (p->name == NULL || mb_var_name_check(p->name, &e) != MB_OK)
+        return mb_errorf(err, MB_ECORRUPT, "snapshot: bad variable name");
+    if (sm->n_vars > 0 && strcmp(sm->vars[sm->n_vars - 1]->name, p->name) >= 0)
+        return mb_errorf(err, MB_ECORRUPT, "snapshot: variables out of order at \"%s\"", p->name);
+    if (!p->has_policy || p->policy > MB_POLICY_CONSENSUS || !p->has_version || !p->has_created ||
+        p->created == 0 || p->created > p->version || p->version > sm->applied ||
+        p->changed_by == NULL || strlen(p->changed_by) > CONSENSUS_ID_MAX)
+        return mb_errorf(err, MB_ECORRUPT, "snapshot: variable \"%s\" has bad fields", p->name);
+    if (grow((void ***)&sm->vars, &sm->cap_vars, sm->n_vars + 1) != MB_OK)
+        return mb_errorf(err, MB_ENOMEM, "restore snapshot");
+    consensus_var *v = calloc(1, sizeof(*v));
+    if (v == NULL)
+        return mb_errorf(err, MB_ENOMEM, "restore snapshot");
+    int ok = 1, rc;
+    v->name = cs_strdup_or_null(p->name, &ok);
+    v->changed_by = cs_strdup_or_null(p->changed_by, &ok);
+    v->policy = (mb_var_policy)p->policy;
+    v->version = p->version;
+    v->created = p->created;
+    if (!ok) {
+        var_free(v);
+        return mb_errorf(err, MB_ENOMEM, "restore snapshot");
+    }
+    if ((rc = cs_spec_from_pb(p->spec, &v->spec, &e)) != MB_OK ||
+        (rc = mb_var_spec_check(v->name, &v->spec, &e)) != MB_OK ||
+        (rc = cs_value_from_pb(p->value, &v->value, &e)) != MB_OK ||
+        (rc = mb_value_validate(v->name, &v->spec, &v->value, &e)) != MB_OK) {
+        var_free(v);
+        return mb_errorf(err, rc == MB_ENOMEM ? MB_ENOMEM : MB_ECORRUPT, "snapshot: %s", e.msg);
+    }
+    sm->vars[sm->n_vars++] = v;
+    return MB_OK;
+}
+
+static int restore_node(consensus_sm *sm, const Mabeam__NodeInfo *p, mb_error *err)
+{
+    if (!p->has_id || p->id == 0 || !p->has_role || p->role > CONSENSUS_ROLE_STANDBY ||
+        !p->has_status || p->status > CONSENSUS_NODE_LEFT || p->raft_addr == NULL ||
+        p->mesh_addr == NULL || p->api_addr == NULL || !str_ok(p->raft_addr, CONSENSUS_ADDR_MAX) ||
+        !str_ok(p->mesh_addr, CONSENSUS_ADDR_MAX) || !str_ok(p->api_addr, CONSENSUS_ADDR_MAX))
+        return mb_errorf(err, MB_ECORRUPT, "snapshot: node has bad fields");
+    if (sm->n_nodes > 0 && sm->nodes[sm->n_nodes - 1]->id >= p->id)
+        return mb_errorf(err, MB_ECORRUPT, "snapshot: nodes out of order");
+    if (grow((void ***)&sm->nodes, &sm->cap_nodes, sm->n_nodes + 1) != MB_OK)
+        return mb_errorf(err, MB_ENOMEM, "restore snapshot");
+    consensus_node *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return mb_errorf(err, MB_ENOMEM, "restore snapshot");
+    int ok = 1;
+    n->id = p->id;
+    n->raft_addr = cs_strdup_or_null(p->raft_addr, &ok);
+    n->mesh_addr = cs_strdup_or_null(p->mesh_addr, &ok);
+    n->api_addr = cs_strdup_or_null(p->api_addr, &ok);
+    n->role = (consensus_node_role)p->role;
+    n->status = (consensus_node_status)p->status;
+    if (!ok) {
+        node_free(n);
+        return mb_errorf(err, MB_ENOMEM, "restore snapshot");
+    }
+    sm->nodes[sm->n_nodes++] = n;
+    return MB_OK;
+}
+
+static int restore_agent(consensus_sm *sm, const Mabeam__Agent *p, mb_error *err)
+{
+    mb_error e;
+    size_t pos;
+    if (ident_check("agent id", p->id, &e) != MB_OK || ident_check("kind", p->kind, &e) != MB_OK ||
+        p->config == NULL || strlen(p->config) > CONSENSUS_CONFIG_MAX || !p->has_node ||
+        !node_find(sm, p->node, &pos) || !p->has_status || p->status > CONSENSUS_AGENT_CRASHED ||
+        !p->has_generation || p->generation == 0 || !p->has_restarts ||
+        p->has_checkpoint_version != p->has_checkpoint ||
+        (p->has_checkpoint &&
+         (p->checkpoint.len > CONSENSUS_CHECKPOINT_MAX || p->checkpoint_version == 0 ||
+          p->checkpoint_version > sm->applied)) ||
+        (!p->has_checkpoint && p->checkpoint.len != 0))
+        return mb_errorf(err, MB_ECORRUPT, "snapshot: agent has bad fields");
+    if (sm->n_agents > 0 && strcmp(sm->agents[sm->n_agents - 1]->id, p->id) >= 0)
+        return mb_errorf(err, MB_ECORRUPT, "snapshot: agents out of order");
+    if (grow((void ***)&sm->agents, &sm->cap_agents, sm->n_agents + 1) != MB_OK)
+        return mb_errorf(err, MB_ENOMEM, "restore snapshot");
+    consensus_agent *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return mb_errorf(err, MB_ENOMEM, "restore snapshot");
+    int ok = 1;
+    a->id = cs_strdup_or_null(p->id, &ok);
+    a->kind = cs_strdup_or_null(p->kind, &ok);
+    a->config = cs_strdup_or_null(p->config, &ok);
+    a->node = p->node;
+    a->status = (consensus_agent_status)p->status;
+    a->generation = p->generation;
+    a->restarts = p->restarts;
+    a->has_checkpoint = p->has_checkpoint ? 1 : 0;
+    if (a->has_checkpoint) {
+        a->checkpoint_version = p->checkpoint_version;
+        a->checkpoint_len = p->checkpoint.len;
+        if (p->checkpoint.len > 0) {
+            a->checkpoint = malloc(p->checkpoint.len);
+            if (a->checkpoint == NULL)
+                ok = 0;
+            else
+                memcpy(a->checkpoint, p->checkpoint.data, p->checkpoint.len);
+        }
+    }
+    if (!ok) {
+        agent_free(a);
+        return mb_errorf(err, MB_ENOMEM, "restore snapshot");
+    }
+    sm->agents[sm->n_agents++] = a;
+    return MB_OK;
+}
+
+static int restore_prop(consensus_sm *sm, const Mabeam__Proposal *p, mb_error *err)
+{
+    mb_error e;
+    size_t pos;
+    if (ident_check("proposal id", p->id, &e) != MB_OK || p->variable == NULL ||
+        mb_var_name_check(p->variable, &e) != MB_OK || p->proposer == NULL ||
+        strlen(p->proposer) > CONSENSUS_ID_MAX || !p->has_rule ||
+        p->rule > CONSENSUS_RULE_WEIGHTED ||
+        (p->rule == CONSENSUS_RULE_SUPERMAJORITY ? !(p->fraction > 0.5 && p->fraction <= 1.0)
+                                                 : p->fraction != 0) ||
+        p->n_voters == 0 || p->n_voters > CONSENSUS_MAX_VOTERS || p->n_votes != p->n_voters ||
+        p->n_weights != (p->rule == CONSENSUS_RULE_WEIGHTED ? p->n_voters : 0) ||
+        !p->has_deadline_ms || p->deadline_ms < 0 || !p->has_opened || p->opened == 0 ||
+        p->opened > sm->applied)
+        return mb_errorf(err, MB_ECORRUPT, "snapshot: proposal has bad fields");
+    if (sm->n_props > 0 && strcmp(sm->props[sm->n_props - 1]->id, p->id) >= 0)
+        return mb_errorf(err, MB_ECORRUPT, "snapshot: proposals out of order");
+    for (size_t i = 0; i < p->n_voters; i++) {
+        if (ident_check("voter", p->voters[i], &e) != MB_OK || p->votes[i] > CONSENSUS_VOTE_NO ||
+            (p->n_weights > 0 && !(isfinite(p->weights[i]) && p->weights[i] > 0)))
+            return mb_errorf(err, MB_ECORRUPT, "snapshot: proposal \"%s\" has a bad voter", p->id);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(p->voters[i], p->voters[j]) == 0)
+                return mb_errorf(err, MB_ECORRUPT, "snapshot: proposal voter repeated");
+    }
+    if (grow((void ***)&sm->props, &sm->cap_props, sm->n_props + 1) != MB_OK)
+        return mb_errorf(err, MB_ENOMEM, "restore snapshot");
+    consensus_proposal *q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return mb_errorf(err, MB_ENOMEM, "restore snapshot");
+    int ok = 1, rc;
+    q->id = cs_strdup_or_null(p->id, &ok);
+    q->variable = cs_strdup_or_null(p->variable, &ok);
+    q->proposer = cs_strdup_or_null(p->proposer, &ok);
+    q->rule = (consensus_rule)p->rule;
+    q->fraction = p->fraction;
+    q->deadline_ms = p->deadline_ms;
+    q->opened = p->opened;
+    q->voters = calloc(p->n_voters, sizeof(char *));
+    q->votes = calloc(p->n_voters, 1);
+    if (q->voters == NULL || q->votes == NULL)
+        ok = 0;
+    else
+        for (q->n_voters = 0; q->n_voters < p->n_voters; q->n_voters++) {
+            q->voters[q->n_voters] = cs_strdup_or_null(p->voters[q->n_voters], &ok);
+            q->votes[q->n_voters] = (uint8_t)p->votes[q->n_voters];
+        }
+    if (p->n_weights > 0) {
+        if ((q->weights = malloc(p->n_weights * sizeof(double))) == NULL)
+            ok = 0;
+        else
+            memcpy(q->weights, p->weights, p->n_weights * sizeof(double));
+    }
+    if (!ok) {
+        prop_free(q);
+        return mb_errorf(err, MB_ENOMEM, "restore snapshot");
+    }
+    if ((rc = cs_value_from_pb(p->value, &q->value, &e)) != MB_OK ||
+        (var_find(sm, q->variable, &pos) &&
+         (rc = mb_value_validate(q->variable, &sm->vars[pos]->spec, &q->value, &e)) != MB_OK)) {
+        prop_free(q);
+        return mb_errorf(err, rc == MB_ENOMEM ? MB_ENOMEM : MB_ECORRUPT, "snapshot: %s", e.msg);
+    }
+    if (prop_evaluate(q) != CONSENSUS_PROPOSAL_OPEN) {
+        prop_free(q);
+        return mb_errorf(err, MB_ECORRUPT, "snapshot: proposal \"%s\" is already decided", p->id);
+    }
+    sm->props[sm->n_props++] = q;
+    return MB_OK;
+}
+
+int consensus_sm_restore(const void *buf, size_t len, consensus_sm **out, mb_error *err)
+{
+    const uint8_t *p = buf;
+    *out = NULL;
+    if (buf == NULL || len < SNAP_HEADER || memcmp(p, SNAP_MAGIC, 4) != 0)
+        return mb_errorf(err, MB_ECORRUPT, "snapshot: not a MABEAM state snapshot");
+    if (get_be32(p + 4) != SNAP_FORMAT)
+        return mb_errorf(err, MB_ECORRUPT, "snapshot: format %u not supported", get_be32(p + 4));
+    if (get_be32(p + 8) != crc32_of(p + SNAP_HEADER, len - SNAP_HEADER))
+        return mb_errorf(err, MB_ECORRUPT, "snapshot: checksum mismatch");
+    Mabeam__Snapshot *s = mabeam__snapshot__unpack(NULL, len - SNAP_HEADER, p + SNAP_HEADER);
+    if (s == NULL)
+        return mb_errorf(err, MB_ECORRUPT, "snapshot: body is not a valid protobuf");
+    consensus_sm *sm = NULL;
+    int rc = MB_ECORRUPT;
+    if (!s->has_format || s->format != SNAP_FORMAT || !s->has_applied_index ||
+        !s->has_dedup_capacity || s->dedup_capacity == 0 || s->dedup_capacity > DEDUP_MAX ||
+        s->n_dedup > s->dedup_capacity) {
+        mb_errorf(err, rc, "snapshot: bad header fields");
+        goto out;
+    }
+    if ((sm = sm_alloc(s->dedup_capacity)) == NULL) {
+        rc = mb_errorf(err, MB_ENOMEM, "restore snapshot");
+        goto out;
+    }
+    sm->applied = s->applied_index;
+    for (size_t i = 0; i < s->n_vars; i++)
+        if ((rc = restore_var(sm, s->vars[i], err)) != MB_OK)
+            goto out;
+    for (size_t i = 0; i < s->n_nodes; i++)
+        if ((rc = restore_node(sm, s->nodes[i], err)) != MB_OK)
+            goto out;
+    for (size_t i = 0; i < s->n_agents; i++)
+        if ((rc = restore_agent(sm, s->agents[i], err)) != MB_OK)
+            goto out;
+    for (size_t i = 0; i < s->n_proposals; i++)
+        if ((rc = restore_prop(sm, s->proposals[i], err)) != MB_OK)
+            goto out;
+    rc = MB_ECORRUPT;
+    uint64_t prev = 0;
+    for (size_t i = 0; i < s->n_dedup; i++) {
+        const Mabeam__DedupEntry *d = s->dedup[i];
+        if (!d->has_client_id || d->client_id == 0 || !d->has_request_seq || !d->has_index ||
+            d->index <= prev || d->index > sm->applied || !d->has_code ||
+            d->code >= MB_ERR_COUNT_ || !d->has_version ||
+            (d->message != NULL && strlen(d->message) > DEDUP_MSG_MAX) ||
+            dd_find(sm, d->client_id, d->request_seq) != NULL) {
+            mb_errorf(err, rc, "snapshot: bad idempotency entry %zu", i);
+            goto out;
+        }
+        prev = d->index;
+        char *msg = NULL;
+        if (d->message != NULL && (msg = strdup(d->message)) == NULL) {
+            rc = mb_errorf(err, MB_ENOMEM, "restore snapshot");
+            goto out;
+        }
+        dd_insert(sm, d->client_id, d->request_seq, d->index, (int)d->code, d->version, msg);
+    }
+    rc = MB_OK;
+out:
+    mabeam__snapshot__free_unpacked(s, NULL);
+    if (rc != MB_OK) {
+        consensus_sm_free(sm);
+        return rc;
+    }
+    *out = sm;
+    return MB_OK;
+}

@@ -1,0 +1,216 @@
+/* Failure detector: state transitions driven by an injected clock (pure,
+ * no sleeps, no sockets). */
+#include <string.h>
+
+#include "cluster/cluster.h"
+#include "mb_test.h"
+
+typedef struct change {
+    uint64_t id;
+    cluster_peer_status from, to;
+} change;
+
+static change changes[32];
+static int n_changes;
+
+static void record_cb(void *user, uint64_t id, cluster_peer_status from, cluster_peer_status to)
+{
+    (void)user;
+    if (n_changes < 32)
+        changes[n_changes++] = (change){ id, from, to };
+}
+
+static fd *new_fd(int64_t suspect, int64_t down)
+{
+    fd *d = NULL;
+    fd_config c = { suspect, down };
+    n_changes = 0;
+    CU_ASSERT_EQUAL_FATAL(fd_new(&c, record_cb, NULL, &d, NULL), MB_OK);
+    return d;
+}
+
+static void test_new_peer_is_alive_with_grace(void)
+{
+    fd *d = new_fd(1500, 3000);
+    CU_ASSERT_EQUAL(fd_add(d, 7, 1000), MB_OK);
+    fd_tick(d, 2499);
+    fd_peer_view v;
+    CU_ASSERT_EQUAL(fd_get(d, 7, &v), MB_OK);
+    CU_ASSERT_EQUAL(v.status, CLUSTER_PEER_ALIVE);
+    CU_ASSERT(v.rtt_ms < 0);
+    CU_ASSERT_EQUAL(n_changes, 0);
+    fd_free(d);
+}
+
+static void test_silence_makes_peer_suspect_then_down(void)
+{
+    fd *d = new_fd(1500, 3000);
+    fd_add(d, 7, 0);
+    fd_tick(d, 1499);
+    CU_ASSERT_EQUAL(n_changes, 0);
+    fd_tick(d, 1500);
+    CU_ASSERT_EQUAL_FATAL(n_changes, 1);
+    CU_ASSERT_EQUAL(changes[0].id, 7);
+    CU_ASSERT_EQUAL(changes[0].from, CLUSTER_PEER_ALIVE);
+    CU_ASSERT_EQUAL(changes[0].to, CLUSTER_PEER_SUSPECT);
+    fd_tick(d, 2999);
+    CU_ASSERT_EQUAL(n_changes, 1);
+    fd_tick(d, 3000);
+    CU_ASSERT_EQUAL_FATAL(n_changes, 2);
+    CU_ASSERT_EQUAL(changes[1].from, CLUSTER_PEER_SUSPECT);
+    CU_ASSERT_EQUAL(changes[1].to, CLUSTER_PEER_DOWN);
+    fd_peer_view v;
+    fd_get(d, 7, &v);
+    CU_ASSERT_EQUAL(v.status, CLUSTER_PEER_DOWN);
+    CU_ASSERT_EQUAL(v.since_ms, 3000);
+    fd_tick(d, 10000);
+    CU_ASSERT_EQUAL(n_changes, 2); /* no repeated notifications */
+    fd_free(d);
+}
+
+static void test_long_silence_passes_through_suspect_to_down(void)
+{
+    fd *d = new_fd(1500, 3000);
+    fd_add(d, 7, 0);
+    fd_tick(d, 5000);
+    CU_ASSERT_EQUAL_FATAL(n_changes, 2);
+    CU_ASSERT_EQUAL(changes[0].to, CLUSTER_PEER_SUSPECT);
+    CU_ASSERT_EQUAL(changes[1].to, CLUSTER_PEER_DOWN);
+    fd_free(d);
+}
+
+static void test_heartbeat_brings_suspect_and_down_peers_back(void)
+{
+    fd *d = new_fd(1500, 3000);
+    fd_add(d, 7, 0);
+    fd_tick(d, 2000);
+    CU_ASSERT_EQUAL(fd_heard(d, 7, 2100, -1), MB_OK);
+    CU_ASSERT_EQUAL_FATAL(n_changes, 2);
+    CU_ASSERT_EQUAL(changes[1].from, CLUSTER_PEER_SUSPECT);
+    CU_ASSERT_EQUAL(changes[1].to, CLUSTER_PEER_ALIVE);
+    fd_tick(d, 3500); /* 1400 ms after the heartbeat: still alive */
+    CU_ASSERT_EQUAL(n_changes, 2);
+    fd_tick(d, 9000);
+    CU_ASSERT_EQUAL(n_changes, 4);
+    fd_heard(d, 7, 9001, -1);
+    CU_ASSERT_EQUAL_FATAL(n_changes, 5);
+    CU_ASSERT_EQUAL(changes[4].from, CLUSTER_PEER_DOWN);
+    CU_ASSERT_EQUAL(changes[4].to, CLUSTER_PEER_ALIVE);
+    fd_free(d);
+}
+
+static void test_heartbeats_keep_peer_alive(void)
+{
+    fd *d = new_fd(1500, 3000);
+    fd_add(d, 7, 0);
+    for (int64_t t = 0; t < 60000; t += 200) {
+        fd_heard(d, 7, t, -1);
+        fd_tick(d, t + 100);
+    }
+    CU_ASSERT_EQUAL(n_changes, 0);
+    fd_free(d);
+}
+
+static void test_rtt_estimate_is_smoothed(void)
+{
+    fd *d = new_fd(0, 0);
+    fd_add(d, 3, 0);
+    fd_heard(d, 3, 10, 8.0);
+    fd_peer_view v;
+    fd_get(d, 3, &v);
+    CU_ASSERT_DOUBLE_EQUAL(v.rtt_ms, 8.0, 1e-9);
+    fd_heard(d, 3, 20, 16.0);
+    fd_get(d, 3, &v);
+    CU_ASSERT_DOUBLE_EQUAL(v.rtt_ms, 9.0, 1e-9);
+    fd_heard(d, 3, 30, -1); /* no measurement: unchanged */
+    fd_get(d, 3, &v);
+    CU_ASSERT_DOUBLE_EQUAL(v.rtt_ms, 9.0, 1e-9);
+    CU_ASSERT_EQUAL(v.last_heard_ms, 30);
+    fd_free(d);
+}
+
+static void test_peers_are_independent_and_listed_in_id_order(void)
+{
+    fd *d = new_fd(1500, 3000);
+    fd_add(d, 9, 0);
+    fd_add(d, 2, 0);
+    fd_add(d, 5, 0);
+    CU_ASSERT_EQUAL(fd_add(d, 5, 0), MB_EEXIST);
+    CU_ASSERT_EQUAL(fd_add(d, 0, 0), MB_EINVAL);
+    CU_ASSERT_EQUAL(fd_count(d), 3);
+    fd_peer_view v;
+    fd_at(d, 0, &v);
+    CU_ASSERT_EQUAL(v.node_id, 2);
+    fd_at(d, 2, &v);
+    CU_ASSERT_EQUAL(v.node_id, 9);
+    fd_heard(d, 2, 1400, -1);
+    fd_tick(d, 1600);
+    fd_get(d, 2, &v);
+    CU_ASSERT_EQUAL(v.status, CLUSTER_PEER_ALIVE);
+    fd_get(d, 9, &v);
+    CU_ASSERT_EQUAL(v.status, CLUSTER_PEER_SUSPECT);
+    CU_ASSERT_EQUAL(fd_remove(d, 9), MB_OK);
+    CU_ASSERT_EQUAL(fd_remove(d, 9), MB_ENOTFOUND);
+    CU_ASSERT_EQUAL(fd_get(d, 9, &v), MB_ENOTFOUND);
+    CU_ASSERT_EQUAL(fd_heard(d, 9, 0, -1), MB_ENOTFOUND);
+    CU_ASSERT_EQUAL(fd_count(d), 2);
+    fd_free(d);
+}
+
+static void test_time_going_backwards_changes_nothing(void)
+{
+    fd *d = new_fd(1500, 3000);
+    fd_add(d, 1, 5000);
+    fd_tick(d, 0);
+    CU_ASSERT_EQUAL(n_changes, 0);
+    fd_heard(d, 1, 4000, -1); /* older than what we know: last_heard stays */
+    fd_peer_view v;
+    fd_get(d, 1, &v);
+    CU_ASSERT_EQUAL(v.last_heard_ms, 5000);
+    fd_free(d);
+}
+
+static void test_config_rejects_down_not_after_suspect(void)
+{
+    fd *d = NULL;
+    mb_error e;
+    fd_config c = { 2000, 2000 };
+    CU_ASSERT_EQUAL(fd_new(&c, NULL, NULL, &d, &e), MB_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "down_after_ms"));
+    CU_ASSERT_EQUAL(fd_new(NULL, NULL, NULL, &d, NULL), MB_OK);
+    fd_add(d, 1, 0);
+    fd_tick(d, FD_DEFAULT_SUSPECT_AFTER_MS - 1);
+    fd_peer_view v;
+    fd_get(d, 1, &v);
+    CU_ASSERT_EQUAL(v.status, CLUSTER_PEER_ALIVE);
+    fd_tick(d, FD_DEFAULT_DOWN_AFTER_MS);
+    fd_get(d, 1, &v);
+    CU_ASSERT_EQUAL(v.status, CLUSTER_PEER_DOWN);
+    fd_free(d);
+    CU_ASSERT_STRING_EQUAL(cluster_peer_status_name(CLUSTER_PEER_SUSPECT), "suspect");
+}
+
+static CU_TestInfo fd_tests[] = {
+    { "test_new_peer_is_alive_with_grace", test_new_peer_is_alive_with_grace },
+    { "test_silence_makes_peer_suspect_then_down", test_silence_makes_peer_suspect_then_down },
+    { "test_long_silence_passes_through_suspect_to_down",
+      test_long_silence_passes_through_suspect_to_down },
+    { "test_heartbeat_brings_suspect_and_down_peers_back",
+      test_heartbeat_brings_suspect_and_down_peers_back },
+    { "test_heartbeats_keep_peer_alive", test_heartbeats_keep_peer_alive },
+    { "test_rtt_estimate_is_smoothed", test_rtt_estimate_is_smoothed },
+    { "test_peers_are_independent_and_listed_in_id_order",
+      test_peers_are_independent_and_listed_in_id_order },
+    { "test_time_going_backwards_changes_nothing", test_time_going_backwards_changes_nothing },
+    { "test_config_rejects_down_not_after_suspect", test_config_rejects_down_not_after_suspect },
+    CU_TEST_INFO_NULL,
+};
+
+int main(int argc, char **argv)
+{
+    CU_SuiteInfo suites[] = {
+        { "fd", NULL, NULL, NULL, NULL, fd_tests },
+        CU_SUITE_INFO_NULL,
+    };
+    return mb_test_run(argc, argv, suites);
+}

@@ -1,0 +1,332 @@
+/* Deterministic cluster tests: the real FSM adapter and state machine on
+ * 3-5 simulated servers of raft's own fixture (virtual time, no disk, no
+ * sockets): replication, minority partitions, leader loss, catch-up,
+ * snapshot install to a lagging server, identical state everywhere. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <raft.h>
+#include <raft/fixture.h>
+
+#include "consensus/consensus.h"
+#include "mb_test.h"
+
+#define MAX_SERVERS 5
+
+static struct raft_fixture f;
+static consensus_fsm *fsms[MAX_SERVERS];
+static unsigned n_servers;
+
+/* Per-server effect counters. */
+static struct fx_count {
+    unsigned events;
+    unsigned restores;
+    uint64_t max_index;
+} counts[MAX_SERVERS];
+
+static void effects_cb(void *arg, uint64_t index, const consensus_effects *fx)
+{
+    struct fx_count *c = arg;
+    for (size_t i = 0; i < fx->n; i++) {
+        if (fx->items[i].kind != CONSENSUS_FX_EVENT)
+            continue;
+        if (strcmp(fx->items[i].type, "state.restore") == 0)
+            c->restores++;
+        else
+            c->events++;
+    }
+    if (index > c->max_index)
+        c->max_index = index;
+}
+
+static void cluster_up(unsigned n, unsigned snapshot_threshold)
+{
+    memset(&f, 0, sizeof(f)); /* 0.15 does not reset f->n */
+    memset(counts, 0, sizeof(counts));
+    n_servers = n;
+    CU_ASSERT_EQUAL_FATAL(raft_fixture_initialize(&f), 0);
+    for (unsigned i = 0; i < n; i++) {
+        CU_ASSERT_EQUAL_FATAL(consensus_fsm_new(NULL, effects_cb, &counts[i], 0, &fsms[i]), MB_OK);
+        CU_ASSERT_EQUAL_FATAL(raft_fixture_grow(&f, consensus_fsm_raft(fsms[i])), 0);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        struct raft *r = raft_fixture_get(&f, i);
+        consensus_fsm_attach(fsms[i], r);
+        if (snapshot_threshold > 0) {
+            raft_set_snapshot_threshold(r, snapshot_threshold);
+            raft_set_snapshot_trailing(r, 2);
+        }
+    }
+    struct raft_configuration conf;
+    CU_ASSERT_EQUAL_FATAL(raft_fixture_configuration(&f, n, &conf), 0);
+    CU_ASSERT_EQUAL_FATAL(raft_fixture_bootstrap(&f, &conf), 0);
+    raft_configuration_close(&conf);
+    CU_ASSERT_EQUAL_FATAL(raft_fixture_start(&f), 0);
+    CU_ASSERT_TRUE_FATAL(raft_fixture_step_until_has_leader(&f, 10000));
+}
+
+static void cluster_down(void)
+{
+    raft_fixture_close(&f);
+    for (unsigned i = 0; i < n_servers; i++) {
+        consensus_fsm_free(fsms[i]);
+        fsms[i] = NULL;
+    }
+}
+
+typedef struct apply_ctx {
+    struct raft_apply req;
+    int done;
+    int status;
+    consensus_result res;
+} apply_ctx;
+
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+    apply_ctx *c = req->data;
+    c->done = 1;
+    c->status = status;
+    if (status == 0)
+        c->res = *(const consensus_result *)result;
+}
+
+static int propose(unsigned server, const consensus_cmd *cmd, apply_ctx *ctx)
+{
+    struct raft_buffer buf;
+    void *raw;
+    size_t raw_len;
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->req.data = ctx;
+    CU_ASSERT_EQUAL_FATAL(consensus_cmd_encode(cmd, NULL, &raw, &raw_len, NULL), MB_OK);
+    CU_ASSERT_EQUAL_FATAL(consensus_entry_frame(raw, raw_len, raft_malloc, &buf.base, &buf.len),
+                          MB_OK);
+    free(raw);
+    int rv = raft_apply(raft_fixture_get(&f, server), &ctx->req, &buf, 1, apply_cb);
+    if (rv != 0)
+        raft_free(buf.base);
+    return rv;
+}
+
+static bool ctx_done(struct raft_fixture *fx, void *arg)
+{
+    (void)fx;
+    return ((apply_ctx *)arg)->done;
+}
+
+static int propose_and_wait(unsigned server, const consensus_cmd *cmd, consensus_result *res)
+{
+    apply_ctx ctx;
+    int rv = propose(server, cmd, &ctx);
+    if (rv != 0)
+        return rv;
+    raft_fixture_step_until(&f, ctx_done, &ctx, 10000);
+    CU_ASSERT_TRUE_FATAL(ctx.done);
+    if (res != NULL)
+        *res = ctx.res;
+    return ctx.status;
+}
+
+static unsigned leader_of(const unsigned *members, unsigned n)
+{
+    for (unsigned k = 0; k < n; k++)
+        if (raft_state(raft_fixture_get(&f, members[k])) == RAFT_LEADER)
+            return members[k];
+    return MAX_SERVERS;
+}
+
+static consensus_cmd define_cmd(const char *name)
+{
+    consensus_cmd c = { .kind = CONSENSUS_CMD_VAR_DEFINE, .name = (char *)name };
+    c.spec.type = MB_VT_INT;
+    c.spec.imin = 0;
+    c.spec.imax = 1000000;
+    return c;
+}
+
+static consensus_cmd set_cmd(const char *name, int64_t v, uint64_t client, uint64_t seq)
+{
+    consensus_cmd c = {
+        .kind = CONSENSUS_CMD_VAR_SET, .name = (char *)name, .client_id = client, .request_seq = seq
+    };
+    c.value.type = MB_VT_INT;
+    c.value.u.i = v;
+    return c;
+}
+
+/* Every server's state encodes to the same bytes. */
+static void assert_identical_states(void)
+{
+    void *ref = NULL;
+    size_t ref_len = 0;
+    CU_ASSERT_EQUAL_FATAL(
+        consensus_sm_snapshot(consensus_fsm_sm(fsms[0]), NULL, &ref, &ref_len, NULL), MB_OK);
+    for (unsigned i = 1; i < n_servers; i++) {
+        void *b = NULL;
+        size_t l = 0;
+        CU_ASSERT_EQUAL_FATAL(consensus_sm_snapshot(consensus_fsm_sm(fsms[i]), NULL, &b, &l, NULL),
+                              MB_OK);
+        CU_ASSERT_TRUE(l == ref_len && memcmp(b, ref, l) == 0);
+        free(b);
+    }
+    free(ref);
+}
+
+static int64_t value_on(unsigned server, const char *name)
+{
+    const consensus_var *v = consensus_sm_var_get(consensus_fsm_sm(fsms[server]), name);
+    return v != NULL ? v->value.u.i : -1;
+}
+
+static void test_commands_replicate_to_every_server_identically(void)
+{
+    cluster_up(3, 0);
+    unsigned l = raft_fixture_leader_index(&f);
+    consensus_cmd d = define_cmd("x");
+    consensus_result res;
+    CU_ASSERT_EQUAL(propose_and_wait(l, &d, &res), 0);
+    CU_ASSERT_EQUAL(res.code, MB_OK);
+    for (int i = 1; i <= 10; i++) {
+        consensus_cmd s = set_cmd("x", i, 1, (uint64_t)i);
+        CU_ASSERT_EQUAL(propose_and_wait(l, &s, &res), 0);
+        CU_ASSERT_EQUAL(res.code, MB_OK);
+    }
+    /* A retried request id is answered, not re-applied. */
+    consensus_cmd again = set_cmd("x", 999, 1, 3);
+    CU_ASSERT_EQUAL(propose_and_wait(l, &again, &res), 0);
+    CU_ASSERT_EQUAL(res.code, MB_OK);
+    raft_index last = raft_last_applied(raft_fixture_get(&f, l));
+    CU_ASSERT_TRUE(raft_fixture_step_until_applied(&f, n_servers, last, 5000));
+    for (unsigned i = 0; i < n_servers; i++) {
+        CU_ASSERT_EQUAL(value_on(i, "x"), 10);
+        CU_ASSERT_EQUAL(counts[i].events, 11);
+    }
+    assert_identical_states();
+    cluster_down();
+}
+
+static void isolate(const unsigned *a, unsigned na, const unsigned *b, unsigned nb)
+{
+    for (unsigned i = 0; i < na; i++)
+        for (unsigned j = 0; j < nb; j++) {
+            raft_fixture_saturate(&f, a[i], b[j]);
+            raft_fixture_saturate(&f, b[j], a[i]);
+        }
+}
+
+static void heal(const unsigned *a, unsigned na, const unsigned *b, unsigned nb)
+{
+    for (unsigned i = 0; i < na; i++)
+        for (unsigned j = 0; j < nb; j++) {
+            raft_fixture_desaturate(&f, a[i], b[j]);
+            raft_fixture_desaturate(&f, b[j], a[i]);
+        }
+}
+
+static void test_minority_partition_cannot_commit_and_heals_by_catching_up(void)
+{
+    cluster_up(5, 0);
+    unsigned l = raft_fixture_leader_index(&f);
+    consensus_cmd d = define_cmd("x");
+    CU_ASSERT_EQUAL_FATAL(propose_and_wait(l, &d, NULL), 0);
+    /* The leader and one follower on one side, three servers on the other. */
+    unsigned minority[2] = { l, (l + 1) % 5 }, majority[3];
+    for (unsigned k = 0; k < 3; k++)
+        majority[k] = (l + 2 + k) % 5;
+    isolate(minority, 2, majority, 3);
+    apply_ctx stuck;
+    consensus_cmd lost = set_cmd("x", 666, 2, 1);
+    CU_ASSERT_EQUAL_FATAL(propose(l, &lost, &stuck), 0);
+    raft_fixture_step_until_elapsed(&f, 10000);
+    /* Never acknowledged as applied: the old leader stepped down. */
+    CU_ASSERT_TRUE(!stuck.done || stuck.status != 0);
+    CU_ASSERT_NOT_EQUAL(raft_state(raft_fixture_get(&f, l)), RAFT_LEADER);
+    unsigned nl = leader_of(majority, 3);
+    CU_ASSERT_FATAL(nl < MAX_SERVERS);
+    consensus_cmd s = set_cmd("x", 7, 3, 1);
+    consensus_result res;
+    CU_ASSERT_EQUAL(propose_and_wait(nl, &s, &res), 0);
+    CU_ASSERT_EQUAL(res.code, MB_OK);
+    CU_ASSERT_EQUAL(value_on(minority[0], "x"), 0);
+    heal(minority, 2, majority, 3);
+    raft_fixture_step_until(&f, ctx_done, &stuck, 10000);
+    raft_index last = raft_last_applied(raft_fixture_get(&f, nl));
+    CU_ASSERT_TRUE(raft_fixture_step_until_applied(&f, n_servers, last, 10000));
+    for (unsigned i = 0; i < n_servers; i++)
+        CU_ASSERT_EQUAL(value_on(i, "x"), 7);
+    assert_identical_states();
+    cluster_down();
+}
+
+static void test_leader_loss_elects_a_new_leader_and_keeps_committed_writes(void)
+{
+    cluster_up(3, 0);
+    unsigned l = raft_fixture_leader_index(&f);
+    consensus_cmd d = define_cmd("x");
+    consensus_cmd s1 = set_cmd("x", 1, 4, 1);
+    CU_ASSERT_EQUAL_FATAL(propose_and_wait(l, &d, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(propose_and_wait(l, &s1, NULL), 0);
+    raft_fixture_kill(&f, l);
+    unsigned others[2] = { (l + 1) % 3, (l + 2) % 3 };
+    for (int t = 0; t < 100 && leader_of(others, 2) == MAX_SERVERS; t++)
+        raft_fixture_step_until_elapsed(&f, 200);
+    unsigned nl = leader_of(others, 2);
+    CU_ASSERT_FATAL(nl < MAX_SERVERS);
+    CU_ASSERT_EQUAL(value_on(nl, "x"), 1);
+    consensus_cmd s2 = set_cmd("x", 2, 4, 2);
+    consensus_result res;
+    CU_ASSERT_EQUAL(propose_and_wait(nl, &s2, &res), 0);
+    CU_ASSERT_EQUAL(res.code, MB_OK);
+    raft_fixture_revive(&f, l);
+    raft_index last = raft_last_applied(raft_fixture_get(&f, nl));
+    CU_ASSERT_TRUE(raft_fixture_step_until_applied(&f, n_servers, last, 10000));
+    CU_ASSERT_EQUAL(value_on(l, "x"), 2);
+    assert_identical_states();
+    cluster_down();
+}
+
+static void test_lagging_server_catches_up_by_snapshot_install(void)
+{
+    cluster_up(3, 4);
+    unsigned l = raft_fixture_leader_index(&f);
+    unsigned lag = (l + 1) % 3;
+    consensus_cmd d = define_cmd("x");
+    CU_ASSERT_EQUAL_FATAL(propose_and_wait(l, &d, NULL), 0);
+    raft_fixture_kill(&f, lag);
+    for (int i = 1; i <= 30; i++) {
+        consensus_cmd s = set_cmd("x", i, 5, (uint64_t)i);
+        CU_ASSERT_EQUAL_FATAL(propose_and_wait(l, &s, NULL), 0);
+    }
+    CU_ASSERT_TRUE(value_on(lag, "x") <= 0); /* not defined yet, or never set */
+    raft_fixture_revive(&f, lag);
+    raft_index last = raft_last_applied(raft_fixture_get(&f, l));
+    CU_ASSERT_TRUE(raft_fixture_step_until_applied(&f, lag, last, 20000));
+    CU_ASSERT_EQUAL(value_on(lag, "x"), 30);
+    /* It got there through InstallSnapshot, not entry by entry. */
+    CU_ASSERT_TRUE(counts[lag].restores >= 1);
+    CU_ASSERT_TRUE(counts[lag].events < 30);
+    /* The dedup table came along: a retry of request 30 is not re-applied. */
+    CU_ASSERT_TRUE(consensus_sm_dedup_lookup(consensus_fsm_sm(fsms[lag]), 5, 30, NULL));
+    assert_identical_states();
+    cluster_down();
+}
+
+static CU_TestInfo cluster_tests[] = {
+    { "test_commands_replicate_to_every_server_identically",
+      test_commands_replicate_to_every_server_identically },
+    { "test_minority_partition_cannot_commit_and_heals_by_catching_up",
+      test_minority_partition_cannot_commit_and_heals_by_catching_up },
+    { "test_leader_loss_elects_a_new_leader_and_keeps_committed_writes",
+      test_leader_loss_elects_a_new_leader_and_keeps_committed_writes },
+    { "test_lagging_server_catches_up_by_snapshot_install",
+      test_lagging_server_catches_up_by_snapshot_install },
+    CU_TEST_INFO_NULL,
+};
+
+int main(int argc, char **argv)
+{
+    CU_SuiteInfo suites[] = {
+        { "fixture", NULL, NULL, NULL, NULL, cluster_tests },
+        CU_SUITE_INFO_NULL,
+    };
+    return mb_test_run(argc, argv, suites);
+}

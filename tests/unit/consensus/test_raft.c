@@ -1,0 +1,505 @@
+/* Real-loop tests of the raft glue: three libraft instances with the libuv
+ * backend in one process, on one loop, TCP on 127.0.0.1. Election, propose
+ * on the leader, NOTLEADER on a follower, leader loss, restart from disk
+ * without double effects, "no quorum" within a bounded time, clean close. */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "consensus/consensus.h"
+#include "mb_test.h"
+
+#define MAXN   4
+#define MAX_FX 4096
+
+typedef struct tnode {
+    uint64_t id;
+    char addr[32];
+    char dir[256];
+    consensus_raft *r;
+    int closed;
+    uint64_t skip;     /* effects through this index were delivered before */
+    uint64_t max_fx;   /* highest index with effects delivered */
+    unsigned n_fx;     /* entries with effects delivered */
+    unsigned replayed; /* deliveries at or below `skip`: must stay 0 */
+    unsigned n_status; /* on_status calls */
+    consensus_status last_status;
+} tnode;
+
+static uv_loop_t loop;
+static tnode nodes[MAXN];
+static consensus_peer peers[MAXN];
+static int N = 3;               /* nodes in the current test */
+static unsigned snap_threshold; /* 0 = default */
+static int n_boot = 3;          /* the first n_boot nodes bootstrap together */
+
+/* Run the loop while waiting for `expr`, with a deadline. */
+#define LOOP_UNTIL(expr, ms) MB_WAIT_UNTIL((uv_run(&loop, UV_RUN_NOWAIT), (expr)), ms)
+
+static int free_port(void)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof(a);
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        getsockname(s, (struct sockaddr *)&a, &len) != 0) {
+        if (s >= 0)
+            close(s);
+        return -1;
+    }
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+/* Whether raft wrote a snapshot file into `dir`. */
+static int has_snapshot_file(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int found = 0;
+    while (d != NULL && (e = readdir(d)) != NULL)
+        found |= strncmp(e->d_name, "snapshot-", 9) == 0;
+    if (d != NULL)
+        closedir(d);
+    return found;
+}
+
+static void effects_cb(void *arg, uint64_t index, const consensus_effects *fx)
+{
+    tnode *n = arg;
+    (void)fx;
+    if (index <= n->skip)
+        n->replayed++;
+    n->n_fx++;
+    if (index > n->max_fx)
+        n->max_fx = index;
+}
+
+static void status_cb(void *arg, const consensus_status *st)
+{
+    tnode *n = arg;
+    n->n_status++;
+    n->last_status = *st;
+}
+
+static void closed_cb(void *arg)
+{
+    ((tnode *)arg)->closed = 1;
+}
+
+static void setup_nodes(int n, int boot)
+{
+    N = n;
+    n_boot = boot;
+    memset(nodes, 0, sizeof(nodes));
+    for (int i = 0; i < N; i++) {
+        nodes[i].id = (uint64_t)i + 1;
+        int port = free_port();
+        CU_ASSERT_FATAL(port > 0);
+        snprintf(nodes[i].addr, sizeof(nodes[i].addr), "127.0.0.1:%d", port);
+        CU_ASSERT_EQUAL_FATAL(mb_test_mkdtemp(nodes[i].dir, sizeof(nodes[i].dir), "raft"), 0);
+        peers[i].id = nodes[i].id;
+        peers[i].address = nodes[i].addr;
+    }
+}
+
+static void start_node(int i, unsigned election_ms, unsigned heartbeat_ms, unsigned quorum_ms)
+{
+    consensus_raft_config cfg = {
+        .id = nodes[i].id,
+        .address = nodes[i].addr,
+        .data_dir = nodes[i].dir,
+        .peers = i < n_boot ? peers : NULL,
+        .n_peers = i < n_boot ? (size_t)n_boot : 0,
+        .election_timeout_ms = election_ms,
+        .heartbeat_timeout_ms = heartbeat_ms,
+        .quorum_timeout_ms = quorum_ms,
+        .monitor_interval_ms = 20,
+        .snapshot_threshold = snap_threshold,
+        .snapshot_trailing = snap_threshold ? 2 : 0,
+        .on_effects = effects_cb,
+        .effects_arg = &nodes[i],
+        .skip_effects_through = nodes[i].skip,
+        .on_status = status_cb,
+        .status_arg = &nodes[i],
+    };
+    mb_error e;
+    mb_error_clear(&e);
+    nodes[i].closed = 0;
+    int rc = consensus_raft_init(&loop, &cfg, &nodes[i].r, &e);
+    if (rc != MB_OK)
+        fprintf(stderr, "init node %d: %s\n", i, e.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, MB_OK);
+    rc = consensus_raft_start(nodes[i].r, &e);
+    if (rc != MB_OK)
+        fprintf(stderr, "start node %d: %s\n", i, e.msg);
+    CU_ASSERT_EQUAL_FATAL(rc, MB_OK);
+}
+
+static void close_node(int i)
+{
+    if (nodes[i].r == NULL)
+        return;
+    consensus_raft_close(nodes[i].r, closed_cb, &nodes[i]);
+    CU_ASSERT_TRUE(LOOP_UNTIL(nodes[i].closed, 20000));
+    nodes[i].r = NULL;
+}
+
+static void teardown_nodes(void)
+{
+    for (int i = 0; i < N; i++)
+        close_node(i);
+    for (int i = 0; i < N; i++)
+        mb_test_rmtree(nodes[i].dir);
+}
+
+/* Index of the single leader among running nodes, or -1. */
+static int leader(void)
+{
+    int found = -1;
+    for (int i = 0; i < N; i++) {
+        if (nodes[i].r == NULL)
+            continue;
+        consensus_status st;
+        consensus_raft_status(nodes[i].r, &st);
+        if (st.role == CONSENSUS_LEADER) {
+            if (found >= 0)
+                return -1;
+            found = i;
+        }
+    }
+    return found;
+}
+
+typedef struct waiter {
+    int calls;
+    consensus_result res;
+} waiter;
+
+static void done_cb(void *arg, const consensus_result *res)
+{
+    waiter *w = arg;
+    w->calls++;
+    w->res = *res;
+}
+
+static int propose_cmd(int i, const consensus_cmd *c, waiter *w, consensus_result *now)
+{
+    void *buf;
+    size_t len;
+    memset(w, 0, sizeof(*w));
+    CU_ASSERT_EQUAL_FATAL(consensus_cmd_encode(c, NULL, &buf, &len, NULL), MB_OK);
+    int rc = consensus_raft_propose(nodes[i].r, buf, len, done_cb, w, now);
+    free(buf);
+    return rc;
+}
+
+static consensus_cmd set_x(int64_t v, uint64_t seq)
+{
+    consensus_cmd c = {
+        .kind = CONSENSUS_CMD_VAR_SET, .name = "x", .client_id = 77, .request_seq = seq
+    };
+    c.value.type = MB_VT_INT;
+    c.value.u.i = v;
+    return c;
+}
+
+static int64_t x_on(int i)
+{
+    const consensus_var *v = consensus_sm_var_get(consensus_raft_sm(nodes[i].r), "x");
+    return v != NULL ? v->value.u.i : -1;
+}
+
+static int all_running_see_x(int64_t want)
+{
+    for (int i = 0; i < N; i++)
+        if (nodes[i].r != NULL && x_on(i) != want)
+            return 0;
+    return 1;
+}
+
+static void test_cluster_elects_proposes_fails_over_and_restarts_from_disk(void)
+{
+    CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
+    setup_nodes(3, 3);
+    /* Snapshot every 4 entries: the restart below loads a snapshot from
+     * disk and replays only the entries after it. */
+    snap_threshold = 4;
+    for (int i = 0; i < N; i++)
+        start_node(i, 400, 50, 3000);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(leader() >= 0, 15000));
+    int l = leader();
+    /* The monitor reports the change of role and leader. */
+    CU_ASSERT_TRUE(LOOP_UNTIL(nodes[l].last_status.role == CONSENSUS_LEADER, 5000));
+    CU_ASSERT_EQUAL(nodes[l].last_status.leader_id, nodes[l].id);
+    CU_ASSERT_TRUE(nodes[l].last_status.term > 0);
+
+    /* Propose on the leader. */
+    consensus_cmd d = { .kind = CONSENSUS_CMD_VAR_DEFINE, .name = "x", .by = "test" };
+    d.spec = (mb_var_spec){ .type = MB_VT_INT, .imin = 0, .imax = 100 };
+    waiter w;
+    consensus_result now;
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(l, &d, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    CU_ASSERT_EQUAL(w.res.code, MB_OK);
+    CU_ASSERT_TRUE(w.res.version > 0);
+    /* A bad value comes back as the result, not as a failure of raft. */
+    consensus_cmd bad = set_x(1000, 1);
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(l, &bad, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    CU_ASSERT_EQUAL(w.res.code, MB_ECONSTRAINT);
+
+    /* A follower refuses with the leader's id and address. */
+    int fo = (l + 1) % N;
+    consensus_status st;
+    CU_ASSERT_TRUE(LOOP_UNTIL((consensus_raft_status(nodes[fo].r, &st), st.leader_id != 0), 5000));
+    consensus_cmd s1 = set_x(1, 2);
+    CU_ASSERT_EQUAL(propose_cmd(fo, &s1, &w, &now), MB_ENOTLEADER);
+    CU_ASSERT_EQUAL(now.leader_id, nodes[l].id);
+    CU_ASSERT_STRING_EQUAL(now.leader_addr, nodes[l].addr);
+    CU_ASSERT_EQUAL(consensus_raft_barrier(nodes[fo].r, done_cb, &w, &now), MB_ENOTLEADER);
+
+    /* Linearizable read on the leader: barrier, then the local state. */
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(l, &s1, &w, &now), MB_OK);
+    waiter b = { 0 };
+    CU_ASSERT_EQUAL_FATAL(consensus_raft_barrier(nodes[l].r, done_cb, &b, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(b.calls == 1, 10000));
+    CU_ASSERT_EQUAL(b.res.code, MB_OK);
+    CU_ASSERT_EQUAL(w.calls, 1); /* the earlier proposal finished first */
+    CU_ASSERT_EQUAL(x_on(l), 1);
+
+    /* Kill the leader (close it): the others elect a new one and go on. */
+    close_node(l);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(leader() >= 0, 15000));
+    int l2 = leader();
+    CU_ASSERT_NOT_EQUAL(l2, l);
+    consensus_cmd s5 = set_x(5, 3);
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(l2, &s5, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    CU_ASSERT_EQUAL(w.res.code, MB_OK);
+    CU_ASSERT_TRUE(LOOP_UNTIL(all_running_see_x(5), 10000));
+
+    /* Stop everything, restart from disk: the log replays into the state,
+     * and nothing already delivered is delivered again. */
+    for (int i = 0; i < N; i++)
+        close_node(i);
+    unsigned delivered_before[MAXN];
+    CU_ASSERT_TRUE(has_snapshot_file(nodes[l2].dir));
+    for (int i = 0; i < N; i++) {
+        nodes[i].skip = nodes[i].max_fx;
+        delivered_before[i] = nodes[i].n_fx;
+        CU_ASSERT_TRUE(nodes[i].skip > 0);
+    }
+    for (int i = 0; i < N; i++)
+        start_node(i, 400, 50, 3000);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(leader() >= 0, 15000));
+    CU_ASSERT_TRUE(LOOP_UNTIL(all_running_see_x(5), 15000));
+    int l3 = leader();
+    consensus_cmd s6 = set_x(6, 4);
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(l3, &s6, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    CU_ASSERT_EQUAL(w.res.code, MB_OK);
+    /* A retry of an already applied request id is answered, not re-applied. */
+    consensus_cmd retry = set_x(2, 2);
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(l3, &retry, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    CU_ASSERT_EQUAL(w.res.code, MB_OK);
+    CU_ASSERT_TRUE(LOOP_UNTIL(all_running_see_x(6), 10000));
+    for (int i = 0; i < N; i++) {
+        CU_ASSERT_EQUAL(nodes[i].replayed, 0);
+        /* The old leader missed set(5); everyone gets set(6). */
+        unsigned fresh = nodes[i].n_fx - delivered_before[i];
+        CU_ASSERT_TRUE(fresh >= 1 && fresh <= 3); /* + a snapshot install */
+    }
+    teardown_nodes();
+    snap_threshold = 0;
+    CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
+}
+
+static void test_proposal_without_quorum_fails_within_bounded_time(void)
+{
+    CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
+    setup_nodes(3, 3);
+    /* Election timeout above the quorum timeout, so that the leader is
+     * still leading when the deadline passes. */
+    for (int i = 0; i < N; i++)
+        start_node(i, 2500, 100, 600);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(leader() >= 0, 20000));
+    int l = leader();
+    consensus_cmd d = { .kind = CONSENSUS_CMD_VAR_DEFINE, .name = "x" };
+    d.spec = (mb_var_spec){ .type = MB_VT_INT, .imin = 0, .imax = 100 };
+    waiter w;
+    consensus_result now;
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(l, &d, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    for (int i = 0; i < N; i++)
+        if (i != l)
+            close_node(i);
+    consensus_cmd s = set_x(3, 1);
+    long long t0 = mb_test_now_ms();
+    int rc = propose_cmd(l, &s, &w, &now);
+    if (rc == MB_OK) {
+        CU_ASSERT_TRUE(LOOP_UNTIL(w.calls == 1, 5000));
+        long long took = mb_test_now_ms() - t0;
+        CU_ASSERT_EQUAL(w.res.code, MB_ENOQUORUM);
+        CU_ASSERT_PTR_NOT_NULL(strstr(w.res.msg, "no quorum"));
+        CU_ASSERT_TRUE(took >= 550 && took < 3000);
+    } else {
+        CU_ASSERT_EQUAL(rc, MB_ENOTLEADER); /* it already stepped down */
+    }
+    /* Close waits for raft to let go of the request; the callback does not
+     * fire a second time. */
+    teardown_nodes();
+    CU_ASSERT_TRUE(w.calls <= 1);
+    CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
+}
+
+static int leader_is(int i)
+{
+    return leader() == i;
+}
+
+static void test_membership_adds_voters_up_to_three_then_standby_transfers_and_removes(void)
+{
+    CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
+    /* Node 1 bootstraps alone (dqlite's way); the others start empty. */
+    setup_nodes(4, 1);
+    for (int i = 0; i < N; i++)
+        start_node(i, 400, 50, 3000);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(leader_is(0), 15000));
+    waiter w;
+    consensus_result now;
+    for (int i = 1; i < N; i++) {
+        memset(&w, 0, sizeof(w));
+        CU_ASSERT_EQUAL_FATAL(
+            consensus_raft_add(nodes[0].r, nodes[i].id, nodes[i].addr, done_cb, &w, &now), MB_OK);
+        /* One change at a time. */
+        waiter w2 = { 0 };
+        CU_ASSERT_EQUAL(consensus_raft_add(nodes[0].r, 9, "127.0.0.1:1", done_cb, &w2, &now),
+                        MB_EBUSY);
+        CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 30000));
+        CU_ASSERT_EQUAL(w.res.code, MB_OK);
+        /* Nodes 2 and 3 become voters; node 4 a standby (max 3 voters). */
+        CU_ASSERT_EQUAL(w.res.version, i < 3 ? 1u : 2u);
+    }
+    consensus_status st;
+    consensus_raft_status(nodes[0].r, &st);
+    CU_ASSERT_EQUAL(st.voters, 3);
+    CU_ASSERT_EQUAL(consensus_raft_add(nodes[1].r, 9, "127.0.0.1:1", done_cb, &w, &now),
+                    MB_ENOTLEADER);
+
+    /* The standby receives the log too. */
+    consensus_cmd d = { .kind = CONSENSUS_CMD_VAR_DEFINE, .name = "x" };
+    d.spec = (mb_var_spec){ .type = MB_VT_INT, .imin = 0, .imax = 100 };
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(0, &d, &w, &now), MB_OK);
+    CU_ASSERT_TRUE(LOOP_UNTIL(all_running_see_x(0), 10000));
+
+    /* Hand leadership to node 2. */
+    memset(&w, 0, sizeof(w));
+    CU_ASSERT_EQUAL_FATAL(consensus_raft_transfer(nodes[0].r, nodes[1].id, done_cb, &w, &now),
+                          MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 15000));
+    CU_ASSERT_TRUE(LOOP_UNTIL(leader_is(1), 10000));
+
+    /* Node 2 removes the standby. */
+    memset(&w, 0, sizeof(w));
+    CU_ASSERT_EQUAL_FATAL(consensus_raft_remove(nodes[1].r, nodes[3].id, done_cb, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 15000));
+    CU_ASSERT_EQUAL(w.res.code, MB_OK);
+    consensus_raft_status(nodes[1].r, &st);
+    CU_ASSERT_EQUAL(st.voters, 3);
+    /* x is a direct variable; proposals need a consensus one. */
+    consensus_cmd dc = { .kind = CONSENSUS_CMD_VAR_DEFINE,
+                         .name = "c",
+                         .policy = MB_POLICY_CONSENSUS };
+    dc.spec = (mb_var_spec){ .type = MB_VT_BOOL };
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(1, &dc, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    CU_ASSERT_EQUAL(w.res.code, MB_OK);
+    /* The leader closes a proposal whose deadline passed. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char *voters[] = { "a", "b" };
+    consensus_cmd po = { .kind = CONSENSUS_CMD_PROPOSAL_OPEN,
+                         .proposal_id = "p",
+                         .name = "c",
+                         .voters = voters,
+                         .n_voters = 2,
+                         .deadline_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + 300 };
+    po.value = (mb_value){ .type = MB_VT_BOOL, .u.b = 1 };
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(1, &po, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    CU_ASSERT_EQUAL(w.res.code, MB_OK);
+    const consensus_sm *lsm = consensus_raft_sm(nodes[1].r);
+    CU_ASSERT_PTR_NOT_NULL(consensus_sm_proposal_get(lsm, "p"));
+    CU_ASSERT_TRUE(LOOP_UNTIL(consensus_sm_proposal_get(lsm, "p") == NULL, 5000));
+    CU_ASSERT_EQUAL(consensus_sm_var_get(lsm, "c")->value.u.b, 0);
+    teardown_nodes();
+    CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
+}
+
+static void test_start_failure_and_close_without_start_release_everything(void)
+{
+    CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
+    setup_nodes(1, 1);
+    consensus_raft_config cfg = { .id = 1, .address = nodes[0].addr, .data_dir = nodes[0].dir };
+    consensus_raft *r = NULL;
+    mb_error e;
+    /* Init then close, never started. */
+    CU_ASSERT_EQUAL_FATAL(consensus_raft_init(&loop, &cfg, &r, &e), MB_OK);
+    nodes[0].closed = 0;
+    consensus_raft_close(r, closed_cb, &nodes[0]);
+    CU_ASSERT_TRUE(LOOP_UNTIL(nodes[0].closed, 10000));
+    /* Hostnames are refused by raft 0.15: start fails, close still works. */
+    cfg.address = "localhost:9";
+    consensus_peer self = { .id = 1, .address = "localhost:9" };
+    cfg.peers = &self;
+    cfg.n_peers = 1;
+    CU_ASSERT_EQUAL_FATAL(consensus_raft_init(&loop, &cfg, &r, &e), MB_OK);
+    CU_ASSERT_NOT_EQUAL(consensus_raft_start(r, &e), MB_OK);
+    consensus_result now;
+    waiter w = { 0 };
+    CU_ASSERT_EQUAL(consensus_raft_barrier(r, done_cb, &w, &now), MB_ECLOSED);
+    nodes[0].closed = 0;
+    consensus_raft_close(r, closed_cb, &nodes[0]);
+    CU_ASSERT_TRUE(LOOP_UNTIL(nodes[0].closed, 10000));
+    /* Bad configuration is refused before anything is allocated. */
+    cfg.heartbeat_timeout_ms = 500;
+    cfg.election_timeout_ms = 100;
+    CU_ASSERT_EQUAL(consensus_raft_init(&loop, &cfg, &r, &e), MB_EINVAL);
+    cfg.election_timeout_ms = 0;
+    cfg.heartbeat_timeout_ms = 0;
+    cfg.max_voters = 4;
+    CU_ASSERT_EQUAL(consensus_raft_init(&loop, &cfg, &r, &e), MB_EINVAL);
+    mb_test_rmtree(nodes[0].dir);
+    CU_ASSERT_EQUAL(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
+}
+
+static CU_TestInfo raft_tests[] = {
+    { "test_start_failure_and_close_without_start_release_everything",
+      test_start_failure_and_close_without_start_release_everything },
+    { "test_membership_adds_voters_up_to_three_then_standby_transfers_and_removes",
+      test_membership_adds_voters_up_to_three_then_standby_transfers_and_removes },
+    { "test_cluster_elects_proposes_fails_over_and_restarts_from_disk",
+      test_cluster_elects_proposes_fails_over_and_restarts_from_disk },
+    { "test_proposal_without_quorum_fails_within_bounded_time",
+      test_proposal_without_quorum_fails_within_bounded_time },
+    CU_TEST_INFO_NULL,
+};
+
+int main(int argc, char **argv)
+{
+    /* As in the daemon: a peer closing a connection must not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+    CU_SuiteInfo suites[] = {
+        { "raft", NULL, NULL, NULL, NULL, raft_tests },
+        CU_SUITE_INFO_NULL,
+    };
+    return mb_test_run(argc, argv, suites);
+}
