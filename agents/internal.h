@@ -102,9 +102,9 @@ struct rt_agent {
     struct mb_runtime *rt;
     struct rt_kind *kent;
     mb_agent_id parent;
-    char *config; /* NULL = "" */
-    struct rt_agent_ext *ext;
-    struct rt_msg stub; /* mailbox stub (Vyukov's intrusive MPSC queue) */
+    char *config;                     /* NULL = "" */
+    struct rt_agent_ext *_Atomic ext; /* lazily made by the own turn; info reads it */
+    struct rt_msg stub;               /* mailbox stub (Vyukov's intrusive MPSC queue) */
     /* written by the agent's own turn */
     struct rt_msg *mb_tail;
     void *state;
@@ -148,10 +148,18 @@ struct rt_msg *rt_msg_new(mb_agent_id from, uint32_t type, uint32_t tag, const v
 void rt_msg_free(struct rt_msg *m);
 /* Deliver m to `to`; takes m on success only. Returns MB_ENOAGENT/MB_EFULL. */
 int rt_deliver(struct mb_runtime *rt, mb_agent_id to, struct rt_msg *m);
-/* Spawn (see mb_spawn); parent may be NULL. ckpt (borrowed) restores
- * instead of init; restarts seeds the restart counter. */
+/* What a restart carries over into the new instance. */
+struct rt_restart {
+    const void *ckpt; /* borrowed; NULL = init from config */
+    size_t ckpt_len;
+    uint32_t restarts; /* seeds the restart counter */
+    int last_error;    /* mb_err that caused the restart */
+    const char *last_error_msg;
+};
+/* Spawn (see mb_spawn); parent may be NULL; restart NULL for a fresh agent
+ * (else its checkpoint is restored instead of running init). */
 int rt_spawn(struct mb_runtime *rt, struct rt_agent *parent, const mb_spawn_opts *opts,
-             const void *ckpt, size_t ckpt_len, uint32_t restarts, mb_agent_id *out, mb_error *err);
+             const struct rt_restart *restart, mb_agent_id *out, mb_error *err);
 /* Send a stop/kill request. */
 int rt_exit_agent(struct mb_runtime *rt, mb_agent_id id, int reason);
 /* Mailbox length of a local agent, or -1 if it does not exist. */

@@ -53,7 +53,7 @@ static int pool_grow(mb_ctx *ctx, struct pool *p, const char *why)
     mb_spawn_opts o = { .kind = p->kind, .config = p->config, .link = 1 };
     mb_agent_id id;
     mb_error err;
-    int rc = rt_spawn(ctx->rt, ctx->a, &o, NULL, 0, 0, &id, &err);
+    int rc = rt_spawn(ctx->rt, ctx->a, &o, NULL, &id, &err);
     if (rc != 0) {
         mb_log(ctx, MB_LOG_WARN, "pool: %s", err.msg);
         return rc;

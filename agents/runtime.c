@@ -996,8 +996,11 @@ static int copy_str(char **dst, const char *src)
 }
 
 int rt_spawn(struct mb_runtime *rt, struct rt_agent *parent, const mb_spawn_opts *opts,
-             const void *ckpt, size_t ckpt_len, uint32_t restarts, mb_agent_id *out, mb_error *err)
+             const struct rt_restart *restart, mb_agent_id *out, mb_error *err)
 {
+    const void *ckpt = restart ? restart->ckpt : NULL;
+    size_t ckpt_len = restart ? restart->ckpt_len : 0;
+    uint32_t restarts = restart ? restart->restarts : 0;
     if (opts == NULL || opts->kind == NULL)
         return mb_errorf(err, MB_EINVAL, "spawn: no kind given");
     if (opts->overflow != MB_OVERFLOW_REJECT && opts->overflow != MB_OVERFLOW_CRASH)
@@ -1043,6 +1046,16 @@ int rt_spawn(struct mb_runtime *rt, struct rt_agent *parent, const mb_spawn_opts
     }
     if (rc == 0 && opts->link)
         rc = ext_add_link(a, parent->id);
+    if (rc == 0 && restart != NULL && restart->last_error != 0) {
+        struct rt_agent_ext *x = ext_of(a);
+        if (x == NULL) {
+            rc = MB_ENOMEM;
+        } else {
+            x->last_error = restart->last_error;
+            snprintf(x->last_error_msg, sizeof(x->last_error_msg), "%s",
+                     restart->last_error_msg ? restart->last_error_msg : "");
+        }
+    }
     if (rc != 0) {
         agent_free(a);
         return mb_errorf(err, rc, "spawn %s: out of memory", opts->kind);
@@ -1183,7 +1196,7 @@ int mb_timer_cancel(mb_ctx *ctx, uint64_t timer_id)
 
 int mb_spawn(mb_ctx *ctx, const mb_spawn_opts *opts, mb_agent_id *out, mb_error *err)
 {
-    return rt_spawn(ctx->rt, ctx->a, opts, NULL, 0, 0, out, err);
+    return rt_spawn(ctx->rt, ctx->a, opts, NULL, out, err);
 }
 
 void mb_stop_self(mb_ctx *ctx)
@@ -1586,7 +1599,7 @@ int mb_runtime_spawn(mb_runtime *rt, const mb_spawn_opts *opts, mb_agent_id *out
         return rt_supervisor_add_child(rt, opts->supervisor, opts, out, err);
     if (opts->link)
         return mb_errorf(err, MB_EINVAL, "spawn: link needs a spawning agent");
-    return rt_spawn(rt, NULL, opts, NULL, 0, 0, out, err);
+    return rt_spawn(rt, NULL, opts, NULL, out, err);
 }
 
 int mb_runtime_stop_agent(mb_runtime *rt, mb_agent_id id)
@@ -1770,6 +1783,8 @@ static void fill_info(struct rt_agent *a, mb_agent_info *out)
         snprintf(out->name, sizeof(out->name), "%s", a->ext->name ? a->ext->name : "");
         snprintf(out->ns, sizeof(out->ns), "%s", a->ext->ns ? a->ext->ns : "");
         out->os_pid = atomic_load_explicit(&a->ext->os_pid, memory_order_relaxed);
+        out->last_error = a->ext->last_error; /* set before the agent was published */
+        snprintf(out->last_error_msg, sizeof(out->last_error_msg), "%s", a->ext->last_error_msg);
     }
     out->status = atomic_load_explicit(&a->kill_req, memory_order_relaxed) ? MB_AGENT_EXITING
                                                                            : MB_AGENT_RUNNING;

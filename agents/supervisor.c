@@ -31,6 +31,8 @@ struct child {
     void *ckpt;
     size_t ckpt_len;
     uint32_t restarts;
+    int last_error; /* why it last ended abnormally */
+    char last_error_msg[96];
 };
 
 struct sup {
@@ -135,7 +137,14 @@ static int child_start(mb_ctx *ctx, struct child *c, mb_error *err)
         .link = 1,
     };
     mb_agent_id id = 0;
-    int rc = rt_spawn(ctx->rt, ctx->a, &o, c->ckpt, c->ckpt_len, c->restarts, &id, err);
+    struct rt_restart r = {
+        .ckpt = c->ckpt,
+        .ckpt_len = c->ckpt_len,
+        .restarts = c->restarts,
+        .last_error = c->last_error,
+        .last_error_msg = c->last_error_msg,
+    };
+    int rc = rt_spawn(ctx->rt, ctx->a, &o, &r, &id, err);
     if (rc != 0)
         return rc;
     c->id = id;
@@ -314,23 +323,31 @@ fail:
     return rc;
 }
 
+/* Restarts within the period, newest first, counting at most 64 (enough
+ * for the back-off exponent): O(1) per restart whatever the intensity. */
 static unsigned recent_restarts(const struct sup *s, uint64_t now)
 {
     unsigned n = 0;
-    for (size_t i = 0; i < s->ntimes; i++)
-        if (s->times[i] != 0 && s->times[i] - 1 + s->period_ms > now)
-            n++;
+    size_t i = s->tpos;
+    for (size_t k = 0; k < s->ntimes && n < 64; k++) {
+        i = (i + s->ntimes - 1) % s->ntimes;
+        if (s->times[i] == 0 || s->times[i] - 1 + s->period_ms <= now)
+            break;
+        n++;
+    }
     return n;
 }
 
-/* Record a restart; 1 if the intensity is exceeded. Returns in *recent the
- * number of restarts within the period, this one included. */
+/* Record a restart; 1 if the intensity is exceeded (the intensity+1 most
+ * recent restarts all fall within the period). *recent: restarts within
+ * the period, this one included (capped at 64). */
 static int note_restart(struct sup *s, uint64_t now, unsigned *recent)
 {
     s->times[s->tpos] = now + 1; /* 0 marks an empty slot */
     s->tpos = (s->tpos + 1) % s->ntimes;
     *recent = recent_restarts(s, now);
-    return *recent > s->intensity;
+    uint64_t oldest = s->times[s->tpos]; /* the slot written intensity+1 restarts ago */
+    return oldest != 0 && oldest - 1 + s->period_ms > now;
 }
 
 static uint64_t backoff_ms(mb_ctx *ctx, struct sup *s, unsigned recent)
@@ -431,6 +448,9 @@ static int on_child_exit(mb_ctx *ctx, struct sup *s, const mb_exit_info *x)
     }
     c->id = 0;
     int abnormal = x->reason != MB_EXIT_NORMAL && x->reason != MB_EXIT_SHUTDOWN;
+    c->last_error = abnormal ? (x->code != 0 ? x->code : MB_ECRASH) : 0;
+    snprintf(c->last_error_msg, sizeof(c->last_error_msg), "%s: %s", mb_exit_reason_name(x->reason),
+             x->detail);
     int restart =
         c->restart == MB_RESTART_PERMANENT || (c->restart == MB_RESTART_TRANSIENT && abnormal);
     if (!restart) {

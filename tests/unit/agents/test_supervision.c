@@ -87,6 +87,8 @@ static void test_one_for_one_restarts_only_the_crashed_child(void)
     mb_agent_info info;
     CU_ASSERT_EQUAL(mb_runtime_agent_info(RT, b2, &info), 0);
     CU_ASSERT_EQUAL(info.usage.restarts, 1);
+    CU_ASSERT_EQUAL(info.last_error, MB_ECRASH);
+    CU_ASSERT_PTR_NOT_NULL(strstr(info.last_error_msg, "crash: handle returned MB_ECRASH"));
     stop_rt();
 }
 
