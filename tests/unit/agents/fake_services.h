@@ -53,6 +53,9 @@ struct fake {
     _Atomic uint64_t nvotes;
     int last_vote;
     int record_events; /* 0: only count (for the 1M test) */
+    _Atomic uint64_t nremote;
+    mb_agent_id last_remote_to, last_remote_from;
+    uint32_t last_remote_tag;
 };
 
 static void fake_lock(struct fake *f)
@@ -215,6 +218,21 @@ static int fake_vote(void *impl, mb_agent_id who, uint64_t pid, int accept)
     return 0;
 }
 
+static int fake_send_remote(void *impl, mb_agent_id from, mb_agent_id to, uint32_t tag,
+                            const void *data, size_t len)
+{
+    struct fake *f = impl;
+    (void)data;
+    (void)len;
+    fake_lock(f);
+    f->last_remote_to = to;
+    f->last_remote_from = from;
+    f->last_remote_tag = tag;
+    fake_unlock(f);
+    atomic_fetch_add(&f->nremote, 1);
+    return 0;
+}
+
 static uint64_t fake_mono(void *impl)
 {
     return atomic_load(&((struct fake *)impl)->mono_ms);
@@ -247,6 +265,7 @@ static void fake_init(struct fake *f, mb_services *svc, int fake_clock)
     svc->telemetry = fake_telemetry;
     svc->checkpoint_saved = fake_ckpt;
     svc->vote = fake_vote;
+    svc->send_remote = fake_send_remote;
     if (fake_clock) {
         svc->monotonic_ms = fake_mono;
         svc->now_ms = fake_now;

@@ -405,6 +405,24 @@ static void test_var_changes_and_vote_requests_reach_the_agent(void)
     stop_rt();
 }
 
+static void test_sends_to_other_nodes_go_through_services(void)
+{
+    start_rt(0, 2);
+    static struct probe p;
+    probe_reset(&p);
+    mb_agent_id a = probe_spawn(RT, &p);
+    mb_agent_id remote = MB_AGENT_ID(9, 1234);
+    probe_cmd(RT, a, PROBE_SEND, (int64_t)remote);
+    CU_ASSERT(MB_WAIT_UNTIL(atomic_load(&F.nremote) == 1, 5000));
+    fake_lock(&F);
+    CU_ASSERT_EQUAL(F.last_remote_to, remote);
+    CU_ASSERT_EQUAL(F.last_remote_from, a);
+    CU_ASSERT_EQUAL(F.last_remote_tag, 5);
+    fake_unlock(&F);
+    CU_ASSERT(agent_alive(a));
+    stop_rt();
+}
+
 static void test_spawn_and_stop_a_million_agents_without_leaks(void)
 {
     start_rt(0, 2);
@@ -455,6 +473,7 @@ static CU_TestInfo core_tests[] = {
     { "info_list_and_json_renderers", test_info_list_and_json_renderers },
     { "var_changes_and_vote_requests_reach_the_agent",
       test_var_changes_and_vote_requests_reach_the_agent },
+    { "sends_to_other_nodes_go_through_services", test_sends_to_other_nodes_go_through_services },
     { "spawn_and_stop_a_million_agents_without_leaks",
       test_spawn_and_stop_a_million_agents_without_leaks },
     CU_TEST_INFO_NULL,
