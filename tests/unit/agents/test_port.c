@@ -42,7 +42,8 @@ static int spawn_port(const char *config, mb_agent_id *id, mb_error *err)
 
 static void py_config(char *buf, size_t n, const char *example, const char *extra)
 {
-    snprintf(buf, n, "{\"cmd\":[\"%s\",\"%s/examples/%s\"]%s%s}", MB_PYTHON3, MB_PYTHON_DIR,
+    /* -B: no __pycache__ written into the source tree */
+    snprintf(buf, n, "{\"cmd\":[\"%s\",\"-B\",\"%s/examples/%s\"]%s%s}", MB_PYTHON3, MB_PYTHON_DIR,
              example, extra ? "," : "", extra ? extra : "");
 }
 
@@ -109,8 +110,8 @@ static void test_supervised_python_agent_restarts_from_checkpoint(void)
     mb_agent_id pr = probe_spawn(RT, &p);
     char child[512], sup[1024];
     snprintf(child, sizeof(child),
-             "{\\\"cmd\\\":[\\\"%s\\\",\\\"%s/examples/counter_agent.py\\\"]}", MB_PYTHON3,
-             MB_PYTHON_DIR);
+             "{\\\"cmd\\\":[\\\"%s\\\",\\\"-B\\\",\\\"%s/examples/counter_agent.py\\\"]}",
+             MB_PYTHON3, MB_PYTHON_DIR);
     snprintf(sup, sizeof(sup),
              "{\"backoff\":{\"initial_ms\":0},\"children\":[{\"kind\":\"port\",\"name\":\"pc\","
              "\"config\":\"%s\"}]}",
