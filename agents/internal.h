@@ -166,6 +166,8 @@ int rt_exit_agent(struct mb_runtime *rt, mb_agent_id id, int reason);
 long rt_mailbox_len(struct mb_runtime *rt, mb_agent_id id);
 /* Crash the current agent after the callback with code and detail. */
 void rt_crash(mb_ctx *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* 1 if the calling thread is one of rt's workers. */
+int rt_on_worker(struct mb_runtime *rt);
 /* Record the OS pid of a port agent (for info). */
 void rt_set_os_pid(mb_ctx *ctx, int pid);
 /* Run fn in the turn of agent `to` (see struct rt_call). Takes call (a heap

@@ -1408,6 +1408,11 @@ size_t mb_lookup_caps(mb_ctx *ctx, const char *ns, const char *const *caps, size
     return s->caps_lookup(s->impl, ns ? ns : "default", caps, ncaps, out, max);
 }
 
+int rt_on_worker(struct mb_runtime *rt)
+{
+    return tl_worker != NULL && tl_worker->rt == rt;
+}
+
 void rt_set_os_pid(mb_ctx *ctx, int pid)
 {
     struct rt_agent_ext *x = ext_of(ctx->a);

@@ -613,6 +613,10 @@ int rt_supervisor_add_child(struct mb_runtime *rt, mb_agent_id sup, const mb_spa
 {
     if (opts->kind == NULL)
         return mb_errorf(err, MB_EINVAL, "spawn: no kind given");
+    if (rt_on_worker(rt)) /* it would wait for a turn this worker must run */
+        return mb_errorf(err, MB_ESTATE,
+                         "spawn with a supervisor: not from an agent callback (send the "
+                         "supervisor a message instead)");
     if (opts->restart < MB_RESTART_PERMANENT || opts->restart > MB_RESTART_TEMPORARY)
         return mb_errorf(err, MB_EINVAL, "spawn: bad restart type %d", opts->restart);
     struct add_call *c = calloc(1, sizeof(*c));

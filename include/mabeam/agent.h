@@ -229,7 +229,9 @@ typedef struct mb_agent_usage {
     uint32_t mailbox_len;  /* waiting now */
     uint32_t restarts;     /* restarts of this agent (same id, or by its supervisor) */
     uint64_t memory_bytes; /* runtime memory of the agent + queued messages */
-    uint64_t cpu_ns;       /* time spent in its callbacks (port: child CPU) */
+    /* Time in its callbacks, estimated from the coarse clock (unbiased over
+     * many turns); for port agents (info) the process's user+system CPU. */
+    uint64_t cpu_ns;
 } mb_agent_usage;
 void mb_usage(mb_ctx *ctx, mb_agent_usage *out);
 

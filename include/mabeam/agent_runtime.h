@@ -114,7 +114,8 @@ typedef struct mb_runtime mb_runtime;
  * port) are registered. */
 int mb_runtime_start(const mb_runtime_config *cfg, const mb_services *svc, mb_runtime **out,
                      mb_error *err);
-/* Kill every agent, stop the threads and free everything. */
+/* Kill every agent, stop the threads and free everything. Not from an
+ * agent callback. */
 void mb_runtime_stop(mb_runtime *rt);
 
 /* Fire the timers that are due by services->monotonic_ms (only needed with
@@ -149,8 +150,8 @@ size_t mb_runtime_kind_list(mb_runtime *rt, mb_kind_info *out, size_t max);
 
 /* Spawn an agent (see mb_spawn_opts). With opts->supervisor set, the agent
  * is added as a child of that supervisor, which then owns its restarts (the
- * call waits for the supervisor, up to 5 s; never call it from an agent
- * callback). */
+ * call waits for the supervisor, up to 5 s; from an agent callback it fails
+ * with MB_ESTATE). */
 int mb_runtime_spawn(mb_runtime *rt, const mb_spawn_opts *opts, mb_agent_id *out, mb_error *err);
 /* Stop (normal, terminate runs), kill (brutal, a crash) or restart in
  * place (same id; terminate, then restore from the last checkpoint or
