@@ -204,7 +204,8 @@ static void test_violation_reports_a_window_with_the_blocked_op(void)
     build(&h, SET(1, "x", 1, 0, 10) SET(1, "x", 2, 20, 30) GET(2, "x", 1, 40, 50));
     CU_ASSERT_FATAL(lc_check(&h, &lim, &res, &n) == 0);
     CU_ASSERT_EQUAL_FATAL(n, 1);
-    CU_ASSERT_EQUAL(res[0].verdict, LC_VIOLATION);
+    CU_ASSERT_EQUAL_FATAL(res[0].verdict, LC_VIOLATION);
+    CU_ASSERT_FATAL(res[0].window != NULL);
     CU_ASSERT_EQUAL(res[0].blocked_op, 2);
     CU_ASSERT(res[0].window_len >= 2 && res[0].window_len <= 3);
     CU_ASSERT_EQUAL(res[0].window[0], 2);
