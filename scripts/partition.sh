@@ -111,7 +111,8 @@ ip netns exec "mbp-$MBP_RUN-c" python3 "$root/tests/partition/workload.py" final
 
 dumps=()
 for i in $(seq 1 "$nodes"); do
-    mbp_http_get "$i" "/v1/events?log=cluster&limit=10000" 10 >"$out/events-$i.json"
+    ip netns exec "mbp-$MBP_RUN-c" python3 "$root/tests/partition/workload.py" dump-events \
+        --nodes "$(mbp_addr "$i"):$MBP_HTTP_PORT" --out "$out/events-$i.json" 2>>"$out/workload.log"
     dumps+=("$out/events-$i.json")
 done
 

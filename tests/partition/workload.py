@@ -15,7 +15,11 @@ Every loop is bounded by --duration and by per-request timeouts.
               [--vars N] [--duration S] [--seed N] [--timeout-s T]
   workload.py final-reads --nodes ... --out history.jsonl [--vars N]
               (appends one get per node and variable, after the cluster healed)
+  workload.py dump-events --nodes IP:PORT --out events.json
+              (GET /v1/events?log=cluster, every page via next_cursor, one
+              page per line; at most 1000 pages)
 """
+import urllib.parse
 import argparse
 import http.client
 import json
@@ -189,7 +193,7 @@ def create_vars(nodes, names, timeout_s, deadline_s=60):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["run", "final-reads"])
+    ap.add_argument("mode", choices=["run", "final-reads", "dump-events"])
     ap.add_argument("--nodes", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--clients", type=int, default=6)
@@ -202,6 +206,22 @@ def main():
     names = ["v%d" % i for i in range(a.vars)]
     if not nodes or a.clients < 1 or a.clients > 99 or a.duration > 3600:
         raise SystemExit("workload: bad arguments")
+
+    if a.mode == "dump-events":
+        cursor = None
+        with open(a.out, "w") as f:
+            for _ in range(1000):
+                path = "/v1/events?log=cluster&limit=1000"
+                if cursor is not None:
+                    path += "&cursor=" + urllib.parse.quote(str(cursor))
+                status, doc = request(nodes[0], "GET", path, None, 10)
+                if status != 200 or not isinstance(doc, dict):
+                    raise SystemExit("workload: events from %s: HTTP %d" % (nodes[0], status))
+                f.write(json.dumps(doc) + "\n")
+                cursor = doc.get("next_cursor")
+                if cursor is None:
+                    break
+        return 0
 
     if a.mode == "final-reads":
         out = []
