@@ -277,11 +277,10 @@ except Exception: print("")' 2>/dev/null)
     return 1
 }
 
-# One random nemesis event from the bash RANDOM stream (seed it first).
-# Faults are healed/revived by the caller between events.
-mbp_random_nemesis() {
+# A random network fault from the bash RANDOM stream.
+mbp_random_network_fault_() {
     local i=$((RANDOM % MBP_N + 1)) leader
-    case $((RANDOM % 8)) in
+    case $((RANDOM % 5)) in
     0) mbp_partition_halves ;;
     1)
         leader=$(mbp_leader) || leader=$i
@@ -290,8 +289,29 @@ mbp_random_nemesis() {
     2) mbp_isolate "$i" ;;
     3) mbp_bridge ;;
     4) mbp_majority_ring ;;
-    5) mbp_kill "$i" ;;
-    6) mbp_pause "$i" ;;
-    7) mbp_restart "$i" ;;
+    esac
+}
+
+# A random process fault from the bash RANDOM stream.
+mbp_random_process_fault_() {
+    local i=$((RANDOM % MBP_N + 1))
+    case $((RANDOM % 3)) in
+    0) mbp_kill "$i" ;;
+    1) mbp_pause "$i" ;;
+    2) mbp_restart "$i" ;;
+    esac
+}
+
+# One random nemesis event from the bash RANDOM stream (seed it first): a
+# network fault, a process fault, or (one time in four) both together.
+# Faults are healed/revived by the caller between events.
+mbp_random_nemesis() {
+    case $((RANDOM % 4)) in
+    0 | 1) mbp_random_network_fault_ ;;
+    2) mbp_random_process_fault_ ;;
+    3)
+        mbp_random_network_fault_
+        mbp_random_process_fault_
+        ;;
     esac
 }
