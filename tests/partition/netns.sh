@@ -195,17 +195,22 @@ mbp_majority_ring() {
 mbp_pid_() { [ -f "$MBP_DIR/node-$1.pid" ] && cat "$MBP_DIR/node-$1.pid"; }
 
 # Start mabeamd for node i inside its namespace ($MBP_MABEAMD = binary).
+# Node 1 starts the cluster (no seeds); the others join through the mesh
+# addresses of all other nodes (docs/node-services.md: seeds).
 mbp_start_node() {
     local i=$1 seeds="" j
-    for j in $(seq 1 "$MBP_N"); do
-        seeds="$seeds${seeds:+,}$(mbp_addr "$j"):$MBP_RAFT_PORT"
-    done
+    if [ "$i" != 1 ]; then
+        for j in $(seq 1 "$MBP_N"); do
+            [ "$j" = "$i" ] && continue
+            seeds="$seeds${seeds:+,}$(mbp_addr "$j"):$MBP_MESH_PORT"
+        done
+    fi
     mkdir -p "$MBP_DIR/data-$i"
     ip netns exec "$(mbp_ns "$i")" "$MBP_MABEAMD" --node_id="$i" --data_dir="$MBP_DIR/data-$i" \
         --http_address="$(mbp_addr "$i"):$MBP_HTTP_PORT" \
         --mesh_address="$(mbp_addr "$i"):$MBP_MESH_PORT" \
         --raft_address="$(mbp_addr "$i"):$MBP_RAFT_PORT" \
-        --seeds="$seeds" --cluster_secret="$MBP_SECRET" \
+        ${seeds:+--seeds="$seeds"} --cluster_secret="$MBP_SECRET" \
         >>"$MBP_DIR/node-$i.log" 2>&1 &
     echo $! >"$MBP_DIR/node-$i.pid"
     mbp_log start "$i pid=$!"

@@ -130,6 +130,34 @@ expect_links "1-2 2-3 3-4 4-5 1-5" "majority ring"
 mbp_heal
 expect_links "$(all_links)" "final heal"
 
+# Process nemeses on real mabeamd processes (first argument: the binary).
+# Answers come from the client namespace, as the workload's do.
+health() { mbp_http_get "$1" /v1/health 1 >/dev/null; }
+wait_health() {
+    local _
+    for _ in $(seq 1 100); do health "$1" && return 0; sleep 0.1; done # poll pacing
+    return 1
+}
+if [ -n "${1:-}" ] && [ -x "$1" ]; then
+    MBP_MABEAMD=$1
+    mbp_start_node 1
+    wait_health 1 || fail "mabeamd 1 never answered"
+    mbp_pause 1
+    health 1 && fail "paused node still answers"
+    mbp_resume 1
+    wait_health 1 || fail "resumed node does not answer"
+    mbp_kill 1
+    health 1 && fail "killed node still answers"
+    [ -f "$dir/node-1.pid" ] && fail "pid file left after kill"
+    mbp_restart 1
+    wait_health 1 || fail "restarted node does not answer"
+    mbp_isolate 1
+    health 1 || fail "isolating a node must not cut it off from the clients"
+    mbp_heal
+else
+    echo "test_netns: no mabeamd given, process nemeses not exercised" >&2
+fi
+
 [ "$(grep -c . "$MBP_NEMESIS_LOG")" -ge 9 ] || fail "nemesis log too short"
 awk '$1 !~ /^[0-9]+$/ { exit 1 }' "$MBP_NEMESIS_LOG" || fail "nemesis log lines need a timestamp"
 
