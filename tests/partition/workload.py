@@ -191,6 +191,30 @@ def create_vars(nodes, names, timeout_s, deadline_s=60):
             raise SystemExit("workload: could not create variable %s" % name)
 
 
+def initial_states(nodes, names, timeout_s, deadline_s=30):
+    """Each variable's state before the clients start, as "init" records for
+    the checker (a new variable may not be "never written, version 0")."""
+    end = time.monotonic() + deadline_s
+    out = []
+    for name in names:
+        i = 0
+        while time.monotonic() < end:
+            node = nodes[i % len(nodes)]
+            i += 1
+            try:
+                status, doc = request(node, "GET", "/v1/vars/" + name, None, timeout_s)
+            except (OSError, http.client.HTTPException):
+                status, doc = 0, None
+            if status == 200 and isinstance(doc, dict) and "value" in doc:
+                rec = {"op": "init", "var": name, "value": int_or_none(doc.get("value"))}
+                if int_or_none(doc.get("version")) is not None:
+                    rec["version"] = doc["version"]
+                out.append(rec)
+                break
+            time.sleep(0.2)  # retry pacing, not synchronisation
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=["run", "final-reads", "dump-events"])
@@ -238,6 +262,7 @@ def main():
         return 0
 
     create_vars(nodes, names, a.timeout_s)
+    inits = initial_states(nodes, names, a.timeout_s)
     deadline = now_ns() + int(a.duration * 1e9)
     clients = [Client(p + 1, nodes[p % len(nodes)], names, deadline, a.seed * 1000 + p,
                       a.timeout_s) for p in range(a.clients)]
@@ -247,6 +272,8 @@ def main():
         c.join(a.duration + a.timeout_s * 4 + 30)
     hist = sorted((r for c in clients for r in c.history), key=lambda r: r["invoke_ns"])
     with open(a.out, "w") as f:
+        for rec in inits:
+            f.write(json.dumps(rec) + "\n")
         for rec in hist:
             f.write(json.dumps(rec) + "\n")
     counts = {}

@@ -94,7 +94,7 @@ int lc_check_lost_writes(const lc_history *h, size_t **lost, size_t *lost_len)
         nobs = m;
         for (size_t k = i; k < j; k++) {
             const lc_op *op = &h->ops[idx[k]];
-            if (op->kind == LC_GET || op->outcome == LC_FAIL)
+            if (op->kind == LC_GET || op->kind == LC_INIT || op->outcome == LC_FAIL)
                 continue;
             w[nw++] = (lw_write){ idx[k], op->complete_ns, lw_last_seen(obs, nobs, op->value) };
         }

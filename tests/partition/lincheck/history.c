@@ -70,6 +70,8 @@ int lc_parse_line(const char *text, size_t len, lc_op *op, char *err, size_t err
         op->kind = LC_CAS;
     else if (strcmp(m->str, "get") == 0)
         op->kind = LC_GET;
+    else if (strcmp(m->str, "init") == 0)
+        op->kind = LC_INIT;
     else {
         snprintf(err, err_size, "unknown op \"%s\"", m->str);
         return -1;
@@ -81,6 +83,28 @@ int lc_parse_line(const char *text, size_t len, lc_op *op, char *err, size_t err
         return -1;
     }
     memcpy(op->var, m->str, strlen(m->str) + 1);
+
+    if (op->kind == LC_INIT) {
+        m = fj_get(&o, "value");
+        if (m == NULL || (m->type != FJ_NULL && m->type != FJ_INT)) {
+            snprintf(err, err_size, "init needs \"value\" (integer or null)");
+            return -1;
+        }
+        op->result_null = m->type == FJ_NULL;
+        op->result = m->type == FJ_INT ? m->num : 0;
+        rc = want_int(&o, "version", &n, 0, err, err_size);
+        if (rc < 0)
+            return -1;
+        if (rc == 0 && n < 0) {
+            snprintf(err, err_size, "\"version\" must not be negative");
+            return -1;
+        }
+        op->has_version = 1;
+        op->version = rc == 0 ? (uint64_t)n : 0;
+        op->outcome = LC_OK;
+        op->complete_ns = 0;
+        return 0;
+    }
 
     m = fj_get(&o, "outcome");
     if (m == NULL || m->type != FJ_STRING) {

@@ -42,6 +42,9 @@ static int model_step(const lc_state *s, const lc_op *op, lc_state *next)
         next->version = s->version + 1;
         return !(op->outcome == LC_OK && op->has_version && op->version != next->version);
     }
+    case LC_INIT:
+        assert(0 && "init records are not operations");
+        return 0;
     case LC_GET:
         if (op->result_null)
             return !s->has_value && !(op->has_version && op->version != s->version);
@@ -55,6 +58,8 @@ static int model_step(const lc_state *s, const lc_op *op, lc_state *next)
  * failed/unknown reads observe nothing. */
 static int op_relevant(const lc_op *op)
 {
+    if (op->kind == LC_INIT)
+        return 0;
     if (op->kind == LC_GET)
         return op->outcome == LC_OK;
     if (op->kind == LC_SET)
@@ -227,6 +232,13 @@ static int check_var(const lc_history *h, const size_t *ops, size_t n, const lc_
     ev[0].next = n ? 1 : 0;
 
     lc_state state = { 0, 0, 0 };
+    for (size_t i = 0; i < h->len; i++) { /* the variable's first init record */
+        const lc_op *o = &h->ops[i];
+        if (o->kind == LC_INIT && strcmp(o->var, h->ops[ops[0]].var) == 0) {
+            state = (lc_state){ !o->result_null, o->result_null ? 0 : o->result, o->version };
+            break;
+        }
+    }
     uint64_t *linearized = key; /* first `words` words of the key */
     size_t depth = 0, best_len = 0;
     size_t blocked = (size_t)-1;

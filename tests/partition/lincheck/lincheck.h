@@ -13,7 +13,9 @@
 
 #define LC_VAR_MAX 64
 
-typedef enum { LC_SET, LC_CAS, LC_GET } lc_kind;
+/* LC_INIT is not an operation: it states a variable's state before the
+ * history (default: never written, version 0). */
+typedef enum { LC_SET, LC_CAS, LC_GET, LC_INIT } lc_kind;
 typedef enum { LC_OK, LC_FAIL, LC_UNKNOWN } lc_outcome;
 
 /* One completed invocation, as read from a history line. */
@@ -27,8 +29,8 @@ typedef struct {
     int has_expected_value;
     int expected_null; /* cas by value: expects "never written" */
     int64_t expected_value;
-    int result_null; /* get ok: value was never written */
-    int64_t result;  /* get ok: value read */
+    int result_null; /* get ok / init: value was never written */
+    int64_t result;  /* get ok / init: value read */
     int has_version;
     uint64_t version; /* ok set/cas: version produced; ok get: version read */
     int conflict;     /* cas fail: it saw a different state (409 / no error) */

@@ -73,7 +73,7 @@ static void add_int(cJSON *o, const char *key, long long v)
 
 static cJSON *op_json(const lc_op *op)
 {
-    static const char *kinds[] = { "set", "cas", "get" };
+    static const char *kinds[] = { "set", "cas", "get", "init" };
     static const char *outcomes[] = { "ok", "fail", "unknown" };
     cJSON *o = cJSON_CreateObject();
     if (o == NULL)

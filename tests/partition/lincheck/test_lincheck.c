@@ -187,6 +187,18 @@ static void test_versions_must_count_applied_writes(void)
     CU_ASSERT_EQUAL(verdict_of(bad, "x"), LC_VIOLATION);
 }
 
+static void test_init_record_sets_the_initial_state(void)
+{
+    const char *init = "{\"op\":\"init\",\"var\":\"x\",\"value\":0,\"version\":1}\n";
+    char with[512], without[512];
+    snprintf(with, sizeof with, "%s%s", init,
+             GET(1, "x", 0, 0, 5) CASV(2, "x", 1, 3, 10, 20, "ok") GET(1, "x", 3, 30, 40));
+    snprintf(without, sizeof without, "%s",
+             GET(1, "x", 0, 0, 5) CASV(2, "x", 1, 3, 10, 20, "ok") GET(1, "x", 3, 30, 40));
+    CU_ASSERT_EQUAL(verdict_of(with, "x"), LC_LINEARIZABLE);
+    CU_ASSERT_EQUAL(verdict_of(without, "x"), LC_VIOLATION);
+}
+
 static void test_variables_are_checked_independently(void)
 {
     const char *h =
@@ -492,6 +504,7 @@ int main(int argc, char **argv)
           test_conflicting_cas_must_have_seen_another_state },
         { "cas_by_value_applies_only_on_match", test_cas_by_value_applies_only_on_match },
         { "versions_must_count_applied_writes", test_versions_must_count_applied_writes },
+        { "init_record_sets_the_initial_state", test_init_record_sets_the_initial_state },
         { "variables_are_checked_independently", test_variables_are_checked_independently },
         { "violation_reports_a_window_with_the_blocked_op",
           test_violation_reports_a_window_with_the_blocked_op },
