@@ -87,7 +87,10 @@ def run(lincheck, stale):
             subprocess.run([sys.executable, os.path.join(HERE, "workload.py"), "final-reads",
                             "--nodes", node, "--out", hist, "--vars", "2"], check=True, timeout=60)
             lines = open(hist).read().splitlines()
-            outcomes = {json.loads(l)["outcome"] for l in lines}
+            recs = [json.loads(l) for l in lines]
+            outcomes = {r["outcome"] for r in recs if r["op"] != "init"}
+            if sum(1 for r in recs if r["op"] == "init") != 2:
+                outcomes.add("missing init records")
             r = subprocess.run([lincheck, "check", "--budget-ms", "20000", hist],
                                capture_output=True, text=True, timeout=60)
             return r.returncode, len(lines), outcomes, r.stdout
