@@ -712,8 +712,9 @@ int nc_registry_lookup(nc_registry *reg, nc_reg_ns ns, const char *name, nc_reg_
     uint64_t h = hash_short((uint8_t)ns, len, n0, n1);
     uint64_t key48 = tag_of(h) | (uint64_t)ns << 32 | (uint64_t)len << 40;
     /* The common case inline: the name sits in its home slot, or the home
-     * slot is empty. Longer probe sequences, a writer in the way and the
-     * test hook go to lookup_slow. */
+     * slot is empty. A longer probe sequence continues from the values
+     * computed here; a writer in the way, a retired table and the test
+     * hook go to lookup_slow. */
     struct shard *sh = shard_of(reg, h);
     uint32_t s1 = atomic_load_explicit(&sh->seq, memory_order_acquire);
     struct table *t = atomic_load_explicit(&sh->pub, memory_order_acquire);
@@ -731,9 +732,13 @@ int nc_registry_lookup(nc_registry *reg, nc_reg_ns ns, const char *name, nc_reg_
                 }
                 return MB_OK;
             }
-        } else if ((uint32_t)w0 == 0 &&
-                   atomic_load_explicit(&sh->seq, memory_order_relaxed) == s1) {
-            return MB_ENOTFOUND;
+        } else if ((uint32_t)w0 == 0) {
+            if (atomic_load_explicit(&sh->seq, memory_order_relaxed) == s1)
+                return MB_ENOTFOUND;
+        } else {
+            int r = shard_lookup_fast(reg, sh, tag_of(h), key48, n0, n1, out);
+            if (r >= 0)
+                return r ? MB_OK : MB_ENOTFOUND;
         }
     }
     return lookup_slow(reg, ns, name, out);
