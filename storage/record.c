@@ -222,3 +222,88 @@ int rec_postings_check(const uint8_t *buf, size_t len, uint64_t key_seq, size_t 
     *n = count;
     return 0;
 }
+
+/* ---- record rows ---- */
+
+static uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+void rec_chunk_header(uint8_t out[CHUNK_HEADER_SIZE], size_t n)
+{
+    out[0] = CHUNK_MAGIC;
+    out[1] = CHUNK_VERSION;
+    out[2] = 0;
+    out[3] = 0;
+    put_be32(out + 4, (uint32_t)n);
+}
+
+void rec_chunk_entry(uint8_t out[CHUNK_ENTRY_SIZE], uint64_t seq, size_t end)
+{
+    rec_put_be64(out, seq);
+    put_be32(out + 8, (uint32_t)end);
+}
+
+int rec_chunk_parse(const uint8_t *buf, size_t len, uint64_t key_seq, rec_chunk *c, mb_error *err)
+{
+    if (buf == NULL || len < CHUNK_HEADER_SIZE)
+        return mb_errorf(err, MB_ECORRUPT, "event row at seq %llu: truncated (%zu bytes)",
+                         (unsigned long long)key_seq, len);
+    if (buf[0] != CHUNK_MAGIC || buf[1] != CHUNK_VERSION || buf[2] != 0 || buf[3] != 0)
+        return mb_errorf(err, MB_ECORRUPT, "event row at seq %llu: foreign or unknown header",
+                         (unsigned long long)key_seq);
+    size_t n = get_be32(buf + 4);
+    if (n == 0 || n > (len - CHUNK_HEADER_SIZE) / CHUNK_ENTRY_SIZE)
+        return mb_errorf(err, MB_ECORRUPT, "event row at seq %llu: bad count %zu",
+                         (unsigned long long)key_seq, n);
+    size_t table_off = len - n * CHUNK_ENTRY_SIZE;
+    const uint8_t *t = buf + table_off;
+    size_t prev_end = CHUNK_HEADER_SIZE;
+    uint64_t prev_seq = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq = rec_get_be64(t + i * CHUNK_ENTRY_SIZE);
+        size_t end = get_be32(t + i * CHUNK_ENTRY_SIZE + 8);
+        if ((i == 0 && seq != key_seq) || (i > 0 && seq <= prev_seq) || seq == 0)
+            return mb_errorf(err, MB_ECORRUPT, "event row at seq %llu: seqs out of order",
+                             (unsigned long long)key_seq);
+        if (end < prev_end || end > table_off || (i == n - 1 && end != table_off))
+            return mb_errorf(err, MB_ECORRUPT, "event row at seq %llu: bad record offsets",
+                             (unsigned long long)key_seq);
+        prev_seq = seq;
+        prev_end = end;
+    }
+    c->buf = buf;
+    c->table = t;
+    c->n = n;
+    return 0;
+}
+
+void rec_chunk_record(const rec_chunk *c, size_t i, const uint8_t **rec, size_t *len)
+{
+    size_t start = i == 0 ? CHUNK_HEADER_SIZE : get_be32(c->table + (i - 1) * CHUNK_ENTRY_SIZE + 8);
+    size_t end = get_be32(c->table + i * CHUNK_ENTRY_SIZE + 8);
+    *rec = c->buf + start;
+    *len = end - start;
+}
+
+size_t rec_chunk_lower(const rec_chunk *c, uint64_t seq)
+{
+    size_t lo = 0, hi = c->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (rec_chunk_seq(c, mid) < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}

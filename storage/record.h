@@ -119,4 +119,47 @@ static inline rec_posting rec_posting_at(const uint8_t *buf, size_t i)
     return e;
 }
 
+/* Record rows (format 2) of the `events` and `local` families: several
+ * records packed into one RocksDB row, keyed by be64(first seq). Value:
+ *   magic CHUNK_MAGIC, version CHUNK_VERSION, 2 zero bytes, be32(n),
+ *   the n records back to back,
+ *   n entries of be64(seq) || be32(end offset of the record in the value),
+ * seqs strictly increasing, the first equal to the key's seq. Each record
+ * keeps its own CRC (which covers its seq). */
+#define CHUNK_MAGIC       0xC5u
+#define CHUNK_VERSION     1u
+#define CHUNK_HEADER_SIZE 8u
+#define CHUNK_ENTRY_SIZE  12u
+
+/* A checked record row; pointers into the caller's buffer. */
+typedef struct rec_chunk {
+    const uint8_t *buf;   /* the whole value */
+    const uint8_t *table; /* the n entries */
+    size_t n;
+} rec_chunk;
+
+/* Header of a row of n records (the entries follow the records). */
+void rec_chunk_header(uint8_t out[CHUNK_HEADER_SIZE], size_t n);
+
+/* Entry of a record ending at byte `end` of the value. */
+void rec_chunk_entry(uint8_t out[CHUNK_ENTRY_SIZE], uint64_t seq, size_t end);
+
+/* Check a record row stored under key seq `key_seq` (lengths, order of
+ * seqs and offsets; not the records, which rec_decode checks one by one).
+ * MB_ECORRUPT naming the row for anything malformed. Never reads outside
+ * buf[0..len). */
+int rec_chunk_parse(const uint8_t *buf, size_t len, uint64_t key_seq, rec_chunk *c, mb_error *err);
+
+/* Seq of entry i of a checked row. */
+static inline uint64_t rec_chunk_seq(const rec_chunk *c, size_t i)
+{
+    return rec_get_be64(c->table + i * CHUNK_ENTRY_SIZE);
+}
+
+/* Bytes of record i of a checked row. */
+void rec_chunk_record(const rec_chunk *c, size_t i, const uint8_t **rec, size_t *len);
+
+/* Index of the first entry with a seq >= `seq` (c->n if none). */
+size_t rec_chunk_lower(const rec_chunk *c, uint64_t seq);
+
 #endif /* MB_STORAGE_RECORD_H */

@@ -659,9 +659,7 @@ static void test_damaged_record_is_reported_as_corrupt_with_its_seq(void)
     setup();
     append_pattern(st, 20, 1000);
     mb_error err;
-    uint8_t key[8];
-    rec_put_be64(key, 7);
-    CU_ASSERT_EQUAL(storage_testing_put_raw(st, "events", key, 8, "{\"json\":1}", 10, &err), 0);
+    CU_ASSERT_EQUAL(storage_testing_replace_record(st, 7, "{\"json\":1}", 10, &err), 0);
     struct storage_query q = { .limit = 100 };
     memset(&g, 0, sizeof(g));
     CU_ASSERT_EQUAL(storage_query(st, &q, collect_cb, &g, NULL, &err), MB_ECORRUPT);
@@ -678,16 +676,13 @@ static void test_damaged_record_is_reported_as_corrupt_with_its_seq(void)
     storage_event ev = { .type = "t", .subject = "s", .payload = "p", .payload_len = 1 };
     uint8_t rec[64];
     rec_encode(&ev, 3, rec);
-    rec_put_be64(key, 9);
-    CU_ASSERT_EQUAL(storage_testing_put_raw(st, "events", key, 8, rec, rec_encoded_size(&ev), &err),
-                    0);
+    CU_ASSERT_EQUAL(storage_testing_replace_record(st, 9, rec, rec_encoded_size(&ev), &err), 0);
     CU_ASSERT_EQUAL(storage_get(st, 9, collect_cb, &g, &err), MB_ECORRUPT);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "checksum"));
     /* one flipped payload bit */
     rec_encode(&ev, 9, rec);
     rec[rec_encoded_size(&ev) - 1] ^= 1;
-    CU_ASSERT_EQUAL(storage_testing_put_raw(st, "events", key, 8, rec, rec_encoded_size(&ev), &err),
-                    0);
+    CU_ASSERT_EQUAL(storage_testing_replace_record(st, 9, rec, rec_encoded_size(&ev), &err), 0);
     CU_ASSERT_EQUAL(storage_get(st, 9, collect_cb, &g, &err), MB_ECORRUPT);
     /* retention deletes damaged records instead of failing on them */
     uint64_t removed;
