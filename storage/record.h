@@ -85,11 +85,19 @@ void rec_encode(const storage_event *ev, uint64_t seq, uint8_t *out);
 int rec_decode(const uint8_t *buf, size_t len, uint64_t seq, storage_event *ev, mb_error *err);
 
 /* Posting rows of the subject and type indexes: key = be64(hash) ||
- * be64(highest seq in the row); value = POST_VERSION, then entries of
- * be64(seq) || be64(time_ms) || be64(hash of the other field), seqs strictly
- * increasing, the last one equal to the key's seq. */
-#define POST_VERSION    1u
-#define POST_ENTRY_SIZE 24u
+ * be64(highest seq in the row). Two value versions:
+ *  - POST_VERSION (type index): 01, then entries of be64(seq) ||
+ *    be64(time_ms) || be64(hash of the other field);
+ *  - POST_VERSION_REC (subject index, covering): 02, be32(n), then n entries
+ *    of be64(seq) || be64(time_ms) || be64(other hash) || be32(end offset of
+ *    the event's record in the value), then the n records (as in the record
+ *    rows, each with its own CRC).
+ * Seqs strictly increasing, the last one equal to the key's seq. */
+#define POST_VERSION        1u
+#define POST_ENTRY_SIZE     24u
+#define POST_VERSION_REC    2u
+#define POST_REC_HEADER     5u
+#define POST_REC_ENTRY_SIZE 28u
 
 typedef struct rec_posting {
     uint64_t seq;
@@ -97,27 +105,43 @@ typedef struct rec_posting {
     uint64_t other;
 } rec_posting;
 
-/* Size of the value of a posting row of n entries. */
+/* Size of the value of a posting row of n entries (version 1). */
 static inline size_t rec_postings_size(size_t n)
 {
     return 1 + n * POST_ENTRY_SIZE;
 }
 
-/* Encode n entries (seqs strictly increasing) into out. */
+/* Encode n entries (seqs strictly increasing) into out (version 1). */
 void rec_postings_encode(const rec_posting *p, size_t n, uint8_t *out);
 
-/* Check a posting row value stored under key seq `key_seq`; on success *n
- * is its number of entries (read them with rec_posting_at). MB_ECORRUPT
- * for anything malformed. Never reads outside buf[0..len). */
+/* Size of a version 2 value of n entries whose records total rec_bytes. */
+static inline size_t rec_postings_rec_size(size_t n, size_t rec_bytes)
+{
+    return POST_REC_HEADER + n * POST_REC_ENTRY_SIZE + rec_bytes;
+}
+
+/* Encode n entries with their records (recs[i], lens[i]) as version 2. */
+void rec_postings_rec_encode(const rec_posting *p, const uint8_t *const *recs, const size_t *lens,
+                             size_t n, uint8_t *out);
+
+/* Check a posting row value (either version) stored under key seq
+ * `key_seq`; on success *n is its number of entries (read them with
+ * rec_posting_at, and the records of version 2 with rec_posting_record).
+ * MB_ECORRUPT for anything malformed. Never reads outside buf[0..len). */
 int rec_postings_check(const uint8_t *buf, size_t len, uint64_t key_seq, size_t *n, mb_error *err);
 
 /* Entry i of a checked posting row value. */
 static inline rec_posting rec_posting_at(const uint8_t *buf, size_t i)
 {
-    const uint8_t *p = buf + 1 + i * POST_ENTRY_SIZE;
+    const uint8_t *p = buf[0] == POST_VERSION ? buf + 1 + i * POST_ENTRY_SIZE
+                                              : buf + POST_REC_HEADER + i * POST_REC_ENTRY_SIZE;
     rec_posting e = { rec_get_be64(p), (int64_t)rec_get_be64(p + 8), rec_get_be64(p + 16) };
     return e;
 }
+
+/* Record of entry i of a checked version 2 value (*rec = NULL for a
+ * version 1 value, which holds no records). */
+void rec_posting_record(const uint8_t *buf, size_t i, const uint8_t **rec, size_t *len);
 
 /* Record rows (format 2) of the `events` and `local` families: several
  * records packed into one RocksDB row, keyed by be64(first seq). Value:

@@ -34,6 +34,7 @@
 #define GROUP_MAX_EVENTS    65536u
 #define GROUP_MAX_BYTES     (64u << 20)
 #define TAIL_FLUSH_EVENTS   65536u
+#define TAIL_FLUSH_BYTES    (64u << 20) /* or at this many bytes of records */
 /* A record row (rec_chunk) holds at most this many records, and closes once
  * it passes this many bytes. */
 #define CHUNK_MAX_EVENTS 512u
@@ -67,6 +68,8 @@ enum { LOG_EVENTS, LOG_LOCAL, LOG_COUNT };
 typedef struct irow {
     uint64_t h, seq, other;
     int64_t time_ms;
+    uint64_t off; /* subject tail: the record, at tail_recs + off */
+    size_t len;   /* its length */
 } irow;
 
 /* One event log (the replicated one or the node-local one): its record
@@ -83,6 +86,8 @@ typedef struct slog {
      * seq order (see docs/storage.md, "Index tail"). */
     irow *tail_subject, *tail_type;
     size_t tail_n, tail_cap;
+    uint8_t *tail_recs; /* the records of the tail, for the covering rows */
+    size_t tail_recs_len, tail_recs_cap;
     uint64_t indexed;
     int tail_incomplete; /* out of memory: index queries fail until reopen */
 } slog;
@@ -229,7 +234,8 @@ static int validate_events(const storage_event *evs, size_t n, mb_error *err)
 
 /* ------------------------------------------------------------------ open */
 
-static void tail_append(storage *s, slog *lg, const irow *subj, const irow *type, size_t n);
+static void tail_append(storage *s, slog *lg, const irow *subj, const irow *type,
+                        const uint8_t *const *recs, size_t n);
 static int tail_flush(storage *s, slog *lg, mb_error *err);
 
 static rocksdb_options_t *cf_options(storage *s, int cf)
@@ -483,8 +489,8 @@ static int rebuild_tail(storage *s, slog *lg, mb_error *err)
             if (rec_decode(rec, len, seq, &ev, NULL) != 0)
                 continue;
             uint64_t hs = rec_hash(ev.subject), ht = rec_hash(ev.type);
-            irow a = { hs, seq, ht, ev.time_ms }, b = { ht, seq, hs, ev.time_ms };
-            tail_append(s, lg, &a, &b, 1);
+            irow a = { hs, seq, ht, ev.time_ms, 0, len }, b = { ht, seq, hs, ev.time_ms, 0, 0 };
+            tail_append(s, lg, &a, &b, &rec, 1);
         }
     }
     int rc = rcur_error(&cur, err);
@@ -595,6 +601,7 @@ static void storage_free(storage *s)
     for (int i = 0; i < LOG_COUNT; i++) {
         free(s->logs[i].tail_subject);
         free(s->logs[i].tail_type);
+        free(s->logs[i].tail_recs);
     }
     pthread_rwlock_destroy(&s->tail_lock);
     pthread_cond_destroy(&s->cond);
@@ -875,9 +882,15 @@ static int irow_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Add index entries of newly written events (seq order) to the tail. */
-static void tail_append(storage *s, slog *lg, const irow *subj, const irow *type, size_t n)
+/* Add index entries of newly written events (seq order) to the tail, with
+ * a copy of their records (recs[i], subj[i].len bytes) for the covering
+ * subject rows. */
+static void tail_append(storage *s, slog *lg, const irow *subj, const irow *type,
+                        const uint8_t *const *recs, size_t n)
 {
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += subj[i].len;
     pthread_rwlock_wrlock(&s->tail_lock);
     if (lg->tail_n + n > lg->tail_cap && !lg->tail_incomplete) {
         size_t cap = lg->tail_cap ? lg->tail_cap : 1024;
@@ -894,43 +907,84 @@ static void tail_append(storage *s, slog *lg, const irow *subj, const irow *type
         else
             lg->tail_cap = cap;
     }
+    if (lg->tail_recs_len + bytes > lg->tail_recs_cap && !lg->tail_incomplete) {
+        size_t cap = lg->tail_recs_cap ? lg->tail_recs_cap : 65536;
+        while (cap < lg->tail_recs_len + bytes)
+            cap *= 2;
+        uint8_t *a = realloc(lg->tail_recs, cap);
+        if (a == NULL) {
+            lg->tail_incomplete = 1;
+        } else {
+            lg->tail_recs = a;
+            lg->tail_recs_cap = cap;
+        }
+    }
     if (!lg->tail_incomplete) {
         memcpy(lg->tail_subject + lg->tail_n, subj, n * sizeof(*subj));
         memcpy(lg->tail_type + lg->tail_n, type, n * sizeof(*type));
+        for (size_t i = 0; i < n; i++) {
+            irow *e = &lg->tail_subject[lg->tail_n + i];
+            e->off = lg->tail_recs_len;
+            memcpy(lg->tail_recs + lg->tail_recs_len, recs[i], e->len);
+            lg->tail_recs_len += e->len;
+        }
         lg->tail_n += n;
     }
     pthread_rwlock_unlock(&s->tail_lock);
 }
 
 /* Put the posting rows of `rows` (sorted by hash, seq): one row per run of
- * one hash, keyed by the run's highest seq. */
+ * one hash, keyed by the run's highest seq. With `recs` (the subject
+ * index) the rows are covering (version 2): they carry each event's record,
+ * found at recs + row.off. */
 static int put_postings(rocksdb_writebatch_t *b, rocksdb_column_family_handle_t *cf,
-                        const irow *rows, size_t n)
+                        const irow *rows, size_t n, const uint8_t *recs)
 {
     rec_posting *p = malloc((n ? n : 1) * sizeof(*p));
-    uint8_t *v = malloc(rec_postings_size(n ? n : 1));
-    if (p == NULL || v == NULL) {
-        free(p);
-        free(v);
-        return MB_ENOMEM;
-    }
-    for (size_t i = 0; i < n;) {
-        size_t j = i;
+    const uint8_t **rp = malloc((n ? n : 1) * sizeof(*rp));
+    size_t *rl = malloc((n ? n : 1) * sizeof(*rl));
+    size_t vcap = 65536;
+    uint8_t *v = malloc(vcap);
+    int rc = 0;
+    if (p == NULL || rp == NULL || rl == NULL || v == NULL)
+        rc = MB_ENOMEM;
+    for (size_t i = 0; i < n && rc == 0;) {
+        size_t j = i, bytes = 0;
         while (j < n && rows[j].h == rows[i].h) {
             p[j - i] = (rec_posting){ rows[j].seq, rows[j].time_ms, rows[j].other };
+            if (recs != NULL) {
+                rp[j - i] = recs + rows[j].off;
+                rl[j - i] = rows[j].len;
+                bytes += rows[j].len;
+            }
             j++;
+        }
+        size_t vlen = recs != NULL ? rec_postings_rec_size(j - i, bytes) : rec_postings_size(j - i);
+        if (vlen > vcap) {
+            while (vcap < vlen)
+                vcap *= 2;
+            uint8_t *nv = realloc(v, vcap);
+            if (nv == NULL) {
+                rc = MB_ENOMEM;
+                break;
+            }
+            v = nv;
         }
         uint8_t k[KEY_IDX_SIZE];
         rec_put_be64(k, rows[i].h);
         rec_put_be64(k + 8, rows[j - 1].seq);
-        rec_postings_encode(p, j - i, v);
-        rocksdb_writebatch_put_cf(b, cf, (const char *)k, sizeof(k), (const char *)v,
-                                  rec_postings_size(j - i));
+        if (recs != NULL)
+            rec_postings_rec_encode(p, rp, rl, j - i, v);
+        else
+            rec_postings_encode(p, j - i, v);
+        rocksdb_writebatch_put_cf(b, cf, (const char *)k, sizeof(k), (const char *)v, vlen);
         i = j;
     }
     free(p);
+    free(rp);
+    free(rl);
     free(v);
-    return 0;
+    return rc;
 }
 
 /* Stable LSD radix sort of rows by hash, 8 bits a pass, using tmp (n rows);
@@ -972,7 +1026,7 @@ static int tail_flush(storage *s, slog *lg, mb_error *err)
     for (int k = 0; k < 2 && rc == 0; k++) {
         memcpy(sorted, src[k], n * sizeof(*sorted));
         sort_by_hash(sorted, sorted + n, n);
-        if (put_postings(b, s->cf[cfs[k]], sorted, n) != 0)
+        if (put_postings(b, s->cf[cfs[k]], sorted, n, k == 0 ? lg->tail_recs : NULL) != 0)
             rc = mb_errorf(err, MB_ENOMEM, "index %s: out of memory", lg->name);
     }
     free(sorted);
@@ -989,6 +1043,7 @@ static int tail_flush(storage *s, slog *lg, mb_error *err)
     if (rc == 0) {
         pthread_rwlock_wrlock(&s->tail_lock);
         lg->tail_n = 0;
+        lg->tail_recs_len = 0;
         lg->indexed = last;
         pthread_rwlock_unlock(&s->tail_lock);
     }
@@ -1060,32 +1115,45 @@ static int prune_postings(storage *s, rocksdb_writebatch_t *b, int cf, irow *pai
             continue;
         }
         rec_posting *keep = malloc(cnt * sizeof(*keep));
-        uint8_t *nv = malloc(rec_postings_size(cnt));
-        if (keep == NULL || nv == NULL) {
+        const uint8_t **rp = malloc(cnt * sizeof(*rp));
+        size_t *rl = malloc(cnt * sizeof(*rl));
+        uint8_t *nv = malloc(vl > rec_postings_size(cnt) ? vl : rec_postings_size(cnt));
+        if (keep == NULL || nv == NULL || rp == NULL || rl == NULL) {
             free(keep);
+            free(rp);
+            free(rl);
             free(nv);
             rc = mb_errorf(err, MB_ENOMEM, "prune: out of memory");
             break;
         }
-        size_t nk = 0, d = i;
+        size_t nk = 0, d = i, bytes = 0;
         for (size_t e = 0; e < cnt; e++) {
             rec_posting p = rec_posting_at(v, e);
             while (d < j && pairs[d].seq < p.seq)
                 d++;
             if (d < j && pairs[d].seq == p.seq)
                 continue;
+            rec_posting_record(v, e, &rp[nk], &rl[nk]);
+            bytes += rl[nk];
             keep[nk++] = p;
         }
         if (nk != cnt) {
             rocksdb_writebatch_delete_cf(b, s->cf[cf], (const char *)rk, kl);
             if (nk > 0) {
+                int covering = v[0] == POST_VERSION_REC;
+                size_t nvl = covering ? rec_postings_rec_size(nk, bytes) : rec_postings_size(nk);
                 rec_put_be64(k + 8, keep[nk - 1].seq);
-                rec_postings_encode(keep, nk, nv);
+                if (covering)
+                    rec_postings_rec_encode(keep, rp, rl, nk, nv);
+                else
+                    rec_postings_encode(keep, nk, nv);
                 rocksdb_writebatch_put_cf(b, s->cf[cf], (const char *)k, sizeof(k),
-                                          (const char *)nv, rec_postings_size(nk));
+                                          (const char *)nv, nvl);
             }
         }
         free(keep);
+        free(rp);
+        free(rl);
         free(nv);
         i = j;
     }
@@ -1163,8 +1231,12 @@ static int write_group(storage *s, wreq *group, uint64_t *t_last, uint64_t *t_co
     for (wreq *r = group; r != NULL; r = r->next)
         total += r->n;
     irow *rows = total > 0 ? malloc(2 * LOG_COUNT * total * sizeof(*rows)) : NULL;
-    if (total > 0 && rows == NULL)
+    const uint8_t **recp = total > 0 ? malloc(LOG_COUNT * total * sizeof(*recp)) : NULL;
+    if (total > 0 && (rows == NULL || recp == NULL)) {
+        free(rows);
+        free(recp);
         return mb_errorf(err, MB_ENOMEM, "append: out of memory for %zu events", total);
+    }
     /* rows of log li: subject at [2*li*total], type at [(2*li+1)*total] */
     size_t nrows[LOG_COUNT] = { 0 };
     rocksdb_writebatch_t *b = s->batch;
@@ -1195,8 +1267,9 @@ static int write_group(storage *s, wreq *group, uint64_t *t_last, uint64_t *t_co
             put_time_row(s, b, r->log, seq, ev->time_ms);
             irow *subj = &rows[2 * li * total + nrows[li]];
             irow *type = &rows[(2 * li + 1) * total + nrows[li]];
-            *subj = (irow){ r->ev[i].hsubject, seq, r->ev[i].htype, ev->time_ms };
-            *type = (irow){ r->ev[i].htype, seq, r->ev[i].hsubject, ev->time_ms };
+            *subj = (irow){ r->ev[i].hsubject, seq, r->ev[i].htype, ev->time_ms, 0, r->ev[i].len };
+            *type = (irow){ r->ev[i].htype, seq, r->ev[i].hsubject, ev->time_ms, 0, 0 };
+            recp[li * total + nrows[li]] = rec;
             nrows[li]++;
             t_last[li] = seq;
             t_count[li]++;
@@ -1238,13 +1311,15 @@ static int write_group(storage *s, wreq *group, uint64_t *t_last, uint64_t *t_co
         if (nrows[li] == 0)
             continue;
         slog *lg = &s->logs[li];
-        tail_append(s, lg, &rows[2 * li * total], &rows[(2 * li + 1) * total], nrows[li]);
-        if (lg->tail_n >= s->tail_flush_events)
+        tail_append(s, lg, &rows[2 * li * total], &rows[(2 * li + 1) * total], &recp[li * total],
+                    nrows[li]);
+        if (lg->tail_n >= s->tail_flush_events || lg->tail_recs_len >= TAIL_FLUSH_BYTES)
             tail_flush(s, lg, NULL);
     }
 out:
     rocksdb_writebatch_clear(b);
     free(rows);
+    free(recp);
     return rc;
 }
 
@@ -1500,8 +1575,19 @@ static int q_postings(qrun *r, int cf, uint64_t h, uint64_t top, const rocksdb_s
                 past = 1;
                 break;
             }
-            if (e.seq <= top && q_entry_matches(r, e.seq, e.time_ms, e.other))
-                rc = q_push(r, e.seq, err);
+            if (e.seq > top || !q_entry_matches(r, e.seq, e.time_ms, e.other))
+                continue;
+            const uint8_t *rec;
+            size_t rlen;
+            rec_posting_record(v, desc ? n - 1 - i : i, &rec, &rlen);
+            if (rec == NULL) {
+                rc = q_push(r, e.seq, err); /* fetch it from the record rows */
+            } else if ((rc = q_drain(r, err)) == 0) {
+                /* A covering row: the record is here, no point read. A
+                 * copy pruned meanwhile cannot be here: rows are read on
+                 * the query's snapshot, and prune rewrites them. */
+                rc = q_offer(r, e.seq, rec, rlen, err);
+            }
         }
         if (desc)
             rocksdb_iter_prev(it);
@@ -1846,8 +1932,8 @@ static int prune_row(storage *s, rocksdb_writebatch_t *b, slog *lg, rcur *cur,
             if (rec_decode(rec, len, seq, &ev, NULL) == 0) {
                 uint64_t hs = rec_hash(ev.subject), ht = rec_hash(ev.type);
                 delete_time_row(s, b, lg, seq, ev.time_ms);
-                ps[*np] = (irow){ hs, seq, ht, ev.time_ms };
-                pt[*np] = (irow){ ht, seq, hs, ev.time_ms };
+                ps[*np] = (irow){ hs, seq, ht, ev.time_ms, 0, 0 };
+                pt[*np] = (irow){ ht, seq, hs, ev.time_ms, 0, 0 };
                 (*np)++;
             }
             (*removed)++;
