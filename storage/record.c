@@ -212,20 +212,29 @@ static void be32_put(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)v;
 }
 
-void rec_postings_rec_encode(const rec_posting *p, const uint8_t *const *recs, const size_t *lens,
-                             size_t n, uint8_t *out)
+void rec_postings_rec_header(const rec_posting *p, const size_t *lens, size_t n, uint8_t *out)
 {
     out[0] = POST_VERSION_REC;
     be32_put(out + 1, (uint32_t)n);
     size_t off = POST_REC_HEADER + n * POST_REC_ENTRY_SIZE;
     for (size_t i = 0; i < n; i++) {
         uint8_t *e = out + POST_REC_HEADER + i * POST_REC_ENTRY_SIZE;
-        memcpy(out + off, recs[i], lens[i]);
         off += lens[i];
         rec_put_be64(e, p[i].seq);
         rec_put_be64(e + 8, (uint64_t)p[i].time_ms);
         rec_put_be64(e + 16, p[i].other);
         be32_put(e + 24, (uint32_t)off);
+    }
+}
+
+void rec_postings_rec_encode(const rec_posting *p, const uint8_t *const *recs, const size_t *lens,
+                             size_t n, uint8_t *out)
+{
+    rec_postings_rec_header(p, lens, n, out);
+    size_t off = POST_REC_HEADER + n * POST_REC_ENTRY_SIZE;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(out + off, recs[i], lens[i]);
+        off += lens[i];
     }
 }
 

@@ -124,6 +124,11 @@ static inline size_t rec_postings_rec_size(size_t n, size_t rec_bytes)
 void rec_postings_rec_encode(const rec_posting *p, const uint8_t *const *recs, const size_t *lens,
                              size_t n, uint8_t *out);
 
+/* The header and entries of a version 2 value (rec_postings_rec_size(n,
+ * 0) bytes), for records of lengths lens[] that the caller puts right
+ * after it. */
+void rec_postings_rec_header(const rec_posting *p, const size_t *lens, size_t n, uint8_t *out);
+
 /* Check a posting row value (either version) stored under key seq
  * `key_seq`; on success *n is its number of entries (read them with
  * rec_posting_at, and the records of version 2 with rec_posting_record).

@@ -33,7 +33,7 @@
 #define PRUNE_CHUNK         4096u
 #define GROUP_MAX_EVENTS    65536u
 #define GROUP_MAX_BYTES     (64u << 20)
-#define TAIL_FLUSH_EVENTS   65536u
+#define TAIL_FLUSH_EVENTS   131072u
 #define TAIL_FLUSH_BYTES    (64u << 20) /* or at this many bytes of records */
 /* A record row (rec_chunk) holds at most this many records, and closes once
  * it passes this many bytes. */
@@ -941,27 +941,29 @@ static int put_postings(rocksdb_writebatch_t *b, rocksdb_column_family_handle_t 
                         const irow *rows, size_t n, const uint8_t *recs)
 {
     rec_posting *p = malloc((n ? n : 1) * sizeof(*p));
-    const uint8_t **rp = malloc((n ? n : 1) * sizeof(*rp));
-    size_t *rl = malloc((n ? n : 1) * sizeof(*rl));
+    const char **parts = malloc((n + 1) * sizeof(*parts));
+    size_t *sizes = malloc((n + 1) * sizeof(*sizes));
     size_t vcap = 65536;
     uint8_t *v = malloc(vcap);
     int rc = 0;
-    if (p == NULL || rp == NULL || rl == NULL || v == NULL)
+    if (p == NULL || parts == NULL || sizes == NULL || v == NULL)
         rc = MB_ENOMEM;
     for (size_t i = 0; i < n && rc == 0;) {
-        size_t j = i, bytes = 0;
+        size_t j = i;
         while (j < n && rows[j].h == rows[i].h) {
             p[j - i] = (rec_posting){ rows[j].seq, rows[j].time_ms, rows[j].other };
             if (recs != NULL) {
-                rp[j - i] = recs + rows[j].off;
-                rl[j - i] = rows[j].len;
-                bytes += rows[j].len;
+                parts[1 + j - i] = (const char *)recs + rows[j].off;
+                sizes[1 + j - i] = rows[j].len;
             }
             j++;
         }
-        size_t vlen = recs != NULL ? rec_postings_rec_size(j - i, bytes) : rec_postings_size(j - i);
-        if (vlen > vcap) {
-            while (vcap < vlen)
+        size_t k = j - i;
+        /* The entries; a covering row's records follow as slices of the
+         * tail's record copies (no second copy here). */
+        size_t hlen = recs != NULL ? rec_postings_rec_size(k, 0) : rec_postings_size(k);
+        if (hlen > vcap) {
+            while (vcap < hlen)
                 vcap *= 2;
             uint8_t *nv = realloc(v, vcap);
             if (nv == NULL) {
@@ -970,19 +972,25 @@ static int put_postings(rocksdb_writebatch_t *b, rocksdb_column_family_handle_t 
             }
             v = nv;
         }
-        uint8_t k[KEY_IDX_SIZE];
-        rec_put_be64(k, rows[i].h);
-        rec_put_be64(k + 8, rows[j - 1].seq);
-        if (recs != NULL)
-            rec_postings_rec_encode(p, rp, rl, j - i, v);
-        else
-            rec_postings_encode(p, j - i, v);
-        rocksdb_writebatch_put_cf(b, cf, (const char *)k, sizeof(k), (const char *)v, vlen);
+        uint8_t key[KEY_IDX_SIZE];
+        rec_put_be64(key, rows[i].h);
+        rec_put_be64(key + 8, rows[j - 1].seq);
+        if (recs != NULL) {
+            rec_postings_rec_header(p, &sizes[1], k, v);
+            parts[0] = (const char *)v;
+            sizes[0] = hlen;
+            const char *kp = (const char *)key;
+            size_t ks = sizeof(key);
+            rocksdb_writebatch_putv_cf(b, cf, 1, &kp, &ks, (int)k + 1, parts, sizes);
+        } else {
+            rec_postings_encode(p, k, v);
+            rocksdb_writebatch_put_cf(b, cf, (const char *)key, sizeof(key), (const char *)v, hlen);
+        }
         i = j;
     }
     free(p);
-    free(rp);
-    free(rl);
+    free(parts);
+    free(sizes);
     free(v);
     return rc;
 }

@@ -39,7 +39,7 @@ static storage *open_at(const char *path, storage_durability d)
 }
 
 /* Index entries go from the in-memory tail to posting rows every 37
- * events here (65536 by default), so that queries and retention always
+ * events here (131072 by default), so that queries and retention always
  * cross both. */
 #define TEST_INDEX_FLUSH 37
 
