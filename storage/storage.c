@@ -2061,9 +2061,10 @@ static int prune_chunk(storage *s, slog *lg, int by_time, uint64_t before, int64
                 *more = 1;
                 break;
             }
-            if (rcur_load(&cur, NULL) != 0) {
-                /* A damaged row (or a foreign key) below `before`: its
-                 * events cannot be known; drop it. */
+            if (rcur_load(&cur, NULL) != 0 || cur.c.n > CHUNK_MAX_EVENTS) {
+                /* A damaged row, a foreign key or a row bigger than any
+                 * writer makes, below `before`: its events cannot be
+                 * known; drop it. */
                 rocksdb_writebatch_delete_cf(b, s->cf[lg->cf_rec], k, kl);
                 rocksdb_iter_next(cur.it);
                 continue;
