@@ -199,26 +199,171 @@ void rec_postings_encode(const rec_posting *p, size_t n, uint8_t *out)
     }
 }
 
+static uint32_t be32_at(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static void be32_put(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+void rec_postings_rec_header(const rec_posting *p, const size_t *lens, size_t n, uint8_t *out)
+{
+    out[0] = POST_VERSION_REC;
+    be32_put(out + 1, (uint32_t)n);
+    size_t off = POST_REC_HEADER + n * POST_REC_ENTRY_SIZE;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *e = out + POST_REC_HEADER + i * POST_REC_ENTRY_SIZE;
+        off += lens[i];
+        rec_put_be64(e, p[i].seq);
+        rec_put_be64(e + 8, (uint64_t)p[i].time_ms);
+        rec_put_be64(e + 16, p[i].other);
+        be32_put(e + 24, (uint32_t)off);
+    }
+}
+
+void rec_postings_rec_encode(const rec_posting *p, const uint8_t *const *recs, const size_t *lens,
+                             size_t n, uint8_t *out)
+{
+    rec_postings_rec_header(p, lens, n, out);
+    size_t off = POST_REC_HEADER + n * POST_REC_ENTRY_SIZE;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(out + off, recs[i], lens[i]);
+        off += lens[i];
+    }
+}
+
+void rec_posting_record(const uint8_t *buf, size_t i, const uint8_t **rec, size_t *len)
+{
+    *rec = NULL;
+    *len = 0;
+    if (buf[0] != POST_VERSION_REC)
+        return;
+    size_t n = be32_at(buf + 1);
+    const uint8_t *e = buf + POST_REC_HEADER + i * POST_REC_ENTRY_SIZE;
+    size_t start = i == 0 ? POST_REC_HEADER + n * POST_REC_ENTRY_SIZE : be32_at(e - 4);
+    *rec = buf + start;
+    *len = be32_at(e + 24) - start;
+}
+
 int rec_postings_check(const uint8_t *buf, size_t len, uint64_t key_seq, size_t *n, mb_error *err)
 {
-    if (buf == NULL || len < 1 + POST_ENTRY_SIZE || (len - 1) % POST_ENTRY_SIZE != 0)
-        return mb_errorf(err, MB_ECORRUPT, "index row up to seq %llu: bad length %zu",
-                         (unsigned long long)key_seq, len);
-    if (buf[0] != POST_VERSION)
-        return mb_errorf(err, MB_ECORRUPT, "index row up to seq %llu: unknown version %u",
-                         (unsigned long long)key_seq, buf[0]);
-    size_t count = (len - 1) / POST_ENTRY_SIZE;
+    size_t count, stride, base;
+    if (buf != NULL && len >= POST_REC_HEADER && buf[0] == POST_VERSION_REC) {
+        count = be32_at(buf + 1);
+        if (count == 0 || count > (len - POST_REC_HEADER) / POST_REC_ENTRY_SIZE)
+            return mb_errorf(err, MB_ECORRUPT, "index row up to seq %llu: bad count %zu",
+                             (unsigned long long)key_seq, count);
+        stride = POST_REC_ENTRY_SIZE;
+        base = POST_REC_HEADER;
+    } else {
+        if (buf == NULL || len < 1 + POST_ENTRY_SIZE || (len - 1) % POST_ENTRY_SIZE != 0)
+            return mb_errorf(err, MB_ECORRUPT, "index row up to seq %llu: bad length %zu",
+                             (unsigned long long)key_seq, len);
+        if (buf[0] != POST_VERSION)
+            return mb_errorf(err, MB_ECORRUPT, "index row up to seq %llu: unknown version %u",
+                             (unsigned long long)key_seq, buf[0]);
+        count = (len - 1) / POST_ENTRY_SIZE;
+        stride = POST_ENTRY_SIZE;
+        base = 1;
+    }
     uint64_t prev = 0;
+    size_t prev_end = base + count * stride;
     for (size_t i = 0; i < count; i++) {
-        uint64_t seq = rec_get_be64(buf + 1 + i * POST_ENTRY_SIZE);
+        const uint8_t *e = buf + base + i * stride;
+        uint64_t seq = rec_get_be64(e);
         if (seq == 0 || (i > 0 && seq <= prev))
             return mb_errorf(err, MB_ECORRUPT, "index row up to seq %llu: entries out of order",
                              (unsigned long long)key_seq);
         prev = seq;
+        if (stride == POST_REC_ENTRY_SIZE) {
+            size_t end = be32_at(e + 24);
+            if (end < prev_end || end > len || (i == count - 1 && end != len))
+                return mb_errorf(err, MB_ECORRUPT, "index row up to seq %llu: bad record offsets",
+                                 (unsigned long long)key_seq);
+            prev_end = end;
+        }
     }
     if (prev != key_seq)
         return mb_errorf(err, MB_ECORRUPT, "index row up to seq %llu: ends at seq %llu",
                          (unsigned long long)key_seq, (unsigned long long)prev);
     *n = count;
     return 0;
+}
+
+/* ---- record rows ---- */
+
+void rec_chunk_header(uint8_t out[CHUNK_HEADER_SIZE], size_t n)
+{
+    out[0] = CHUNK_MAGIC;
+    out[1] = CHUNK_VERSION;
+    out[2] = 0;
+    out[3] = 0;
+    be32_put(out + 4, (uint32_t)n);
+}
+
+void rec_chunk_entry(uint8_t out[CHUNK_ENTRY_SIZE], uint64_t seq, size_t end)
+{
+    rec_put_be64(out, seq);
+    be32_put(out + 8, (uint32_t)end);
+}
+
+int rec_chunk_parse(const uint8_t *buf, size_t len, uint64_t key_seq, rec_chunk *c, mb_error *err)
+{
+    if (buf == NULL || len < CHUNK_HEADER_SIZE)
+        return mb_errorf(err, MB_ECORRUPT, "event row at seq %llu: truncated (%zu bytes)",
+                         (unsigned long long)key_seq, len);
+    if (buf[0] != CHUNK_MAGIC || buf[1] != CHUNK_VERSION || buf[2] != 0 || buf[3] != 0)
+        return mb_errorf(err, MB_ECORRUPT, "event row at seq %llu: foreign or unknown header",
+                         (unsigned long long)key_seq);
+    size_t n = be32_at(buf + 4);
+    if (n == 0 || n > (len - CHUNK_HEADER_SIZE) / CHUNK_ENTRY_SIZE)
+        return mb_errorf(err, MB_ECORRUPT, "event row at seq %llu: bad count %zu",
+                         (unsigned long long)key_seq, n);
+    size_t table_off = len - n * CHUNK_ENTRY_SIZE;
+    const uint8_t *t = buf + table_off;
+    size_t prev_end = CHUNK_HEADER_SIZE;
+    uint64_t prev_seq = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq = rec_get_be64(t + i * CHUNK_ENTRY_SIZE);
+        size_t end = be32_at(t + i * CHUNK_ENTRY_SIZE + 8);
+        if ((i == 0 && seq != key_seq) || (i > 0 && seq <= prev_seq) || seq == 0)
+            return mb_errorf(err, MB_ECORRUPT, "event row at seq %llu: seqs out of order",
+                             (unsigned long long)key_seq);
+        if (end < prev_end || end > table_off || (i == n - 1 && end != table_off))
+            return mb_errorf(err, MB_ECORRUPT, "event row at seq %llu: bad record offsets",
+                             (unsigned long long)key_seq);
+        prev_seq = seq;
+        prev_end = end;
+    }
+    c->buf = buf;
+    c->table = t;
+    c->n = n;
+    return 0;
+}
+
+void rec_chunk_record(const rec_chunk *c, size_t i, const uint8_t **rec, size_t *len)
+{
+    size_t start = i == 0 ? CHUNK_HEADER_SIZE : be32_at(c->table + (i - 1) * CHUNK_ENTRY_SIZE + 8);
+    size_t end = be32_at(c->table + i * CHUNK_ENTRY_SIZE + 8);
+    *rec = c->buf + start;
+    *len = end - start;
+}
+
+size_t rec_chunk_lower(const rec_chunk *c, uint64_t seq)
+{
+    size_t lo = 0, hi = c->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (rec_chunk_seq(c, mid) < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }

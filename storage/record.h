@@ -85,11 +85,19 @@ void rec_encode(const storage_event *ev, uint64_t seq, uint8_t *out);
 int rec_decode(const uint8_t *buf, size_t len, uint64_t seq, storage_event *ev, mb_error *err);
 
 /* Posting rows of the subject and type indexes: key = be64(hash) ||
- * be64(highest seq in the row); value = POST_VERSION, then entries of
- * be64(seq) || be64(time_ms) || be64(hash of the other field), seqs strictly
- * increasing, the last one equal to the key's seq. */
-#define POST_VERSION    1u
-#define POST_ENTRY_SIZE 24u
+ * be64(highest seq in the row). Two value versions:
+ *  - POST_VERSION (type index): 01, then entries of be64(seq) ||
+ *    be64(time_ms) || be64(hash of the other field);
+ *  - POST_VERSION_REC (subject index, covering): 02, be32(n), then n entries
+ *    of be64(seq) || be64(time_ms) || be64(other hash) || be32(end offset of
+ *    the event's record in the value), then the n records (as in the record
+ *    rows, each with its own CRC).
+ * Seqs strictly increasing, the last one equal to the key's seq. */
+#define POST_VERSION        1u
+#define POST_ENTRY_SIZE     24u
+#define POST_VERSION_REC    2u
+#define POST_REC_HEADER     5u
+#define POST_REC_ENTRY_SIZE 28u
 
 typedef struct rec_posting {
     uint64_t seq;
@@ -97,26 +105,90 @@ typedef struct rec_posting {
     uint64_t other;
 } rec_posting;
 
-/* Size of the value of a posting row of n entries. */
+/* Size of the value of a posting row of n entries (version 1). */
 static inline size_t rec_postings_size(size_t n)
 {
     return 1 + n * POST_ENTRY_SIZE;
 }
 
-/* Encode n entries (seqs strictly increasing) into out. */
+/* Encode n entries (seqs strictly increasing) into out (version 1). */
 void rec_postings_encode(const rec_posting *p, size_t n, uint8_t *out);
 
-/* Check a posting row value stored under key seq `key_seq`; on success *n
- * is its number of entries (read them with rec_posting_at). MB_ECORRUPT
- * for anything malformed. Never reads outside buf[0..len). */
+/* Size of a version 2 value of n entries whose records total rec_bytes. */
+static inline size_t rec_postings_rec_size(size_t n, size_t rec_bytes)
+{
+    return POST_REC_HEADER + n * POST_REC_ENTRY_SIZE + rec_bytes;
+}
+
+/* Encode n entries with their records (recs[i], lens[i]) as version 2. */
+void rec_postings_rec_encode(const rec_posting *p, const uint8_t *const *recs, const size_t *lens,
+                             size_t n, uint8_t *out);
+
+/* The header and entries of a version 2 value (rec_postings_rec_size(n,
+ * 0) bytes), for records of lengths lens[] that the caller puts right
+ * after it. */
+void rec_postings_rec_header(const rec_posting *p, const size_t *lens, size_t n, uint8_t *out);
+
+/* Check a posting row value (either version) stored under key seq
+ * `key_seq`; on success *n is its number of entries (read them with
+ * rec_posting_at, and the records of version 2 with rec_posting_record).
+ * MB_ECORRUPT for anything malformed. Never reads outside buf[0..len). */
 int rec_postings_check(const uint8_t *buf, size_t len, uint64_t key_seq, size_t *n, mb_error *err);
 
 /* Entry i of a checked posting row value. */
 static inline rec_posting rec_posting_at(const uint8_t *buf, size_t i)
 {
-    const uint8_t *p = buf + 1 + i * POST_ENTRY_SIZE;
+    const uint8_t *p = buf[0] == POST_VERSION ? buf + 1 + i * POST_ENTRY_SIZE
+                                              : buf + POST_REC_HEADER + i * POST_REC_ENTRY_SIZE;
     rec_posting e = { rec_get_be64(p), (int64_t)rec_get_be64(p + 8), rec_get_be64(p + 16) };
     return e;
 }
+
+/* Record of entry i of a checked version 2 value (*rec = NULL for a
+ * version 1 value, which holds no records). */
+void rec_posting_record(const uint8_t *buf, size_t i, const uint8_t **rec, size_t *len);
+
+/* Record rows (format 2) of the `events` and `local` families: several
+ * records packed into one RocksDB row, keyed by be64(first seq). Value:
+ *   magic CHUNK_MAGIC, version CHUNK_VERSION, 2 zero bytes, be32(n),
+ *   the n records back to back,
+ *   n entries of be64(seq) || be32(end offset of the record in the value),
+ * seqs strictly increasing, the first equal to the key's seq. Each record
+ * keeps its own CRC (which covers its seq). */
+#define CHUNK_MAGIC       0xC5u
+#define CHUNK_VERSION     1u
+#define CHUNK_HEADER_SIZE 8u
+#define CHUNK_ENTRY_SIZE  12u
+
+/* A checked record row; pointers into the caller's buffer. */
+typedef struct rec_chunk {
+    const uint8_t *buf;   /* the whole value */
+    const uint8_t *table; /* the n entries */
+    size_t n;
+} rec_chunk;
+
+/* Header of a row of n records (the entries follow the records). */
+void rec_chunk_header(uint8_t out[CHUNK_HEADER_SIZE], size_t n);
+
+/* Entry of a record ending at byte `end` of the value. */
+void rec_chunk_entry(uint8_t out[CHUNK_ENTRY_SIZE], uint64_t seq, size_t end);
+
+/* Check a record row stored under key seq `key_seq` (lengths, order of
+ * seqs and offsets; not the records, which rec_decode checks one by one).
+ * MB_ECORRUPT naming the row for anything malformed. Never reads outside
+ * buf[0..len). */
+int rec_chunk_parse(const uint8_t *buf, size_t len, uint64_t key_seq, rec_chunk *c, mb_error *err);
+
+/* Seq of entry i of a checked row. */
+static inline uint64_t rec_chunk_seq(const rec_chunk *c, size_t i)
+{
+    return rec_get_be64(c->table + i * CHUNK_ENTRY_SIZE);
+}
+
+/* Bytes of record i of a checked row. */
+void rec_chunk_record(const rec_chunk *c, size_t i, const uint8_t **rec, size_t *len);
+
+/* Index of the first entry with a seq >= `seq` (c->n if none). */
+size_t rec_chunk_lower(const rec_chunk *c, uint64_t seq);
 
 #endif /* MB_STORAGE_RECORD_H */

@@ -22,7 +22,7 @@
 /* Marker in the default column family: a store without it is foreign. */
 #define FORMAT_KEY     "mabeam.storage.format"
 #define FORMAT_MAGIC   "MABEAM-STORAGE"
-#define FORMAT_VERSION 1u
+#define FORMAT_VERSION 2u
 
 /* Versioned prefix byte of every meta and blob value (never empty). */
 #define VALUE_VERSION 1u
@@ -33,7 +33,12 @@
 #define PRUNE_CHUNK         4096u
 #define GROUP_MAX_EVENTS    65536u
 #define GROUP_MAX_BYTES     (64u << 20)
-#define TAIL_FLUSH_EVENTS   65536u
+#define TAIL_FLUSH_EVENTS   131072u
+#define TAIL_FLUSH_BYTES    (64u << 20) /* or at this many bytes of records */
+/* A record row (rec_chunk) holds at most this many records, and closes once
+ * it passes this many bytes. */
+#define CHUNK_MAX_EVENTS 512u
+#define CHUNK_MAX_BYTES  (64u << 10)
 
 enum {
     CF_DEFAULT,
@@ -63,6 +68,8 @@ enum { LOG_EVENTS, LOG_LOCAL, LOG_COUNT };
 typedef struct irow {
     uint64_t h, seq, other;
     int64_t time_ms;
+    uint64_t off; /* subject tail: the record, at tail_recs + off */
+    size_t len;   /* its length */
 } irow;
 
 /* One event log (the replicated one or the node-local one): its record
@@ -79,6 +86,8 @@ typedef struct slog {
      * seq order (see docs/storage.md, "Index tail"). */
     irow *tail_subject, *tail_type;
     size_t tail_n, tail_cap;
+    uint8_t *tail_recs; /* the records of the tail, for the covering rows */
+    size_t tail_recs_len, tail_recs_cap;
     uint64_t indexed;
     int tail_incomplete; /* out of memory: index queries fail until reopen */
 } slog;
@@ -89,6 +98,18 @@ typedef struct wev {
     uint64_t hsubject, htype;
     uint32_t crc;
 } wev;
+
+/* Builder of one record row during a group write: the row is handed to
+ * RocksDB as slices (header, the records where they lie, the entry table),
+ * so the records are copied once, into the WriteBatch. */
+typedef struct cbuild {
+    uint64_t first;
+    size_t n, bytes;
+    const char *parts[CHUNK_MAX_EVENTS + 2];
+    size_t sizes[CHUNK_MAX_EVENTS + 2];
+    uint8_t header[CHUNK_HEADER_SIZE];
+    uint8_t table[CHUNK_MAX_EVENTS * CHUNK_ENTRY_SIZE];
+} cbuild;
 
 /* A request in the writer queue: an append, or an exclusive section. */
 typedef struct wreq wreq;
@@ -129,6 +150,9 @@ struct storage {
     uint64_t append_writes;   /* RocksDB writes issued for append groups (testing) */
     wreq *q_head, *q_tail;
     int writer_active;
+    /* Owned by the holder of the writer role. */
+    rocksdb_writebatch_t *batch; /* reused by every group write */
+    cbuild build[LOG_COUNT];
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -210,7 +234,8 @@ static int validate_events(const storage_event *evs, size_t n, mb_error *err)
 
 /* ------------------------------------------------------------------ open */
 
-static void tail_append(storage *s, slog *lg, const irow *subj, const irow *type, size_t n);
+static void tail_append(storage *s, slog *lg, const irow *subj, const irow *type,
+                        const uint8_t *const *recs, size_t n);
 static int tail_flush(storage *s, slog *lg, mb_error *err);
 
 static rocksdb_options_t *cf_options(storage *s, int cf)
@@ -316,8 +341,88 @@ static int load_u64(storage *s, const char *key, uint64_t *out, mb_error *err)
     return rc;
 }
 
-/* Lowest (first != 0) or highest key of a record family, as a seq; 0 when
- * the family is empty. */
+/* ----------------------------------------------------------- record rows */
+
+/* A cursor over the record rows of one log: an iterator and the row it is
+ * on, checked. */
+typedef struct rcur {
+    rocksdb_iterator_t *it;
+    const char *log; /* name, for messages */
+    int have;        /* c/first/last describe the current row */
+    rec_chunk c;
+    uint64_t first, last;
+} rcur;
+
+static void rcur_init(rcur *cur, storage *s, rocksdb_readoptions_t *ro, int cf, const char *log)
+{
+    memset(cur, 0, sizeof(*cur));
+    cur->it = rocksdb_create_iterator_cf(s->db, ro, s->cf[cf]);
+    cur->log = log;
+}
+
+/* Iterator error of the cursor, if any (as an mb_err). */
+static int rcur_error(rcur *cur, mb_error *err)
+{
+    char *e = NULL;
+    rocksdb_iter_get_error(cur->it, &e);
+    if (e != NULL)
+        return rdb_fail(err, &e, "read %s", cur->log);
+    return 0;
+}
+
+static void rcur_close(rcur *cur)
+{
+    if (cur->it != NULL)
+        rocksdb_iter_destroy(cur->it);
+    cur->it = NULL;
+}
+
+/* Check the row the iterator is on. MB_ECORRUPT for a damaged row. */
+static int rcur_load(rcur *cur, mb_error *err)
+{
+    size_t kl, vl;
+    const char *k = rocksdb_iter_key(cur->it, &kl);
+    const char *v = rocksdb_iter_value(cur->it, &vl);
+    cur->have = 0;
+    if (kl != KEY_SEQ_SIZE)
+        return mb_errorf(err, MB_ECORRUPT, "read %s: foreign key of %zu bytes", cur->log, kl);
+    uint64_t key = rec_get_be64((const uint8_t *)k);
+    int rc = rec_chunk_parse((const uint8_t *)v, vl, key, &cur->c, err);
+    if (rc != 0)
+        return rc;
+    cur->have = 1;
+    cur->first = key;
+    cur->last = rec_chunk_seq(&cur->c, cur->c.n - 1);
+    return 0;
+}
+
+/* Find the record of `seq`: *rec and *len point into the current row (valid
+ * until the cursor moves), or *rec = NULL when there is no such event. */
+static int rcur_find(rcur *cur, uint64_t seq, const uint8_t **rec, size_t *len, mb_error *err)
+{
+    *rec = NULL;
+    *len = 0;
+    if (!cur->have || seq < cur->first || seq > cur->last) {
+        uint8_t k[KEY_SEQ_SIZE];
+        rec_put_be64(k, seq);
+        rocksdb_iter_seek_for_prev(cur->it, (const char *)k, sizeof(k));
+        cur->have = 0;
+        if (!rocksdb_iter_valid(cur->it))
+            return rcur_error(cur, err);
+        int rc = rcur_load(cur, err);
+        if (rc != 0)
+            return rc;
+        if (seq > cur->last)
+            return 0;
+    }
+    size_t i = rec_chunk_lower(&cur->c, seq);
+    if (i < cur->c.n && rec_chunk_seq(&cur->c, i) == seq)
+        rec_chunk_record(&cur->c, i, rec, len);
+    return 0;
+}
+
+/* Lowest (first != 0) or highest seq of a record family; 0 when the family
+ * is empty. */
 static int edge_seq(storage *s, int cf, uint64_t floor, int first, uint64_t *out, mb_error *err)
 {
     uint8_t lo[8];
@@ -334,11 +439,19 @@ static int edge_seq(storage *s, int cf, uint64_t floor, int first, uint64_t *out
     if (rocksdb_iter_valid(it)) {
         size_t klen;
         const char *k = rocksdb_iter_key(it, &klen);
-        if (klen == 8)
-            *out = rec_get_be64((const uint8_t *)k);
-        else
+        if (klen != 8) {
             rc = mb_errorf(err, MB_ECORRUPT, "event store %s: key of %zu bytes in %s", s->path,
                            klen, cf_names[cf]);
+        } else {
+            *out = rec_get_be64((const uint8_t *)k);
+            rec_chunk c;
+            size_t vl;
+            const char *v = rocksdb_iter_value(it, &vl);
+            /* A damaged last row counts by its key: its records report
+             * themselves when read. */
+            if (!first && rec_chunk_parse((const uint8_t *)v, vl, *out, &c, NULL) == 0)
+                *out = rec_chunk_seq(&c, c.n - 1);
+        }
     }
     char *e = NULL;
     rocksdb_iter_get_error(it, &e);
@@ -358,30 +471,32 @@ static int rebuild_tail(storage *s, slog *lg, mb_error *err)
     uint8_t lo[8];
     rec_put_be64(lo, from);
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-    rocksdb_readoptions_set_iterate_lower_bound(ro, (const char *)lo, sizeof(lo));
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[lg->cf_rec]);
-    for (rocksdb_iter_seek(it, (const char *)lo, sizeof(lo)); rocksdb_iter_valid(it);
-         rocksdb_iter_next(it)) {
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        const char *v = rocksdb_iter_value(it, &vl);
-        storage_event ev;
-        if (kl != 8)
-            continue;
-        uint64_t seq = rec_get_be64((const uint8_t *)k);
-        if (rec_decode((const uint8_t *)v, vl, seq, &ev, NULL) != 0)
-            continue;
-        uint64_t hs = rec_hash(ev.subject), ht = rec_hash(ev.type);
-        irow a = { hs, seq, ht, ev.time_ms }, b = { ht, seq, hs, ev.time_ms };
-        tail_append(s, lg, &a, &b, 1);
+    rcur cur;
+    rcur_init(&cur, s, ro, lg->cf_rec, lg->name);
+    /* The row holding `from` may start below it. */
+    rocksdb_iter_seek_for_prev(cur.it, (const char *)lo, sizeof(lo));
+    if (!rocksdb_iter_valid(cur.it))
+        rocksdb_iter_seek(cur.it, (const char *)lo, sizeof(lo));
+    for (; rocksdb_iter_valid(cur.it); rocksdb_iter_next(cur.it)) {
+        if (rcur_load(&cur, NULL) != 0)
+            continue; /* a damaged row: its events get no index entries */
+        for (size_t i = rec_chunk_lower(&cur.c, from); i < cur.c.n; i++) {
+            uint64_t seq = rec_chunk_seq(&cur.c, i);
+            const uint8_t *rec;
+            size_t len;
+            storage_event ev;
+            rec_chunk_record(&cur.c, i, &rec, &len);
+            if (rec_decode(rec, len, seq, &ev, NULL) != 0)
+                continue;
+            uint64_t hs = rec_hash(ev.subject), ht = rec_hash(ev.type);
+            irow a = { hs, seq, ht, ev.time_ms, 0, len }, b = { ht, seq, hs, ev.time_ms, 0, 0 };
+            tail_append(s, lg, &a, &b, &rec, 1);
+        }
     }
-    char *e = NULL;
-    rocksdb_iter_get_error(it, &e);
-    rocksdb_iter_destroy(it);
+    int rc = rcur_error(&cur, err);
+    rcur_close(&cur);
     rocksdb_readoptions_destroy(ro);
-    if (e != NULL)
-        return rdb_fail(err, &e, "open event store at %s: rebuild %s index", s->path, lg->name);
-    return 0;
+    return rc;
 }
 
 static int load_log(storage *s, slog *lg, mb_error *err)
@@ -481,9 +596,12 @@ static void storage_free(storage *s)
         rocksdb_writeoptions_destroy(s->wo);
     if (s->ro != NULL)
         rocksdb_readoptions_destroy(s->ro);
+    if (s->batch != NULL)
+        rocksdb_writebatch_destroy(s->batch);
     for (int i = 0; i < LOG_COUNT; i++) {
         free(s->logs[i].tail_subject);
         free(s->logs[i].tail_type);
+        free(s->logs[i].tail_recs);
     }
     pthread_rwlock_destroy(&s->tail_lock);
     pthread_cond_destroy(&s->cond);
@@ -555,6 +673,7 @@ int storage_open(const storage_options *opts, storage **out, mb_error *err)
     s->wo = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(s->wo, opts->durability == STORAGE_DURABLE);
     s->ro = rocksdb_readoptions_create();
+    s->batch = rocksdb_writebatch_create();
 
     /* Every existing family must be opened (LIBS.md §3), ours plus any
      * foreign one; an existing database without our families is foreign. */
@@ -763,9 +882,15 @@ static int irow_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Add index entries of newly written events (seq order) to the tail. */
-static void tail_append(storage *s, slog *lg, const irow *subj, const irow *type, size_t n)
+/* Add index entries of newly written events (seq order) to the tail, with
+ * a copy of their records (recs[i], subj[i].len bytes) for the covering
+ * subject rows. */
+static void tail_append(storage *s, slog *lg, const irow *subj, const irow *type,
+                        const uint8_t *const *recs, size_t n)
 {
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += subj[i].len;
     pthread_rwlock_wrlock(&s->tail_lock);
     if (lg->tail_n + n > lg->tail_cap && !lg->tail_incomplete) {
         size_t cap = lg->tail_cap ? lg->tail_cap : 1024;
@@ -782,43 +907,92 @@ static void tail_append(storage *s, slog *lg, const irow *subj, const irow *type
         else
             lg->tail_cap = cap;
     }
+    if (lg->tail_recs_len + bytes > lg->tail_recs_cap && !lg->tail_incomplete) {
+        size_t cap = lg->tail_recs_cap ? lg->tail_recs_cap : 65536;
+        while (cap < lg->tail_recs_len + bytes)
+            cap *= 2;
+        uint8_t *a = realloc(lg->tail_recs, cap);
+        if (a == NULL) {
+            lg->tail_incomplete = 1;
+        } else {
+            lg->tail_recs = a;
+            lg->tail_recs_cap = cap;
+        }
+    }
     if (!lg->tail_incomplete) {
         memcpy(lg->tail_subject + lg->tail_n, subj, n * sizeof(*subj));
         memcpy(lg->tail_type + lg->tail_n, type, n * sizeof(*type));
+        for (size_t i = 0; i < n; i++) {
+            irow *e = &lg->tail_subject[lg->tail_n + i];
+            e->off = lg->tail_recs_len;
+            memcpy(lg->tail_recs + lg->tail_recs_len, recs[i], e->len);
+            lg->tail_recs_len += e->len;
+        }
         lg->tail_n += n;
     }
     pthread_rwlock_unlock(&s->tail_lock);
 }
 
 /* Put the posting rows of `rows` (sorted by hash, seq): one row per run of
- * one hash, keyed by the run's highest seq. */
+ * one hash, keyed by the run's highest seq. With `recs` (the subject
+ * index) the rows are covering (version 2): they carry each event's record,
+ * found at recs + row.off. */
 static int put_postings(rocksdb_writebatch_t *b, rocksdb_column_family_handle_t *cf,
-                        const irow *rows, size_t n)
+                        const irow *rows, size_t n, const uint8_t *recs)
 {
     rec_posting *p = malloc((n ? n : 1) * sizeof(*p));
-    uint8_t *v = malloc(rec_postings_size(n ? n : 1));
-    if (p == NULL || v == NULL) {
-        free(p);
-        free(v);
-        return MB_ENOMEM;
-    }
-    for (size_t i = 0; i < n;) {
+    const char **parts = malloc((n + 1) * sizeof(*parts));
+    size_t *sizes = malloc((n + 1) * sizeof(*sizes));
+    size_t vcap = 65536;
+    uint8_t *v = malloc(vcap);
+    int rc = 0;
+    if (p == NULL || parts == NULL || sizes == NULL || v == NULL)
+        rc = MB_ENOMEM;
+    for (size_t i = 0; i < n && rc == 0;) {
         size_t j = i;
         while (j < n && rows[j].h == rows[i].h) {
             p[j - i] = (rec_posting){ rows[j].seq, rows[j].time_ms, rows[j].other };
+            if (recs != NULL) {
+                parts[1 + j - i] = (const char *)recs + rows[j].off;
+                sizes[1 + j - i] = rows[j].len;
+            }
             j++;
         }
-        uint8_t k[KEY_IDX_SIZE];
-        rec_put_be64(k, rows[i].h);
-        rec_put_be64(k + 8, rows[j - 1].seq);
-        rec_postings_encode(p, j - i, v);
-        rocksdb_writebatch_put_cf(b, cf, (const char *)k, sizeof(k), (const char *)v,
-                                  rec_postings_size(j - i));
+        size_t k = j - i;
+        /* The entries; a covering row's records follow as slices of the
+         * tail's record copies (no second copy here). */
+        size_t hlen = recs != NULL ? rec_postings_rec_size(k, 0) : rec_postings_size(k);
+        if (hlen > vcap) {
+            while (vcap < hlen)
+                vcap *= 2;
+            uint8_t *nv = realloc(v, vcap);
+            if (nv == NULL) {
+                rc = MB_ENOMEM;
+                break;
+            }
+            v = nv;
+        }
+        uint8_t key[KEY_IDX_SIZE];
+        rec_put_be64(key, rows[i].h);
+        rec_put_be64(key + 8, rows[j - 1].seq);
+        if (recs != NULL) {
+            rec_postings_rec_header(p, &sizes[1], k, v);
+            parts[0] = (const char *)v;
+            sizes[0] = hlen;
+            const char *kp = (const char *)key;
+            size_t ks = sizeof(key);
+            rocksdb_writebatch_putv_cf(b, cf, 1, &kp, &ks, (int)k + 1, parts, sizes);
+        } else {
+            rec_postings_encode(p, k, v);
+            rocksdb_writebatch_put_cf(b, cf, (const char *)key, sizeof(key), (const char *)v, hlen);
+        }
         i = j;
     }
     free(p);
+    free(parts);
+    free(sizes);
     free(v);
-    return 0;
+    return rc;
 }
 
 /* Stable LSD radix sort of rows by hash, 8 bits a pass, using tmp (n rows);
@@ -860,7 +1034,7 @@ static int tail_flush(storage *s, slog *lg, mb_error *err)
     for (int k = 0; k < 2 && rc == 0; k++) {
         memcpy(sorted, src[k], n * sizeof(*sorted));
         sort_by_hash(sorted, sorted + n, n);
-        if (put_postings(b, s->cf[cfs[k]], sorted, n) != 0)
+        if (put_postings(b, s->cf[cfs[k]], sorted, n, k == 0 ? lg->tail_recs : NULL) != 0)
             rc = mb_errorf(err, MB_ENOMEM, "index %s: out of memory", lg->name);
     }
     free(sorted);
@@ -877,6 +1051,7 @@ static int tail_flush(storage *s, slog *lg, mb_error *err)
     if (rc == 0) {
         pthread_rwlock_wrlock(&s->tail_lock);
         lg->tail_n = 0;
+        lg->tail_recs_len = 0;
         lg->indexed = last;
         pthread_rwlock_unlock(&s->tail_lock);
     }
@@ -948,32 +1123,45 @@ static int prune_postings(storage *s, rocksdb_writebatch_t *b, int cf, irow *pai
             continue;
         }
         rec_posting *keep = malloc(cnt * sizeof(*keep));
-        uint8_t *nv = malloc(rec_postings_size(cnt));
-        if (keep == NULL || nv == NULL) {
+        const uint8_t **rp = malloc(cnt * sizeof(*rp));
+        size_t *rl = malloc(cnt * sizeof(*rl));
+        uint8_t *nv = malloc(vl > rec_postings_size(cnt) ? vl : rec_postings_size(cnt));
+        if (keep == NULL || nv == NULL || rp == NULL || rl == NULL) {
             free(keep);
+            free(rp);
+            free(rl);
             free(nv);
             rc = mb_errorf(err, MB_ENOMEM, "prune: out of memory");
             break;
         }
-        size_t nk = 0, d = i;
+        size_t nk = 0, d = i, bytes = 0;
         for (size_t e = 0; e < cnt; e++) {
             rec_posting p = rec_posting_at(v, e);
             while (d < j && pairs[d].seq < p.seq)
                 d++;
             if (d < j && pairs[d].seq == p.seq)
                 continue;
+            rec_posting_record(v, e, &rp[nk], &rl[nk]);
+            bytes += rl[nk];
             keep[nk++] = p;
         }
         if (nk != cnt) {
             rocksdb_writebatch_delete_cf(b, s->cf[cf], (const char *)rk, kl);
             if (nk > 0) {
+                int covering = v[0] == POST_VERSION_REC;
+                size_t nvl = covering ? rec_postings_rec_size(nk, bytes) : rec_postings_size(nk);
                 rec_put_be64(k + 8, keep[nk - 1].seq);
-                rec_postings_encode(keep, nk, nv);
+                if (covering)
+                    rec_postings_rec_encode(keep, rp, rl, nk, nv);
+                else
+                    rec_postings_encode(keep, nk, nv);
                 rocksdb_writebatch_put_cf(b, s->cf[cf], (const char *)k, sizeof(k),
-                                          (const char *)nv, rec_postings_size(nk));
+                                          (const char *)nv, nvl);
             }
         }
         free(keep);
+        free(rp);
+        free(rl);
         free(nv);
         i = j;
     }
@@ -1007,6 +1195,41 @@ static void tail_remove(storage *s, slog *lg, const uint64_t *seqs, size_t n)
     pthread_rwlock_unlock(&s->tail_lock);
 }
 
+/* Put the record row being built into the batch and start a new one. */
+static void chunk_put(rocksdb_writebatch_t *b, rocksdb_column_family_handle_t *cf, cbuild *c)
+{
+    if (c->n == 0)
+        return;
+    rec_chunk_header(c->header, c->n);
+    c->parts[0] = (const char *)c->header;
+    c->sizes[0] = CHUNK_HEADER_SIZE;
+    c->parts[c->n + 1] = (const char *)c->table;
+    c->sizes[c->n + 1] = c->n * CHUNK_ENTRY_SIZE;
+    uint8_t k[KEY_SEQ_SIZE];
+    rec_put_be64(k, c->first);
+    const char *kp = (const char *)k;
+    size_t ks = sizeof(k);
+    rocksdb_writebatch_putv_cf(b, cf, 1, &kp, &ks, (int)c->n + 2, c->parts, c->sizes);
+    c->n = 0;
+}
+
+/* Add a sealed record (borrowed until chunk_put) to the row being built. */
+static void chunk_add(rocksdb_writebatch_t *b, rocksdb_column_family_handle_t *cf, cbuild *c,
+                      uint64_t seq, const uint8_t *rec, size_t len)
+{
+    if (c->n == CHUNK_MAX_EVENTS || (c->n > 0 && c->bytes + len > CHUNK_MAX_BYTES))
+        chunk_put(b, cf, c);
+    if (c->n == 0) {
+        c->first = seq;
+        c->bytes = CHUNK_HEADER_SIZE;
+    }
+    c->parts[c->n + 1] = (const char *)rec;
+    c->sizes[c->n + 1] = len;
+    c->bytes += len;
+    rec_chunk_entry(c->table + c->n * CHUNK_ENTRY_SIZE, seq, c->bytes);
+    c->n++;
+}
+
 /* Build one WriteBatch from a group of append requests (events, time index
  * rows, counters, meta) and write it; then add the subject/type entries to
  * the index tail. */
@@ -1016,11 +1239,18 @@ static int write_group(storage *s, wreq *group, uint64_t *t_last, uint64_t *t_co
     for (wreq *r = group; r != NULL; r = r->next)
         total += r->n;
     irow *rows = total > 0 ? malloc(2 * LOG_COUNT * total * sizeof(*rows)) : NULL;
-    if (total > 0 && rows == NULL)
+    const uint8_t **recp = total > 0 ? malloc(LOG_COUNT * total * sizeof(*recp)) : NULL;
+    if (total > 0 && (rows == NULL || recp == NULL)) {
+        free(rows);
+        free(recp);
         return mb_errorf(err, MB_ENOMEM, "append: out of memory for %zu events", total);
+    }
     /* rows of log li: subject at [2*li*total], type at [(2*li+1)*total] */
     size_t nrows[LOG_COUNT] = { 0 };
-    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_t *b = s->batch;
+    rocksdb_writebatch_clear(b);
+    for (int li = 0; li < LOG_COUNT; li++)
+        s->build[li].n = 0;
     int touched[LOG_COUNT] = { 0 };
     int rc = 0;
     for (wreq *r = group; r != NULL; r = r->next) {
@@ -1041,15 +1271,13 @@ static int write_group(storage *s, wreq *group, uint64_t *t_last, uint64_t *t_co
             }
             uint8_t *rec = r->recs + r->ev[i].off;
             rec_seal(rec, r->ev[i].crc, seq);
-            uint8_t k[KEY_SEQ_SIZE];
-            rec_put_be64(k, seq);
-            rocksdb_writebatch_put_cf(b, s->cf[r->log->cf_rec], (const char *)k, sizeof(k),
-                                      (const char *)rec, r->ev[i].len);
+            chunk_add(b, s->cf[r->log->cf_rec], &s->build[li], seq, rec, r->ev[i].len);
             put_time_row(s, b, r->log, seq, ev->time_ms);
             irow *subj = &rows[2 * li * total + nrows[li]];
             irow *type = &rows[(2 * li + 1) * total + nrows[li]];
-            *subj = (irow){ r->ev[i].hsubject, seq, r->ev[i].htype, ev->time_ms };
-            *type = (irow){ r->ev[i].htype, seq, r->ev[i].hsubject, ev->time_ms };
+            *subj = (irow){ r->ev[i].hsubject, seq, r->ev[i].htype, ev->time_ms, 0, r->ev[i].len };
+            *type = (irow){ r->ev[i].htype, seq, r->ev[i].hsubject, ev->time_ms, 0, 0 };
+            recp[li * total + nrows[li]] = rec;
             nrows[li]++;
             t_last[li] = seq;
             t_count[li]++;
@@ -1074,6 +1302,7 @@ static int write_group(storage *s, wreq *group, uint64_t *t_last, uint64_t *t_co
         if (!touched[li])
             continue;
         const slog *lg = &s->logs[li];
+        chunk_put(b, s->cf[lg->cf_rec], &s->build[li]);
         put_log_counters(s, b, lg, t_last[li], t_count[li], 0, 0);
     }
     if (rocksdb_writebatch_count(b) > 0) {
@@ -1090,13 +1319,15 @@ static int write_group(storage *s, wreq *group, uint64_t *t_last, uint64_t *t_co
         if (nrows[li] == 0)
             continue;
         slog *lg = &s->logs[li];
-        tail_append(s, lg, &rows[2 * li * total], &rows[(2 * li + 1) * total], nrows[li]);
-        if (lg->tail_n >= s->tail_flush_events)
+        tail_append(s, lg, &rows[2 * li * total], &rows[(2 * li + 1) * total], &recp[li * total],
+                    nrows[li]);
+        if (lg->tail_n >= s->tail_flush_events || lg->tail_recs_len >= TAIL_FLUSH_BYTES)
             tail_flush(s, lg, NULL);
     }
 out:
-    rocksdb_writebatch_destroy(b);
+    rocksdb_writebatch_clear(b);
     free(rows);
+    free(recp);
     return rc;
 }
 
@@ -1222,6 +1453,7 @@ typedef struct qrun {
     int stopping;               /* limit reached or callback said stop: look for the cursor */
     uint64_t cursor;            /* next_cursor result */
     rocksdb_readoptions_t *ro;  /* point reads, on the query's snapshot */
+    rcur cur;                   /* record rows, on the query's snapshot */
     uint64_t cand[QUERY_BATCH]; /* index candidates waiting for their records */
     size_t ncand;
 } qrun;
@@ -1252,38 +1484,17 @@ static int q_offer(qrun *r, uint64_t seq, const uint8_t *rec, size_t len, mb_err
 }
 
 /* Fetch the records of `n` candidate seqs (in delivery order) and offer
- * them; a candidate whose record is gone (pruned meanwhile) is skipped. */
-static int q_fetch(qrun *r, rocksdb_readoptions_t *ro, const uint64_t *seqs, size_t n,
-                   mb_error *err)
+ * them; a candidate whose record is gone (pruned meanwhile) is skipped.
+ * Consecutive candidates often share a record row, which the cursor keeps. */
+static int q_fetch(qrun *r, const uint64_t *seqs, size_t n, mb_error *err)
 {
-    uint8_t keys[QUERY_BATCH][8];
-    const char *kp[QUERY_BATCH] = { 0 };
-    size_t ks[QUERY_BATCH] = { 0 };
-    rocksdb_pinnableslice_t *vals[QUERY_BATCH];
-    char *errs[QUERY_BATCH];
-    for (size_t i = 0; i < n; i++) {
-        rec_put_be64(keys[i], seqs[i]);
-        kp[i] = (const char *)keys[i];
-        ks[i] = 8;
-        vals[i] = NULL;
-        errs[i] = NULL;
-    }
-    rocksdb_batched_multi_get_cf(r->s->db, ro, r->s->cf[r->lg->cf_rec], n, kp, ks, vals, errs,
-                                 r->mode != MODE_TIME && !r->q->newest_first);
     int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (rc == 0 && errs[i] != NULL)
-            rc = rdb_fail(err, &errs[i], "query %s: read event %llu", r->lg->name,
-                          (unsigned long long)seqs[i]);
-        if (rc == 0 && vals[i] != NULL) {
-            size_t len;
-            const char *v = rocksdb_pinnableslice_value(vals[i], &len);
-            rc = q_offer(r, seqs[i], (const uint8_t *)v, len, err);
-        }
-        if (errs[i] != NULL)
-            rocksdb_free(errs[i]);
-        if (vals[i] != NULL)
-            rocksdb_pinnableslice_destroy(vals[i]);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const uint8_t *rec;
+        size_t len;
+        rc = rcur_find(&r->cur, seqs[i], &rec, &len, err);
+        if (rc == 0 && rec != NULL)
+            rc = q_offer(r, seqs[i], rec, len, err);
     }
     return rc;
 }
@@ -1297,7 +1508,7 @@ static int q_push(qrun *r, uint64_t seq, mb_error *err)
     size_t want = r->stopping ? 1 : r->limit - r->delivered + 1;
     if (r->ncand < QUERY_BATCH && r->ncand < want)
         return 0;
-    int rc = q_fetch(r, r->ro, r->cand, r->ncand, err);
+    int rc = q_fetch(r, r->cand, r->ncand, err);
     r->ncand = 0;
     return rc;
 }
@@ -1306,7 +1517,7 @@ static int q_drain(qrun *r, mb_error *err)
 {
     if (r->ncand == 0)
         return 0;
-    int rc = q_fetch(r, r->ro, r->cand, r->ncand, err);
+    int rc = q_fetch(r, r->cand, r->ncand, err);
     r->ncand = 0;
     return rc;
 }
@@ -1372,8 +1583,19 @@ static int q_postings(qrun *r, int cf, uint64_t h, uint64_t top, const rocksdb_s
                 past = 1;
                 break;
             }
-            if (e.seq <= top && q_entry_matches(r, e.seq, e.time_ms, e.other))
-                rc = q_push(r, e.seq, err);
+            if (e.seq > top || !q_entry_matches(r, e.seq, e.time_ms, e.other))
+                continue;
+            const uint8_t *rec;
+            size_t rlen;
+            rec_posting_record(v, desc ? n - 1 - i : i, &rec, &rlen);
+            if (rec == NULL) {
+                rc = q_push(r, e.seq, err); /* fetch it from the record rows */
+            } else if ((rc = q_drain(r, err)) == 0) {
+                /* A covering row: the record is here, no point read. A
+                 * copy pruned meanwhile cannot be here: rows are read on
+                 * the query's snapshot, and prune rewrites them. */
+                rc = q_offer(r, e.seq, rec, rlen, err);
+            }
         }
         if (desc)
             rocksdb_iter_prev(it);
@@ -1400,7 +1622,48 @@ static int q_tail(qrun *r, const irow *t, size_t n, mb_error *err)
     return rc;
 }
 
-/* Scan the records (MODE_SEQ) or the time index (MODE_TIME). */
+/* Scan the record rows for seqs in [seq_lo, seq_hi] (MODE_SEQ). */
+static int q_scan_seq(qrun *r, mb_error *err)
+{
+    rcur *cur = &r->cur;
+    int desc = r->q->newest_first;
+    uint8_t k[KEY_SEQ_SIZE];
+    rec_put_be64(k, desc ? r->seq_hi : r->seq_lo);
+    /* The row holding the first wanted seq starts at or below it. */
+    rocksdb_iter_seek_for_prev(cur->it, (const char *)k, sizeof(k));
+    if (!desc && !rocksdb_iter_valid(cur->it))
+        rocksdb_iter_seek(cur->it, (const char *)k, sizeof(k));
+    int rc = 0, past = 0;
+    while (rc == 0 && !past && rocksdb_iter_valid(cur->it)) {
+        if ((rc = rcur_load(cur, err)) != 0)
+            break;
+        size_t n = cur->c.n;
+        for (size_t j = 0; j < n && rc == 0; j++) {
+            size_t i = desc ? n - 1 - j : j;
+            uint64_t seq = rec_chunk_seq(&cur->c, i);
+            if (desc ? seq > r->seq_hi : seq < r->seq_lo)
+                continue;
+            if (desc ? seq < r->seq_lo : seq > r->seq_hi) {
+                past = 1;
+                break;
+            }
+            const uint8_t *rec;
+            size_t len;
+            rec_chunk_record(&cur->c, i, &rec, &len);
+            rc = q_offer(r, seq, rec, len, err);
+        }
+        cur->have = 0;
+        if (desc)
+            rocksdb_iter_prev(cur->it);
+        else
+            rocksdb_iter_next(cur->it);
+    }
+    if (rc == 0)
+        rc = rcur_error(cur, err);
+    return rc;
+}
+
+/* Scan the time index (MODE_TIME). */
 static int q_scan(qrun *r, int64_t cursor_time, const rocksdb_snapshot_t *snap, mb_error *err)
 {
     const struct storage_query *q = r->q;
@@ -1409,12 +1672,7 @@ static int q_scan(qrun *r, int64_t cursor_time, const rocksdb_snapshot_t *snap, 
     uint8_t lo[KEY_IDX_SIZE], hi[KEY_IDX_SIZE + 1];
     size_t klen;
     int cf;
-    if (r->mode == MODE_SEQ) {
-        klen = KEY_SEQ_SIZE;
-        cf = lg->cf_rec;
-        rec_put_be64(lo, r->seq_lo);
-        rec_put_be64(hi, r->seq_hi);
-    } else {
+    {
         klen = KEY_IDX_SIZE;
         cf = lg->cf_time;
         rec_put_be64(lo, rec_time_to_key(r->t_lo));
@@ -1443,18 +1701,15 @@ static int q_scan(qrun *r, int64_t cursor_time, const rocksdb_snapshot_t *snap, 
         rocksdb_iter_seek(it, (const char *)lo, klen);
     int rc = 0;
     while (rc == 0 && rocksdb_iter_valid(it)) {
-        size_t kl, vl;
+        size_t kl;
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
-        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
         if (kl != klen) {
             rc = mb_errorf(err, MB_ECORRUPT, "query %s: key of %zu bytes in %s", lg->name, kl,
                            cf_names[cf]);
             break;
         }
         uint64_t seq = rec_get_be64(k + klen - 8);
-        if (r->mode == MODE_SEQ)
-            rc = q_offer(r, seq, v, vl, err);
-        else if (seq >= r->seq_lo && seq <= r->seq_hi)
+        if (seq >= r->seq_lo && seq <= r->seq_hi)
             rc = q_push(r, seq, err);
         if (q->newest_first)
             rocksdb_iter_prev(it);
@@ -1552,37 +1807,34 @@ static int run_query(storage *s, slog *lg, const struct storage_query *q, storag
     pthread_rwlock_unlock(&s->tail_lock);
     r.ro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_snapshot(r.ro, snap);
+    rcur_init(&r.cur, s, r.ro, lg->cf_rec, lg->name);
     if (rc != 0)
         goto out;
 
     /* Time-ordered cursor: resume at the cursor event's (time, seq). */
     int64_t cursor_time = 0;
     if (r.mode == MODE_TIME && q->cursor != 0) {
-        uint8_t k[8];
-        rec_put_be64(k, q->cursor);
-        char *e = NULL;
+        const uint8_t *v;
         size_t len = 0;
-        char *v = rocksdb_get_cf(s->db, r.ro, s->cf[lg->cf_rec], (const char *)k, 8, &len, &e);
-        if (e != NULL) {
-            rc = rdb_fail(err, &e, "query %s: read cursor event", lg->name);
+        if ((rc = rcur_find(&r.cur, q->cursor, &v, &len, err)) != 0)
             goto out;
-        }
         if (v == NULL) {
             rc = mb_errorf(err, MB_ENOTFOUND, "query %s: cursor event %llu is no longer in the log",
                            lg->name, (unsigned long long)q->cursor);
             goto out;
         }
         storage_event cev;
-        rc = rec_decode((const uint8_t *)v, len, q->cursor, &cev, err);
+        rc = rec_decode(v, len, q->cursor, &cev, err);
         cursor_time = cev.time_ms;
-        rocksdb_free(v);
         if (rc != 0)
             goto out;
     }
     if (r.seq_lo > r.seq_hi || r.t_lo > r.t_hi)
         goto out;
 
-    if (!index_mode) {
+    if (r.mode == MODE_SEQ) {
+        rc = q_scan_seq(&r, err);
+    } else if (!index_mode) {
         rc = q_scan(&r, cursor_time, snap, err);
     } else {
         /* Posting rows hold seqs up to `indexed`, the tail the ones above. */
@@ -1606,6 +1858,7 @@ out:
     if (rc == 0 && next_cursor != NULL)
         *next_cursor = r.cursor;
     free(tail);
+    rcur_close(&r.cur);
     rocksdb_readoptions_destroy(r.ro);
     rocksdb_release_snapshot(s->db, snap);
     return rc;
@@ -1627,21 +1880,18 @@ int storage_get(storage *s, uint64_t seq, storage_event_cb cb, void *arg, mb_err
 {
     if (s == NULL || cb == NULL || seq == 0)
         return mb_errorf(err, MB_EINVAL, "get event: NULL store or callback, or seq 0");
-    uint8_t k[8];
-    rec_put_be64(k, seq);
-    char *e = NULL;
+    rcur cur;
+    rcur_init(&cur, s, s->ro, CF_EVENTS, "events");
+    const uint8_t *v;
     size_t len = 0;
-    char *v = rocksdb_get_cf(s->db, s->ro, s->cf[CF_EVENTS], (const char *)k, 8, &len, &e);
-    if (e != NULL)
-        return rdb_fail(err, &e, "get event %llu", (unsigned long long)seq);
-    if (v == NULL)
-        return mb_errorf(err, MB_ENOTFOUND, "get event %llu: not in the log",
-                         (unsigned long long)seq);
+    int rc = rcur_find(&cur, seq, &v, &len, err);
+    if (rc == 0 && v == NULL)
+        rc =
+            mb_errorf(err, MB_ENOTFOUND, "get event %llu: not in the log", (unsigned long long)seq);
     storage_event ev;
-    int rc = rec_decode((const uint8_t *)v, len, seq, &ev, err);
-    if (rc == 0)
+    if (rc == 0 && (rc = rec_decode(v, len, seq, &ev, err)) == 0)
         cb(&ev, arg);
-    rocksdb_free(v);
+    rcur_close(&cur);
     return rc;
 }
 
@@ -1658,6 +1908,71 @@ static void exclusive_enter(storage *s, wreq *r, uint64_t *t_last, uint64_t *t_c
     (void)done; /* an exclusive request is never done by another writer */
 }
 
+/* Rewrite the record row the cursor is on without the events listed in
+ * dseqs[*i..nd) that it holds (advancing *i past them): their time rows and
+ * index entries are collected in ps/pt (*np), the row is deleted, and the
+ * kept records, if any, are put under the key of the first kept seq. A
+ * damaged record is deleted too (its index entries cannot be known). */
+static int prune_row(storage *s, rocksdb_writebatch_t *b, slog *lg, rcur *cur,
+                     const uint64_t *dseqs, size_t nd, size_t *i, irow *ps, irow *pt, size_t *np,
+                     uint64_t *removed, mb_error *err)
+{
+    const rec_chunk *c = &cur->c;
+    size_t vlen = (size_t)(c->table - c->buf) + c->n * CHUNK_ENTRY_SIZE;
+    uint8_t *nv = malloc(vlen);
+    uint8_t *table = malloc(c->n * CHUNK_ENTRY_SIZE);
+    if (nv == NULL || table == NULL) {
+        free(nv);
+        free(table);
+        return mb_errorf(err, MB_ENOMEM, "prune %s: out of memory", lg->name);
+    }
+    size_t kept = 0, off = CHUNK_HEADER_SIZE;
+    uint64_t first_kept = 0;
+    for (size_t e = 0; e < c->n; e++) {
+        uint64_t seq = rec_chunk_seq(c, e);
+        while (*i < nd && dseqs[*i] < seq)
+            (*i)++;
+        const uint8_t *rec;
+        size_t len;
+        rec_chunk_record(c, e, &rec, &len);
+        if (*i < nd && dseqs[*i] == seq) {
+            storage_event ev;
+            if (rec_decode(rec, len, seq, &ev, NULL) == 0) {
+                uint64_t hs = rec_hash(ev.subject), ht = rec_hash(ev.type);
+                delete_time_row(s, b, lg, seq, ev.time_ms);
+                ps[*np] = (irow){ hs, seq, ht, ev.time_ms, 0, 0 };
+                pt[*np] = (irow){ ht, seq, hs, ev.time_ms, 0, 0 };
+                (*np)++;
+            }
+            (*removed)++;
+            continue;
+        }
+        if (kept == 0)
+            first_kept = seq;
+        memcpy(nv + off, rec, len);
+        off += len;
+        rec_chunk_entry(table + kept * CHUNK_ENTRY_SIZE, seq, off);
+        kept++;
+    }
+    while (*i < nd && dseqs[*i] <= cur->last)
+        (*i)++;
+    if (kept != c->n) {
+        uint8_t k[KEY_SEQ_SIZE];
+        rec_put_be64(k, cur->first);
+        rocksdb_writebatch_delete_cf(b, s->cf[lg->cf_rec], (const char *)k, sizeof(k));
+        if (kept > 0) {
+            rec_chunk_header(nv, kept);
+            memcpy(nv + off, table, kept * CHUNK_ENTRY_SIZE);
+            rec_put_be64(k, first_kept);
+            rocksdb_writebatch_put_cf(b, s->cf[lg->cf_rec], (const char *)k, sizeof(k),
+                                      (const char *)nv, off + kept * CHUNK_ENTRY_SIZE);
+        }
+    }
+    free(nv);
+    free(table);
+    return 0;
+}
+
 /* Delete one chunk of events below `before` (by seq), or with a time below
  * `before_time` (by_time). Sets *more when the chunk was full. */
 static int prune_chunk(storage *s, slog *lg, int by_time, uint64_t before, int64_t before_time,
@@ -1671,87 +1986,103 @@ static int prune_chunk(storage *s, slog *lg, int by_time, uint64_t before, int64
     *more = 0;
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-    uint8_t lo[KEY_IDX_SIZE], hi[KEY_IDX_SIZE];
-    size_t klen;
-    int cf;
-    if (by_time) {
-        cf = lg->cf_time;
-        klen = KEY_IDX_SIZE;
-        memset(lo, 0, sizeof(lo));
-        rec_put_be64(hi, rec_time_to_key(before_time));
-        rec_put_be64(hi + 8, 0);
-    } else {
-        cf = lg->cf_rec;
-        klen = KEY_SEQ_SIZE;
-        rec_put_be64(lo, t_floor[li] > 0 ? t_floor[li] : 1);
-        rec_put_be64(hi, before);
-    }
-    rocksdb_readoptions_set_iterate_lower_bound(ro, (const char *)lo, klen);
-    rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, klen);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[cf]);
-    rocksdb_iter_seek(it, (const char *)lo, klen);
-    size_t n = 0;
+    size_t cap = PRUNE_CHUNK + CHUNK_MAX_EVENTS, nd = 0, npairs = 0;
+    irow *ps = malloc(cap * sizeof(*ps));
+    irow *pt = malloc(cap * sizeof(*pt));
+    uint64_t *dseqs = malloc(cap * sizeof(*dseqs));
     uint64_t n_removed = 0;
-    irow *ps = malloc(PRUNE_CHUNK * sizeof(*ps));
-    irow *pt = malloc(PRUNE_CHUNK * sizeof(*pt));
-    uint64_t *dseqs = malloc(PRUNE_CHUNK * sizeof(*dseqs));
-    size_t npairs = 0, nd = 0;
+    rcur cur;
+    rcur_init(&cur, s, ro, lg->cf_rec, lg->name);
     if (ps == NULL || pt == NULL || dseqs == NULL)
         rc = mb_errorf(err, MB_ENOMEM, "prune %s: out of memory", lg->name);
-    for (; rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
-        if (n == PRUNE_CHUNK) {
-            *more = 1;
-            break;
-        }
-        n++;
-        size_t kl, vl;
-        const char *k = rocksdb_iter_key(it, &kl);
-        if (kl != klen)
-            continue; /* not a key of ours: leave it */
-        uint64_t seq = rec_get_be64((const uint8_t *)k + klen - 8);
-        uint8_t ek[8];
-        rec_put_be64(ek, seq);
-        char *own = NULL;
-        const char *v;
-        if (by_time) {
-            char *e = NULL;
-            own = rocksdb_get_cf(s->db, s->ro, s->cf[lg->cf_rec], (const char *)ek, 8, &vl, &e);
-            if (e != NULL) {
-                rc = rdb_fail(err, &e, "prune %s: read event %llu", lg->name,
-                              (unsigned long long)seq);
+
+    if (rc == 0 && by_time) {
+        /* The events to delete: from the time index, oldest first. */
+        uint8_t lo[KEY_IDX_SIZE] = { 0 }, hi[KEY_IDX_SIZE];
+        rec_put_be64(hi, rec_time_to_key(before_time));
+        rec_put_be64(hi + 8, 0);
+        rocksdb_readoptions_t *tro = rocksdb_readoptions_create();
+        rocksdb_readoptions_set_iterate_upper_bound(tro, (const char *)hi, sizeof(hi));
+        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, tro, s->cf[lg->cf_time]);
+        for (rocksdb_iter_seek(it, (const char *)lo, sizeof(lo)); rocksdb_iter_valid(it);
+             rocksdb_iter_next(it)) {
+            if (nd == PRUNE_CHUNK) {
+                *more = 1;
                 break;
             }
-            v = own;
-            /* The time row itself; the event's other rows follow below. */
-            rocksdb_writebatch_delete_cf(b, s->cf[cf], k, kl);
-        } else {
-            v = rocksdb_iter_value(it, &vl);
+            size_t kl;
+            const char *k = rocksdb_iter_key(it, &kl);
+            if (kl != KEY_IDX_SIZE)
+                continue; /* not a key of ours: leave it */
+            /* The time row itself (also for a damaged or missing record). */
+            rocksdb_writebatch_delete_cf(b, s->cf[lg->cf_time], k, kl);
+            dseqs[nd++] = rec_get_be64((const uint8_t *)k + 8);
         }
-        if (v != NULL) {
-            storage_event ev;
-            if (rec_decode((const uint8_t *)v, vl, seq, &ev, NULL) == 0) {
-                uint64_t hs = rec_hash(ev.subject), ht = rec_hash(ev.type);
-                delete_time_row(s, b, lg, seq, ev.time_ms);
-                ps[npairs] = (irow){ hs, seq, ht, ev.time_ms };
-                pt[npairs] = (irow){ ht, seq, hs, ev.time_ms };
-                npairs++;
-            }
-            /* A damaged record is deleted too; its index entries (unknown)
-             * stay behind and are skipped by queries. */
-            rocksdb_writebatch_delete_cf(b, s->cf[lg->cf_rec], (const char *)ek, 8);
-            dseqs[nd++] = seq;
-            n_removed++;
-        }
-        if (!by_time && !*more)
-            t_floor[li] = seq + 1;
-        rocksdb_free(own);
-    }
-    if (rc == 0) {
         char *e = NULL;
         rocksdb_iter_get_error(it, &e);
         if (e != NULL)
-            rc = rdb_fail(err, &e, "prune %s", lg->name);
+            rc = rdb_fail(err, &e, "prune %s: read time index", lg->name);
+        rocksdb_iter_destroy(it);
+        rocksdb_readoptions_destroy(tro);
+        qsort(dseqs, nd, sizeof(*dseqs), u64_cmp);
+        for (size_t i = 0; rc == 0 && i < nd;) {
+            const uint8_t *rec;
+            size_t len;
+            if ((rc = rcur_find(&cur, dseqs[i], &rec, &len, err)) != 0) {
+                if (rc == MB_ECORRUPT && !cur.have) /* damaged row: drop it */
+                    rc = 0;
+                if (rc == 0 && rocksdb_iter_valid(cur.it)) {
+                    size_t kl;
+                    const char *k = rocksdb_iter_key(cur.it, &kl);
+                    rocksdb_writebatch_delete_cf(b, s->cf[lg->cf_rec], k, kl);
+                }
+                i++;
+                continue;
+            }
+            if (rec == NULL) {
+                i++; /* no such record */
+                continue;
+            }
+            rc = prune_row(s, b, lg, &cur, dseqs, nd, &i, ps, pt, &npairs, &n_removed, err);
+        }
+    } else if (rc == 0) {
+        /* Whole rows from the floor up, the last one possibly in part. */
+        uint8_t lo[KEY_SEQ_SIZE];
+        rec_put_be64(lo, t_floor[li] > 0 ? t_floor[li] : 1);
+        rocksdb_iter_seek_for_prev(cur.it, (const char *)lo, sizeof(lo));
+        if (!rocksdb_iter_valid(cur.it))
+            rocksdb_iter_seek(cur.it, (const char *)lo, sizeof(lo));
+        while (rc == 0 && rocksdb_iter_valid(cur.it)) {
+            size_t kl;
+            const char *k = rocksdb_iter_key(cur.it, &kl);
+            if (kl == KEY_SEQ_SIZE && rec_get_be64((const uint8_t *)k) >= before)
+                break;
+            if (nd >= PRUNE_CHUNK) {
+                *more = 1;
+                break;
+            }
+            if (rcur_load(&cur, NULL) != 0 || cur.c.n > CHUNK_MAX_EVENTS) {
+                /* A damaged row, a foreign key or a row bigger than any
+                 * writer makes, below `before`: its events cannot be
+                 * known; drop it. */
+                rocksdb_writebatch_delete_cf(b, s->cf[lg->cf_rec], k, kl);
+                rocksdb_iter_next(cur.it);
+                continue;
+            }
+            size_t from = nd;
+            for (size_t e = 0; e < cur.c.n && rec_chunk_seq(&cur.c, e) < before; e++)
+                dseqs[nd++] = rec_chunk_seq(&cur.c, e);
+            size_t i = from;
+            if (nd > from)
+                rc = prune_row(s, b, lg, &cur, dseqs, nd, &i, ps, pt, &npairs, &n_removed, err);
+            if (rc == 0 && *more == 0 && nd > from)
+                t_floor[li] = dseqs[nd - 1] + 1;
+            cur.have = 0;
+            rocksdb_iter_next(cur.it);
+        }
     }
+    if (rc == 0)
+        rc = rcur_error(&cur, err);
     if (rc == 0 && !by_time && !*more && before > t_floor[li])
         t_floor[li] = before;
     if (rc == 0)
@@ -1766,11 +2097,10 @@ static int prune_chunk(storage *s, slog *lg, int by_time, uint64_t before, int64
         if (e != NULL)
             rc = rdb_fail(err, &e, "prune %s", lg->name);
     }
-    rocksdb_iter_destroy(it);
+    rcur_close(&cur);
     rocksdb_readoptions_destroy(ro);
     rocksdb_writebatch_destroy(b);
     if (rc == 0) {
-        qsort(dseqs, nd, sizeof(*dseqs), u64_cmp);
         tail_remove(s, lg, dseqs, nd);
         *removed += n_removed;
     }
@@ -1987,4 +2317,55 @@ int storage_testing_put_raw(storage *s, const char *cf_name, const void *key, si
         return 0;
     }
     return mb_errorf(err, MB_ENOTFOUND, "raw put: no column family %s", cf_name);
+}
+
+int storage_testing_replace_record(storage *s, uint64_t seq, const void *rec, size_t len,
+                                   mb_error *err)
+{
+    rcur cur;
+    rcur_init(&cur, s, s->ro, CF_EVENTS, "events");
+    const uint8_t *old;
+    size_t old_len;
+    int rc = rcur_find(&cur, seq, &old, &old_len, err);
+    if (rc == 0 && old == NULL)
+        rc = mb_errorf(err, MB_ENOTFOUND, "replace record %llu: no such event",
+                       (unsigned long long)seq);
+    uint8_t *nv = NULL;
+    if (rc == 0) {
+        const rec_chunk *c = &cur.c;
+        nv = malloc((size_t)(c->table - c->buf) + len + c->n * CHUNK_ENTRY_SIZE);
+        if (nv == NULL)
+            rc = mb_errorf(err, MB_ENOMEM, "replace record: out of memory");
+        size_t off = CHUNK_HEADER_SIZE;
+        uint8_t *table = NULL;
+        if (rc == 0 && (table = malloc(c->n * CHUNK_ENTRY_SIZE)) == NULL)
+            rc = mb_errorf(err, MB_ENOMEM, "replace record: out of memory");
+        for (size_t i = 0; rc == 0 && i < c->n; i++) {
+            const uint8_t *r;
+            size_t rl;
+            rec_chunk_record(c, i, &r, &rl);
+            if (rec_chunk_seq(c, i) == seq) {
+                r = rec;
+                rl = len;
+            }
+            memcpy(nv + off, r, rl);
+            off += rl;
+            rec_chunk_entry(table + i * CHUNK_ENTRY_SIZE, rec_chunk_seq(c, i), off);
+        }
+        if (rc == 0) {
+            rec_chunk_header(nv, c->n);
+            memcpy(nv + off, table, c->n * CHUNK_ENTRY_SIZE);
+            uint8_t k[KEY_SEQ_SIZE];
+            rec_put_be64(k, cur.first);
+            char *e = NULL;
+            rocksdb_put_cf(s->db, s->wo, s->cf[CF_EVENTS], (const char *)k, sizeof(k),
+                           (const char *)nv, off + c->n * CHUNK_ENTRY_SIZE, &e);
+            if (e != NULL)
+                rc = rdb_fail(err, &e, "replace record %llu", (unsigned long long)seq);
+        }
+        free(table);
+    }
+    free(nv);
+    rcur_close(&cur);
+    return rc;
 }

@@ -12,6 +12,12 @@
 int storage_testing_put_raw(storage *s, const char *cf_name, const void *key, size_t key_len,
                             const void *val, size_t val_len, mb_error *err);
 
+/* Replace the stored bytes of event `seq` of the replicated log, inside
+ * its record row, with `rec` (len > 0 bytes), bypassing the encoder.
+ * MB_ENOTFOUND when there is no such event. `rec` is borrowed. */
+int storage_testing_replace_record(storage *s, uint64_t seq, const void *rec, size_t len,
+                                   mb_error *err);
+
 /* Write the subject/type index tail into posting rows every `events`
  * events instead of every 65536, so that tests exercise rows and tail
  * together. */

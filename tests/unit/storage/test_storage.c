@@ -39,7 +39,7 @@ static storage *open_at(const char *path, storage_durability d)
 }
 
 /* Index entries go from the in-memory tail to posting rows every 37
- * events here (65536 by default), so that queries and retention always
+ * events here (131072 by default), so that queries and retention always
  * cross both. */
 #define TEST_INDEX_FLUSH 37
 
@@ -659,9 +659,7 @@ static void test_damaged_record_is_reported_as_corrupt_with_its_seq(void)
     setup();
     append_pattern(st, 20, 1000);
     mb_error err;
-    uint8_t key[8];
-    rec_put_be64(key, 7);
-    CU_ASSERT_EQUAL(storage_testing_put_raw(st, "events", key, 8, "{\"json\":1}", 10, &err), 0);
+    CU_ASSERT_EQUAL(storage_testing_replace_record(st, 7, "{\"json\":1}", 10, &err), 0);
     struct storage_query q = { .limit = 100 };
     memset(&g, 0, sizeof(g));
     CU_ASSERT_EQUAL(storage_query(st, &q, collect_cb, &g, NULL, &err), MB_ECORRUPT);
@@ -678,16 +676,13 @@ static void test_damaged_record_is_reported_as_corrupt_with_its_seq(void)
     storage_event ev = { .type = "t", .subject = "s", .payload = "p", .payload_len = 1 };
     uint8_t rec[64];
     rec_encode(&ev, 3, rec);
-    rec_put_be64(key, 9);
-    CU_ASSERT_EQUAL(storage_testing_put_raw(st, "events", key, 8, rec, rec_encoded_size(&ev), &err),
-                    0);
+    CU_ASSERT_EQUAL(storage_testing_replace_record(st, 9, rec, rec_encoded_size(&ev), &err), 0);
     CU_ASSERT_EQUAL(storage_get(st, 9, collect_cb, &g, &err), MB_ECORRUPT);
     CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "checksum"));
     /* one flipped payload bit */
     rec_encode(&ev, 9, rec);
     rec[rec_encoded_size(&ev) - 1] ^= 1;
-    CU_ASSERT_EQUAL(storage_testing_put_raw(st, "events", key, 8, rec, rec_encoded_size(&ev), &err),
-                    0);
+    CU_ASSERT_EQUAL(storage_testing_replace_record(st, 9, rec, rec_encoded_size(&ev), &err), 0);
     CU_ASSERT_EQUAL(storage_get(st, 9, collect_cb, &g, &err), MB_ECORRUPT);
     /* retention deletes damaged records instead of failing on them */
     uint64_t removed;
@@ -696,6 +691,99 @@ static void test_damaged_record_is_reported_as_corrupt_with_its_seq(void)
     q = (struct storage_query){ .limit = 100 };
     CU_ASSERT_EQUAL(query(&q, NULL), 0);
     CU_ASSERT_EQUAL(g.n, 11);
+    teardown();
+}
+
+static void test_prune_inside_a_record_row_keeps_the_rest_of_the_row(void)
+{
+    setup();
+    append_pattern(st, 3000, 1000); /* rows of up to 512 records */
+    uint64_t removed = 0;
+    mb_error err;
+    CU_ASSERT_EQUAL(storage_prune_before_seq(st, 1234, &removed, &err), 0);
+    CU_ASSERT_EQUAL(removed, 1233);
+    CU_ASSERT_EQUAL(storage_get(st, 1233, collect_cb, &g, &err), MB_ENOTFOUND);
+    memset(&g, 0, sizeof(g));
+    g.ok_payload = 1;
+    CU_ASSERT_EQUAL(storage_get(st, 1234, collect_cb, &g, &err), 0);
+    CU_ASSERT_EQUAL(g.n, 1);
+    struct storage_query q = { .limit = 10000 };
+    CU_ASSERT_EQUAL(query(&q, NULL), 0);
+    CU_ASSERT_EQUAL(g.n, 3000 - 1233);
+    CU_ASSERT(g.ok_payload);
+    for (size_t k = 0; k < g.n; k++)
+        CU_ASSERT_EQUAL(g.seq[k], 1234 + k);
+    q.newest_first = 1;
+    CU_ASSERT_EQUAL(query(&q, NULL), 0);
+    CU_ASSERT_EQUAL(g.n, 3000 - 1233);
+    CU_ASSERT_EQUAL(g.seq[g.n - 1], 1234);
+    /* by time, again inside a row: event i has time 1000 + 10 * i */
+    CU_ASSERT_EQUAL(storage_prune_before_time(st, 1000 + 10 * 1700, &removed, &err), 0);
+    CU_ASSERT_EQUAL(removed, 1700 - 1233);
+    q = (struct storage_query){ .limit = 10000 };
+    CU_ASSERT_EQUAL(query(&q, NULL), 0);
+    CU_ASSERT_EQUAL(g.n, 1300);
+    CU_ASSERT_EQUAL(g.seq[0], 1701);
+    CU_ASSERT(g.ok_payload);
+    q = (struct storage_query){ .subject = "var.lr", .limit = 10000 };
+    CU_ASSERT_EQUAL(query(&q, NULL), 0);
+    CU_ASSERT_EQUAL(g.n, 325); /* events 1700..2999 with i % 4 == 0 */
+    CU_ASSERT(g.ok_payload);
+    storage_stats stats;
+    CU_ASSERT_EQUAL(storage_get_stats(st, &stats, NULL), 0);
+    CU_ASSERT_EQUAL(stats.count, 1300);
+    CU_ASSERT_EQUAL(stats.first_seq, 1701);
+    CU_ASSERT_EQUAL(stats.last_seq, 3000);
+    teardown();
+}
+
+static void test_damaged_record_row_is_reported_as_corrupt(void)
+{
+    setup();
+    append_pattern(st, 20, 1000);
+    mb_error err;
+    uint8_t key[8];
+    rec_put_be64(key, 30); /* a row of its own, above the log's rows */
+    CU_ASSERT_EQUAL(storage_testing_put_raw(st, "events", key, 8, "\xC5\x01\x00\x00zzzz", 8, &err),
+                    0);
+    struct storage_query q = { .limit = 100 };
+    memset(&g, 0, sizeof(g));
+    CU_ASSERT_EQUAL(storage_query(st, &q, collect_cb, &g, NULL, &err), MB_ECORRUPT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "event row at seq 30"));
+    CU_ASSERT_EQUAL(g.n, 20); /* the good rows before it were delivered */
+    CU_ASSERT_EQUAL(storage_get(st, 31, collect_cb, &g, &err), MB_ECORRUPT);
+    teardown();
+}
+
+static void test_subject_query_reads_records_from_the_covering_index(void)
+{
+    setup();
+    storage_testing_set_index_flush(st, 1); /* every entry in a posting row */
+    append_pattern(st, 40, 1000);
+    mb_error err;
+    /* Damage the record row copy of seq 5 (subject var.lr): the subject
+     * index holds its own copy of the record, so a subject query needs no
+     * record row and still delivers it intact, while the log reports it. */
+    CU_ASSERT_EQUAL(storage_testing_replace_record(st, 5, "garbage", 7, &err), 0);
+    CU_ASSERT_EQUAL(storage_get(st, 5, collect_cb, &g, &err), MB_ECORRUPT);
+    struct storage_query q = { .subject = "var.lr", .limit = 100 };
+    CU_ASSERT_EQUAL(query(&q, NULL), 0);
+    CU_ASSERT_EQUAL(g.n, 10);
+    CU_ASSERT(g.ok_payload);
+    CU_ASSERT_EQUAL(g.seq[1], 5);
+    q.newest_first = 1;
+    CU_ASSERT_EQUAL(query(&q, NULL), 0);
+    CU_ASSERT_EQUAL(g.n, 10);
+    CU_ASSERT_EQUAL(g.seq[8], 5);
+    CU_ASSERT(g.ok_payload);
+    /* pruning rewrites covering rows with the records they keep */
+    uint64_t removed;
+    CU_ASSERT_EQUAL(storage_prune_before_seq(st, 10, &removed, &err), 0);
+    q = (struct storage_query){ .subject = "var.lr", .limit = 100 };
+    CU_ASSERT_EQUAL(query(&q, NULL), 0);
+    CU_ASSERT_EQUAL(g.n, 7); /* 13, 17, ..., 37 */
+    CU_ASSERT_EQUAL(g.seq[0], 13);
+    CU_ASSERT(g.ok_payload);
     teardown();
 }
 
@@ -983,6 +1071,8 @@ static CU_TestInfo retention_tests[] = {
     { "prune_before_time_removes_events_and_index_rows",
       test_prune_before_time_removes_events_and_index_rows },
     { "stats_report_count_bytes_and_range", test_stats_report_count_bytes_and_range },
+    { "prune_inside_a_record_row_keeps_the_rest_of_the_row",
+      test_prune_inside_a_record_row_keeps_the_rest_of_the_row },
     CU_TEST_INFO_NULL,
 };
 
@@ -1001,6 +1091,9 @@ static CU_TestInfo fault_tests[] = {
     { "index_entry_of_another_subject_is_filtered_out",
       test_index_entry_of_another_subject_is_filtered_out },
     { "damaged_index_row_is_reported_as_corrupt", test_damaged_index_row_is_reported_as_corrupt },
+    { "damaged_record_row_is_reported_as_corrupt", test_damaged_record_row_is_reported_as_corrupt },
+    { "subject_query_reads_records_from_the_covering_index",
+      test_subject_query_reads_records_from_the_covering_index },
     { "index_tail_is_rebuilt_after_a_crash", test_index_tail_is_rebuilt_after_a_crash },
     { "second_open_fails_with_ebusy", test_second_open_fails_with_ebusy },
     { "open_refuses_a_foreign_directory", test_open_refuses_a_foreign_directory },

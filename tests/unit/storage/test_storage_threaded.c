@@ -93,6 +93,9 @@ static uint64_t run_concurrent_appenders(storage_durability d)
     storage *s;
     mb_error err;
     CU_ASSERT_EQUAL_FATAL(storage_open(&o, &s, &err), 0);
+    /* Flush the index tail into (covering) posting rows often, so that the
+     * reader's queries run across flushes. */
+    storage_testing_set_index_flush(s, 97);
 
     struct writer w[THREADS];
     pthread_t th[THREADS], rth;
