@@ -162,7 +162,9 @@ static void spawn_from(node *n, api_call *c, mb_runtime *rt, const cJSON *body, 
     const char *restart = bad ? NULL : opt_string(c, body, "restart", &bad);
     const char *caps[64];
     size_t ncaps = 0;
-    mb_spawn_opts o = { .kind = kind, .config = config, .name = name, .ns = ns };
+    mb_spawn_opts o = {
+        .kind = kind, .config = config, .name = name, .ns = ns, .restart = MB_RESTART_TRANSIENT
+    };
     if (bad)
         goto out;
     const cJSON *jc = cJSON_GetObjectItemCaseSensitive(body, "capabilities");
@@ -236,9 +238,17 @@ static void spawn_from(node *n, api_call *c, mb_runtime *rt, const cJSON *body, 
         int status = http_status_for_err(rv);
         if (status >= 500 && rv != MB_ENOMEM && rv != MB_ECLOSED && rv != MB_ENOTSUP)
             status = 422;
-        char msg[300];
-        snprintf(msg, sizeof(msg), "spawn %s: %s", kind,
-                 e.msg[0] != '\0' ? e.msg : mb_strerror(rv));
+        char msg[400];
+        const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(body, "cmd");
+        const char *text = e.msg[0] != '\0' ? e.msg : mb_strerror(rv);
+        if (cJSON_IsArray(cmd) && cJSON_IsString(cJSON_GetArrayItem(cmd, 0)) &&
+            (rv == MB_ENOTFOUND || rv == MB_EPERM))
+            snprintf(msg, sizeof(msg),
+                     "%s: cannot run port program '%.200s' (not found or not "
+                     "executable)",
+                     text, cJSON_GetArrayItem(cmd, 0)->valuestring);
+        else
+            snprintf(msg, sizeof(msg), "%s", text);
         api_reply_error_status(c, status, rv, msg);
         goto out;
     }
