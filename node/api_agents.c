@@ -9,6 +9,7 @@
 
 #include <mabeam/agent_json.h>
 
+#include "agents/port_proto.h" /* base64, fuzzed with the port protocol */
 #include "node/node.h"
 #include "node/services.h"
 
@@ -430,71 +431,6 @@ static void agent_get(node *n, api_call *c)
     api_reply_json(c, 200, o);
 }
 
-static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static char *b64_encode(const unsigned char *p, size_t len)
-{
-    char *out = malloc((len + 2) / 3 * 4 + 1);
-    if (out == NULL)
-        return NULL;
-    size_t k = 0;
-    for (size_t i = 0; i < len; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < len)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < len)
-            v |= p[i + 2];
-        out[k++] = B64[v >> 18 & 63];
-        out[k++] = B64[v >> 12 & 63];
-        out[k++] = i + 1 < len ? B64[v >> 6 & 63] : '=';
-        out[k++] = i + 2 < len ? B64[v & 63] : '=';
-    }
-    out[k] = '\0';
-    return out;
-}
-
-static int b64_val(int ch)
-{
-    const char *p = ch != 0 ? strchr(B64, ch) : NULL;
-    return p != NULL ? (int)(p - B64) : -1;
-}
-
-/* Strict base64 (padding required); returns MB_EINVAL on bad input. */
-static int b64_decode(const char *s, unsigned char **out, size_t *out_len)
-{
-    size_t len = strlen(s);
-    if (len % 4 != 0)
-        return MB_EINVAL;
-    unsigned char *buf = malloc(len / 4 * 3 + 1);
-    if (buf == NULL)
-        return MB_ENOMEM;
-    size_t k = 0;
-    for (size_t i = 0; i < len; i += 4) {
-        int v[4];
-        for (int j = 0; j < 4; j++) {
-            v[j] = s[i + j] == '=' && i + 4 == len && j >= 2 ? -2 : b64_val(s[i + j]);
-            if (v[j] == -1 || (j == 2 && v[2] == -2 && v[3] != -2 && s[i + 3] != '=')) {
-                free(buf);
-                return MB_EINVAL;
-            }
-        }
-        if (v[2] == -2 && v[3] != -2) {
-            free(buf);
-            return MB_EINVAL;
-        }
-        uint32_t x = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 |
-                     (uint32_t)(v[2] < 0 ? 0 : v[2]) << 6 | (uint32_t)(v[3] < 0 ? 0 : v[3]);
-        buf[k++] = (unsigned char)(x >> 16);
-        if (v[2] >= 0)
-            buf[k++] = (unsigned char)(x >> 8);
-        if (v[3] >= 0)
-            buf[k++] = (unsigned char)x;
-    }
-    *out = buf;
-    *out_len = k;
-    return MB_OK;
-}
-
 static void agent_checkpoint(node *n, api_call *c)
 {
     mb_runtime *rt = runtime_or_reply(n, c);
@@ -517,7 +453,7 @@ static void agent_checkpoint(node *n, api_call *c)
         api_reply_error_status(c, http_status_for_err(rv), rv, e.msg);
         return;
     }
-    char *text = b64_encode(blob, len);
+    char *text = port_b64_encode(blob, len);
     free(blob);
     if (text == NULL) {
         api_reply_error(c, MB_ENOMEM, "out of memory");
@@ -607,7 +543,8 @@ static void agent_message(node *n, api_call *c)
         bytes = (unsigned char *)strdup(data->valuestring);
         len = strlen(data->valuestring);
     } else if (b64 != NULL) {
-        if (!cJSON_IsString(b64) || b64_decode(b64->valuestring, &bytes, &len) != MB_OK) {
+        if (!cJSON_IsString(b64) ||
+            port_b64_decode(b64->valuestring, strlen(b64->valuestring), &bytes, &len) != MB_OK) {
             api_reply_error(c, MB_EINVAL, "'data_b64' is not valid base64");
             return;
         }
