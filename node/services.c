@@ -14,6 +14,14 @@
 
 #define CKPT_PREFIX "agent/ckpt/"
 
+/* The value functions of the agent SDK (<mabeam/value.h>): referenced so
+ * that the linker keeps them in mabeamd, which exports them to kind
+ * libraries loaded with dlopen. */
+__attribute__((used)) static const void *const sdk_value_exports[] = {
+    (const void *)mb_value_free,     (const void *)mb_value_copy,    (const void *)mb_value_equal,
+    (const void *)mb_value_validate, (const void *)mb_value_default,
+};
+
 /* A lifecycle event waiting for the loop. */
 struct svc_event {
     struct svc_event *next;

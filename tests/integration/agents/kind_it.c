@@ -2,7 +2,8 @@
  * and 2) to exercise `mabeam kind load` and hot swap: kind "itcount" adds 1
  * (version 1) or 100 (version 2) to an int64 per user message and
  * checkpoints after each; state moves across versions through checkpoint +
- * restore. */
+ * restore. Tag 7 instead stores -(the code mb_var_get returns), to check
+ * that cluster services answer MB_EUNAVAIL while none are wired. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,15 @@ static int it_handle(mb_ctx *ctx, void *state, const mb_msg *msg)
 {
     if (msg->type != MB_MSG_USER)
         return MB_OK;
+    if (msg->tag == 7) {
+        mb_value v;
+        uint64_t version;
+        int rc = mb_var_get(ctx, "it.x", &v, &version);
+        if (rc == MB_OK)
+            mb_value_free(&v);
+        *(int64_t *)state = -(int64_t)rc;
+        return mb_request_checkpoint(ctx);
+    }
     *(int64_t *)state += IT_KIND_VERSION == 1 ? 1 : 100;
     return mb_request_checkpoint(ctx);
 }
