@@ -22,12 +22,15 @@ __attribute__((used)) static const void *const sdk_value_exports[] = {
     (const void *)mb_value_validate, (const void *)mb_value_default,
 };
 
-/* A lifecycle event waiting for the loop. */
+/* Work waiting for the loop: a lifecycle event, or (blob != NULL) a
+ * checkpoint to store under `subject` (the blob key). */
 struct svc_event {
     struct svc_event *next;
     char type[40];
-    char subject[24];
+    char subject[64];
     cJSON *payload;
+    void *blob;
+    size_t blob_len;
 };
 
 struct node_services {
@@ -267,6 +270,20 @@ size_t node_services_with_cap(node_services *s, const char *ns, const char *cap,
 
 /* ---- events (queued for the loop), telemetry, log ---- */
 
+static void store_checkpoint(node_services *s, const char *key, const void *blob, size_t len)
+{
+    mb_error e;
+    mb_error_clear(&e);
+    if (storage_blob_put(s->n->store, key, blob, len, &e) != MB_OK) {
+        nc_counter_inc(s->ckpt_errors);
+        NC_LOGKV(s->n->log, NC_LOG_ERROR, "agents", "cannot store agent checkpoint",
+                 NC_F_STR("key", key), NC_F_STR("error", e.msg));
+        return;
+    }
+    nc_counter_inc(s->checkpoints);
+}
+
+/* Loop thread: write what the workers queued, in order. */
 static void drain_events(node_services *s)
 {
     pthread_mutex_lock(&s->mu);
@@ -275,11 +292,30 @@ static void drain_events(node_services *s)
     pthread_mutex_unlock(&s->mu);
     while (list != NULL) {
         struct svc_event *next = list->next;
-        node_event(s->n, list->type, list->subject, list->payload);
+        if (list->blob != NULL)
+            store_checkpoint(s, list->subject, list->blob, list->blob_len);
+        else
+            node_event(s->n, list->type, list->subject, list->payload);
         cJSON_Delete(list->payload);
+        free(list->blob);
         free(list);
         list = next;
     }
+}
+
+/* Any thread: queue for the loop and wake it. */
+static void enqueue(node_services *s, struct svc_event *q)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->tail != NULL)
+        s->tail->next = q;
+    else
+        s->head = q;
+    s->tail = q;
+    int open = s->async_open;
+    pthread_mutex_unlock(&s->mu);
+    if (open)
+        uv_async_send(&s->async);
 }
 
 static void async_cb(uv_async_t *h)
@@ -322,16 +358,7 @@ static void svc_event(void *impl, const mb_agent_event *ev)
         cJSON_AddStringToObject(p, "code", mb_errname(ev->code));
     cJSON_AddStringToObject(p, "detail", ev->detail != NULL ? ev->detail : "");
     q->payload = p;
-    pthread_mutex_lock(&s->mu);
-    if (s->tail != NULL)
-        s->tail->next = q;
-    else
-        s->head = q;
-    s->tail = q;
-    int open = s->async_open;
-    pthread_mutex_unlock(&s->mu);
-    if (open)
-        uv_async_send(&s->async);
+    enqueue(s, q);
 }
 
 /* Turn a runtime metric name into a Prometheus-safe suffix. */
@@ -389,21 +416,27 @@ static void svc_log(void *impl, int level, mb_agent_id id, const char *msg)
     NC_LOGKV(s->n->log, lvl, "agent", msg, NC_F_STR("agent", hex));
 }
 
+/* Copied and written by the loop: storage (RocksDB) is then used from the
+ * loop thread only, like every other node write. */
 static void svc_checkpoint_saved(void *impl, mb_agent_id id, const void *blob, size_t len)
 {
     node_services *s = impl;
-    char key[64];
-    node_services_ckpt_key(id, key, sizeof(key));
-    mb_error e;
-    mb_error_clear(&e);
-    /* Storage is thread-safe (storage.h): written here, on the worker. */
-    if (storage_blob_put(s->n->store, key, len > 0 ? blob : "", len, &e) != MB_OK) {
+    struct svc_event *q = calloc(1, sizeof(*q));
+    void *copy = malloc(len > 0 ? len : 1);
+    if (q == NULL || copy == NULL) {
+        free(q);
+        free(copy);
         nc_counter_inc(s->ckpt_errors);
-        NC_LOGKV(s->n->log, NC_LOG_ERROR, "agents", "cannot store agent checkpoint",
-                 NC_F_STR("key", key), NC_F_STR("error", e.msg));
+        NC_LOGKV(s->n->log, NC_LOG_ERROR, "agents", "out of memory: agent checkpoint not stored",
+                 NC_F_U64("agent", id));
         return;
     }
-    nc_counter_inc(s->checkpoints);
+    if (len > 0)
+        memcpy(copy, blob, len);
+    node_services_ckpt_key(id, q->subject, sizeof(q->subject));
+    q->blob = copy;
+    q->blob_len = len;
+    enqueue(s, q);
 }
 
 static uint64_t svc_now_ms(void *impl)

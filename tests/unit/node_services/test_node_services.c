@@ -234,8 +234,9 @@ static void test_checkpoints_are_stored_as_blobs(void)
     node_services_ckpt_key(id, key, sizeof(key));
     void *blob = NULL;
     size_t len = 0;
-    CU_ASSERT_TRUE(
-        MB_WAIT_UNTIL(storage_blob_get(g_node.store, key, &blob, &len, &e) == MB_OK, 5000));
+    CU_ASSERT_TRUE(MB_WAIT_UNTIL((uv_run(&g_node.loop, UV_RUN_NOWAIT),
+                                  storage_blob_get(g_node.store, key, &blob, &len, &e) == MB_OK),
+                                 5000));
     CU_ASSERT_EQUAL(len, sizeof(int64_t));
     int64_t v = 0;
     if (blob != NULL && len == sizeof(v))
