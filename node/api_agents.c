@@ -203,6 +203,17 @@ static void spawn_from(node *n, api_call *c, mb_runtime *rt, const cJSON *body, 
     } else if (strcmp(sup, "none") != 0) {
         if (resolve_agent(n, c, sup, &o.supervisor) != MB_OK)
             goto out;
+        mb_agent_info si;
+        if (mb_runtime_agent_info(rt, o.supervisor, &si) != MB_OK) {
+            api_reply_error(c, MB_ENOAGENT, "supervisor %016llx is not running on this node",
+                            (unsigned long long)o.supervisor);
+            goto out;
+        }
+        if (strcmp(si.kind, "supervisor") != 0) {
+            api_reply_error(c, MB_EINVAL, "agent %016llx is a '%s', not a supervisor",
+                            (unsigned long long)o.supervisor, si.kind);
+            goto out;
+        }
     }
     const cJSON *limits = cJSON_GetObjectItemCaseSensitive(body, "limits");
     if (limits != NULL && !cJSON_IsObject(limits)) {

@@ -29,6 +29,15 @@ http POST "$U/v1/agents" '{"kind":"echo","name":"dup"}'
 [ "$HTTP_CODE" = 201 ] || fail "spawn dup: $HTTP_CODE"
 http POST "$U/v1/agents" '{"kind":"echo","name":"dup"}'
 expect_error 409 MB_EEXIST
+http POST "$U/v1/agents" '{"kind":"echo","supervisor":"dup"}'
+expect_error 400 MB_EINVAL
+http POST "$U/v1/agents" '{"kind":"echo","supervisor":"nobody"}'
+expect_error 404 MB_ENOAGENT
+http POST "$U/v1/agents" '{"kind":"echo","name":"sub","supervisor":"root","namespace":"x"}'
+[ "$HTTP_CODE" = 201 ] || fail "spawn in namespace x: $HTTP_CODE $(cat "$T/body")"
+http POST "$U/v1/agents" '{"kind":"echo","supervisor":"none","name":"free"}'
+[ "$HTTP_CODE" = 201 ] || fail "unsupervised spawn: $HTTP_CODE"
+[ "$(jget "$T/body" 'j["parent"]')" = 0000000000000000 ] || fail "unsupervised has a parent"
 pass "spawn errors"
 
 http GET "$U/v1/agents/00000000deadbeef"
@@ -63,10 +72,14 @@ http POST "$U/v1/pools" '{"min":1}'
 expect_error 400 MB_EINVAL
 http POST "$U/v1/pools" '{"worker_kind":"echo","name":"pl","min":2,"max":3}'
 [ "$HTTP_CODE" = 201 ] || fail "pool: $HTTP_CODE $(cat "$T/body")"
+pool=$(jget "$T/body" 'j["id"]')
 http GET "$U/v1/pools"
 [ "$(jget "$T/body" 'j["agents"][0]["name"]')" = pl ] || fail "pool list: $(cat "$T/body")"
-wait_until 10 is_eq 2 jget <(curl -fsS "$U/v1/agents?kind=echo") 'j["total"]' ||
-    fail "pool did not start 2 workers"
+workers() {
+    curl -fsS "$U/v1/agents?kind=echo" >"$T/w.json" &&
+        jget "$T/w.json" "len([a for a in j['agents'] if a['parent'] == '$pool'])"
+}
+wait_until 10 is_eq 2 workers || fail "pool did not start 2 workers"
 pass "list, kinds and pools errors; a pool runs"
 
 expect_exit 2 "${M[@]}" agent
