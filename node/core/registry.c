@@ -112,23 +112,110 @@ static inline uint64_t mix(uint64_t a, uint64_t b)
     return (uint64_t)r ^ (uint64_t)(r >> 64);
 }
 
+/* Unaligned loads of the name's bytes. The tail of a name is assembled in
+ * registers from (possibly overlapping) loads, never by copying it into a
+ * zeroed stack word: a load that reads a word written by narrower stores
+ * cannot be forwarded from the store buffer and waits until those stores
+ * reach the cache, i.e. until every older instruction has retired. In a
+ * loop of lookups that older instruction is the previous lookup's cache
+ * miss, so the copy serialised consecutive lookups (about one full memory
+ * latency each instead of overlapping misses). */
+static inline uint64_t load64(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+static inline uint64_t load32(const char *p)
+{
+    uint32_t w;
+    memcpy(&w, p, 4);
+    return w;
+}
+
+/* Bytes p[0..n) (1 <= n <= 8) as a little-endian word, zero-extended. */
+static inline uint64_t load_tail(const char *p, size_t n)
+{
+    if (n == 8)
+        return load64(p);
+    if (n >= 4) /* the two halves overlap on equal bytes */
+        return load32(p) | load32(p + n - 4) << (8 * (n - 4));
+    return (uint64_t)(uint8_t)p[0] | (uint64_t)(uint8_t)p[n / 2] << (8 * (n / 2)) |
+           (uint64_t)(uint8_t)p[n - 1] << (8 * (n - 1));
+}
+
+/* The zero-padded inline words of a name of 1..INLINE_NAME bytes, equal to
+ * slot words 4 and 5 of its entry. */
+static inline void inline_words(const char *name, size_t len, uint64_t *n0, uint64_t *n1)
+{
+    if (len <= 8) {
+        *n0 = load_tail(name, len);
+        *n1 = 0;
+    } else {
+        *n0 = load64(name);
+        *n1 = load64(name + len - 8) >> (8 * (16 - len));
+    }
+}
+
+/* Hash of a short name (1..INLINE_NAME bytes) from its inline words: two
+ * multiplications, no loop. */
+static inline uint64_t hash_short(uint8_t ns, size_t len, uint64_t n0, uint64_t n1)
+{
+    const uint64_t k0 = 0xa0761d6478bd642fULL, k1 = 0xe7037ed1a0b428dbULL;
+    uint64_t h = mix(n0 ^ k0, n1 ^ k1);
+    return mix(h ^ ((uint64_t)ns << 8 | len), k1 ^ 0x8ebc6af09c88c6e3ULL);
+}
+
 static uint64_t hash_name(uint8_t ns, const char *s, size_t len)
 {
+    if (len <= INLINE_NAME) {
+        uint64_t n0, n1;
+        inline_words(s, len, &n0, &n1);
+        return hash_short(ns, len, n0, n1);
+    }
     const uint64_t k0 = 0xa0761d6478bd642fULL, k1 = 0xe7037ed1a0b428dbULL;
     uint64_t h = mix((uint64_t)ns ^ k0, (uint64_t)len ^ k1);
     size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        h = mix(h ^ w, k1);
-    }
-    if (i < len) {
-        uint64_t w = 0;
-        memcpy(&w, s + i, len - i);
-        h = mix(h ^ w, k0);
-    }
+    for (; i + 8 <= len; i += 8)
+        h = mix(h ^ load64(s + i), k1);
+    if (i < len)
+        h = mix(h ^ load_tail(s + i, len - i), k0);
     return mix(h, k1 ^ 0x8ebc6af09c88c6e3ULL);
 }
+
+/* The length and inline words of a short name in one 16-byte load, without
+ * strlen. Returns false when the name may be longer than INLINE_NAME bytes
+ * or the 16 bytes from `name` would cross a page boundary: then the caller
+ * takes the strlen path. Reading past the terminating NUL inside the same
+ * page cannot fault (protection is per page); the bytes read beyond it are
+ * masked off, so the sanitizers are told not to check this one load. */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+__attribute__((no_sanitize("address", "thread"))) static inline bool
+short_name(const char *name, size_t *len, uint64_t *n0, uint64_t *n1)
+{
+    if (((uintptr_t)name & 4095) > 4096 - 16)
+        return false;
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)name);
+    unsigned zeros = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128()));
+    if (zeros == 0)
+        return false; /* 16 or more bytes: not short (a 16-byte name takes the slow path) */
+    size_t n = (size_t)__builtin_ctz(zeros);
+    uint64_t lo = (uint64_t)_mm_cvtsi128_si64(v);
+    uint64_t hi = (uint64_t)_mm_cvtsi128_si64(_mm_unpackhi_epi64(v, v));
+    *len = n;
+    *n0 = n >= 8 ? lo : lo & ((1ULL << (8 * n)) - 1);
+    *n1 = n <= 8 ? 0 : hi & ((1ULL << (8 * (n - 8))) - 1);
+    return true;
+}
+#else
+static inline bool short_name(const char *name, size_t *len, uint64_t *n0, uint64_t *n1)
+{
+    (void)name, (void)len, (void)n0, (void)n1;
+    return false;
+}
+#endif
 
 static inline uint32_t tag_of(uint64_t h)
 {
@@ -578,19 +665,26 @@ int nc_registry_register(nc_registry *reg, nc_reg_ns ns, const char *name,
     return MB_OK;
 }
 
-int nc_registry_lookup(nc_registry *reg, nc_reg_ns ns, const char *name, nc_reg_value *out)
+/* A lookup by the general path: a few lock-free attempts (for names of
+ * up to INLINE_NAME bytes), then the shard's read lock. nc_registry_lookup
+ * tail-calls it for everything but the common case; it is kept out of line
+ * and recomputes what it needs so that the common path stays a small leaf
+ * (fewer instructions, loads and stores per lookup let the CPU keep more
+ * lookups' cache misses in flight at once). */
+__attribute__((noinline)) static int lookup_slow(nc_registry *reg, nc_reg_ns ns, const char *name,
+                                                 nc_reg_value *out)
 {
-    size_t len;
-    if (!ns_ok(reg, ns) || !name_ok(name, &len))
+    size_t len = strlen(name);
+    if (len == 0 || len > NC_REG_NAME_MAX)
         return MB_EINVAL;
     uint64_t h = hash_name((uint8_t)ns, name, len);
     struct shard *sh = shard_of(reg, h);
     if (len <= INLINE_NAME) {
-        uint64_t words[2] = { 0, 0 };
-        memcpy(words, name, len);
+        uint64_t n0, n1;
+        inline_words(name, len, &n0, &n1);
         uint64_t key48 = tag_of(h) | (uint64_t)ns << 32 | (uint64_t)len << 40;
         for (int attempt = 0; attempt < 4; attempt++) {
-            int r = shard_lookup_fast(reg, sh, tag_of(h), key48, words[0], words[1], out);
+            int r = shard_lookup_fast(reg, sh, tag_of(h), key48, n0, n1, out);
             if (r >= 0)
                 return r ? MB_OK : MB_ENOTFOUND;
         }
@@ -603,6 +697,51 @@ int nc_registry_lookup(nc_registry *reg, nc_reg_ns ns, const char *name, nc_reg_
     }
     pthread_rwlock_unlock(&sh->rw);
     return i == SIZE_MAX ? MB_ENOTFOUND : MB_OK;
+}
+
+int nc_registry_lookup(nc_registry *reg, nc_reg_ns ns, const char *name, nc_reg_value *out)
+{
+    size_t len;
+    uint64_t n0, n1;
+    if (name == NULL || !ns_ok(reg, ns))
+        return MB_EINVAL;
+    if (!short_name(name, &len, &n0, &n1))
+        return lookup_slow(reg, ns, name, out);
+    if (len == 0)
+        return MB_EINVAL;
+    uint64_t h = hash_short((uint8_t)ns, len, n0, n1);
+    uint64_t key48 = tag_of(h) | (uint64_t)ns << 32 | (uint64_t)len << 40;
+    /* The common case inline: the name sits in its home slot, or the home
+     * slot is empty. A longer probe sequence continues from the values
+     * computed here; a writer in the way, a retired table and the test
+     * hook go to lookup_slow. */
+    struct shard *sh = shard_of(reg, h);
+    uint32_t s1 = atomic_load_explicit(&sh->seq, memory_order_acquire);
+    struct table *t = atomic_load_explicit(&sh->pub, memory_order_acquire);
+    size_t cap = __atomic_load_n(&t->cap, __ATOMIC_RELAXED); /* 0 once retired */
+    if (__builtin_expect((s1 & 1) == 0 && cap != 0 && reg->test_hook == NULL, 1)) {
+        const struct slot *s = &t->slots[tag_of(h) & (cap - 1)];
+        uint64_t w0 = slot_word(s, 0);
+        if ((w0 & 0xFFFFFFFFFFFFULL) == key48 && slot_word(s, 4) == n0 && slot_word(s, 5) == n1) {
+            uint64_t id = slot_word(s, 1), ptr = slot_word(s, 2);
+            /* The acquire loads above keep this load after them. */
+            if (atomic_load_explicit(&sh->seq, memory_order_relaxed) == s1) {
+                if (out != NULL) {
+                    out->id = id;
+                    out->ptr = (void *)(uintptr_t)ptr;
+                }
+                return MB_OK;
+            }
+        } else if ((uint32_t)w0 == 0) {
+            if (atomic_load_explicit(&sh->seq, memory_order_relaxed) == s1)
+                return MB_ENOTFOUND;
+        } else {
+            int r = shard_lookup_fast(reg, sh, tag_of(h), key48, n0, n1, out);
+            if (r >= 0)
+                return r ? MB_OK : MB_ENOTFOUND;
+        }
+    }
+    return lookup_slow(reg, ns, name, out);
 }
 
 int nc_registry_attr(nc_registry *reg, nc_reg_ns ns, const char *name, const char *key, char *buf,

@@ -5,8 +5,11 @@
 # per line on stdout; progress goes to stderr.
 #
 # Figures (medians of per-operation averages over batches of 1000 calls):
+#   memory_chase_latency           one dependent load over 4..64 MiB (with L2/L3 sizes)
 #   memory_miss_latency            one dependent cache miss over 96 MiB (baseline)
+#   memory_random_load_throughput  independent random loads over 96 MiB (overlap floor)
 #   registry_lookup_median         random-order lookups among 1,000,000 names (target 100 ns)
+#   registry_lookup_chained_median the same, each name chosen by the previous result
 #   registry_lookup_hot_median     the same, over a cache-resident set of 1000 names
 #   registry_register_median       registering 1,000,000 names, growth included (target 1 us)
 #   registry_bytes_per_entry       RSS growth / entries, 13-byte names (target < 150 B)

@@ -6,6 +6,8 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "mb_test.h"
 #include "node/core/registry.h"
@@ -568,6 +570,52 @@ static void test_memory_per_short_entry_is_small(void)
     nc_registry_free(reg);
 }
 
+/* Lookup finds a short name's length with one 16-byte read when that read
+ * stays inside the name's page. Names ending just before an inaccessible
+ * page must still be found (no read crosses into it), and the bytes after
+ * the terminating NUL must not take part in the comparison. */
+static void test_lookup_reads_names_at_page_ends_and_ignores_bytes_after_nul(void)
+{
+    nc_reg_ns ns;
+    nc_registry *reg = new_registry(&ns, NULL);
+    long page = sysconf(_SC_PAGESIZE);
+    char *map =
+        mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CU_ASSERT_FATAL(map != MAP_FAILED);
+    CU_ASSERT_EQUAL_FATAL(mprotect(map + page, (size_t)page, PROT_NONE), 0);
+    char name[40];
+    for (size_t len = 1; len <= 33; len++) {
+        for (size_t i = 0; i < len; i++)
+            name[i] = (char)('a' + (i * 7 + len) % 26);
+        name[len] = '\0';
+        nc_reg_value v = { len, NULL }, got = { 0, NULL };
+        CU_ASSERT_EQUAL_FATAL(nc_registry_register(reg, ns, name, &v, NULL, 0, NULL), MB_OK);
+        /* The NUL is the last accessible byte. */
+        char *at_end = map + page - (len + 1);
+        memcpy(at_end, name, len + 1);
+        CU_ASSERT_EQUAL(nc_registry_lookup(reg, ns, at_end, &got), MB_OK);
+        CU_ASSERT_EQUAL(got.id, len);
+        /* Junk after the NUL, in the same 16 bytes. */
+        char junk[64];
+        memset(junk, 'z', sizeof(junk));
+        memcpy(junk, name, len + 1);
+        got.id = 0;
+        CU_ASSERT_EQUAL(nc_registry_lookup(reg, ns, junk, &got), MB_OK);
+        CU_ASSERT_EQUAL(got.id, len);
+        /* Its one-byte-shorter prefix is not registered (the names of
+         * different lengths differ in their first byte). */
+        if (len > 1) {
+            junk[len - 1] = '\0';
+            CU_ASSERT_EQUAL(nc_registry_lookup(reg, ns, junk, NULL), MB_ENOTFOUND);
+        }
+    }
+    /* The empty name at a page end is refused, not read past. */
+    map[page - 1] = '\0';
+    CU_ASSERT_EQUAL(nc_registry_lookup(reg, ns, map + page - 1, NULL), MB_EINVAL);
+    munmap(map, (size_t)page * 2);
+    nc_registry_free(reg);
+}
+
 static CU_TestInfo registry_tests[] = {
     { "register_lookup_unregister", test_register_lookup_unregister },
     { "namespaces_keep_equal_names_apart", test_namespaces_keep_equal_names_apart },
@@ -584,6 +632,8 @@ static CU_TestInfo registry_tests[] = {
     { "lookup_retries_when_the_table_is_replaced_underneath",
       test_lookup_retries_when_the_table_is_replaced_underneath },
     { "memory_per_short_entry_is_small", test_memory_per_short_entry_is_small },
+    { "lookup_reads_names_at_page_ends_and_ignores_bytes_after_nul",
+      test_lookup_reads_names_at_page_ends_and_ignores_bytes_after_nul },
     CU_TEST_INFO_NULL,
 };
 
