@@ -68,6 +68,7 @@ struct rt_kind;
 struct rt_agent_ext {
     char *name;
     char *ns;
+    int registered; /* name_register succeeded: unregister at the end */
     mb_agent_id *links;
     size_t nlinks, caplinks;
     struct {

@@ -619,7 +619,7 @@ static void finish_exit(struct mb_runtime *rt, struct rt_agent *a, int initialis
     map_remove(rt, a);
     /* Every push happens under the shard lock: none can be in flight now. */
     struct rt_agent_ext *x = a->ext;
-    if (x != NULL && x->name != NULL && rt->svc.name_unregister != NULL)
+    if (x != NULL && x->registered && rt->svc.name_unregister != NULL)
         rt->svc.name_unregister(rt->svc.impl, a->id, x->ns, x->name);
     struct rt_msg *m;
     while ((m = mbox_pop(a)) != NULL)
@@ -1038,7 +1038,8 @@ int rt_spawn(struct mb_runtime *rt, struct rt_agent *parent, const mb_spawn_opts
     atomic_store_explicit(&a->restarts, restarts, memory_order_relaxed);
     atomic_store_explicit(&a->sched, 1, memory_order_relaxed); /* held until init is done */
     int rc = copy_str(&a->config, opts->config);
-    if (rc == 0 && (opts->name != NULL || opts->ns != NULL)) {
+    /* Capabilities alone register too (under the namespace): ext needed. */
+    if (rc == 0 && (opts->name != NULL || opts->ns != NULL || opts->ncaps > 0)) {
         struct rt_agent_ext *x = ext_of(a);
         rc = x == NULL ? MB_ENOMEM : copy_str(&x->name, opts->name);
         if (rc == 0)
@@ -1072,11 +1073,12 @@ int rt_spawn(struct mb_runtime *rt, struct rt_agent *parent, const mb_spawn_opts
             agent_free(a);
             return rc;
         }
+        a->ext->registered = 1;
     }
     atomic_fetch_add_explicit(&rt->pending, 1, memory_order_relaxed);
     rc = map_insert(rt, a);
     if (rc != 0) {
-        if (a->ext != NULL && a->ext->name != NULL && rt->svc.name_unregister != NULL)
+        if (a->ext != NULL && a->ext->registered && rt->svc.name_unregister != NULL)
             rt->svc.name_unregister(rt->svc.impl, a->id, a->ext->ns, a->ext->name);
         agent_free(a);
         atomic_fetch_sub_explicit(&rt->pending, 1, memory_order_relaxed);

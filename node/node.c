@@ -15,6 +15,7 @@
 
 #include "node/node_log.h"
 #include "node/proc_stats.h"
+#include "node/services.h"
 
 int64_t node_wall_ms(void)
 {
@@ -463,6 +464,10 @@ int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err)
     if (rv != MB_OK)
         return rv;
 
+    /* The agent runtime before the HTTP server: API handlers use it. */
+    if ((rv = node_services_start(n, err)) != MB_OK)
+        return rv;
+
     char listen[300];
     nc_config_get_text(cfg, NC_CFG_HTTP_ADDRESS, listen, sizeof(listen));
     http_server_opts ho = {
@@ -546,6 +551,8 @@ void node_stop(node *n)
     }
     if (n->addr_file[0] != '\0')
         unlink(n->addr_file);
+    /* Agents end before storage closes; their last events are written. */
+    node_services_stop(n->services);
     if (n->cfg_subscribed) {
         nc_config_unsubscribe(n->cfg, n->cfg_sub_id);
         n->cfg_subscribed = 0;
@@ -576,6 +583,7 @@ int node_close(node *n)
         }
         if (n->cfg_subscribed)
             nc_config_unsubscribe(n->cfg, n->cfg_sub_id);
+        node_services_stop(n->services);
         if (n->handles_open) {
             uv_close((uv_handle_t *)&n->sig_term, handle_closed_cb);
             uv_close((uv_handle_t *)&n->sig_int, handle_closed_cb);

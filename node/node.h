@@ -25,6 +25,7 @@
 #define MABEAMD_VERSION "0.1.0"
 
 struct cfg_watcher;
+struct node_services; /* node/services.h: the agent runtime and its services */
 
 typedef struct node {
     uv_loop_t loop;
@@ -61,6 +62,8 @@ typedef struct node {
     nc_hist *http_latency[API_ROUTES_MAX + 1];
     nc_counter *events_written;
     nc_counter *events_pruned;
+
+    struct node_services *services; /* NULL before start / after stop */
 
     int stopping;
 } node;
