@@ -38,8 +38,10 @@ static int validate_nonempty(const nc_config_key *key, const char *value, mb_err
 #define MS_PER_DAY (24 * MS_PER_H)
 
 static const nc_config_key schema[NC_CFG_COUNT_] = {
-    [NC_CFG_NODE_ID] = { NC_CFG_NODE_ID, "node_id", NC_CT_INT, "1", false, false, 1, (1LL << 53),
-                         NULL, NULL, "Raft id of this node, unique in the cluster (1..2^53)." },
+    [NC_CFG_NODE_ID] = { NC_CFG_NODE_ID, "node_id", NC_CT_INT, "1", false, false, 1, 65535, NULL,
+                         NULL,
+                         "Raft id of this node, unique in the cluster (1..65535: agent ids hold 16 "
+                         "bits of node id)." },
     [NC_CFG_NODE_NAME] = { NC_CFG_NODE_NAME, "node_name", NC_CT_STRING, "", false, false, 0, 0,
                            NULL, NULL, "Human name of the node; empty means the host name." },
     [NC_CFG_DATA_DIR] = { NC_CFG_DATA_DIR, "data_dir", NC_CT_STRING, "./mabeam-data", false, false,
