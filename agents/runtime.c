@@ -1644,72 +1644,11 @@ int mb_runtime_deliver(mb_runtime *rt, mb_agent_id from, mb_agent_id to, uint32_
     return rc;
 }
 
-/* Deep copy of a value (mb_value has no copy function yet in value.h). */
-static int value_copy(mb_value *dst, const mb_value *src)
-{
-    *dst = *src;
-    switch (src->type) {
-    case MB_VT_CHOICE:
-        dst->u.choice = src->u.choice ? strdup(src->u.choice) : NULL;
-        return src->u.choice && !dst->u.choice ? MB_ENOMEM : 0;
-    case MB_VT_DISTRIBUTION:
-    case MB_VT_EMBEDDING:
-        dst->u.vec.data = NULL;
-        if (src->u.vec.n > 0) {
-            dst->u.vec.data = malloc(src->u.vec.n * sizeof(double));
-            if (dst->u.vec.data == NULL)
-                return MB_ENOMEM;
-            memcpy(dst->u.vec.data, src->u.vec.data, src->u.vec.n * sizeof(double));
-        }
-        return 0;
-    case MB_VT_TENSOR:
-        dst->u.tensor.shape = NULL;
-        dst->u.tensor.data = NULL;
-        if (src->u.tensor.ndim > 0) {
-            dst->u.tensor.shape = malloc(src->u.tensor.ndim * sizeof(uint32_t));
-            if (dst->u.tensor.shape == NULL)
-                return MB_ENOMEM;
-            memcpy(dst->u.tensor.shape, src->u.tensor.shape, src->u.tensor.ndim * sizeof(uint32_t));
-        }
-        if (src->u.tensor.n > 0) {
-            dst->u.tensor.data = malloc(src->u.tensor.n * sizeof(float));
-            if (dst->u.tensor.data == NULL) {
-                free(dst->u.tensor.shape);
-                return MB_ENOMEM;
-            }
-            memcpy(dst->u.tensor.data, src->u.tensor.data, src->u.tensor.n * sizeof(float));
-        }
-        return 0;
-    default:
-        return 0;
-    }
-}
-
-static void value_release(mb_value *v)
-{
-    switch (v->type) {
-    case MB_VT_CHOICE:
-        free(v->u.choice);
-        break;
-    case MB_VT_DISTRIBUTION:
-    case MB_VT_EMBEDDING:
-        free(v->u.vec.data);
-        break;
-    case MB_VT_TENSOR:
-        free(v->u.tensor.shape);
-        free(v->u.tensor.data);
-        break;
-    default:
-        break;
-    }
-    v->type = MB_VT_NONE;
-}
-
 static void rt_var_free(void *p)
 {
     struct rt_var *v = p;
     free(v->name);
-    value_release(&v->value);
+    mb_value_free(&v->value);
     free(v);
 }
 
@@ -1717,7 +1656,7 @@ static void rt_vote_free(void *p)
 {
     struct rt_vote *v = p;
     free(v->variable);
-    value_release(&v->value);
+    mb_value_free(&v->value);
     free(v);
 }
 
@@ -1731,7 +1670,7 @@ int mb_runtime_var_changed(mb_runtime *rt, mb_agent_id to, const char *name, con
         return MB_ENOMEM;
     v->name = strdup(name);
     v->version = version;
-    if (v->name == NULL || value_copy(&v->value, value) != 0) {
+    if (v->name == NULL || mb_value_copy(&v->value, value) != 0) {
         free(v->name);
         free(v);
         return MB_ENOMEM;
@@ -1758,7 +1697,7 @@ int mb_runtime_vote_request(mb_runtime *rt, mb_agent_id to, const mb_proposal *p
         return MB_ENOMEM;
     v->p = *p;
     v->variable = strdup(p->variable);
-    if (v->variable == NULL || value_copy(&v->value, p->value) != 0) {
+    if (v->variable == NULL || mb_value_copy(&v->value, p->value) != 0) {
         free(v->variable);
         free(v);
         return MB_ENOMEM;
