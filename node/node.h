@@ -25,6 +25,8 @@
 #define MABEAMD_VERSION "0.1.0"
 
 struct cfg_watcher;
+struct repl;
+struct var_watcher;
 
 typedef struct node {
     uv_loop_t loop;
@@ -63,6 +65,9 @@ typedef struct node {
     nc_counter *events_pruned;
 
     int stopping;
+
+    struct repl *repl;                /* raft + mesh (node/replication.c) */
+    struct var_watcher *var_watchers; /* parked variable watches (api_vars.c) */
 } node;
 
 /* Open the node: take the data directory lock, open storage, register
@@ -102,5 +107,9 @@ int64_t node_wall_ms(void);
 /* Registered by the API modules (api_config.c): answer every parked watch
  * whose from_version is now behind. */
 void api_config_notify_watchers(node *n);
+
+/* Registered by api_vars.c: variable `name` (borrowed) changed at `version`
+ * (raft index); answer the parked watches of it. Loop thread. */
+void api_vars_notify(node *n, const char *name, uint64_t version);
 
 #endif /* MB_NODE_NODE_H */
