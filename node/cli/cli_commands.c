@@ -6,7 +6,11 @@ extern const cli_cmd cli_cmd_status;
 extern const cli_cmd cli_cmd_metrics;
 extern const cli_cmd cli_cmd_events;
 extern const cli_cmd cli_cmd_config;
+extern const cli_cmd cli_cmd_var;
+extern const cli_cmd cli_cmd_cluster;
+extern const cli_cmd cli_cmd_node;
 
 const cli_cmd *const cli_commands[] = {
-    &cli_cmd_status, &cli_cmd_events, &cli_cmd_config, &cli_cmd_metrics, NULL,
+    &cli_cmd_status, &cli_cmd_events,  &cli_cmd_config, &cli_cmd_metrics,
+    &cli_cmd_var,    &cli_cmd_cluster, &cli_cmd_node,   NULL,
 };
