@@ -124,53 +124,111 @@ static void vars_get(node *n, api_call *c)
     api_reply_json(c, 200, j);
 }
 
-/* PUT and CAS: parse {"value":..} against the variable's type. */
+/* PUT and CAS. The value is parsed against the variable's type, so the
+ * command is built once the variable is known on this node. */
+typedef struct set_req {
+    char *name;
+    cJSON *value;
+    int cas;
+    uint64_t expected;
+    char *by;
+    uint64_t client_id, seq;
+} set_req;
+
+static void set_req_free(void *arg)
+{
+    set_req *q = arg;
+    if (q == NULL)
+        return;
+    free(q->name);
+    cJSON_Delete(q->value);
+    free(q->by);
+    free(q);
+}
+
+static int set_prepare(node *n, const consensus_sm *sm, void *arg, void **buf, size_t *len,
+                       consensus_result *res)
+{
+    set_req *q = arg;
+    (void)n;
+    const consensus_var *v = consensus_sm_var_get(sm, q->name);
+    if (v == NULL) {
+        snprintf(res->msg, sizeof(res->msg), "variable \"%s\" not found", q->name);
+        return MB_ENOTFOUND;
+    }
+    consensus_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.kind = CONSENSUS_CMD_VAR_SET;
+    cmd.name = q->name;
+    cmd.has_expected = q->cas;
+    cmd.expected = q->expected;
+    cmd.by = q->by;
+    cmd.client_id = q->client_id;
+    cmd.request_seq = q->seq;
+    mb_error e;
+    mb_error_clear(&e);
+    int rv = consensus_value_from_json(q->value, v->spec.type, q->name, &cmd.value, &e);
+    if (rv == MB_OK)
+        rv = mb_value_validate(q->name, &v->spec, &cmd.value, &e);
+    if (rv == MB_OK)
+        rv = consensus_cmd_encode(&cmd, NULL, buf, len, &e);
+    mb_value_free(&cmd.value);
+    if (rv != MB_OK) {
+        res->code = rv == MB_EINVAL ? MB_ECONSTRAINT : rv;
+        snprintf(res->msg, sizeof(res->msg), "%s", e.msg);
+        return res->code;
+    }
+    return MB_OK;
+}
+
 static void vars_set_common(node *n, api_call *c, int cas)
 {
     const char *name = api_call_param(c, 0);
     const cJSON *body = api_call_json(c);
-    const consensus_var *v = consensus_sm_var_get(repl_sm(n->repl), name);
-    if (v == NULL) {
-        api_reply_error(c, MB_ENOTFOUND, "variable \"%s\" not found", name);
-        return;
-    }
     const cJSON *jv = cJSON_GetObjectItemCaseSensitive(body, "value");
     if (jv == NULL) {
         api_reply_error(c, MB_EINVAL, "body needs a \"value\"");
         return;
     }
-    consensus_cmd cmd;
-    memset(&cmd, 0, sizeof(cmd));
-    cmd.kind = CONSENSUS_CMD_VAR_SET;
-    cmd.name = (char *)name;
+    mb_error e;
+    mb_error_clear(&e);
+    if (mb_var_name_check(name, &e) != MB_OK) {
+        api_reply_error(c, MB_EINVAL, "%s", e.msg);
+        return;
+    }
+    set_req *q = calloc(1, sizeof(*q));
+    if (q == NULL) {
+        api_reply_error(c, MB_ENOMEM, "out of memory");
+        return;
+    }
+    q->cas = cas;
     if (cas) {
         const cJSON *ev = cJSON_GetObjectItemCaseSensitive(body, "expected_version");
         if (!cJSON_IsNumber(ev) || ev->valuedouble < 0 || ev->valuedouble > 9007199254740992.0) {
+            set_req_free(q);
             api_reply_error(c, MB_EINVAL, "body needs \"expected_version\" (a version number)");
             return;
         }
-        cmd.has_expected = 1;
-        cmd.expected = (uint64_t)ev->valuedouble;
+        q->expected = (uint64_t)ev->valuedouble;
     }
     const cJSON *by = cJSON_GetObjectItemCaseSensitive(body, "by");
-    if (cJSON_IsString(by) && strlen(by->valuestring) <= CONSENSUS_ID_MAX)
-        cmd.by = by->valuestring;
-    mb_error e;
-    mb_error_clear(&e);
-    if (consensus_value_from_json(jv, v->spec.type, name, &cmd.value, &e) != MB_OK) {
-        reply_err(c, e.code == MB_EINVAL ? MB_ECONSTRAINT : e.code, e.msg);
-        return;
-    }
-    if (mb_value_validate(name, &v->spec, &cmd.value, &e) != MB_OK) {
-        mb_value_free(&cmd.value);
-        reply_err(c, e.code, e.msg);
+    q->name = strdup(name);
+    q->value = cJSON_Duplicate(jv, 1);
+    q->by = cJSON_IsString(by) && strlen(by->valuestring) <= CONSENSUS_ID_MAX
+                ? strdup(by->valuestring)
+                : NULL;
+    if (q->name == NULL || q->value == NULL) {
+        set_req_free(q);
+        api_reply_error(c, MB_ENOMEM, "out of memory");
         return;
     }
     const cJSON *rid = cJSON_GetObjectItemCaseSensitive(body, "request_id");
     if (cJSON_IsString(rid) && rid->valuestring[0] != '\0')
-        repl_request_id(rid->valuestring, &cmd.client_id, &cmd.request_seq);
-    repl_write(n->repl, c, &cmd, write_done, (void *)(intptr_t)200);
-    mb_value_free(&cmd.value);
+        repl_request_id(rid->valuestring, &q->client_id, &q->seq);
+    else
+        repl_new_id(n->repl, &q->client_id, &q->seq);
+    repl_write_prepare(n->repl, c, name, set_prepare, q, set_req_free, write_done,
+                       (void *)(intptr_t)200);
 }
 
 static void vars_set(node *n, api_call *c)

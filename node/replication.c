@@ -26,7 +26,7 @@ enum {
 #define SLOW_TICK_MS   250
 #define STATUS_RPC_MS  600
 #define META_APPLIED   "raft.applied"
-#define ATTEMPT_MAX_MS 3000
+#define ATTEMPT_MAX_MS 2000
 
 typedef enum op_kind { OP_WRITE, OP_READ, OP_STATUS, OP_LEAVE } op_kind;
 
@@ -39,12 +39,22 @@ typedef struct op {
     size_t cmd_len;
     repl_done_fn done;
     void *arg;
-    int inflight; /* a raft or mesh callback will come */
-    int finished; /* result known, waiting for the local apply */
-    int unknown;  /* some attempt ended with an unknown outcome */
+    int inflight;         /* the current attempt's callback will come */
+    unsigned gen;         /* forward attempts: a callback of an older one is ignored */
+    unsigned outstanding; /* forward callbacks still to come (any attempt) */
+    uint64_t fwd_to;      /* peer of the current forward attempt (0 = local) */
+    int finished;         /* result known, waiting for the local apply */
+    int unknown;          /* some attempt ended with an unknown outcome */
     uint64_t retry_at;
     consensus_result res;
     char last[300]; /* last transient failure, for the 503 message */
+    /* WRITE prepared late (repl_write_prepare) */
+    repl_prepare_fn prep;
+    void *prep_arg;
+    void (*prep_free)(void *);
+    char *sync_name; /* variable the preparation needs to see locally */
+    int sync;        /* the current attempt is the leader read of sync_name */
+    int synced_once;
     /* STATUS: fan-out */
     cJSON *nodes;
     unsigned waiting;
@@ -115,6 +125,9 @@ static void op_free(op *o)
         o->next->prev = o->prev;
     free(o->cmd);
     cJSON_Delete(o->nodes);
+    if (o->prep_free != NULL)
+        o->prep_free(o->prep_arg);
+    free(o->sync_name);
     free(o);
 }
 
@@ -143,6 +156,16 @@ static void op_finish(op *o, const char *json)
     o->done(N(o->r), c, &o->res, json, o->arg);
 }
 
+typedef struct attempt {
+    op *o;
+    unsigned gen;
+} attempt;
+
+static int op_idle(const op *o)
+{
+    return o->call == NULL && !o->inflight && o->outstanding == 0;
+}
+
 static void op_expire(node *n, api_call *c, void *arg, int code)
 {
     op *o = arg;
@@ -160,7 +183,7 @@ static void op_expire(node *n, api_call *c, void *arg, int code)
                         o->last[0] != '\0' ? o->last : "no leader",
                         o->unknown ? "; outcome unknown: retry with the same request_id" : "");
     }
-    if (!o->inflight)
+    if (op_idle(o))
         op_free(o);
 }
 
@@ -176,7 +199,8 @@ static void op_result(op *o, const consensus_result *res, const char *json)
     repl *r = o->r;
     o->inflight = 0;
     if (o->call == NULL) {
-        op_free(o);
+        if (op_idle(o))
+            op_free(o);
         return;
     }
     if (transient(res->code) && !r->closing) {
@@ -184,6 +208,15 @@ static void op_result(op *o, const consensus_result *res, const char *json)
             o->unknown = 1;
         snprintf(o->last, sizeof(o->last), "%s: %s", mb_errname(res->code), res->msg);
         o->retry_at = uv_now(&N(r)->loop) + RETRY_MS;
+        return;
+    }
+    if (o->sync && res->code == MB_OK) {
+        /* The leader has the variable: wait for it here, then prepare. */
+        o->sync = 0;
+        o->kind = OP_WRITE;
+        free(o->cmd);
+        o->cmd = NULL;
+        o->retry_at = uv_now(&N(r)->loop) + 1;
         return;
     }
     o->res = *res;
@@ -263,9 +296,26 @@ static void local_read_done(void *arg, const consensus_result *res)
     free(text);
 }
 
+/* A forward callback: the op if it is the current attempt, else NULL
+ * (and the op freed if nothing else holds it). */
+static op *attempt_end(attempt *a)
+{
+    op *o = a->o;
+    unsigned gen = a->gen;
+    free(a);
+    o->outstanding--;
+    if (gen == o->gen && o->inflight)
+        return o;
+    if (op_idle(o))
+        op_free(o);
+    return NULL;
+}
+
 static void fwd_write_done(void *user, int status, const void *payload, size_t len)
 {
-    op *o = user;
+    op *o = attempt_end(user);
+    if (o == NULL)
+        return;
     consensus_result res;
     memset(&res, 0, sizeof(res));
     if (status != MB_OK || consensus_result_decode(payload, len, &res) != MB_OK) {
@@ -277,7 +327,9 @@ static void fwd_write_done(void *user, int status, const void *payload, size_t l
 
 static void fwd_read_done(void *user, int status, const void *payload, size_t len)
 {
-    op *o = user;
+    op *o = attempt_end(user);
+    if (o == NULL)
+        return;
     consensus_result res;
     memset(&res, 0, sizeof(res));
     res.code = status;
@@ -323,10 +375,51 @@ static uint64_t leader_of(repl *r, consensus_status *st)
     return lid;
 }
 
+/* Build a late-prepared command. 1: ready; 0: waiting; -1: answered. */
+static int op_prepare(op *o)
+{
+    consensus_result res;
+    memset(&res, 0, sizeof(res));
+    int rv =
+        o->prep(o->r->n, consensus_raft_sm(o->r->raft), o->prep_arg, &o->cmd, &o->cmd_len, &res);
+    if (rv == MB_OK) {
+        o->prep_free(o->prep_arg);
+        o->prep_free = NULL;
+        o->prep_arg = NULL;
+        return 1;
+    }
+    if (rv == MB_ENOTFOUND && o->sync_name != NULL) {
+        if (o->kind == OP_WRITE && o->res.code == 0 && o->cmd == NULL && !o->synced_once) {
+            /* Maybe only this node has not applied it yet: ask the leader. */
+            o->synced_once = 1;
+            o->sync = 1;
+            o->kind = OP_READ;
+            o->cmd = strdup(o->sync_name);
+            o->cmd_len = o->cmd != NULL ? strlen(o->cmd) : 0;
+            if (o->cmd == NULL) {
+                op_fail_now(o, MB_ENOMEM, "out of memory");
+                return -1;
+            }
+            return 1;
+        }
+        o->retry_at = uv_now(&o->r->n->loop) + RETRY_MS / 4;
+        snprintf(o->last, sizeof(o->last), "variable not applied on this node yet");
+        return 0;
+    }
+    if (res.code == 0)
+        res.code = rv;
+    op_fail_now(o, res.code, res.msg);
+    return -1;
+}
+
 static void op_attempt(op *o)
 {
     repl *r = o->r;
     consensus_status st;
+    if (o->kind == OP_WRITE && o->cmd == NULL) {
+        if (op_prepare(o) != 1)
+            return;
+    }
     consensus_result now;
     memset(&now, 0, sizeof(now));
     uint64_t lid = leader_of(r, &st);
@@ -337,6 +430,7 @@ static void op_attempt(op *o)
                                      : consensus_raft_barrier(r->raft, local_read_done, o, &now);
         if (rv == MB_OK) {
             o->inflight = 1;
+            o->fwd_to = 0;
             return;
         }
         if (now.code == 0)
@@ -351,6 +445,13 @@ static void op_attempt(op *o)
         return;
     }
     int64_t left = r->write_timeout_ms;
+    attempt *at = malloc(sizeof(*at));
+    if (at == NULL) {
+        o->retry_at = uv_now(&N(r)->loop) + RETRY_MS;
+        return;
+    }
+    at->o = o;
+    at->gen = ++o->gen;
     mesh_call_args a = {
         .peer_id = lid,
         .method = o->kind == OP_WRITE ? M_PROPOSE : M_READ,
@@ -358,16 +459,19 @@ static void op_attempt(op *o)
         .len = o->cmd_len,
         .timeout_ms = (uint32_t)(left < ATTEMPT_MAX_MS ? left : ATTEMPT_MAX_MS),
         .cb = o->kind == OP_WRITE ? fwd_write_done : fwd_read_done,
-        .user = o,
+        .user = at,
     };
     mb_error e;
     mb_error_clear(&e);
     if (mesh_call(r->m, &a, NULL, &e) != MB_OK) {
+        free(at);
         snprintf(o->last, sizeof(o->last), "forward: %s", e.msg);
         o->retry_at = uv_now(&N(r)->loop) + RETRY_MS;
         return;
     }
     o->inflight = 1;
+    o->outstanding++;
+    o->fwd_to = lid;
 }
 
 static op *op_start(repl *r, api_call *c, op_kind kind, repl_done_fn done, void *arg)
@@ -393,12 +497,16 @@ static op *op_start(repl *r, api_call *c, op_kind kind, repl_done_fn done, void 
     return o;
 }
 
+void repl_new_id(repl *r, uint64_t *client_id, uint64_t *seq)
+{
+    *client_id = r->client_id;
+    *seq = ++r->next_seq;
+}
+
 void repl_write(repl *r, api_call *c, consensus_cmd *cmd, repl_done_fn done, void *arg)
 {
-    if (cmd->client_id == 0) {
-        cmd->client_id = r->client_id;
-        cmd->request_seq = ++r->next_seq;
-    }
+    if (cmd->client_id == 0)
+        repl_new_id(r, &cmd->client_id, &cmd->request_seq);
     void *buf = NULL;
     size_t len = 0;
     mb_error e;
@@ -414,6 +522,23 @@ void repl_write(repl *r, api_call *c, consensus_cmd *cmd, repl_done_fn done, voi
     }
     o->cmd = buf;
     o->cmd_len = len;
+    op_attempt(o);
+}
+
+void repl_write_prepare(repl *r, api_call *c, const char *var, repl_prepare_fn prep, void *prep_arg,
+                        void (*prep_free)(void *), repl_done_fn done, void *arg)
+{
+    char *nm = var != NULL ? strdup(var) : NULL;
+    op *o = op_start(r, c, OP_WRITE, done, arg);
+    if (o == NULL) {
+        free(nm);
+        prep_free(prep_arg);
+        return;
+    }
+    o->prep = prep;
+    o->prep_arg = prep_arg;
+    o->prep_free = prep_free;
+    o->sync_name = nm;
     op_attempt(o);
 }
 
@@ -1091,6 +1216,18 @@ static void on_status(void *arg, const consensus_status *st)
         mesh_set_leader(r->m, st->term, st->role == CONSENSUS_LEADER ? r->id : st->leader_id);
     if (st->applied_index > r->applied)
         r->applied = st->applied_index;
+    /* Forwards to a node that is no longer the leader: retry now at the new
+     * one (same idempotency id) instead of waiting for their timeout. */
+    if (st->leader_id != 0 && st->leader_id != r->id) {
+        for (op *o = r->ops; o != NULL; o = o->next)
+            if (o->inflight && o->fwd_to != 0 && o->fwd_to != st->leader_id &&
+                (o->kind == OP_WRITE || o->kind == OP_READ)) {
+                o->inflight = 0;
+                o->gen++;
+                o->unknown = o->kind == OP_WRITE;
+                o->retry_at = uv_now(&r->n->loop) + 1;
+            }
+    }
     NC_LOGKV(r->n->log, NC_LOG_INFO, "cluster", "raft state", NC_F_STR("role", role_name(st->role)),
              NC_F_U64("term", st->term), NC_F_U64("leader", st->leader_id));
 }

@@ -51,6 +51,21 @@ typedef void (*repl_done_fn)(struct node *n, api_call *c, const consensus_result
  * answer waits until the change is applied locally (read-your-writes). */
 void repl_write(repl *r, api_call *c, consensus_cmd *cmd, repl_done_fn done, void *arg);
 
+/* Build the encoded command of a write from the local state `sm`
+ * (borrowed): on MB_OK *buf (malloc'd, owned by the op) and *len are set
+ * and an idempotency id must be in it; MB_ENOTFOUND when the variable is
+ * not known here (yet); any other code fails the write with res->msg. */
+typedef int (*repl_prepare_fn)(struct node *n, const consensus_sm *sm, void *arg, void **buf,
+                               size_t *len, consensus_result *res);
+
+/* As repl_write, but the command is built by `prep` (with `prep_arg`,
+ * released with prep_free, always called). When `var` (borrowed; may be
+ * NULL) is not known on this node yet, the leader is asked first and the
+ * op waits until this node has applied it, so a write on a follower right
+ * after a definition elsewhere works. */
+void repl_write_prepare(repl *r, api_call *c, const char *var, repl_prepare_fn prep, void *prep_arg,
+                        void (*prep_free)(void *), repl_done_fn done, void *arg);
+
 /* Linearizable read of variable `name` (borrowed; NULL = the list of all
  * variables) through a leader barrier, forwarded when this node is a
  * follower. `json` is the variable as JSON, or {"vars":[...]}. */
@@ -62,6 +77,9 @@ void repl_cluster_status(repl *r, api_call *c);
 /* POST /v1/cluster/leave: this node leaves the cluster (transferring
  * leadership first), answers `c`, then stops. */
 void repl_leave(repl *r, api_call *c);
+
+/* A fresh idempotency id of this process. */
+void repl_new_id(repl *r, uint64_t *client_id, uint64_t *seq);
 
 /* Map (client-chosen request id string) -> idempotency id. Pure. */
 void repl_request_id(const char *request_id, uint64_t *client_id, uint64_t *seq);
