@@ -78,6 +78,8 @@ struct repl {
     uint64_t next_seq;
     int join_inflight, selfreg_inflight, join_srv_busy;
     int leaving;
+    int promote_inflight;
+    uint64_t promote_id;
     mesh_request *join_req; /* leader: join being served */
     uint64_t join_id;
     char join_mesh[320], join_api[300], join_raft[CONSENSUS_ADDR_MAX + 1];
@@ -1120,6 +1122,66 @@ void repl_leave(repl *r, api_call *c)
     leave_attempt(o);
 }
 
+/* ---- standby promotion (leader) ---- */
+
+static void promote_node_done(void *arg, const consensus_result *res)
+{
+    repl *r = arg;
+    r->promote_inflight = 0;
+    if (res->code != MB_OK)
+        rlog(r, NC_LOG_WARN, "cannot record a promotion", "error", res->msg);
+}
+
+static void promote_done(void *arg, const consensus_result *res)
+{
+    repl *r = arg;
+    if (res->code != MB_OK || r->closing) {
+        r->promote_inflight = 0;
+        return;
+    }
+    NC_LOGKV(r->n->log, NC_LOG_INFO, "cluster", "standby promoted to voter",
+             NC_F_U64("id", r->promote_id));
+    consensus_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.kind = CONSENSUS_CMD_NODE_UPDATE;
+    cmd.node.id = r->promote_id;
+    cmd.node.role = CONSENSUS_ROLE_VOTER;
+    cmd.node_fields = CONSENSUS_NODE_SET_ROLE;
+    void *buf = NULL;
+    size_t len = 0;
+    mb_error e;
+    mb_error_clear(&e);
+    consensus_result now;
+    memset(&now, 0, sizeof(now));
+    if (consensus_cmd_encode(&cmd, NULL, &buf, &len, &e) != MB_OK ||
+        consensus_raft_propose(r->raft, buf, len, promote_node_done, r, &now) != MB_OK)
+        r->promote_inflight = 0;
+    free(buf);
+}
+
+/* Leader: fewer voters than max_voters and a live standby: promote it. */
+static void maybe_promote(repl *r, const consensus_status *st)
+{
+    unsigned max = (unsigned)nc_config_int(r->n->cfg, NC_CFG_MAX_VOTERS);
+    if (r->promote_inflight || st->voters >= max || r->join_srv_busy)
+        return;
+    const consensus_sm *sm = consensus_raft_sm(r->raft);
+    for (size_t i = 0; i < consensus_sm_node_count(sm); i++) {
+        const consensus_node *cn = consensus_sm_node_at(sm, i);
+        fd_peer_view pv;
+        if (cn->role != CONSENSUS_ROLE_STANDBY || cn->id == r->id ||
+            mesh_peer(r->m, cn->id, &pv) != MB_OK || pv.status != CLUSTER_PEER_ALIVE)
+            continue;
+        consensus_result now;
+        memset(&now, 0, sizeof(now));
+        r->promote_id = cn->id;
+        r->promote_inflight = 1;
+        if (consensus_raft_promote(r->raft, cn->id, promote_done, r, &now) != MB_OK)
+            r->promote_inflight = 0;
+        return;
+    }
+}
+
 /* ---- tick ---- */
 
 static void tick_cb(uv_timer_t *t)
@@ -1159,6 +1221,8 @@ static void tick_cb(uv_timer_t *t)
                          selfreg_done, r, &res);
     } else if (!member && st.role != CONSENSUS_LEADER && r->has_seeds && !r->join_inflight) {
         try_join(r);
+    } else if (st.role == CONSENSUS_LEADER && !r->closing) {
+        maybe_promote(r, &st);
     }
 }
 
