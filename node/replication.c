@@ -227,7 +227,8 @@ static void op_result(op *o, const consensus_result *res, const char *json)
         return;
     }
     op_finish(o, json);
-    op_free(o);
+    if (op_idle(o)) /* else an abandoned forward's callback frees it */
+        op_free(o);
 }
 
 static void op_fail_now(op *o, int code, const char *msg)
@@ -1195,7 +1196,8 @@ static void tick_cb(uv_timer_t *t)
         if (o->finished) {
             if (r->applied >= o->res.version) {
                 op_finish(o, NULL);
-                op_free(o);
+                if (op_idle(o))
+                    op_free(o);
             }
             continue;
         }
