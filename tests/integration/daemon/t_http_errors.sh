@@ -87,8 +87,13 @@ payloads = [b"\x00\xff garbage\r\n\r\n", b"GET /v1/health HTTP/1.1\r\nHost: x\r\
 for p in payloads:
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     try:
-        s.sendall(p)
-        s.shutdown(socket.SHUT_WR)
+        # The server may reject and close before we finish writing: that is
+        # a correct answer to garbage, not a test failure.
+        try:
+            s.sendall(p)
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
         s.settimeout(5)
         try:
             while s.recv(4096):

@@ -1,0 +1,490 @@
+/* Tests of the agent runtime core: messaging, built-in kinds, links and
+ * monitors, timers with an injected clock, bounded mailboxes, restart in
+ * place, bad input, management API and JSON renderers, and spawning and
+ * stopping 1,000,000 agents. Supervision, pools and hot swap are in
+ * test_supervision.c; port agents in test_port.c. */
+#include <cjson/cJSON.h>
+#include <mabeam/agent_json.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "agents/fake_services.h"
+#include "mb_test.h"
+
+static struct fake F;
+static mb_services SVC;
+static mb_runtime *RT;
+
+static void start_rt(int manual_timers, unsigned workers)
+{
+    fake_init(&F, &SVC, manual_timers);
+    mb_runtime_config cfg = { .node_id = 7, .workers = workers, .manual_timers = manual_timers };
+    mb_error err;
+    CU_ASSERT_FATAL(mb_runtime_start(&cfg, &SVC, &RT, &err) == 0);
+    CU_ASSERT_FATAL(mb_runtime_kind_register(RT, &probe_kind, &err) == 0);
+    CU_ASSERT_FATAL(mb_runtime_kind_register(RT, &slow_kind, &err) == 0);
+}
+
+static void stop_rt(void)
+{
+    mb_runtime_stop(RT);
+    RT = NULL;
+    fake_close(&F);
+}
+
+static mb_agent_id spawn_kind(const char *kind, const char *config)
+{
+    mb_spawn_opts o = { .kind = kind, .config = config };
+    mb_agent_id id = 0;
+    mb_error err;
+    int rc = mb_runtime_spawn(RT, &o, &id, &err);
+    CU_ASSERT_EQUAL(rc, 0);
+    return id;
+}
+
+static int agent_alive(mb_agent_id id)
+{
+    mb_agent_info info;
+    return mb_runtime_agent_info(RT, id, &info) == 0;
+}
+
+static void test_ids_carry_node_part_and_are_unique(void)
+{
+    start_rt(0, 2);
+    mb_agent_id a = spawn_kind("echo", NULL), b = spawn_kind("echo", NULL);
+    CU_ASSERT_EQUAL(MB_AGENT_NODE(a), 7);
+    CU_ASSERT_EQUAL(MB_AGENT_NODE(b), 7);
+    CU_ASSERT_NOT_EQUAL(a, b);
+    CU_ASSERT_NOT_EQUAL(a, 0);
+    stop_rt();
+}
+
+static void test_echo_replies_to_sender(void)
+{
+    start_rt(0, 2);
+    static struct probe p;
+    probe_reset(&p);
+    mb_agent_id pr = probe_spawn(RT, &p);
+    mb_agent_id echo = spawn_kind("echo", NULL);
+    CU_ASSERT_EQUAL(mb_runtime_deliver(RT, pr, echo, 42, "hello", 5), 0);
+    CU_ASSERT(MB_WAIT_UNTIL(probe_find(&p, MB_MSG_USER, 42) >= 0, 5000));
+    long i = probe_find(&p, MB_MSG_USER, 42);
+    CU_ASSERT_EQUAL(p.rec[i].from, echo);
+    CU_ASSERT_STRING_EQUAL(p.rec[i].text, "hello");
+    stop_rt();
+}
+
+static void test_counter_adds_and_answers_get(void)
+{
+    start_rt(0, 2);
+    static struct probe p;
+    probe_reset(&p);
+    mb_agent_id pr = probe_spawn(RT, &p);
+    mb_agent_id c = spawn_kind("counter", "10");
+    int64_t d = 5;
+    CU_ASSERT_EQUAL(mb_runtime_deliver(RT, 0, c, MB_TAG_COUNTER_ADD, &d, 8), 0);
+    CU_ASSERT_EQUAL(mb_runtime_deliver(RT, 0, c, MB_TAG_COUNTER_ADD, NULL, 0), 0);
+    CU_ASSERT_EQUAL(mb_runtime_deliver(RT, pr, c, MB_TAG_COUNTER_GET, NULL, 0), 0);
+    CU_ASSERT(MB_WAIT_UNTIL(probe_find(&p, MB_MSG_USER, MB_TAG_COUNTER_GET) >= 0, 5000));
+    CU_ASSERT_EQUAL(p.rec[probe_find(&p, MB_MSG_USER, MB_TAG_COUNTER_GET)].value, 16);
+    CU_ASSERT(atomic_load(&F.ncheckpoints) >= 1); /* coalesced per turn */
+    stop_rt();
+}
+
+static void test_send_to_dead_agent_fails_and_notifies_on_request(void)
+{
+    start_rt(0, 2);
+    static struct probe p;
+    probe_reset(&p);
+    mb_agent_id pr = probe_spawn(RT, &p);
+    mb_agent_id e = spawn_kind("echo", NULL);
+    CU_ASSERT_EQUAL(mb_runtime_stop_agent(RT, e), 0);
+    CU_ASSERT(MB_WAIT_UNTIL(!agent_alive(e), 5000));
+    CU_ASSERT_EQUAL(mb_runtime_deliver(RT, 0, e, 1, "x", 1), MB_ENOAGENT);
+    CU_ASSERT_EQUAL(mb_runtime_stop_agent(RT, e), MB_ENOAGENT);
+    CU_ASSERT_EQUAL(mb_runtime_kill_agent(RT, e), MB_ENOAGENT);
+    probe_cmd(RT, pr, PROBE_NOTIFY, (int64_t)e);
+    CU_ASSERT(MB_WAIT_UNTIL(probe_find(&p, MB_MSG_UNDELIVERED, 1) >= 0, 5000));
+    CU_ASSERT_EQUAL(p.rec[probe_find(&p, MB_MSG_UNDELIVERED, 1)].from, e);
+    CU_ASSERT_EQUAL(mb_runtime_agent_count(RT), 1);
+    stop_rt();
+}
+
+static void test_unknown_kind_and_bad_config_are_clear_errors(void)
+{
+    start_rt(0, 2);
+    mb_error err;
+    mb_agent_id id;
+    mb_spawn_opts o = { .kind = "no-such-kind" };
+    CU_ASSERT_EQUAL(mb_runtime_spawn(RT, &o, &id, &err), MB_ENOTFOUND);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "unknown kind 'no-such-kind'"));
+    o.kind = "counter";
+    o.config = "not-a-number";
+    CU_ASSERT_EQUAL(mb_runtime_spawn(RT, &o, &id, &err), MB_EINVAL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "init returned MB_EINVAL"));
+    o.kind = "supervisor";
+    o.config = "{\"strategy\":\"sideways\"}";
+    CU_ASSERT_EQUAL(mb_runtime_spawn(RT, &o, &id, &err), MB_EINVAL);
+    o.config = "{not json";
+    CU_ASSERT_EQUAL(mb_runtime_spawn(RT, &o, &id, &err), MB_EINVAL);
+    o.kind = "pool";
+    o.config = "{\"kind\":\"nope\"}";
+    CU_ASSERT_NOT_EQUAL(mb_runtime_spawn(RT, &o, &id, &err), 0);
+    o.kind = "crasher";
+    o.config = "fail_init";
+    CU_ASSERT_EQUAL(mb_runtime_spawn(RT, &o, &id, &err), MB_EINVAL);
+    o.kind = NULL;
+    CU_ASSERT_EQUAL(mb_runtime_spawn(RT, &o, &id, &err), MB_EINVAL);
+    o.kind = "echo";
+    o.config = NULL;
+    o.overflow = 9;
+    CU_ASSERT_EQUAL(mb_runtime_spawn(RT, &o, &id, &err), MB_EINVAL);
+    /* Nothing half-made is left behind and the node still works. */
+    CU_ASSERT_EQUAL(mb_runtime_agent_count(RT), 0);
+    CU_ASSERT_NOT_EQUAL(spawn_kind("echo", NULL), 0);
+    CU_ASSERT_EQUAL(mb_runtime_agent_count(RT), 1);
+    stop_rt();
+}
+
+static void test_names_and_capabilities_go_to_the_registry(void)
+{
+    start_rt(0, 2);
+    const char *caps1[] = { "gpu", "train" };
+    const char *caps2[] = { "gpu" };
+    mb_spawn_opts o = { .kind = "echo", .name = "alpha", .ns = "lab", .caps = caps1, .ncaps = 2 };
+    mb_agent_id a, b, c;
+    mb_error err;
+    CU_ASSERT_EQUAL(mb_runtime_spawn(RT, &o, &a, &err), 0);
+    o.name = "beta";
+    o.caps = caps2;
+    o.ncaps = 1;
+    CU_ASSERT_EQUAL(mb_runtime_spawn(RT, &o, &b, &err), 0);
+    o.name = "alpha"; /* same name, same namespace */
+    CU_ASSERT_EQUAL(mb_runtime_spawn(RT, &o, &c, &err), MB_EEXIST);
+    o.ns = "other";
+    CU_ASSERT_EQUAL(mb_runtime_spawn(RT, &o, &c, &err), 0);
+    mb_agent_id found;
+    CU_ASSERT_EQUAL(fake_lookup(&F, "lab", "alpha", &found), 0);
+    CU_ASSERT_EQUAL(found, a);
+    mb_agent_id ids[4];
+    const char *want[] = { "gpu", "train" };
+    CU_ASSERT_EQUAL(fake_caps_lookup(&F, "lab", want, 2, ids, 4), 1);
+    CU_ASSERT_EQUAL(ids[0], a);
+    CU_ASSERT_EQUAL(fake_caps_lookup(&F, "lab", want, 1, ids, 4), 2);
+    mb_runtime_stop_agent(RT, a);
+    CU_ASSERT(MB_WAIT_UNTIL(fake_lookup(&F, "lab", "alpha", &found) == MB_ENOTFOUND, 5000));
+    mb_agent_filter f = { .ns = "lab" };
+    CU_ASSERT_EQUAL(mb_runtime_list(RT, &f, NULL, 0), 1);
+    stop_rt();
+}
+
+static void test_monitor_receives_down_with_reason(void)
+{
+    start_rt(0, 2);
+    static struct probe p;
+    probe_reset(&p);
+    mb_agent_id pr = probe_spawn(RT, &p);
+    mb_agent_id cr = spawn_kind("crasher", NULL);
+    probe_cmd(RT, pr, PROBE_MONITOR, (int64_t)cr);
+    CU_ASSERT_EQUAL(mb_runtime_quiesce(RT, 5000), 0);
+    CU_ASSERT_EQUAL(mb_runtime_deliver(RT, 0, cr, MB_TAG_CRASHER_CRASH, NULL, 0), 0);
+    CU_ASSERT(MB_WAIT_UNTIL(probe_find(&p, MB_MSG_DOWN, ~0u) >= 0, 5000));
+    struct probe_rec *r = &p.rec[probe_find(&p, MB_MSG_DOWN, ~0u)];
+    CU_ASSERT_EQUAL(r->about, cr);
+    CU_ASSERT_EQUAL(r->reason, MB_EXIT_CRASH);
+    CU_ASSERT_EQUAL(r->code, MB_ECRASH);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r->text, "MB_ECRASH"));
+    CU_ASSERT(fake_find_event(&F, MB_AEV_CRASHED, cr) > 0);
+    /* Monitoring a dead agent fires at once with noproc. */
+    probe_cmd(RT, pr, PROBE_MONITOR, (int64_t)cr);
+    CU_ASSERT(MB_WAIT_UNTIL(atomic_load(&p.n) >= 2, 5000));
+    CU_ASSERT_EQUAL(p.rec[1].reason, MB_EXIT_NOPROC);
+    stop_rt();
+}
+
+static void test_link_takes_down_non_trapping_partner_and_informs_trapping_one(void)
+{
+    start_rt(0, 2);
+    static struct probe p1, p2;
+    probe_reset(&p1);
+    probe_reset(&p2);
+    mb_agent_id a = probe_spawn(RT, &p1);
+    mb_agent_id b = probe_spawn(RT, &p2);
+    mb_agent_id cr = spawn_kind("crasher", NULL);
+    probe_cmd(RT, a, PROBE_LINK, (int64_t)cr);
+    probe_cmd(RT, b, PROBE_TRAP, 0);
+    probe_cmd(RT, b, PROBE_LINK, (int64_t)cr);
+    CU_ASSERT_EQUAL(mb_runtime_quiesce(RT, 5000), 0);
+    mb_runtime_deliver(RT, 0, cr, MB_TAG_CRASHER_CRASH, NULL, 0);
+    CU_ASSERT(MB_WAIT_UNTIL(!agent_alive(a), 5000));
+    CU_ASSERT(MB_WAIT_UNTIL(probe_find(&p2, MB_MSG_EXIT, ~0u) >= 0, 5000));
+    CU_ASSERT_EQUAL(p2.rec[probe_find(&p2, MB_MSG_EXIT, ~0u)].reason, MB_EXIT_CRASH);
+    CU_ASSERT(agent_alive(b));
+    /* a ended because of the link: terminate ran (it is not a kill). */
+    CU_ASSERT_EQUAL(atomic_load(&p1.terminated), 1);
+    stop_rt();
+}
+
+static void test_kill_is_brutal_and_stop_runs_terminate(void)
+{
+    start_rt(0, 2);
+    static struct probe p1, p2;
+    probe_reset(&p1);
+    probe_reset(&p2);
+    mb_agent_id a = probe_spawn(RT, &p1);
+    mb_agent_id b = probe_spawn(RT, &p2);
+    CU_ASSERT_EQUAL(mb_runtime_kill_agent(RT, a), 0);
+    CU_ASSERT_EQUAL(mb_runtime_stop_agent(RT, b), 0);
+    CU_ASSERT(MB_WAIT_UNTIL(!agent_alive(a) && !agent_alive(b), 5000));
+    CU_ASSERT_EQUAL(atomic_load(&p1.terminated), 0);
+    CU_ASSERT_EQUAL(atomic_load(&p2.terminated), 1);
+    CU_ASSERT(fake_find_event(&F, MB_AEV_CRASHED, a) > 0);
+    CU_ASSERT(fake_find_event(&F, MB_AEV_STOPPED, b) > 0);
+    stop_rt();
+}
+
+static void test_handler_error_is_a_crash(void)
+{
+    start_rt(0, 2);
+    static struct probe p;
+    probe_reset(&p);
+    mb_agent_id a = probe_spawn(RT, &p);
+    probe_cmd(RT, a, PROBE_FAIL, 0);
+    CU_ASSERT(MB_WAIT_UNTIL(!agent_alive(a), 5000));
+    size_t i = fake_find_event(&F, MB_AEV_CRASHED, a);
+    CU_ASSERT_FATAL(i > 0);
+    CU_ASSERT_EQUAL(F.ev[i - 1].code, MB_EINVAL);
+    CU_ASSERT_EQUAL(F.ev[i - 1].reason, MB_EXIT_CRASH);
+    stop_rt();
+}
+
+static void test_timers_fire_by_the_injected_clock(void)
+{
+    start_rt(1, 2);
+    static struct probe p;
+    probe_reset(&p);
+    mb_agent_id a = probe_spawn(RT, &p);
+    probe_cmd(RT, a, PROBE_AFTER, 50);
+    probe_cmd(RT, a, PROBE_EVERY, 10);
+    CU_ASSERT_EQUAL(mb_runtime_quiesce(RT, 5000), 0);
+    atomic_fetch_add(&F.mono_ms, 9);
+    mb_runtime_tick(RT);
+    CU_ASSERT_EQUAL(mb_runtime_quiesce(RT, 5000), 0);
+    CU_ASSERT_EQUAL(atomic_load(&p.n), 0);
+    atomic_fetch_add(&F.mono_ms, 1); /* t = 10 */
+    CU_ASSERT_EQUAL(mb_runtime_tick(RT), 1);
+    CU_ASSERT(MB_WAIT_UNTIL(atomic_load(&p.n) == 1, 5000));
+    CU_ASSERT_EQUAL(p.rec[0].type, MB_MSG_TIMER);
+    CU_ASSERT_EQUAL(p.rec[0].tag, 78);
+    for (int i = 0; i < 4; i++) { /* t = 50 */
+        atomic_fetch_add(&F.mono_ms, 10);
+        mb_runtime_tick(RT);
+    }
+    CU_ASSERT(MB_WAIT_UNTIL(atomic_load(&p.n) == 6, 5000));
+    CU_ASSERT(probe_find(&p, MB_MSG_TIMER, 77) >= 0);
+    probe_cmd(RT, a, PROBE_CANCEL, 0);
+    CU_ASSERT_EQUAL(mb_runtime_quiesce(RT, 5000), 0);
+    atomic_fetch_add(&F.mono_ms, 1000); /* a jump longer than the wheel */
+    CU_ASSERT_EQUAL(mb_runtime_tick(RT), 0);
+    CU_ASSERT_EQUAL(mb_runtime_quiesce(RT, 5000), 0);
+    CU_ASSERT_EQUAL(atomic_load(&p.n), 6);
+    stop_rt();
+}
+
+static void test_timer_thread_fires_with_real_clock(void)
+{
+    start_rt(0, 2);
+    static struct probe p;
+    probe_reset(&p);
+    mb_agent_id a = probe_spawn(RT, &p);
+    probe_cmd(RT, a, PROBE_AFTER, 5);
+    CU_ASSERT(MB_WAIT_UNTIL(probe_find(&p, MB_MSG_TIMER, 77) >= 0, 5000));
+    stop_rt();
+}
+
+static void test_bounded_mailbox_rejects_or_crashes_on_overflow(void)
+{
+    start_rt(0, 1);
+    /* "slow" takes 200 us per message: a burst fills its mailbox. */
+    mb_spawn_opts o = { .kind = "slow", .mailbox_max = 4 };
+    mb_agent_id a;
+    CU_ASSERT_EQUAL(mb_runtime_spawn(RT, &o, &a, NULL), 0);
+    int full = 0;
+    for (int i = 0; i < 100000 && !full; i++)
+        full = mb_runtime_deliver(RT, 0, a, 1, "x", 1) == MB_EFULL;
+    CU_ASSERT(full);
+    CU_ASSERT(agent_alive(a));
+    o.overflow = MB_OVERFLOW_CRASH;
+    mb_agent_id b;
+    CU_ASSERT_EQUAL(mb_runtime_spawn(RT, &o, &b, NULL), 0);
+    full = 0;
+    for (int i = 0; i < 100000 && !full; i++)
+        full = mb_runtime_deliver(RT, 0, b, 1, "x", 1) == MB_EFULL;
+    CU_ASSERT(full);
+    CU_ASSERT(MB_WAIT_UNTIL(!agent_alive(b), 5000));
+    size_t i = fake_find_event(&F, MB_AEV_CRASHED, b);
+    CU_ASSERT(i > 0 && F.ev[i - 1].code == MB_EFULL);
+    stop_rt();
+}
+
+static void test_restart_in_place_resumes_from_checkpoint(void)
+{
+    start_rt(0, 2);
+    static struct probe p;
+    probe_reset(&p);
+    mb_agent_id pr = probe_spawn(RT, &p);
+    mb_agent_id c = spawn_kind("counter", "0");
+    int64_t d = 7;
+    mb_runtime_deliver(RT, 0, c, MB_TAG_COUNTER_ADD, &d, 8);
+    CU_ASSERT_EQUAL(mb_runtime_restart_agent(RT, c), 0);
+    mb_runtime_deliver(RT, pr, c, MB_TAG_COUNTER_GET, NULL, 0);
+    CU_ASSERT(MB_WAIT_UNTIL(probe_find(&p, MB_MSG_USER, MB_TAG_COUNTER_GET) >= 0, 5000));
+    CU_ASSERT_EQUAL(p.rec[0].value, 7);
+    mb_agent_info info;
+    CU_ASSERT_EQUAL(mb_runtime_agent_info(RT, c, &info), 0);
+    CU_ASSERT_EQUAL(info.usage.restarts, 1);
+    CU_ASSERT(fake_find_event(&F, MB_AEV_RESTARTED, c) > 0);
+    stop_rt();
+}
+
+static void test_info_list_and_json_renderers(void)
+{
+    start_rt(0, 2);
+    mb_spawn_opts o = { .kind = "counter", .config = "1", .name = "cnt" };
+    mb_agent_id c;
+    CU_ASSERT_EQUAL(mb_runtime_spawn(RT, &o, &c, NULL), 0);
+    spawn_kind("echo", NULL);
+    spawn_kind("echo", NULL);
+    mb_runtime_deliver(RT, 0, c, MB_TAG_COUNTER_ADD, NULL, 0);
+    CU_ASSERT_EQUAL(mb_runtime_quiesce(RT, 5000), 0);
+    mb_agent_info info;
+    CU_ASSERT_EQUAL(mb_runtime_agent_info(RT, c, &info), 0);
+    CU_ASSERT_STRING_EQUAL(info.kind, "counter");
+    CU_ASSERT_STRING_EQUAL(info.name, "cnt");
+    CU_ASSERT_EQUAL(info.usage.messages, 1);
+    CU_ASSERT(info.usage.memory_bytes > 0);
+    mb_agent_filter f = { .kind = "echo" };
+    mb_agent_info infos[8];
+    CU_ASSERT_EQUAL(mb_runtime_list(RT, &f, infos, 8), 2);
+    CU_ASSERT_EQUAL(mb_runtime_list(RT, NULL, infos, 1), 3);
+    cJSON *j = mb_agent_info_json(&info);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    char *s = cJSON_PrintUnformatted(j);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "\"kind\":\"counter\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "\"name\":\"cnt\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "\"messages\":1"));
+    cJSON_free(s);
+    cJSON_Delete(j);
+    j = mb_agent_list_json(infos, 1, 3);
+    s = cJSON_PrintUnformatted(j);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "\"total\":3"));
+    cJSON_free(s);
+    cJSON_Delete(j);
+    mb_kind_info kinds[16];
+    size_t nk = mb_runtime_kind_list(RT, kinds, 16);
+    CU_ASSERT(nk >= 7);
+    j = mb_kind_list_json(kinds, nk);
+    s = cJSON_PrintUnformatted(j);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s, "\"name\":\"supervisor\""));
+    cJSON_free(s);
+    cJSON_Delete(j);
+    stop_rt();
+}
+
+static void test_var_changes_and_vote_requests_reach_the_agent(void)
+{
+    start_rt(0, 2);
+    mb_agent_id c = spawn_kind("echo", NULL);
+    mb_value v = { .type = MB_VT_FLOAT, .u.f = 0.5 };
+    CU_ASSERT_EQUAL(mb_runtime_var_changed(RT, c, "lr", &v, 3), 0);
+    mb_proposal pr = { .id = 9, .variable = "lr", .value = &v };
+    CU_ASSERT_EQUAL(mb_runtime_vote_request(RT, c, &pr), 0);
+    CU_ASSERT_EQUAL(mb_runtime_var_changed(RT, 12345, "lr", &v, 3), MB_ENOAGENT);
+    CU_ASSERT_EQUAL(mb_runtime_quiesce(RT, 5000), 0);
+    CU_ASSERT(agent_alive(c)); /* echo has neither callback: ignored */
+    stop_rt();
+}
+
+static void test_sends_to_other_nodes_go_through_services(void)
+{
+    start_rt(0, 2);
+    static struct probe p;
+    probe_reset(&p);
+    mb_agent_id a = probe_spawn(RT, &p);
+    mb_agent_id remote = MB_AGENT_ID(9, 1234);
+    probe_cmd(RT, a, PROBE_SEND, (int64_t)remote);
+    CU_ASSERT(MB_WAIT_UNTIL(atomic_load(&F.nremote) == 1, 5000));
+    fake_lock(&F);
+    CU_ASSERT_EQUAL(F.last_remote_to, remote);
+    CU_ASSERT_EQUAL(F.last_remote_from, a);
+    CU_ASSERT_EQUAL(F.last_remote_tag, 5);
+    fake_unlock(&F);
+    CU_ASSERT(agent_alive(a));
+    stop_rt();
+}
+
+static void test_spawn_and_stop_a_million_agents_without_leaks(void)
+{
+    start_rt(0, 2);
+    F.record_events = 0;
+#if defined(__SANITIZE_THREAD__)
+    const size_t n = 200000; /* TSan is ~10x slower; ASan and plain run 1M */
+#else
+    const size_t n = 1000000;
+#endif
+    mb_agent_id *ids = malloc(n * sizeof(*ids));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ids);
+    mb_spawn_opts o = { .kind = "echo" };
+    size_t ok = 0;
+    for (size_t i = 0; i < n; i++)
+        ok += mb_runtime_spawn(RT, &o, &ids[i], NULL) == 0;
+    CU_ASSERT_EQUAL(ok, n);
+    CU_ASSERT_EQUAL(mb_runtime_agent_count(RT), n);
+    size_t stopped = 0;
+    for (size_t i = 0; i < n; i++)
+        stopped += mb_runtime_stop_agent(RT, ids[i]) == 0;
+    CU_ASSERT_EQUAL(stopped, n);
+    CU_ASSERT(MB_WAIT_UNTIL(mb_runtime_agent_count(RT) == 0, 50000));
+    CU_ASSERT_EQUAL(fake_count(&F, MB_AEV_SPAWNED), n);
+    CU_ASSERT_EQUAL(fake_count(&F, MB_AEV_STOPPED), n);
+    free(ids);
+    stop_rt();
+}
+
+static CU_TestInfo core_tests[] = {
+    { "ids_carry_node_part_and_are_unique", test_ids_carry_node_part_and_are_unique },
+    { "echo_replies_to_sender", test_echo_replies_to_sender },
+    { "counter_adds_and_answers_get", test_counter_adds_and_answers_get },
+    { "send_to_dead_agent_fails_and_notifies_on_request",
+      test_send_to_dead_agent_fails_and_notifies_on_request },
+    { "unknown_kind_and_bad_config_are_clear_errors",
+      test_unknown_kind_and_bad_config_are_clear_errors },
+    { "names_and_capabilities_go_to_the_registry", test_names_and_capabilities_go_to_the_registry },
+    { "monitor_receives_down_with_reason", test_monitor_receives_down_with_reason },
+    { "link_takes_down_non_trapping_partner_and_informs_trapping_one",
+      test_link_takes_down_non_trapping_partner_and_informs_trapping_one },
+    { "kill_is_brutal_and_stop_runs_terminate", test_kill_is_brutal_and_stop_runs_terminate },
+    { "handler_error_is_a_crash", test_handler_error_is_a_crash },
+    { "timers_fire_by_the_injected_clock", test_timers_fire_by_the_injected_clock },
+    { "timer_thread_fires_with_real_clock", test_timer_thread_fires_with_real_clock },
+    { "bounded_mailbox_rejects_or_crashes_on_overflow",
+      test_bounded_mailbox_rejects_or_crashes_on_overflow },
+    { "restart_in_place_resumes_from_checkpoint", test_restart_in_place_resumes_from_checkpoint },
+    { "info_list_and_json_renderers", test_info_list_and_json_renderers },
+    { "var_changes_and_vote_requests_reach_the_agent",
+      test_var_changes_and_vote_requests_reach_the_agent },
+    { "sends_to_other_nodes_go_through_services", test_sends_to_other_nodes_go_through_services },
+    { "spawn_and_stop_a_million_agents_without_leaks",
+      test_spawn_and_stop_a_million_agents_without_leaks },
+    CU_TEST_INFO_NULL,
+};
+
+static CU_SuiteInfo suites[] = {
+    { "agents_core", NULL, NULL, NULL, NULL, core_tests },
+    CU_SUITE_INFO_NULL,
+};
+
+int main(int argc, char **argv)
+{
+    return mb_test_run(argc, argv, suites);
+}
