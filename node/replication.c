@@ -179,6 +179,10 @@ static void op_expire(node *n, api_call *c, void *arg, int code)
         api_reply_error(c, MB_ECLOSED, "node is shutting down");
     } else if (o->kind == OP_STATUS) {
         api_reply_error(c, MB_ETIMEDOUT, "cluster status: peers did not answer");
+    } else if (o->kind == OP_LEAVE) {
+        api_reply_error(c, MB_ENOQUORUM, "no quorum: leave not completed within %lld ms (%s)",
+                        (long long)o->r->write_timeout_ms,
+                        o->last[0] != '\0' ? o->last : "no leader");
     } else {
         api_reply_error(c, MB_ENOQUORUM, "no quorum: %s not committed within %lld ms (%s)%s",
                         o->kind == OP_READ ? "read" : "write", (long long)o->r->write_timeout_ms,

@@ -94,7 +94,7 @@ static const nc_config_key schema[NC_CFG_COUNT_] = {
                                  "Heartbeats missing this long mark a node down; must exceed "
                                  "heartbeat_interval." },
     [NC_CFG_ELECTION_TIMEOUT] = { NC_CFG_ELECTION_TIMEOUT, "election_timeout", NC_CT_DURATION,
-                                  "600ms", false, false, 100, 60 * MS_PER_S, NULL, NULL,
+                                  "500ms", false, false, 100, 60 * MS_PER_S, NULL, NULL,
                                   "Raft election timeout." },
     [NC_CFG_HTTP_MAX_BODY] = { NC_CFG_HTTP_MAX_BODY, "http_max_body", NC_CT_SIZE, "1MiB", true,
                                false, 1024, 1LL << 30, NULL, NULL,

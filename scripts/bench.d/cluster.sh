@@ -22,6 +22,7 @@ cleanup() {
     rm -rf "$W"
 }
 trap cleanup EXIT
+# wrk's raw output is kept in $W/wrk.log while the suite runs.
 now_ms() { date +%s%3N; }
 emit() { # metric value unit [extra json]
     echo "{\"suite\":\"cluster\",\"metric\":\"$1\",\"value\":$2,\"unit\":\"$3\"${4:+,$4}}"
@@ -29,15 +30,19 @@ emit() { # metric value unit [extra json]
 # wrk_run URL SCRIPT CONNS -> "rps p50_ms p99_ms"
 wrk_run() {
     local t=$(($3 < 2 ? 1 : 2))
-    wrk -t"$t" -c"$3" -d"${DUR}s" --latency -s "$2" "$1" 2>&1 | python3 -c '
+    wrk -t"$t" -c"$3" -d"${DUR}s" --latency -s "$2" "$1" 2>&1 | tee -a "$W/wrk.log" | python3 -c '
 import re, sys
 t = sys.stdin.read()
 def ms(s):
-    v, u = re.match(r"([\d.]+)(us|ms|s)", s).groups()
-    return float(v) * {"us": 0.001, "ms": 1, "s": 1000}[u]
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", s)
+    if m is None:
+        sys.stderr.write("cannot parse wrk latency %r\n" % s)
+        return -1
+    v, u = m.groups()
+    return float(v) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[u]
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-p50 = ms(re.search(r"50%\s+(\S+)", t).group(1))
-p99 = ms(re.search(r"99%\s+(\S+)", t).group(1))
+p50 = ms(re.search(r"^\s*50%\s+(\S+)", t, re.M).group(1))
+p99 = ms(re.search(r"^\s*99%\s+(\S+)", t, re.M).group(1))
 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 print(rps, p50, p99, non2xx.group(1) if non2xx else 0)'
 }
@@ -81,19 +86,31 @@ for c in 1 64 256; do
     emit "writes_per_s_c$c" "$m_rps" "writes/s" "$extra"
 done
 
-# Idle coordination traffic: bytes written by each mabeamd process (write
-# syscalls: sockets, plus any disk/log writes, so an upper bound) over 10 s.
+# Idle coordination traffic: TCP payload bytes sent by each mabeamd (sum of
+# bytes_sent of its established sockets, from `ss -ti`: raft + mesh) over 10 s.
+sent_bytes() {
+    ss -tinpH state established 2>/dev/null | python3 -c '
+import re, sys
+pid = sys.argv[1]; tot = 0; mine = False
+for line in sys.stdin:
+    if not line.startswith(("\t", " ")):
+        mine = ("pid=%s," % pid) in line
+    elif mine:
+        m = re.search(r"bytes_sent:(\d+)", line)
+        tot += int(m.group(1)) if m else 0
+print(tot)' "$1"
+}
 sleep 1
-declare -A W0
-for i in 1 2 3; do W0[$i]=$(awk '/^wchar/ {print $2}' "/proc/$(cat "$MABEAM_CLUSTER_DIR/n$i.pid")/io"); done
+declare -A S0
+for i in 1 2 3; do S0[$i]=$(sent_bytes "$(cat "$MABEAM_CLUSTER_DIR/n$i.pid")"); done
 sleep 10
 vals=()
 for i in 1 2 3; do
-    w1=$(awk '/^wchar/ {print $2}' "/proc/$(cat "$MABEAM_CLUSTER_DIR/n$i.pid")/io")
-    vals+=($(((w1 - W0[$i]) / 10)))
+    s1=$(sent_bytes "$(cat "$MABEAM_CLUSTER_DIR/n$i.pid")")
+    vals+=($(((s1 - S0[$i]) / 10)))
 done
-med=$(printf '%s\n' "${vals[@]}" | sort -n | sed -n 2p)
-emit idle_bytes_written_per_node "$med" "B/s" "\"nodes\":[$(IFS=,; echo "${vals[*]}")],\"target\":10240"
+max=$(printf '%s\n' "${vals[@]}" | sort -n | tail -1)
+emit idle_bytes_sent_per_node_max "$max" "B/s" "\"nodes\":[$(IFS=,; echo "${vals[*]}")],\"target\":10240"
 
 # Leader kill -> a write (on another node) accepted again.
 times=()
