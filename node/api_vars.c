@@ -322,6 +322,10 @@ static void vars_history(node *n, api_call *c)
         return;
     if (limit == 0 || limit > 10000)
         limit = limit == 0 ? 100 : 10000;
+    if (from_version > UINT64_MAX / REPL_SEQ_PER_ENTRY) {
+        api_reply_error(c, MB_EINVAL, "from_version out of range");
+        return;
+    }
     const char *order = api_call_query(c, "order");
     int newest = order != NULL && strcmp(order, "desc") == 0;
     collect col = { .arr = cJSON_CreateArray() };
