@@ -507,6 +507,10 @@ int consensus_raft_add(consensus_raft *r, uint64_t id, const char *address, cons
                        void *arg, consensus_result *now);
 int consensus_raft_remove(consensus_raft *r, uint64_t id, consensus_done_cb cb, void *arg,
                           consensus_result *now);
+/* Promote member `id` (a standby) to voter, e.g. after a voter left;
+ * res->version is 1. Same rules as add. */
+int consensus_raft_promote(consensus_raft *r, uint64_t id, consensus_done_cb cb, void *arg,
+                           consensus_result *now);
 /* Transfer leadership to `id` (0 = pick one); the result says who leads after. */
 int consensus_raft_transfer(consensus_raft *r, uint64_t id, consensus_done_cb cb, void *arg,
                             consensus_result *now);

@@ -412,8 +412,13 @@ static int change_begin(consensus_raft *r, change_stage stage, uint64_t id, cons
     r->change_cb = cb;
     r->change_arg = arg;
     r->change_stage = stage;
-    int rv = stage == CHANGE_ADD ? raft_add(&r->raft, &r->change, id, address, change_done_cb)
-                                 : raft_remove(&r->raft, &r->change, id, change_done_cb);
+    int rv;
+    if (stage == CHANGE_ADD)
+        rv = raft_add(&r->raft, &r->change, id, address, change_done_cb);
+    else if (stage == CHANGE_ASSIGN)
+        rv = raft_assign(&r->raft, &r->change, id, r->change_role = RAFT_VOTER, change_done_cb);
+    else
+        rv = raft_remove(&r->raft, &r->change, id, change_done_cb);
     if (rv != 0) {
         r->change_stage = CHANGE_IDLE;
         r->change_cb = NULL;
@@ -434,6 +439,12 @@ int consensus_raft_add(consensus_raft *r, uint64_t id, const char *address, cons
         return MB_EINVAL;
     }
     return change_begin(r, CHANGE_ADD, id, address, cb, arg, now);
+}
+
+int consensus_raft_promote(consensus_raft *r, uint64_t id, consensus_done_cb cb, void *arg,
+                           consensus_result *now)
+{
+    return change_begin(r, CHANGE_ASSIGN, id, NULL, cb, arg, now);
 }
 
 int consensus_raft_remove(consensus_raft *r, uint64_t id, consensus_done_cb cb, void *arg,

@@ -8,6 +8,8 @@ void api_node_register(api_router *r);
 void api_config_register(api_router *r);
 void api_events_register(api_router *r);
 void api_agents_register(api_router *r);
+void api_vars_register(api_router *r);
+void api_cluster_register(api_router *r);
 
 void api_register_all(api_router *r)
 {
@@ -15,4 +17,6 @@ void api_register_all(api_router *r)
     api_config_register(r);
     api_events_register(r);
     api_agents_register(r);
+    api_vars_register(r);
+    api_cluster_register(r);
 }

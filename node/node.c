@@ -16,6 +16,7 @@
 #include "node/node_log.h"
 #include "node/proc_stats.h"
 #include "node/services.h"
+#include "node/replication.h"
 
 int64_t node_wall_ms(void)
 {
@@ -516,6 +517,9 @@ int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err)
     alert_timer_restart(n);
     retention_restart(n);
 
+    if ((rv = repl_open(n, err)) != MB_OK)
+        return rv;
+
     write_addr_file(n);
     cJSON *p = cJSON_CreateObject();
     cJSON_AddNumberToObject(p, "pid", (double)getpid());
@@ -549,6 +553,10 @@ void node_stop(node *n)
         http_server_close(n->http);
         n->http = NULL;
     }
+    /* After the HTTP server (its parked calls are answered): leadership
+     * transfer, raft close, mesh close; completes while node_close runs
+     * the loop. */
+    repl_close(n->repl);
     if (n->addr_file[0] != '\0')
         unlink(n->addr_file);
     /* Agents end before storage closes; their last events are written. */

@@ -26,6 +26,8 @@
 
 struct cfg_watcher;
 struct node_services; /* node/services.h: the agent runtime and its services */
+struct repl;
+struct var_watcher;
 
 typedef struct node {
     uv_loop_t loop;
@@ -66,6 +68,9 @@ typedef struct node {
     struct node_services *services; /* NULL before start / after stop */
 
     int stopping;
+
+    struct repl *repl;                /* raft + mesh (node/replication.c) */
+    struct var_watcher *var_watchers; /* parked variable watches (api_vars.c) */
 } node;
 
 /* Open the node: take the data directory lock, open storage, register
@@ -105,5 +110,9 @@ int64_t node_wall_ms(void);
 /* Registered by the API modules (api_config.c): answer every parked watch
  * whose from_version is now behind. */
 void api_config_notify_watchers(node *n);
+
+/* Registered by api_vars.c: variable `name` (borrowed) changed at `version`
+ * (raft index); answer the parked watches of it. Loop thread. */
+void api_vars_notify(node *n, const char *name, uint64_t version);
 
 #endif /* MB_NODE_NODE_H */

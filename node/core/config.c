@@ -95,8 +95,8 @@ static const nc_config_key schema[NC_CFG_COUNT_] = {
                                  false, false, 100, MS_PER_H, NULL, NULL,
                                  "Heartbeats missing this long mark a node down; must exceed "
                                  "heartbeat_interval." },
-    [NC_CFG_ELECTION_TIMEOUT] = { NC_CFG_ELECTION_TIMEOUT, "election_timeout", NC_CT_DURATION, "3s",
-                                  false, false, 100, 60 * MS_PER_S, NULL, NULL,
+    [NC_CFG_ELECTION_TIMEOUT] = { NC_CFG_ELECTION_TIMEOUT, "election_timeout", NC_CT_DURATION,
+                                  "500ms", false, false, 100, 60 * MS_PER_S, NULL, NULL,
                                   "Raft election timeout." },
     [NC_CFG_HTTP_MAX_BODY] = { NC_CFG_HTTP_MAX_BODY, "http_max_body", NC_CT_SIZE, "1MiB", true,
                                false, 1024, 1LL << 30, NULL, NULL,
@@ -104,6 +104,15 @@ static const nc_config_key schema[NC_CFG_COUNT_] = {
     [NC_CFG_EVENT_RETENTION] = { NC_CFG_EVENT_RETENTION, "event_retention", NC_CT_DURATION, "0",
                                  true, false, 0, 3650 * MS_PER_DAY, NULL, NULL,
                                  "Events older than this may be deleted; 0 keeps everything." },
+    [NC_CFG_WRITE_TIMEOUT] = { NC_CFG_WRITE_TIMEOUT, "write_timeout", NC_CT_DURATION, "5s", false,
+                               false, 100, 10 * MS_PER_MIN, NULL, NULL,
+                               "A replicated write (or linearizable read) not committed by then "
+                               "fails with 503 MB_ENOQUORUM; retries inside it reuse the same "
+                               "idempotency id." },
+    [NC_CFG_MAX_VOTERS] = { NC_CFG_MAX_VOTERS, "max_voters", NC_CT_INT, "3", false, false, 1, 9,
+                            NULL, NULL,
+                            "Raft voters the leader promotes joining nodes to (3 or 5 usual); "
+                            "further nodes are standbys." },
 };
 
 const nc_config_key *nc_config_schema(void)

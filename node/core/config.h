@@ -70,7 +70,9 @@ extern "C" {
     X(FAILURE_TIMEOUT, "failure_timeout")       /* duration, node declared down */                 \
     X(ELECTION_TIMEOUT, "election_timeout")     /* duration, raft */                               \
     X(HTTP_MAX_BODY, "http_max_body")           /* size, reloadable */                             \
-    X(EVENT_RETENTION, "event_retention")       /* duration, 0 = keep all, reloadable */
+    X(EVENT_RETENTION, "event_retention")       /* duration, 0 = keep all, reloadable */           \
+    X(WRITE_TIMEOUT, "write_timeout")           /* duration, replicated write deadline */          \
+    X(MAX_VOTERS, "max_voters")                 /* int 1..9, raft voters (rest standby) */
 
 typedef enum nc_config_id {
 #define NC_CFG_ENUM_(id, name) NC_CFG_##id,

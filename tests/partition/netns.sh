@@ -17,7 +17,7 @@ MBP_N=0
 MBP_DIR=""
 MBP_NEMESIS_LOG=/dev/null
 MBP_MABEAMD=""
-MBP_SECRET="partition-suite"
+MBP_SECRET="partition-suite-secret"  # mabeamd wants >= 16 characters
 MBP_HTTP_PORT=8080
 MBP_MESH_PORT=9100
 MBP_RAFT_PORT=9200

@@ -70,7 +70,10 @@ start_node() {
     for try in 1 2 3; do
         NODE_PORT=$(free_port)
         NODE_ADDR="127.0.0.1:$NODE_PORT"
-        "$MABEAMD" --data_dir="$T/$name" --http_address="$NODE_ADDR" "$@" \
+        # mabeamd also runs raft and the mesh: give them free ports too, so
+        # tests can run in parallel.
+        "$MABEAMD" --data_dir="$T/$name" --http_address="$NODE_ADDR" \
+            --mesh_address="127.0.0.1:$(free_port)" --raft_address="127.0.0.1:$(free_port)" "$@" \
             >"$T/$name.log" 2>&1 &
         NODE_PID=$!
         PIDS+=("$NODE_PID")

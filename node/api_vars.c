@@ -1,0 +1,476 @@
+/* node/api_vars.c: the typed shared variables over HTTP — define, list,
+ * get (linearizable or stale), set, compare-and-set, delete, history and
+ * long-poll watch (docs/api.md, docs/variables.md). Control loop thread. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/node.h"
+#include "node/node_log.h"
+#include "node/replication.h"
+
+#define WATCH_DEFAULT_MS 30000
+#define WATCH_MAX_MS     300000
+#define WATCH_MAX_EVENTS 1000
+
+/* Reply with an error; constraint violations are 422 as the API says. */
+static void reply_err(api_call *c, int code, const char *msg)
+{
+    if (code == MB_ECONSTRAINT)
+        api_reply_error_status(c, 422, code, msg);
+    else
+        api_reply_error(c, code, "%s", msg);
+}
+
+static void write_done(node *n, api_call *c, const consensus_result *res, const char *json,
+                       void *arg)
+{
+    (void)n;
+    (void)json;
+    int status = (int)(intptr_t)arg;
+    if (res->code != MB_OK) {
+        reply_err(c, res->code, res->msg);
+        return;
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "version", (double)res->version);
+    api_reply_json(c, status, j);
+}
+
+static void read_done(node *n, api_call *c, const consensus_result *res, const char *json,
+                      void *arg)
+{
+    (void)n;
+    (void)arg;
+    if (res->code != MB_OK || json == NULL) {
+        reply_err(c, res->code != MB_OK ? res->code : MB_EIO, res->msg);
+        return;
+    }
+    api_reply_raw(c, 200, "application/json", json, strlen(json));
+}
+
+static int want_stale(api_call *c, int *stale)
+{
+    const char *q = api_call_query(c, "consistency");
+    *stale = 0;
+    if (q == NULL || strcmp(q, "linearizable") == 0)
+        return MB_OK;
+    if (strcmp(q, "stale") == 0) {
+        *stale = 1;
+        return MB_OK;
+    }
+    api_reply_error(c, MB_EINVAL, "query parameter 'consistency' must be linearizable or stale");
+    return MB_EINVAL;
+}
+
+static void vars_define(node *n, api_call *c)
+{
+    consensus_cmd cmd;
+    mb_error e;
+    mb_error_clear(&e);
+    if (consensus_define_from_json(api_call_json(c), &cmd, &e) != MB_OK) {
+        reply_err(c, e.code, e.msg);
+        return;
+    }
+    const cJSON *rid = cJSON_GetObjectItemCaseSensitive(api_call_json(c), "request_id");
+    if (cJSON_IsString(rid) && rid->valuestring[0] != '\0')
+        repl_request_id(rid->valuestring, &cmd.client_id, &cmd.request_seq);
+    repl_write(n->repl, c, &cmd, write_done, (void *)(intptr_t)201);
+    consensus_cmd_free(&cmd);
+}
+
+static void vars_list(node *n, api_call *c)
+{
+    int stale;
+    if (want_stale(c, &stale) != MB_OK)
+        return;
+    if (!stale) {
+        repl_read(n->repl, c, NULL, read_done, NULL);
+        return;
+    }
+    const consensus_sm *sm = repl_sm(n->repl);
+    cJSON *j = cJSON_CreateObject();
+    cJSON *a = cJSON_AddArrayToObject(j, "vars");
+    for (size_t i = 0; i < consensus_sm_var_count(sm); i++) {
+        cJSON *v = NULL;
+        if (consensus_var_to_json(consensus_sm_var_at(sm, i), &v) == MB_OK)
+            cJSON_AddItemToArray(a, v);
+    }
+    cJSON_AddNumberToObject(j, "applied_index", (double)consensus_sm_applied_index(sm));
+    cJSON_AddStringToObject(j, "consistency", "stale");
+    api_reply_json(c, 200, j);
+}
+
+static void vars_get(node *n, api_call *c)
+{
+    const char *name = api_call_param(c, 0);
+    int stale;
+    if (want_stale(c, &stale) != MB_OK)
+        return;
+    if (!stale) {
+        repl_read(n->repl, c, name, read_done, NULL);
+        return;
+    }
+    const consensus_var *v = consensus_sm_var_get(repl_sm(n->repl), name);
+    cJSON *j = NULL;
+    if (v == NULL) {
+        api_reply_error(c, MB_ENOTFOUND, "variable \"%s\" not found", name);
+        return;
+    }
+    if (consensus_var_to_json(v, &j) != MB_OK) {
+        api_reply_error(c, MB_ENOMEM, "out of memory");
+        return;
+    }
+    cJSON_AddStringToObject(j, "consistency", "stale");
+    api_reply_json(c, 200, j);
+}
+
+/* PUT and CAS. The value is parsed against the variable's type, so the
+ * command is built once the variable is known on this node. */
+typedef struct set_req {
+    char *name;
+    cJSON *value;
+    int cas;
+    uint64_t expected;
+    char *by;
+    uint64_t client_id, seq;
+} set_req;
+
+static void set_req_free(void *arg)
+{
+    set_req *q = arg;
+    if (q == NULL)
+        return;
+    free(q->name);
+    cJSON_Delete(q->value);
+    free(q->by);
+    free(q);
+}
+
+static int set_prepare(node *n, const consensus_sm *sm, void *arg, void **buf, size_t *len,
+                       consensus_result *res)
+{
+    set_req *q = arg;
+    (void)n;
+    const consensus_var *v = consensus_sm_var_get(sm, q->name);
+    if (v == NULL) {
+        snprintf(res->msg, sizeof(res->msg), "variable \"%s\" not found", q->name);
+        return MB_ENOTFOUND;
+    }
+    consensus_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.kind = CONSENSUS_CMD_VAR_SET;
+    cmd.name = q->name;
+    cmd.has_expected = q->cas;
+    cmd.expected = q->expected;
+    cmd.by = q->by;
+    cmd.client_id = q->client_id;
+    cmd.request_seq = q->seq;
+    mb_error e;
+    mb_error_clear(&e);
+    int rv = consensus_value_from_json(q->value, v->spec.type, q->name, &cmd.value, &e);
+    if (rv == MB_OK)
+        rv = mb_value_validate(q->name, &v->spec, &cmd.value, &e);
+    if (rv == MB_OK)
+        rv = consensus_cmd_encode(&cmd, NULL, buf, len, &e);
+    mb_value_free(&cmd.value);
+    if (rv != MB_OK) {
+        res->code = rv == MB_EINVAL ? MB_ECONSTRAINT : rv;
+        snprintf(res->msg, sizeof(res->msg), "%s", e.msg);
+        return res->code;
+    }
+    return MB_OK;
+}
+
+static void vars_set_common(node *n, api_call *c, int cas)
+{
+    const char *name = api_call_param(c, 0);
+    const cJSON *body = api_call_json(c);
+    const cJSON *jv = cJSON_GetObjectItemCaseSensitive(body, "value");
+    if (jv == NULL) {
+        api_reply_error(c, MB_EINVAL, "body needs a \"value\"");
+        return;
+    }
+    mb_error e;
+    mb_error_clear(&e);
+    if (mb_var_name_check(name, &e) != MB_OK) {
+        api_reply_error(c, MB_EINVAL, "%s", e.msg);
+        return;
+    }
+    set_req *q = calloc(1, sizeof(*q));
+    if (q == NULL) {
+        api_reply_error(c, MB_ENOMEM, "out of memory");
+        return;
+    }
+    q->cas = cas;
+    if (cas) {
+        const cJSON *ev = cJSON_GetObjectItemCaseSensitive(body, "expected_version");
+        if (!cJSON_IsNumber(ev) || ev->valuedouble < 0 || ev->valuedouble > 9007199254740992.0) {
+            set_req_free(q);
+            api_reply_error(c, MB_EINVAL, "body needs \"expected_version\" (a version number)");
+            return;
+        }
+        q->expected = (uint64_t)ev->valuedouble;
+    }
+    const cJSON *by = cJSON_GetObjectItemCaseSensitive(body, "by");
+    q->name = strdup(name);
+    q->value = cJSON_Duplicate(jv, 1);
+    q->by = cJSON_IsString(by) && strlen(by->valuestring) <= CONSENSUS_ID_MAX
+                ? strdup(by->valuestring)
+                : NULL;
+    if (q->name == NULL || q->value == NULL) {
+        set_req_free(q);
+        api_reply_error(c, MB_ENOMEM, "out of memory");
+        return;
+    }
+    const cJSON *rid = cJSON_GetObjectItemCaseSensitive(body, "request_id");
+    if (cJSON_IsString(rid) && rid->valuestring[0] != '\0')
+        repl_request_id(rid->valuestring, &q->client_id, &q->seq);
+    else
+        repl_new_id(n->repl, &q->client_id, &q->seq);
+    repl_write_prepare(n->repl, c, name, set_prepare, q, set_req_free, write_done,
+                       (void *)(intptr_t)200);
+}
+
+static void vars_set(node *n, api_call *c)
+{
+    vars_set_common(n, c, 0);
+}
+
+static void vars_cas(node *n, api_call *c)
+{
+    vars_set_common(n, c, 1);
+}
+
+static void vars_delete(node *n, api_call *c)
+{
+    const char *name = api_call_param(c, 0);
+    consensus_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.kind = CONSENSUS_CMD_VAR_DELETE;
+    cmd.name = (char *)name;
+    if (api_call_query(c, "expected_version") != NULL) {
+        uint64_t ev;
+        if (api_query_u64(c, "expected_version", 0, &ev) != MB_OK)
+            return;
+        cmd.has_expected = 1;
+        cmd.expected = ev;
+    }
+    const char *rid = api_call_query(c, "request_id");
+    if (rid != NULL && rid[0] != '\0')
+        repl_request_id(rid, &cmd.client_id, &cmd.request_seq);
+    repl_write(n->repl, c, &cmd, write_done, (void *)(intptr_t)200);
+}
+
+/* ---- history and watch from the replicated event log ---- */
+
+typedef struct collect {
+    cJSON *arr;
+    uint64_t last_version;
+    size_t n;
+} collect;
+
+static int collect_cb(const storage_event *ev, void *arg)
+{
+    collect *col = arg;
+    if (strncmp(ev->type, "var.", 4) != 0)
+        return 0;
+    cJSON *e = cJSON_CreateObject();
+    uint64_t version = ev->seq / REPL_SEQ_PER_ENTRY;
+    cJSON_AddNumberToObject(e, "version", (double)version);
+    cJSON_AddNumberToObject(e, "seq", (double)ev->seq);
+    cJSON_AddStringToObject(e, "type", ev->type);
+    cJSON_AddNumberToObject(e, "time_ms", (double)ev->time_ms);
+    cJSON *p = ev->payload_len > 0 ? cJSON_ParseWithLength(ev->payload, ev->payload_len) : NULL;
+    if (p != NULL) {
+        cJSON *val = cJSON_DetachItemFromObjectCaseSensitive(p, "value");
+        if (val != NULL)
+            cJSON_AddItemToObject(e, "value", val);
+        cJSON *by = cJSON_DetachItemFromObjectCaseSensitive(p, "by");
+        if (by != NULL)
+            cJSON_AddItemToObject(e, "by", by);
+        cJSON_Delete(p);
+    }
+    cJSON_AddBoolToObject(e, "deleted", strcmp(ev->type, "var.delete") == 0);
+    cJSON_AddItemToArray(col->arr, e);
+    if (version > col->last_version)
+        col->last_version = version;
+    col->n++;
+    return 0;
+}
+
+static int query_var_events(node *n, const char *name, uint64_t from_seq, size_t limit,
+                            int newest_first, uint64_t cursor, collect *col, uint64_t *next,
+                            mb_error *e)
+{
+    struct storage_query q = {
+        .from_seq = from_seq,
+        .subject = name,
+        .limit = limit,
+        .newest_first = newest_first,
+        .cursor = cursor,
+    };
+    return node_log_query(n->store, 1, &q, collect_cb, col, next, e);
+}
+
+static void vars_history(node *n, api_call *c)
+{
+    const char *name = api_call_param(c, 0);
+    uint64_t limit, cursor, from_version;
+    if (api_query_u64(c, "limit", 100, &limit) != MB_OK ||
+        api_query_u64(c, "cursor", 0, &cursor) != MB_OK ||
+        api_query_u64(c, "from_version", 0, &from_version) != MB_OK)
+        return;
+    if (limit == 0 || limit > 10000)
+        limit = limit == 0 ? 100 : 10000;
+    if (from_version > UINT64_MAX / REPL_SEQ_PER_ENTRY) {
+        api_reply_error(c, MB_EINVAL, "from_version out of range");
+        return;
+    }
+    const char *order = api_call_query(c, "order");
+    int newest = order != NULL && strcmp(order, "desc") == 0;
+    collect col = { .arr = cJSON_CreateArray() };
+    uint64_t next = 0;
+    mb_error e;
+    mb_error_clear(&e);
+    if (query_var_events(n, name, from_version * REPL_SEQ_PER_ENTRY, (size_t)limit, newest, cursor,
+                         &col, &next, &e) != MB_OK) {
+        cJSON_Delete(col.arr);
+        api_reply_error(c, e.code, "history of \"%s\": %s", name, e.msg);
+        return;
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "name", name);
+    cJSON_AddItemToObject(j, "events", col.arr);
+    cJSON_AddNumberToObject(j, "next_cursor", (double)next);
+    api_reply_json(c, 200, j);
+}
+
+typedef struct var_watcher {
+    struct var_watcher *next, *prev;
+    node *n;
+    api_call *call;
+    char *name;
+    uint64_t from_version;
+} var_watcher;
+
+static void watcher_unlink(node *n, var_watcher *w)
+{
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        n->var_watchers = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    free(w->name);
+    free(w);
+}
+
+/* Answer with every version > from_version in order if there is one.
+ * Returns 1 when the call was answered. */
+static int watch_try(node *n, api_call *c, const char *name, uint64_t from_version, int force)
+{
+    collect col = { .arr = cJSON_CreateArray(), .last_version = from_version };
+    mb_error e;
+    mb_error_clear(&e);
+    uint64_t next = 0;
+    int rv = query_var_events(n, name, (from_version + 1) * REPL_SEQ_PER_ENTRY, WATCH_MAX_EVENTS, 0,
+                              0, &col, &next, &e);
+    if (rv != MB_OK) {
+        cJSON_Delete(col.arr);
+        api_reply_error(c, e.code, "watch \"%s\": %s", name, e.msg);
+        return 1;
+    }
+    if (col.n == 0 && !force) {
+        cJSON_Delete(col.arr);
+        return 0;
+    }
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "name", name);
+    cJSON_AddItemToObject(j, "events", col.arr);
+    cJSON_AddNumberToObject(j, "last_version", (double)col.last_version);
+    cJSON_AddBoolToObject(j, "more", next != 0);
+    api_reply_json(c, 200, j);
+    return 1;
+}
+
+static void watch_expire(node *n, api_call *c, void *arg, int code)
+{
+    var_watcher *w = arg;
+    char *name = w->name;
+    uint64_t from = w->from_version;
+    w->name = NULL;
+    watcher_unlink(n, w);
+    if (code == MB_ECLOSED)
+        api_reply_error(c, MB_ECLOSED, "node is shutting down");
+    else
+        watch_try(n, c, name, from, 1);
+    free(name);
+}
+
+void api_vars_notify(node *n, const char *name, uint64_t version)
+{
+    (void)version;
+    for (var_watcher *w = n->var_watchers, *next; w != NULL; w = next) {
+        next = w->next;
+        if (strcmp(w->name, name) != 0)
+            continue;
+        if (watch_try(n, w->call, w->name, w->from_version, 0))
+            watcher_unlink(n, w);
+    }
+}
+
+static void vars_watch(node *n, api_call *c)
+{
+    const char *name = api_call_param(c, 0);
+    uint64_t from, timeout;
+    if (api_query_u64(c, "from_version", 0, &from) != MB_OK ||
+        api_query_u64(c, "timeout_ms", WATCH_DEFAULT_MS, &timeout) != MB_OK)
+        return;
+    if (timeout > WATCH_MAX_MS)
+        timeout = WATCH_MAX_MS;
+    if (from > (UINT64_MAX / REPL_SEQ_PER_ENTRY) - 2) {
+        api_reply_error(c, MB_EINVAL, "from_version out of range");
+        return;
+    }
+    if (watch_try(n, c, name, from, timeout == 0))
+        return;
+    var_watcher *w = calloc(1, sizeof(*w));
+    char *nm = strdup(name);
+    if (w == NULL || nm == NULL) {
+        free(w);
+        free(nm);
+        api_reply_error(c, MB_ENOMEM, "out of memory");
+        return;
+    }
+    w->n = n;
+    w->call = c;
+    w->name = nm;
+    w->from_version = from;
+    int rv = api_call_park(n, c, timeout, watch_expire, w);
+    if (rv != MB_OK) {
+        free(nm);
+        free(w);
+        api_reply_error(c, rv, "cannot park the watch");
+        return;
+    }
+    w->next = n->var_watchers;
+    if (n->var_watchers != NULL)
+        n->var_watchers->prev = w;
+    n->var_watchers = w;
+}
+
+static const api_route routes[] = {
+    { "POST", "/v1/vars", vars_define, API_BODY, "vars_define" },
+    { "GET", "/v1/vars", vars_list, 0, "vars_list" },
+    { "GET", "/v1/vars/{name}/history", vars_history, 0, "vars_history" },
+    { "GET", "/v1/vars/{name}/watch", vars_watch, 0, "vars_watch" },
+    { "POST", "/v1/vars/{name}/cas", vars_cas, API_BODY, "vars_cas" },
+    { "GET", "/v1/vars/{name}", vars_get, 0, "vars_get" },
+    { "PUT", "/v1/vars/{name}", vars_set, API_BODY, "vars_set" },
+    { "DELETE", "/v1/vars/{name}", vars_delete, 0, "vars_delete" },
+};
+
+void api_vars_register(api_router *r)
+{
+    api_router_add(r, routes, sizeof(routes) / sizeof(routes[0]));
+}

@@ -1,0 +1,183 @@
+/* node/cli/cmd_cluster.c: `mabeam cluster status` (GET /v1/cluster) and
+ * `mabeam node join|leave` (docs/cli.md). */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "node/cli/cli.h"
+
+static void cluster_help(FILE *out)
+{
+    fprintf(out, "usage: mabeam [global options] cluster status\n\n"
+                 "Every node of the cluster as the node at --addr sees it: role (voter,\n"
+                 "standby), raft state, term, commit and applied index, reachability and\n"
+                 "the failure detector's view. Exit status 0, 1 (node unreachable), 2.\n");
+}
+
+static double num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static const char *str(const cJSON *o, const char *k, const char *dflt)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : dflt;
+}
+
+static int cluster_status(cli_ctx *ctx)
+{
+    cJSON *j;
+    int rv = cli_call_json(ctx, "GET", "/v1/cluster", NULL, 10000, &j);
+    if (rv != CLI_OK)
+        return rv;
+    if (ctx->json) {
+        cli_print_json(ctx, j);
+        cJSON_Delete(j);
+        return CLI_OK;
+    }
+    fprintf(ctx->out, "leader %.0f, term %.0f (asked node %.0f)\n", num(j, "leader_id"),
+            num(j, "term"), num(j, "node_id"));
+    fprintf(ctx->out, "%-6s %-8s %-11s %-6s %-8s %-8s %-9s %-8s %s\n", "ID", "ROLE", "STATE",
+            "TERM", "COMMIT", "APPLIED", "REACHABLE", "DETECTOR", "API");
+    const cJSON *nd;
+    cJSON_ArrayForEach(nd, cJSON_GetObjectItemCaseSensitive(j, "nodes"))
+    {
+        fprintf(ctx->out, "%-6.0f %-8s %-11s %-6.0f %-8.0f %-8.0f %-9s %-8s %s\n", num(nd, "id"),
+                str(nd, "role", "?"), str(nd, "raft_state", "-"), num(nd, "term"),
+                num(nd, "commit_index"), num(nd, "applied_index"),
+                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(nd, "reachable")) ? "yes" : "no",
+                str(nd, "detector", "-"), str(nd, "api", ""));
+    }
+    cJSON_Delete(j);
+    return CLI_OK;
+}
+
+static int cluster_run(cli_ctx *ctx, int argc, char **argv)
+{
+    const char *pos[2];
+    size_t npos;
+    int help;
+    mb_error e;
+    if (cli_parse_opts(argc, argv, NULL, 0, pos, 2, &npos, &help, &e) != CLI_OK) {
+        fprintf(ctx->err, "mabeam cluster: %s\n", e.msg);
+        return CLI_USAGE;
+    }
+    if (help) {
+        cluster_help(ctx->out);
+        return CLI_OK;
+    }
+    if (npos == 1 && strcmp(pos[0], "status") == 0)
+        return cluster_status(ctx);
+    fprintf(ctx->err, "mabeam cluster: expected 'status'\n");
+    cluster_help(ctx->err);
+    return CLI_USAGE;
+}
+
+const cli_cmd cli_cmd_cluster = { "cluster", "show the cluster's nodes, roles and indexes",
+                                  cluster_run, cluster_help };
+
+static void node_help(FILE *out)
+{
+    fprintf(out, "usage: mabeam [global options] node join [--timeout-ms T]\n"
+                 "       mabeam [global options] node leave\n\n"
+                 "join   a node started with --seeds joins by itself; this waits (default\n"
+                 "       30 s) until the node at --addr is a member of the cluster\n"
+                 "leave  the node at --addr leaves the cluster gracefully (a leader hands\n"
+                 "       leadership over first) and then stops\n"
+                 "Exit status 0, 1 (error or not joined in time), 2 usage.\n");
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int node_join(cli_ctx *ctx, long timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        cli_response resp;
+        mb_error e;
+        mb_error_clear(&e);
+        int joined = 0;
+        if (cli_http(ctx, "GET", "/v1/cluster", NULL, 5000, &resp, &e) == MB_OK) {
+            cJSON *j = resp.status == 200 ? cJSON_Parse(resp.body) : NULL;
+            double self = num(j, "node_id");
+            const cJSON *nd;
+            cJSON_ArrayForEach(nd, cJSON_GetObjectItemCaseSensitive(j, "nodes"))
+            {
+                const char *role = str(nd, "role", "");
+                if (num(nd, "id") == self &&
+                    (strcmp(role, "voter") == 0 || strcmp(role, "standby") == 0) &&
+                    num(nd, "leader_id") != 0)
+                    joined = 1;
+            }
+            if (joined) {
+                if (ctx->json)
+                    cli_print_json(ctx, j);
+                else
+                    fprintf(ctx->out, "node %.0f is a member (leader %.0f)\n", self,
+                            num(j, "leader_id"));
+            }
+            cJSON_Delete(j);
+            cli_response_free(&resp);
+            if (joined)
+                return CLI_OK;
+        }
+        if (mono_ms() >= deadline) {
+            fprintf(ctx->err, "mabeam node join: not a member after %ld ms%s%s\n", timeout_ms,
+                    e.msg[0] ? ": " : "", e.msg);
+            return CLI_ERROR;
+        }
+        struct timespec pause = { 0, 100 * 1000000L };
+        nanosleep(&pause, NULL);
+    }
+}
+
+static int node_run(cli_ctx *ctx, int argc, char **argv)
+{
+    const char *timeout = NULL;
+    const cli_opt opts[] = { { "timeout-ms", 1, &timeout } };
+    const char *pos[2];
+    size_t npos;
+    int help;
+    mb_error e;
+    if (cli_parse_opts(argc, argv, opts, 1, pos, 2, &npos, &help, &e) != CLI_OK) {
+        fprintf(ctx->err, "mabeam node: %s\n", e.msg);
+        return CLI_USAGE;
+    }
+    if (help) {
+        node_help(ctx->out);
+        return CLI_OK;
+    }
+    if (npos == 1 && strcmp(pos[0], "join") == 0) {
+        char *end;
+        long t = timeout != NULL ? strtol(timeout, &end, 10) : 30000;
+        if (timeout != NULL && (*end != '\0' || t <= 0)) {
+            fprintf(ctx->err, "mabeam node join: --timeout-ms must be a positive integer\n");
+            return CLI_USAGE;
+        }
+        return node_join(ctx, t);
+    }
+    if (npos == 1 && strcmp(pos[0], "leave") == 0 && timeout == NULL) {
+        cJSON *j;
+        int rv = cli_call_json(ctx, "POST", "/v1/cluster/leave", NULL, 20000, &j);
+        if (rv != CLI_OK)
+            return rv;
+        if (ctx->json)
+            cli_print_json(ctx, j);
+        else
+            fprintf(ctx->out, "node %.0f left the cluster and is stopping\n", num(j, "node_id"));
+        cJSON_Delete(j);
+        return CLI_OK;
+    }
+    fprintf(ctx->err, "mabeam node: expected 'join' or 'leave'\n");
+    node_help(ctx->err);
+    return CLI_USAGE;
+}
+
+const cli_cmd cli_cmd_node = { "node", "join or leave the cluster", node_run, node_help };

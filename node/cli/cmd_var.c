@@ -1,0 +1,368 @@
+/* node/cli/cmd_var.c: `mabeam var define|get|set|cas|delete|list|watch|
+ * history` — the typed shared variables (/v1/vars..., docs/cli.md). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "node/cli/cli.h"
+
+static void var_help(FILE *out)
+{
+    fprintf(out, "usage: mabeam [global options] var define NAME TYPE [--min X] [--max X]\n"
+                 "                 [--options a,b,..] [--dim N] [--policy P] [--value V]\n"
+                 "                 [--spec JSON]\n"
+                 "       mabeam var get NAME [--stale]\n"
+                 "       mabeam var set NAME VALUE [--request-id ID]\n"
+                 "       mabeam var cas NAME VALUE --expected-version N\n"
+                 "       mabeam var delete NAME [--expected-version N]\n"
+                 "       mabeam var list [--stale]\n"
+                 "       mabeam var watch NAME [--from-version N] [--count N] [--timeout-ms T]\n"
+                 "       mabeam var history NAME [--limit N]\n\n"
+                 "TYPE is float, int, bool, choice, probability, distribution, embedding or\n"
+                 "tensor (docs/variables.md). VALUE is JSON (0.5, true, [1,2], \"x\"); a word\n"
+                 "that is not JSON is taken as a string. --spec adds raw JSON fields to the\n"
+                 "definition. Reads are linearizable unless --stale (local, possibly old).\n"
+                 "watch prints every version after --from-version (default: the current\n"
+                 "one), in order, until --count versions or interrupted.\n"
+                 "Exit status: 0 ok, 1 error (the node's message on stderr), 2 usage.\n");
+}
+
+/* VALUE text -> JSON (a bare word becomes a string). Owned by the caller. */
+static cJSON *parse_value(const char *text)
+{
+    cJSON *v = cJSON_Parse(text);
+    return v != NULL ? v : cJSON_CreateString(text);
+}
+
+static int name_ok(cli_ctx *ctx, const char *name)
+{
+    if (name[0] == '\0' || strlen(name) > 200 || strpbrk(name, "/?#% ") != NULL) {
+        fprintf(ctx->err, "mabeam var: bad variable name '%s'\n", name);
+        return 0;
+    }
+    return 1;
+}
+
+static void print_value(cli_ctx *ctx, const cJSON *v)
+{
+    char *s = cJSON_PrintUnformatted(v);
+    fprintf(ctx->out, "%s", s != NULL ? s : "null");
+    free(s);
+}
+
+static int send_json(cli_ctx *ctx, const char *method, const char *path, cJSON *body, cJSON **out)
+{
+    char *text = body != NULL ? cJSON_PrintUnformatted(body) : NULL;
+    cJSON_Delete(body);
+    int rv = cli_call_json(ctx, method, path, text, 15000, out);
+    free(text);
+    return rv;
+}
+
+static int print_version(cli_ctx *ctx, cJSON *j, const char *what, const char *name)
+{
+    if (ctx->json) {
+        cli_print_json(ctx, j);
+    } else {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "version");
+        fprintf(ctx->out, "%s %s: version %.0f\n", what, name,
+                cJSON_IsNumber(v) ? v->valuedouble : 0);
+    }
+    cJSON_Delete(j);
+    return CLI_OK;
+}
+
+static int var_define(cli_ctx *ctx, const char *name, const char *type, const char **o)
+{
+    /* o: min, max, options, dim, policy, value, spec */
+    cJSON *b = o[6] != NULL ? cJSON_Parse(o[6]) : cJSON_CreateObject();
+    if (!cJSON_IsObject(b)) {
+        cJSON_Delete(b);
+        fprintf(ctx->err, "mabeam var define: --spec must be a JSON object\n");
+        return CLI_USAGE;
+    }
+    cJSON_DeleteItemFromObject(b, "name");
+    cJSON_DeleteItemFromObject(b, "type");
+    cJSON_AddStringToObject(b, "name", name);
+    cJSON_AddStringToObject(b, "type", type);
+    const char *num_keys[] = { "min", "max", NULL, "dim" };
+    for (int i = 0; i < 4; i++) {
+        if (num_keys[i] == NULL || o[i] == NULL)
+            continue;
+        char *end;
+        double d = strtod(o[i], &end);
+        if (*end != '\0' || o[i][0] == '\0') {
+            cJSON_Delete(b);
+            fprintf(ctx->err, "mabeam var define: --%s must be a number\n", num_keys[i]);
+            return CLI_USAGE;
+        }
+        cJSON_DeleteItemFromObject(b, num_keys[i]);
+        cJSON_AddNumberToObject(b, num_keys[i], d);
+    }
+    if (o[2] != NULL) {
+        cJSON *a = cJSON_CreateArray();
+        char *copy = strdup(o[2]);
+        for (char *save = NULL, *t = copy != NULL ? strtok_r(copy, ",", &save) : NULL; t != NULL;
+             t = strtok_r(NULL, ",", &save))
+            cJSON_AddItemToArray(a, cJSON_CreateString(t));
+        free(copy);
+        cJSON_DeleteItemFromObject(b, "options");
+        cJSON_AddItemToObject(b, "options", a);
+    }
+    if (o[4] != NULL) {
+        cJSON_DeleteItemFromObject(b, "policy");
+        cJSON_AddStringToObject(b, "policy", o[4]);
+    }
+    if (o[5] != NULL) {
+        cJSON_DeleteItemFromObject(b, "value");
+        cJSON_AddItemToObject(b, "value", parse_value(o[5]));
+    }
+    cJSON *j;
+    int rv = send_json(ctx, "POST", "/v1/vars", b, &j);
+    if (rv != CLI_OK)
+        return rv;
+    return print_version(ctx, j, "defined", name);
+}
+
+static int var_get(cli_ctx *ctx, const char *name, int stale)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "/v1/vars/%s%s", name, stale ? "?consistency=stale" : "");
+    cJSON *j;
+    int rv = cli_call_json(ctx, "GET", path, NULL, 15000, &j);
+    if (rv != CLI_OK)
+        return rv;
+    if (ctx->json) {
+        cli_print_json(ctx, j);
+    } else {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "value");
+        const cJSON *ver = cJSON_GetObjectItemCaseSensitive(j, "version");
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "type");
+        const cJSON *by = cJSON_GetObjectItemCaseSensitive(j, "changed_by");
+        fprintf(ctx->out, "%s (%s) = ", name, cJSON_IsString(t) ? t->valuestring : "?");
+        print_value(ctx, v);
+        fprintf(ctx->out, "  version %.0f%s%s%s\n", cJSON_IsNumber(ver) ? ver->valuedouble : 0,
+                cJSON_IsString(by) && by->valuestring[0] ? "  by " : "",
+                cJSON_IsString(by) ? by->valuestring : "", stale ? "  (stale read)" : "");
+    }
+    cJSON_Delete(j);
+    return CLI_OK;
+}
+
+static int var_list(cli_ctx *ctx, int stale)
+{
+    cJSON *j;
+    int rv = cli_call_json(ctx, "GET", stale ? "/v1/vars?consistency=stale" : "/v1/vars", NULL,
+                           15000, &j);
+    if (rv != CLI_OK)
+        return rv;
+    if (ctx->json) {
+        cli_print_json(ctx, j);
+    } else {
+        fprintf(ctx->out, "%-24s %-12s %-10s %-10s %s\n", "NAME", "TYPE", "POLICY", "VERSION",
+                "VALUE");
+        const cJSON *v;
+        cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(j, "vars"))
+        {
+            const cJSON *nm = cJSON_GetObjectItemCaseSensitive(v, "name");
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "type");
+            const cJSON *p = cJSON_GetObjectItemCaseSensitive(v, "policy");
+            const cJSON *ver = cJSON_GetObjectItemCaseSensitive(v, "version");
+            fprintf(
+                ctx->out, "%-24s %-12s %-10s %-10.0f ", cJSON_IsString(nm) ? nm->valuestring : "?",
+                cJSON_IsString(t) ? t->valuestring : "?", cJSON_IsString(p) ? p->valuestring : "?",
+                cJSON_IsNumber(ver) ? ver->valuedouble : 0);
+            print_value(ctx, cJSON_GetObjectItemCaseSensitive(v, "value"));
+            fprintf(ctx->out, "\n");
+        }
+    }
+    cJSON_Delete(j);
+    return CLI_OK;
+}
+
+static void print_event(cli_ctx *ctx, const char *name, const cJSON *ev)
+{
+    if (ctx->json) {
+        char *s = cJSON_PrintUnformatted(ev);
+        fprintf(ctx->out, "%s\n", s != NULL ? s : "{}");
+        free(s);
+        return;
+    }
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(ev, "version");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(ev, "type");
+    fprintf(ctx->out, "version %-8.0f %-11s %s = ", cJSON_IsNumber(ver) ? ver->valuedouble : 0,
+            cJSON_IsString(t) ? t->valuestring : "?", name);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(ev, "value");
+    if (v != NULL)
+        print_value(ctx, v);
+    else
+        fprintf(ctx->out, "(deleted)");
+    fprintf(ctx->out, "\n");
+}
+
+static int var_history(cli_ctx *ctx, const char *name, const char *limit)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "/v1/vars/%s/history", name);
+    if (limit != NULL && cli_query_add(path, sizeof(path), "limit", limit) != MB_OK)
+        return CLI_USAGE;
+    cJSON *j;
+    int rv = cli_call_json(ctx, "GET", path, NULL, 15000, &j);
+    if (rv != CLI_OK)
+        return rv;
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(j, "events"))
+        print_event(ctx, name, ev);
+    cJSON_Delete(j);
+    return CLI_OK;
+}
+
+static int var_watch(cli_ctx *ctx, const char *name, const char *from, const char *count,
+                     const char *timeout)
+{
+    unsigned long long version = 0, want = 0, got = 0;
+    long tmo = 30000;
+    char *end;
+    if (count != NULL && (want = strtoull(count, &end, 10), *end != '\0' || want == 0)) {
+        fprintf(ctx->err, "mabeam var watch: --count must be a positive integer\n");
+        return CLI_USAGE;
+    }
+    if (timeout != NULL && (tmo = strtol(timeout, &end, 10), *end != '\0' || tmo <= 0)) {
+        fprintf(ctx->err, "mabeam var watch: --timeout-ms must be a positive integer\n");
+        return CLI_USAGE;
+    }
+    if (from != NULL) {
+        version = strtoull(from, &end, 10);
+        if (*end != '\0' || from[0] == '\0') {
+            fprintf(ctx->err, "mabeam var watch: --from-version must be an integer\n");
+            return CLI_USAGE;
+        }
+    } else {
+        char path[512];
+        snprintf(path, sizeof(path), "/v1/vars/%s?consistency=stale", name);
+        cJSON *j;
+        int rv = cli_call_json(ctx, "GET", path, NULL, 15000, &j);
+        if (rv != CLI_OK)
+            return rv;
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "version");
+        version = cJSON_IsNumber(v) ? (unsigned long long)v->valuedouble : 0;
+        cJSON_Delete(j);
+    }
+    for (;;) {
+        char path[512];
+        snprintf(path, sizeof(path), "/v1/vars/%s/watch?from_version=%llu&timeout_ms=%ld", name,
+                 version, tmo);
+        cJSON *j;
+        int rv = cli_call_json(ctx, "GET", path, NULL, tmo + 10000, &j);
+        if (rv != CLI_OK)
+            return rv;
+        const cJSON *ev;
+        cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(j, "events"))
+        {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(ev, "version");
+            if (!cJSON_IsNumber(v) || (unsigned long long)v->valuedouble <= version)
+                continue;
+            version = (unsigned long long)v->valuedouble;
+            print_event(ctx, name, ev);
+            fflush(ctx->out);
+            if (want != 0 && ++got >= want) {
+                cJSON_Delete(j);
+                return CLI_OK;
+            }
+        }
+        const cJSON *lv = cJSON_GetObjectItemCaseSensitive(j, "last_version");
+        if (cJSON_IsNumber(lv) && (unsigned long long)lv->valuedouble > version)
+            version = (unsigned long long)lv->valuedouble;
+        cJSON_Delete(j);
+    }
+}
+
+static int var_run(cli_ctx *ctx, int argc, char **argv)
+{
+    const char *o[7] = { 0 };
+    const char *stale = NULL, *rid = NULL, *expv = NULL, *from = NULL, *count = NULL,
+               *timeout = NULL, *limit = NULL;
+    const cli_opt opts[] = {
+        { "min", 1, &o[0] },           { "max", 1, &o[1] },
+        { "options", 1, &o[2] },       { "dim", 1, &o[3] },
+        { "policy", 1, &o[4] },        { "value", 1, &o[5] },
+        { "spec", 1, &o[6] },          { "stale", 0, &stale },
+        { "request-id", 1, &rid },     { "expected-version", 1, &expv },
+        { "from-version", 1, &from },  { "count", 1, &count },
+        { "timeout-ms", 1, &timeout }, { "limit", 1, &limit },
+    };
+    const char *pos[4];
+    size_t npos;
+    int help;
+    mb_error e;
+    if (cli_parse_opts(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos, 4, &npos, &help,
+                       &e) != CLI_OK) {
+        fprintf(ctx->err, "mabeam var: %s\n", e.msg);
+        return CLI_USAGE;
+    }
+    if (help) {
+        var_help(ctx->out);
+        return CLI_OK;
+    }
+    if (npos == 0) {
+        fprintf(ctx->err, "mabeam var: missing action\n");
+        var_help(ctx->err);
+        return CLI_USAGE;
+    }
+    const char *act = pos[0];
+    if (strcmp(act, "list") == 0 && npos == 1)
+        return var_list(ctx, stale != NULL);
+    if (npos < 2 || !name_ok(ctx, pos[1])) {
+        if (npos < 2)
+            fprintf(ctx->err, "mabeam var %s: missing NAME\n", act);
+        return CLI_USAGE;
+    }
+    const char *name = pos[1];
+    char path[512];
+    if (strcmp(act, "define") == 0 && npos == 3)
+        return var_define(ctx, name, pos[2], o);
+    if (strcmp(act, "get") == 0 && npos == 2)
+        return var_get(ctx, name, stale != NULL);
+    if ((strcmp(act, "set") == 0 || strcmp(act, "cas") == 0) && npos == 3) {
+        int cas = act[0] == 'c';
+        cJSON *b = cJSON_CreateObject();
+        cJSON_AddItemToObject(b, "value", parse_value(pos[2]));
+        if (rid != NULL)
+            cJSON_AddStringToObject(b, "request_id", rid);
+        if (cas) {
+            char *end;
+            double ev = expv != NULL ? strtod(expv, &end) : -1;
+            if (expv == NULL || *end != '\0' || ev < 0) {
+                cJSON_Delete(b);
+                fprintf(ctx->err, "mabeam var cas: --expected-version N is required\n");
+                return CLI_USAGE;
+            }
+            cJSON_AddNumberToObject(b, "expected_version", ev);
+        }
+        snprintf(path, sizeof(path), "/v1/vars/%s%s", name, cas ? "/cas" : "");
+        cJSON *j;
+        int rv = send_json(ctx, cas ? "POST" : "PUT", path, b, &j);
+        if (rv != CLI_OK)
+            return rv;
+        return print_version(ctx, j, "set", name);
+    }
+    if (strcmp(act, "delete") == 0 && npos == 2) {
+        snprintf(path, sizeof(path), "/v1/vars/%s", name);
+        if (expv != NULL && cli_query_add(path, sizeof(path), "expected_version", expv) != MB_OK)
+            return CLI_USAGE;
+        cJSON *j;
+        int rv = cli_call_json(ctx, "DELETE", path, NULL, 15000, &j);
+        if (rv != CLI_OK)
+            return rv;
+        return print_version(ctx, j, "deleted", name);
+    }
+    if (strcmp(act, "watch") == 0 && npos == 2)
+        return var_watch(ctx, name, from, count, timeout);
+    if (strcmp(act, "history") == 0 && npos == 2)
+        return var_history(ctx, name, limit);
+    fprintf(ctx->err, "mabeam var: bad arguments for '%s'\n", act);
+    var_help(ctx->err);
+    return CLI_USAGE;
+}
+
+const cli_cmd cli_cmd_var = { "var", "define, read, change and watch shared variables", var_run,
+                              var_help };

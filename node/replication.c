@@ -1,0 +1,1512 @@
+/* node/replication.c: raft + mesh wired into mabeamd (see replication.h
+ * and docs/variables.md). */
+#include "node/replication.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include "cluster/cluster.h"
+#include "node/node.h"
+
+/* Mesh methods of this module. */
+enum {
+    M_PROPOSE = MESH_METHOD_USER_MIN + 0, /* encoded command -> encoded result */
+    M_READ = MESH_METHOD_USER_MIN + 1,    /* name ("" = list) -> JSON text */
+    M_JOIN = MESH_METHOD_USER_MIN + 2,    /* {"id","raft","mesh","api"} -> status */
+    M_STATUS = MESH_METHOD_USER_MIN + 3,  /* "" -> this node's raft status JSON */
+    M_LEAVE = MESH_METHOD_USER_MIN + 4,   /* {"id"} -> status */
+};
+
+#define TICK_MS        20
+#define RETRY_MS       40
+#define SLOW_TICK_MS   250
+#define STATUS_RPC_MS  600
+#define META_APPLIED   "raft.applied"
+#define ATTEMPT_MAX_MS 2000
+
+typedef enum op_kind { OP_WRITE, OP_READ, OP_STATUS, OP_LEAVE } op_kind;
+
+typedef struct op {
+    struct op *next, *prev;
+    repl *r;
+    api_call *call; /* NULL once answered */
+    op_kind kind;
+    void *cmd; /* WRITE: encoded command; READ: name ("" = list) */
+    size_t cmd_len;
+    repl_done_fn done;
+    void *arg;
+    int inflight;         /* the current attempt's callback will come */
+    unsigned gen;         /* forward attempts: a callback of an older one is ignored */
+    unsigned outstanding; /* forward callbacks still to come (any attempt) */
+    uint64_t fwd_to;      /* peer of the current forward attempt (0 = local) */
+    int finished;         /* result known, waiting for the local apply */
+    int unknown;          /* some attempt ended with an unknown outcome */
+    uint64_t retry_at;
+    consensus_result res;
+    char last[300]; /* last transient failure, for the 503 message */
+    /* WRITE prepared late (repl_write_prepare) */
+    repl_prepare_fn prep;
+    void *prep_arg;
+    void (*prep_free)(void *);
+    char *sync_name; /* variable the preparation needs to see locally */
+    int sync;        /* the current attempt is the leader read of sync_name */
+    int synced_once;
+    /* STATUS: fan-out */
+    cJSON *nodes;
+    unsigned waiting;
+} op;
+
+struct repl {
+    node *n;
+    consensus_raft *raft;
+    mesh *m;
+    uint64_t id;
+    char raft_addr[64], mesh_url[320], api_addr[300];
+    int has_seeds;
+    int64_t write_timeout_ms;
+    uv_timer_t tick;
+    int tick_open;
+    uint64_t last_slow;
+    int closing;
+    int raft_closed;
+    op *ops;
+    uint64_t client_id; /* idempotency ids of this process */
+    uint64_t next_seq;
+    int join_inflight, selfreg_inflight, join_srv_busy;
+    int leaving;
+    int promote_inflight;
+    uint64_t promote_id;
+    mesh_request *join_req; /* leader: join being served */
+    uint64_t join_id;
+    char join_mesh[320], join_api[300], join_raft[CONSENSUS_ADDR_MAX + 1];
+    uint64_t applied; /* highest index applied locally with effects */
+};
+
+static node *N(repl *r)
+{
+    return r->n;
+}
+
+static void rlog(repl *r, nc_log_level lvl, const char *msg, const char *k, const char *v)
+{
+    NC_LOGKV(r->n->log, lvl, "cluster", msg, NC_F_STR(k, v != NULL ? v : ""));
+}
+
+/* ---- idempotency ids ---- */
+
+static uint64_t fnv64(const char *s, uint64_t h)
+{
+    for (; *s != '\0'; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+void repl_request_id(const char *request_id, uint64_t *client_id, uint64_t *seq)
+{
+    /* High bit set: never collides with node-assigned client ids. */
+    *client_id = fnv64(request_id, 14695981039346656037ull) | (1ull << 63);
+    *seq = fnv64(request_id, 0x9e3779b97f4a7c15ull) | 1;
+}
+
+/* ---- ops ---- */
+
+static void op_free(op *o)
+{
+    repl *r = o->r;
+    if (o->prev != NULL)
+        o->prev->next = o->next;
+    else
+        r->ops = o->next;
+    if (o->next != NULL)
+        o->next->prev = o->prev;
+    free(o->cmd);
+    cJSON_Delete(o->nodes);
+    if (o->prep_free != NULL)
+        o->prep_free(o->prep_arg);
+    free(o->sync_name);
+    free(o);
+}
+
+static op *op_new(repl *r, api_call *c, op_kind kind)
+{
+    op *o = calloc(1, sizeof(*o));
+    if (o == NULL)
+        return NULL;
+    o->r = r;
+    o->call = c;
+    o->kind = kind;
+    o->next = r->ops;
+    if (r->ops != NULL)
+        r->ops->prev = o;
+    r->ops = o;
+    return o;
+}
+
+/* Answer the op's call with its final result. */
+static void op_finish(op *o, const char *json)
+{
+    if (o->call == NULL)
+        return;
+    api_call *c = o->call;
+    o->call = NULL;
+    o->done(N(o->r), c, &o->res, json, o->arg);
+}
+
+typedef struct attempt {
+    op *o;
+    unsigned gen;
+} attempt;
+
+static int op_idle(const op *o)
+{
+    return o->call == NULL && !o->inflight && o->outstanding == 0;
+}
+
+static void op_expire(node *n, api_call *c, void *arg, int code)
+{
+    op *o = arg;
+    (void)n;
+    o->call = NULL;
+    if (o->finished) {
+        o->done(o->r->n, c, &o->res, NULL, o->arg);
+    } else if (code == MB_ECLOSED) {
+        api_reply_error(c, MB_ECLOSED, "node is shutting down");
+    } else if (o->kind == OP_STATUS) {
+        api_reply_error(c, MB_ETIMEDOUT, "cluster status: peers did not answer");
+    } else if (o->kind == OP_LEAVE) {
+        api_reply_error(c, MB_ENOQUORUM, "no quorum: leave not completed within %lld ms (%s)",
+                        (long long)o->r->write_timeout_ms,
+                        o->last[0] != '\0' ? o->last : "no leader");
+    } else {
+        api_reply_error(c, MB_ENOQUORUM, "no quorum: %s not committed within %lld ms (%s)%s",
+                        o->kind == OP_READ ? "read" : "write", (long long)o->r->write_timeout_ms,
+                        o->last[0] != '\0' ? o->last : "no leader",
+                        o->unknown ? "; outcome unknown: retry with the same request_id" : "");
+    }
+    if (op_idle(o))
+        op_free(o);
+}
+
+static int transient(int code)
+{
+    return code == MB_ENOTLEADER || code == MB_EUNKNOWN || code == MB_ECLOSED || code == MB_EBUSY ||
+           code == MB_ENOQUORUM || code == MB_ETIMEDOUT || code == MB_EUNAVAIL;
+}
+
+/* An attempt ended; decide between retry and the final answer. */
+static void op_result(op *o, const consensus_result *res, const char *json)
+{
+    repl *r = o->r;
+    o->inflight = 0;
+    if (o->call == NULL) {
+        if (op_idle(o))
+            op_free(o);
+        return;
+    }
+    if (transient(res->code) && !r->closing) {
+        if (res->code == MB_EUNKNOWN)
+            o->unknown = 1;
+        snprintf(o->last, sizeof(o->last), "%s: %s", mb_errname(res->code), res->msg);
+        o->retry_at = uv_now(&N(r)->loop) + RETRY_MS;
+        return;
+    }
+    if (o->sync && res->code == MB_OK) {
+        /* The leader has the variable: wait for it here, then prepare. */
+        o->sync = 0;
+        o->kind = OP_WRITE;
+        free(o->cmd);
+        o->cmd = NULL;
+        o->retry_at = uv_now(&N(r)->loop) + 1;
+        return;
+    }
+    o->res = *res;
+    if (o->kind == OP_WRITE && res->code == MB_OK && res->version > r->applied) {
+        o->finished = 1; /* the tick answers once applied here */
+        return;
+    }
+    op_finish(o, json);
+    if (op_idle(o)) /* else an abandoned forward's callback frees it */
+        op_free(o);
+}
+
+static void op_fail_now(op *o, int code, const char *msg)
+{
+    consensus_result res;
+    memset(&res, 0, sizeof(res));
+    res.code = code;
+    snprintf(res.msg, sizeof(res.msg), "%s", msg);
+    o->inflight = 1; /* op_result clears it */
+    op_result(o, &res, NULL);
+}
+
+/* Read JSON of the local state (after a barrier on the leader). */
+static char *read_json(repl *r, const char *name, consensus_result *res)
+{
+    const consensus_sm *sm = consensus_raft_sm(r->raft);
+    cJSON *j = NULL;
+    memset(res, 0, sizeof(*res));
+    if (name[0] != '\0') {
+        const consensus_var *v = consensus_sm_var_get(sm, name);
+        if (v == NULL) {
+            res->code = MB_ENOTFOUND;
+            snprintf(res->msg, sizeof(res->msg), "variable \"%s\" not found", name);
+            return NULL;
+        }
+        if (consensus_var_to_json(v, &j) != MB_OK)
+            goto nomem;
+    } else {
+        j = cJSON_CreateObject();
+        cJSON *a = j != NULL ? cJSON_AddArrayToObject(j, "vars") : NULL;
+        if (a == NULL)
+            goto nomem;
+        for (size_t i = 0; i < consensus_sm_var_count(sm); i++) {
+            cJSON *v = NULL;
+            if (consensus_var_to_json(consensus_sm_var_at(sm, i), &v) != MB_OK)
+                goto nomem;
+            cJSON_AddItemToArray(a, v);
+        }
+        cJSON_AddNumberToObject(j, "applied_index", (double)consensus_sm_applied_index(sm));
+    }
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (text == NULL)
+        goto nomem;
+    return text;
+nomem:
+    cJSON_Delete(j);
+    res->code = MB_ENOMEM;
+    snprintf(res->msg, sizeof(res->msg), "out of memory");
+    return NULL;
+}
+
+static void local_write_done(void *arg, const consensus_result *res)
+{
+    op_result(arg, res, NULL);
+}
+
+static void local_read_done(void *arg, const consensus_result *res)
+{
+    op *o = arg;
+    if (res->code != MB_OK || o->call == NULL) {
+        op_result(o, res, NULL);
+        return;
+    }
+    consensus_result rr;
+    char *text = read_json(o->r, o->cmd, &rr);
+    op_result(o, &rr, text);
+    free(text);
+}
+
+/* A forward callback: the op if it is the current attempt, else NULL
+ * (and the op freed if nothing else holds it). */
+static op *attempt_end(attempt *a)
+{
+    op *o = a->o;
+    unsigned gen = a->gen;
+    free(a);
+    o->outstanding--;
+    if (gen == o->gen && o->inflight)
+        return o;
+    if (op_idle(o))
+        op_free(o);
+    return NULL;
+}
+
+static void fwd_write_done(void *user, int status, const void *payload, size_t len)
+{
+    op *o = attempt_end(user);
+    if (o == NULL)
+        return;
+    consensus_result res;
+    memset(&res, 0, sizeof(res));
+    if (status != MB_OK || consensus_result_decode(payload, len, &res) != MB_OK) {
+        res.code = status != MB_OK ? status : MB_EPROTO;
+        snprintf(res.msg, sizeof(res.msg), "forward to leader: %s", mb_strerror(res.code));
+    }
+    op_result(o, &res, NULL);
+}
+
+static void fwd_read_done(void *user, int status, const void *payload, size_t len)
+{
+    op *o = attempt_end(user);
+    if (o == NULL)
+        return;
+    consensus_result res;
+    memset(&res, 0, sizeof(res));
+    res.code = status;
+    if (status != MB_OK) {
+        snprintf(res.msg, sizeof(res.msg), "%.*s", (int)(len < 255 ? len : 255),
+                 payload != NULL ? (const char *)payload : "");
+        op_result(o, &res, NULL);
+        return;
+    }
+    char *text = malloc(len + 1);
+    if (text == NULL) {
+        res.code = MB_ENOMEM;
+        op_result(o, &res, NULL);
+        return;
+    }
+    memcpy(text, payload, len);
+    text[len] = '\0';
+    op_result(o, &res, text);
+    free(text);
+}
+
+/* Make sure the mesh can reach `id` (from the replicated node table). */
+static int ensure_peer(repl *r, uint64_t id)
+{
+    fd_peer_view v;
+    if (mesh_peer(r->m, id, &v) == MB_OK)
+        return 1;
+    const consensus_node *cn = consensus_sm_node_get(consensus_raft_sm(r->raft), id);
+    if (cn == NULL || cn->mesh_addr == NULL || cn->mesh_addr[0] == '\0')
+        return 0;
+    mb_error e;
+    mb_error_clear(&e);
+    return mesh_add_peer(r->m, id, cn->mesh_addr, &e) == MB_OK;
+}
+
+static uint64_t leader_of(repl *r, consensus_status *st)
+{
+    consensus_raft_status(r->raft, st);
+    if (st->leader_id != 0)
+        return st->leader_id;
+    uint64_t term, lid;
+    mesh_leader(r->m, &term, &lid, NULL, 0);
+    return lid;
+}
+
+/* Build a late-prepared command. 1: ready; 0: waiting; -1: answered. */
+static int op_prepare(op *o)
+{
+    consensus_result res;
+    memset(&res, 0, sizeof(res));
+    int rv =
+        o->prep(o->r->n, consensus_raft_sm(o->r->raft), o->prep_arg, &o->cmd, &o->cmd_len, &res);
+    if (rv == MB_OK) {
+        o->prep_free(o->prep_arg);
+        o->prep_free = NULL;
+        o->prep_arg = NULL;
+        return 1;
+    }
+    if (rv == MB_ENOTFOUND && o->sync_name != NULL) {
+        if (o->kind == OP_WRITE && o->res.code == 0 && o->cmd == NULL && !o->synced_once) {
+            /* Maybe only this node has not applied it yet: ask the leader. */
+            o->synced_once = 1;
+            o->sync = 1;
+            o->kind = OP_READ;
+            o->cmd = strdup(o->sync_name);
+            o->cmd_len = o->cmd != NULL ? strlen(o->cmd) : 0;
+            if (o->cmd == NULL) {
+                op_fail_now(o, MB_ENOMEM, "out of memory");
+                return -1;
+            }
+            return 1;
+        }
+        o->retry_at = uv_now(&o->r->n->loop) + RETRY_MS / 4;
+        snprintf(o->last, sizeof(o->last), "variable not applied on this node yet");
+        return 0;
+    }
+    if (res.code == 0)
+        res.code = rv;
+    op_fail_now(o, res.code, res.msg);
+    return -1;
+}
+
+static void op_attempt(op *o)
+{
+    repl *r = o->r;
+    consensus_status st;
+    if (o->kind == OP_WRITE && o->cmd == NULL) {
+        if (op_prepare(o) != 1)
+            return;
+    }
+    consensus_result now;
+    memset(&now, 0, sizeof(now));
+    uint64_t lid = leader_of(r, &st);
+    o->retry_at = 0;
+    if (st.role == CONSENSUS_LEADER) {
+        int rv = o->kind == OP_WRITE ? consensus_raft_propose(r->raft, o->cmd, o->cmd_len,
+                                                              local_write_done, o, &now)
+                                     : consensus_raft_barrier(r->raft, local_read_done, o, &now);
+        if (rv == MB_OK) {
+            o->inflight = 1;
+            o->fwd_to = 0;
+            return;
+        }
+        if (now.code == 0)
+            now.code = rv;
+        o->inflight = 1;
+        op_result(o, &now, NULL);
+        return;
+    }
+    if (lid == 0 || lid == r->id || !ensure_peer(r, lid)) {
+        snprintf(o->last, sizeof(o->last), "no leader known");
+        o->retry_at = uv_now(&N(r)->loop) + RETRY_MS;
+        return;
+    }
+    int64_t left = r->write_timeout_ms;
+    attempt *at = malloc(sizeof(*at));
+    if (at == NULL) {
+        o->retry_at = uv_now(&N(r)->loop) + RETRY_MS;
+        return;
+    }
+    at->o = o;
+    at->gen = ++o->gen;
+    mesh_call_args a = {
+        .peer_id = lid,
+        .method = o->kind == OP_WRITE ? M_PROPOSE : M_READ,
+        .payload = o->cmd,
+        .len = o->cmd_len,
+        .timeout_ms = (uint32_t)(left < ATTEMPT_MAX_MS ? left : ATTEMPT_MAX_MS),
+        .cb = o->kind == OP_WRITE ? fwd_write_done : fwd_read_done,
+        .user = at,
+    };
+    mb_error e;
+    mb_error_clear(&e);
+    if (mesh_call(r->m, &a, NULL, &e) != MB_OK) {
+        free(at);
+        snprintf(o->last, sizeof(o->last), "forward: %s", e.msg);
+        o->retry_at = uv_now(&N(r)->loop) + RETRY_MS;
+        return;
+    }
+    o->inflight = 1;
+    o->outstanding++;
+    o->fwd_to = lid;
+}
+
+static op *op_start(repl *r, api_call *c, op_kind kind, repl_done_fn done, void *arg)
+{
+    if (r->closing) {
+        api_reply_error(c, MB_ECLOSED, "node is shutting down");
+        return NULL;
+    }
+    op *o = op_new(r, c, kind);
+    if (o == NULL) {
+        api_reply_error(c, MB_ENOMEM, "out of memory");
+        return NULL;
+    }
+    o->done = done;
+    o->arg = arg;
+    int rv = api_call_park(N(r), c, (uint64_t)r->write_timeout_ms, op_expire, o);
+    if (rv != MB_OK) {
+        o->call = NULL;
+        op_free(o);
+        api_reply_error(c, rv, "too many requests waiting");
+        return NULL;
+    }
+    return o;
+}
+
+void repl_new_id(repl *r, uint64_t *client_id, uint64_t *seq)
+{
+    *client_id = r->client_id;
+    *seq = ++r->next_seq;
+}
+
+void repl_write(repl *r, api_call *c, consensus_cmd *cmd, repl_done_fn done, void *arg)
+{
+    if (cmd->client_id == 0)
+        repl_new_id(r, &cmd->client_id, &cmd->request_seq);
+    void *buf = NULL;
+    size_t len = 0;
+    mb_error e;
+    mb_error_clear(&e);
+    if (consensus_cmd_encode(cmd, NULL, &buf, &len, &e) != MB_OK) {
+        api_reply_error(c, e.code, "%s", e.msg);
+        return;
+    }
+    op *o = op_start(r, c, OP_WRITE, done, arg);
+    if (o == NULL) {
+        free(buf);
+        return;
+    }
+    o->cmd = buf;
+    o->cmd_len = len;
+    op_attempt(o);
+}
+
+void repl_write_prepare(repl *r, api_call *c, const char *var, repl_prepare_fn prep, void *prep_arg,
+                        void (*prep_free)(void *), repl_done_fn done, void *arg)
+{
+    char *nm = var != NULL ? strdup(var) : NULL;
+    op *o = op_start(r, c, OP_WRITE, done, arg);
+    if (o == NULL) {
+        free(nm);
+        prep_free(prep_arg);
+        return;
+    }
+    o->prep = prep;
+    o->prep_arg = prep_arg;
+    o->prep_free = prep_free;
+    o->sync_name = nm;
+    op_attempt(o);
+}
+
+void repl_read(repl *r, api_call *c, const char *name, repl_done_fn done, void *arg)
+{
+    char *nm = strdup(name != NULL ? name : "");
+    if (nm == NULL) {
+        api_reply_error(c, MB_ENOMEM, "out of memory");
+        return;
+    }
+    op *o = op_start(r, c, OP_READ, done, arg);
+    if (o == NULL) {
+        free(nm);
+        return;
+    }
+    o->cmd = nm;
+    o->cmd_len = strlen(nm);
+    op_attempt(o);
+}
+
+const consensus_sm *repl_sm(const repl *r)
+{
+    return consensus_raft_sm(r->raft);
+}
+
+/* ---- leader side of forwarded requests ---- */
+
+static void srv_propose_done(void *arg, const consensus_result *res)
+{
+    mesh_request *req = arg;
+    void *buf = NULL;
+    size_t len = 0;
+    if (consensus_result_encode(res, &buf, &len) != MB_OK) {
+        mesh_reply(req, MB_ENOMEM, NULL, 0);
+        return;
+    }
+    mesh_reply(req, MB_OK, buf, len);
+    free(buf);
+}
+
+static void h_propose(void *user, mesh *m, mesh_request *req)
+{
+    repl *r = user;
+    (void)m;
+    size_t len = 0;
+    const void *p = mesh_request_payload(req, &len);
+    consensus_result now;
+    memset(&now, 0, sizeof(now));
+    int rv = consensus_raft_propose(r->raft, p, len, srv_propose_done, req, &now);
+    if (rv != MB_OK) {
+        if (now.code == 0)
+            now.code = rv;
+        srv_propose_done(req, &now);
+    }
+}
+
+static void srv_read_done(void *arg, const consensus_result *res)
+{
+    void **a = arg;
+    mesh_request *req = a[0];
+    repl *r = a[1];
+    char *name = a[2];
+    free(a);
+    if (res->code != MB_OK) {
+        mesh_reply(req, res->code, res->msg, strlen(res->msg));
+        free(name);
+        return;
+    }
+    consensus_result rr;
+    char *text = read_json(r, name, &rr);
+    free(name);
+    if (text == NULL) {
+        mesh_reply(req, rr.code, rr.msg, strlen(rr.msg));
+        return;
+    }
+    mesh_reply(req, MB_OK, text, strlen(text));
+    free(text);
+}
+
+static void h_read(void *user, mesh *m, mesh_request *req)
+{
+    repl *r = user;
+    (void)m;
+    size_t len = 0;
+    const char *p = mesh_request_payload(req, &len);
+    void **a = calloc(3, sizeof(void *));
+    char *name = malloc(len + 1);
+    if (a == NULL || name == NULL) {
+        free(a);
+        free(name);
+        mesh_reply(req, MB_ENOMEM, NULL, 0);
+        return;
+    }
+    memcpy(name, p, len);
+    name[len] = '\0';
+    a[0] = req;
+    a[1] = r;
+    a[2] = name;
+    consensus_result now;
+    memset(&now, 0, sizeof(now));
+    int rv = consensus_raft_barrier(r->raft, srv_read_done, a, &now);
+    if (rv != MB_OK) {
+        free(a);
+        free(name);
+        mesh_reply(req, rv, now.msg, strlen(now.msg));
+    }
+}
+
+/* ---- membership ---- */
+
+static void propose_node_add(repl *r, uint64_t id, const char *raft_addr, const char *mesh_addr,
+                             const char *api_addr, consensus_node_role role, consensus_done_cb cb,
+                             void *arg, consensus_result *now)
+{
+    consensus_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.kind = CONSENSUS_CMD_NODE_ADD;
+    cmd.node.id = id;
+    cmd.node.raft_addr = (char *)raft_addr;
+    cmd.node.mesh_addr = (char *)mesh_addr;
+    cmd.node.api_addr = (char *)api_addr;
+    cmd.node.role = role;
+    cmd.node.status = CONSENSUS_NODE_UP;
+    void *buf = NULL;
+    size_t len = 0;
+    mb_error e;
+    mb_error_clear(&e);
+    memset(now, 0, sizeof(*now));
+    if (consensus_cmd_encode(&cmd, NULL, &buf, &len, &e) != MB_OK) {
+        now->code = e.code;
+        snprintf(now->msg, sizeof(now->msg), "%s", e.msg);
+        cb(arg, now);
+        return;
+    }
+    int rv = consensus_raft_propose(r->raft, buf, len, cb, arg, now);
+    free(buf);
+    if (rv != MB_OK) {
+        if (now->code == 0)
+            now->code = rv;
+        cb(arg, now);
+    }
+}
+
+static void selfreg_done(void *arg, const consensus_result *res)
+{
+    repl *r = arg;
+    r->selfreg_inflight = 0;
+    if (res->code != MB_OK && res->code != MB_EEXIST)
+        rlog(r, NC_LOG_WARN, "cannot register this node in the node table", "error", res->msg);
+}
+
+static void join_srv_node_done(void *arg, const consensus_result *res)
+{
+    repl *r = arg;
+    mesh_request *req = r->join_req;
+    r->join_req = NULL;
+    r->join_srv_busy = 0;
+    int code = res->code == MB_EEXIST ? MB_OK : res->code;
+    mesh_reply(req, code, res->msg, strlen(res->msg));
+}
+
+static void join_srv_add_done(void *arg, const consensus_result *res)
+{
+    repl *r = arg;
+    consensus_result now;
+    if (res->code != MB_OK && res->code != MB_EINVAL) {
+        join_srv_node_done(r, res);
+        return;
+    }
+    propose_node_add(r, r->join_id, r->join_raft, r->join_mesh, r->join_api,
+                     res->version == 2 ? CONSENSUS_ROLE_STANDBY : CONSENSUS_ROLE_VOTER,
+                     join_srv_node_done, r, &now);
+}
+
+static void h_join(void *user, mesh *m, mesh_request *req)
+{
+    repl *r = user;
+    (void)m;
+    size_t len = 0;
+    const char *p = mesh_request_payload(req, &len);
+    cJSON *j = cJSON_ParseWithLength(p, len);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+    const cJSON *ra = cJSON_GetObjectItemCaseSensitive(j, "raft");
+    const cJSON *ma = cJSON_GetObjectItemCaseSensitive(j, "mesh");
+    const cJSON *aa = cJSON_GetObjectItemCaseSensitive(j, "api");
+    if (!cJSON_IsNumber(id) || id->valuedouble < 1 || id->valuedouble > 9007199254740992.0 ||
+        !cJSON_IsString(ra) || !cJSON_IsString(ma) || !cJSON_IsString(aa) ||
+        strlen(ra->valuestring) > CONSENSUS_ADDR_MAX || strlen(ma->valuestring) > 95 ||
+        strlen(aa->valuestring) > 299) {
+        cJSON_Delete(j);
+        mesh_reply(req, MB_EPROTO, "bad join request", 16);
+        return;
+    }
+    uint64_t nid = (uint64_t)id->valuedouble;
+    consensus_status st;
+    consensus_raft_status(r->raft, &st);
+    if (st.role != CONSENSUS_LEADER) {
+        cJSON_Delete(j);
+        mesh_reply(req, MB_ENOTLEADER, "not the leader", 14);
+        return;
+    }
+    if (consensus_sm_node_get(consensus_raft_sm(r->raft), nid) != NULL) {
+        cJSON_Delete(j);
+        mesh_reply(req, MB_OK, NULL, 0);
+        return;
+    }
+    if (r->join_srv_busy) {
+        cJSON_Delete(j);
+        mesh_reply(req, MB_EBUSY, "another join in progress", 24);
+        return;
+    }
+    r->join_srv_busy = 1;
+    r->join_req = req;
+    r->join_id = nid;
+    snprintf(r->join_mesh, sizeof(r->join_mesh), "%s", ma->valuestring);
+    snprintf(r->join_api, sizeof(r->join_api), "%s", aa->valuestring);
+    snprintf(r->join_raft, sizeof(r->join_raft), "%s", ra->valuestring);
+    const char *raddr = r->join_raft;
+    cJSON_Delete(j);
+    rlog(r, NC_LOG_INFO, "adding a node to the cluster", "raft", raddr);
+    consensus_result now;
+    memset(&now, 0, sizeof(now));
+    int rv = consensus_raft_add(r->raft, nid, raddr, join_srv_add_done, r, &now);
+    if (rv != MB_OK) {
+        if (now.code == 0)
+            now.code = rv;
+        join_srv_add_done(r, &now);
+    }
+}
+
+static void join_call_done(void *user, int status, const void *payload, size_t len)
+{
+    repl *r = user;
+    r->join_inflight = 0;
+    if (status != MB_OK)
+        NC_LOGKV(r->n->log, NC_LOG_DEBUG, "cluster", "join attempt failed",
+                 NC_F_STR("code", mb_errname(status)),
+                 NC_F_STR("msg", len > 0 && len < 200 ? (const char *)payload : ""));
+}
+
+static void try_join(repl *r)
+{
+    consensus_status st;
+    uint64_t lid = leader_of(r, &st);
+    if (lid == 0 || lid == r->id || !ensure_peer(r, lid))
+        return;
+    char body[900];
+    snprintf(body, sizeof(body), "{\"id\":%llu,\"raft\":\"%s\",\"mesh\":\"%s\",\"api\":\"%s\"}",
+             (unsigned long long)r->id, r->raft_addr, r->mesh_url, r->api_addr);
+    mesh_call_args a = { .peer_id = lid,
+                         .method = M_JOIN,
+                         .payload = body,
+                         .len = strlen(body),
+                         .timeout_ms = 10000,
+                         .cb = join_call_done,
+                         .user = r };
+    mb_error e;
+    mb_error_clear(&e);
+    if (mesh_call(r->m, &a, NULL, &e) == MB_OK)
+        r->join_inflight = 1;
+}
+
+/* ---- status ---- */
+
+static const char *role_name(consensus_role role)
+{
+    switch (role) {
+    case CONSENSUS_LEADER:
+        return "leader";
+    case CONSENSUS_FOLLOWER:
+        return "follower";
+    case CONSENSUS_CANDIDATE:
+        return "candidate";
+    default:
+        return "unavailable";
+    }
+}
+
+static cJSON *local_status(repl *r)
+{
+    consensus_status st;
+    consensus_raft_status(r->raft, &st);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "id", (double)r->id);
+    cJSON_AddStringToObject(j, "raft_state", role_name(st.role));
+    cJSON_AddNumberToObject(j, "term", (double)st.term);
+    cJSON_AddNumberToObject(j, "leader_id", (double)st.leader_id);
+    cJSON_AddNumberToObject(j, "commit_index", (double)st.commit_index);
+    cJSON_AddNumberToObject(j, "applied_index", (double)st.applied_index);
+    cJSON_AddNumberToObject(j, "voters", st.voters);
+    cJSON_AddStringToObject(j, "api", r->api_addr);
+    return j;
+}
+
+static void h_status(void *user, mesh *m, mesh_request *req)
+{
+    repl *r = user;
+    (void)m;
+    cJSON *j = local_status(r);
+    char *t = j != NULL ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (t == NULL) {
+        mesh_reply(req, MB_ENOMEM, NULL, 0);
+        return;
+    }
+    mesh_reply(req, MB_OK, t, strlen(t));
+    free(t);
+}
+
+static void status_reply(op *o)
+{
+    repl *r = o->r;
+    consensus_status st;
+    consensus_raft_status(r->raft, &st);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "node_id", (double)r->id);
+    cJSON_AddNumberToObject(j, "leader_id", (double)st.leader_id);
+    cJSON_AddNumberToObject(j, "term", (double)st.term);
+    cJSON_AddItemToObject(j, "nodes", o->nodes);
+    o->nodes = NULL;
+    char *mv = mesh_view_json(r->m);
+    cJSON *mj = mv != NULL ? cJSON_Parse(mv) : NULL;
+    free(mv);
+    cJSON_AddItemToObject(j, "mesh", mj != NULL ? mj : cJSON_CreateNull());
+    api_call *c = o->call;
+    o->call = NULL;
+    api_reply_json(c, 200, j);
+}
+
+static void status_rpc_done(void *user, int status, const void *payload, size_t len)
+{
+    void **a = user;
+    op *o = a[0];
+    cJSON *entry = a[1];
+    free(a);
+    cJSON *s = status == MB_OK ? cJSON_ParseWithLength(payload, len) : NULL;
+    if (s != NULL) {
+        const char *keys[] = { "raft_state", "term", "leader_id", "commit_index", "applied_index" };
+        for (size_t i = 0; i < 5; i++) {
+            cJSON *it = cJSON_DetachItemFromObjectCaseSensitive(s, keys[i]);
+            if (it != NULL)
+                cJSON_AddItemToObject(entry, keys[i], it);
+        }
+        cJSON_AddBoolToObject(entry, "reachable", 1);
+        cJSON_Delete(s);
+    } else {
+        cJSON_AddBoolToObject(entry, "reachable", 0);
+        cJSON_AddStringToObject(entry, "error", mb_errname(status));
+    }
+    if (--o->waiting == 0 && o->call != NULL) {
+        o->inflight = 0;
+        status_reply(o);
+    }
+    if (o->waiting == 0) {
+        o->inflight = 0;
+        op_free(o);
+    }
+}
+
+static void status_done_unused(node *n, api_call *c, const consensus_result *res, const char *json,
+                               void *arg)
+{
+    (void)n;
+    (void)json;
+    (void)arg;
+    api_reply_error(c, res->code, "%s", res->msg);
+}
+
+void repl_cluster_status(repl *r, api_call *c)
+{
+    op *o = op_start(r, c, OP_STATUS, status_done_unused, NULL);
+    if (o == NULL)
+        return;
+    const consensus_sm *sm = consensus_raft_sm(r->raft);
+    o->nodes = cJSON_CreateArray();
+    int self_listed = 0;
+    size_t count = consensus_sm_node_count(sm);
+    for (size_t i = 0; i <= count; i++) {
+        const consensus_node *cn = i < count ? consensus_sm_node_at(sm, i) : NULL;
+        if (cn == NULL && self_listed)
+            break;
+        uint64_t id = cn != NULL ? cn->id : r->id;
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "id", (double)id);
+        if (cn != NULL) {
+            cJSON_AddStringToObject(e, "role",
+                                    cn->role == CONSENSUS_ROLE_VOTER ? "voter" : "standby");
+            cJSON_AddStringToObject(e, "mesh", cn->mesh_addr != NULL ? cn->mesh_addr : "");
+            cJSON_AddStringToObject(e, "api", cn->api_addr != NULL ? cn->api_addr : "");
+        } else {
+            cJSON_AddStringToObject(e, "role", "joining");
+        }
+        fd_peer_view pv;
+        if (id != r->id && mesh_peer(r->m, id, &pv) == MB_OK)
+            cJSON_AddStringToObject(e, "detector", cluster_peer_status_name(pv.status));
+        cJSON_AddItemToArray(o->nodes, e);
+        if (id == r->id) {
+            self_listed = 1;
+            cJSON *s = local_status(r);
+            const char *keys[] = { "raft_state", "term", "leader_id", "commit_index",
+                                   "applied_index" };
+            for (size_t k = 0; k < 5; k++)
+                cJSON_AddItemToObject(e, keys[k],
+                                      cJSON_DetachItemFromObjectCaseSensitive(s, keys[k]));
+            cJSON_AddBoolToObject(e, "reachable", 1);
+            cJSON_Delete(s);
+            continue;
+        }
+        void **a = calloc(2, sizeof(void *));
+        mesh_call_args ca = {
+            .peer_id = id, .method = M_STATUS, .timeout_ms = STATUS_RPC_MS, .cb = status_rpc_done
+        };
+        mb_error err;
+        mb_error_clear(&err);
+        if (a == NULL || !ensure_peer(r, id)) {
+            free(a);
+            cJSON_AddBoolToObject(e, "reachable", 0);
+            continue;
+        }
+        a[0] = o;
+        a[1] = e;
+        ca.user = a;
+        if (mesh_call(r->m, &ca, NULL, &err) != MB_OK) {
+            free(a);
+            cJSON_AddBoolToObject(e, "reachable", 0);
+            continue;
+        }
+        o->waiting++;
+        o->inflight = 1;
+    }
+    if (o->waiting == 0) {
+        status_reply(o);
+        op_free(o);
+    }
+}
+
+/* ---- leave ---- */
+
+static void leave_srv_done(void *arg, const consensus_result *res)
+{
+    mesh_request *req = arg;
+    mesh_reply(req, res->code, res->msg, strlen(res->msg));
+}
+
+static void leave_srv_removed(void *arg, const consensus_result *res)
+{
+    void **a = arg;
+    mesh_request *req = a[0];
+    repl *r = a[1];
+    uint64_t id = (uint64_t)(uintptr_t)a[2];
+    free(a);
+    if (res->code != MB_OK && res->code != MB_EINVAL) {
+        leave_srv_done(req, res);
+        return;
+    }
+    consensus_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.kind = CONSENSUS_CMD_NODE_REMOVE;
+    cmd.node.id = id;
+    void *buf = NULL;
+    size_t len = 0;
+    mb_error e;
+    mb_error_clear(&e);
+    consensus_result now;
+    memset(&now, 0, sizeof(now));
+    if (consensus_cmd_encode(&cmd, NULL, &buf, &len, &e) != MB_OK) {
+        mesh_reply(req, e.code, e.msg, strlen(e.msg));
+        return;
+    }
+    int rv = consensus_raft_propose(r->raft, buf, len, leave_srv_done, req, &now);
+    free(buf);
+    if (rv != MB_OK)
+        mesh_reply(req, rv, now.msg, strlen(now.msg));
+}
+
+static void h_leave(void *user, mesh *m, mesh_request *req)
+{
+    repl *r = user;
+    (void)m;
+    uint64_t id = mesh_request_sender(req);
+    void **a = calloc(3, sizeof(void *));
+    if (a == NULL) {
+        mesh_reply(req, MB_ENOMEM, NULL, 0);
+        return;
+    }
+    a[0] = req;
+    a[1] = r;
+    a[2] = (void *)(uintptr_t)id;
+    consensus_result now;
+    memset(&now, 0, sizeof(now));
+    int rv = consensus_raft_remove(r->raft, id, leave_srv_removed, a, &now);
+    if (rv != MB_OK) {
+        free(a);
+        mesh_reply(req, rv, now.msg, strlen(now.msg));
+    }
+}
+
+static void stop_cb(uv_timer_t *t)
+{
+    node *n = t->data;
+    uv_close((uv_handle_t *)t, (uv_close_cb)free);
+    node_stop(n);
+}
+
+static void leave_call_done(void *user, int status, const void *payload, size_t len)
+{
+    op *o = user;
+    consensus_result res;
+    memset(&res, 0, sizeof(res));
+    res.code = status;
+    snprintf(res.msg, sizeof(res.msg), "%.*s", (int)(len < 255 ? len : 255),
+             payload != NULL ? (const char *)payload : "");
+    if (status == MB_OK && o->call != NULL) {
+        repl *r = o->r;
+        o->inflight = 0;
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddNumberToObject(j, "node_id", (double)r->id);
+        cJSON_AddStringToObject(j, "status", "left");
+        api_call *c = o->call;
+        o->call = NULL;
+        api_reply_json(c, 200, j);
+        op_free(o);
+        uv_timer_t *t = malloc(sizeof(*t));
+        if (t != NULL && uv_timer_init(&r->n->loop, t) == 0) {
+            t->data = r->n;
+            uv_timer_start(t, stop_cb, 50, 0);
+        } else {
+            free(t);
+        }
+        return;
+    }
+    op_result(o, &res, NULL);
+}
+
+static void leave_attempt(op *o)
+{
+    repl *r = o->r;
+    consensus_status st;
+    uint64_t lid = leader_of(r, &st);
+    o->retry_at = uv_now(&r->n->loop) + 100;
+    if (st.role == CONSENSUS_LEADER) {
+        if (st.voters <= 1) {
+            o->retry_at = 0;
+            op_fail_now(o, MB_ESTATE, "the only voter cannot leave; stop the node instead");
+            return;
+        }
+        consensus_result now;
+        consensus_raft_transfer(r->raft, 0, NULL, NULL, &now);
+        snprintf(o->last, sizeof(o->last), "transferring leadership");
+        return;
+    }
+    if (lid == 0 || lid == r->id || !ensure_peer(r, lid))
+        return;
+    mesh_call_args a = {
+        .peer_id = lid, .method = M_LEAVE, .timeout_ms = 3000, .cb = leave_call_done, .user = o
+    };
+    mb_error e;
+    mb_error_clear(&e);
+    if (mesh_call(r->m, &a, NULL, &e) == MB_OK) {
+        o->inflight = 1;
+        o->retry_at = 0;
+    }
+}
+
+static void leave_done_unused(node *n, api_call *c, const consensus_result *res, const char *json,
+                              void *arg)
+{
+    (void)n;
+    (void)json;
+    (void)arg;
+    api_reply_error(c, res->code, "leave: %s", res->msg);
+}
+
+void repl_leave(repl *r, api_call *c)
+{
+    op *o = op_start(r, c, OP_LEAVE, leave_done_unused, NULL);
+    if (o == NULL)
+        return;
+    leave_attempt(o);
+}
+
+/* ---- standby promotion (leader) ---- */
+
+static void promote_node_done(void *arg, const consensus_result *res)
+{
+    repl *r = arg;
+    r->promote_inflight = 0;
+    if (res->code != MB_OK)
+        rlog(r, NC_LOG_WARN, "cannot record a promotion", "error", res->msg);
+}
+
+static void promote_done(void *arg, const consensus_result *res)
+{
+    repl *r = arg;
+    if (res->code != MB_OK || r->closing) {
+        r->promote_inflight = 0;
+        return;
+    }
+    NC_LOGKV(r->n->log, NC_LOG_INFO, "cluster", "standby promoted to voter",
+             NC_F_U64("id", r->promote_id));
+    consensus_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.kind = CONSENSUS_CMD_NODE_UPDATE;
+    cmd.node.id = r->promote_id;
+    cmd.node.role = CONSENSUS_ROLE_VOTER;
+    cmd.node_fields = CONSENSUS_NODE_SET_ROLE;
+    void *buf = NULL;
+    size_t len = 0;
+    mb_error e;
+    mb_error_clear(&e);
+    consensus_result now;
+    memset(&now, 0, sizeof(now));
+    if (consensus_cmd_encode(&cmd, NULL, &buf, &len, &e) != MB_OK ||
+        consensus_raft_propose(r->raft, buf, len, promote_node_done, r, &now) != MB_OK)
+        r->promote_inflight = 0;
+    free(buf);
+}
+
+/* Leader: fewer voters than max_voters and a live standby: promote it. */
+static void maybe_promote(repl *r, const consensus_status *st)
+{
+    unsigned max = (unsigned)nc_config_int(r->n->cfg, NC_CFG_MAX_VOTERS);
+    if (r->promote_inflight || st->voters >= max || r->join_srv_busy)
+        return;
+    const consensus_sm *sm = consensus_raft_sm(r->raft);
+    for (size_t i = 0; i < consensus_sm_node_count(sm); i++) {
+        const consensus_node *cn = consensus_sm_node_at(sm, i);
+        fd_peer_view pv;
+        if (cn->role != CONSENSUS_ROLE_STANDBY || cn->id == r->id ||
+            mesh_peer(r->m, cn->id, &pv) != MB_OK || pv.status != CLUSTER_PEER_ALIVE)
+            continue;
+        consensus_result now;
+        memset(&now, 0, sizeof(now));
+        r->promote_id = cn->id;
+        r->promote_inflight = 1;
+        if (consensus_raft_promote(r->raft, cn->id, promote_done, r, &now) != MB_OK)
+            r->promote_inflight = 0;
+        return;
+    }
+}
+
+/* ---- tick ---- */
+
+static void tick_cb(uv_timer_t *t)
+{
+    repl *r = t->data;
+    uint64_t now = uv_now(&r->n->loop);
+    for (op *o = r->ops, *next; o != NULL; o = next) {
+        next = o->next;
+        if (o->inflight || o->call == NULL)
+            continue;
+        if (o->finished) {
+            if (r->applied >= o->res.version) {
+                op_finish(o, NULL);
+                if (op_idle(o))
+                    op_free(o);
+            }
+            continue;
+        }
+        if (o->retry_at != 0 && now >= o->retry_at) {
+            if (o->kind == OP_LEAVE)
+                leave_attempt(o);
+            else if (o->kind == OP_WRITE || o->kind == OP_READ)
+                op_attempt(o);
+        }
+    }
+    if (now - r->last_slow < SLOW_TICK_MS)
+        return;
+    r->last_slow = now;
+    const consensus_sm *sm = consensus_raft_sm(r->raft);
+    int member = consensus_sm_node_get(sm, r->id) != NULL;
+    consensus_status st;
+    consensus_raft_status(r->raft, &st);
+    if (!member && st.role == CONSENSUS_LEADER && !r->selfreg_inflight && !r->leaving) {
+        consensus_result res;
+        r->selfreg_inflight = 1;
+        char *raft_addr = r->raft_addr;
+        propose_node_add(r, r->id, raft_addr, r->mesh_url, r->api_addr, CONSENSUS_ROLE_VOTER,
+                         selfreg_done, r, &res);
+    } else if (!member && st.role != CONSENSUS_LEADER && r->has_seeds && !r->join_inflight) {
+        try_join(r);
+    } else if (st.role == CONSENSUS_LEADER && !r->closing) {
+        maybe_promote(r, &st);
+    }
+}
+
+/* ---- raft and mesh callbacks ---- */
+
+static void on_effects(void *arg, uint64_t index, const consensus_effects *fx)
+{
+    repl *r = arg;
+    node *n = r->n;
+    storage_event evs[64];
+    size_t k = 0;
+    int64_t now = node_wall_ms();
+    uint64_t be = 0;
+    for (int i = 0; i < 8; i++)
+        ((unsigned char *)&be)[i] = (unsigned char)(index >> (56 - 8 * i));
+    for (size_t i = 0; i < fx->n; i++) {
+        const consensus_effect *e = &fx->items[i];
+        if (e->kind != CONSENSUS_FX_EVENT)
+            continue;
+        if (k == sizeof(evs) / sizeof(evs[0])) {
+            mb_error err;
+            mb_error_clear(&err);
+            if (storage_append(n->store, evs, k, &err) != MB_OK)
+                rlog(r, NC_LOG_ERROR, "cannot append replicated events", "error", err.msg);
+            k = 0;
+        }
+        evs[k] = (storage_event){
+            .seq =
+                index * REPL_SEQ_PER_ENTRY + (i < REPL_SEQ_PER_ENTRY ? i : REPL_SEQ_PER_ENTRY - 1),
+            .type = e->type,
+            .subject = e->subject != NULL ? e->subject : "",
+            .time_ms = now,
+            .payload = e->payload,
+            .payload_len = e->payload != NULL ? strlen(e->payload) : 0,
+        };
+        k++;
+    }
+    mb_error err;
+    mb_error_clear(&err);
+    if (storage_append_meta(n->store, evs, k, META_APPLIED, &be, sizeof(be), &err) != MB_OK)
+        rlog(r, NC_LOG_ERROR, "cannot append replicated events", "error", err.msg);
+    if (index > r->applied)
+        r->applied = index;
+    for (size_t i = 0; i < fx->n; i++) {
+        const consensus_effect *e = &fx->items[i];
+        if (e->kind == CONSENSUS_FX_WATCH)
+            api_vars_notify(n, e->subject, e->version);
+    }
+}
+
+static void on_status(void *arg, const consensus_status *st)
+{
+    repl *r = arg;
+    if (r->m != NULL)
+        mesh_set_leader(r->m, st->term, st->role == CONSENSUS_LEADER ? r->id : st->leader_id);
+    if (st->applied_index > r->applied)
+        r->applied = st->applied_index;
+    /* Forwards to a node that is no longer the leader: retry now at the new
+     * one (same idempotency id) instead of waiting for their timeout. */
+    if (st->leader_id != 0 && st->leader_id != r->id) {
+        for (op *o = r->ops; o != NULL; o = o->next)
+            if (o->inflight && o->fwd_to != 0 && o->fwd_to != st->leader_id &&
+                (o->kind == OP_WRITE || o->kind == OP_READ)) {
+                o->inflight = 0;
+                o->gen++;
+                o->unknown = o->kind == OP_WRITE;
+                o->retry_at = uv_now(&r->n->loop) + 1;
+            }
+    }
+    NC_LOGKV(r->n->log, NC_LOG_INFO, "cluster", "raft state", NC_F_STR("role", role_name(st->role)),
+             NC_F_U64("term", st->term), NC_F_U64("leader", st->leader_id));
+}
+
+static void mesh_log(void *user, int level, const char *msg)
+{
+    repl *r = user;
+    nc_log_level lvl = (nc_log_level)(level + 1);
+    NC_LOGKV(r->n->log, lvl, "mesh", msg, NC_F_U64("node", r->id));
+}
+
+/* ---- open / close ---- */
+
+static int mkdir_p(const char *path)
+{
+    if (mkdir(path, 0700) == 0 || errno == EEXIST)
+        return 0;
+    return -1;
+}
+
+int repl_open(node *n, mb_error *err)
+{
+    int rv;
+    char raft_dir[4300], listen[300], seeds[4096], secret[512];
+    repl *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return mb_errorf(err, MB_ENOMEM, "out of memory");
+    r->n = n;
+    r->id = n->node_id;
+    r->write_timeout_ms = nc_config_duration_ms(n->cfg, NC_CFG_WRITE_TIMEOUT);
+    nc_config_get_text(n->cfg, NC_CFG_RAFT_ADDRESS, r->raft_addr, sizeof(r->raft_addr));
+    nc_config_get_text(n->cfg, NC_CFG_MESH_ADDRESS, listen, sizeof(listen));
+    snprintf(r->mesh_url, sizeof(r->mesh_url), "tcp://%s", listen);
+    snprintf(r->api_addr, sizeof(r->api_addr), "%s", n->http_addr);
+    nc_config_get_text(n->cfg, NC_CFG_SEEDS, seeds, sizeof(seeds));
+    nc_config_get_text(n->cfg, NC_CFG_CLUSTER_SECRET, secret, sizeof(secret));
+    r->has_seeds = seeds[0] != '\0';
+    if (getrandom(&r->client_id, sizeof(r->client_id), 0) != sizeof(r->client_id))
+        r->client_id = (uint64_t)node_wall_ms() * 2654435761u;
+    r->client_id &= ~(1ull << 63);
+    r->client_id |= 1;
+
+    size_t secret_len = strlen(secret);
+    if (secret_len == 0 && r->has_seeds) {
+        rv = mb_errorf(err, MB_EINVAL, "cluster_secret is required to join through seeds");
+        goto fail;
+    }
+    if (secret_len == 0) {
+        /* A one-node cluster nobody can join: a random secret. */
+        unsigned char rnd[24];
+        if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+            rv = mb_errorf(err, MB_EIO, "getrandom failed");
+            goto fail;
+        }
+        for (size_t i = 0; i < sizeof(rnd); i++)
+            snprintf(secret + 2 * i, 3, "%02x", rnd[i]);
+        secret_len = strlen(secret);
+    } else if (secret_len < 16) {
+        rv = mb_errorf(err, MB_EINVAL, "cluster_secret must have at least 16 characters");
+        goto fail;
+    }
+
+    snprintf(raft_dir, sizeof(raft_dir), "%s/raft", n->data_dir);
+    if (mkdir_p(raft_dir) != 0) {
+        rv = mb_errorf(err, MB_EIO, "create %s: %s", raft_dir, strerror(errno));
+        goto fail;
+    }
+    uint64_t skip = 0;
+    void *meta = NULL;
+    size_t meta_len = 0;
+    if (storage_meta_get(n->store, META_APPLIED, &meta, &meta_len, err) == MB_OK && meta != NULL &&
+        meta_len == 8) {
+        for (int i = 0; i < 8; i++)
+            skip = skip << 8 | ((unsigned char *)meta)[i];
+    }
+    free(meta);
+    mb_error_clear(err);
+    r->applied = skip;
+
+    int64_t election = nc_config_duration_ms(n->cfg, NC_CFG_ELECTION_TIMEOUT);
+    consensus_peer self = { .id = r->id, .address = r->raft_addr };
+    consensus_raft_config rc = {
+        .id = r->id,
+        .address = r->raft_addr,
+        .data_dir = raft_dir,
+        .peers = r->has_seeds ? NULL : &self,
+        .n_peers = r->has_seeds ? 0 : 1,
+        .election_timeout_ms = (unsigned)election,
+        .heartbeat_timeout_ms = (unsigned)(election / 6 > 10 ? election / 6 : 10),
+        .quorum_timeout_ms = (unsigned)r->write_timeout_ms,
+        .monitor_interval_ms = 20,
+        .max_voters = (unsigned)nc_config_int(n->cfg, NC_CFG_MAX_VOTERS),
+        .on_effects = on_effects,
+        .effects_arg = r,
+        .skip_effects_through = skip,
+        .on_status = on_status,
+        .status_arg = r,
+    };
+    if ((rv = consensus_raft_init(&n->loop, &rc, &r->raft, err)) != MB_OK)
+        goto fail;
+
+    const char *seed_urls[32];
+    char seed_buf[32][300];
+    size_t n_seeds = 0;
+    for (char *save = NULL, *tok = strtok_r(seeds, ", ", &save); tok != NULL && n_seeds < 32;
+         tok = strtok_r(NULL, ", ", &save)) {
+        snprintf(seed_buf[n_seeds], sizeof(seed_buf[n_seeds]), "tcp://%s", tok);
+        seed_urls[n_seeds] = seed_buf[n_seeds];
+        n_seeds++;
+    }
+    int64_t hb = nc_config_duration_ms(n->cfg, NC_CFG_HEARTBEAT_INTERVAL);
+    int64_t down = nc_config_duration_ms(n->cfg, NC_CFG_FAILURE_TIMEOUT);
+    mesh_config mc = {
+        .node_id = r->id,
+        .listen_url = r->mesh_url,
+        .secret = secret,
+        .secret_len = secret_len,
+        .seeds = n_seeds > 0 ? seed_urls : NULL,
+        .n_seeds = n_seeds,
+        .heartbeat_interval_ms = (uint32_t)hb,
+        .suspect_after_ms = (uint32_t)(down / 2 > hb ? down / 2 : hb + 1),
+        .down_after_ms = (uint32_t)down,
+        .log_level = MESH_LOG_INFO,
+        .cb = { .user = r, .log = mesh_log },
+    };
+    rv = mesh_open(&n->loop, &mc, &r->m, err);
+    memset(secret, 0, sizeof(secret));
+    if (rv != MB_OK) {
+        consensus_raft_close(r->raft, NULL, NULL);
+        r->raft = NULL;
+        goto fail;
+    }
+    mesh_register(r->m, M_PROPOSE, h_propose, r);
+    mesh_register(r->m, M_READ, h_read, r);
+    mesh_register(r->m, M_JOIN, h_join, r);
+    mesh_register(r->m, M_STATUS, h_status, r);
+    mesh_register(r->m, M_LEAVE, h_leave, r);
+    if ((rv = consensus_raft_start(r->raft, err)) != MB_OK) {
+        mesh_close(r->m, NULL, NULL);
+        consensus_raft_close(r->raft, NULL, NULL);
+        goto fail;
+    }
+    uv_timer_init(&n->loop, &r->tick);
+    r->tick.data = r;
+    r->tick_open = 1;
+    uv_timer_start(&r->tick, tick_cb, TICK_MS, TICK_MS);
+    n->repl = r;
+    NC_LOGKV(n->log, NC_LOG_INFO, "cluster", "raft and mesh started", NC_F_U64("id", r->id),
+             NC_F_STR("raft", r->raft_addr), NC_F_STR("mesh", r->mesh_url),
+             NC_F_STR("mode", r->has_seeds ? "join" : "bootstrap"));
+    return MB_OK;
+fail:
+    free(r);
+    return rv;
+}
+
+static void repl_free(repl *r)
+{
+    while (r->ops != NULL) {
+        r->ops->call = NULL;
+        op_free(r->ops);
+    }
+    r->n->repl = NULL;
+    free(r);
+}
+
+static void tick_closed(uv_handle_t *h)
+{
+    repl *r = h->data;
+    r->tick_open = 0;
+    if (r->raft_closed)
+        repl_free(r);
+}
+
+static void mesh_closed(void *user)
+{
+    repl *r = user;
+    r->raft_closed = 1;
+    if (!r->tick_open)
+        repl_free(r);
+}
+
+static void raft_closed(void *arg)
+{
+    repl *r = arg;
+    mesh_close(r->m, mesh_closed, r);
+}
+
+static void transfer_done(void *arg, const consensus_result *res)
+{
+    repl *r = arg;
+    (void)res;
+    consensus_raft_close(r->raft, raft_closed, r);
+}
+
+void repl_close(repl *r)
+{
+    if (r == NULL || r->closing)
+        return;
+    r->closing = 1;
+    uv_close((uv_handle_t *)&r->tick, tick_closed);
+    consensus_status st;
+    consensus_raft_status(r->raft, &st);
+    if (st.role == CONSENSUS_LEADER && st.voters > 1) {
+        consensus_result now;
+        if (consensus_raft_transfer(r->raft, 0, transfer_done, r, &now) == MB_OK) {
+            rlog(r, NC_LOG_INFO, "leader stopping: transferring leadership", "id", "");
+            return;
+        }
+    }
+    consensus_raft_close(r->raft, raft_closed, r);
+}

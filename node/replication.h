@@ -1,0 +1,87 @@
+/* node/replication.h: the replicated part of mabeamd — raft (consensus/)
+ * and the NNG mesh (cluster/) on the node's control loop. Bootstraps or
+ * joins the cluster, applies committed entries into the replicated event
+ * log, forwards writes and linearizable reads from followers to the
+ * leader with bounded retries, and answers the cluster view.
+ *
+ * Threads: everything here runs on the control loop thread. */
+#ifndef MB_NODE_REPLICATION_H
+#define MB_NODE_REPLICATION_H
+
+#include <stdint.h>
+
+#include <mabeam/error.h>
+
+#include "consensus/consensus.h"
+#include "node/api.h"
+
+struct node;
+typedef struct repl repl;
+
+/* Raft log entry index -> first event sequence of that entry in the
+ * replicated event log (seq = index * REPL_SEQ_PER_ENTRY + i). The same
+ * sequence is the same event on every node. */
+#define REPL_SEQ_PER_ENTRY 1024u
+
+/* Open raft + mesh for node `n` (borrowed; must outlive the module) and
+ * store the module in n->repl. Errors: MB_EINVAL (configuration), MB_EIO,
+ * MB_EBUSY (address in use). On error n->repl stays NULL. */
+int repl_open(struct node *n, mb_error *err);
+
+/* Begin the ordered close: a leader first transfers leadership, then raft
+ * closes (pending proposals are answered), then the mesh. The module frees
+ * itself from the loop; the loop must keep running. Call after the HTTP
+ * server has been closed. NULL is a no-op. */
+void repl_close(repl *r);
+
+/* The local state machine (stale-local reads; borrowed). */
+const consensus_sm *repl_sm(const repl *r);
+
+/* Completion of a write or read for the API layer. `res` says the outcome
+ * (res->code 0 = success; version set for writes); `json` is the read's
+ * JSON text (NULL for writes or errors). Called once with the call still
+ * unanswered; it must answer it. Borrowed for the call. */
+typedef void (*repl_done_fn)(struct node *n, api_call *c, const consensus_result *res,
+                             const char *json, void *arg);
+
+/* Replicate `cmd` (borrowed; encoded now). When cmd->client_id is 0 an
+ * idempotency id is assigned, so retries after an election never apply it
+ * twice. The call is parked; `done` runs with the result, or the call is
+ * answered 503 MB_ENOQUORUM when write_timeout passes. On a follower the
+ * answer waits until the change is applied locally (read-your-writes). */
+void repl_write(repl *r, api_call *c, consensus_cmd *cmd, repl_done_fn done, void *arg);
+
+/* Build the encoded command of a write from the local state `sm`
+ * (borrowed): on MB_OK *buf (malloc'd, owned by the op) and *len are set
+ * and an idempotency id must be in it; MB_ENOTFOUND when the variable is
+ * not known here (yet); any other code fails the write with res->msg. */
+typedef int (*repl_prepare_fn)(struct node *n, const consensus_sm *sm, void *arg, void **buf,
+                               size_t *len, consensus_result *res);
+
+/* As repl_write, but the command is built by `prep` (with `prep_arg`,
+ * released with prep_free, always called). When `var` (borrowed; may be
+ * NULL) is not known on this node yet, the leader is asked first and the
+ * op waits until this node has applied it, so a write on a follower right
+ * after a definition elsewhere works. */
+void repl_write_prepare(repl *r, api_call *c, const char *var, repl_prepare_fn prep, void *prep_arg,
+                        void (*prep_free)(void *), repl_done_fn done, void *arg);
+
+/* Linearizable read of variable `name` (borrowed; NULL = the list of all
+ * variables) through a leader barrier, forwarded when this node is a
+ * follower. `json` is the variable as JSON, or {"vars":[...]}. */
+void repl_read(repl *r, api_call *c, const char *name, repl_done_fn done, void *arg);
+
+/* GET /v1/cluster: answers `c` with every node's role and indexes. */
+void repl_cluster_status(repl *r, api_call *c);
+
+/* POST /v1/cluster/leave: this node leaves the cluster (transferring
+ * leadership first), answers `c`, then stops. */
+void repl_leave(repl *r, api_call *c);
+
+/* A fresh idempotency id of this process. */
+void repl_new_id(repl *r, uint64_t *client_id, uint64_t *seq);
+
+/* Map (client-chosen request id string) -> idempotency id. Pure. */
+void repl_request_id(const char *request_id, uint64_t *client_id, uint64_t *seq);
+
+#endif /* MB_NODE_REPLICATION_H */

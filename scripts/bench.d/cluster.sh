@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Suite `cluster`: a 3-node MABEAM cluster and a 3-member etcd (Debian
+# etcd-server 3.4) on loopback, driven through their HTTP/JSON APIs by the
+# same load generator (wrk + Lua: tests/bench/cluster/wrk_*.lua) at 1, 64
+# and 256 connections; plus leader kill -> writes accepted again, and idle
+# coordination traffic per MABEAM node. JSON lines on stdout.
+# Run through scripts/bench.sh cluster ($MB_BENCH_BUILD = Release build).
+# MB_CLUSTER_DURATION (s per wrk run, default 10), MB_CLUSTER_KILLS (3).
+set -euo pipefail
+B=${MB_BENCH_BUILD:?run through scripts/bench.sh}
+HERE=$(cd "$(dirname "$0")/../.." && pwd)
+DUR=${MB_CLUSTER_DURATION:-10}
+KILLS=${MB_CLUSTER_KILLS:-3}
+W=$(mktemp -d "${TMPDIR:-/tmp}/mb-bench-cluster-XXXXXX")
+export MABEAM_CLUSTER_DIR=$W/mabeam MABEAM_CLUSTER_PORT=${MB_CLUSTER_PORT:-27700}
+export MABEAMD=$B/node/mabeamd
+ETCD_PIDS=()
+cleanup() {
+    "$HERE/scripts/cluster.sh" down >/dev/null 2>&1 || true
+    for p in "${ETCD_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${ETCD_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$W"
+}
+trap cleanup EXIT
+# wrk's raw output is kept in $W/wrk.log while the suite runs.
+now_ms() { date +%s%3N; }
+emit() { # metric value unit [extra json]
+    echo "{\"suite\":\"cluster\",\"metric\":\"$1\",\"value\":$2,\"unit\":\"$3\"${4:+,$4}}"
+}
+# wrk_run URL SCRIPT CONNS -> "rps p50_ms p99_ms"
+wrk_run() {
+    local t=$(($3 < 2 ? 1 : 2))
+    wrk -t"$t" -c"$3" -d"${DUR}s" --latency -s "$2" "$1" 2>&1 | tee -a "$W/wrk.log" | python3 -c '
+import re, sys
+t = sys.stdin.read()
+def ms(s):
+    m = re.match(r"([\d.]+)(us|ms|s|m)$", s)
+    if m is None:
+        sys.stderr.write("cannot parse wrk latency %r\n" % s)
+        return -1
+    v, u = m.groups()
+    return float(v) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[u]
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+p50 = ms(re.search(r"^\s*50%\s+(\S+)", t, re.M).group(1))
+p99 = ms(re.search(r"^\s*99%\s+(\S+)", t, re.M).group(1))
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+print(rps, p50, p99, non2xx.group(1) if non2xx else 0)'
+}
+
+if command -v etcd >/dev/null && command -v wrk >/dev/null; then
+    echo "cluster: starting a 3-member etcd" >&2
+    cl=""
+    for i in 1 2 3; do cl="${cl:+$cl,}e$i=http://127.0.0.1:$((23800 + i))"; done
+    for i in 1 2 3; do
+        etcd --name "e$i" --data-dir "$W/etcd$i" \
+            --listen-client-urls "http://127.0.0.1:$((23790 + i))" \
+            --advertise-client-urls "http://127.0.0.1:$((23790 + i))" \
+            --listen-peer-urls "http://127.0.0.1:$((23800 + i))" \
+            --initial-advertise-peer-urls "http://127.0.0.1:$((23800 + i))" \
+            --initial-cluster "$cl" --initial-cluster-state new >"$W/etcd$i.log" 2>&1 &
+        ETCD_PIDS+=("$!")
+    done
+    deadline=$(($(now_ms) + 30000))
+    until curl -fsS -m 1 -XPOST http://127.0.0.1:23791/v3/kv/put -d '{"key":"YQ==","value":"YQ=="}' >/dev/null 2>&1; do
+        [ "$(now_ms)" -lt "$deadline" ] || { echo "etcd did not start" >&2; exit 1; }
+        sleep 0.2
+    done
+    HAVE_ETCD=1
+else
+    echo "cluster: etcd or wrk missing; MABEAM figures only" >&2
+    HAVE_ETCD=0
+fi
+
+echo "cluster: starting 3 mabeamd" >&2
+"$HERE/scripts/cluster.sh" up 3 >&2
+A=127.0.0.1:$((MABEAM_CLUSTER_PORT))
+curl -fsS -XPOST "http://$A/v1/vars" -d '{"name":"bench","type":"float","min":0,"max":1,"value":0}' >/dev/null
+
+for c in 1 64 256; do
+    read -r m_rps m_p50 m_p99 m_bad < <(wrk_run "http://$A" "$HERE/tests/bench/cluster/wrk_mabeam.lua" "$c")
+    extra="\"connections\":$c,\"p50_ms\":$m_p50,\"p99_ms\":$m_p99,\"errors\":$m_bad"
+    if [ "$HAVE_ETCD" = 1 ]; then
+        read -r e_rps e_p50 e_p99 e_bad < <(wrk_run "http://127.0.0.1:23791" "$HERE/tests/bench/cluster/wrk_etcd.lua" "$c")
+        extra="$extra,\"etcd_writes_per_s\":$e_rps,\"etcd_p50_ms\":$e_p50,\"etcd_p99_ms\":$e_p99,\"ratio\":$(python3 -c "print(round($m_rps/$e_rps,3))")"
+    fi
+    emit "writes_per_s_c$c" "$m_rps" "writes/s" "$extra"
+done
+
+# Idle coordination traffic: TCP payload bytes sent by each mabeamd (sum of
+# bytes_sent of its established sockets, from `ss -ti`: raft + mesh) over 10 s.
+sent_bytes() {
+    ss -tinpH state established 2>/dev/null | python3 -c '
+import re, sys
+pid = sys.argv[1]; tot = 0; mine = False
+for line in sys.stdin:
+    if not line.startswith(("\t", " ")):
+        mine = ("pid=%s," % pid) in line
+    elif mine:
+        m = re.search(r"bytes_sent:(\d+)", line)
+        tot += int(m.group(1)) if m else 0
+print(tot)' "$1"
+}
+sleep 1
+declare -A S0
+for i in 1 2 3; do S0[$i]=$(sent_bytes "$(cat "$MABEAM_CLUSTER_DIR/n$i.pid")"); done
+sleep 10
+vals=()
+for i in 1 2 3; do
+    s1=$(sent_bytes "$(cat "$MABEAM_CLUSTER_DIR/n$i.pid")")
+    vals+=($(((s1 - S0[$i]) / 10)))
+done
+max=$(printf '%s\n' "${vals[@]}" | sort -n | tail -1)
+emit idle_bytes_sent_per_node_max "$max" "B/s" "\"nodes\":[$(IFS=,; echo "${vals[*]}")],\"target\":10240"
+
+# Leader kill -> a write (on another node) accepted again.
+times=()
+for k in $(seq 1 "$KILLS"); do
+    L=$(curl -fsS "http://$A/v1/cluster" | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader_id"])')
+    O=$((L % 3 + 1))
+    OA=127.0.0.1:$((MABEAM_CLUSTER_PORT + 10 * (O - 1)))
+    t0=$(now_ms)
+    "$HERE/scripts/cluster.sh" kill "$L"
+    until [ "$(curl -s -o /dev/null -w '%{http_code}' -m 10 -XPUT "http://$OA/v1/vars/bench" -d "{\"value\":0.5,\"request_id\":\"kill$k\"}")" = 200 ]; do
+        [ $(($(now_ms) - t0)) -lt 30000 ] || break
+    done
+    times+=($(($(now_ms) - t0)))
+    "$HERE/scripts/cluster.sh" restart "$L" >&2
+    A=$OA
+    deadline=$(($(now_ms) + 30000))
+    until [ "$(curl -fsS "http://$A/v1/cluster" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(sum(1 for n in j["nodes"] if n.get("reachable") and n.get("leader_id")==j["leader_id"]))')" = 3 ]; do
+        [ "$(now_ms)" -lt "$deadline" ] || break
+        sleep 0.2
+    done
+done
+med=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((${#times[@]} + 1) / 2))p")
+emit failover_ms "$med" "ms" "\"runs\":[$(IFS=,; echo "${times[*]}")],\"target\":2000"

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# scripts/cluster.sh: run a local MABEAM cluster of N mabeamd on loopback.
+#
+#   scripts/cluster.sh up N          start nodes 1..N, return once all joined
+#                                    and a leader is elected (deadline 60 s)
+#   scripts/cluster.sh down          SIGTERM every node, wait for them to exit
+#   scripts/cluster.sh kill NODE     SIGKILL node NODE (1..N)
+#   scripts/cluster.sh restart NODE  start node NODE again on its data dir
+#   scripts/cluster.sh status        GET /v1/cluster from a live node
+#
+# Environment: MABEAM_CLUSTER_DIR (default ./mabeam-cluster) holds one data
+# directory, log and pid file per node; MABEAM_CLUSTER_PORT (default 17700)
+# is the first port: node i uses PORT+10*(i-1) (HTTP), +1 (mesh), +2 (raft).
+# MABEAMD (default: build/node/mabeamd, else mabeamd on PATH). Extra
+# mabeamd flags for every node: MABEAM_CLUSTER_FLAGS.
+set -euo pipefail
+
+DIR=${MABEAM_CLUSTER_DIR:-./mabeam-cluster}
+BASE=${MABEAM_CLUSTER_PORT:-17700}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+if [ -z "${MABEAMD:-}" ]; then
+    if [ -x "$HERE/build/node/mabeamd" ]; then MABEAMD=$HERE/build/node/mabeamd; else MABEAMD=mabeamd; fi
+fi
+
+die() { echo "cluster.sh: $*" >&2; exit 1; }
+now_ms() { date +%s%3N; }
+http_port() { echo $((BASE + 10 * ($1 - 1))); }
+mesh_port() { echo $((BASE + 10 * ($1 - 1) + 1)); }
+raft_port() { echo $((BASE + 10 * ($1 - 1) + 2)); }
+alive() { [ -f "$DIR/n$1.pid" ] && kill -0 "$(cat "$DIR/n$1.pid")" 2>/dev/null; }
+
+start_one() {
+    local i=$1 seeds=""
+    [ -f "$DIR/secret" ] || die "no cluster in $DIR (run: up N)"
+    if [ "$i" != 1 ] || [ -f "$DIR/n1.joined" ]; then
+        seeds="127.0.0.1:$(mesh_port 1)"
+        local n
+        for n in $(cat "$DIR/size"); do :; done
+        seeds=""
+        for n in $(seq 1 "$(cat "$DIR/size")"); do
+            [ "$n" = "$i" ] && continue
+            seeds="${seeds:+$seeds,}127.0.0.1:$(mesh_port "$n")"
+        done
+    fi
+    mkdir -p "$DIR/n$i"
+    # Node 1 bootstraps on its first start only; later starts reuse state.
+    # shellcheck disable=SC2086
+    "$MABEAMD" --node_id="$i" --data_dir="$DIR/n$i" \
+        --http_address="127.0.0.1:$(http_port "$i")" \
+        --mesh_address="127.0.0.1:$(mesh_port "$i")" \
+        --raft_address="127.0.0.1:$(raft_port "$i")" \
+        ${seeds:+--seeds="$seeds"} --cluster_secret="$(cat "$DIR/secret")" \
+        ${MABEAM_CLUSTER_FLAGS:-} >>"$DIR/n$i.log" 2>&1 &
+    echo $! >"$DIR/n$i.pid"
+}
+
+cluster_json() {
+    local i
+    for i in $(seq 1 "$(cat "$DIR/size")"); do
+        alive "$i" || continue
+        curl -fsS -m 2 "http://127.0.0.1:$(http_port "$i")/v1/cluster" 2>/dev/null && return 0
+    done
+    return 1
+}
+
+# healthy EXPECTED: EXPECTED nodes in the table, all reachable, one leader.
+healthy() {
+    local j
+    j=$(cluster_json) || return 1
+    python3 -c '
+import json, sys
+j = json.loads(sys.argv[1]); want = int(sys.argv[2])
+nodes = [x for x in j["nodes"] if x.get("role") in ("voter", "standby")]
+ok = len(nodes) >= want and all(x.get("reachable") for x in nodes) and j["leader_id"] != 0
+ok = ok and all(x.get("leader_id") == j["leader_id"] for x in nodes)
+sys.exit(0 if ok else 1)' "$j" "$1"
+}
+
+wait_healthy() {
+    local want=$1 deadline=$(($(now_ms) + ${2:-60} * 1000))
+    until healthy "$want"; do
+        [ "$(now_ms)" -lt "$deadline" ] || die "cluster not healthy within ${2:-60} s (logs in $DIR)"
+        sleep 0.1
+    done
+}
+
+cmd=${1:-}
+case "$cmd" in
+up)
+    n=${2:?usage: cluster.sh up N}
+    [ "$n" -ge 1 ] || die "N must be >= 1"
+    mkdir -p "$DIR"
+    for i in $(seq 1 "$n"); do alive "$i" && die "node $i is already running"; done
+    echo "$n" >"$DIR/size"
+    [ -f "$DIR/secret" ] || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DIR/secret"
+    start_one 1
+    wait_healthy 1
+    touch "$DIR/n1.joined"
+    for i in $(seq 2 "$n"); do start_one "$i"; done
+    wait_healthy "$n"
+    echo "cluster of $n up; node i serves http://127.0.0.1:\$(($BASE+10*(i-1)))"
+    ;;
+down)
+    [ -f "$DIR/size" ] || exit 0
+    pids=()
+    for i in $(seq 1 "$(cat "$DIR/size")"); do
+        if alive "$i"; then
+            pids+=("$(cat "$DIR/n$i.pid")")
+            kill -TERM "$(cat "$DIR/n$i.pid")"
+        fi
+    done
+    deadline=$(($(now_ms) + 30000))
+    for p in "${pids[@]}"; do
+        while kill -0 "$p" 2>/dev/null; do
+            [ "$(now_ms)" -lt "$deadline" ] || { kill -KILL "$p" 2>/dev/null || true; }
+            sleep 0.05
+        done
+    done
+    rm -f "$DIR"/n*.pid
+    ;;
+kill)
+    i=${2:?usage: cluster.sh kill NODE}
+    alive "$i" || die "node $i is not running"
+    p=$(cat "$DIR/n$i.pid")
+    kill -KILL "$p"
+    while kill -0 "$p" 2>/dev/null; do sleep 0.02; done
+    rm -f "$DIR/n$i.pid"
+    ;;
+restart)
+    i=${2:?usage: cluster.sh restart NODE}
+    alive "$i" && die "node $i is running"
+    start_one "$i"
+    deadline=$(($(now_ms) + 30000))
+    until curl -fsS -m 1 "http://127.0.0.1:$(http_port "$i")/v1/health" >/dev/null 2>&1; do
+        [ "$(now_ms)" -lt "$deadline" ] || die "node $i did not come up"
+        sleep 0.05
+    done
+    ;;
+status)
+    cluster_json | python3 -m json.tool
+    ;;
+*)
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    [ -z "$cmd" ] && exit 2
+    die "unknown command '$cmd'"
+    ;;
+esac
