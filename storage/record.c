@@ -367,3 +367,48 @@ size_t rec_chunk_lower(const rec_chunk *c, uint64_t seq)
     }
     return lo;
 }
+
+void rec_trun_header(uint8_t out[TRUN_HEADER], size_t n)
+{
+    out[0] = TRUN_VERSION;
+    be32_put(out + 1, (uint32_t)n);
+}
+
+void rec_trun_entry(uint8_t out[TRUN_ENTRY_SIZE], uint64_t seq, int64_t time_ms)
+{
+    rec_put_be64(out, seq);
+    rec_put_be64(out + 8, (uint64_t)time_ms);
+}
+
+int rec_trun_check(const uint8_t *buf, size_t len, int64_t key_time, uint64_t key_seq, size_t *n,
+                   mb_error *err)
+{
+    *n = 0;
+    if (buf == NULL || len < TRUN_HEADER + TRUN_ENTRY_SIZE ||
+        (len - TRUN_HEADER) % TRUN_ENTRY_SIZE != 0)
+        return mb_errorf(err, MB_ECORRUPT, "time run up to seq %llu: bad length %zu",
+                         (unsigned long long)key_seq, len);
+    if (buf[0] != TRUN_VERSION)
+        return mb_errorf(err, MB_ECORRUPT, "time run up to seq %llu: unknown version %u",
+                         (unsigned long long)key_seq, buf[0]);
+    size_t count = be32_at(buf + 1);
+    if (count != (len - TRUN_HEADER) / TRUN_ENTRY_SIZE || count > TRUN_MAX_EVENTS)
+        return mb_errorf(err, MB_ECORRUPT, "time run up to seq %llu: bad count %zu",
+                         (unsigned long long)key_seq, count);
+    int64_t first = rec_trun_time(buf, 0);
+    for (size_t i = 1; i < count; i++) {
+        if (rec_trun_seq(buf, i) <= rec_trun_seq(buf, i - 1) ||
+            rec_trun_time(buf, i) < rec_trun_time(buf, i - 1))
+            return mb_errorf(err, MB_ECORRUPT, "time run up to seq %llu: entries out of order",
+                             (unsigned long long)key_seq);
+    }
+    int64_t last = rec_trun_time(buf, count - 1);
+    if (rec_trun_seq(buf, 0) == 0 || rec_trun_seq(buf, count - 1) != key_seq || last != key_time)
+        return mb_errorf(err, MB_ECORRUPT, "time run up to seq %llu: does not end at its key",
+                         (unsigned long long)key_seq);
+    if ((uint64_t)last - (uint64_t)first > (uint64_t)TRUN_WINDOW_MS)
+        return mb_errorf(err, MB_ECORRUPT, "time run up to seq %llu: spans more than %d ms",
+                         (unsigned long long)key_seq, TRUN_WINDOW_MS);
+    *n = count;
+    return 0;
+}

@@ -191,4 +191,40 @@ void rec_chunk_record(const rec_chunk *c, size_t i, const uint8_t **rec, size_t 
 /* Index of the first entry with a seq >= `seq` (c->n if none). */
 size_t rec_chunk_lower(const rec_chunk *c, uint64_t seq);
 
+/* Time-index run rows (storage format 3) of `events_by_time` and
+ * `local_by_time`: one row per run of consecutive events of one group write
+ * whose times do not decrease and span at most TRUN_WINDOW_MS. Key:
+ * be64(rec_time_to_key(time of the last entry)) || be64(last seq). Value:
+ *   TRUN_VERSION, be32(n), n entries of be64(seq) || be64(time_ms),
+ * seqs strictly increasing, times non-decreasing, the last (time, seq) equal
+ * to the key's, at most TRUN_MAX_EVENTS entries. Every entry of a run thus has a (time, seq) <= its
+ * key and a time >= key time - TRUN_WINDOW_MS. */
+#define TRUN_VERSION    3u
+#define TRUN_HEADER     5u
+#define TRUN_ENTRY_SIZE 16u
+#define TRUN_WINDOW_MS  1000
+#define TRUN_MAX_EVENTS 512u
+
+/* Header of a run of n entries; the entries follow. */
+void rec_trun_header(uint8_t out[TRUN_HEADER], size_t n);
+
+/* Entry of a run. */
+void rec_trun_entry(uint8_t out[TRUN_ENTRY_SIZE], uint64_t seq, int64_t time_ms);
+
+/* Check a run row value stored under key (key_time, key_seq); on success
+ * *n is its number of entries (read them with rec_trun_seq/rec_trun_time).
+ * MB_ECORRUPT for anything malformed. Never reads outside buf[0..len). */
+int rec_trun_check(const uint8_t *buf, size_t len, int64_t key_time, uint64_t key_seq, size_t *n,
+                   mb_error *err);
+
+static inline uint64_t rec_trun_seq(const uint8_t *buf, size_t i)
+{
+    return rec_get_be64(buf + TRUN_HEADER + i * TRUN_ENTRY_SIZE);
+}
+
+static inline int64_t rec_trun_time(const uint8_t *buf, size_t i)
+{
+    return (int64_t)rec_get_be64(buf + TRUN_HEADER + i * TRUN_ENTRY_SIZE + 8);
+}
+
 #endif /* MB_STORAGE_RECORD_H */

@@ -22,7 +22,7 @@
 /* Marker in the default column family: a store without it is foreign. */
 #define FORMAT_KEY     "mabeam.storage.format"
 #define FORMAT_MAGIC   "MABEAM-STORAGE"
-#define FORMAT_VERSION 2u
+#define FORMAT_VERSION 3u
 
 /* Versioned prefix byte of every meta and blob value (never empty). */
 #define VALUE_VERSION 1u
@@ -111,6 +111,14 @@ typedef struct cbuild {
     uint8_t table[CHUNK_MAX_EVENTS * CHUNK_ENTRY_SIZE];
 } cbuild;
 
+/* Builder of one time-index run during a group write (record.h). */
+typedef struct tbuild {
+    size_t n;
+    int64_t first_time, last_time;
+    uint64_t last_seq;
+    uint8_t buf[TRUN_HEADER + TRUN_MAX_EVENTS * TRUN_ENTRY_SIZE];
+} tbuild;
+
 /* A request in the writer queue: an append, or an exclusive section. */
 typedef struct wreq wreq;
 struct wreq {
@@ -153,6 +161,7 @@ struct storage {
     /* Owned by the holder of the writer role. */
     rocksdb_writebatch_t *batch; /* reused by every group write */
     cbuild build[LOG_COUNT];
+    tbuild tbuild[LOG_COUNT];
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -1058,24 +1067,66 @@ static int tail_flush(storage *s, slog *lg, mb_error *err)
     return rc;
 }
 
-static void put_time_row(storage *s, rocksdb_writebatch_t *b, const slog *lg, uint64_t seq,
-                         int64_t time_ms)
+static void trun_key(uint8_t k[KEY_IDX_SIZE], int64_t time_ms, uint64_t seq)
 {
-    uint8_t k[KEY_IDX_SIZE];
     rec_put_be64(k, rec_time_to_key(time_ms));
     rec_put_be64(k + 8, seq);
-    uint8_t zero = 0;
-    rocksdb_writebatch_put_cf(b, s->cf[lg->cf_time], (const char *)k, sizeof(k),
-                              (const char *)&zero, 1);
 }
 
-static void delete_time_row(storage *s, rocksdb_writebatch_t *b, const slog *lg, uint64_t seq,
-                            int64_t time_ms)
+/* Write the run being built (if any) into the batch. */
+static void trun_put(storage *s, rocksdb_writebatch_t *b, const slog *lg, tbuild *t)
 {
+    if (t->n == 0)
+        return;
     uint8_t k[KEY_IDX_SIZE];
-    rec_put_be64(k, rec_time_to_key(time_ms));
-    rec_put_be64(k + 8, seq);
-    rocksdb_writebatch_delete_cf(b, s->cf[lg->cf_time], (const char *)k, sizeof(k));
+    trun_key(k, t->last_time, t->last_seq);
+    rec_trun_header(t->buf, t->n);
+    rocksdb_writebatch_put_cf(b, s->cf[lg->cf_time], (const char *)k, sizeof(k),
+                              (const char *)t->buf, TRUN_HEADER + t->n * TRUN_ENTRY_SIZE);
+    t->n = 0;
+}
+
+/* Add an event to the time run being built, closing the run first when the
+ * event would break its order, window or size. */
+static void trun_add(storage *s, rocksdb_writebatch_t *b, const slog *lg, tbuild *t, uint64_t seq,
+                     int64_t time_ms)
+{
+    if (t->n > 0 && (time_ms < t->last_time || t->n == TRUN_MAX_EVENTS ||
+                     (uint64_t)time_ms - (uint64_t)t->first_time > (uint64_t)TRUN_WINDOW_MS))
+        trun_put(s, b, lg, t);
+    if (t->n == 0)
+        t->first_time = time_ms;
+    rec_trun_entry(t->buf + TRUN_HEADER + t->n * TRUN_ENTRY_SIZE, seq, time_ms);
+    t->n++;
+    t->last_time = time_ms;
+    t->last_seq = seq;
+}
+
+/* Rewrite the run row the iterator is on (checked, n entries) without the
+ * entries for which drop(seq, time) holds: delete it, and put the kept
+ * entries, if any, under the key of the last kept one. Returns the number
+ * of entries dropped. */
+typedef int (*trun_drop_fn)(uint64_t seq, int64_t time_ms, const void *arg);
+static size_t trun_rewrite(storage *s, rocksdb_writebatch_t *b, const slog *lg, const uint8_t *k,
+                           const uint8_t *v, size_t n, trun_drop_fn drop, const void *arg)
+{
+    tbuild t;
+    t.n = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq = rec_trun_seq(v, i);
+        int64_t tm = rec_trun_time(v, i);
+        if (drop(seq, tm, arg))
+            continue;
+        rec_trun_entry(t.buf + TRUN_HEADER + t.n * TRUN_ENTRY_SIZE, seq, tm);
+        t.n++;
+        t.last_time = tm;
+        t.last_seq = seq;
+    }
+    if (t.n == n)
+        return 0;
+    rocksdb_writebatch_delete_cf(b, s->cf[lg->cf_time], (const char *)k, KEY_IDX_SIZE);
+    trun_put(s, b, lg, &t);
+    return n - t.n;
 }
 
 static int u64_cmp(const void *a, const void *b)
@@ -1249,8 +1300,10 @@ static int write_group(storage *s, wreq *group, uint64_t *t_last, uint64_t *t_co
     size_t nrows[LOG_COUNT] = { 0 };
     rocksdb_writebatch_t *b = s->batch;
     rocksdb_writebatch_clear(b);
-    for (int li = 0; li < LOG_COUNT; li++)
+    for (int li = 0; li < LOG_COUNT; li++) {
         s->build[li].n = 0;
+        s->tbuild[li].n = 0;
+    }
     int touched[LOG_COUNT] = { 0 };
     int rc = 0;
     for (wreq *r = group; r != NULL; r = r->next) {
@@ -1272,7 +1325,7 @@ static int write_group(storage *s, wreq *group, uint64_t *t_last, uint64_t *t_co
             uint8_t *rec = r->recs + r->ev[i].off;
             rec_seal(rec, r->ev[i].crc, seq);
             chunk_add(b, s->cf[r->log->cf_rec], &s->build[li], seq, rec, r->ev[i].len);
-            put_time_row(s, b, r->log, seq, ev->time_ms);
+            trun_add(s, b, r->log, &s->tbuild[li], seq, ev->time_ms);
             irow *subj = &rows[2 * li * total + nrows[li]];
             irow *type = &rows[(2 * li + 1) * total + nrows[li]];
             *subj = (irow){ r->ev[i].hsubject, seq, r->ev[i].htype, ev->time_ms, 0, r->ev[i].len };
@@ -1303,6 +1356,7 @@ static int write_group(storage *s, wreq *group, uint64_t *t_last, uint64_t *t_co
             continue;
         const slog *lg = &s->logs[li];
         chunk_put(b, s->cf[lg->cf_rec], &s->build[li]);
+        trun_put(s, b, lg, &s->tbuild[li]);
         put_log_counters(s, b, lg, t_last[li], t_count[li], 0, 0);
     }
     if (rocksdb_writebatch_count(b) > 0) {
@@ -1663,65 +1717,153 @@ static int q_scan_seq(qrun *r, mb_error *err)
     return rc;
 }
 
-/* Scan the time index (MODE_TIME). */
+/* A (time, seq) entry of the time index. */
+typedef struct tent {
+    int64_t time;
+    uint64_t seq;
+} tent;
+
+/* a before b in delivery order (descending: reversed). */
+static int tent_before(tent a, tent b, int desc)
+{
+    int lt = a.time < b.time || (a.time == b.time && a.seq < b.seq);
+    int gt = a.time > b.time || (a.time == b.time && a.seq > b.seq);
+    return desc ? gt : lt;
+}
+
+/* Binary heap of pending time entries, first in delivery order on top. */
+typedef struct theap {
+    tent *v;
+    size_t n, cap;
+    int desc;
+} theap;
+
+static int theap_push(theap *h, tent e)
+{
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? 2 * h->cap : 1024;
+        tent *v = realloc(h->v, cap * sizeof(*v));
+        if (v == NULL)
+            return MB_ENOMEM;
+        h->v = v;
+        h->cap = cap;
+    }
+    size_t i = h->n++;
+    while (i > 0 && tent_before(e, h->v[(i - 1) / 2], h->desc)) {
+        h->v[i] = h->v[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->v[i] = e;
+    return 0;
+}
+
+static tent theap_pop(theap *h)
+{
+    tent top = h->v[0], last = h->v[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n)
+            break;
+        if (c + 1 < h->n && tent_before(h->v[c + 1], h->v[c], h->desc))
+            c++;
+        if (!tent_before(h->v[c], last, h->desc))
+            break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (h->n > 0)
+        h->v[i] = last;
+    return top;
+}
+
+/* Scan the time index (MODE_TIME): runs in key order, their entries merged
+ * through a heap. Ascending, an entry is delivered once a run key's time
+ * is more than TRUN_WINDOW_MS past its time (no later run can hold an
+ * earlier entry); descending, once a run key is below it (every entry of a
+ * run is <= its key). */
 static int q_scan(qrun *r, int64_t cursor_time, const rocksdb_snapshot_t *snap, mb_error *err)
 {
     const struct storage_query *q = r->q;
     slog *lg = r->lg;
-    /* Bounds: lo inclusive, hi_incl inclusive, hi exclusive = hi_incl||00. */
-    uint8_t lo[KEY_IDX_SIZE], hi[KEY_IDX_SIZE + 1];
-    size_t klen;
-    int cf;
-    {
-        klen = KEY_IDX_SIZE;
-        cf = lg->cf_time;
-        rec_put_be64(lo, rec_time_to_key(r->t_lo));
-        rec_put_be64(lo + 8, 0);
-        rec_put_be64(hi, rec_time_to_key(r->t_hi));
-        rec_put_be64(hi + 8, UINT64_MAX);
-        if (q->cursor != 0 && !q->newest_first) {
-            rec_put_be64(lo, rec_time_to_key(cursor_time));
-            rec_put_be64(lo + 8, q->cursor);
-        } else if (q->cursor != 0) {
-            rec_put_be64(hi, rec_time_to_key(cursor_time));
-            rec_put_be64(hi + 8, q->cursor);
-        }
-        if (memcmp(lo, hi, KEY_IDX_SIZE) > 0)
-            return 0;
+    int desc = q->newest_first;
+    tent lo = { r->t_lo, 0 }, hi = { r->t_hi, UINT64_MAX };
+    if (q->cursor != 0 && !desc)
+        lo = (tent){ cursor_time, q->cursor };
+    else if (q->cursor != 0)
+        hi = (tent){ cursor_time, q->cursor };
+    if (tent_before(hi, lo, 0))
+        return 0;
+    uint8_t k0[KEY_IDX_SIZE];
+    if (desc) {
+        /* Runs holding entries <= hi have keys up to hi.time + window. */
+        int64_t top = hi.time > INT64_MAX - TRUN_WINDOW_MS ? INT64_MAX : hi.time + TRUN_WINDOW_MS;
+        trun_key(k0, top, UINT64_MAX);
+    } else {
+        trun_key(k0, lo.time, lo.seq);
     }
-    hi[klen] = 0;
     rocksdb_readoptions_t *iro = rocksdb_readoptions_create();
     rocksdb_readoptions_set_snapshot(iro, snap);
-    rocksdb_readoptions_set_iterate_lower_bound(iro, (const char *)lo, klen);
-    rocksdb_readoptions_set_iterate_upper_bound(iro, (const char *)hi, klen + 1);
-    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(r->s->db, iro, r->s->cf[cf]);
-    if (q->newest_first)
-        rocksdb_iter_seek_for_prev(it, (const char *)hi, klen);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(r->s->db, iro, r->s->cf[lg->cf_time]);
+    if (desc)
+        rocksdb_iter_seek_for_prev(it, (const char *)k0, sizeof(k0));
     else
-        rocksdb_iter_seek(it, (const char *)lo, klen);
-    int rc = 0;
-    while (rc == 0 && rocksdb_iter_valid(it)) {
-        size_t kl;
+        rocksdb_iter_seek(it, (const char *)k0, sizeof(k0));
+    theap h = { .desc = desc };
+    int rc = 0, end = 0;
+    while (rc == 0 && !end && rocksdb_iter_valid(it)) {
+        size_t kl, vl;
         const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
-        if (kl != klen) {
+        const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+        if (kl != KEY_IDX_SIZE) {
             rc = mb_errorf(err, MB_ECORRUPT, "query %s: key of %zu bytes in %s", lg->name, kl,
-                           cf_names[cf]);
+                           cf_names[lg->cf_time]);
             break;
         }
-        uint64_t seq = rec_get_be64(k + klen - 8);
-        if (seq >= r->seq_lo && seq <= r->seq_hi)
-            rc = q_push(r, seq, err);
-        if (q->newest_first)
+        tent key = { rec_key_to_time(rec_get_be64(k)), rec_get_be64(k + 8) };
+        /* Deliver what no run from here on can precede. */
+        if (!desc && key.time > hi.time &&
+            (uint64_t)key.time - (uint64_t)hi.time > (uint64_t)TRUN_WINDOW_MS)
+            end = 1; /* every entry from here on is past hi */
+        if (desc && tent_before(key, lo, 0))
+            end = 1; /* every entry from here on is below lo */
+        while (rc == 0 && h.n > 0) {
+            tent e = h.v[0];
+            int ready = desc ? tent_before(e, key, 1)
+                             : (e.time < key.time &&
+                                (uint64_t)key.time - (uint64_t)e.time > (uint64_t)TRUN_WINDOW_MS);
+            if (!ready && !end)
+                break;
+            theap_pop(&h);
+            rc = q_push(r, e.seq, err);
+        }
+        if (rc != 0 || end)
+            break;
+        size_t n;
+        if ((rc = rec_trun_check(v, vl, key.time, key.seq, &n, err)) != 0)
+            break;
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            tent e = { rec_trun_time(v, i), rec_trun_seq(v, i) };
+            if (tent_before(e, lo, 0) || tent_before(hi, e, 0) || e.seq < r->seq_lo ||
+                e.seq > r->seq_hi)
+                continue;
+            if (theap_push(&h, e) != 0)
+                rc = mb_errorf(err, MB_ENOMEM, "query %s: out of memory", lg->name);
+        }
+        if (desc)
             rocksdb_iter_prev(it);
         else
             rocksdb_iter_next(it);
     }
+    while (rc == 0 && h.n > 0)
+        rc = q_push(r, theap_pop(&h).seq, err);
     if (rc == 0) {
         char *e = NULL;
         rocksdb_iter_get_error(it, &e);
         if (e != NULL)
             rc = rdb_fail(err, &e, "query %s", lg->name);
     }
+    free(h.v);
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(iro);
     return rc;
@@ -1939,7 +2081,6 @@ static int prune_row(storage *s, rocksdb_writebatch_t *b, slog *lg, rcur *cur,
             storage_event ev;
             if (rec_decode(rec, len, seq, &ev, NULL) == 0) {
                 uint64_t hs = rec_hash(ev.subject), ht = rec_hash(ev.type);
-                delete_time_row(s, b, lg, seq, ev.time_ms);
                 ps[*np] = (irow){ hs, seq, ht, ev.time_ms, 0, 0 };
                 pt[*np] = (irow){ ht, seq, hs, ev.time_ms, 0, 0 };
                 (*np)++;
@@ -1973,6 +2114,84 @@ static int prune_row(storage *s, rocksdb_writebatch_t *b, slog *lg, rcur *cur,
     return 0;
 }
 
+static int drop_before_time(uint64_t seq, int64_t time_ms, const void *arg)
+{
+    (void)seq;
+    return time_ms < *(const int64_t *)arg;
+}
+
+typedef struct seqset {
+    const uint64_t *v;
+    size_t n;
+} seqset;
+
+static int drop_in_set(uint64_t seq, int64_t time_ms, const void *arg)
+{
+    (void)time_ms;
+    const seqset *d = arg;
+    return bsearch(&seq, d->v, d->n, sizeof(*d->v), u64_cmp) != NULL;
+}
+
+static int irow_time_cmp(const void *a, const void *b)
+{
+    const irow *x = a, *y = b;
+    if (x->time_ms != y->time_ms)
+        return x->time_ms < y->time_ms ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Take the events dseqs[0..nd) (sorted) out of the time runs: the run of
+ * an event of time t lies among the keys [(t, seq), (t + window, max)], so
+ * the events, taken in (time, seq) order, are found by one forward pass
+ * over those key ranges, each run read once. pairs[0..np) are the deleted
+ * events whose time is known (damaged records have none: their entries stay,
+ * and queries skip them). Sorts pairs. */
+static int prune_time_runs(storage *s, rocksdb_writebatch_t *b, rocksdb_readoptions_t *ro,
+                           const slog *lg, irow *pairs, size_t np, const uint64_t *dseqs, size_t nd,
+                           mb_error *err)
+{
+    qsort(pairs, np, sizeof(*pairs), irow_time_cmp);
+    seqset set = { dseqs, nd };
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[lg->cf_time]);
+    uint8_t done[KEY_IDX_SIZE]; /* runs up to this key were handled */
+    int have_done = 0, rc = 0;
+    for (size_t i = 0; i < np; i++) {
+        uint8_t k0[KEY_IDX_SIZE];
+        trun_key(k0, pairs[i].time_ms, pairs[i].seq);
+        /* Runs with keys up to `done` were handled: start after them. */
+        int after_done = have_done && memcmp(k0, done, KEY_IDX_SIZE) <= 0;
+        if (after_done)
+            rocksdb_iter_seek(it, (const char *)done, sizeof(done));
+        else
+            rocksdb_iter_seek(it, (const char *)k0, sizeof(k0));
+        for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+            size_t dl;
+            const char *dk = rocksdb_iter_key(it, &dl);
+            if (after_done && dl == KEY_IDX_SIZE && memcmp(dk, done, KEY_IDX_SIZE) == 0)
+                continue;
+            size_t kl, vl, n;
+            const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+            const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+            if (kl != KEY_IDX_SIZE)
+                continue;
+            int64_t kt = rec_key_to_time(rec_get_be64(k));
+            if ((uint64_t)kt - (uint64_t)pairs[i].time_ms > (uint64_t)TRUN_WINDOW_MS)
+                break;
+            memcpy(done, k, KEY_IDX_SIZE);
+            have_done = 1;
+            if (rec_trun_check(v, vl, kt, rec_get_be64(k + 8), &n, NULL) != 0)
+                continue; /* damaged run: left for queries to report */
+            trun_rewrite(s, b, lg, k, v, n, drop_in_set, &set);
+        }
+    }
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    if (e != NULL)
+        rc = rdb_fail(err, &e, "prune %s: read time index", lg->name);
+    rocksdb_iter_destroy(it);
+    return rc;
+}
+
 /* Delete one chunk of events below `before` (by seq), or with a time below
  * `before_time` (by_time). Sets *more when the chunk was full. */
 static int prune_chunk(storage *s, slog *lg, int by_time, uint64_t before, int64_t before_time,
@@ -1997,33 +2216,44 @@ static int prune_chunk(storage *s, slog *lg, int by_time, uint64_t before, int64
         rc = mb_errorf(err, MB_ENOMEM, "prune %s: out of memory", lg->name);
 
     if (rc == 0 && by_time) {
-        /* The events to delete: from the time index, oldest first. */
-        uint8_t lo[KEY_IDX_SIZE] = { 0 }, hi[KEY_IDX_SIZE];
-        rec_put_be64(hi, rec_time_to_key(before_time));
-        rec_put_be64(hi + 8, 0);
-        rocksdb_readoptions_t *tro = rocksdb_readoptions_create();
-        rocksdb_readoptions_set_iterate_upper_bound(tro, (const char *)hi, sizeof(hi));
-        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, tro, s->cf[lg->cf_time]);
-        for (rocksdb_iter_seek(it, (const char *)lo, sizeof(lo)); rocksdb_iter_valid(it);
+        /* The events to delete: from the time runs, oldest first. A run
+         * holds entries down to its key time - window, so the runs to look
+         * at have key times below before_time + window. */
+        uint8_t lo[KEY_IDX_SIZE] = { 0 };
+        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[lg->cf_time]);
+        for (rocksdb_iter_seek(it, (const char *)lo, sizeof(lo)); rc == 0 && rocksdb_iter_valid(it);
              rocksdb_iter_next(it)) {
-            if (nd == PRUNE_CHUNK) {
+            size_t kl, vl, n;
+            const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+            const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+            if (kl != KEY_IDX_SIZE)
+                continue; /* not a key of ours: leave it */
+            int64_t kt = rec_key_to_time(rec_get_be64(k));
+            if (kt >= before_time && (uint64_t)kt - (uint64_t)before_time >= TRUN_WINDOW_MS)
+                break;
+            if (rec_trun_check(v, vl, kt, rec_get_be64(k + 8), &n, NULL) != 0) {
+                if (kt < before_time) /* damaged run, all below: drop it */
+                    rocksdb_writebatch_delete_cf(b, s->cf[lg->cf_time], (const char *)k, kl);
+                continue;
+            }
+            size_t below = 0;
+            while (below < n && rec_trun_time(v, below) < before_time)
+                below++;
+            if (below == 0)
+                continue;
+            if (nd + below > PRUNE_CHUNK) {
                 *more = 1;
                 break;
             }
-            size_t kl;
-            const char *k = rocksdb_iter_key(it, &kl);
-            if (kl != KEY_IDX_SIZE)
-                continue; /* not a key of ours: leave it */
-            /* The time row itself (also for a damaged or missing record). */
-            rocksdb_writebatch_delete_cf(b, s->cf[lg->cf_time], k, kl);
-            dseqs[nd++] = rec_get_be64((const uint8_t *)k + 8);
+            for (size_t i = 0; i < below; i++)
+                dseqs[nd++] = rec_trun_seq(v, i);
+            trun_rewrite(s, b, lg, k, v, n, drop_before_time, &before_time);
         }
         char *e = NULL;
         rocksdb_iter_get_error(it, &e);
         if (e != NULL)
             rc = rdb_fail(err, &e, "prune %s: read time index", lg->name);
         rocksdb_iter_destroy(it);
-        rocksdb_readoptions_destroy(tro);
         qsort(dseqs, nd, sizeof(*dseqs), u64_cmp);
         for (size_t i = 0; rc == 0 && i < nd;) {
             const uint8_t *rec;
@@ -2085,6 +2315,8 @@ static int prune_chunk(storage *s, slog *lg, int by_time, uint64_t before, int64
         rc = rcur_error(&cur, err);
     if (rc == 0 && !by_time && !*more && before > t_floor[li])
         t_floor[li] = before;
+    if (rc == 0 && !by_time && nd > 0)
+        rc = prune_time_runs(s, b, ro, lg, ps, npairs, dseqs, nd, err);
     if (rc == 0)
         rc = prune_postings(s, b, lg->cf_subject, ps, npairs, err);
     if (rc == 0)
@@ -2317,6 +2549,25 @@ int storage_testing_put_raw(storage *s, const char *cf_name, const void *key, si
         return 0;
     }
     return mb_errorf(err, MB_ENOTFOUND, "raw put: no column family %s", cf_name);
+}
+
+int storage_testing_count_rows(storage *s, const char *cf_name, uint64_t *rows, mb_error *err)
+{
+    *rows = 0;
+    for (int i = 0; i < CF_OURS; i++) {
+        if (strcmp(cf_names[i], cf_name) != 0)
+            continue;
+        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[i]);
+        for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it))
+            (*rows)++;
+        char *e = NULL;
+        rocksdb_iter_get_error(it, &e);
+        rocksdb_iter_destroy(it);
+        if (e != NULL)
+            return rdb_fail(err, &e, "count rows of %s", cf_name);
+        return 0;
+    }
+    return mb_errorf(err, MB_ENOTFOUND, "count rows: no column family %s", cf_name);
 }
 
 int storage_testing_replace_record(storage *s, uint64_t seq, const void *rec, size_t len,

@@ -28,4 +28,9 @@ void storage_testing_set_index_flush(storage *s, size_t events);
  * calls were committed together. */
 uint64_t storage_testing_append_writes(storage *s);
 
+/* Number of rows in the column family named `cf_name` (e.g.
+ * "events_by_time", to see that the time index holds one row per run of
+ * events, not one per event). MB_ENOTFOUND for an unknown family. */
+int storage_testing_count_rows(storage *s, const char *cf_name, uint64_t *rows, mb_error *err);
+
 #endif /* MB_STORAGE_TESTING_H */

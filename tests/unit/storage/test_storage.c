@@ -1043,6 +1043,139 @@ static void test_kill9_durable_mode_loses_no_acknowledged_event(void)
     kill_writer_and_verify("durable", 150);
 }
 
+/* Times of the events appended by append_times, by seq. */
+#define TR_MAX 3000
+static int64_t tr_time[TR_MAX + 1];
+static size_t tr_n;
+
+/* Append one call of k events with times t0, t0 + step, ... */
+static void append_times(size_t k, int64_t t0, int64_t step)
+{
+    static storage_event evs[1000];
+    static char payloads[1000][32];
+    CU_ASSERT_FATAL(k <= 1000 && tr_n + k <= TR_MAX);
+    for (size_t i = 0; i < k; i++) {
+        int len = snprintf(payloads[i], sizeof(payloads[i]), "payload-%zu", tr_n + i + 1);
+        evs[i] = (storage_event){ .type = "t",
+                                  .subject = "s",
+                                  .time_ms = t0 + step * (int64_t)i,
+                                  .payload = payloads[i],
+                                  .payload_len = (size_t)len };
+    }
+    mb_error err;
+    CU_ASSERT_EQUAL_FATAL(storage_append(st, evs, k, &err), 0);
+    for (size_t i = 0; i < k; i++) {
+        CU_ASSERT_EQUAL_FATAL(evs[i].seq, tr_n + i + 1);
+        tr_time[tr_n + i + 1] = evs[i].time_ms;
+    }
+    tr_n += k;
+}
+
+static int tr_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    if (tr_time[x] != tr_time[y])
+        return tr_time[x] < tr_time[y] ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+/* Run the time query [lo, hi] (seqs >= floor present) in pages of `page`,
+ * both directions, and compare with the (time, seq) order of tr_time. */
+static void check_time_query(int64_t lo, int64_t hi, uint64_t floor, size_t page)
+{
+    static uint64_t expect[TR_MAX];
+    size_t ne = 0;
+    for (uint64_t seq = floor; seq <= tr_n; seq++)
+        if (tr_time[seq] >= lo && tr_time[seq] <= hi)
+            expect[ne++] = seq;
+    qsort(expect, ne, sizeof(*expect), tr_cmp); /* (time, seq) order */
+    for (int desc = 0; desc < 2; desc++) {
+        struct storage_query q = {
+            .from_time_ms = lo, .to_time_ms = hi, .limit = page, .newest_first = desc
+        };
+        size_t seen = 0;
+        for (int pages = 0; pages < 2000; pages++) {
+            uint64_t cursor = 0;
+            CU_ASSERT_EQUAL_FATAL(query(&q, &cursor), 0);
+            for (size_t k = 0; k < g.n; k++, seen++) {
+                CU_ASSERT_FATAL(seen < ne);
+                CU_ASSERT_EQUAL_FATAL(g.seq[k], desc ? expect[ne - 1 - seen] : expect[seen]);
+            }
+            if (cursor == 0)
+                break;
+            q.cursor = cursor;
+        }
+        CU_ASSERT_EQUAL(seen, ne);
+    }
+}
+
+static void test_time_index_holds_one_row_per_run_not_per_event(void)
+{
+    setup();
+    tr_n = 0;
+    append_times(1000, 10000, 1); /* 1000 ms: two runs (512 + 488) */
+    append_times(100, 50000, 0);  /* equal times: one run */
+    append_times(10, 90000, -1);  /* decreasing: one run each */
+    uint64_t rows = 0;
+    mb_error err;
+    CU_ASSERT_EQUAL(storage_testing_count_rows(st, "events_by_time", &rows, &err), 0);
+    CU_ASSERT_EQUAL(rows, 2 + 1 + 10);
+    check_time_query(10000, 90000, 1, 97);
+    /* Runs span at most the window: times 3 * window apart each start one. */
+    append_times(5, 200000, 3 * TRUN_WINDOW_MS);
+    CU_ASSERT_EQUAL(storage_testing_count_rows(st, "events_by_time", &rows, &err), 0);
+    CU_ASSERT_EQUAL(rows, 2 + 1 + 10 + 5);
+    check_time_query(0, 300000, 1, 3);
+    teardown();
+}
+
+static void test_time_query_merges_overlapping_runs_both_directions(void)
+{
+    setup();
+    tr_n = 0;
+    /* Groups whose time ranges interleave, so runs overlap in time. */
+    append_times(600, 1000, 3);  /* 1000 .. 2797 */
+    append_times(600, 1001, 3);  /* 1001 .. 2798 */
+    append_times(300, 2000, -2); /* decreasing */
+    append_times(400, 1500, 0);  /* all at 1500 */
+    append_times(500, 900, 5);   /* 900 .. 3395 */
+    check_time_query(0 + 1, 5000, 1, 250);
+    check_time_query(1500, 1500, 1, 33);
+    check_time_query(1490, 2010, 1, 77);
+    check_time_query(2799, 3000, 1, 1000);
+    /* Retention rewrites runs it cuts through; queries see the rest. */
+    uint64_t removed = 0;
+    mb_error err;
+    CU_ASSERT_EQUAL(storage_prune_before_seq(st, 900, &removed, &err), 0);
+    CU_ASSERT_EQUAL(removed, 899);
+    check_time_query(1, 5000, 900, 250);
+    check_time_query(1490, 2010, 900, 61);
+    reopen();
+    check_time_query(1, 5000, 900, 500);
+    teardown();
+}
+
+static void test_prune_before_time_rewrites_runs_it_cuts_through(void)
+{
+    setup();
+    tr_n = 0;
+    append_times(1000, 1000, 1); /* 1000 .. 1999 */
+    append_times(1000, 1500, 1); /* 1500 .. 2499 */
+    uint64_t removed = 0;
+    mb_error err;
+    CU_ASSERT_EQUAL(storage_prune_before_time(st, 1700, &removed, &err), 0);
+    CU_ASSERT_EQUAL(removed, 700 + 200);
+    /* What is left: seqs 701..1000 and 1201..2000. */
+    for (uint64_t seq = 1; seq <= 2000; seq++)
+        if (tr_time[seq] < 1700)
+            tr_time[seq] = INT64_MIN; /* matches no query below */
+    check_time_query(1, 3000, 1, 111);
+    struct storage_query q = { .to_time_ms = 1699, .limit = 10 };
+    CU_ASSERT_EQUAL(query(&q, NULL), 0);
+    CU_ASSERT_EQUAL(g.n, 0);
+    teardown();
+}
+
 static CU_TestInfo append_tests[] = {
     { "append_assigns_sequences_and_get_returns_event",
       test_append_assigns_sequences_and_get_returns_event },
@@ -1062,6 +1195,12 @@ static CU_TestInfo query_tests[] = {
     { "time_query_orders_by_time_when_times_are_not_monotonic",
       test_time_query_orders_by_time_when_times_are_not_monotonic },
     { "callback_stop_gives_cursor_to_resume", test_callback_stop_gives_cursor_to_resume },
+    { "time_index_holds_one_row_per_run_not_per_event",
+      test_time_index_holds_one_row_per_run_not_per_event },
+    { "time_query_merges_overlapping_runs_both_directions",
+      test_time_query_merges_overlapping_runs_both_directions },
+    { "prune_before_time_rewrites_runs_it_cuts_through",
+      test_prune_before_time_rewrites_runs_it_cuts_through },
     CU_TEST_INFO_NULL,
 };
 
