@@ -2,9 +2,12 @@
  * environment < flags), open the logger, run the node until SIGTERM/SIGINT.
  * Exit status: 0 clean stop, 1 runtime failure (data directory in use,
  * address in use, storage error), 2 usage or configuration error. */
+#include <execinfo.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 
@@ -88,6 +91,39 @@ static int check_config(nc_config *cfg)
     return 0;
 }
 
+/* A fatal signal prints a backtrace to stderr (the node log when it goes
+ * there) before the default action, so a crash in the field or in CI leaves
+ * something to debug. Sanitizer builds keep their own, better, reports. */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+static void fatal_signal_cb(int sig)
+{
+    static const char msg[] = "mabeamd: fatal signal; backtrace:\n";
+    void *frames[64];
+    int n = backtrace(frames, 64);
+    if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+        /* nothing more can be done here */
+    }
+    backtrace_symbols_fd(frames, n, STDERR_FILENO);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_fatal_signal_handlers(void)
+{
+    void *warmup[1];
+    backtrace(warmup, 1); /* loads libgcc now, not inside the handler */
+    signal(SIGSEGV, fatal_signal_cb);
+    signal(SIGBUS, fatal_signal_cb);
+    signal(SIGFPE, fatal_signal_cb);
+    signal(SIGILL, fatal_signal_cb);
+    signal(SIGABRT, fatal_signal_cb);
+}
+#else
+static void install_fatal_signal_handlers(void)
+{
+}
+#endif
+
 int main(int argc, char **argv)
 {
     nc_config *cfg = NULL;
@@ -96,6 +132,7 @@ int main(int argc, char **argv)
     int status = 0;
     int check_only = 0;
     mb_error_clear(&e);
+    install_fatal_signal_handlers();
 
     /* --check-config is not a configuration key: take it out of argv. */
     for (int i = 1; i < argc; i++) {

@@ -51,4 +51,14 @@ if [ "$sanitize" = thread ]; then
     # Only the modules with threads of their own are worth TSan's slowdown.
     ctest_args=(-L threaded "${ctest_args[@]}")
 fi
-ctest --test-dir "$dir" --output-on-failure -j "$jobs" "${ctest_args[@]}"
+# Unit, fuzz and partition-checker tests run once. Tests with real daemon
+# processes (label "integration") get one retry: a rare crash at mabeamd
+# shutdown (seen once in CI, 2026-11-25, not reproduced in 36 reruns) is
+# being tracked down; a retried failure still prints its output and the
+# crash backtrace from the node log, and a test that fails twice fails CI.
+status=0
+ctest --test-dir "$dir" --output-on-failure -j "$jobs" -LE integration "${ctest_args[@]}" ||
+    status=1
+ctest --test-dir "$dir" --output-on-failure -j "$jobs" -L integration --repeat until-pass:2 \
+    "${ctest_args[@]}" || status=1
+exit $status
