@@ -64,6 +64,14 @@ typedef struct cli_opt {
     const char **value;
 } cli_opt;
 
+/* Options shared by the watch subcommands: --from-version (NULL: not given,
+ * *has_from = 0), --count (0 = unlimited) and --timeout-ms (default 30000).
+ * All strings are borrowed. Prints "mabeam WHAT: ..." on ctx->err and
+ * returns CLI_USAGE for a bad value, CLI_OK otherwise. */
+int cli_watch_opts(cli_ctx *ctx, const char *what, const char *from, const char *count,
+                   const char *timeout, unsigned long long *version, int *has_from,
+                   unsigned long long *want, long *timeout_ms);
+
 /* Parse argv[1..argc) against `opts` ("--name value", "--name=value",
  * "--" ends options). Positionals go to pos (at most max_pos). Returns
  * CLI_OK, or CLI_USAGE with a message (unknown option, missing argument,

@@ -278,3 +278,31 @@ int cli_parse_time(const char *s, int64_t now_ms, int64_t *out_ms)
     *out_ms = ((days * 24 + h) * 60 + mi) * 60000 + (int64_t)sec * 1000 + frac_ms - offset_ms;
     return MB_OK;
 }
+
+int cli_watch_opts(cli_ctx *ctx, const char *what, const char *from, const char *count,
+                   const char *timeout, unsigned long long *version, int *has_from,
+                   unsigned long long *want, long *timeout_ms)
+{
+    char *end;
+    *version = 0;
+    *want = 0;
+    *timeout_ms = 30000;
+    *has_from = from != NULL;
+    if (count != NULL && (*want = strtoull(count, &end, 10), *end != '\0' || *want == 0)) {
+        fprintf(ctx->err, "mabeam %s: --count must be a positive integer\n", what);
+        return CLI_USAGE;
+    }
+    if (timeout != NULL &&
+        (*timeout_ms = strtol(timeout, &end, 10), *end != '\0' || *timeout_ms <= 0)) {
+        fprintf(ctx->err, "mabeam %s: --timeout-ms must be a positive integer\n", what);
+        return CLI_USAGE;
+    }
+    if (from != NULL) {
+        *version = strtoull(from, &end, 10);
+        if (*end != '\0' || from[0] == '\0') {
+            fprintf(ctx->err, "mabeam %s: --from-version must be an integer\n", what);
+            return CLI_USAGE;
+        }
+    }
+    return CLI_OK;
+}

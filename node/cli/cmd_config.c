@@ -106,24 +106,14 @@ static int config_set(cli_ctx *ctx, const char *key, const char *value)
 
 static int config_watch(cli_ctx *ctx, const char *from, const char *count, const char *timeout)
 {
-    unsigned long long version = 0, want = 0, got = 0;
-    long tmo = 30000;
-    char *end;
-    if (count != NULL && (want = strtoull(count, &end, 10), *end != '\0' || want == 0)) {
-        fprintf(ctx->err, "mabeam config watch: --count must be a positive integer\n");
-        return CLI_USAGE;
-    }
-    if (timeout != NULL && (tmo = strtol(timeout, &end, 10), *end != '\0' || tmo <= 0)) {
-        fprintf(ctx->err, "mabeam config watch: --timeout-ms must be a positive integer\n");
-        return CLI_USAGE;
-    }
-    if (from != NULL) {
-        version = strtoull(from, &end, 10);
-        if (*end != '\0' || from[0] == '\0') {
-            fprintf(ctx->err, "mabeam config watch: --from-version must be an integer\n");
-            return CLI_USAGE;
-        }
-    } else {
+    unsigned long long version, want, got = 0;
+    long tmo;
+    int has_from;
+    int rv0 =
+        cli_watch_opts(ctx, "config watch", from, count, timeout, &version, &has_from, &want, &tmo);
+    if (rv0 != CLI_OK)
+        return rv0;
+    if (!has_from) {
         cJSON *j;
         int rv = cli_call_json(ctx, "GET", "/v1/config", NULL, 10000, &j);
         if (rv != CLI_OK)

@@ -219,24 +219,14 @@ static int var_history(cli_ctx *ctx, const char *name, const char *limit)
 static int var_watch(cli_ctx *ctx, const char *name, const char *from, const char *count,
                      const char *timeout)
 {
-    unsigned long long version = 0, want = 0, got = 0;
-    long tmo = 30000;
-    char *end;
-    if (count != NULL && (want = strtoull(count, &end, 10), *end != '\0' || want == 0)) {
-        fprintf(ctx->err, "mabeam var watch: --count must be a positive integer\n");
-        return CLI_USAGE;
-    }
-    if (timeout != NULL && (tmo = strtol(timeout, &end, 10), *end != '\0' || tmo <= 0)) {
-        fprintf(ctx->err, "mabeam var watch: --timeout-ms must be a positive integer\n");
-        return CLI_USAGE;
-    }
-    if (from != NULL) {
-        version = strtoull(from, &end, 10);
-        if (*end != '\0' || from[0] == '\0') {
-            fprintf(ctx->err, "mabeam var watch: --from-version must be an integer\n");
-            return CLI_USAGE;
-        }
-    } else {
+    unsigned long long version, want, got = 0;
+    long tmo;
+    int has_from;
+    int rv0 =
+        cli_watch_opts(ctx, "var watch", from, count, timeout, &version, &has_from, &want, &tmo);
+    if (rv0 != CLI_OK)
+        return rv0;
+    if (!has_from) {
         char path[512];
         snprintf(path, sizeof(path), "/v1/vars/%s?consistency=stale", name);
         cJSON *j;
