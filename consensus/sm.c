@@ -4,6 +4,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "consensus/consensus.h"
@@ -162,14 +163,16 @@ static void arr_remove(void **arr, size_t *n, size_t pos)
     (*n)--;
 }
 
-/* Binary search by name; returns 1 and *pos when found, else 0 and the
+/* Binary search of a sorted array of pointers to structs whose `char *`
+ * key sits at `key_offset`; returns 1 and *pos when found, else 0 and the
  * insertion point. */
-static int var_find(const consensus_sm *sm, const char *name, size_t *pos)
+static int str_find(void *const *arr, size_t n, size_t key_offset, const char *key, size_t *pos)
 {
-    size_t lo = 0, hi = sm->n_vars;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(sm->vars[mid]->name, name);
+        const char *k = *(const char *const *)((const char *)arr[mid] + key_offset);
+        int c = strcmp(k, key);
         if (c == 0) {
             *pos = mid;
             return 1;
@@ -181,6 +184,11 @@ static int var_find(const consensus_sm *sm, const char *name, size_t *pos)
     }
     *pos = lo;
     return 0;
+}
+
+static int var_find(const consensus_sm *sm, const char *name, size_t *pos)
+{
+    return str_find((void *const *)sm->vars, sm->n_vars, offsetof(consensus_var, name), name, pos);
 }
 
 static int node_find(const consensus_sm *sm, uint64_t id, size_t *pos)
@@ -204,21 +212,8 @@ static int node_find(const consensus_sm *sm, uint64_t id, size_t *pos)
 
 static int agent_find(const consensus_sm *sm, const char *id, size_t *pos)
 {
-    size_t lo = 0, hi = sm->n_agents;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(sm->agents[mid]->id, id);
-        if (c == 0) {
-            *pos = mid;
-            return 1;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *pos = lo;
-    return 0;
+    return str_find((void *const *)sm->agents, sm->n_agents, offsetof(consensus_agent, id), id,
+                    pos);
 }
 
 static void var_free(consensus_var *v)
@@ -255,21 +250,8 @@ static void agent_free(consensus_agent *a)
 
 static int prop_find(const consensus_sm *sm, const char *id, size_t *pos)
 {
-    size_t lo = 0, hi = sm->n_props;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(sm->props[mid]->id, id);
-        if (c == 0) {
-            *pos = mid;
-            return 1;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *pos = lo;
-    return 0;
+    return str_find((void *const *)sm->props, sm->n_props, offsetof(consensus_proposal, id), id,
+                    pos);
 }
 
 static void prop_free(consensus_proposal *p)
