@@ -909,6 +909,16 @@ static CU_TestInfo mesh_tests[] = {
     CU_TEST_INFO_NULL,
 };
 
+/* NNG 1.5.2 leaks a request message that is handed to a pipe at the moment
+ * the pipe closes (req0_pipe_close; see docs/cluster.md). The race shows up
+ * in a peer-restart test now and then under ASan; this suppression covers
+ * only messages sealed by mesh_seal_msg in this binary. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:mesh_seal_msg\n";
+}
+
 int main(int argc, char **argv)
 {
     CU_SuiteInfo suites[] = {
