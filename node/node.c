@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "node/coord.h"
 #include "node/node_log.h"
 #include "node/proc_stats.h"
 #include "node/services.h"
@@ -519,6 +520,8 @@ int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err)
 
     if ((rv = repl_open(n, err)) != MB_OK)
         return rv;
+    if ((rv = node_coord_start(n, err)) != MB_OK) /* piece: agents/coord */
+        return rv;
 
     write_addr_file(n);
     cJSON *p = cJSON_CreateObject();
@@ -556,6 +559,7 @@ void node_stop(node *n)
     /* After the HTTP server (its parked calls are answered): leadership
      * transfer, raft close, mesh close; completes while node_close runs
      * the loop. */
+    node_coord_stop(n); /* piece: agents/coord */
     repl_close(n->repl);
     if (n->addr_file[0] != '\0')
         unlink(n->addr_file);
@@ -591,6 +595,7 @@ int node_close(node *n)
         }
         if (n->cfg_subscribed)
             nc_config_unsubscribe(n->cfg, n->cfg_sub_id);
+        node_coord_stop(n); /* piece: agents/coord */
         node_services_stop(n->services);
         if (n->handles_open) {
             uv_close((uv_handle_t *)&n->sig_term, handle_closed_cb);

@@ -28,6 +28,7 @@ struct cfg_watcher;
 struct node_services; /* node/services.h: the agent runtime and its services */
 struct repl;
 struct var_watcher;
+struct node_coord;
 
 typedef struct node {
     uv_loop_t loop;
@@ -71,6 +72,7 @@ typedef struct node {
 
     struct repl *repl;                /* raft + mesh (node/replication.c) */
     struct var_watcher *var_watchers; /* parked variable watches (api_vars.c) */
+    struct node_coord *coord;         /* lease/barrier expiry (node/coord.c) */
 } node;
 
 /* Open the node: take the data directory lock, open storage, register

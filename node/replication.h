@@ -37,6 +37,9 @@ void repl_close(repl *r);
 /* The local state machine (stale-local reads; borrowed). */
 const consensus_sm *repl_sm(const repl *r);
 
+/* Whether this node is the raft leader now (0 for NULL or closing). */
+int repl_is_leader(const repl *r);
+
 /* Completion of a write or read for the API layer. `res` says the outcome
  * (res->code 0 = success; version set for writes); `json` is the read's
  * JSON text (NULL for writes or errors). Called once with the call still
