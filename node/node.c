@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "node/api_mailbox.h"
 #include "node/coord.h"
 #include "node/node_log.h"
 #include "node/proc_stats.h"
@@ -565,6 +566,7 @@ void node_stop(node *n)
         unlink(n->addr_file);
     /* Agents end before storage closes; their last events are written. */
     node_services_stop(n->services);
+    api_mailbox_close(n); /* after the agents: reply agents use it */
     if (n->cfg_subscribed) {
         nc_config_unsubscribe(n->cfg, n->cfg_sub_id);
         n->cfg_subscribed = 0;
@@ -597,6 +599,7 @@ int node_close(node *n)
             nc_config_unsubscribe(n->cfg, n->cfg_sub_id);
         node_coord_stop(n); /* piece: agents/coord */
         node_services_stop(n->services);
+        api_mailbox_close(n);
         if (n->handles_open) {
             uv_close((uv_handle_t *)&n->sig_term, handle_closed_cb);
             uv_close((uv_handle_t *)&n->sig_int, handle_closed_cb);
