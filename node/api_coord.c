@@ -40,6 +40,10 @@ static void write_done(node *n, api_call *c, const consensus_result *res, const 
 {
     (void)json;
     int area = (int)(intptr_t)arg;
+    if (res->code == MB_EBUSY) { /* held by another agent: a conflict, not an outage */
+        api_reply_error_status(c, 409, res->code, res->msg);
+        return;
+    }
     if (res->code != MB_OK) {
         api_reply_error(c, res->code, "%s", res->msg);
         return;
