@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "cluster/cluster.h"
+#include "node/cluster_ops.h"
 #include "node/node.h"
 
 /* Mesh methods of this module. */
@@ -651,6 +652,11 @@ void repl_read(repl *r, api_call *c, const char *name, repl_done_fn done, void *
 const consensus_sm *repl_sm(const repl *r)
 {
     return consensus_raft_sm(r->raft);
+}
+
+mesh *repl_mesh(repl *r)
+{
+    return r->m;
 }
 
 /* ---- leader side of forwarded requests ---- */
@@ -1360,8 +1366,10 @@ static void on_effects(void *arg, uint64_t index, const consensus_effects *fx)
         r->applied = index;
     for (size_t i = 0; i < fx->n; i++) {
         const consensus_effect *e = &fx->items[i];
-        if (e->kind == CONSENSUS_FX_WATCH)
+        if (e->kind == CONSENSUS_FX_WATCH) {
             api_vars_notify(n, e->subject, e->version);
+            node_cluster_var_changed(n->cluster, e->subject, e->version); /* agents' watches */
+        }
     }
 }
 
@@ -1393,6 +1401,13 @@ static void mesh_log(void *user, int level, const char *msg)
     repl *r = user;
     nc_log_level lvl = (nc_log_level)(level + 1);
     NC_LOGKV(r->n->log, lvl, "mesh", msg, NC_F_U64("node", r->id));
+}
+
+static void mesh_agent_message(void *user, uint64_t from_node, const char *from_agent,
+                               const char *to_agent, const void *payload, size_t len)
+{
+    repl *r = user;
+    node_cluster_agent_message(r->n->cluster, from_node, from_agent, to_agent, payload, len);
 }
 
 /* ---- open / close ---- */
@@ -1507,7 +1522,7 @@ int repl_open(node *n, mb_error *err)
         .suspect_after_ms = (uint32_t)(down / 2 > hb ? down / 2 : hb + 1),
         .down_after_ms = (uint32_t)down,
         .log_level = MESH_LOG_INFO,
-        .cb = { .user = r, .log = mesh_log },
+        .cb = { .user = r, .log = mesh_log, .agent_message = mesh_agent_message },
     };
     rv = mesh_open(&n->loop, &mc, &r->m, err);
     memset(secret, 0, sizeof(secret));

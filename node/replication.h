@@ -37,6 +37,11 @@ void repl_close(repl *r);
 /* The local state machine (stale-local reads; borrowed). */
 const consensus_sm *repl_sm(const repl *r);
 
+struct mesh;
+/* The node's mesh endpoint (borrowed; valid until repl_close). Only
+ * mesh_send_agent may be called on it from other threads. */
+struct mesh *repl_mesh(repl *r);
+
 /* Completion of a write or read for the API layer. `res` says the outcome
  * (res->code 0 = success; version set for writes); `json` is the read's
  * JSON text (NULL for writes or errors). Called once with the call still
