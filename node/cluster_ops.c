@@ -332,6 +332,7 @@ void node_cluster_var_changed(node_cluster *c, const char *name, uint64_t versio
     (void)version; /* the state machine's current version is the one delivered */
     if (c == NULL || c->closed)
         return;
+    repl_commit_nudge(c->n->repl); /* followers' watchers learn it now */
     var_refresh(c, name);
 }
 

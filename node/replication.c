@@ -94,7 +94,8 @@ struct repl {
     mesh_request *join_req; /* leader: join being served */
     uint64_t join_id;
     char join_mesh[320], join_api[300], join_raft[CONSENSUS_ADDR_MAX + 1];
-    uint64_t applied; /* highest index applied locally with effects */
+    uint64_t applied;                /* highest index applied locally with effects */
+    int nudge_inflight, nudge_again; /* repl_commit_nudge */
 };
 
 static node *N(repl *r)
@@ -657,6 +658,36 @@ const consensus_sm *repl_sm(const repl *r)
 mesh *repl_mesh(repl *r)
 {
     return r->m;
+}
+
+static void nudge_done(void *arg, const consensus_result *res)
+{
+    repl *r = arg;
+    (void)res;
+    r->nudge_inflight = 0;
+    if (r->nudge_again) {
+        r->nudge_again = 0;
+        repl_commit_nudge(r);
+    }
+}
+
+void repl_commit_nudge(repl *r)
+{
+    if (r == NULL || r->closing)
+        return;
+    if (r->nudge_inflight) {
+        r->nudge_again = 1;
+        return;
+    }
+    consensus_status st;
+    consensus_raft_status(r->raft, &st);
+    if (st.role != CONSENSUS_LEADER || consensus_sm_node_count(consensus_raft_sm(r->raft)) <= 1)
+        return;
+    consensus_result now;
+    memset(&now, 0, sizeof(now));
+    r->nudge_inflight = 1;
+    if (consensus_raft_barrier(r->raft, nudge_done, r, &now) != MB_OK)
+        r->nudge_inflight = 0;
 }
 
 /* ---- leader side of forwarded requests ---- */

@@ -37,6 +37,15 @@ void repl_close(repl *r);
 /* The local state machine (stale-local reads; borrowed). */
 const consensus_sm *repl_sm(const repl *r);
 
+/* Followers learn that an entry committed only from the leader's next
+ * append, and libraft 0.15 sends none when the commit index moves: they
+ * would apply a change up to one heartbeat late. On the leader, this
+ * appends a no-op barrier now (its append carries the commit index), at
+ * most one in flight plus one more for changes applied meanwhile. Called
+ * for changes someone waits for on other nodes (watches). No-op on
+ * followers or a one-node cluster. Loop thread. */
+void repl_commit_nudge(repl *r);
+
 struct mesh;
 /* The node's mesh endpoint (borrowed; valid until repl_close). Only
  * mesh_send_agent may be called on it from other threads. */

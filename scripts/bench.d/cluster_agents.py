@@ -156,6 +156,7 @@ def main():
     for n, aid in agents:
         n.call("POST", "/v1/agents/%s/messages" % aid, {"tag": 1})
     lat = []
+    per_node = {n.addr: [] for n in nodes}
     missing = 0
     deadline = time.time() + 60
     for n, aid in agents:
@@ -172,12 +173,17 @@ def main():
         vals = list(struct.unpack("<%dq" % (len(raw) // 8), raw[: len(raw) // 8 * 8]))
         missing += max(0, a.changes - len(vals))
         lat.extend(vals)
+        per_node[n.addr].extend(vals)
     lat.sort()
     ms = [v / 1000.0 for v in lat]
     emit("watch_fanout_p99_ms", round(pct(ms, 99), 3), "ms", p50_ms=round(pct(ms, 50), 3),
          p90_ms=round(pct(ms, 90), 3), max_ms=round(ms[-1], 3) if ms else -1,
          agents=a.agents, nodes=len(nodes), changes=a.changes, samples=len(ms),
-         missing=missing, set_http_p50_ms=round(pct(sorted(put_ms), 50), 3), target=5)
+         missing=missing, set_http_p50_ms=round(pct(sorted(put_ms), 50), 3), target=5,
+         per_node_p50_p99_ms={k + (" (leader)" if k == leader.addr else ""):
+                              [round(pct(sorted(v), 50) / 1000.0, 3),
+                               round(pct(sorted(v), 99) / 1000.0, 3)]
+                              for k, v in per_node.items()})
 
     log("idle %d s with %d agents" % (a.idle, a.agents))
     time.sleep(2)

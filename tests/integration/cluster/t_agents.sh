@@ -98,3 +98,9 @@ pass "every agent write applied once, in order, and watched through a leader kil
 tell "$A" "$SET" 101 "$WAT after"
 wait_until 10 count_lines "$B" "$WAT" m 6 || fail "remote message after the kill: $(log_of "$B" "$WAT")"
 pass "agent messages still cross after the leader kill"
+
+# A clean stop with agents, watches and remote channels in place (under
+# ASan a leak fails the exit status).
+stop_node "${PID[$A]}" 30
+stop_node "${PID[$B]}" 30
+pass "nodes with watching agents stop cleanly"
