@@ -23,6 +23,7 @@
 
 #include "cluster/cluster.h"
 #include "consensus/consensus.h"
+#include "node/agent_msg.h"
 #include "node/node.h"
 #include "node/replication.h"
 #include "node/services.h"
@@ -32,8 +33,6 @@
 #define CHAIN_BUCKETS 1024u
 #define SYNC_MS       200u
 #define QUEUE_MAX     65536u /* agent writes and watches waiting for the loop */
-#define TAG_BYTES     4u     /* an agent message on the mesh: be32 tag, then the data */
-#define AGENT_HEX_LEN 16u
 
 /* A variable as agents see it (copy of the replicated one). */
 typedef struct cvar {
@@ -126,32 +125,6 @@ static uint32_t hash_u64(uint64_t x)
     x *= 0xff51afd7ed558ccdull;
     x ^= x >> 33;
     return (uint32_t)x;
-}
-
-static void hex_id(mb_agent_id id, char buf[AGENT_HEX_LEN + 1])
-{
-    snprintf(buf, AGENT_HEX_LEN + 1, "%016" PRIx64, (uint64_t)id);
-}
-
-/* Exactly 16 lower- or upper-case hex digits; 0 on anything else. */
-static int parse_hex_id(const char *s, mb_agent_id *out)
-{
-    uint64_t v = 0;
-    size_t i = 0;
-    for (; s[i] != '\0'; i++) {
-        char ch = s[i];
-        int d = ch >= '0' && ch <= '9'   ? ch - '0'
-                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10
-                                         : -1;
-        if (d < 0 || i >= AGENT_HEX_LEN)
-            return 0;
-        v = v << 4 | (uint64_t)d;
-    }
-    if (i != AGENT_HEX_LEN || v == 0)
-        return 0;
-    *out = v;
-    return 1;
 }
 
 /* ---- the variable copy ---- */
@@ -402,8 +375,8 @@ static chain **chain_slot(node_cluster *c, mb_agent_id agent)
 
 static void set_failed(node_cluster *c, const qitem *q, int code, const char *msg)
 {
-    char hex[AGENT_HEX_LEN + 1];
-    hex_id(q->agent, hex);
+    char hex[AGENT_MSG_ID_CHARS + 1];
+    agent_msg_id_text(q->agent, hex);
     nc_counter_inc(c->set_failed);
     NC_LOGKV(c->n->log, NC_LOG_WARN, "agents", "agent variable write failed",
              NC_F_STR("agent", hex), NC_F_STR("var", q->name), NC_F_STR("code", mb_errname(code)),
@@ -442,8 +415,8 @@ static void chain_next(node_cluster *c, chain *ch)
 {
     while (ch->head != NULL && !ch->inflight) {
         qitem *q = ch->head;
-        char hex[AGENT_HEX_LEN + 1];
-        hex_id(q->agent, hex);
+        char hex[AGENT_MSG_ID_CHARS + 1];
+        agent_msg_id_text(q->agent, hex);
         consensus_cmd cmd;
         memset(&cmd, 0, sizeof(cmd));
         cmd.kind = CONSENSUS_CMD_VAR_SET;
@@ -621,27 +594,25 @@ static int op_send_remote(void *ctx, mb_agent_id from, mb_agent_id to, uint32_t 
     uint64_t peer = MB_AGENT_NODE(to);
     if (peer == 0 || peer == c->node_id)
         return MB_ENOAGENT;
-    if (len > SIZE_MAX - TAG_BYTES)
+    if (len > SIZE_MAX - AGENT_MSG_TAG_BYTES)
         return MB_ETOOBIG;
     unsigned char stackbuf[256];
-    unsigned char *buf = len + TAG_BYTES <= sizeof(stackbuf) ? stackbuf : malloc(len + TAG_BYTES);
+    size_t total = len + AGENT_MSG_TAG_BYTES;
+    unsigned char *buf = total <= sizeof(stackbuf) ? stackbuf : malloc(total);
     if (buf == NULL)
         return MB_ENOMEM;
-    buf[0] = (unsigned char)(tag >> 24);
-    buf[1] = (unsigned char)(tag >> 16);
-    buf[2] = (unsigned char)(tag >> 8);
-    buf[3] = (unsigned char)tag;
+    agent_msg_put_tag(buf, tag);
     if (len > 0)
-        memcpy(buf + TAG_BYTES, data, len);
-    char fh[AGENT_HEX_LEN + 1], th[AGENT_HEX_LEN + 1];
-    hex_id(from, fh);
-    hex_id(to, th);
+        memcpy(buf + AGENT_MSG_TAG_BYTES, data, len);
+    char fh[AGENT_MSG_ID_CHARS + 1], th[AGENT_MSG_ID_CHARS + 1];
+    agent_msg_id_text(from, fh);
+    agent_msg_id_text(to, th);
     mb_error e;
     mb_error_clear(&e);
     int rc = MB_EUNAVAIL;
     pthread_rwlock_rdlock(&c->send_lock);
     if (c->m != NULL)
-        rc = mesh_send_agent(c->m, peer, fh, th, buf, len + TAG_BYTES, &e);
+        rc = mesh_send_agent(c->m, peer, fh, th, buf, total, &e);
     pthread_rwlock_unlock(&c->send_lock);
     if (buf != stackbuf)
         free(buf);
@@ -655,23 +626,16 @@ void node_cluster_agent_message(node_cluster *c, uint64_t from_node, const char 
 {
     if (c == NULL || c->closed)
         return;
-    mb_agent_id from = 0, to = 0;
-    const char *why = NULL;
-    if (!parse_hex_id(to_agent, &to) || MB_AGENT_NODE(to) != c->node_id)
-        why = "bad receiving agent id";
-    else if (!parse_hex_id(from_agent, &from) || MB_AGENT_NODE(from) != from_node)
-        why = "bad sending agent id";
-    else if (len < TAG_BYTES)
-        why = "message too short";
+    agent_msg am;
+    const char *why =
+        agent_msg_decode(c->node_id, from_node, from_agent, to_agent, payload, len, &am);
     if (why != NULL) {
         nc_counter_inc(c->dropped);
         NC_LOGKV(c->n->log, NC_LOG_WARN, "agents", "agent message from another node refused",
                  NC_F_U64("node", from_node), NC_F_STR("reason", why));
         return;
     }
-    const unsigned char *p = payload;
-    uint32_t tag = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-    int rc = mb_runtime_deliver(c->rt, from, to, tag, p + TAG_BYTES, len - TAG_BYTES);
+    int rc = mb_runtime_deliver(c->rt, am.from, am.to, am.tag, am.data, am.len);
     if (rc == MB_OK) {
         nc_counter_inc(c->delivered);
         return;

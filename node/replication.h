@@ -75,8 +75,10 @@ typedef void (*repl_submit_cb)(void *arg, const consensus_result *res);
  * with the same idempotency id across leader changes (an id is assigned
  * when cmd->client_id is 0), `cb` called exactly once on the loop thread,
  * never from inside repl_submit: code 0 (or the command's own error, e.g.
- * MB_ECONSTRAINT, MB_ECONFLICT) once the change is applied locally,
- * MB_ENOQUORUM after timeout_ms (0 = write_timeout), MB_ECLOSED at
+ * MB_ECONSTRAINT, MB_ECONFLICT) once the change is applied locally (if
+ * the deadline passes after the commit but before the local apply, the
+ * commit's result is given then), MB_ENOQUORUM after timeout_ms (0 =
+ * write_timeout; the outcome may then be unknown), MB_ECLOSED at
  * shutdown. Loop thread only. Returns MB_OK (then cb will fire), or an
  * error now and cb never fires: MB_ECLOSED (closing), MB_EINVAL (the
  * command does not encode), MB_ENOMEM. */
