@@ -174,6 +174,13 @@ def main():
         missing += max(0, a.changes - len(vals))
         lat.extend(vals)
         per_node[n.addr].extend(vals)
+    if os.environ.get("MB_FANOUT_DEBUG"):
+        for addr, v in per_node.items():
+            per_change = {}
+            for i, x in enumerate(v):
+                per_change.setdefault(i % a.changes, []).append(x)
+            slow = sorted((max(x), k) for k, x in per_change.items())[-5:]
+            log("%s slowest changes (max us, change#): %s" % (addr, slow))
     lat.sort()
     ms = [v / 1000.0 for v in lat]
     emit("watch_fanout_p99_ms", round(pct(ms, 99), 3), "ms", p50_ms=round(pct(ms, 50), 3),
