@@ -87,6 +87,7 @@ struct repl {
     op *ops;
     uint64_t client_id; /* idempotency ids of this process */
     uint64_t next_seq;
+    int nudge_inflight, nudge_again; /* repl_commit_nudge */
     int join_inflight, selfreg_inflight, join_srv_busy;
     int leaving;
     int promote_inflight;
@@ -94,8 +95,7 @@ struct repl {
     mesh_request *join_req; /* leader: join being served */
     uint64_t join_id;
     char join_mesh[320], join_api[300], join_raft[CONSENSUS_ADDR_MAX + 1];
-    uint64_t applied;                /* highest index applied locally with effects */
-    int nudge_inflight, nudge_again; /* repl_commit_nudge */
+    uint64_t applied; /* highest index applied locally with effects */
 };
 
 static node *N(repl *r)
