@@ -23,12 +23,13 @@ enum {
     M_LEAVE = MESH_METHOD_USER_MIN + 4,   /* {"id"} -> status */
 };
 
-#define TICK_MS        20
-#define RETRY_MS       40
-#define SLOW_TICK_MS   250
-#define STATUS_RPC_MS  600
-#define META_APPLIED   "raft.applied"
-#define ATTEMPT_MAX_MS 2000
+#define TICK_MS          20
+#define RETRY_MS         40
+#define SLOW_TICK_MS     250
+#define STATUS_RPC_MS    600
+#define META_APPLIED     "raft.applied"
+#define ATTEMPT_MAX_MS   2000
+#define NUDGE_RECHECK_MS 2
 
 typedef enum op_kind { OP_WRITE, OP_READ, OP_STATUS, OP_LEAVE } op_kind;
 
@@ -88,6 +89,7 @@ struct repl {
     uint64_t client_id; /* idempotency ids of this process */
     uint64_t next_seq;
     int nudge_inflight, nudge_again; /* repl_commit_nudge */
+    uv_timer_t *nudge_timer;         /* own allocation: closed with free() */
     int join_inflight, selfreg_inflight, join_srv_busy;
     int leaving;
     int promote_inflight;
@@ -671,6 +673,11 @@ static void nudge_done(void *arg, const consensus_result *res)
     }
 }
 
+static void nudge_timer_cb(uv_timer_t *t)
+{
+    repl_commit_nudge(t->data);
+}
+
 void repl_commit_nudge(repl *r)
 {
     if (r == NULL || r->closing)
@@ -683,6 +690,23 @@ void repl_commit_nudge(repl *r)
     consensus_raft_status(r->raft, &st);
     if (st.role != CONSENSUS_LEADER || consensus_sm_node_count(consensus_raft_sm(r->raft)) <= 1)
         return;
+    if (st.last_index > st.commit_index) {
+        /* Entries in flight: their appends, or the nudge after the last
+         * of them, carry the commit index. Look again shortly in case they
+         * end without a watched change. */
+        if (r->nudge_timer == NULL) {
+            uv_timer_t *t = malloc(sizeof(*t));
+            if (t == NULL || uv_timer_init(&r->n->loop, t) != 0) {
+                free(t);
+                return;
+            }
+            t->data = r;
+            r->nudge_timer = t;
+        }
+        if (!uv_is_active((uv_handle_t *)r->nudge_timer))
+            uv_timer_start(r->nudge_timer, nudge_timer_cb, NUDGE_RECHECK_MS, 0);
+        return;
+    }
     consensus_result now;
     memset(&now, 0, sizeof(now));
     r->nudge_inflight = 1;
@@ -1631,6 +1655,10 @@ void repl_close(repl *r)
     if (r == NULL || r->closing)
         return;
     r->closing = 1;
+    if (r->nudge_timer != NULL) {
+        uv_close((uv_handle_t *)r->nudge_timer, (uv_close_cb)free);
+        r->nudge_timer = NULL;
+    }
     /* Internal submitters learn now; their ops' raft/mesh callbacks still
      * come (op_idle frees them then). */
     for (op *o = r->ops, *next; o != NULL; o = next) {
