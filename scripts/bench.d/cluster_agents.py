@@ -35,7 +35,7 @@ def log(msg):
 def emit(metric, value, unit, **extra):
     d = {"suite": "cluster", "metric": metric, "value": value, "unit": unit}
     d.update(extra)
-    print(json.dumps(d), flush=True)
+    print(json.dumps(d, separators=(",", ":")), flush=True)
 
 
 class Node:
@@ -204,9 +204,9 @@ def main():
     b1 = sent_bytes(pids)
     cpu = [round(100.0 * (c1[p] - c0[p]) / hz / dt, 3) for p in pids]
     bps = [int((b1[p] - b0[p]) / dt) for p in pids]
-    emit("idle_cpu_pct_per_node_max_1000_agents", max(cpu), "%", nodes=cpu, agents=a.agents,
+    emit("idle_cpu_pct_per_node_max_with_agents", max(cpu), "%", nodes=cpu, agents=a.agents,
          seconds=round(dt, 1), target=1)
-    emit("idle_bytes_sent_per_node_max_1000_agents", max(bps), "B/s", nodes=bps,
+    emit("idle_bytes_sent_per_node_max_with_agents", max(bps), "B/s", nodes=bps,
          agents=a.agents, target=10240)
 
 
