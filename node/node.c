@@ -18,6 +18,7 @@
 #include "node/node_log.h"
 #include "node/proc_stats.h"
 #include "node/services.h"
+#include "node/cluster_ops.h"
 #include "node/replication.h"
 
 int64_t node_wall_ms(void)
@@ -523,6 +524,14 @@ int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err)
         return rv;
     if ((rv = node_coord_start(n, err)) != MB_OK) /* piece: agents/coord */
         return rv;
+    {
+        /* Not fatal (out of memory only): agents then get MB_EUNAVAIL. */
+        mb_error ce;
+        mb_error_clear(&ce);
+        if (node_cluster_open(n, &ce) != MB_OK)
+            NC_LOGKV(n->log, NC_LOG_ERROR, "node", "cluster services for agents not started",
+                     NC_F_STR("error", ce.msg));
+    }
 
     write_addr_file(n);
     cJSON *p = cJSON_CreateObject();
@@ -562,6 +571,9 @@ void node_stop(node *n)
      * the loop. */
     node_coord_stop(n); /* piece: agents/coord */
     repl_close(n->repl);
+    /* After repl_close (its MB_ECLOSED results reach agents' writes),
+     * before the agents stop. */
+    node_cluster_close(n->cluster);
     if (n->addr_file[0] != '\0')
         unlink(n->addr_file);
     /* Agents end before storage closes; their last events are written. */

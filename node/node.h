@@ -72,6 +72,7 @@ typedef struct node {
     int stopping;
 
     struct repl *repl;                /* raft + mesh (node/replication.c) */
+    struct node_cluster *cluster;     /* agents' cluster ops (node/cluster_ops.c) */
     struct var_watcher *var_watchers; /* parked variable watches (api_vars.c) */
     struct node_coord *coord;         /* lease/barrier expiry (node/coord.c) */
     struct api_mailbox *mailbox;      /* sender of API messages (node/api_mailbox.c) */
