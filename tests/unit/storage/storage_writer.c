@@ -4,6 +4,11 @@
  *                                             killed; after each acknowledged
  *                                             append print "ack <last seq>"
  *   storage_writer probe DIR                  open DIR and print "open <code>"
+ *   storage_writer powercut DIR               append (durable) with a small index
+ *                                             flush size and every 40 batches a
+ *                                             flush of every memtable (new SST
+ *                                             files, a new WAL), printing acks;
+ *                                             run under the sync_shadow shim
  *   storage_writer flushkill DIR              append (fast) with a small index
  *                                             flush size; in the 3rd background
  *                                             index flush, once the subject rows
@@ -54,13 +59,14 @@ int main(int argc, char **argv)
         return 0;
     }
     int flushkill = argc == 3 && strcmp(argv[1], "flushkill") == 0;
-    if (!flushkill && (argc != 4 || strcmp(argv[1], "append") != 0)) {
+    int powercut = argc == 3 && strcmp(argv[1], "powercut") == 0;
+    if (!flushkill && !powercut && (argc != 4 || strcmp(argv[1], "append") != 0)) {
         fprintf(stderr, "usage: storage_writer append fast|durable DIR | probe DIR | "
-                        "flushkill DIR\n");
+                        "flushkill DIR | powercut DIR\n");
         return 2;
     }
-    storage_options o = { .path = argv[flushkill ? 2 : 3],
-                          .durability = !flushkill && strcmp(argv[2], "durable") == 0
+    storage_options o = { .path = argv[argc - 1],
+                          .durability = powercut || (!flushkill && strcmp(argv[2], "durable") == 0)
                                             ? STORAGE_DURABLE
                                             : STORAGE_FAST };
     if (storage_open(&o, &s, &err) != 0) {
@@ -72,6 +78,8 @@ int main(int argc, char **argv)
         storage_testing_set_index_flush(s, 50);
         storage_testing_set_flush_hook(s, pause_in_flush, &flush_calls);
     }
+    if (powercut)
+        storage_testing_set_index_flush(s, 200);
     /* Bounded: the parent kills us long before this. */
     for (uint64_t batch = 0; batch < 2000000; batch++) {
         storage_event evs[PATTERN_BATCH];
@@ -86,6 +94,10 @@ int main(int argc, char **argv)
                                       .payload_len = pattern_payload(seq, payloads[i]) };
         }
         if (storage_append(s, evs, PATTERN_BATCH, &err) != 0) {
+            fprintf(stderr, "storage_writer: %s\n", err.msg);
+            return 1;
+        }
+        if (powercut && batch % 40 == 39 && storage_testing_flush_memtables(s, &err) != 0) {
             fprintf(stderr, "storage_writer: %s\n", err.msg);
             return 1;
         }
