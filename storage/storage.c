@@ -825,6 +825,21 @@ int storage_open(const storage_options *opts, storage **out, mb_error *err)
     rocksdb_options_set_bytes_per_sync(s->dbopts, 1u << 20);
     /* One writer at a time (our group commit). */
     rocksdb_options_set_allow_concurrent_memtable_write(s->dbopts, 0);
+    /* Posting rows are written without WAL, which makes RocksDB flush
+     * every memtable at close (the record rows' too, which the WAL already
+     * holds). storage_close persists the index families itself
+     * (index_persist), so that flush is skipped. No C setter in 7.8.3. */
+    {
+        rocksdb_options_t *o = rocksdb_options_create();
+        rocksdb_get_options_from_string(s->dbopts, "avoid_flush_during_shutdown=true", o, &e);
+        if (e != NULL) {
+            rocksdb_options_destroy(o);
+            rc = rdb_fail(err, &e, "open event store at %s: options", s->path);
+            goto fail_store;
+        }
+        rocksdb_options_destroy(s->dbopts);
+        s->dbopts = o;
+    }
     for (int i = 0; i < CF_OURS; i++)
         s->cfopts[i] = cf_options(s, i);
 
