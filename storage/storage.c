@@ -22,7 +22,15 @@
 /* Marker in the default column family: a store without it is foreign. */
 #define FORMAT_KEY     "mabeam.storage.format"
 #define FORMAT_MAGIC   "MABEAM-STORAGE"
-#define FORMAT_VERSION 3u
+#define FORMAT_VERSION 4u
+/* Version 3 kept the `indexed` marks in the default family; opened and
+ * upgraded in place (docs/storage.md). */
+#define FORMAT_VERSION_OLD 3u
+/* Key of the "rows cover seqs up to here" mark inside each subject/type
+ * index family: 8 bytes, the length of the families' fixed prefix (RocksDB
+ * asserts keys are at least that long) and shorter than a posting key, so
+ * never inside the key range of a hash (it sorts before hash || seq). */
+#define INDEXED_KEY "indexed."
 
 /* Versioned prefix byte of every meta and blob value (never empty). */
 #define VALUE_VERSION 1u
@@ -39,6 +47,8 @@
  * it passes this many bytes. */
 #define CHUNK_MAX_EVENTS 512u
 #define CHUNK_MAX_BYTES  (64u << 10)
+/* rocksdb::ChecksumType kXXH3 (the C API takes the enum's number). */
+#define TABLE_CHECKSUM_XXH3 4
 
 enum {
     CF_DEFAULT,
@@ -68,9 +78,22 @@ enum { LOG_EVENTS, LOG_LOCAL, LOG_COUNT };
 typedef struct irow {
     uint64_t h, seq, other;
     int64_t time_ms;
-    uint64_t off; /* subject tail: the record, at tail_recs + off */
+    uint64_t off; /* subject tail: the record, at itail.recs + off */
     size_t len;   /* its length */
 } irow;
+
+/* The two indexes of a log, in the order of slog.indexed[]. */
+enum { IDX_SUBJECT, IDX_TYPE, IDX_COUNT };
+
+/* One buffer of the index tail: the index entries of events not yet in
+ * posting rows, in seq order, with a copy of their records for the
+ * covering subject rows. */
+typedef struct itail {
+    irow *subj, *type;
+    size_t n, cap;
+    uint8_t *recs;
+    size_t recs_len, recs_cap;
+} itail;
 
 /* One event log (the replicated one or the node-local one): its record
  * column family, its three index families and its counters. */
@@ -81,15 +104,20 @@ typedef struct slog {
     uint64_t last_seq; /* high-water mark of appended sequences */
     uint64_t count;    /* events present */
     uint64_t floor;    /* every seq below it has been pruned */
-    /* Guarded by storage.tail_lock, changed only by the writer: index
-     * entries of the events above `indexed`, not yet in posting rows, in
-     * seq order (see docs/storage.md, "Index tail"). */
-    irow *tail_subject, *tail_type;
-    size_t tail_n, tail_cap;
-    uint8_t *tail_recs; /* the records of the tail, for the covering rows */
-    size_t tail_recs_len, tail_recs_cap;
-    uint64_t indexed;
-    int tail_incomplete; /* out of memory: index queries fail until reopen */
+    /* The index tail, double-buffered (docs/storage.md, "Subject and type
+     * indexes"). tails[active] receives the entries of new events (the
+     * writer only); tails[!active] is frozen while flush_pending, being
+     * written to posting rows by the flusher thread, and empty otherwise.
+     * Contents, `active` and `indexed` are guarded by storage.tail_lock;
+     * `active` changes only with storage.mu held too. */
+    itail tails[2];
+    int active;
+    uint64_t indexed[IDX_COUNT]; /* posting rows cover seqs up to here */
+    int tail_incomplete;         /* out of memory: index queries fail until reopen */
+    /* Guarded by storage.mu. */
+    int flush_pending; /* tails[!active] is frozen, waiting for the flusher */
+    int flush_failed;  /* its flush failed; retried at the next group write */
+    int index_dirty;   /* posting rows written without WAL may still be in memtables */
 } slog;
 
 /* A prepared event of an append request. */
@@ -155,7 +183,23 @@ struct storage {
     pthread_cond_t cond;
     pthread_rwlock_t tail_lock;
     size_t tail_flush_events; /* flush the tail into posting rows at this size */
-    uint64_t append_writes;   /* RocksDB writes issued for append groups (testing) */
+    int durable;
+    /* The flusher thread: writes frozen index tails as posting rows. */
+    pthread_cond_t flush_cond; /* with mu: a tail was frozen or a flush ended */
+    pthread_t flusher;
+    int flusher_started, flusher_stop;
+    void (*flush_hook)(storage *s, void *arg); /* testing */
+    void *flush_hook_arg;
+    /* Owned by whoever writes a tail: the flusher while a flush is pending,
+     * else the holder of the writer role (never both at once). */
+    rocksdb_writeoptions_t *wo_index; /* posting rows: no WAL (derived data) */
+    rocksdb_writebatch_t *ibatch;
+    irow *grouped;      /* tail entries grouped by hash */
+    uint32_t *gslot;    /* hash table: group index + 1, 0 = empty */
+    uint32_t *gid;      /* group of each entry */
+    struct hgroup *grp; /* the groups */
+    size_t grouped_cap, gslot_cap, gid_cap, grp_cap;
+    uint64_t append_writes; /* RocksDB writes issued for append groups (testing) */
     wreq *q_head, *q_tail;
     int writer_active;
     /* Owned by the holder of the writer role. */
@@ -245,7 +289,46 @@ static int validate_events(const storage_event *evs, size_t n, mb_error *err)
 
 static void tail_append(storage *s, slog *lg, const irow *subj, const irow *type,
                         const uint8_t *const *recs, size_t n);
-static int tail_flush(storage *s, slog *lg, mb_error *err);
+static int tail_write(storage *s, slog *lg, itail *t, int background, mb_error *err);
+static void *flusher_main(void *arg);
+
+/* Flush the memtables of the index families that got rows without WAL
+ * (index_dirty) to disk. */
+static int index_persist(storage *s, mb_error *err)
+{
+    int rc = 0;
+    for (int i = 0; i < LOG_COUNT && rc == 0; i++) {
+        slog *lg = &s->logs[i];
+        pthread_mutex_lock(&s->mu);
+        int dirty = lg->index_dirty;
+        pthread_mutex_unlock(&s->mu);
+        if (!dirty)
+            continue;
+        rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+        rocksdb_flushoptions_set_wait(fo, 1);
+        const int cfs[IDX_COUNT] = { lg->cf_subject, lg->cf_type };
+        for (int k = 0; k < IDX_COUNT && rc == 0; k++) {
+            char *e = NULL;
+            rocksdb_flush_cf(s->db, fo, s->cf[cfs[k]], &e);
+            if (e != NULL)
+                rc = rdb_fail(err, &e, "persist the index rows of %s", lg->name);
+        }
+        rocksdb_flushoptions_destroy(fo);
+        if (rc == 0) {
+            pthread_mutex_lock(&s->mu);
+            lg->index_dirty = 0;
+            pthread_mutex_unlock(&s->mu);
+        }
+    }
+    return rc;
+}
+
+/* Compression by level: none in L0-L1 (flushes and the first compactions
+ * stay cheap), LZ4 below. */
+static int hot_plain_levels[7] = { rocksdb_no_compression,  rocksdb_no_compression,
+                                   rocksdb_lz4_compression, rocksdb_lz4_compression,
+                                   rocksdb_lz4_compression, rocksdb_lz4_compression,
+                                   rocksdb_lz4_compression };
 
 static rocksdb_options_t *cf_options(storage *s, int cf)
 {
@@ -257,10 +340,7 @@ static rocksdb_options_t *cf_options(storage *s, int cf)
         rocksdb_options_set_write_buffer_size(o, cf == CF_EVENTS ? 64u << 20 : 8u << 20);
         rocksdb_options_set_max_write_buffer_number(o, 4);
         /* Hot levels uncompressed, LZ4 below: appends stay cheap. */
-        int levels[7] = { rocksdb_no_compression,  rocksdb_no_compression,  rocksdb_lz4_compression,
-                          rocksdb_lz4_compression, rocksdb_lz4_compression, rocksdb_lz4_compression,
-                          rocksdb_lz4_compression };
-        rocksdb_options_set_compression_per_level(o, levels, 7);
+        rocksdb_options_set_compression_per_level(o, hot_plain_levels, 7);
         break;
     }
     case CF_EVENTS_SUBJECT:
@@ -272,7 +352,9 @@ static rocksdb_options_t *cf_options(storage *s, int cf)
         rocksdb_options_set_write_buffer_size(
             o, cf == CF_EVENTS_SUBJECT || cf == CF_EVENTS_TYPE ? 32u << 20 : 4u << 20);
         rocksdb_options_set_max_write_buffer_number(o, 4);
-        rocksdb_options_set_compression(o, rocksdb_lz4_compression);
+        /* The subject rows carry a copy of every record: like the record
+         * rows, hot levels stay uncompressed. */
+        rocksdb_options_set_compression_per_level(o, hot_plain_levels, 7);
         break;
     case CF_EVENTS_TIME:
     case CF_LOCAL_TIME:
@@ -476,7 +558,12 @@ static int edge_seq(storage *s, int cf, uint64_t floor, int first, uint64_t *out
  * and time queries still report it. */
 static int rebuild_tail(storage *s, slog *lg, mb_error *err)
 {
-    uint64_t from = lg->indexed + 1 > lg->floor ? lg->indexed + 1 : lg->floor;
+    /* After a crash during a flush one index may be ahead of the other:
+     * start at the lower mark; tail_write and queries skip, per index, the
+     * entries its rows already hold. */
+    uint64_t low = lg->indexed[IDX_SUBJECT] < lg->indexed[IDX_TYPE] ? lg->indexed[IDX_SUBJECT]
+                                                                    : lg->indexed[IDX_TYPE];
+    uint64_t from = low + 1 > lg->floor ? low + 1 : lg->floor;
     uint8_t lo[8];
     rec_put_be64(lo, from);
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
@@ -521,9 +608,30 @@ static int load_log(storage *s, slog *lg, mb_error *err)
     log_key(key, sizeof(key), lg, "floor");
     if ((rc = load_u64(s, key, &lg->floor, err)) != 0)
         return rc;
+    /* The marks live in the index families themselves (format 4): rows
+     * and mark are written without WAL, so only their own family persists
+     * them together. A version 3 store has one mark in the default family. */
+    uint64_t old_mark;
     log_key(key, sizeof(key), lg, "indexed");
-    if ((rc = load_u64(s, key, &lg->indexed, err)) != 0)
+    if ((rc = load_u64(s, key, &old_mark, err)) != 0)
         return rc;
+    const int icf[IDX_COUNT] = { lg->cf_subject, lg->cf_type };
+    for (int k = 0; k < IDX_COUNT; k++) {
+        char *e = NULL;
+        size_t len = 0;
+        char *v =
+            rocksdb_get_cf(s->db, s->ro, s->cf[icf[k]], INDEXED_KEY, strlen(INDEXED_KEY), &len, &e);
+        if (e != NULL)
+            return rdb_fail(err, &e, "open event store at %s: read %s mark", s->path,
+                            cf_names[icf[k]]);
+        lg->indexed[k] = old_mark;
+        if (v != NULL && len == 8)
+            lg->indexed[k] = rec_get_be64((const uint8_t *)v);
+        rocksdb_free(v);
+        if (v != NULL && len != 8)
+            return mb_errorf(err, MB_ECORRUPT, "open event store at %s: %s mark has %zu bytes",
+                             s->path, cf_names[icf[k]], len);
+    }
     uint64_t top;
     if ((rc = edge_seq(s, lg->cf_rec, lg->floor, 0, &top, err)) != 0)
         return rc;
@@ -548,14 +656,21 @@ static int check_format(storage *s, int existed, mb_error *err)
     size_t mlen = strlen(FORMAT_MAGIC);
     if (v != NULL) {
         int rc = 0;
+        int old = 0;
         if (len != mlen + 1 || memcmp(v, FORMAT_MAGIC, mlen) != 0)
             rc = mb_errorf(err, MB_ECORRUPT, "open event store at %s: bad format marker", s->path);
+        else if ((uint8_t)v[mlen] == FORMAT_VERSION_OLD)
+            old = 1;
         else if ((uint8_t)v[mlen] != FORMAT_VERSION)
             rc = mb_errorf(err, MB_ECORRUPT,
-                           "open event store at %s: format version %u, this build reads %u",
-                           s->path, (uint8_t)v[mlen], FORMAT_VERSION);
+                           "open event store at %s: format version %u, this build reads %u and %u",
+                           s->path, (uint8_t)v[mlen], FORMAT_VERSION_OLD, FORMAT_VERSION);
         rocksdb_free(v);
-        return rc;
+        if (rc != 0 || !old)
+            return rc;
+        /* Version 3: the `indexed` marks are read from the default family
+         * (load_log); mark the store as version 4 before anything is
+         * written without WAL, so that a version 3 build refuses it. */
     }
     if (existed) {
         /* Our families exist but no marker: a creation cut short is fine
@@ -569,14 +684,31 @@ static int check_format(storage *s, int existed, mb_error *err)
                              "open event store at %s: not a MABEAM store (no format marker)",
                              s->path);
     }
+    return 0;
+}
+
+/* Write the format marker (new store, or a version 3 store upgraded) and
+ * the `indexed` marks of every index family, synced. */
+static int write_format(storage *s, mb_error *err)
+{
+    size_t mlen = strlen(FORMAT_MAGIC);
     char marker[32];
     memcpy(marker, FORMAT_MAGIC, mlen);
     marker[mlen] = (char)FORMAT_VERSION;
+    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    rocksdb_writebatch_put_cf(b, s->cf[CF_DEFAULT], FORMAT_KEY, strlen(FORMAT_KEY), marker,
+                              mlen + 1);
+    for (int i = 0; i < LOG_COUNT; i++) {
+        const slog *lg = &s->logs[i];
+        put_u64_value(b, s->cf[lg->cf_subject], INDEXED_KEY, lg->indexed[IDX_SUBJECT]);
+        put_u64_value(b, s->cf[lg->cf_type], INDEXED_KEY, lg->indexed[IDX_TYPE]);
+    }
     rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(wo, 1);
-    rocksdb_put_cf(s->db, wo, s->cf[CF_DEFAULT], FORMAT_KEY, strlen(FORMAT_KEY), marker, mlen + 1,
-                   &e);
+    char *e = NULL;
+    rocksdb_write(s->db, wo, b, &e);
     rocksdb_writeoptions_destroy(wo);
+    rocksdb_writebatch_destroy(b);
     if (e != NULL)
         return rdb_fail(err, &e, "open event store at %s: write format marker", s->path);
     return 0;
@@ -607,11 +739,22 @@ static void storage_free(storage *s)
         rocksdb_readoptions_destroy(s->ro);
     if (s->batch != NULL)
         rocksdb_writebatch_destroy(s->batch);
+    if (s->ibatch != NULL)
+        rocksdb_writebatch_destroy(s->ibatch);
+    if (s->wo_index != NULL)
+        rocksdb_writeoptions_destroy(s->wo_index);
     for (int i = 0; i < LOG_COUNT; i++) {
-        free(s->logs[i].tail_subject);
-        free(s->logs[i].tail_type);
-        free(s->logs[i].tail_recs);
+        for (int k = 0; k < 2; k++) {
+            free(s->logs[i].tails[k].subj);
+            free(s->logs[i].tails[k].type);
+            free(s->logs[i].tails[k].recs);
+        }
     }
+    free(s->grouped);
+    free(s->gslot);
+    free(s->gid);
+    free(s->grp);
+    pthread_cond_destroy(&s->flush_cond);
     pthread_rwlock_destroy(&s->tail_lock);
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->mu);
@@ -646,7 +789,9 @@ int storage_open(const storage_options *opts, storage **out, mb_error *err)
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cond, NULL);
     pthread_rwlock_init(&s->tail_lock, NULL);
+    pthread_cond_init(&s->flush_cond, NULL);
     s->tail_flush_events = TAIL_FLUSH_EVENTS;
+    s->durable = opts->durability == STORAGE_DURABLE;
     s->path = strdup(opts->path);
     if (s->path == NULL) {
         rc = mb_errorf(err, MB_ENOMEM, "open event store at %s: out of memory", opts->path);
@@ -659,12 +804,16 @@ int storage_open(const storage_options *opts, storage **out, mb_error *err)
     rocksdb_block_based_options_set_filter_policy(s->table_plain,
                                                   rocksdb_filterpolicy_create_bloom_full(10));
     rocksdb_block_based_options_set_format_version(s->table_plain, 5);
+    /* XXH3 block checksums: Debian's portable librocksdb computes CRC-32C
+     * in software, which showed up at ~10% of the append CPU. */
+    rocksdb_block_based_options_set_checksum(s->table_plain, TABLE_CHECKSUM_XXH3);
     s->table_prefix = rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_cache(s->table_prefix, s->cache);
     rocksdb_block_based_options_set_filter_policy(s->table_prefix,
                                                   rocksdb_filterpolicy_create_bloom_full(10));
     rocksdb_block_based_options_set_whole_key_filtering(s->table_prefix, 0);
     rocksdb_block_based_options_set_format_version(s->table_prefix, 5);
+    rocksdb_block_based_options_set_checksum(s->table_prefix, TABLE_CHECKSUM_XXH3);
 
     s->dbopts = rocksdb_options_create();
     rocksdb_options_set_create_if_missing(s->dbopts, 1);
@@ -676,6 +825,21 @@ int storage_open(const storage_options *opts, storage **out, mb_error *err)
     rocksdb_options_set_bytes_per_sync(s->dbopts, 1u << 20);
     /* One writer at a time (our group commit). */
     rocksdb_options_set_allow_concurrent_memtable_write(s->dbopts, 0);
+    /* Posting rows are written without WAL, which makes RocksDB flush
+     * every memtable at close (the record rows' too, which the WAL already
+     * holds). storage_close persists the index families itself
+     * (index_persist), so that flush is skipped. No C setter in 7.8.3. */
+    {
+        rocksdb_options_t *o = rocksdb_options_create();
+        rocksdb_get_options_from_string(s->dbopts, "avoid_flush_during_shutdown=true", o, &e);
+        if (e != NULL) {
+            rocksdb_options_destroy(o);
+            rc = rdb_fail(err, &e, "open event store at %s: options", s->path);
+            goto fail_store;
+        }
+        rocksdb_options_destroy(s->dbopts);
+        s->dbopts = o;
+    }
     for (int i = 0; i < CF_OURS; i++)
         s->cfopts[i] = cf_options(s, i);
 
@@ -683,6 +847,9 @@ int storage_open(const storage_options *opts, storage **out, mb_error *err)
     rocksdb_writeoptions_set_sync(s->wo, opts->durability == STORAGE_DURABLE);
     s->ro = rocksdb_readoptions_create();
     s->batch = rocksdb_writebatch_create();
+    s->ibatch = rocksdb_writebatch_create();
+    s->wo_index = rocksdb_writeoptions_create();
+    rocksdb_writeoptions_disable_WAL(s->wo_index, 1);
 
     /* Every existing family must be opened (LIBS.md §3), ours plus any
      * foreign one; an existing database without our families is foreign. */
@@ -757,6 +924,14 @@ int storage_open(const storage_options *opts, storage **out, mb_error *err)
         if ((rc = load_log(s, &s->logs[i], err)) != 0 ||
             (rc = rebuild_tail(s, &s->logs[i], err)) != 0)
             goto fail_store;
+    if ((rc = write_format(s, err)) != 0)
+        goto fail_store;
+    if ((rc = pthread_create(&s->flusher, NULL, flusher_main, s)) != 0) {
+        rc = mb_errorf(err, MB_ENOMEM, "open event store at %s: start index flusher: %s", s->path,
+                       strerror(rc));
+        goto fail_store;
+    }
+    s->flusher_started = 1;
 
     for (size_t i = 0; i < nforeign; i++)
         rocksdb_options_destroy(foreign_opts[i]);
@@ -787,10 +962,23 @@ void storage_close(storage *s)
         return;
     /* Closing while other threads still append is a caller bug. */
     assert(!s->writer_active && s->q_head == NULL);
-    /* Write the index tails out so that the next open has little to
-     * rebuild; on failure the next open rebuilds them from the events. */
-    for (int i = 0; i < LOG_COUNT; i++)
-        tail_flush(s, &s->logs[i], NULL);
+    /* The flusher finishes a pending flush, then stops. */
+    pthread_mutex_lock(&s->mu);
+    s->flusher_stop = 1;
+    pthread_cond_broadcast(&s->flush_cond);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->flusher, NULL);
+    /* Write the index tails out (a frozen one whose flush failed first, it
+     * holds the lower seqs) and persist them, so that the next open has
+     * little to rebuild; on failure the next open rebuilds them from the
+     * events. */
+    for (int i = 0; i < LOG_COUNT; i++) {
+        slog *lg = &s->logs[i];
+        if (lg->flush_pending && tail_write(s, lg, &lg->tails[!lg->active], 0, NULL) != 0)
+            continue;
+        tail_write(s, lg, &lg->tails[lg->active], 0, NULL);
+    }
+    index_persist(s, NULL);
     storage_free(s);
 }
 
@@ -891,9 +1079,26 @@ static int irow_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Add index entries of newly written events (seq order) to the tail, with
- * a copy of their records (recs[i], subj[i].len bytes) for the covering
- * subject rows. */
+/* Grow buffer *p (of *cap elements of `size` bytes) to hold `need`; 0 or
+ * -1 when out of memory (*p is kept). */
+static int grow(void **p, size_t *cap, size_t need, size_t size, size_t first)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : first;
+    while (c < need)
+        c *= 2;
+    void *a = realloc(*p, c * size);
+    if (a == NULL)
+        return -1;
+    *p = a;
+    *cap = c;
+    return 0;
+}
+
+/* Add index entries of newly written events (seq order) to the active tail,
+ * with a copy of their records (recs[i], subj[i].len bytes) for the
+ * covering subject rows. Writer only. */
 static void tail_append(storage *s, slog *lg, const irow *subj, const irow *type,
                         const uint8_t *const *recs, size_t n)
 {
@@ -901,43 +1106,28 @@ static void tail_append(storage *s, slog *lg, const irow *subj, const irow *type
     for (size_t i = 0; i < n; i++)
         bytes += subj[i].len;
     pthread_rwlock_wrlock(&s->tail_lock);
-    if (lg->tail_n + n > lg->tail_cap && !lg->tail_incomplete) {
-        size_t cap = lg->tail_cap ? lg->tail_cap : 1024;
-        while (cap < lg->tail_n + n)
-            cap *= 2;
-        irow *a = realloc(lg->tail_subject, cap * sizeof(*a));
-        if (a != NULL)
-            lg->tail_subject = a;
-        irow *b = a != NULL ? realloc(lg->tail_type, cap * sizeof(*b)) : NULL;
-        if (b != NULL)
-            lg->tail_type = b;
-        if (a == NULL || b == NULL)
+    itail *t = &lg->tails[lg->active];
+    if (!lg->tail_incomplete && t->n + n > t->cap) {
+        size_t cap = t->cap, cap2 = t->cap;
+        if (grow((void **)&t->subj, &cap, t->n + n, sizeof(irow), 1024) != 0 ||
+            grow((void **)&t->type, &cap2, t->n + n, sizeof(irow), 1024) != 0)
             lg->tail_incomplete = 1;
         else
-            lg->tail_cap = cap;
+            t->cap = cap;
     }
-    if (lg->tail_recs_len + bytes > lg->tail_recs_cap && !lg->tail_incomplete) {
-        size_t cap = lg->tail_recs_cap ? lg->tail_recs_cap : 65536;
-        while (cap < lg->tail_recs_len + bytes)
-            cap *= 2;
-        uint8_t *a = realloc(lg->tail_recs, cap);
-        if (a == NULL) {
-            lg->tail_incomplete = 1;
-        } else {
-            lg->tail_recs = a;
-            lg->tail_recs_cap = cap;
-        }
-    }
+    if (!lg->tail_incomplete &&
+        grow((void **)&t->recs, &t->recs_cap, t->recs_len + bytes, 1, 65536) != 0)
+        lg->tail_incomplete = 1;
     if (!lg->tail_incomplete) {
-        memcpy(lg->tail_subject + lg->tail_n, subj, n * sizeof(*subj));
-        memcpy(lg->tail_type + lg->tail_n, type, n * sizeof(*type));
+        memcpy(t->subj + t->n, subj, n * sizeof(*subj));
+        memcpy(t->type + t->n, type, n * sizeof(*type));
         for (size_t i = 0; i < n; i++) {
-            irow *e = &lg->tail_subject[lg->tail_n + i];
-            e->off = lg->tail_recs_len;
-            memcpy(lg->tail_recs + lg->tail_recs_len, recs[i], e->len);
-            lg->tail_recs_len += e->len;
+            irow *e = &t->subj[t->n + i];
+            e->off = t->recs_len;
+            memcpy(t->recs + t->recs_len, recs[i], e->len);
+            t->recs_len += e->len;
         }
-        lg->tail_n += n;
+        t->n += n;
     }
     pthread_rwlock_unlock(&s->tail_lock);
 }
@@ -1004,69 +1194,210 @@ static int put_postings(rocksdb_writebatch_t *b, rocksdb_column_family_handle_t 
     return rc;
 }
 
-/* Stable LSD radix sort of rows by hash, 8 bits a pass, using tmp (n rows);
- * the tail is in seq order, so the result is in (hash, seq) order. This was
- * qsort, which took most of a flush. */
-static void sort_by_hash(irow *rows, irow *tmp, size_t n)
+/* A group of index entries of one hash (group_by_hash). */
+struct hgroup {
+    uint64_t h;
+    size_t count, pos;
+};
+
+static int hgroup_cmp(const void *a, const void *b)
 {
-    irow *src = rows, *dst = tmp;
-    for (int shift = 0; shift < 64; shift += 8) {
-        size_t count[257] = { 0 };
-        for (size_t i = 0; i < n; i++)
-            count[((src[i].h >> shift) & 0xff) + 1]++;
-        for (int b = 0; b < 256; b++)
-            count[b + 1] += count[b];
-        for (size_t i = 0; i < n; i++)
-            dst[count[(src[i].h >> shift) & 0xff]++] = src[i];
-        irow *t = src;
-        src = dst;
-        dst = t;
-    }
-    /* 8 passes: the result is back in `rows`. */
+    const struct hgroup *x = a, *y = b;
+    return x->h < y->h ? -1 : x->h > y->h;
 }
 
-/* Write the tail of `lg` as posting rows and empty it. Called by the holder
- * of the writer role only (the only one that changes the tail). */
-static int tail_flush(storage *s, slog *lg, mb_error *err)
+/* Group rows[0..n) (in seq order) by hash into s->grouped: (hash, seq)
+ * order, by one pass through a hash table of the distinct hashes, a sort
+ * of those, and one scatter pass (it was an 8-pass radix sort of every
+ * entry). Called by the owner of the flush buffers only. */
+static int group_by_hash(storage *s, const irow *rows, size_t n)
 {
-    size_t n = lg->tail_n;
+    size_t slots = 1024;
+    while (slots < 2 * n)
+        slots *= 2;
+    if (grow((void **)&s->grouped, &s->grouped_cap, n, sizeof(irow), 1024) != 0 ||
+        grow((void **)&s->gid, &s->gid_cap, n, sizeof(uint32_t), 1024) != 0 ||
+        grow((void **)&s->grp, &s->grp_cap, n, sizeof(struct hgroup), 1024) != 0)
+        return MB_ENOMEM;
+    if (slots > s->gslot_cap) {
+        uint32_t *a = realloc(s->gslot, slots * sizeof(*a));
+        if (a == NULL)
+            return MB_ENOMEM;
+        s->gslot = a;
+        s->gslot_cap = slots;
+    }
+    memset(s->gslot, 0, slots * sizeof(*s->gslot));
+    size_t mask = slots - 1, ng = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t h = rows[i].h;
+        size_t j = (size_t)((h ^ (h >> 31)) * 0x9E3779B97F4A7C15ull >> 20) & mask;
+        while (s->gslot[j] != 0 && s->grp[s->gslot[j] - 1].h != h)
+            j = (j + 1) & mask;
+        if (s->gslot[j] == 0) {
+            s->grp[ng] = (struct hgroup){ h, 0, 0 };
+            s->gslot[j] = (uint32_t)++ng;
+        }
+        uint32_t g = s->gslot[j] - 1;
+        s->grp[g].count++;
+        s->gid[i] = g;
+    }
+    /* Sort the groups by hash; gslot (no longer needed as a table) maps a
+     * group's old index to its sorted position. */
+    for (size_t g = 0; g < ng; g++)
+        s->grp[g].pos = g;
+    qsort(s->grp, ng, sizeof(*s->grp), hgroup_cmp);
+    size_t at = 0;
+    for (size_t g = 0; g < ng; g++) {
+        s->gslot[s->grp[g].pos] = (uint32_t)g;
+        s->grp[g].pos = at;
+        at += s->grp[g].count;
+    }
+    for (size_t i = 0; i < n; i++)
+        s->grouped[s->grp[s->gslot[s->gid[i]]].pos++] = rows[i];
+    return 0;
+}
+
+/* Write tail `t` of `lg` as posting rows, each index with its `indexed`
+ * mark in the same batch and family, without WAL (the rows are derived
+ * from the records, which are already in the log: docs/storage.md), then
+ * empty `t`. Entries an index already holds (seq <= its mark, after a
+ * crash between the two writes) are left out of it. Called by the
+ * flusher for the frozen tail (`background`), or by the holder of the
+ * writer role when no flush is pending. */
+static int tail_write(storage *s, slog *lg, itail *t, int background, mb_error *err)
+{
+    size_t n = t->n;
     if (n == 0 || lg->tail_incomplete)
         return 0;
-    uint64_t last = lg->tail_subject[n - 1].seq;
-    irow *sorted = malloc(2 * n * sizeof(*sorted));
-    if (sorted == NULL)
-        return mb_errorf(err, MB_ENOMEM, "index %s: out of memory", lg->name);
-    rocksdb_writebatch_t *b = rocksdb_writebatch_create();
+    uint64_t last = t->subj[n - 1].seq;
     int rc = 0;
-    const irow *src[2] = { lg->tail_subject, lg->tail_type };
-    const int cfs[2] = { lg->cf_subject, lg->cf_type };
-    for (int k = 0; k < 2 && rc == 0; k++) {
-        memcpy(sorted, src[k], n * sizeof(*sorted));
-        sort_by_hash(sorted, sorted + n, n);
-        if (put_postings(b, s->cf[cfs[k]], sorted, n, k == 0 ? lg->tail_recs : NULL) != 0)
-            rc = mb_errorf(err, MB_ENOMEM, "index %s: out of memory", lg->name);
+    char *e = NULL;
+    if (!s->durable) {
+        /* FAST mode: the rows must not reach the disk before the records
+         * they index, so sync the WAL (which holds them) first. One fsync
+         * per flush, off the appending thread. */
+        rocksdb_flush_wal(s->db, 1, &e);
+        if (e != NULL)
+            return rdb_fail(err, &e, "index %s: sync the log before the index rows", lg->name);
     }
-    free(sorted);
-    if (rc == 0) {
-        char key[64];
-        log_key(key, sizeof(key), lg, "indexed");
-        put_u64_value(b, s->cf[CF_DEFAULT], key, last);
-        char *e = NULL;
-        rocksdb_write(s->db, s->wo, b, &e);
+    const int cfs[IDX_COUNT] = { lg->cf_subject, lg->cf_type };
+    uint64_t marks[IDX_COUNT];
+    pthread_rwlock_rdlock(&s->tail_lock);
+    marks[IDX_SUBJECT] = lg->indexed[IDX_SUBJECT];
+    marks[IDX_TYPE] = lg->indexed[IDX_TYPE];
+    pthread_rwlock_unlock(&s->tail_lock);
+    for (int k = 0; k < IDX_COUNT && rc == 0; k++) {
+        const irow *src = k == IDX_SUBJECT ? t->subj : t->type;
+        size_t from = 0;
+        while (from < n && src[from].seq <= marks[k])
+            from++;
+        if (from == n)
+            continue;
+        rocksdb_writebatch_t *b = s->ibatch;
+        rocksdb_writebatch_clear(b);
+        if (group_by_hash(s, src + from, n - from) != 0 ||
+            put_postings(b, s->cf[cfs[k]], s->grouped, n - from,
+                         k == IDX_SUBJECT ? t->recs : NULL) != 0) {
+            rc = mb_errorf(err, MB_ENOMEM, "index %s: out of memory", lg->name);
+            break;
+        }
+        put_u64_value(b, s->cf[cfs[k]], INDEXED_KEY, last);
+        rocksdb_write(s->db, s->wo_index, b, &e);
+        rocksdb_writebatch_clear(b);
         if (e != NULL)
             rc = rdb_fail(err, &e, "index %s: write posting rows", lg->name);
+        if (rc == 0 && k == IDX_SUBJECT && background && s->flush_hook != NULL)
+            s->flush_hook(s, s->flush_hook_arg);
     }
-    rocksdb_writebatch_destroy(b);
     if (rc == 0) {
         pthread_rwlock_wrlock(&s->tail_lock);
-        lg->tail_n = 0;
-        lg->tail_recs_len = 0;
-        lg->indexed = last;
+        for (int k = 0; k < IDX_COUNT; k++)
+            if (lg->indexed[k] < last)
+                lg->indexed[k] = last;
+        t->n = 0;
+        t->recs_len = 0;
         pthread_rwlock_unlock(&s->tail_lock);
+        pthread_mutex_lock(&s->mu);
+        lg->index_dirty = 1;
+        pthread_mutex_unlock(&s->mu);
     }
     return rc;
 }
 
+/* The flusher thread: writes every frozen tail as posting rows. */
+static void *flusher_main(void *arg)
+{
+    storage *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        slog *lg = NULL;
+        for (int i = 0; i < LOG_COUNT; i++)
+            if (s->logs[i].flush_pending && !s->logs[i].flush_failed)
+                lg = &s->logs[i];
+        if (lg == NULL) {
+            if (s->flusher_stop)
+                break;
+            pthread_cond_wait(&s->flush_cond, &s->mu);
+            continue;
+        }
+        itail *t = &lg->tails[!lg->active]; /* `active` is stable while pending */
+        pthread_mutex_unlock(&s->mu);
+        int rc = tail_write(s, lg, t, 1, NULL);
+        pthread_mutex_lock(&s->mu);
+        if (rc == 0)
+            lg->flush_pending = 0;
+        else
+            lg->flush_failed = 1; /* kept frozen; retried at the next group write */
+        pthread_cond_broadcast(&s->flush_cond);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* After a group write (writer only): when the active tail is big enough,
+ * freeze it and wake the flusher; if the frozen one is still being
+ * written and the active one has grown to twice the size, wait for the
+ * flusher first (back-pressure). */
+static void tail_maybe_freeze(storage *s, slog *lg)
+{
+    const itail *a = &lg->tails[lg->active];
+    size_t events = s->tail_flush_events;
+    if (a->n < events && a->recs_len < TAIL_FLUSH_BYTES)
+        return;
+    pthread_mutex_lock(&s->mu);
+    if (lg->flush_failed) {
+        lg->flush_failed = 0; /* retry it */
+        pthread_cond_broadcast(&s->flush_cond);
+    }
+    while (lg->flush_pending && !lg->flush_failed &&
+           (a->n >= 2 * events || a->recs_len >= 2 * (size_t)TAIL_FLUSH_BYTES))
+        pthread_cond_wait(&s->flush_cond, &s->mu);
+    if (!lg->flush_pending && !lg->tail_incomplete) {
+        pthread_rwlock_wrlock(&s->tail_lock);
+        lg->active = !lg->active;
+        pthread_rwlock_unlock(&s->tail_lock);
+        lg->flush_pending = 1;
+        pthread_cond_broadcast(&s->flush_cond);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Holder of the writer role only: wait until no flush of `lg` is pending,
+ * then make sure every posting row written without WAL is on disk
+ * (RocksDB flush of the index families), so that a write WITH WAL that
+ * rewrites rows (a prune) can never be replayed after a crash on top of
+ * rows that were lost. */
+static int index_quiesce(storage *s, slog *lg, mb_error *err)
+{
+    pthread_mutex_lock(&s->mu);
+    while (lg->flush_pending && !lg->flush_failed)
+        pthread_cond_wait(&s->flush_cond, &s->mu);
+    int failed = lg->flush_pending;
+    pthread_mutex_unlock(&s->mu);
+    if (failed)
+        return mb_errorf(err, MB_EIO, "%s: writing the index rows failed; retry later", lg->name);
+    return index_persist(s, err);
+}
 static void trun_key(uint8_t k[KEY_IDX_SIZE], int64_t time_ms, uint64_t seq)
 {
     rec_put_be64(k, rec_time_to_key(time_ms));
@@ -1233,16 +1564,19 @@ static void tail_remove(storage *s, slog *lg, const uint64_t *seqs, size_t n)
     if (n == 0)
         return;
     pthread_rwlock_wrlock(&s->tail_lock);
-    size_t w = 0;
-    for (size_t i = 0; i < lg->tail_n; i++) {
-        uint64_t seq = lg->tail_subject[i].seq;
-        if (bsearch(&seq, seqs, n, sizeof(*seqs), u64_cmp) != NULL)
-            continue;
-        lg->tail_subject[w] = lg->tail_subject[i];
-        lg->tail_type[w] = lg->tail_type[i];
-        w++;
+    for (int b = 0; b < 2; b++) {
+        itail *t = &lg->tails[b];
+        size_t w = 0;
+        for (size_t i = 0; i < t->n; i++) {
+            uint64_t seq = t->subj[i].seq;
+            if (bsearch(&seq, seqs, n, sizeof(*seqs), u64_cmp) != NULL)
+                continue;
+            t->subj[w] = t->subj[i];
+            t->type[w] = t->type[i];
+            w++;
+        }
+        t->n = w;
     }
-    lg->tail_n = w;
     pthread_rwlock_unlock(&s->tail_lock);
 }
 
@@ -1366,17 +1700,16 @@ static int write_group(storage *s, wreq *group, uint64_t *t_last, uint64_t *t_co
             rc = rdb_fail(err, &e, "append to event store at %s", s->path);
         __atomic_add_fetch(&s->append_writes, 1, __ATOMIC_RELAXED);
     }
-    /* The events are in; their index entries join the tail, which goes to
-     * posting rows when big enough (a failed flush is retried later: the
-     * tail keeps the entries). */
+    /* The events are in; their index entries join the tail, which the
+     * flusher thread writes as posting rows when big enough (a failed
+     * flush is retried later: the tail keeps the entries). */
     for (int li = 0; rc == 0 && li < LOG_COUNT; li++) {
         if (nrows[li] == 0)
             continue;
         slog *lg = &s->logs[li];
         tail_append(s, lg, &rows[2 * li * total], &rows[(2 * li + 1) * total], &recp[li * total],
                     nrows[li]);
-        if (lg->tail_n >= s->tail_flush_events || lg->tail_recs_len >= TAIL_FLUSH_BYTES)
-            tail_flush(s, lg, NULL);
+        tail_maybe_freeze(s, lg);
     }
 out:
     rocksdb_writebatch_clear(b);
@@ -1929,22 +2262,35 @@ static int run_query(storage *s, slog *lg, const struct storage_query *q, storag
     pthread_rwlock_rdlock(&s->tail_lock);
     const rocksdb_snapshot_t *snap = rocksdb_create_snapshot(s->db);
     if (index_mode) {
-        indexed = lg->indexed;
+        int k = r.mode == MODE_SUBJECT ? IDX_SUBJECT : IDX_TYPE;
+        indexed = lg->indexed[k];
         if (lg->tail_incomplete)
             rc = mb_errorf(err, MB_ENOMEM,
                            "query %s: index incomplete after running out of "
                            "memory; reopen the store",
                            lg->name);
-        const irow *src = r.mode == MODE_SUBJECT ? lg->tail_subject : lg->tail_type;
+        /* The frozen buffer (lower seqs), then the active one; entries the
+         * index's rows already hold are left out. */
+        const itail *bufs[2] = { &lg->tails[!lg->active], &lg->tails[lg->active] };
         size_t n = 0;
-        for (size_t i = 0; rc == 0 && i < lg->tail_n; i++)
-            if (src[i].h == h && q_entry_matches(&r, src[i].seq, src[i].time_ms, src[i].other))
-                n++;
-        if (rc == 0 && n > 0 && (tail = malloc(n * sizeof(*tail))) == NULL)
-            rc = mb_errorf(err, MB_ENOMEM, "query %s: out of memory", lg->name);
-        for (size_t i = 0; rc == 0 && i < lg->tail_n; i++)
-            if (src[i].h == h && q_entry_matches(&r, src[i].seq, src[i].time_ms, src[i].other))
-                tail[ntail++] = src[i];
+        for (int pass = 0; pass < 2 && rc == 0; pass++) {
+            if (pass == 1 && n > 0 && (tail = malloc(n * sizeof(*tail))) == NULL)
+                rc = mb_errorf(err, MB_ENOMEM, "query %s: out of memory", lg->name);
+            for (int b = 0; b < 2 && rc == 0; b++) {
+                const irow *src = k == IDX_SUBJECT ? bufs[b]->subj : bufs[b]->type;
+                for (size_t i = 0; i < bufs[b]->n; i++) {
+                    if (src[i].h != h || src[i].seq <= indexed ||
+                        !q_entry_matches(&r, src[i].seq, src[i].time_ms, src[i].other))
+                        continue;
+                    if (pass == 0)
+                        n++;
+                    else
+                        tail[ntail++] = src[i];
+                }
+            }
+            if (n == 0)
+                break;
+        }
     }
     pthread_rwlock_unlock(&s->tail_lock);
     r.ro = rocksdb_readoptions_create();
@@ -2201,8 +2547,8 @@ static int prune_chunk(storage *s, slog *lg, int by_time, uint64_t before, int64
     uint64_t t_last[LOG_COUNT], t_count[LOG_COUNT], t_floor[LOG_COUNT];
     exclusive_enter(s, &r, t_last, t_count, t_floor);
     int li = (int)(lg - s->logs);
-    int rc = 0;
     *more = 0;
+    int rc = index_quiesce(s, lg, err);
     rocksdb_writebatch_t *b = rocksdb_writebatch_create();
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     size_t cap = PRUNE_CHUNK + CHUNK_MAX_EVENTS, nd = 0, npairs = 0;
@@ -2212,7 +2558,7 @@ static int prune_chunk(storage *s, slog *lg, int by_time, uint64_t before, int64
     uint64_t n_removed = 0;
     rcur cur;
     rcur_init(&cur, s, ro, lg->cf_rec, lg->name);
-    if (ps == NULL || pt == NULL || dseqs == NULL)
+    if (rc == 0 && (ps == NULL || pt == NULL || dseqs == NULL))
         rc = mb_errorf(err, MB_ENOMEM, "prune %s: out of memory", lg->name);
 
     if (rc == 0 && by_time) {
@@ -2534,6 +2880,59 @@ void storage_testing_set_index_flush(storage *s, size_t events)
     pthread_mutex_lock(&s->mu);
     s->tail_flush_events = events > 0 ? events : 1;
     pthread_mutex_unlock(&s->mu);
+}
+
+void storage_testing_set_flush_hook(storage *s, void (*hook)(storage *s, void *arg), void *arg)
+{
+    pthread_mutex_lock(&s->mu);
+    s->flush_hook = hook;
+    s->flush_hook_arg = arg;
+    pthread_mutex_unlock(&s->mu);
+}
+
+int storage_testing_index_sync(storage *s, mb_error *err)
+{
+    wreq r;
+    uint64_t t_last[LOG_COUNT], t_count[LOG_COUNT], t_floor[LOG_COUNT];
+    exclusive_enter(s, &r, t_last, t_count, t_floor);
+    int rc = 0;
+    for (int i = 0; i < LOG_COUNT && rc == 0; i++) {
+        slog *lg = &s->logs[i];
+        pthread_mutex_lock(&s->mu);
+        while (lg->flush_pending && !lg->flush_failed)
+            pthread_cond_wait(&s->flush_cond, &s->mu);
+        int failed = lg->flush_pending;
+        pthread_mutex_unlock(&s->mu);
+        if (failed)
+            rc = mb_errorf(err, MB_EIO, "index sync: a flush of %s failed", lg->name);
+        else
+            rc = tail_write(s, lg, &lg->tails[lg->active], 0, err);
+    }
+    writer_leave(s, &r, rc, NULL, t_last, t_count, t_floor);
+    return rc;
+}
+
+void storage_testing_index_marks(storage *s, uint64_t *subject, uint64_t *type)
+{
+    pthread_rwlock_rdlock(&s->tail_lock);
+    *subject = s->logs[LOG_EVENTS].indexed[IDX_SUBJECT];
+    *type = s->logs[LOG_EVENTS].indexed[IDX_TYPE];
+    pthread_rwlock_unlock(&s->tail_lock);
+}
+
+int storage_testing_flush_memtables(storage *s, mb_error *err)
+{
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    int rc = 0;
+    for (int i = 0; i < CF_OURS && rc == 0; i++) {
+        char *e = NULL;
+        rocksdb_flush_cf(s->db, fo, s->cf[i], &e);
+        if (e != NULL)
+            rc = rdb_fail(err, &e, "flush %s", cf_names[i]);
+    }
+    rocksdb_flushoptions_destroy(fo);
+    return rc;
 }
 
 int storage_testing_put_raw(storage *s, const char *cf_name, const void *key, size_t key_len,

@@ -18,10 +18,30 @@ int storage_testing_put_raw(storage *s, const char *cf_name, const void *key, si
 int storage_testing_replace_record(storage *s, uint64_t seq, const void *rec, size_t len,
                                    mb_error *err);
 
-/* Write the subject/type index tail into posting rows every `events`
- * events instead of every 65536, so that tests exercise rows and tail
- * together. */
+/* Freeze the subject/type index tail for the background flusher every
+ * `events` events instead of every 131072, so that tests exercise rows and
+ * tail together. The rows are written by the flusher thread: see
+ * storage_testing_index_sync to wait for them. */
 void storage_testing_set_index_flush(storage *s, size_t events);
+
+/* Call `hook` (from the flusher thread) in the middle of every background
+ * flush of the index tail: after the subject rows (and their mark) are
+ * written, before the type rows. A test uses it to kill the process there.
+ * NULL removes it. Set it before appending. */
+void storage_testing_set_flush_hook(storage *s, void (*hook)(storage *s, void *arg), void *arg);
+
+/* Wait for any background flush of the index tail, then write the rest of
+ * the tail as posting rows, so that every index entry is in a row. */
+int storage_testing_index_sync(storage *s, mb_error *err);
+
+/* Flush the memtables of every column family to SST files (the posting
+ * rows are written without WAL: only this, or RocksDB's own flushes, put
+ * them on disk). */
+int storage_testing_flush_memtables(storage *s, mb_error *err);
+
+/* The `indexed` marks of the replicated log's subject and type indexes:
+ * their posting rows cover the seqs up to these. */
+void storage_testing_index_marks(storage *s, uint64_t *subject, uint64_t *type);
 
 /* Number of RocksDB writes (hence WAL fsyncs in DURABLE mode) issued for
  * append groups since open: fewer than the append calls means concurrent

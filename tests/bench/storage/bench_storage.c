@@ -144,25 +144,37 @@ static double load(storage *s, size_t total, double *cpu)
     return (double)total / (now_s() - t0);
 }
 
+/* Fast appends, 5 runs. The headline figure counts the time until every
+ * event is appended AND its index rows are written (storage_close waits
+ * for the background index flusher, writes the last tail and persists the
+ * index memtables): the sustained rate, not the rate of a burst that leaves
+ * index work behind. The append-only rate is reported beside it. */
 static void bench_append_fast(const char *dir, size_t total)
 {
-    double r[3], per_cpu[3];
-    for (int rep = 0; rep < 3; rep++) {
+    enum { RUNS = 5 };
+    double r[RUNS], burst[RUNS], per_cpu[RUNS];
+    for (int rep = 0; rep < RUNS; rep++) {
         storage *s = open_store(dir, STORAGE_FAST);
-        double cpu;
-        r[rep] = load(s, total, &cpu);
-        per_cpu[rep] = (double)total / cpu;
+        double c0 = process_cpu_s(), t0 = now_s();
+        burst[rep] = load(s, total, NULL);
         storage_close(s);
+        double wall = now_s() - t0, cpu = process_cpu_s() - c0;
+        r[rep] = (double)total / wall;
+        per_cpu[rep] = (double)total / cpu;
         rmtree(dir);
-        fprintf(stderr, "append_fast run %d: %.0f events/s, %.0f events per CPU second\n", rep,
-                r[rep], per_cpu[rep]);
+        fprintf(stderr,
+                "append_fast run %d: %.0f events/s appended and indexed (%.0f until the last "
+                "append returned), %.0f events per CPU second\n",
+                rep, r[rep], burst[rep], per_cpu[rep]);
     }
-    /* events_per_cpu_s: events per second of process CPU (all threads),
-     * which the other users of a shared machine hardly change. */
+    /* events_per_cpu_s: events per second of process CPU (all threads,
+     * close included), which the other users of a shared machine hardly
+     * change. */
     printf("{\"suite\":\"storage\",\"metric\":\"append_fast_batch1000\",\"value\":%.0f,"
-           "\"unit\":\"events/s\",\"target\":500000,\"events_per_cpu_s\":%.0f,\"events\":%zu,"
-           "\"runs\":3}\n",
-           median(r, 3), median(per_cpu, 3), total);
+           "\"unit\":\"events/s\",\"target\":500000,\"until_last_append_events_s\":%.0f,"
+           "\"events_per_cpu_s\":%.0f,\"events\":%zu,\"runs\":%d,"
+           "\"timed\":\"open to close (index rows written)\"}\n",
+           median(r, RUNS), median(burst, RUNS), median(per_cpu, RUNS), total, RUNS);
 }
 
 struct writer_arg {
@@ -191,8 +203,9 @@ static void *durable_writer(void *p)
 
 static void bench_append_durable(const char *dir, double seconds)
 {
-    double r[3];
-    for (int rep = 0; rep < 3; rep++) {
+    enum { RUNS = 5 };
+    double r[RUNS];
+    for (int rep = 0; rep < RUNS; rep++) {
         storage *s = open_store(dir, STORAGE_DURABLE);
         struct writer_arg args[8];
         pthread_t th[8];
@@ -212,8 +225,8 @@ static void bench_append_durable(const char *dir, double seconds)
         fprintf(stderr, "append_durable run %d: %.0f events/s\n", rep, r[rep]);
     }
     printf("{\"suite\":\"storage\",\"metric\":\"append_durable_8threads_batch10\",\"value\":%.0f,"
-           "\"unit\":\"events/s\",\"target\":50000,\"runs\":3}\n",
-           median(r, 3));
+           "\"unit\":\"events/s\",\"target\":50000,\"runs\":%d}\n",
+           median(r, RUNS), RUNS);
 }
 
 struct count_arg {

@@ -761,6 +761,7 @@ static void test_subject_query_reads_records_from_the_covering_index(void)
     storage_testing_set_index_flush(st, 1); /* every entry in a posting row */
     append_pattern(st, 40, 1000);
     mb_error err;
+    CU_ASSERT_EQUAL_FATAL(storage_testing_index_sync(st, &err), 0);
     /* Damage the record row copy of seq 5 (subject var.lr): the subject
      * index holds its own copy of the record, so a subject query needs no
      * record row and still delivers it intact, while the log reports it. */
@@ -792,6 +793,7 @@ static void test_index_entry_of_another_subject_is_filtered_out(void)
     setup();
     storage_testing_set_index_flush(st, 1); /* every entry in a posting row */
     append_pattern(st, 8, 1000);
+    CU_ASSERT_EQUAL_FATAL(storage_testing_index_sync(st, NULL), 0);
     /* a posting row of "var.lr" that also lists seq 2 (subject
      * "var.momentum"), as a hash collision would */
     rec_posting p[3] = { { 1, 1000, rec_hash("var.set") },
@@ -818,6 +820,7 @@ static void test_damaged_index_row_is_reported_as_corrupt(void)
     storage_testing_set_index_flush(st, 1);
     append_pattern(st, 8, 1000);
     mb_error err;
+    CU_ASSERT_EQUAL_FATAL(storage_testing_index_sync(st, &err), 0);
     uint8_t k[16];
     rec_put_be64(k, rec_hash("var.lr"));
     rec_put_be64(k + 8, 5);
@@ -1043,6 +1046,128 @@ static void test_kill9_durable_mode_loses_no_acknowledged_event(void)
     kill_writer_and_verify("durable", 150);
 }
 
+/* Subject and type queries of the events of the kill tests: every seq
+ * 1..last exactly once, in order, intact. */
+struct idx_verify {
+    uint64_t prev, n;
+    int ok;
+};
+
+static int idx_verify_cb(const storage_event *ev, void *arg)
+{
+    struct idx_verify *v = arg;
+    if (ev->seq <= v->prev || !pattern_check(ev->seq, ev->payload, ev->payload_len))
+        v->ok = 0;
+    v->prev = ev->seq;
+    v->n++;
+    return 0;
+}
+
+/* Query `subject` or `type` over every page; *n gets the events seen. */
+static int idx_query_all(storage *s, const char *subject, const char *type, uint64_t *n)
+{
+    struct storage_query q = { .subject = subject, .type = type, .limit = 10000 };
+    struct idx_verify v = { .ok = 1 };
+    uint64_t cursor = 0;
+    do {
+        q.cursor = cursor;
+        mb_error err;
+        if (storage_query(s, &q, idx_verify_cb, &v, &cursor, &err) != 0) {
+            fprintf(stderr, "index query: %s\n", err.msg);
+            return 0;
+        }
+    } while (cursor != 0);
+    *n = v.n;
+    return v.ok;
+}
+
+/* Events 1..last of the writer's pattern with subject "even" (positions
+ * 0, 2, 4 of each batch of 5). */
+static uint64_t evens_up_to(uint64_t last)
+{
+    uint64_t n = 0;
+    for (uint64_t seq = 1; seq <= last; seq++)
+        n += (seq - 1) % PATTERN_BATCH % 2 == 0;
+    return n;
+}
+
+static void check_index_complete(storage *s)
+{
+    uint64_t last = storage_last_seq(s), n = 0;
+    CU_ASSERT(idx_query_all(s, NULL, "test.kill", &n));
+    CU_ASSERT_EQUAL(n, last);
+    CU_ASSERT(idx_query_all(s, "even", NULL, &n));
+    CU_ASSERT_EQUAL(n, evens_up_to(last));
+    CU_ASSERT(idx_query_all(s, "odd", NULL, &n));
+    CU_ASSERT_EQUAL(n, last - evens_up_to(last));
+    CU_ASSERT(idx_query_all(s, "even", "test.kill", &n));
+    CU_ASSERT_EQUAL(n, evens_up_to(last));
+}
+
+static void test_kill9_during_background_index_flush_leaves_index_complete(void)
+{
+    CU_ASSERT_EQUAL_FATAL(mb_test_mkdtemp(dir, sizeof(dir), "storage-flushkill"), 0);
+    char helper[4096];
+    helper_path(helper, sizeof(helper));
+    char *argv[] = { helper, "flushkill", dir, NULL };
+    int fd;
+    pid_t pid = spawn_helper(argv, &fd);
+    uint64_t last_acked = 0;
+    int paused = 0;
+    char line[256];
+    for (int i = 0; i < 100000 && !paused; i++) { /* bounded; the writer blocks soon */
+        if (read_line(fd, line, sizeof(line), 30000) <= 0)
+            break;
+        unsigned long long v;
+        if (sscanf(line, "ack %llu", &v) == 1)
+            last_acked = v;
+        paused = strcmp(line, "paused") == 0;
+    }
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    close(fd);
+    CU_ASSERT_FATAL(paused);
+    CU_ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+    /* On disk: the subject family holds the rows of the interrupted flush
+     * and its mark, the type family does not. */
+    storage *s = open_at(dir, STORAGE_FAST);
+    uint64_t msubj, mtype;
+    storage_testing_index_marks(s, &msubj, &mtype);
+    CU_ASSERT(msubj > mtype);
+    CU_ASSERT(storage_last_seq(s) >= last_acked);
+    CU_ASSERT(last_acked > msubj);
+    check_index_complete(s);
+    /* More events, everything written as rows: still each event once (the
+     * subject rows of the interrupted flush are not written twice). */
+    storage_testing_set_index_flush(s, 50);
+    for (int b = 0; b < 40; b++) {
+        storage_event evs[PATTERN_BATCH];
+        char payloads[PATTERN_BATCH][PATTERN_PAYLOAD_MAX];
+        uint64_t base = storage_last_seq(s);
+        for (int i = 0; i < PATTERN_BATCH; i++) {
+            uint64_t seq = base + (uint64_t)i + 1;
+            evs[i] = (storage_event){ .type = "test.kill",
+                                      .subject = i % 2 ? "odd" : "even",
+                                      .time_ms = (int64_t)seq * 10,
+                                      .payload = payloads[i],
+                                      .payload_len = pattern_payload(seq, payloads[i]) };
+        }
+        CU_ASSERT_EQUAL_FATAL(storage_append(s, evs, PATTERN_BATCH, NULL), 0);
+    }
+    CU_ASSERT_EQUAL(storage_testing_index_sync(s, NULL), 0);
+    storage_testing_index_marks(s, &msubj, &mtype);
+    CU_ASSERT_EQUAL(msubj, storage_last_seq(s));
+    CU_ASSERT_EQUAL(mtype, storage_last_seq(s));
+    check_index_complete(s);
+    storage_close(s);
+    s = open_at(dir, STORAGE_FAST);
+    check_index_complete(s);
+    storage_close(s);
+    mb_test_rmtree(dir);
+}
+
 /* Times of the events appended by append_times, by seq. */
 #define TR_MAX 3000
 static int64_t tr_time[TR_MAX + 1];
@@ -1238,6 +1363,8 @@ static CU_TestInfo fault_tests[] = {
     { "open_refuses_a_foreign_directory", test_open_refuses_a_foreign_directory },
     { "kill9_fast_mode_loses_no_acknowledged_event",
       test_kill9_fast_mode_loses_no_acknowledged_event },
+    { "kill9_during_background_index_flush_leaves_index_complete",
+      test_kill9_during_background_index_flush_leaves_index_complete },
     { "kill9_durable_mode_loses_no_acknowledged_event",
       test_kill9_durable_mode_loses_no_acknowledged_event },
     CU_TEST_INFO_NULL,
