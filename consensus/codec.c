@@ -258,6 +258,8 @@ int consensus_cmd_encode(const consensus_cmd *cmd, void *(*alloc_fn)(size_t), vo
     Mabeam__ProposalOpen po = MABEAM__PROPOSAL_OPEN__INIT;
     Mabeam__ProposalVote pv = MABEAM__PROPOSAL_VOTE__INIT;
     Mabeam__ProposalClose pc = MABEAM__PROPOSAL_CLOSE__INIT;
+    Mabeam__ProposalVotes pvb = MABEAM__PROPOSAL_VOTES__INIT; /* proposals piece */
+    Mabeam__ProposalVote *pvs = NULL, **pvp = NULL;
     Mabeam__VarSpec spec;
     Mabeam__Value value;
 
@@ -397,6 +399,8 @@ int consensus_cmd_encode(const consensus_cmd *cmd, void *(*alloc_fn)(size_t), vo
         po.weights = cmd->weights;
         po.has_deadline_ms = 1;
         po.deadline_ms = cmd->deadline_ms;
+        po.has_f = cmd->f != 0;
+        po.f = cmd->f;
         break;
     case CONSENSUS_CMD_PROPOSAL_VOTE:
         c.body_case = MABEAM__COMMAND__BODY_PROPOSAL_VOTE;
@@ -413,14 +417,41 @@ int consensus_cmd_encode(const consensus_cmd *cmd, void *(*alloc_fn)(size_t), vo
         pc.has_outcome = 1;
         pc.outcome = (uint32_t)cmd->outcome;
         break;
+    case CONSENSUS_CMD_PROPOSAL_VOTES: /* proposals piece */
+        if (cmd->n_votes == 0 || cmd->n_votes > CONSENSUS_VOTE_BATCH_MAX || cmd->votes == NULL)
+            return mb_errorf(err, MB_EINVAL, "a vote batch holds 1..%d votes",
+                             CONSENSUS_VOTE_BATCH_MAX);
+        pvs = calloc(cmd->n_votes, sizeof(*pvs));
+        pvp = calloc(cmd->n_votes, sizeof(*pvp));
+        if (pvs == NULL || pvp == NULL) {
+            free(pvs);
+            free(pvp);
+            return mb_errorf(err, MB_ENOMEM, "encode vote batch");
+        }
+        for (uint32_t i = 0; i < cmd->n_votes; i++) {
+            mabeam__proposal_vote__init(&pvs[i]);
+            pvs[i].id = cmd->votes[i].proposal_id;
+            pvs[i].voter = cmd->votes[i].voter;
+            pvs[i].has_yes = 1;
+            pvs[i].yes = cmd->votes[i].yes != 0;
+            pvp[i] = &pvs[i];
+        }
+        pvb.n_votes = cmd->n_votes;
+        pvb.votes = pvp;
+        c.body_case = MABEAM__COMMAND__BODY_PROPOSAL_VOTES;
+        c.proposal_votes = &pvb;
+        break;
     default:
         return mb_errorf(err, MB_EINVAL, "unknown command kind %d", (int)cmd->kind);
     }
     size_t n = mabeam__command__get_packed_size(&c);
     uint8_t *out = alloc_fn(n > 0 ? n : 1);
+    if (out != NULL)
+        mabeam__command__pack(&c, out);
+    free(pvs);
+    free(pvp);
     if (out == NULL)
         return mb_errorf(err, MB_ENOMEM, "encode command of %zu bytes", n);
-    mabeam__command__pack(&c, out);
     *buf = out;
     *len = n;
     return MB_OK;
@@ -448,6 +479,12 @@ void consensus_cmd_free(consensus_cmd *cmd)
     free(cmd->voters);
     free(cmd->weights);
     free(cmd->voter);
+    if (cmd->votes != NULL)
+        for (uint32_t i = 0; i < cmd->n_votes; i++) {
+            free(cmd->votes[i].proposal_id);
+            free(cmd->votes[i].voter);
+        }
+    free(cmd->votes);
     memset(cmd, 0, sizeof(*cmd));
 }
 
@@ -610,7 +647,7 @@ int consensus_cmd_decode(const void *buf, size_t len, consensus_cmd *out, mb_err
         d.kind = CONSENSUS_CMD_PROPOSAL_OPEN;
         d.proposal_id = cs_strdup_or_null(m->id, &ok);
         d.name = cs_strdup_or_null(m->variable, &ok);
-        if (!m->has_rule || m->rule > CONSENSUS_RULE_WEIGHTED ||
+        if (!m->has_rule || m->rule > CONSENSUS_RULE_BYZANTINE ||
             m->n_voters > CONSENSUS_MAX_VOTERS ||
             (m->n_weights != 0 && m->n_weights != m->n_voters)) {
             rc = mb_errorf(err, MB_EPROTO, "proposal with a bad rule or voter list");
@@ -619,6 +656,7 @@ int consensus_cmd_decode(const void *buf, size_t len, consensus_cmd *out, mb_err
         d.rule = (consensus_rule)m->rule;
         d.fraction = m->fraction;
         d.deadline_ms = m->deadline_ms;
+        d.f = m->f;
         if (m->n_voters > 0) {
             d.voters = calloc(m->n_voters, sizeof(char *));
             if (d.voters == NULL) {
@@ -656,6 +694,27 @@ int consensus_cmd_decode(const void *buf, size_t len, consensus_cmd *out, mb_err
         }
         d.outcome = (consensus_outcome)c->proposal_close->outcome;
         break;
+    case MABEAM__COMMAND__BODY_PROPOSAL_VOTES: { /* proposals piece */
+        Mabeam__ProposalVotes *m = c->proposal_votes;
+        d.kind = CONSENSUS_CMD_PROPOSAL_VOTES;
+        if (m->n_votes == 0 || m->n_votes > CONSENSUS_VOTE_BATCH_MAX) {
+            rc = mb_errorf(err, MB_EPROTO, "vote batch of %zu votes (1..%d)", m->n_votes,
+                           CONSENSUS_VOTE_BATCH_MAX);
+            goto out;
+        }
+        d.votes = calloc(m->n_votes, sizeof(*d.votes));
+        if (d.votes == NULL) {
+            ok = 0;
+            break;
+        }
+        d.n_votes = (uint32_t)m->n_votes;
+        for (size_t i = 0; i < m->n_votes; i++) {
+            d.votes[i].proposal_id = cs_strdup_or_null(m->votes[i]->id, &ok);
+            d.votes[i].voter = cs_strdup_or_null(m->votes[i]->voter, &ok);
+            d.votes[i].yes = m->votes[i]->yes ? 1 : 0;
+        }
+        break;
+    }
     default:
         rc = mb_errorf(err, MB_EPROTO, "command has no known body");
         goto out;

@@ -75,6 +75,10 @@ typedef enum consensus_rule {
     CONSENSUS_RULE_SUPERMAJORITY = 1, /* at least `fraction` (0.5, 1] say yes */
     CONSENSUS_RULE_UNANIMOUS = 2,     /* every voter says yes */
     CONSENSUS_RULE_WEIGHTED = 3,      /* more than half of the total weight */
+    /* proposals piece: Byzantine-tolerant. Declared f; needs n >= 3f+1
+     * eligible voters at open; accepts at quorum = floor(2n/3)+1 yes (n at
+     * open, fixed), rejects once that many yes are no longer possible. */
+    CONSENSUS_RULE_BYZANTINE = 4,
 } consensus_rule;
 
 typedef enum consensus_outcome {
@@ -94,7 +98,10 @@ typedef enum consensus_vote {
 /* An open proposal to change a consensus-policy variable. The table holds
  * open proposals only: a decided, expired or cancelled one leaves it (its
  * history is in the event log). An agent that crashes, stops or is removed
- * leaves the voters of every open proposal it has not voted on. */
+ * leaves the voters of every open proposal it has not voted on. Voters are
+ * kept sorted (bytewise) so that a vote finds its voter by binary search.
+ * At most one proposal is open per variable, and it is accepted only if the
+ * variable's version is still base_version (docs/proposals.md). */
 typedef struct consensus_proposal {
     char *id;
     char *variable;
@@ -107,10 +114,19 @@ typedef struct consensus_proposal {
     uint8_t *votes;  /* n_voters consensus_vote */
     uint32_t n_voters;
     int64_t deadline_ms; /* wall clock ms, 0 = none; the leader closes it as expired */
-    uint64_t opened;     /* raft index */
+    uint64_t opened;     /* raft index; also the numeric id agents see (mb_proposal.id) */
+    /* proposals piece */
+    uint32_t f;            /* BYZANTINE: declared faulty voters; else 0 */
+    uint32_t quorum;       /* BYZANTINE: yes votes needed (floor(2n/3)+1 at open); else 0 */
+    uint64_t base_version; /* the variable's version when the proposal opened */
 } consensus_proposal;
 
-#define CONSENSUS_MAX_VOTERS 256
+/* Voters of one proposal. Memory: about 100 bytes per voter per open
+ * proposal (id string, vote, weight, pointer), 400 KiB at the limit. */
+#define CONSENSUS_MAX_VOTERS 4096
+/* Votes in one PROPOSAL_VOTES command: with the events of the decisions
+ * they cause, an entry stays under REPL_SEQ_PER_ENTRY (1024) events. */
+#define CONSENSUS_VOTE_BATCH_MAX 256
 
 /* A variable. version = raft index of its last change (define or set). */
 typedef struct consensus_var {
@@ -149,7 +165,16 @@ typedef enum consensus_cmd_kind {
     CONSENSUS_CMD_PROPOSAL_OPEN = 12,
     CONSENSUS_CMD_PROPOSAL_VOTE = 13,
     CONSENSUS_CMD_PROPOSAL_CLOSE = 14,
+    /* proposals piece (30-39) */
+    CONSENSUS_CMD_PROPOSAL_VOTES = 30, /* a batch of (proposal, voter, yes) */
 } consensus_cmd_kind;
+
+/* One vote of a PROPOSAL_VOTES batch. */
+typedef struct consensus_vote_item {
+    char *proposal_id;
+    char *voter;
+    int yes;
+} consensus_vote_item;
 
 /* Which fields a NODE_UPDATE changes. */
 #define CONSENSUS_NODE_SET_RAFT_ADDR (1u << 0)
@@ -199,8 +224,10 @@ typedef struct consensus_cmd {
     size_t blob_len;
 
     /* PROPOSAL_*: proposal_id; OPEN: name (the variable), value, rule,
-     * fraction, voters/weights/n_voters, deadline_ms; VOTE: voter, yes;
-     * CLOSE: outcome (EXPIRED or CANCELLED). */
+     * fraction, f (BYZANTINE), voters/weights/n_voters, deadline_ms;
+     * proposal_id "" or NULL = the cluster names it: the decimal raft index
+     * of the open; VOTE: voter, yes; CLOSE: outcome (EXPIRED or CANCELLED);
+     * VOTES: votes/n_votes (1..CONSENSUS_VOTE_BATCH_MAX). */
     char *proposal_id;
     consensus_rule rule;
     double fraction;
@@ -211,6 +238,9 @@ typedef struct consensus_cmd {
     char *voter;
     int yes;
     consensus_outcome outcome;
+    uint32_t f;
+    consensus_vote_item *votes;
+    uint32_t n_votes;
 } consensus_cmd;
 
 /* Encode `cmd` (borrowed) into a new buffer of *len bytes allocated with
@@ -247,6 +277,11 @@ typedef enum consensus_effect_kind {
     CONSENSUS_FX_WATCH = 2,       /* notify watchers of variable `subject` at `version` */
     CONSENSUS_FX_AGENT_START = 3, /* node `node_id` must run agent `subject` at `generation` */
     CONSENSUS_FX_AGENT_STOP = 4,  /* node `node_id` must stop its copy of agent `subject` */
+    /* proposals piece (20-29): `subject` = proposal id, `version` = the
+     * raft index it opened at (its numeric id). OPEN: ask the local voters;
+     * CLOSE: it was decided, expired or cancelled (`deleted` = outcome). */
+    CONSENSUS_FX_PROPOSAL_OPEN = 20,
+    CONSENSUS_FX_PROPOSAL_CLOSE = 21,
 } consensus_effect_kind;
 
 /* One effect for the shell. Strings are owned by the effects list. */
@@ -336,6 +371,19 @@ const consensus_agent *consensus_sm_agent_at(const consensus_sm *sm, size_t i); 
 const consensus_proposal *consensus_sm_proposal_get(const consensus_sm *sm, const char *id);
 size_t consensus_sm_proposal_count(const consensus_sm *sm);
 const consensus_proposal *consensus_sm_proposal_at(const consensus_sm *sm, size_t i); /* by id */
+/* proposals piece: the open proposal with numeric id (= opened index)
+ * `opened`, or the one open on variable `name`; NULL when none. */
+const consensus_proposal *consensus_sm_proposal_by_index(const consensus_sm *sm, uint64_t opened);
+const consensus_proposal *consensus_sm_proposal_on_var(const consensus_sm *sm, const char *name);
+/* Name of a rule ("majority", ..., "byzantine") / outcome ("accepted");
+ * "?" when out of range. Parse a rule name: MB_OK or MB_EINVAL. */
+const char *consensus_rule_name(consensus_rule r);
+const char *consensus_outcome_name(consensus_outcome o);
+int consensus_rule_parse(const char *s, consensus_rule *out);
+/* The proposal as JSON (id, variable, value, proposer, rule, fraction, f,
+ * quorum, voters, votes, deadline_ms, opened, base_version). *out owned by
+ * the caller. MB_ENOMEM. */
+int consensus_proposal_to_json(const consensus_proposal *p, int with_votes, cJSON **out);
 
 /* ------------------------------------------------------------------ */
 /* 4. JSON mapping (cJSON)                                             */

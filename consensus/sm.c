@@ -433,14 +433,60 @@ static int agent_lookup(const consensus_sm *sm, const char *id, size_t *pos, mb_
     return MB_OK;
 }
 
+/* proposals piece: helpers shared by check and apply. */
+
+static int voter_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A known agent that crashed or stopped cannot vote; ids that are not in
+ * the agents table (outside identities voting through the API) can. */
+static int voter_dead(const consensus_sm *sm, const char *id)
+{
+    size_t pos;
+    if (!agent_find(sm, id, &pos))
+        return 0;
+    consensus_agent_status st = sm->agents[pos]->status;
+    return st == CONSENSUS_AGENT_CRASHED || st == CONSENSUS_AGENT_STOPPED;
+}
+
+/* Index of `voter` in the sorted voters of `p`, or -1. */
+static int64_t prop_voter_index(const consensus_proposal *p, const char *voter)
+{
+    uint32_t lo = 0, hi = p->n_voters;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(p->voters[mid], voter);
+        if (c == 0)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+static size_t prop_on_var(const consensus_sm *sm, const char *name)
+{
+    for (size_t i = 0; i < sm->n_props; i++)
+        if (strcmp(sm->props[i]->variable, name) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
 static int check_proposal_open(const consensus_sm *sm, const consensus_cmd *c, mb_error *err)
 {
     size_t pos;
     int rc;
-    if ((rc = ident_check("proposal id", c->proposal_id, err)) != MB_OK)
-        return rc;
-    if (prop_find(sm, c->proposal_id, &pos))
-        return mb_errorf(err, MB_EEXIST, "proposal \"%s\" already open", c->proposal_id);
+    const char *pid = c->proposal_id != NULL && c->proposal_id[0] != '\0' ? c->proposal_id : "";
+    if (pid[0] != '\0') {
+        if ((rc = ident_check("proposal id", pid, err)) != MB_OK)
+            return rc;
+        if (prop_find(sm, pid, &pos))
+            return mb_errorf(err, MB_EEXIST, "proposal \"%s\" already open", pid);
+    }
     if ((rc = mb_var_name_check(c->name, err)) != MB_OK)
         return rc;
     if (!var_find(sm, c->name, &pos))
@@ -449,35 +495,78 @@ static int check_proposal_open(const consensus_sm *sm, const consensus_cmd *c, m
     if (v->policy != MB_POLICY_CONSENSUS)
         return mb_errorf(err, MB_EINVAL, "variable \"%s\" has change policy direct: set it",
                          c->name);
+    size_t open = prop_on_var(sm, c->name);
+    if (open != SIZE_MAX)
+        return mb_errorf(err, MB_EBUSY,
+                         "variable \"%s\" already has proposal \"%s\" open: one at a time, "
+                         "propose again once it is decided",
+                         c->name, sm->props[open]->id);
     if ((rc = mb_value_validate(c->name, &v->spec, &c->value, err)) != MB_OK)
         return rc;
-    if ((unsigned)c->rule > CONSENSUS_RULE_WEIGHTED)
-        return mb_errorf(err, MB_EINVAL, "proposal \"%s\": unknown rule", c->proposal_id);
+    if ((unsigned)c->rule > CONSENSUS_RULE_BYZANTINE)
+        return mb_errorf(err, MB_EINVAL, "proposal on \"%s\": unknown rule", c->name);
     if (c->rule == CONSENSUS_RULE_SUPERMAJORITY ? !(c->fraction > 0.5 && c->fraction <= 1.0)
                                                 : c->fraction != 0)
         return mb_errorf(err, MB_EINVAL,
-                         "proposal \"%s\": a supermajority needs a fraction in (0.5, 1], other "
-                         "rules none",
-                         c->proposal_id);
+                         "proposal on \"%s\": a supermajority needs a fraction in (0.5, 1], "
+                         "other rules none",
+                         c->name);
+    if (c->rule != CONSENSUS_RULE_BYZANTINE && c->f != 0)
+        return mb_errorf(err, MB_EINVAL, "proposal on \"%s\": f goes with the byzantine rule only",
+                         c->name);
     if (c->n_voters == 0 || c->n_voters > CONSENSUS_MAX_VOTERS || c->voters == NULL)
-        return mb_errorf(err, MB_EINVAL, "proposal \"%s\": needs 1..%d voters", c->proposal_id,
+        return mb_errorf(err, MB_EINVAL, "proposal on \"%s\": needs 1..%d voters", c->name,
                          CONSENSUS_MAX_VOTERS);
     if ((c->rule == CONSENSUS_RULE_WEIGHTED) != (c->weights != NULL))
-        return mb_errorf(err, MB_EINVAL, "proposal \"%s\": weights go with the weighted rule only",
-                         c->proposal_id);
+        return mb_errorf(err, MB_EINVAL,
+                         "proposal on \"%s\": weights go with the weighted rule only", c->name);
+    uint32_t live = 0;
     for (uint32_t i = 0; i < c->n_voters; i++) {
         if ((rc = ident_check("voter", c->voters[i], err)) != MB_OK)
             return rc;
-        for (uint32_t j = 0; j < i; j++)
-            if (strcmp(c->voters[i], c->voters[j]) == 0)
-                return mb_errorf(err, MB_EINVAL, "proposal \"%s\": voter \"%s\" repeated",
-                                 c->proposal_id, c->voters[i]);
         if (c->weights != NULL && !(isfinite(c->weights[i]) && c->weights[i] > 0))
-            return mb_errorf(err, MB_EINVAL, "proposal \"%s\": weights must be finite and > 0",
-                             c->proposal_id);
+            return mb_errorf(err, MB_EINVAL, "proposal on \"%s\": weights must be finite and > 0",
+                             c->name);
+        live += !voter_dead(sm, c->voters[i]);
     }
+    /* Repeats: sort a copy (n log n: up to CONSENSUS_MAX_VOTERS voters). */
+    char **sorted = malloc(c->n_voters * sizeof(char *));
+    if (sorted == NULL)
+        return mb_errorf(err, MB_ENOMEM, "check proposal voters");
+    memcpy(sorted, c->voters, c->n_voters * sizeof(char *));
+    qsort(sorted, c->n_voters, sizeof(char *), voter_cmp);
+    for (uint32_t i = 1; i < c->n_voters; i++)
+        if (strcmp(sorted[i - 1], sorted[i]) == 0) {
+            rc = mb_errorf(err, MB_EINVAL, "proposal on \"%s\": voter \"%s\" repeated", c->name,
+                           sorted[i]);
+            free(sorted);
+            return rc;
+        }
+    free(sorted);
+    if (live == 0)
+        return mb_errorf(err, MB_EINVAL, "proposal on \"%s\": every voter has crashed or stopped",
+                         c->name);
+    if (c->rule == CONSENSUS_RULE_BYZANTINE && (uint64_t)live < 3ull * c->f + 1)
+        return mb_errorf(err, MB_EINVAL,
+                         "proposal on \"%s\": the byzantine rule with f=%u needs at least %llu "
+                         "eligible voters (3f+1), has %u",
+                         c->name, c->f, 3ull * c->f + 1, live);
     if (c->deadline_ms < 0)
-        return mb_errorf(err, MB_EINVAL, "proposal \"%s\": negative deadline", c->proposal_id);
+        return mb_errorf(err, MB_EINVAL, "proposal on \"%s\": negative deadline", c->name);
+    return MB_OK;
+}
+
+/* A vote batch: shape only; each vote's state is checked when applied. */
+static int check_proposal_votes(const consensus_cmd *c, mb_error *err)
+{
+    int rc;
+    if (c->n_votes == 0 || c->n_votes > CONSENSUS_VOTE_BATCH_MAX || c->votes == NULL)
+        return mb_errorf(err, MB_EINVAL, "a vote batch holds 1..%d votes",
+                         CONSENSUS_VOTE_BATCH_MAX);
+    for (uint32_t i = 0; i < c->n_votes; i++)
+        if ((rc = ident_check("proposal id", c->votes[i].proposal_id, err)) != MB_OK ||
+            (rc = ident_check("voter", c->votes[i].voter, err)) != MB_OK)
+            return rc;
     return MB_OK;
 }
 
@@ -625,17 +714,17 @@ static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *e
         }
         if ((rc = ident_check("voter", c->voter, err)) != MB_OK)
             return rc;
-        for (uint32_t i = 0; i < p->n_voters; i++) {
-            if (strcmp(p->voters[i], c->voter) != 0)
-                continue;
-            if (p->votes[i] != CONSENSUS_VOTE_NONE)
-                return mb_errorf(err, MB_EEXIST, "proposal \"%s\": \"%s\" already voted", p->id,
-                                 c->voter);
-            return MB_OK;
-        }
-        return mb_errorf(err, MB_EPERM, "proposal \"%s\": \"%s\" is not an eligible voter", p->id,
-                         c->voter);
+        int64_t vi = prop_voter_index(p, c->voter);
+        if (vi < 0)
+            return mb_errorf(err, MB_EPERM, "proposal \"%s\": \"%s\" is not an eligible voter",
+                             p->id, c->voter);
+        if (p->votes[vi] != CONSENSUS_VOTE_NONE)
+            return mb_errorf(err, MB_EEXIST, "proposal \"%s\": \"%s\" already voted", p->id,
+                             c->voter);
+        return MB_OK;
     }
+    case CONSENSUS_CMD_PROPOSAL_VOTES:
+        return check_proposal_votes(c, err);
     default:
         return mb_errorf(err, MB_EINVAL, "unknown command kind %d", (int)c->kind);
     }
@@ -777,10 +866,20 @@ static int exec_var_set(consensus_sm *sm, uint64_t index, const consensus_cmd *c
     return rc;
 }
 
+static int prop_close(consensus_sm *sm, uint64_t index, size_t pos, consensus_outcome outcome,
+                      consensus_effects *fx);
+
 static int exec_var_delete(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
                            consensus_result *res, consensus_effects *fx)
 {
     size_t pos;
+    /* proposals piece: a proposal open on the variable is cancelled. */
+    size_t open = prop_on_var(sm, c->name);
+    if (open != SIZE_MAX) {
+        int prc = prop_close(sm, index, open, CONSENSUS_PROPOSAL_CANCELLED, fx);
+        if (prc != MB_OK)
+            return prc;
+    }
     var_find(sm, c->name, &pos);
     consensus_var *v = sm->vars[pos];
     cJSON *o = cJSON_CreateObject();
@@ -888,11 +987,32 @@ static int exec_agent_place(consensus_sm *sm, uint64_t index, const consensus_cm
     return MB_OK;
 }
 
-/* ---------------- proposals ---------------- */
+/* ---------------- proposals (proposals piece) ---------------- */
 
-static const char *const rule_names[] = { "majority", "supermajority", "unanimous", "weighted" };
+static const char *const rule_names[] = { "majority", "supermajority", "unanimous", "weighted",
+                                          "byzantine" };
 static const char *const outcome_names[] = { "open", "accepted", "rejected", "expired",
                                              "cancelled" };
+
+const char *consensus_rule_name(consensus_rule r)
+{
+    return (unsigned)r <= CONSENSUS_RULE_BYZANTINE ? rule_names[r] : "?";
+}
+
+const char *consensus_outcome_name(consensus_outcome o)
+{
+    return (unsigned)o <= CONSENSUS_PROPOSAL_CANCELLED ? outcome_names[o] : "?";
+}
+
+int consensus_rule_parse(const char *s, consensus_rule *out)
+{
+    for (unsigned i = 0; s != NULL && i <= CONSENSUS_RULE_BYZANTINE; i++)
+        if (strcmp(s, rule_names[i]) == 0) {
+            *out = (consensus_rule)i;
+            return MB_OK;
+        }
+    return MB_EINVAL;
+}
 
 /* Decide a proposal from its votes; OPEN while undecided. */
 static consensus_outcome prop_evaluate(const consensus_proposal *p)
@@ -921,6 +1041,14 @@ static consensus_outcome prop_evaluate(const consensus_proposal *p)
         if (yes >= total)
             return CONSENSUS_PROPOSAL_ACCEPTED;
         break;
+    case CONSENSUS_RULE_BYZANTINE:
+        /* The quorum was fixed at open: voters that left can no longer
+         * vote, but they do not lower the number of yes votes needed. */
+        if (yes >= p->quorum)
+            return CONSENSUS_PROPOSAL_ACCEPTED;
+        if (total - no < p->quorum)
+            return CONSENSUS_PROPOSAL_REJECTED;
+        break;
     default: /* MAJORITY, WEIGHTED */
         if (2 * yes > total)
             return CONSENSUS_PROPOSAL_ACCEPTED;
@@ -931,51 +1059,89 @@ static consensus_outcome prop_evaluate(const consensus_proposal *p)
     return CONSENSUS_PROPOSAL_OPEN;
 }
 
-static cJSON *prop_json(const consensus_proposal *p)
+int consensus_proposal_to_json(const consensus_proposal *p, int with_votes, cJSON **out)
 {
-    cJSON *o = cJSON_CreateObject(), *v = NULL, *voters = NULL;
+    cJSON *o = cJSON_CreateObject(), *v = NULL, *voters = NULL, *votes = NULL;
+    *out = NULL;
     if (o == NULL)
-        return NULL;
+        return MB_ENOMEM;
     if (!cJSON_AddStringToObject(o, "id", p->id) ||
         !cJSON_AddStringToObject(o, "variable", p->variable) ||
-        consensus_value_to_json(&p->value, &v) != MB_OK || !cJSON_AddItemToObject(o, "value", v) ||
-        !cJSON_AddStringToObject(o, "proposer", p->proposer) ||
-        !cJSON_AddStringToObject(o, "rule", rule_names[p->rule]) ||
+        consensus_value_to_json(&p->value, &v) != MB_OK || !cJSON_AddItemToObject(o, "value", v))
+        goto fail;
+    v = NULL;
+    if (!cJSON_AddStringToObject(o, "proposer", p->proposer) ||
+        !cJSON_AddStringToObject(o, "rule", consensus_rule_name(p->rule)) ||
         (voters = cJSON_AddArrayToObject(o, "voters")) == NULL ||
-        !cJSON_AddNumberToObject(o, "deadline_ms", (double)p->deadline_ms)) {
-        if (v != NULL && cJSON_GetObjectItem(o, "value") != v)
-            cJSON_Delete(v);
-        cJSON_Delete(o);
-        return NULL;
-    }
+        !cJSON_AddNumberToObject(o, "deadline_ms", (double)p->deadline_ms) ||
+        !cJSON_AddNumberToObject(o, "opened", (double)p->opened) ||
+        !cJSON_AddNumberToObject(o, "base_version", (double)p->base_version))
+        goto fail;
     if (p->rule == CONSENSUS_RULE_SUPERMAJORITY &&
-        !cJSON_AddNumberToObject(o, "fraction", p->fraction)) {
-        cJSON_Delete(o);
-        return NULL;
-    }
+        !cJSON_AddNumberToObject(o, "fraction", p->fraction))
+        goto fail;
+    if (p->rule == CONSENSUS_RULE_BYZANTINE && (!cJSON_AddNumberToObject(o, "f", p->f) ||
+                                                !cJSON_AddNumberToObject(o, "quorum", p->quorum)))
+        goto fail;
+    if (with_votes && (votes = cJSON_AddObjectToObject(o, "votes")) == NULL)
+        goto fail;
+    cJSON *weights = NULL;
+    if (p->weights != NULL && (weights = cJSON_AddArrayToObject(o, "weights")) == NULL)
+        goto fail;
+    unsigned yes = 0, no = 0;
     for (uint32_t i = 0; i < p->n_voters; i++) {
         cJSON *s = cJSON_CreateString(p->voters[i]);
         if (s == NULL || !cJSON_AddItemToArray(voters, s)) {
             cJSON_Delete(s);
-            cJSON_Delete(o);
-            return NULL;
+            goto fail;
         }
+        if (weights != NULL && !cJSON_AddItemToArray(weights, cJSON_CreateNumber(p->weights[i])))
+            goto fail;
+        yes += p->votes[i] == CONSENSUS_VOTE_YES;
+        no += p->votes[i] == CONSENSUS_VOTE_NO;
+        if (votes != NULL && p->votes[i] != CONSENSUS_VOTE_NONE &&
+            !cJSON_AddBoolToObject(votes, p->voters[i], p->votes[i] == CONSENSUS_VOTE_YES))
+            goto fail;
     }
+    if (with_votes &&
+        (!cJSON_AddNumberToObject(o, "yes", yes) || !cJSON_AddNumberToObject(o, "no", no)))
+        goto fail;
+    *out = o;
+    return MB_OK;
+fail:
+    cJSON_Delete(v);
+    cJSON_Delete(o);
+    return MB_ENOMEM;
+}
+
+static cJSON *prop_json(const consensus_proposal *p)
+{
+    cJSON *o = NULL;
+    consensus_proposal_to_json(p, 0, &o);
     return o;
 }
 
 /* Close the proposal at `pos` with `outcome`; an accepted one sets its
- * variable (unless the variable is gone: then it is rejected). */
+ * variable in the same apply, unless the variable is gone or changed since
+ * the open (then it is rejected, with the reason in the event). */
 static int prop_close(consensus_sm *sm, uint64_t index, size_t pos, consensus_outcome outcome,
                       consensus_effects *fx)
 {
     consensus_proposal *p = sm->props[pos];
     int rc;
     size_t vpos;
+    const char *reason = NULL;
     if (outcome == CONSENSUS_PROPOSAL_ACCEPTED) {
-        if (!var_find(sm, p->variable, &vpos) ||
-            mb_value_validate(p->variable, &sm->vars[vpos]->spec, &p->value, NULL) != MB_OK) {
+        if (!var_find(sm, p->variable, &vpos)) {
             outcome = CONSENSUS_PROPOSAL_REJECTED;
+            reason = "variable deleted";
+        } else if (sm->vars[vpos]->version != p->base_version) {
+            outcome = CONSENSUS_PROPOSAL_REJECTED;
+            reason = "variable changed since the proposal opened";
+        } else if (mb_value_validate(p->variable, &sm->vars[vpos]->spec, &p->value, NULL) !=
+                   MB_OK) {
+            outcome = CONSENSUS_PROPOSAL_REJECTED;
+            reason = "value no longer valid";
         } else {
             char who[CONSENSUS_ID_MAX + 16];
             snprintf(who, sizeof(who), "proposal:%s", p->id);
@@ -994,55 +1160,134 @@ static int prop_close(consensus_sm *sm, uint64_t index, size_t pos, consensus_ou
          !cJSON_AddStringToObject(o, "variable", p->variable) ||
          !cJSON_AddStringToObject(o, "outcome", outcome_names[outcome]) ||
          !cJSON_AddNumberToObject(o, "yes", yes) || !cJSON_AddNumberToObject(o, "no", no) ||
-         !cJSON_AddNumberToObject(o, "voters", p->n_voters))) {
+         !cJSON_AddNumberToObject(o, "voters", p->n_voters) ||
+         !cJSON_AddNumberToObject(o, "opened", (double)p->opened) ||
+         (reason != NULL && !cJSON_AddStringToObject(o, "reason", reason)))) {
         cJSON_Delete(o);
         o = NULL;
     }
-    if ((rc = fx_event(fx, "proposal.close", p->id, o, index)) != MB_OK)
+    if ((rc = fx_event(fx, "proposal.close", p->variable, o, index)) != MB_OK ||
+        (rc = fx_push(fx, CONSENSUS_FX_PROPOSAL_CLOSE, NULL, p->id, NULL, p->opened, (int)outcome,
+                      0, 0)) != MB_OK)
         return rc;
     arr_remove((void **)sm->props, &sm->n_props, pos);
     prop_free(p);
     return MB_OK;
 }
 
+typedef struct voter_slot {
+    char *id;
+    double weight;
+} voter_slot;
+
+static int slot_cmp(const void *a, const void *b)
+{
+    return strcmp(((const voter_slot *)a)->id, ((const voter_slot *)b)->id);
+}
+
 static int exec_proposal_open(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
                               consensus_result *res, consensus_effects *fx)
 {
-    size_t pos;
-    prop_find(sm, c->proposal_id, &pos);
+    size_t pos, vpos;
+    char gen_id[24];
+    const char *pid = c->proposal_id;
+    if (pid == NULL || pid[0] == '\0')
+        pid = u64_str(gen_id, sizeof(gen_id), index);
+    if (prop_find(sm, pid, &pos))
+        return MB_EEXIST;
+    var_find(sm, c->name, &vpos);
     if (grow((void ***)&sm->props, &sm->cap_props, sm->n_props + 1) != MB_OK)
         return MB_ENOMEM;
     consensus_proposal *p = calloc(1, sizeof(*p));
-    if (p == NULL)
+    voter_slot *slots = calloc(c->n_voters, sizeof(*slots));
+    cJSON *excluded = cJSON_CreateArray();
+    if (p == NULL || slots == NULL || excluded == NULL) {
+        free(p);
+        free(slots);
+        cJSON_Delete(excluded);
         return MB_ENOMEM;
+    }
     int ok = 1;
-    p->id = cs_strdup_or_null(c->proposal_id, &ok);
+    p->id = cs_strdup_or_null(pid, &ok);
     p->variable = cs_strdup_or_null(c->name, &ok);
     p->proposer = cs_strdup_or_null(str_or_empty(c->by), &ok);
     p->rule = c->rule;
     p->fraction = c->fraction;
     p->deadline_ms = c->deadline_ms;
     p->opened = index;
-    p->voters = calloc(c->n_voters, sizeof(char *));
-    p->votes = calloc(c->n_voters, 1);
+    p->f = c->f;
+    p->base_version = sm->vars[vpos]->version;
+    /* The eligible voters: the given ones minus agents already dead,
+     * sorted so that a vote finds its voter by binary search. */
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < c->n_voters; i++) {
+        if (voter_dead(sm, c->voters[i])) {
+            ok &= cJSON_AddItemToArray(excluded, cJSON_CreateString(c->voters[i]));
+            continue;
+        }
+        slots[n].id = c->voters[i];
+        slots[n].weight = c->weights != NULL ? c->weights[i] : 1.0;
+        n++;
+    }
+    qsort(slots, n, sizeof(*slots), slot_cmp);
+    if (p->rule == CONSENSUS_RULE_BYZANTINE)
+        p->quorum = 2 * n / 3 + 1;
+    p->voters = calloc(n, sizeof(char *));
+    p->votes = calloc(n, 1);
     if (p->voters == NULL || p->votes == NULL)
         ok = 0;
     else
-        for (p->n_voters = 0; p->n_voters < c->n_voters; p->n_voters++)
-            p->voters[p->n_voters] = cs_strdup_or_null(c->voters[p->n_voters], &ok);
-    if (c->weights != NULL && (p->weights = malloc(c->n_voters * sizeof(double))) == NULL)
-        ok = 0;
-    if (ok && p->weights != NULL)
-        memcpy(p->weights, c->weights, c->n_voters * sizeof(double));
+        for (p->n_voters = 0; p->n_voters < n; p->n_voters++)
+            p->voters[p->n_voters] = cs_strdup_or_null(slots[p->n_voters].id, &ok);
+    if (c->weights != NULL) {
+        if ((p->weights = malloc(n * sizeof(double))) == NULL)
+            ok = 0;
+        else
+            for (uint32_t i = 0; i < n; i++)
+                p->weights[i] = slots[i].weight;
+    }
+    free(slots);
     int rc = ok ? mb_value_copy(&p->value, &c->value) : MB_ENOMEM;
+    cJSON *ev = rc == MB_OK ? prop_json(p) : NULL;
+    if (ev != NULL && cJSON_GetArraySize(excluded) > 0) {
+        cJSON_AddItemToObject(ev, "excluded", excluded);
+        excluded = NULL;
+    }
+    cJSON_Delete(excluded);
     if (rc == MB_OK)
-        rc = fx_event(fx, "proposal.open", p->id, prop_json(p), index);
+        rc = fx_event(fx, "proposal.open", p->variable, ev, index);
+    if (rc == MB_OK)
+        rc = fx_push(fx, CONSENSUS_FX_PROPOSAL_OPEN, NULL, p->id, NULL, index, 0, 0, 0);
     if (rc != MB_OK) {
         prop_free(p);
         return rc;
     }
+    prop_find(sm, pid, &pos);
     arr_insert((void **)sm->props, &sm->n_props, pos, p);
     res->version = index;
+    return MB_OK;
+}
+
+/* Record the vote of voter `vi` of the proposal at `pos` (checked) and
+ * close the proposal if that decided it. */
+static int prop_vote(consensus_sm *sm, uint64_t index, size_t pos, uint32_t vi, int yes,
+                     consensus_effects *fx)
+{
+    consensus_proposal *p = sm->props[pos];
+    cJSON *o = cJSON_CreateObject();
+    if (o != NULL && (!cJSON_AddStringToObject(o, "id", p->id) ||
+                      !cJSON_AddStringToObject(o, "voter", p->voters[vi]) ||
+                      !cJSON_AddBoolToObject(o, "yes", yes != 0))) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    int rc = fx_event(fx, "proposal.vote", p->variable, o, index);
+    if (rc != MB_OK)
+        return rc;
+    p->votes[vi] = yes ? CONSENSUS_VOTE_YES : CONSENSUS_VOTE_NO;
+    consensus_outcome out = prop_evaluate(p);
+    if (out != CONSENSUS_PROPOSAL_OPEN && (rc = prop_close(sm, index, pos, out, fx)) != MB_OK)
+        return rc;
     return MB_OK;
 }
 
@@ -1051,25 +1296,34 @@ static int exec_proposal_vote(consensus_sm *sm, uint64_t index, const consensus_
 {
     size_t pos;
     prop_find(sm, c->proposal_id, &pos);
-    consensus_proposal *p = sm->props[pos];
-    uint32_t i = 0;
-    while (strcmp(p->voters[i], c->voter) != 0)
-        i++;
-    cJSON *o = cJSON_CreateObject();
-    if (o != NULL && (!cJSON_AddStringToObject(o, "id", p->id) ||
-                      !cJSON_AddStringToObject(o, "voter", c->voter) ||
-                      !cJSON_AddBoolToObject(o, "yes", c->yes != 0))) {
-        cJSON_Delete(o);
-        o = NULL;
+    int64_t vi = prop_voter_index(sm->props[pos], c->voter);
+    int rc = prop_vote(sm, index, pos, (uint32_t)vi, c->yes, fx);
+    if (rc == MB_OK)
+        res->version = index;
+    return rc;
+}
+
+/* A batch: each vote is applied on its own; one on a proposal that is not
+ * open (decided earlier, maybe by this batch), by a voter that is not
+ * eligible or has voted already is skipped. */
+static int exec_proposal_votes(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
+                               consensus_result *res, consensus_effects *fx)
+{
+    uint32_t applied = 0;
+    for (uint32_t i = 0; i < c->n_votes; i++) {
+        size_t pos;
+        if (!prop_find(sm, c->votes[i].proposal_id, &pos))
+            continue;
+        int64_t vi = prop_voter_index(sm->props[pos], c->votes[i].voter);
+        if (vi < 0 || sm->props[pos]->votes[vi] != CONSENSUS_VOTE_NONE)
+            continue;
+        int rc = prop_vote(sm, index, pos, (uint32_t)vi, c->votes[i].yes, fx);
+        if (rc != MB_OK)
+            return rc;
+        applied++;
     }
-    int rc = fx_event(fx, "proposal.vote", p->id, o, index);
-    if (rc != MB_OK)
-        return rc;
-    p->votes[i] = c->yes ? CONSENSUS_VOTE_YES : CONSENSUS_VOTE_NO;
-    consensus_outcome out = prop_evaluate(p);
-    if (out != CONSENSUS_PROPOSAL_OPEN && (rc = prop_close(sm, index, pos, out, fx)) != MB_OK)
-        return rc;
     res->version = index;
+    snprintf(res->msg, sizeof(res->msg), "%u of %u votes counted", applied, c->n_votes);
     return MB_OK;
 }
 
@@ -1079,13 +1333,12 @@ static int props_voter_left(consensus_sm *sm, uint64_t index, const char *id, co
 {
     for (size_t pos = 0; pos < sm->n_props;) {
         consensus_proposal *p = sm->props[pos];
-        uint32_t i = 0;
-        while (i < p->n_voters && strcmp(p->voters[i], id) != 0)
-            i++;
-        if (i == p->n_voters || p->votes[i] != CONSENSUS_VOTE_NONE) {
+        int64_t found = prop_voter_index(p, id);
+        if (found < 0 || p->votes[found] != CONSENSUS_VOTE_NONE) {
             pos++;
             continue;
         }
+        uint32_t i = (uint32_t)found;
         free(p->voters[i]);
         memmove(&p->voters[i], &p->voters[i + 1], (p->n_voters - i - 1) * sizeof(char *));
         memmove(&p->votes[i], &p->votes[i + 1], p->n_voters - i - 1);
@@ -1093,12 +1346,13 @@ static int props_voter_left(consensus_sm *sm, uint64_t index, const char *id, co
             memmove(&p->weights[i], &p->weights[i + 1], (p->n_voters - i - 1) * sizeof(double));
         p->n_voters--;
         cJSON *o = cJSON_CreateObject();
-        if (o != NULL && (!cJSON_AddStringToObject(o, "id", p->id) ||
-                          !cJSON_AddStringToObject(o, "voter", id))) {
+        if (o != NULL &&
+            (!cJSON_AddStringToObject(o, "id", p->id) || !cJSON_AddStringToObject(o, "voter", id) ||
+             !cJSON_AddNumberToObject(o, "voters", p->n_voters))) {
             cJSON_Delete(o);
             o = NULL;
         }
-        int rc = fx_event(fx, "proposal.voter_left", p->id, o, index);
+        int rc = fx_event(fx, "proposal.voter_left", p->variable, o, index);
         if (rc != MB_OK)
             return rc;
         consensus_outcome out = prop_evaluate(p);
@@ -1212,6 +1466,8 @@ static int exec_cmd(consensus_sm *sm, uint64_t index, const consensus_cmd *c, co
         return exec_proposal_open(sm, index, c, res, fx);
     case CONSENSUS_CMD_PROPOSAL_VOTE:
         return exec_proposal_vote(sm, index, c, res, fx);
+    case CONSENSUS_CMD_PROPOSAL_VOTES:
+        return exec_proposal_votes(sm, index, c, res, fx);
     case CONSENSUS_CMD_PROPOSAL_CLOSE: {
         size_t pos;
         prop_find(sm, c->proposal_id, &pos);
@@ -1367,6 +1623,20 @@ const consensus_proposal *consensus_sm_proposal_get(const consensus_sm *sm, cons
 {
     size_t pos;
     return id != NULL && prop_find(sm, id, &pos) ? sm->props[pos] : NULL;
+}
+
+const consensus_proposal *consensus_sm_proposal_by_index(const consensus_sm *sm, uint64_t opened)
+{
+    for (size_t i = 0; i < sm->n_props; i++)
+        if (sm->props[i]->opened == opened)
+            return sm->props[i];
+    return NULL;
+}
+
+const consensus_proposal *consensus_sm_proposal_on_var(const consensus_sm *sm, const char *name)
+{
+    size_t i = name != NULL ? prop_on_var(sm, name) : SIZE_MAX;
+    return i != SIZE_MAX ? sm->props[i] : NULL;
 }
 
 size_t consensus_sm_proposal_count(const consensus_sm *sm)
@@ -1543,6 +1813,12 @@ int consensus_sm_snapshot(const consensus_sm *sm, void *(*alloc_fn)(size_t), voi
         vp += p->n_voters;
         pp[i].deadline_ms = p->deadline_ms;
         pp[i].opened = p->opened;
+        pp[i].has_f = p->f != 0;
+        pp[i].f = p->f;
+        pp[i].has_quorum = p->quorum != 0;
+        pp[i].quorum = p->quorum;
+        pp[i].has_base_version = 1;
+        pp[i].base_version = p->base_version;
         pptr[i] = &pp[i];
     }
     s.n_proposals = sm->n_props;
@@ -1701,10 +1977,13 @@ static int restore_prop(consensus_sm *sm, const Mabeam__Proposal *p, mb_error *e
     if (ident_check("proposal id", p->id, &e) != MB_OK || p->variable == NULL ||
         mb_var_name_check(p->variable, &e) != MB_OK || p->proposer == NULL ||
         strlen(p->proposer) > CONSENSUS_ID_MAX || !p->has_rule ||
-        p->rule > CONSENSUS_RULE_WEIGHTED ||
+        p->rule > CONSENSUS_RULE_BYZANTINE ||
         (p->rule == CONSENSUS_RULE_SUPERMAJORITY ? !(p->fraction > 0.5 && p->fraction <= 1.0)
                                                  : p->fraction != 0) ||
-        p->n_voters == 0 || p->n_voters > CONSENSUS_MAX_VOTERS || p->n_votes != p->n_voters ||
+        (p->rule == CONSENSUS_RULE_BYZANTINE ? p->quorum == 0 || p->quorum > CONSENSUS_MAX_VOTERS
+                                             : p->f != 0 || p->quorum != 0) ||
+        p->base_version > p->opened || p->n_voters == 0 || p->n_voters > CONSENSUS_MAX_VOTERS ||
+        p->n_votes != p->n_voters ||
         p->n_weights != (p->rule == CONSENSUS_RULE_WEIGHTED ? p->n_voters : 0) ||
         !p->has_deadline_ms || p->deadline_ms < 0 || !p->has_opened || p->opened == 0 ||
         p->opened > sm->applied)
@@ -1715,9 +1994,8 @@ static int restore_prop(consensus_sm *sm, const Mabeam__Proposal *p, mb_error *e
         if (ident_check("voter", p->voters[i], &e) != MB_OK || p->votes[i] > CONSENSUS_VOTE_NO ||
             (p->n_weights > 0 && !(isfinite(p->weights[i]) && p->weights[i] > 0)))
             return mb_errorf(err, MB_ECORRUPT, "snapshot: proposal \"%s\" has a bad voter", p->id);
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(p->voters[i], p->voters[j]) == 0)
-                return mb_errorf(err, MB_ECORRUPT, "snapshot: proposal voter repeated");
+        if (i > 0 && strcmp(p->voters[i - 1], p->voters[i]) >= 0)
+            return mb_errorf(err, MB_ECORRUPT, "snapshot: proposal voters repeated or unsorted");
     }
     if (grow((void ***)&sm->props, &sm->cap_props, sm->n_props + 1) != MB_OK)
         return mb_errorf(err, MB_ENOMEM, "restore snapshot");
@@ -1732,6 +2010,9 @@ static int restore_prop(consensus_sm *sm, const Mabeam__Proposal *p, mb_error *e
     q->fraction = p->fraction;
     q->deadline_ms = p->deadline_ms;
     q->opened = p->opened;
+    q->f = p->f;
+    q->quorum = p->quorum;
+    q->base_version = p->base_version;
     q->voters = calloc(p->n_voters, sizeof(char *));
     q->votes = calloc(p->n_voters, 1);
     if (q->voters == NULL || q->votes == NULL)
