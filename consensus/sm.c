@@ -497,7 +497,7 @@ static int check_proposal_open(const consensus_sm *sm, const consensus_cmd *c, m
                          c->name);
     size_t open = prop_on_var(sm, c->name);
     if (open != SIZE_MAX)
-        return mb_errorf(err, MB_EBUSY,
+        return mb_errorf(err, MB_ESTATE,
                          "variable \"%s\" already has proposal \"%s\" open: one at a time, "
                          "propose again once it is decided",
                          c->name, sm->props[open]->id);
@@ -605,8 +605,9 @@ static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *e
         const consensus_var *v = sm->vars[pos];
         if (c->kind == CONSENSUS_CMD_VAR_SET && v->policy == MB_POLICY_CONSENSUS)
             return mb_errorf(err, MB_EPERM,
-                             "variable \"%s\" changes only by consensus: propose the value",
-                             c->name);
+                             "variable \"%s\" changes only by consensus: propose the value "
+                             "(mabeam propose %s VALUE, or POST /v1/proposals)",
+                             c->name, c->name);
         if (c->has_expected && c->expected != v->version)
             return mb_errorf(err, MB_ECONFLICT, "variable \"%s\": version is %llu, expected %llu",
                              c->name, (unsigned long long)v->version,

@@ -15,6 +15,7 @@
 
 #include "node/node_log.h"
 #include "node/proc_stats.h"
+#include "node/proposals.h"
 #include "node/services.h"
 #include "node/replication.h"
 
@@ -468,6 +469,16 @@ int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err)
     /* The agent runtime before the HTTP server: API handlers use it. */
     if ((rv = node_services_start(n, err)) != MB_OK)
         return rv;
+    /* proposals piece: vote requests and agents' votes/proposals. Until
+     * the wiring's cluster ops table is built here, the agents get one
+     * with propose and vote only. */
+    if ((rv = node_proposals_start(n, err)) != MB_OK)
+        return rv;
+    {
+        node_cluster_ops ops = { .ctx = n };
+        node_proposals_fill_ops(&ops);
+        node_services_set_cluster(n->services, &ops);
+    }
 
     char listen[300];
     nc_config_get_text(cfg, NC_CFG_HTTP_ADDRESS, listen, sizeof(listen));
@@ -561,6 +572,7 @@ void node_stop(node *n)
         unlink(n->addr_file);
     /* Agents end before storage closes; their last events are written. */
     node_services_stop(n->services);
+    node_proposals_stop(n->proposals); /* proposals piece: after the agents */
     if (n->cfg_subscribed) {
         nc_config_unsubscribe(n->cfg, n->cfg_sub_id);
         n->cfg_subscribed = 0;
@@ -592,6 +604,7 @@ int node_close(node *n)
         if (n->cfg_subscribed)
             nc_config_unsubscribe(n->cfg, n->cfg_sub_id);
         node_services_stop(n->services);
+        node_proposals_stop(n->proposals);
         if (n->handles_open) {
             uv_close((uv_handle_t *)&n->sig_term, handle_closed_cb);
             uv_close((uv_handle_t *)&n->sig_int, handle_closed_cb);

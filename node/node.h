@@ -71,6 +71,10 @@ typedef struct node {
 
     struct repl *repl;                /* raft + mesh (node/replication.c) */
     struct var_watcher *var_watchers; /* parked variable watches (api_vars.c) */
+
+    /* proposals piece */
+    struct node_proposals *proposals;           /* node/proposals.c */
+    struct proposal_watcher *proposal_watchers; /* parked watches (api_proposals.c) */
 } node;
 
 /* Open the node: take the data directory lock, open storage, register

@@ -12,6 +12,7 @@
 
 #include "cluster/cluster.h"
 #include "node/node.h"
+#include "node/proposals.h"
 
 /* Mesh methods of this module. */
 enum {
@@ -1363,6 +1364,7 @@ static void on_effects(void *arg, uint64_t index, const consensus_effects *fx)
         if (e->kind == CONSENSUS_FX_WATCH)
             api_vars_notify(n, e->subject, e->version);
     }
+    node_proposals_on_effects(n->proposals, index, fx); /* proposals piece */
 }
 
 static void on_status(void *arg, const consensus_status *st)
