@@ -109,3 +109,28 @@ assert len(vs) == 1 and vs[0]["payload"]["value"] == 7, vs
 PY
 done
 pass "audit trail (open, votes, outcome, var.set in the same entry) on every node"
+
+# The CLI: propose --wait exits 0 when accepted, 1 when rejected; list and
+# show; a set through the CLI points at propose.
+define_consensus 1 cli
+"$MABEAM" --addr "${HTTP[2]}" propose cli 21 --voters y1,y2,n3 --rule majority --wait \
+    >"$T/cli.out" 2>&1 || fail "mabeam propose --wait: $(cat "$T/cli.out")"
+grep -q "accepted" "$T/cli.out" || fail "propose output: $(cat "$T/cli.out")"
+if "$MABEAM" --addr "${HTTP[3]}" propose cli 22 --voters y1,n1,n2 --wait >"$T/cli.out" 2>&1; then
+    fail "rejected proposal exited 0: $(cat "$T/cli.out")"
+fi
+grep -q "rejected" "$T/cli.out" || fail "propose output: $(cat "$T/cli.out")"
+"$MABEAM" --addr "${HTTP[1]}" propose cli 23 --voters s1,s2 --deadline 30s >"$T/cli.out" ||
+    fail "propose: $(cat "$T/cli.out")"
+PC=$(awk '{print $2}' "$T/cli.out")
+"$MABEAM" --addr "${HTTP[1]}" proposal list >"$T/cli.out" || fail "proposal list"
+grep -q "^$PC " "$T/cli.out" || fail "proposal list lacks $PC: $(cat "$T/cli.out")"
+"$MABEAM" --addr "${HTTP[1]}" --json proposal show "$PC" >"$T/cli.out" || fail "proposal show"
+grep -q '"outcome":[[:space:]]*"open"' "$T/cli.out" || fail "show: $(cat "$T/cli.out")"
+"$MABEAM" --addr "${HTTP[1]}" proposal watch "$PC" --timeout-ms 20000 >"$T/cli.out" ||
+    fail "proposal watch: $(cat "$T/cli.out")"
+if "$MABEAM" --addr "${HTTP[1]}" var set cli 5 >"$T/cli.out" 2>&1; then
+    fail "var set of a consensus variable succeeded"
+fi
+grep -q "mabeam propose" "$T/cli.out" || fail "var set error: $(cat "$T/cli.out")"
+pass "CLI: propose --wait, proposal list/show/watch, set refused"
