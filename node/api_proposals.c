@@ -109,10 +109,6 @@ static int request_voters(const cJSON *body, const consensus_sm *sm, const char 
         cv[i++] = it->valuestring;
     }
     int rc = node_proposals_voters_by_caps(sm, cv, (size_t)k, out, n);
-    if (rc == MB_ENOTSUP)
-        return fail(res, rc,
-                    "voters by capability need the agents' capabilities in the "
-                    "replicated agents table, which this build does not have");
     if (rc != MB_OK)
         return fail(res, rc, "resolve voters by capability");
     if (*n == 0) {

@@ -590,14 +590,30 @@ void node_proposals_fill_ops(node_cluster_ops *ops)
 int node_proposals_voters_by_caps(const consensus_sm *sm, const char *const *caps, size_t ncaps,
                                   const char ***out, uint32_t *n)
 {
-    (void)sm;
-    (void)caps;
-    (void)ncaps;
+    size_t na = consensus_sm_agent_count(sm);
+    const char **v = calloc(na > 0 ? na : 1, sizeof(char *));
     *out = NULL;
     *n = 0;
-    /* The replicated agents table has no capabilities before the
-     * placement piece lands (consensus_agent.caps). */
-    return MB_ENOTSUP;
+    if (v == NULL)
+        return MB_ENOMEM;
+    uint32_t k = 0;
+    for (size_t i = 0; i < na && k < CONSENSUS_MAX_VOTERS; i++) {
+        const consensus_agent *a = consensus_sm_agent_at(sm, i);
+        if (a->status != CONSENSUS_AGENT_PLACED && a->status != CONSENSUS_AGENT_RUNNING)
+            continue;
+        size_t have = 0;
+        for (size_t c = 0; c < ncaps; c++)
+            for (uint32_t j = 0; j < a->n_caps; j++)
+                if (strcmp(a->caps[j], caps[c]) == 0) {
+                    have++;
+                    break;
+                }
+        if (have == ncaps)
+            v[k++] = a->id;
+    }
+    *out = v;
+    *n = k;
+    return MB_OK;
 }
 
 /* ---- life ---- */
