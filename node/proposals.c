@@ -462,7 +462,7 @@ static void sweep_cb(uv_timer_t *t)
 
 void node_proposals_on_effects(node_proposals *p, uint64_t index, const consensus_effects *fx)
 {
-    (void)index;
+    int pushed = 0;
     if (p == NULL || p->closed)
         return;
     for (size_t i = 0; i < fx->n; i++) {
@@ -474,6 +474,11 @@ void node_proposals_on_effects(node_proposals *p, uint64_t index, const consensu
                 ask_local_voters(p, cp);
         } else if (e->kind == CONSENSUS_FX_PROPOSAL_CLOSE) {
             forget(p, e->subject);
+            /* Followers apply the decision now, not at the next heartbeat. */
+            if (!pushed) {
+                repl_push_commit(p->n->repl);
+                pushed = 1;
+            }
             /* The close event of this proposal in the same entry. */
             const char *payload = NULL;
             for (size_t k = 0; k < fx->n; k++) {

@@ -556,6 +556,24 @@ static op *op_start(repl *r, api_call *c, op_kind kind, repl_done_fn done, void 
     return o;
 }
 
+/* proposals piece */
+static void push_commit_done(void *arg, const consensus_result *res)
+{
+    (void)arg;
+    (void)res;
+}
+
+void repl_push_commit(repl *r)
+{
+    if (r == NULL || r->closing)
+        return;
+    consensus_status st;
+    consensus_raft_status(r->raft, &st);
+    if (st.role != CONSENSUS_LEADER)
+        return;
+    consensus_raft_barrier(r->raft, push_commit_done, NULL, NULL);
+}
+
 void repl_new_id(repl *r, uint64_t *client_id, uint64_t *seq)
 {
     *client_id = r->client_id;
@@ -1359,6 +1377,14 @@ static void on_effects(void *arg, uint64_t index, const consensus_effects *fx)
         rlog(r, NC_LOG_ERROR, "cannot append replicated events", "error", err.msg);
     if (index > r->applied)
         r->applied = index;
+    /* proposals piece: a write that waits for this apply completes on the
+     * next loop turn instead of the next tick (up to TICK_MS later). */
+    if (r->tick_open && !r->closing)
+        for (op *o = r->ops; o != NULL; o = o->next)
+            if (o->finished && !o->inflight && o->res.version <= r->applied) {
+                uv_timer_start(&r->tick, tick_cb, 0, TICK_MS);
+                break;
+            }
     for (size_t i = 0; i < fx->n; i++) {
         const consensus_effect *e = &fx->items[i];
         if (e->kind == CONSENSUS_FX_WATCH)

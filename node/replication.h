@@ -95,6 +95,12 @@ void repl_cluster_status(repl *r, api_call *c);
  * leadership first), answers `c`, then stops. */
 void repl_leave(repl *r, api_call *c);
 
+/* proposals piece: on the leader, append a raft barrier so that followers
+ * learn the commit index (and apply what just committed) now, not at the
+ * next heartbeat; used after a proposal is decided. A no-op on followers
+ * or while closing. Loop thread. */
+void repl_push_commit(repl *r);
+
 /* A fresh idempotency id of this process. */
 void repl_new_id(repl *r, uint64_t *client_id, uint64_t *seq);
 
