@@ -12,11 +12,11 @@
 #include "node/replication.h"
 
 #define NS_CLUSTER          "cluster"
-#define SWEEP_MS            500   /* ask voters that started after the open */
-#define SUBMIT_TIMEOUT_MS   0     /* repl's write_timeout */
-#define SUBMIT_ATTEMPTS     3     /* a batch that failed is sent again this often */
-#define AGENT_DEADLINE_MS   30000 /* agents' proposals */
-#define AGENT_PROPOSAL_BASE (1ull << 63)
+#define SWEEP_MS            500          /* ask voters that started after the open */
+#define SUBMIT_TIMEOUT_MS   0            /* repl's write_timeout */
+#define SUBMIT_ATTEMPTS     3            /* a batch that failed is sent again this often */
+#define AGENT_DEADLINE_MS   30000        /* agents' proposals */
+#define AGENT_PROPOSAL_BASE (1ull << 52) /* < 2^53: exact in JSON (port agents) */
 
 /* One local voter asked about a proposal. */
 typedef struct asked {
@@ -662,10 +662,11 @@ int node_proposals_start(node *n, mb_error *err)
         return mb_errorf(err, MB_ENOMEM, "start proposals");
     p->n = n;
     pthread_mutex_init(&p->mu, NULL);
-    /* Agents' proposal numbers: above every raft index, distinct per node
-     * and per start (16 bits of node id, 47 of start time and serial). */
-    p->next_num = AGENT_PROPOSAL_BASE | ((n->node_id & 0xFFFF) << 47) |
-                  (((uint64_t)node_wall_ms() & 0xFFFFFFFFFFull) << 7);
+    /* Agents' proposal numbers: 2^52 + 16 bits of node id + 36 bits of
+     * start time (s, 20 bits) and serial (16 bits): above any raft index a
+     * cluster reaches, distinct per node and per start, exact in JSON. */
+    p->next_num = AGENT_PROPOSAL_BASE | ((n->node_id & 0xFFFF) << 36) |
+                  ((((uint64_t)node_wall_ms() / 1000) & 0xFFFFF) << 16);
     p->refs = 1;
     if (uv_async_init(&n->loop, &p->async, async_cb) != 0) {
         pthread_mutex_destroy(&p->mu);
