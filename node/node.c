@@ -17,6 +17,7 @@
 #include "node/proc_stats.h"
 #include "node/proposals.h"
 #include "node/services.h"
+#include "node/cluster_ops.h"
 #include "node/replication.h"
 
 int64_t node_wall_ms(void)
@@ -469,16 +470,10 @@ int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err)
     /* The agent runtime before the HTTP server: API handlers use it. */
     if ((rv = node_services_start(n, err)) != MB_OK)
         return rv;
-    /* proposals piece: vote requests and agents' votes/proposals. Until
-     * the wiring's cluster ops table is built here, the agents get one
-     * with propose and vote only. */
+    /* proposals piece: vote requests and agents' votes/proposals (its ops
+     * join the cluster ops table in node_cluster_open). */
     if ((rv = node_proposals_start(n, err)) != MB_OK)
         return rv;
-    {
-        node_cluster_ops ops = { .ctx = n };
-        node_proposals_fill_ops(&ops);
-        node_services_set_cluster(n->services, &ops);
-    }
 
     char listen[300];
     nc_config_get_text(cfg, NC_CFG_HTTP_ADDRESS, listen, sizeof(listen));
@@ -530,6 +525,14 @@ int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err)
 
     if ((rv = repl_open(n, err)) != MB_OK)
         return rv;
+    {
+        /* Not fatal (out of memory only): agents then get MB_EUNAVAIL. */
+        mb_error ce;
+        mb_error_clear(&ce);
+        if (node_cluster_open(n, &ce) != MB_OK)
+            NC_LOGKV(n->log, NC_LOG_ERROR, "node", "cluster services for agents not started",
+                     NC_F_STR("error", ce.msg));
+    }
 
     write_addr_file(n);
     cJSON *p = cJSON_CreateObject();
@@ -568,6 +571,9 @@ void node_stop(node *n)
      * transfer, raft close, mesh close; completes while node_close runs
      * the loop. */
     repl_close(n->repl);
+    /* After repl_close (its MB_ECLOSED results reach agents' writes),
+     * before the agents stop. */
+    node_cluster_close(n->cluster);
     if (n->addr_file[0] != '\0')
         unlink(n->addr_file);
     /* Agents end before storage closes; their last events are written. */

@@ -476,7 +476,7 @@ void node_proposals_on_effects(node_proposals *p, uint64_t index, const consensu
             forget(p, e->subject);
             /* Followers apply the decision now, not at the next heartbeat. */
             if (!pushed) {
-                repl_push_commit(p->n->repl);
+                repl_commit_nudge(p->n->repl);
                 pushed = 1;
             }
             /* The close event of this proposal in the same entry. */
