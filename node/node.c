@@ -16,6 +16,7 @@
 #include "node/node_log.h"
 #include "node/proc_stats.h"
 #include "node/services.h"
+#include "node/placement.h"
 #include "node/replication.h"
 
 int64_t node_wall_ms(void)
@@ -519,6 +520,8 @@ int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err)
 
     if ((rv = repl_open(n, err)) != MB_OK)
         return rv;
+    if ((rv = placement_open(n, err)) != MB_OK) /* placement: cluster agents */
+        return rv;
 
     write_addr_file(n);
     cJSON *p = cJSON_CreateObject();
@@ -556,6 +559,7 @@ void node_stop(node *n)
     /* After the HTTP server (its parked calls are answered): leadership
      * transfer, raft close, mesh close; completes while node_close runs
      * the loop. */
+    placement_close(n->placement); /* before replication: it submits through it */
     repl_close(n->repl);
     if (n->addr_file[0] != '\0')
         unlink(n->addr_file);
