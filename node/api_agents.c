@@ -906,6 +906,34 @@ static void cluster_agent_get(node *n, api_call *c)
     api_reply_json(c, 200, o);
 }
 
+/* GET /v1/cluster/agents/{id}/checkpoint: the replicated checkpoint. */
+static void cluster_agent_checkpoint(node *n, api_call *c)
+{
+    const consensus_agent *a =
+        n->repl != NULL ? consensus_sm_agent_get(repl_sm(n->repl), api_call_param(c, 0)) : NULL;
+    if (a == NULL) {
+        api_reply_error(c, MB_ENOAGENT, "no cluster agent '%.128s'", api_call_param(c, 0));
+        return;
+    }
+    if (!a->has_checkpoint) {
+        api_reply_error(c, MB_ENOTFOUND, "cluster agent '%s' has no replicated checkpoint", a->id);
+        return;
+    }
+    char *text = port_b64_encode(a->checkpoint, a->checkpoint_len);
+    if (text == NULL) {
+        api_reply_error(c, MB_ENOMEM, "out of memory");
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", a->id);
+    cJSON_AddNumberToObject(o, "generation", (double)a->generation);
+    cJSON_AddNumberToObject(o, "version", (double)a->checkpoint_version);
+    cJSON_AddNumberToObject(o, "bytes", (double)a->checkpoint_len);
+    cJSON_AddStringToObject(o, "data_b64", text);
+    free(text);
+    api_reply_json(c, 200, o);
+}
+
 static void cluster_remove_done(node *n, api_call *c, const consensus_result *res, const char *json,
                                 void *arg)
 {
@@ -951,6 +979,8 @@ static const api_route routes[] = {
     { "GET", "/v1/pools", pools_list, 0, "pools_list" },
     { "GET", "/v1/cluster/agents", cluster_agents_list, 0, "cluster_agents_list" },
     { "GET", "/v1/cluster/agents/{id}", cluster_agent_get, 0, "cluster_agent_get" },
+    { "GET", "/v1/cluster/agents/{id}/checkpoint", cluster_agent_checkpoint, 0,
+      "cluster_agent_checkpoint" },
     { "DELETE", "/v1/cluster/agents/{id}", cluster_agent_remove, 0, "cluster_agent_remove" },
 };
 
