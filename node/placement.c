@@ -987,9 +987,13 @@ static void tick_cb(uv_timer_t *t)
         return;
     uint64_t now = now_ms(p);
     uint64_t ft = (uint64_t)nc_config_duration_ms(p->n->cfg, NC_CFG_FAILURE_TIMEOUT);
+    uint64_t et = (uint64_t)nc_config_duration_ms(p->n->cfg, NC_CFG_ELECTION_TIMEOUT);
+    /* No leader for longer than an election normally takes and at least
+     * the failure timeout: the others may have declared this node down. */
+    uint64_t lost_after = ft > 3 * et ? ft : 3 * et;
     /* A pause (SIGSTOP, a stalled loop) long enough to be declared down:
      * fence before anything else runs on old information. */
-    if (p->last_tick_ms != 0 && now - p->last_tick_ms > ft / 2)
+    if (p->last_tick_ms != 0 && now - p->last_tick_ms > ft)
         fence(p, "paused");
     p->last_tick_ms = now;
 
@@ -1001,7 +1005,7 @@ static void tick_cb(uv_timer_t *t)
         p->no_leader_since = 0;
     } else if (p->no_leader_since == 0) {
         p->no_leader_since = now;
-    } else if (now - p->no_leader_since > ft / 2 && p->ncopies > 0) {
+    } else if (now - p->no_leader_since > lost_after && p->ncopies > 0) {
         fence(p, "no leader");
     }
     if (!p->caught_up) {
