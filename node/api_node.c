@@ -1,11 +1,14 @@
 /* node/api_node.c: node-level routes — GET /v1/health, /v1/status,
  * /metrics and /v1/alerts (docs/api.md). Control loop thread. */
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "node/node.h"
 #include "node/placement.h"
+#include "node/replication.h"
 #include "node/node_log.h"
 #include "node/proc_stats.h"
 
@@ -119,6 +122,44 @@ static void node_drain(node *n, api_call *c)
     placement_drain(n->placement, c, id, wait != 0, timeout_ms);
 }
 
+static void undrain_done(node *n, api_call *c, const consensus_result *res, const char *json,
+                         void *arg)
+{
+    (void)json;
+    (void)arg;
+    if (res->code != MB_OK) {
+        api_reply_error(c, res->code, "%s", res->msg[0] ? res->msg : mb_strerror(res->code));
+        return;
+    }
+    uint64_t id = 0;
+    sscanf(api_call_param(c, 0), "%" SCNu64, &id);
+    api_reply_json(c, 200, placement_drain_progress(n->placement, id));
+}
+
+/* POST /v1/nodes/{id}/undrain: a draining node takes agents again. */
+static void node_undrain(node *n, api_call *c)
+{
+    uint64_t id;
+    if (drain_node_id(c, &id) != MB_OK)
+        return;
+    if (n->placement == NULL || n->repl == NULL) {
+        api_reply_error(c, MB_EUNAVAIL, "cluster placement is not running on this node");
+        return;
+    }
+    const consensus_node *nd = consensus_sm_node_get(repl_sm(n->repl), id);
+    if (nd == NULL || nd->status != CONSENSUS_NODE_DRAINING) {
+        api_reply_error(c, nd == NULL ? MB_ENOTFOUND : MB_ESTATE, "node %llu is %s",
+                        (unsigned long long)id, nd == NULL ? "not a member" : "not draining");
+        return;
+    }
+    consensus_cmd cmd = { .kind = CONSENSUS_CMD_NODE_UPDATE,
+                          .by = "api",
+                          .node_fields = CONSENSUS_NODE_SET_STATUS };
+    cmd.node.id = id;
+    cmd.node.status = CONSENSUS_NODE_UP;
+    repl_write(n->repl, c, &cmd, undrain_done, NULL);
+}
+
 /* GET /v1/nodes/{id}/drain: progress of a drain. */
 static void node_drain_progress(node *n, api_call *c)
 {
@@ -135,6 +176,7 @@ static void node_drain_progress(node *n, api_call *c)
 static const api_route routes[] = {
     { "POST", "/v1/nodes/{id}/drain", node_drain, 0, "node_drain" },
     { "GET", "/v1/nodes/{id}/drain", node_drain_progress, 0, "node_drain_progress" },
+    { "POST", "/v1/nodes/{id}/undrain", node_undrain, 0, "node_undrain" },
     { "GET", "/v1/health", health, API_NO_AUTH, "health" },
     { "GET", "/v1/status", status, 0, "status" },
     { "GET", "/metrics", metrics, 0, "metrics" },

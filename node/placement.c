@@ -62,7 +62,7 @@ struct placement {
     uint64_t last_tick_ms;
     uint64_t no_leader_since;
     int caught_up;
-    uint64_t catchup_target;
+    int barrier_busy; /* the catch-up write is in flight */
     int status_busy, ckpt_busy, move_busy, failover_busy;
     uint64_t last_failover_ms;
     uint64_t last_periodic_ms;
@@ -421,7 +421,6 @@ static void fence(placement *p, const char *why)
         copy_drop(p, c, 1);
     }
     p->caught_up = 0;
-    p->catchup_target = 0;
     if (n > 0) {
         nc_counter_inc(p->c_fenced);
         NC_LOGKV(p->n->log, NC_LOG_WARN, "placement", "fencing: local cluster agents stopped",
@@ -978,6 +977,40 @@ void placement_drain(placement *p, api_call *c, uint64_t node_id, int wait, uint
     submitted(p);
 }
 
+/* ---- catching up ---- */
+
+static void barrier_done_cb(void *arg, const consensus_result *res)
+{
+    placement *p = arg;
+    p->inflight--;
+    p->barrier_busy = 0;
+    /* Any answer but these means the write was applied here, so every entry
+     * committed before it (the moves of this node's agents included) is
+     * applied too. */
+    if (!p->closing && res->code != MB_ENOQUORUM && res->code != MB_ECLOSED &&
+        res->code != MB_EUNKNOWN && res->code != MB_ETIMEDOUT && res->code != MB_ENOMEM) {
+        p->caught_up = 1;
+        p->last_applied = 0;
+        NC_LOGKV(p->n->log, NC_LOG_INFO, "placement", "caught up with the log: reconciling",
+                 NC_F_U64("index", res->version));
+    }
+    maybe_free(p);
+}
+
+/* Reconcile only once this node has applied everything committed before
+ * now: a write that changes nothing (an update of this node with no
+ * field) is committed after it and waited for. A restarted node thus never
+ * starts agents that moved while it was away. */
+static void catch_up(placement *p)
+{
+    consensus_cmd cmd = { .kind = CONSENSUS_CMD_NODE_UPDATE, .by = p->n->node_name };
+    cmd.node.id = p->n->node_id;
+    if (repl_submit(p->n->repl, &cmd, SUBMIT_TIMEOUT_MS, barrier_done_cb, p) == MB_OK) {
+        p->barrier_busy = 1;
+        submitted(p);
+    }
+}
+
 /* ---- the tick ---- */
 
 static void tick_cb(uv_timer_t *t)
@@ -1009,16 +1042,9 @@ static void tick_cb(uv_timer_t *t)
         fence(p, "no leader");
     }
     if (!p->caught_up) {
-        if (!leader_known)
-            return;
-        if (p->catchup_target == 0)
-            p->catchup_target = st.commit_index > 0 ? st.commit_index : 1;
-        if (st.applied_index < p->catchup_target)
-            return;
-        p->caught_up = 1;
-        p->last_applied = 0;
-        NC_LOGKV(p->n->log, NC_LOG_INFO, "placement", "caught up with the log: reconciling",
-                 NC_F_U64("applied", st.applied_index));
+        if (leader_known && !p->barrier_busy)
+            catch_up(p);
+        return;
     }
     const consensus_sm *sm = sm_of(p);
     uint64_t applied = consensus_sm_applied_index(sm);
