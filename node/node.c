@@ -18,6 +18,7 @@
 #include "node/proposals.h"
 #include "node/services.h"
 #include "node/cluster_ops.h"
+#include "node/placement.h"
 #include "node/replication.h"
 
 int64_t node_wall_ms(void)
@@ -533,6 +534,8 @@ int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err)
             NC_LOGKV(n->log, NC_LOG_ERROR, "node", "cluster services for agents not started",
                      NC_F_STR("error", ce.msg));
     }
+    if ((rv = placement_open(n, err)) != MB_OK) /* placement: cluster agents */
+        return rv;
 
     write_addr_file(n);
     cJSON *p = cJSON_CreateObject();
@@ -570,6 +573,7 @@ void node_stop(node *n)
     /* After the HTTP server (its parked calls are answered): leadership
      * transfer, raft close, mesh close; completes while node_close runs
      * the loop. */
+    placement_close(n->placement); /* before replication: it submits through it */
     repl_close(n->repl);
     /* After repl_close (its MB_ECLOSED results reach agents' writes),
      * before the agents stop. */

@@ -1461,6 +1461,21 @@ static void on_status(void *arg, const consensus_status *st)
              NC_F_U64("term", st->term), NC_F_U64("leader", st->leader_id));
 }
 
+/* ---- placement accessors ---- */
+
+void repl_raft_status(repl *r, consensus_status *out)
+{
+    consensus_raft_status(r->raft, out);
+}
+
+int repl_peer_status(repl *r, uint64_t id)
+{
+    fd_peer_view pv;
+    if (r->m == NULL || mesh_peer(r->m, id, &pv) != MB_OK)
+        return -1;
+    return (int)pv.status;
+}
+
 static void mesh_log(void *user, int level, const char *msg)
 {
     repl *r = user;
