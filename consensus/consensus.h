@@ -125,6 +125,9 @@ typedef struct consensus_proposal {
     uint32_t f;            /* BYZANTINE: declared faulty voters; else 0 */
     uint32_t quorum;       /* BYZANTINE: yes votes needed (floor(2n/3)+1 at open); else 0 */
     uint64_t base_version; /* the variable's version when the proposal opened */
+    /* Unweighted rules: counts of yes and no votes, kept as votes come
+     * (derived from votes[], not in snapshots). */
+    uint32_t n_yes, n_no;
 } consensus_proposal;
 
 /* Voters of one proposal. Memory: about 100 bytes per voter per open

@@ -560,17 +560,31 @@ static int check_proposal_open(const consensus_sm *sm, const consensus_cmd *c, m
     return MB_OK;
 }
 
-/* A vote batch: shape only; each vote's state is checked when applied. */
-static int check_proposal_votes(const consensus_cmd *c, mb_error *err)
+/* A vote batch: its shape, and at least one vote that counts (like the
+ * placement batches, a batch that would change nothing is a conflict:
+ * typically every vote came after its proposal was decided). Each vote's
+ * state is checked again when applied. */
+static int check_proposal_votes(const consensus_sm *sm, const consensus_cmd *c, mb_error *err)
 {
-    int rc;
+    int rc, counts = 0;
     if (c->n_votes == 0 || c->n_votes > CONSENSUS_VOTE_BATCH_MAX || c->votes == NULL)
         return mb_errorf(err, MB_EINVAL, "a vote batch holds 1..%d votes",
                          CONSENSUS_VOTE_BATCH_MAX);
-    for (uint32_t i = 0; i < c->n_votes; i++)
+    for (uint32_t i = 0; i < c->n_votes; i++) {
         if ((rc = ident_check("proposal id", c->votes[i].proposal_id, err)) != MB_OK ||
             (rc = ident_check("voter", c->votes[i].voter, err)) != MB_OK)
             return rc;
+        size_t pos;
+        if (!counts && prop_find(sm, c->votes[i].proposal_id, &pos)) {
+            int64_t vi = prop_voter_index(sm->props[pos], c->votes[i].voter);
+            counts = vi >= 0 && sm->props[pos]->votes[vi] == CONSENSUS_VOTE_NONE;
+        }
+    }
+    if (!counts)
+        return mb_errorf(err, MB_ECONFLICT,
+                         "none of %u votes counts (proposals decided or closed, not voters, or "
+                         "voted already)",
+                         c->n_votes);
     return MB_OK;
 }
 
@@ -817,7 +831,7 @@ static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *e
         return MB_OK;
     }
     case CONSENSUS_CMD_PROPOSAL_VOTES:
-        return check_proposal_votes(c, err);
+        return check_proposal_votes(sm, c, err);
     default:
         return mb_errorf(err, MB_EINVAL, "unknown command kind %d", (int)c->kind);
     }
@@ -1157,7 +1171,15 @@ static consensus_outcome prop_evaluate(const consensus_proposal *p)
     double total = 0, yes = 0, no = 0;
     if (p->n_voters == 0)
         return CONSENSUS_PROPOSAL_REJECTED;
-    for (uint32_t i = 0; i < p->n_voters; i++) {
+    /* Counts are exact: no loop over the voters per vote (1,000+ voters).
+     * Weights are summed in voter order each time, so every node rounds
+     * the same way, also after a restore. */
+    if (p->weights == NULL) {
+        total = p->n_voters;
+        yes = p->n_yes;
+        no = p->n_no;
+    }
+    for (uint32_t i = 0; p->weights != NULL && i < p->n_voters; i++) {
         double w = p->weights != NULL ? p->weights[i] : 1.0;
         total += w;
         if (p->votes[i] == CONSENSUS_VOTE_YES)
@@ -1422,6 +1444,10 @@ static int prop_vote(consensus_sm *sm, uint64_t index, size_t pos, uint32_t vi, 
     if (rc != MB_OK)
         return rc;
     p->votes[vi] = yes ? CONSENSUS_VOTE_YES : CONSENSUS_VOTE_NO;
+    if (yes)
+        p->n_yes++;
+    else
+        p->n_no++;
     consensus_outcome out = prop_evaluate(p);
     if (out != CONSENSUS_PROPOSAL_OPEN && (rc = prop_close(sm, index, pos, out, fx)) != MB_OK)
         return rc;
@@ -2259,6 +2285,10 @@ static int restore_prop(consensus_sm *sm, const Mabeam__Proposal *p, mb_error *e
     q->fraction = p->fraction;
     q->deadline_ms = p->deadline_ms;
     q->opened = p->opened;
+    for (size_t i = 0; i < p->n_votes; i++) {
+        q->n_yes += p->votes[i] == CONSENSUS_VOTE_YES;
+        q->n_no += p->votes[i] == CONSENSUS_VOTE_NO;
+    }
     q->f = p->f;
     q->quorum = p->quorum;
     q->base_version = p->base_version;

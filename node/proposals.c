@@ -275,8 +275,9 @@ static void batch_done_cb(void *arg, const consensus_result *res)
 {
     batch *b = arg;
     node_proposals *p = b->p;
-    if (res->code != MB_OK) {
-        /* Outcome unknown or not committed in time: send the votes that
+    if (res->code != MB_OK && res->code != MB_ECONFLICT) {
+        /* (MB_ECONFLICT: every vote came after its decision; nothing to do.)
+         * Outcome unknown or not committed in time: send the votes that
          * still count again (a vote applied twice is skipped). */
         int again = !p->closed && res->code != MB_ECLOSED && p->n->repl != NULL;
         const consensus_sm *sm = again ? repl_sm(p->n->repl) : NULL;

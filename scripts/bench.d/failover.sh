@@ -44,3 +44,5 @@ MB_FAILOVER_FLAGS="--failure_timeout=800ms" python3 "$HERE/tests/bench/failover/
 summarise ft800 800 <"$W/ft800.jsonl"
 
 # --- votes ---
+echo "failover: votes (1,000 voting agents over 3 nodes)" >&2
+bash "$HERE/tests/bench/proposals/votes.sh"

@@ -277,6 +277,11 @@ static void test_vote_batch_counts_each_vote_and_skips_late_ones(void)
     CU_ASSERT_EQUAL(consensus_sm_var_get(sm, "k")->version, r.version);
     CU_ASSERT_PTR_NOT_NULL(find_effect(CONSENSUS_FX_EVENT, "var.set"));
     CU_ASSERT_PTR_NOT_NULL(find_effect(CONSENSUS_FX_EVENT, "proposal.close"));
+    /* A batch of late votes only: nothing counts, a conflict, no effects. */
+    r = vote_batch(id, v, 756, 10, 1);
+    CU_ASSERT_EQUAL(r.code, MB_ECONFLICT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.msg, "none of 10 votes counts"));
+    CU_ASSERT_EQUAL(fx.n, 0);
     /* A repeated vote in one batch counts once. */
     define_consensus_int("k2");
     r = open_p("two", "k2", CONSENSUS_RULE_UNANIMOUS, 0, v, 3, 5);

@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
-# Suite `failover`, block "votes" (proposals piece): a consensus decision
-# among 1,000 voting agents over 3 nodes, open -> decision committed,
-# median of MB_VOTES_RUNS (default 30) runs after 3 warm-up runs. Starts
-# its own 3-node cluster (scripts/cluster.sh), runs
-# tests/bench/proposals/bench_proposals, prints its JSON lines (suite
-# "failover"). To be appended after the "# --- votes ---" marker of
-# scripts/bench.d/failover.sh once that script exists.
-# Run through scripts/bench.sh failover_votes ($MB_BENCH_BUILD = Release build).
+# Suite `failover`, block "votes" (proposals piece), run by
+# scripts/bench.d/failover.sh after its "# --- votes ---" marker: a
+# consensus decision among 1,000 voting agents over 3 nodes, open ->
+# decision committed, median of MB_VOTES_RUNS (default 30) runs after 3
+# warm-up runs. Starts its own 3-node cluster (scripts/cluster.sh) on free
+# ports, runs tests/bench/proposals/bench_proposals, prints its JSON lines
+# (suite "failover"). $MB_BENCH_BUILD = the Release build with MB_BENCH=ON.
 set -euo pipefail
 B=${MB_BENCH_BUILD:?run through scripts/bench.sh}
-HERE=$(cd "$(dirname "$0")/../.." && pwd)
+HERE=$(cd "$(dirname "$0")/../../.." && pwd)
 W=$(mktemp -d "${TMPDIR:-/tmp}/mb-bench-votes-XXXXXX")
 # A base port whose 3x3 ports are all free (other clusters may run here).
 free_base() {
