@@ -683,6 +683,11 @@ static void drain_step(placement *p, const consensus_sm *sm)
 {
     uint64_t self = p->n->node_id;
     mb_runtime *rt = rt_of(p);
+    uint64_t ids[MAX_NODES];
+    size_t load[MAX_NODES], capload[MAX_NODES];
+    size_t k = live_loads(p, sm, self, NULL, ids, load, capload, MAX_NODES);
+    if (k == 0)
+        return; /* nowhere to go: the agents keep running here */
     FOR_EACH_COPY(p, c, next)
     {
         (void)next;
@@ -695,11 +700,6 @@ static void drain_step(placement *p, const consensus_sm *sm)
     if (p->move_busy)
         return;
     node_services_flush(p->n->services); /* checkpoints queued by the workers */
-    uint64_t ids[MAX_NODES];
-    size_t load[MAX_NODES], capload[MAX_NODES];
-    size_t k = live_loads(p, sm, self, NULL, ids, load, capload, MAX_NODES);
-    if (k == 0)
-        return;
     consensus_agent_item *items = calloc(CONSENSUS_BATCH_MAX, sizeof(*items));
     if (items == NULL)
         return;

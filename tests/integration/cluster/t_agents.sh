@@ -99,8 +99,28 @@ tell "$A" "$SET" 101 "$WAT after"
 wait_until 10 count_lines "$B" "$WAT" m 6 || fail "remote message after the kill: $(log_of "$B" "$WAT")"
 pass "agent messages still cross after the leader kill"
 
+# mb_var_set checks the value against the definition before accepting it.
+tell "$A" "$SET" 100 2000000
+wait_until 10 count_lines "$A" "$SET" s 31 || fail "set above max: $(log_of "$A" "$SET")"
+[ "$(log_of "$A" "$SET" | grep '^s ' | tail -n 1)" = "s 21" ] ||
+    fail "set above max not refused with MB_ECONSTRAINT: $(log_of "$A" "$SET")"
+pass "an invalid agent write is refused at once (MB_ECONSTRAINT)"
+
 # A clean stop with agents, watches and remote channels in place (under
 # ASan a leak fails the exit status).
-stop_node "${PID[$A]}" 30
 stop_node "${PID[$B]}" 30
-pass "nodes with watching agents stop cleanly"
+pass "a node with a watching agent stops cleanly"
+
+# Alone (1 of 3 voters), an accepted write cannot commit: after
+# write_timeout it is reported as a node-local event with MB_ENOQUORUM.
+tell "$A" "$SET" 100 77
+wait_until 10 count_lines "$A" "$SET" s 32 || fail "set without quorum: $(log_of "$A" "$SET")"
+[ "$(log_of "$A" "$SET" | grep '^s ' | tail -n 1)" = "s 0" ] || fail "not accepted"
+failed_event() {
+    curl -fsS -m 3 "http://${HTTP[$A]}/v1/events?type=agent.var_set_failed&subject=$SET" |
+        python3 -c 'import json,sys; e=json.load(sys.stdin)["events"]; sys.exit(0 if e and e[-1]["payload"]["code"]=="MB_ENOQUORUM" and e[-1]["payload"]["var"]=="step" else 1)'
+}
+wait_until 30 failed_event || fail "no agent.var_set_failed MB_ENOQUORUM event: $(curl -s "http://${HTTP[$A]}/v1/events?type=agent.var_set_failed")"
+pass "an agent write without quorum fails after write_timeout, reported as an event"
+stop_node "${PID[$A]}" 30
+pass "the node without quorum stops cleanly"
