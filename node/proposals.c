@@ -457,6 +457,19 @@ static void sweep_cb(uv_timer_t *t)
     if (p->n->repl == NULL)
         return;
     const consensus_sm *sm = repl_sm(p->n->repl);
+    /* Forget proposals closed while this node did not see the effect
+     * (effects of entries replayed after a restart are not handed on). */
+    pthread_mutex_lock(&p->mu);
+    for (tracked **pp = &p->tracked; *pp != NULL;) {
+        if (consensus_sm_proposal_get(sm, (*pp)->id) == NULL) {
+            tracked *gone = *pp;
+            *pp = gone->next;
+            tracked_free(gone);
+        } else {
+            pp = &(*pp)->next;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
     for (size_t i = 0; i < consensus_sm_proposal_count(sm); i++)
         ask_local_voters(p, consensus_sm_proposal_at(sm, i));
 }
