@@ -14,8 +14,8 @@ done
 # Concurrent proposals on one variable: the second is refused while the
 # first is open (slow voters keep it open), accepted after it.
 define_consensus 1 slow
-spawn_voter 1 s1 '{"vote":"yes","delay_ms":4000}'
-spawn_voter 2 s2 '{"vote":"yes","delay_ms":4000}'
+spawn_voter 1 s1 '{"vote":"yes","delay_ms":6000}'
+spawn_voter 2 s2 '{"vote":"yes","delay_ms":6000}'
 wait_until 10 value_is 3 slow 0 || fail "slow not defined on node 3"
 propose 1 '{"variable":"slow","value":1,"rule":"unanimous","voters":["s1","s2"]}'
 PS=$PROP
