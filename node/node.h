@@ -28,6 +28,8 @@ struct cfg_watcher;
 struct node_services; /* node/services.h: the agent runtime and its services */
 struct repl;
 struct var_watcher;
+struct node_coord;
+struct api_mailbox;
 
 typedef struct node {
     uv_loop_t loop;
@@ -77,6 +79,8 @@ typedef struct node {
     /* proposals piece */
     struct node_proposals *proposals;           /* node/proposals.c */
     struct proposal_watcher *proposal_watchers; /* parked watches (api_proposals.c) */
+    struct node_coord *coord;         /* lease/barrier expiry (node/coord.c) */
+    struct api_mailbox *mailbox;      /* sender of API messages (node/api_mailbox.c) */
 } node;
 
 /* Open the node: take the data directory lock, open storage, register
