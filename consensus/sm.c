@@ -1686,6 +1686,12 @@ static int exec_agent_batch(consensus_sm *sm, uint64_t index, const consensus_cm
             if ((a->status == CONSENSUS_AGENT_CRASHED || a->status == CONSENSUS_AGENT_STOPPED) &&
                 (rc = props_voter_left(sm, index, a->id, fx)) != MB_OK)
                 return rc;
+            /* coordination (merged with placement's batches): as AGENT_STATUS */
+            if ((a->status == CONSENSUS_AGENT_CRASHED || a->status == CONSENSUS_AGENT_STOPPED) &&
+                (rc = cs_coord_agent_gone(
+                     sm, index, a, a->status == CONSENSUS_AGENT_CRASHED ? "crashed" : "stopped",
+                     fx)) != MB_OK)
+                return rc;
             break;
         }
         case CONSENSUS_CMD_AGENT_CHECKPOINT_BATCH:
@@ -1724,6 +1730,12 @@ static int exec_agent_batch(consensus_sm *sm, uint64_t index, const consensus_cm
                 return rc;
             }
             if (move) {
+                /* coordination (merged with placement's batches): as
+                 * AGENT_REASSIGN, a new generation holds nothing */
+                if ((rc = cs_coord_agent_gone(sm, index, a, "reassigned", fx)) != MB_OK) {
+                    free(blob);
+                    return rc;
+                }
                 a->node = next.node;
                 a->generation = next.generation;
                 a->restarts = next.restarts;
