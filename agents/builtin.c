@@ -1,8 +1,12 @@
-/* Built-in agent kinds: echo, counter (checkpointed) and crasher (crashes on
- * command). Their message tags are in <mabeam/agent_runtime.h>. */
+/* Built-in agent kinds: echo, counter (checkpointed), crasher (crashes on
+ * command) and voter (answers proposals by a rule from its config). Their
+ * message tags are in <mabeam/agent_runtime.h>. */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "agents/internal.h"
 
@@ -142,4 +146,175 @@ const mb_agent_kind mb_kind_crasher = {
     .version = 1,
     .init = crasher_init,
     .handle = crasher_handle,
+};
+
+/* ---- voter (proposals piece) ----
+ * Config (JSON, every key optional): {"vote": "yes"|"no"|"range",
+ * "min": x, "max": y, "accept": ["a", ...], "delay_ms": n}. "range" (the
+ * default when min, max or accept is given, else "yes") votes yes when a
+ * numeric value (float, int, probability, bool) lies in [min, max], or a
+ * choice is among "accept". With delay_ms > 0 it answers after that long
+ * (a timer), else at once. */
+
+#define VOTER_TAG_ANSWER 0x766f7465u /* timer: a delayed answer */
+
+struct voter {
+    int mode; /* 0 yes, 1 no, 2 range */
+    double min, max;
+    char **accept;
+    size_t n_accept;
+    uint64_t delay_ms;
+};
+
+struct voter_answer {
+    uint64_t proposal;
+    int yes;
+};
+
+static void voter_free(void *state)
+{
+    struct voter *v = state;
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < v->n_accept; i++)
+        free(v->accept[i]);
+    free(v->accept);
+    free(v);
+}
+
+static int voter_init(mb_ctx *ctx, const char *config, void **state)
+{
+    (void)ctx;
+    struct voter *v = calloc(1, sizeof(*v));
+    if (v == NULL)
+        return MB_ENOMEM;
+    v->min = -INFINITY;
+    v->max = INFINITY;
+    cJSON *j = config != NULL && config[0] != '\0' ? cJSON_Parse(config) : NULL;
+    int rc = MB_OK;
+    if (config != NULL && config[0] != '\0' && !cJSON_IsObject(j))
+        rc = MB_EINVAL;
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(j, "vote");
+    const cJSON *min = cJSON_GetObjectItemCaseSensitive(j, "min");
+    const cJSON *max = cJSON_GetObjectItemCaseSensitive(j, "max");
+    const cJSON *acc = cJSON_GetObjectItemCaseSensitive(j, "accept");
+    const cJSON *delay = cJSON_GetObjectItemCaseSensitive(j, "delay_ms");
+    v->mode = min != NULL || max != NULL || acc != NULL ? 2 : 0;
+    if (rc == MB_OK && mode != NULL) {
+        if (cJSON_IsString(mode) && strcmp(mode->valuestring, "yes") == 0)
+            v->mode = 0;
+        else if (cJSON_IsString(mode) && strcmp(mode->valuestring, "no") == 0)
+            v->mode = 1;
+        else if (cJSON_IsString(mode) && strcmp(mode->valuestring, "range") == 0)
+            v->mode = 2;
+        else
+            rc = MB_EINVAL;
+    }
+    if (rc == MB_OK &&
+        ((min != NULL && !cJSON_IsNumber(min)) || (max != NULL && !cJSON_IsNumber(max)) ||
+         (acc != NULL && !cJSON_IsArray(acc)) ||
+         (delay != NULL &&
+          (!cJSON_IsNumber(delay) || delay->valuedouble < 0 || delay->valuedouble > 3600e3))))
+        rc = MB_EINVAL;
+    if (rc == MB_OK) {
+        if (min != NULL)
+            v->min = min->valuedouble;
+        if (max != NULL)
+            v->max = max->valuedouble;
+        if (delay != NULL)
+            v->delay_ms = (uint64_t)delay->valuedouble;
+        int na = acc != NULL ? cJSON_GetArraySize(acc) : 0;
+        if (na > 0 && (v->accept = calloc((size_t)na, sizeof(char *))) == NULL)
+            rc = MB_ENOMEM;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, acc)
+        {
+            if (rc != MB_OK)
+                break;
+            if (!cJSON_IsString(it))
+                rc = MB_EINVAL;
+            else if ((v->accept[v->n_accept] = strdup(it->valuestring)) == NULL)
+                rc = MB_ENOMEM;
+            else
+                v->n_accept++;
+        }
+    }
+    cJSON_Delete(j);
+    if (rc != MB_OK) {
+        voter_free(v);
+        return rc;
+    }
+    *state = v;
+    return MB_OK;
+}
+
+static int voter_decide(const struct voter *v, const mb_value *val)
+{
+    if (v->mode != 2)
+        return v->mode == 0;
+    double x;
+    switch (val->type) {
+    case MB_VT_FLOAT:
+    case MB_VT_PROBABILITY:
+        x = val->u.f;
+        break;
+    case MB_VT_INT:
+        x = (double)val->u.i;
+        break;
+    case MB_VT_BOOL:
+        x = val->u.b ? 1.0 : 0.0;
+        break;
+    case MB_VT_CHOICE:
+        for (size_t i = 0; i < v->n_accept; i++)
+            if (val->u.choice != NULL && strcmp(v->accept[i], val->u.choice) == 0)
+                return 1;
+        return 0;
+    default:
+        return 0; /* vectors and tensors: no rule for them */
+    }
+    return x >= v->min && x <= v->max;
+}
+
+static int voter_vote(mb_ctx *ctx, void *state, const mb_proposal *p)
+{
+    struct voter *v = state;
+    int yes = voter_decide(v, p->value);
+    if (v->delay_ms > 0) {
+        struct voter_answer a = { p->id, yes };
+        return mb_send_after(ctx, v->delay_ms, VOTER_TAG_ANSWER, &a, sizeof(a), NULL);
+    }
+    int rc = mb_vote(ctx, p->id, yes);
+    /* Decided meanwhile, or not asked through this node: not a crash. */
+    return rc == MB_ENOTFOUND || rc == MB_EPERM || rc == MB_EEXIST || rc == MB_EUNAVAIL ? 0 : rc;
+}
+
+static int voter_handle(mb_ctx *ctx, void *state, const mb_msg *msg)
+{
+    if (msg->type == MB_MSG_TIMER && msg->tag == VOTER_TAG_ANSWER &&
+        msg->len == sizeof(struct voter_answer)) {
+        struct voter_answer a;
+        memcpy(&a, msg->data, sizeof(a));
+        int rc = mb_vote(ctx, a.proposal, a.yes);
+        return rc == MB_ENOTFOUND || rc == MB_EPERM || rc == MB_EEXIST || rc == MB_EUNAVAIL ? 0
+                                                                                            : rc;
+    }
+    return echo_handle(ctx, state, msg);
+}
+
+static void voter_terminate(mb_ctx *ctx, void *state, int reason)
+{
+    (void)ctx;
+    (void)reason;
+    voter_free(state);
+}
+
+const mb_agent_kind mb_kind_voter = {
+    .abi = MB_AGENT_ABI,
+    .name = "voter",
+    .version = 1,
+    .init = voter_init,
+    .handle = voter_handle,
+    .vote = voter_vote,
+    .terminate = voter_terminate,
+    .destroy = voter_free,
 };

@@ -35,6 +35,8 @@ typedef enum consensus_node_status {
     CONSENSUS_NODE_SUSPECT = 1,
     CONSENSUS_NODE_DOWN = 2,
     CONSENSUS_NODE_LEFT = 3,
+    /* placement: agents are being moved away; nothing new is placed here */
+    CONSENSUS_NODE_DRAINING = 4,
 } consensus_node_status;
 
 /* A cluster member. Addresses are "ip:port" strings ("" when unknown). */
@@ -68,6 +70,10 @@ typedef struct consensus_agent {
     size_t checkpoint_len;
     uint64_t checkpoint_version; /* raft index of the checkpoint */
     uint32_t restarts;           /* reassignments so far */
+    /* placement: capabilities given at spawn (for placement constraints and
+     * "all agents with capability X"), n_caps entries, sorted, unique */
+    char **caps;
+    uint32_t n_caps;
 } consensus_agent;
 
 typedef enum consensus_rule {
@@ -75,6 +81,10 @@ typedef enum consensus_rule {
     CONSENSUS_RULE_SUPERMAJORITY = 1, /* at least `fraction` (0.5, 1] say yes */
     CONSENSUS_RULE_UNANIMOUS = 2,     /* every voter says yes */
     CONSENSUS_RULE_WEIGHTED = 3,      /* more than half of the total weight */
+    /* proposals piece: Byzantine-tolerant. Declared f; needs n >= 3f+1
+     * eligible voters at open; accepts at quorum = floor(2n/3)+1 yes (n at
+     * open, fixed), rejects once that many yes are no longer possible. */
+    CONSENSUS_RULE_BYZANTINE = 4,
 } consensus_rule;
 
 typedef enum consensus_outcome {
@@ -94,7 +104,10 @@ typedef enum consensus_vote {
 /* An open proposal to change a consensus-policy variable. The table holds
  * open proposals only: a decided, expired or cancelled one leaves it (its
  * history is in the event log). An agent that crashes, stops or is removed
- * leaves the voters of every open proposal it has not voted on. */
+ * leaves the voters of every open proposal it has not voted on. Voters are
+ * kept sorted (bytewise) so that a vote finds its voter by binary search.
+ * At most one proposal is open per variable, and it is accepted only if the
+ * variable's version is still base_version (docs/proposals.md). */
 typedef struct consensus_proposal {
     char *id;
     char *variable;
@@ -107,10 +120,22 @@ typedef struct consensus_proposal {
     uint8_t *votes;  /* n_voters consensus_vote */
     uint32_t n_voters;
     int64_t deadline_ms; /* wall clock ms, 0 = none; the leader closes it as expired */
-    uint64_t opened;     /* raft index */
+    uint64_t opened;     /* raft index; also the numeric id agents see (mb_proposal.id) */
+    /* proposals piece */
+    uint32_t f;            /* BYZANTINE: declared faulty voters; else 0 */
+    uint32_t quorum;       /* BYZANTINE: yes votes needed (floor(2n/3)+1 at open); else 0 */
+    uint64_t base_version; /* the variable's version when the proposal opened */
+    /* Unweighted rules: counts of yes and no votes, kept as votes come
+     * (derived from votes[], not in snapshots). */
+    uint32_t n_yes, n_no;
 } consensus_proposal;
 
-#define CONSENSUS_MAX_VOTERS 256
+/* Voters of one proposal. Memory: about 100 bytes per voter per open
+ * proposal (id string, vote, weight, pointer), 400 KiB at the limit. */
+#define CONSENSUS_MAX_VOTERS 4096
+/* Votes in one PROPOSAL_VOTES command: with the events of the decisions
+ * they cause, an entry stays under REPL_SEQ_PER_ENTRY (1024) events. */
+#define CONSENSUS_VOTE_BATCH_MAX 256
 
 /* A variable. version = raft index of its last change (define or set). */
 typedef struct consensus_var {
@@ -180,6 +205,8 @@ typedef struct consensus_election {
 #define CONSENSUS_CONFIG_MAX     (64u << 10) /* agent config JSON */
 #define CONSENSUS_CHECKPOINT_MAX (4u << 20)  /* checkpoint blob */
 #define CONSENSUS_DEDUP_DEFAULT  4096        /* dedup table entries */
+#define CONSENSUS_CAPS_MAX       64          /* placement: capabilities per agent */
+#define CONSENSUS_BATCH_MAX      1000        /* placement: entries per batch command */
 
 /* ------------------------------------------------------------------ */
 /* 2. Commands, results, effects                                       */
@@ -200,6 +227,20 @@ typedef enum consensus_cmd_kind {
     CONSENSUS_CMD_PROPOSAL_OPEN = 12,
     CONSENSUS_CMD_PROPOSAL_VOTE = 13,
     CONSENSUS_CMD_PROPOSAL_CLOSE = 14,
+    /* proposals piece (30-39) */
+    CONSENSUS_CMD_PROPOSAL_VOTES = 30, /* a batch of (proposal, voter, yes) */
+    /* placement (20-29): batches of per-agent entries (items). An entry
+     * whose agent is gone or whose generation is stale is skipped, the
+     * others apply; the result is MB_ECONFLICT only when every entry was
+     * skipped. One event per applied entry (agent.status, agent.checkpoint,
+     * agent.reassign), no FX_AGENT_START/STOP: nodes reconcile from the
+     * table. */
+    CONSENSUS_CMD_AGENT_STATUS_BATCH = 20,     /* items: id, generation, status */
+    CONSENSUS_CMD_AGENT_CHECKPOINT_BATCH = 21, /* items: id, generation, blob */
+    /* items: id, node (target), generation (expected; 0 = any), blob when
+     * has_blob (a fresh checkpoint that travels with the move). With
+     * down_node != 0 that node is marked DOWN first, in the same entry. */
+    CONSENSUS_CMD_AGENT_MOVE_BATCH = 22,
     /* coordination (consensus/coord.c): 40-49 */
     CONSENSUS_CMD_LEASE_ACQUIRE = 40,  /* coord: name, holder, ttl_ms, now_ms */
     CONSENSUS_CMD_LEASE_RENEW = 41,    /* coord: name, holder, ttl_ms, now_ms */
@@ -209,6 +250,13 @@ typedef enum consensus_cmd_kind {
     CONSENSUS_CMD_ELECTION_LEAVE = 46, /* coord: name (group), holder (member) */
     CONSENSUS_CMD_COORD_EXPIRE = 47,   /* coord: now_ms */
 } consensus_cmd_kind;
+
+/* One vote of a PROPOSAL_VOTES batch. */
+typedef struct consensus_vote_item {
+    char *proposal_id;
+    char *voter;
+    int yes;
+} consensus_vote_item;
 
 /* Fields of the coordination commands (piece: agents/coord). */
 typedef struct consensus_coord_cmd {
@@ -226,6 +274,17 @@ typedef struct consensus_coord_cmd {
 #define CONSENSUS_NODE_SET_API_ADDR  (1u << 2)
 #define CONSENSUS_NODE_SET_ROLE      (1u << 3)
 #define CONSENSUS_NODE_SET_STATUS    (1u << 4)
+
+/* placement: one entry of a batch command (see the batch kinds). */
+typedef struct consensus_agent_item {
+    char *id;
+    uint64_t node;
+    uint64_t generation;
+    consensus_agent_status status;
+    int has_blob;
+    void *blob;
+    size_t blob_len;
+} consensus_agent_item;
 
 /* One command in C form. Only the fields of `kind` are used; the rest stay
  * zero. When the caller builds one to encode, every pointer is borrowed.
@@ -268,8 +327,10 @@ typedef struct consensus_cmd {
     size_t blob_len;
 
     /* PROPOSAL_*: proposal_id; OPEN: name (the variable), value, rule,
-     * fraction, voters/weights/n_voters, deadline_ms; VOTE: voter, yes;
-     * CLOSE: outcome (EXPIRED or CANCELLED). */
+     * fraction, f (BYZANTINE), voters/weights/n_voters, deadline_ms;
+     * proposal_id "" or NULL = the cluster names it: the decimal raft index
+     * of the open; VOTE: voter, yes; CLOSE: outcome (EXPIRED or CANCELLED);
+     * VOTES: votes/n_votes (1..CONSENSUS_VOTE_BATCH_MAX). */
     char *proposal_id;
     consensus_rule rule;
     double fraction;
@@ -280,6 +341,18 @@ typedef struct consensus_cmd {
     char *voter;
     int yes;
     consensus_outcome outcome;
+    uint32_t f;
+    consensus_vote_item *votes;
+    uint32_t n_votes;
+
+    /* placement: PLACE: agent_caps/n_agent_caps (capabilities, at most
+     * CONSENSUS_CAPS_MAX); *_BATCH: items/n_items (1..CONSENSUS_BATCH_MAX);
+     * MOVE_BATCH: down_node (0 = none). */
+    char **agent_caps;
+    uint32_t n_agent_caps;
+    consensus_agent_item *items;
+    uint32_t n_items;
+    uint64_t down_node;
 
     /* LEASE_*, BARRIER_*, ELECTION_*, COORD_EXPIRE (piece: agents/coord) */
     consensus_coord_cmd coord;
@@ -319,6 +392,11 @@ typedef enum consensus_effect_kind {
     CONSENSUS_FX_WATCH = 2,       /* notify watchers of variable `subject` at `version` */
     CONSENSUS_FX_AGENT_START = 3, /* node `node_id` must run agent `subject` at `generation` */
     CONSENSUS_FX_AGENT_STOP = 4,  /* node `node_id` must stop its copy of agent `subject` */
+    /* proposals piece (20-29): `subject` = proposal id, `version` = the
+     * raft index it opened at (its numeric id). OPEN: ask the local voters;
+     * CLOSE: it was decided, expired or cancelled (`deleted` = outcome). */
+    CONSENSUS_FX_PROPOSAL_OPEN = 20,
+    CONSENSUS_FX_PROPOSAL_CLOSE = 21,
     /* coordination, 30-39: tell agent `subject` (running on node `node_id`
      * at `generation`) about lease/barrier/group `type`; payload is JSON
      * ({"name", "token"} for leases and leadership, {"name", "round",
@@ -418,6 +496,19 @@ const consensus_agent *consensus_sm_agent_at(const consensus_sm *sm, size_t i); 
 const consensus_proposal *consensus_sm_proposal_get(const consensus_sm *sm, const char *id);
 size_t consensus_sm_proposal_count(const consensus_sm *sm);
 const consensus_proposal *consensus_sm_proposal_at(const consensus_sm *sm, size_t i); /* by id */
+/* proposals piece: the open proposal with numeric id (= opened index)
+ * `opened`, or the one open on variable `name`; NULL when none. */
+const consensus_proposal *consensus_sm_proposal_by_index(const consensus_sm *sm, uint64_t opened);
+const consensus_proposal *consensus_sm_proposal_on_var(const consensus_sm *sm, const char *name);
+/* Name of a rule ("majority", ..., "byzantine") / outcome ("accepted");
+ * "?" when out of range. Parse a rule name: MB_OK or MB_EINVAL. */
+const char *consensus_rule_name(consensus_rule r);
+const char *consensus_outcome_name(consensus_outcome o);
+int consensus_rule_parse(const char *s, consensus_rule *out);
+/* The proposal as JSON (id, variable, value, proposer, rule, fraction, f,
+ * quorum, voters, votes, deadline_ms, opened, base_version). *out owned by
+ * the caller. MB_ENOMEM. */
+int consensus_proposal_to_json(const consensus_proposal *p, int with_votes, cJSON **out);
 /* coordination (piece: agents/coord) */
 const consensus_lease *consensus_sm_lease_get(const consensus_sm *sm, const char *name);
 size_t consensus_sm_lease_count(const consensus_sm *sm);

@@ -265,6 +265,10 @@ static void agent_free(consensus_agent *a)
     free(a->kind);
     free(a->config);
     free(a->checkpoint);
+    if (a->caps != NULL) /* placement */
+        for (uint32_t i = 0; i < a->n_caps; i++)
+            free(a->caps[i]);
+    free(a->caps);
     free(a);
 }
 
@@ -459,14 +463,60 @@ static int agent_lookup(const consensus_sm *sm, const char *id, size_t *pos, mb_
     return MB_OK;
 }
 
+/* proposals piece: helpers shared by check and apply. */
+
+static int voter_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A known agent that crashed or stopped cannot vote; ids that are not in
+ * the agents table (outside identities voting through the API) can. */
+static int voter_dead(const consensus_sm *sm, const char *id)
+{
+    size_t pos;
+    if (!agent_find(sm, id, &pos))
+        return 0;
+    consensus_agent_status st = sm->agents[pos]->status;
+    return st == CONSENSUS_AGENT_CRASHED || st == CONSENSUS_AGENT_STOPPED;
+}
+
+/* Index of `voter` in the sorted voters of `p`, or -1. */
+static int64_t prop_voter_index(const consensus_proposal *p, const char *voter)
+{
+    uint32_t lo = 0, hi = p->n_voters;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(p->voters[mid], voter);
+        if (c == 0)
+            return mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+static size_t prop_on_var(const consensus_sm *sm, const char *name)
+{
+    for (size_t i = 0; i < sm->n_props; i++)
+        if (strcmp(sm->props[i]->variable, name) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
 static int check_proposal_open(const consensus_sm *sm, const consensus_cmd *c, mb_error *err)
 {
     size_t pos;
     int rc;
-    if ((rc = ident_check("proposal id", c->proposal_id, err)) != MB_OK)
-        return rc;
-    if (prop_find(sm, c->proposal_id, &pos))
-        return mb_errorf(err, MB_EEXIST, "proposal \"%s\" already open", c->proposal_id);
+    const char *pid = c->proposal_id != NULL && c->proposal_id[0] != '\0' ? c->proposal_id : "";
+    if (pid[0] != '\0') {
+        if ((rc = ident_check("proposal id", pid, err)) != MB_OK)
+            return rc;
+        if (prop_find(sm, pid, &pos))
+            return mb_errorf(err, MB_EEXIST, "proposal \"%s\" already open", pid);
+    }
     if ((rc = mb_var_name_check(c->name, err)) != MB_OK)
         return rc;
     if (!var_find(sm, c->name, &pos))
@@ -475,36 +525,175 @@ static int check_proposal_open(const consensus_sm *sm, const consensus_cmd *c, m
     if (v->policy != MB_POLICY_CONSENSUS)
         return mb_errorf(err, MB_EINVAL, "variable \"%s\" has change policy direct: set it",
                          c->name);
+    size_t open = prop_on_var(sm, c->name);
+    if (open != SIZE_MAX)
+        return mb_errorf(err, MB_ESTATE,
+                         "variable \"%s\" already has proposal \"%s\" open: one at a time, "
+                         "propose again once it is decided",
+                         c->name, sm->props[open]->id);
     if ((rc = mb_value_validate(c->name, &v->spec, &c->value, err)) != MB_OK)
         return rc;
-    if ((unsigned)c->rule > CONSENSUS_RULE_WEIGHTED)
-        return mb_errorf(err, MB_EINVAL, "proposal \"%s\": unknown rule", c->proposal_id);
+    if ((unsigned)c->rule > CONSENSUS_RULE_BYZANTINE)
+        return mb_errorf(err, MB_EINVAL, "proposal on \"%s\": unknown rule", c->name);
     if (c->rule == CONSENSUS_RULE_SUPERMAJORITY ? !(c->fraction > 0.5 && c->fraction <= 1.0)
                                                 : c->fraction != 0)
         return mb_errorf(err, MB_EINVAL,
-                         "proposal \"%s\": a supermajority needs a fraction in (0.5, 1], other "
-                         "rules none",
-                         c->proposal_id);
+                         "proposal on \"%s\": a supermajority needs a fraction in (0.5, 1], "
+                         "other rules none",
+                         c->name);
+    if (c->rule != CONSENSUS_RULE_BYZANTINE && c->f != 0)
+        return mb_errorf(err, MB_EINVAL, "proposal on \"%s\": f goes with the byzantine rule only",
+                         c->name);
     if (c->n_voters == 0 || c->n_voters > CONSENSUS_MAX_VOTERS || c->voters == NULL)
-        return mb_errorf(err, MB_EINVAL, "proposal \"%s\": needs 1..%d voters", c->proposal_id,
+        return mb_errorf(err, MB_EINVAL, "proposal on \"%s\": needs 1..%d voters", c->name,
                          CONSENSUS_MAX_VOTERS);
     if ((c->rule == CONSENSUS_RULE_WEIGHTED) != (c->weights != NULL))
-        return mb_errorf(err, MB_EINVAL, "proposal \"%s\": weights go with the weighted rule only",
-                         c->proposal_id);
+        return mb_errorf(err, MB_EINVAL,
+                         "proposal on \"%s\": weights go with the weighted rule only", c->name);
+    uint32_t live = 0;
     for (uint32_t i = 0; i < c->n_voters; i++) {
         if ((rc = ident_check("voter", c->voters[i], err)) != MB_OK)
             return rc;
-        for (uint32_t j = 0; j < i; j++)
-            if (strcmp(c->voters[i], c->voters[j]) == 0)
-                return mb_errorf(err, MB_EINVAL, "proposal \"%s\": voter \"%s\" repeated",
-                                 c->proposal_id, c->voters[i]);
         if (c->weights != NULL && !(isfinite(c->weights[i]) && c->weights[i] > 0))
-            return mb_errorf(err, MB_EINVAL, "proposal \"%s\": weights must be finite and > 0",
-                             c->proposal_id);
+            return mb_errorf(err, MB_EINVAL, "proposal on \"%s\": weights must be finite and > 0",
+                             c->name);
+        live += !voter_dead(sm, c->voters[i]);
     }
+    /* Repeats: sort a copy (n log n: up to CONSENSUS_MAX_VOTERS voters). */
+    char **sorted = malloc(c->n_voters * sizeof(char *));
+    if (sorted == NULL)
+        return mb_errorf(err, MB_ENOMEM, "check proposal voters");
+    memcpy(sorted, c->voters, c->n_voters * sizeof(char *));
+    qsort(sorted, c->n_voters, sizeof(char *), voter_cmp);
+    for (uint32_t i = 1; i < c->n_voters; i++)
+        if (strcmp(sorted[i - 1], sorted[i]) == 0) {
+            rc = mb_errorf(err, MB_EINVAL, "proposal on \"%s\": voter \"%s\" repeated", c->name,
+                           sorted[i]);
+            free(sorted);
+            return rc;
+        }
+    free(sorted);
+    if (live == 0)
+        return mb_errorf(err, MB_EINVAL, "proposal on \"%s\": every voter has crashed or stopped",
+                         c->name);
+    if (c->rule == CONSENSUS_RULE_BYZANTINE && (uint64_t)live < 3ull * c->f + 1)
+        return mb_errorf(err, MB_EINVAL,
+                         "proposal on \"%s\": the byzantine rule with f=%u needs at least %llu "
+                         "eligible voters (3f+1), has %u",
+                         c->name, c->f, 3ull * c->f + 1, live);
     if (c->deadline_ms < 0)
-        return mb_errorf(err, MB_EINVAL, "proposal \"%s\": negative deadline", c->proposal_id);
+        return mb_errorf(err, MB_EINVAL, "proposal on \"%s\": negative deadline", c->name);
     return MB_OK;
+}
+
+/* A vote batch: its shape, and at least one vote that counts (like the
+ * placement batches, a batch that would change nothing is a conflict:
+ * typically every vote came after its proposal was decided). Each vote's
+ * state is checked again when applied. */
+static int check_proposal_votes(const consensus_sm *sm, const consensus_cmd *c, mb_error *err)
+{
+    int rc, counts = 0;
+    if (c->n_votes == 0 || c->n_votes > CONSENSUS_VOTE_BATCH_MAX || c->votes == NULL)
+        return mb_errorf(err, MB_EINVAL, "a vote batch holds 1..%d votes",
+                         CONSENSUS_VOTE_BATCH_MAX);
+    for (uint32_t i = 0; i < c->n_votes; i++) {
+        if ((rc = ident_check("proposal id", c->votes[i].proposal_id, err)) != MB_OK ||
+            (rc = ident_check("voter", c->votes[i].voter, err)) != MB_OK)
+            return rc;
+        size_t pos;
+        if (!counts && prop_find(sm, c->votes[i].proposal_id, &pos)) {
+            int64_t vi = prop_voter_index(sm->props[pos], c->votes[i].voter);
+            counts = vi >= 0 && sm->props[pos]->votes[vi] == CONSENSUS_VOTE_NONE;
+        }
+    }
+    if (!counts)
+        return mb_errorf(err, MB_ECONFLICT,
+                         "none of %u votes counts (proposals decided or closed, not voters, or "
+                         "voted already)",
+                         c->n_votes);
+    return MB_OK;
+}
+
+/* ---- placement: capabilities and batches ---- */
+
+static int check_caps(const consensus_cmd *c, mb_error *err)
+{
+    int rc;
+    if (c->n_agent_caps > CONSENSUS_CAPS_MAX || (c->n_agent_caps > 0 && c->agent_caps == NULL))
+        return mb_errorf(err, MB_EINVAL, "agent \"%s\": at most %d capabilities", c->agent_id,
+                         CONSENSUS_CAPS_MAX);
+    for (uint32_t i = 0; i < c->n_agent_caps; i++)
+        if ((rc = ident_check("capability", c->agent_caps[i], err)) != MB_OK)
+            return rc;
+    return MB_OK;
+}
+
+/* Whether batch entry `it` applies to the current state: MB_OK, or the
+ * reason it is skipped. */
+static int batch_item_check(const consensus_sm *sm, const consensus_cmd *c,
+                            const consensus_agent_item *it, size_t *pos, mb_error *err)
+{
+    if (!agent_find(sm, it->id, pos))
+        return mb_errorf(err, MB_ENOAGENT, "agent \"%s\" not found", it->id);
+    const consensus_agent *a = sm->agents[*pos];
+    if (c->kind == CONSENSUS_CMD_AGENT_MOVE_BATCH) {
+        if (it->generation != 0 && it->generation != a->generation)
+            return mb_errorf(err, MB_ECONFLICT, "agent \"%s\": generation is %llu, expected %llu",
+                             a->id, (unsigned long long)a->generation,
+                             (unsigned long long)it->generation);
+        if (it->node == a->node)
+            return mb_errorf(err, MB_ECONFLICT, "agent \"%s\" is already on node %llu", a->id,
+                             (unsigned long long)a->node);
+        return MB_OK;
+    }
+    if (it->generation != a->generation)
+        return mb_errorf(err, MB_ECONFLICT, "agent \"%s\": generation %llu is stale (current %llu)",
+                         a->id, (unsigned long long)it->generation,
+                         (unsigned long long)a->generation);
+    return MB_OK;
+}
+
+/* Shape of a batch (the state only decides which entries are skipped). */
+static int check_batch(const consensus_sm *sm, const consensus_cmd *c, mb_error *err)
+{
+    int rc;
+    size_t pos;
+    if (c->n_items > CONSENSUS_BATCH_MAX || (c->n_items > 0 && c->items == NULL))
+        return mb_errorf(err, MB_EINVAL, "batch of %u entries (at most %d)", c->n_items,
+                         CONSENSUS_BATCH_MAX);
+    if (c->n_items == 0 && !(c->kind == CONSENSUS_CMD_AGENT_MOVE_BATCH && c->down_node != 0))
+        return mb_errorf(err, MB_EINVAL, "empty batch");
+    for (uint32_t i = 0; i < c->n_items; i++) {
+        const consensus_agent_item *it = &c->items[i];
+        if ((rc = ident_check("agent id", it->id, err)) != MB_OK)
+            return rc;
+        if (it->blob_len > CONSENSUS_CHECKPOINT_MAX)
+            return mb_errorf(err, MB_ETOOBIG, "agent \"%s\": checkpoint above %u bytes", it->id,
+                             CONSENSUS_CHECKPOINT_MAX);
+        if (it->blob_len > 0 && it->blob == NULL)
+            return mb_errorf(err, MB_EINVAL, "agent \"%s\": checkpoint has no data", it->id);
+        if (c->kind == CONSENSUS_CMD_AGENT_STATUS_BATCH &&
+            (unsigned)it->status > CONSENSUS_AGENT_CRASHED)
+            return mb_errorf(err, MB_EINVAL, "agent \"%s\": unknown status", it->id);
+        if (c->kind == CONSENSUS_CMD_AGENT_MOVE_BATCH) {
+            if (it->node == c->down_node)
+                return mb_errorf(err, MB_EINVAL, "agent \"%s\": moved to the node marked down",
+                                 it->id);
+            if ((rc = node_usable(sm, it->node, err)) != MB_OK)
+                return rc;
+        }
+    }
+    if (c->kind == CONSENSUS_CMD_AGENT_MOVE_BATCH && c->down_node != 0) {
+        if (!node_find(sm, c->down_node, &pos))
+            return mb_errorf(err, MB_ENOTFOUND, "node %llu not found",
+                             (unsigned long long)c->down_node);
+        return MB_OK; /* marking the node down applies even if no entry does */
+    }
+    /* At least one entry must apply; otherwise the first reason. */
+    for (uint32_t i = 0; i < c->n_items; i++)
+        if (batch_item_check(sm, c, &c->items[i], &pos, NULL) == MB_OK)
+            return MB_OK;
+    return batch_item_check(sm, c, &c->items[0], &pos, err);
 }
 
 /* Everything apply checks before changing anything. */
@@ -542,8 +731,9 @@ static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *e
         const consensus_var *v = sm->vars[pos];
         if (c->kind == CONSENSUS_CMD_VAR_SET && v->policy == MB_POLICY_CONSENSUS)
             return mb_errorf(err, MB_EPERM,
-                             "variable \"%s\" changes only by consensus: propose the value",
-                             c->name);
+                             "variable \"%s\" changes only by consensus: propose the value "
+                             "(mabeam propose %s VALUE, or POST /v1/proposals)",
+                             c->name, c->name);
         if (c->has_expected && c->expected != v->version)
             return mb_errorf(err, MB_ECONFLICT, "variable \"%s\": version is %llu, expected %llu",
                              c->name, (unsigned long long)v->version,
@@ -563,7 +753,7 @@ static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *e
             return mb_errorf(err, MB_EINVAL, "node %llu: address longer than %d bytes",
                              (unsigned long long)c->node.id, CONSENSUS_ADDR_MAX);
         if ((unsigned)c->node.role > CONSENSUS_ROLE_STANDBY ||
-            (unsigned)c->node.status > CONSENSUS_NODE_LEFT)
+            (unsigned)c->node.status > CONSENSUS_NODE_DRAINING)
             return mb_errorf(err, MB_EINVAL, "node %llu: unknown role or status",
                              (unsigned long long)c->node.id);
         if (c->kind == CONSENSUS_CMD_NODE_ADD) {
@@ -600,6 +790,8 @@ static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *e
                 return mb_errorf(err, MB_EINVAL, "agent \"%s\": config is not JSON", c->agent_id);
             cJSON_Delete(j);
         }
+        if ((rc = check_caps(c, err)) != MB_OK)
+            return rc;
         return node_usable(sm, c->agent_node, err);
     case CONSENSUS_CMD_AGENT_REASSIGN: {
         if ((rc = agent_lookup(sm, c->agent_id, &pos, err)) != MB_OK)
@@ -632,6 +824,10 @@ static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *e
     }
     case CONSENSUS_CMD_AGENT_REMOVE:
         return agent_lookup(sm, c->agent_id, &pos, err);
+    case CONSENSUS_CMD_AGENT_STATUS_BATCH:
+    case CONSENSUS_CMD_AGENT_CHECKPOINT_BATCH:
+    case CONSENSUS_CMD_AGENT_MOVE_BATCH:
+        return check_batch(sm, c, err);
     case CONSENSUS_CMD_PROPOSAL_OPEN:
         return check_proposal_open(sm, c, err);
     case CONSENSUS_CMD_PROPOSAL_VOTE:
@@ -651,17 +847,17 @@ static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *e
         }
         if ((rc = ident_check("voter", c->voter, err)) != MB_OK)
             return rc;
-        for (uint32_t i = 0; i < p->n_voters; i++) {
-            if (strcmp(p->voters[i], c->voter) != 0)
-                continue;
-            if (p->votes[i] != CONSENSUS_VOTE_NONE)
-                return mb_errorf(err, MB_EEXIST, "proposal \"%s\": \"%s\" already voted", p->id,
-                                 c->voter);
-            return MB_OK;
-        }
-        return mb_errorf(err, MB_EPERM, "proposal \"%s\": \"%s\" is not an eligible voter", p->id,
-                         c->voter);
+        int64_t vi = prop_voter_index(p, c->voter);
+        if (vi < 0)
+            return mb_errorf(err, MB_EPERM, "proposal \"%s\": \"%s\" is not an eligible voter",
+                             p->id, c->voter);
+        if (p->votes[vi] != CONSENSUS_VOTE_NONE)
+            return mb_errorf(err, MB_EEXIST, "proposal \"%s\": \"%s\" already voted", p->id,
+                             c->voter);
+        return MB_OK;
     }
+    case CONSENSUS_CMD_PROPOSAL_VOTES:
+        return check_proposal_votes(sm, c, err);
     default:
         if (cs_coord_is_cmd(c->kind)) /* coordination (piece: agents/coord) */
             return cs_coord_check(sm, c, err);
@@ -679,7 +875,7 @@ int consensus_sm_check(const consensus_sm *sm, const consensus_cmd *cmd, mb_erro
 static cJSON *node_json(const consensus_node *n)
 {
     static const char *const roles[] = { "voter", "standby" };
-    static const char *const st[] = { "up", "suspect", "down", "left" };
+    static const char *const st[] = { "up", "suspect", "down", "left", "draining" };
     cJSON *o = cJSON_CreateObject();
     if (o == NULL)
         return NULL;
@@ -708,6 +904,20 @@ static cJSON *agent_json(const consensus_agent *a)
         !cJSON_AddNumberToObject(o, "restarts", a->restarts)) {
         cJSON_Delete(o);
         return NULL;
+    }
+    if (a->n_caps > 0) { /* placement */
+        cJSON *caps = cJSON_AddArrayToObject(o, "caps");
+        for (uint32_t i = 0; caps != NULL && i < a->n_caps; i++) {
+            cJSON *str = cJSON_CreateString(a->caps[i]);
+            if (str == NULL || !cJSON_AddItemToArray(caps, str)) {
+                cJSON_Delete(str);
+                caps = NULL;
+            }
+        }
+        if (caps == NULL) {
+            cJSON_Delete(o);
+            return NULL;
+        }
     }
     return o;
 }
@@ -805,10 +1015,20 @@ static int exec_var_set(consensus_sm *sm, uint64_t index, const consensus_cmd *c
     return rc;
 }
 
+static int prop_close(consensus_sm *sm, uint64_t index, size_t pos, consensus_outcome outcome,
+                      consensus_effects *fx);
+
 static int exec_var_delete(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
                            consensus_result *res, consensus_effects *fx)
 {
     size_t pos;
+    /* proposals piece: a proposal open on the variable is cancelled. */
+    size_t open = prop_on_var(sm, c->name);
+    if (open != SIZE_MAX) {
+        int prc = prop_close(sm, index, open, CONSENSUS_PROPOSAL_CANCELLED, fx);
+        if (prc != MB_OK)
+            return prc;
+    }
     var_find(sm, c->name, &pos);
     consensus_var *v = sm->vars[pos];
     cJSON *o = cJSON_CreateObject();
@@ -884,6 +1104,34 @@ static int exec_node(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
     return MB_OK;
 }
 
+static int cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* placement: a's caps = sorted unique copies of caps[0..n); 0 on ENOMEM. */
+static int caps_copy(consensus_agent *a, char *const *caps, uint32_t n)
+{
+    if ((a->caps = calloc(n, sizeof(char *))) == NULL)
+        return 0;
+    int ok = 1;
+    for (uint32_t i = 0; i < n; i++)
+        a->caps[i] = cs_strdup_or_null(caps[i], &ok);
+    a->n_caps = n;
+    if (!ok)
+        return 0;
+    qsort(a->caps, n, sizeof(char *), cmp_str);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (k > 0 && strcmp(a->caps[k - 1], a->caps[i]) == 0)
+            free(a->caps[i]);
+        else
+            a->caps[k++] = a->caps[i];
+    }
+    a->n_caps = k;
+    return 1;
+}
+
 static int exec_agent_place(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
                             consensus_result *res, consensus_effects *fx)
 {
@@ -901,6 +1149,8 @@ static int exec_agent_place(consensus_sm *sm, uint64_t index, const consensus_cm
     a->node = c->agent_node;
     a->status = CONSENSUS_AGENT_PLACED;
     a->generation = 1;
+    if (ok && c->n_agent_caps > 0) /* placement: sorted, unique */
+        ok = caps_copy(a, c->agent_caps, c->n_agent_caps);
     int rc = ok ? MB_OK : MB_ENOMEM;
     if (rc == MB_OK)
         rc = fx_event(fx, "agent.place", a->id, agent_json(a), index);
@@ -916,11 +1166,32 @@ static int exec_agent_place(consensus_sm *sm, uint64_t index, const consensus_cm
     return MB_OK;
 }
 
-/* ---------------- proposals ---------------- */
+/* ---------------- proposals (proposals piece) ---------------- */
 
-static const char *const rule_names[] = { "majority", "supermajority", "unanimous", "weighted" };
+static const char *const rule_names[] = { "majority", "supermajority", "unanimous", "weighted",
+                                          "byzantine" };
 static const char *const outcome_names[] = { "open", "accepted", "rejected", "expired",
                                              "cancelled" };
+
+const char *consensus_rule_name(consensus_rule r)
+{
+    return (unsigned)r <= CONSENSUS_RULE_BYZANTINE ? rule_names[r] : "?";
+}
+
+const char *consensus_outcome_name(consensus_outcome o)
+{
+    return (unsigned)o <= CONSENSUS_PROPOSAL_CANCELLED ? outcome_names[o] : "?";
+}
+
+int consensus_rule_parse(const char *s, consensus_rule *out)
+{
+    for (unsigned i = 0; s != NULL && i <= CONSENSUS_RULE_BYZANTINE; i++)
+        if (strcmp(s, rule_names[i]) == 0) {
+            *out = (consensus_rule)i;
+            return MB_OK;
+        }
+    return MB_EINVAL;
+}
 
 /* Decide a proposal from its votes; OPEN while undecided. */
 static consensus_outcome prop_evaluate(const consensus_proposal *p)
@@ -928,7 +1199,15 @@ static consensus_outcome prop_evaluate(const consensus_proposal *p)
     double total = 0, yes = 0, no = 0;
     if (p->n_voters == 0)
         return CONSENSUS_PROPOSAL_REJECTED;
-    for (uint32_t i = 0; i < p->n_voters; i++) {
+    /* Counts are exact: no loop over the voters per vote (1,000+ voters).
+     * Weights are summed in voter order each time, so every node rounds
+     * the same way, also after a restore. */
+    if (p->weights == NULL) {
+        total = p->n_voters;
+        yes = p->n_yes;
+        no = p->n_no;
+    }
+    for (uint32_t i = 0; p->weights != NULL && i < p->n_voters; i++) {
         double w = p->weights != NULL ? p->weights[i] : 1.0;
         total += w;
         if (p->votes[i] == CONSENSUS_VOTE_YES)
@@ -949,6 +1228,14 @@ static consensus_outcome prop_evaluate(const consensus_proposal *p)
         if (yes >= total)
             return CONSENSUS_PROPOSAL_ACCEPTED;
         break;
+    case CONSENSUS_RULE_BYZANTINE:
+        /* The quorum was fixed at open: voters that left can no longer
+         * vote, but they do not lower the number of yes votes needed. */
+        if (yes >= p->quorum)
+            return CONSENSUS_PROPOSAL_ACCEPTED;
+        if (total - no < p->quorum)
+            return CONSENSUS_PROPOSAL_REJECTED;
+        break;
     default: /* MAJORITY, WEIGHTED */
         if (2 * yes > total)
             return CONSENSUS_PROPOSAL_ACCEPTED;
@@ -959,51 +1246,89 @@ static consensus_outcome prop_evaluate(const consensus_proposal *p)
     return CONSENSUS_PROPOSAL_OPEN;
 }
 
-static cJSON *prop_json(const consensus_proposal *p)
+int consensus_proposal_to_json(const consensus_proposal *p, int with_votes, cJSON **out)
 {
-    cJSON *o = cJSON_CreateObject(), *v = NULL, *voters = NULL;
+    cJSON *o = cJSON_CreateObject(), *v = NULL, *voters = NULL, *votes = NULL;
+    *out = NULL;
     if (o == NULL)
-        return NULL;
+        return MB_ENOMEM;
     if (!cJSON_AddStringToObject(o, "id", p->id) ||
         !cJSON_AddStringToObject(o, "variable", p->variable) ||
-        consensus_value_to_json(&p->value, &v) != MB_OK || !cJSON_AddItemToObject(o, "value", v) ||
-        !cJSON_AddStringToObject(o, "proposer", p->proposer) ||
-        !cJSON_AddStringToObject(o, "rule", rule_names[p->rule]) ||
+        consensus_value_to_json(&p->value, &v) != MB_OK || !cJSON_AddItemToObject(o, "value", v))
+        goto fail;
+    v = NULL;
+    if (!cJSON_AddStringToObject(o, "proposer", p->proposer) ||
+        !cJSON_AddStringToObject(o, "rule", consensus_rule_name(p->rule)) ||
         (voters = cJSON_AddArrayToObject(o, "voters")) == NULL ||
-        !cJSON_AddNumberToObject(o, "deadline_ms", (double)p->deadline_ms)) {
-        if (v != NULL && cJSON_GetObjectItem(o, "value") != v)
-            cJSON_Delete(v);
-        cJSON_Delete(o);
-        return NULL;
-    }
+        !cJSON_AddNumberToObject(o, "deadline_ms", (double)p->deadline_ms) ||
+        !cJSON_AddNumberToObject(o, "opened", (double)p->opened) ||
+        !cJSON_AddNumberToObject(o, "base_version", (double)p->base_version))
+        goto fail;
     if (p->rule == CONSENSUS_RULE_SUPERMAJORITY &&
-        !cJSON_AddNumberToObject(o, "fraction", p->fraction)) {
-        cJSON_Delete(o);
-        return NULL;
-    }
+        !cJSON_AddNumberToObject(o, "fraction", p->fraction))
+        goto fail;
+    if (p->rule == CONSENSUS_RULE_BYZANTINE && (!cJSON_AddNumberToObject(o, "f", p->f) ||
+                                                !cJSON_AddNumberToObject(o, "quorum", p->quorum)))
+        goto fail;
+    if (with_votes && (votes = cJSON_AddObjectToObject(o, "votes")) == NULL)
+        goto fail;
+    cJSON *weights = NULL;
+    if (p->weights != NULL && (weights = cJSON_AddArrayToObject(o, "weights")) == NULL)
+        goto fail;
+    unsigned yes = 0, no = 0;
     for (uint32_t i = 0; i < p->n_voters; i++) {
         cJSON *s = cJSON_CreateString(p->voters[i]);
         if (s == NULL || !cJSON_AddItemToArray(voters, s)) {
             cJSON_Delete(s);
-            cJSON_Delete(o);
-            return NULL;
+            goto fail;
         }
+        if (weights != NULL && !cJSON_AddItemToArray(weights, cJSON_CreateNumber(p->weights[i])))
+            goto fail;
+        yes += p->votes[i] == CONSENSUS_VOTE_YES;
+        no += p->votes[i] == CONSENSUS_VOTE_NO;
+        if (votes != NULL && p->votes[i] != CONSENSUS_VOTE_NONE &&
+            !cJSON_AddBoolToObject(votes, p->voters[i], p->votes[i] == CONSENSUS_VOTE_YES))
+            goto fail;
     }
+    if (with_votes &&
+        (!cJSON_AddNumberToObject(o, "yes", yes) || !cJSON_AddNumberToObject(o, "no", no)))
+        goto fail;
+    *out = o;
+    return MB_OK;
+fail:
+    cJSON_Delete(v);
+    cJSON_Delete(o);
+    return MB_ENOMEM;
+}
+
+static cJSON *prop_json(const consensus_proposal *p)
+{
+    cJSON *o = NULL;
+    consensus_proposal_to_json(p, 0, &o);
     return o;
 }
 
 /* Close the proposal at `pos` with `outcome`; an accepted one sets its
- * variable (unless the variable is gone: then it is rejected). */
+ * variable in the same apply, unless the variable is gone or changed since
+ * the open (then it is rejected, with the reason in the event). */
 static int prop_close(consensus_sm *sm, uint64_t index, size_t pos, consensus_outcome outcome,
                       consensus_effects *fx)
 {
     consensus_proposal *p = sm->props[pos];
     int rc;
     size_t vpos;
+    const char *reason = NULL;
     if (outcome == CONSENSUS_PROPOSAL_ACCEPTED) {
-        if (!var_find(sm, p->variable, &vpos) ||
-            mb_value_validate(p->variable, &sm->vars[vpos]->spec, &p->value, NULL) != MB_OK) {
+        if (!var_find(sm, p->variable, &vpos)) {
             outcome = CONSENSUS_PROPOSAL_REJECTED;
+            reason = "variable deleted";
+        } else if (sm->vars[vpos]->version != p->base_version) {
+            outcome = CONSENSUS_PROPOSAL_REJECTED;
+            reason = "variable changed since the proposal opened";
+        } else if (mb_value_validate(p->variable, &sm->vars[vpos]->spec, &p->value, NULL) !=
+                   MB_OK) {
+            outcome = CONSENSUS_PROPOSAL_REJECTED;
+            reason = "value no longer valid";
         } else {
             char who[CONSENSUS_ID_MAX + 16];
             snprintf(who, sizeof(who), "proposal:%s", p->id);
@@ -1022,55 +1347,138 @@ static int prop_close(consensus_sm *sm, uint64_t index, size_t pos, consensus_ou
          !cJSON_AddStringToObject(o, "variable", p->variable) ||
          !cJSON_AddStringToObject(o, "outcome", outcome_names[outcome]) ||
          !cJSON_AddNumberToObject(o, "yes", yes) || !cJSON_AddNumberToObject(o, "no", no) ||
-         !cJSON_AddNumberToObject(o, "voters", p->n_voters))) {
+         !cJSON_AddNumberToObject(o, "voters", p->n_voters) ||
+         !cJSON_AddNumberToObject(o, "opened", (double)p->opened) ||
+         (reason != NULL && !cJSON_AddStringToObject(o, "reason", reason)))) {
         cJSON_Delete(o);
         o = NULL;
     }
-    if ((rc = fx_event(fx, "proposal.close", p->id, o, index)) != MB_OK)
+    if ((rc = fx_event(fx, "proposal.close", p->variable, o, index)) != MB_OK ||
+        (rc = fx_push(fx, CONSENSUS_FX_PROPOSAL_CLOSE, NULL, p->id, NULL, p->opened, (int)outcome,
+                      0, 0)) != MB_OK)
         return rc;
     arr_remove((void **)sm->props, &sm->n_props, pos);
     prop_free(p);
     return MB_OK;
 }
 
+typedef struct voter_slot {
+    char *id;
+    double weight;
+} voter_slot;
+
+static int slot_cmp(const void *a, const void *b)
+{
+    return strcmp(((const voter_slot *)a)->id, ((const voter_slot *)b)->id);
+}
+
 static int exec_proposal_open(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
                               consensus_result *res, consensus_effects *fx)
 {
-    size_t pos;
-    prop_find(sm, c->proposal_id, &pos);
+    size_t pos, vpos;
+    char gen_id[24];
+    const char *pid = c->proposal_id;
+    if (pid == NULL || pid[0] == '\0')
+        pid = u64_str(gen_id, sizeof(gen_id), index);
+    if (prop_find(sm, pid, &pos))
+        return MB_EEXIST;
+    var_find(sm, c->name, &vpos);
     if (grow((void ***)&sm->props, &sm->cap_props, sm->n_props + 1) != MB_OK)
         return MB_ENOMEM;
     consensus_proposal *p = calloc(1, sizeof(*p));
-    if (p == NULL)
+    voter_slot *slots = calloc(c->n_voters, sizeof(*slots));
+    cJSON *excluded = cJSON_CreateArray();
+    if (p == NULL || slots == NULL || excluded == NULL) {
+        free(p);
+        free(slots);
+        cJSON_Delete(excluded);
         return MB_ENOMEM;
+    }
     int ok = 1;
-    p->id = cs_strdup_or_null(c->proposal_id, &ok);
+    p->id = cs_strdup_or_null(pid, &ok);
     p->variable = cs_strdup_or_null(c->name, &ok);
     p->proposer = cs_strdup_or_null(str_or_empty(c->by), &ok);
     p->rule = c->rule;
     p->fraction = c->fraction;
     p->deadline_ms = c->deadline_ms;
     p->opened = index;
-    p->voters = calloc(c->n_voters, sizeof(char *));
-    p->votes = calloc(c->n_voters, 1);
+    p->f = c->f;
+    p->base_version = sm->vars[vpos]->version;
+    /* The eligible voters: the given ones minus agents already dead,
+     * sorted so that a vote finds its voter by binary search. */
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < c->n_voters; i++) {
+        if (voter_dead(sm, c->voters[i])) {
+            ok &= cJSON_AddItemToArray(excluded, cJSON_CreateString(c->voters[i]));
+            continue;
+        }
+        slots[n].id = c->voters[i];
+        slots[n].weight = c->weights != NULL ? c->weights[i] : 1.0;
+        n++;
+    }
+    qsort(slots, n, sizeof(*slots), slot_cmp);
+    if (p->rule == CONSENSUS_RULE_BYZANTINE)
+        p->quorum = 2 * n / 3 + 1;
+    p->voters = calloc(n, sizeof(char *));
+    p->votes = calloc(n, 1);
     if (p->voters == NULL || p->votes == NULL)
         ok = 0;
     else
-        for (p->n_voters = 0; p->n_voters < c->n_voters; p->n_voters++)
-            p->voters[p->n_voters] = cs_strdup_or_null(c->voters[p->n_voters], &ok);
-    if (c->weights != NULL && (p->weights = malloc(c->n_voters * sizeof(double))) == NULL)
-        ok = 0;
-    if (ok && p->weights != NULL)
-        memcpy(p->weights, c->weights, c->n_voters * sizeof(double));
+        for (p->n_voters = 0; p->n_voters < n; p->n_voters++)
+            p->voters[p->n_voters] = cs_strdup_or_null(slots[p->n_voters].id, &ok);
+    if (c->weights != NULL) {
+        if ((p->weights = malloc(n * sizeof(double))) == NULL)
+            ok = 0;
+        else
+            for (uint32_t i = 0; i < n; i++)
+                p->weights[i] = slots[i].weight;
+    }
+    free(slots);
     int rc = ok ? mb_value_copy(&p->value, &c->value) : MB_ENOMEM;
+    cJSON *ev = rc == MB_OK ? prop_json(p) : NULL;
+    if (ev != NULL && cJSON_GetArraySize(excluded) > 0) {
+        cJSON_AddItemToObject(ev, "excluded", excluded);
+        excluded = NULL;
+    }
+    cJSON_Delete(excluded);
     if (rc == MB_OK)
-        rc = fx_event(fx, "proposal.open", p->id, prop_json(p), index);
+        rc = fx_event(fx, "proposal.open", p->variable, ev, index);
+    if (rc == MB_OK)
+        rc = fx_push(fx, CONSENSUS_FX_PROPOSAL_OPEN, NULL, p->id, NULL, index, 0, 0, 0);
     if (rc != MB_OK) {
         prop_free(p);
         return rc;
     }
+    prop_find(sm, pid, &pos);
     arr_insert((void **)sm->props, &sm->n_props, pos, p);
     res->version = index;
+    return MB_OK;
+}
+
+/* Record the vote of voter `vi` of the proposal at `pos` (checked) and
+ * close the proposal if that decided it. */
+static int prop_vote(consensus_sm *sm, uint64_t index, size_t pos, uint32_t vi, int yes,
+                     consensus_effects *fx)
+{
+    consensus_proposal *p = sm->props[pos];
+    cJSON *o = cJSON_CreateObject();
+    if (o != NULL && (!cJSON_AddStringToObject(o, "id", p->id) ||
+                      !cJSON_AddStringToObject(o, "voter", p->voters[vi]) ||
+                      !cJSON_AddBoolToObject(o, "yes", yes != 0))) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    int rc = fx_event(fx, "proposal.vote", p->variable, o, index);
+    if (rc != MB_OK)
+        return rc;
+    p->votes[vi] = yes ? CONSENSUS_VOTE_YES : CONSENSUS_VOTE_NO;
+    if (yes)
+        p->n_yes++;
+    else
+        p->n_no++;
+    consensus_outcome out = prop_evaluate(p);
+    if (out != CONSENSUS_PROPOSAL_OPEN && (rc = prop_close(sm, index, pos, out, fx)) != MB_OK)
+        return rc;
     return MB_OK;
 }
 
@@ -1079,25 +1487,34 @@ static int exec_proposal_vote(consensus_sm *sm, uint64_t index, const consensus_
 {
     size_t pos;
     prop_find(sm, c->proposal_id, &pos);
-    consensus_proposal *p = sm->props[pos];
-    uint32_t i = 0;
-    while (strcmp(p->voters[i], c->voter) != 0)
-        i++;
-    cJSON *o = cJSON_CreateObject();
-    if (o != NULL && (!cJSON_AddStringToObject(o, "id", p->id) ||
-                      !cJSON_AddStringToObject(o, "voter", c->voter) ||
-                      !cJSON_AddBoolToObject(o, "yes", c->yes != 0))) {
-        cJSON_Delete(o);
-        o = NULL;
+    int64_t vi = prop_voter_index(sm->props[pos], c->voter);
+    int rc = prop_vote(sm, index, pos, (uint32_t)vi, c->yes, fx);
+    if (rc == MB_OK)
+        res->version = index;
+    return rc;
+}
+
+/* A batch: each vote is applied on its own; one on a proposal that is not
+ * open (decided earlier, maybe by this batch), by a voter that is not
+ * eligible or has voted already is skipped. */
+static int exec_proposal_votes(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
+                               consensus_result *res, consensus_effects *fx)
+{
+    uint32_t applied = 0;
+    for (uint32_t i = 0; i < c->n_votes; i++) {
+        size_t pos;
+        if (!prop_find(sm, c->votes[i].proposal_id, &pos))
+            continue;
+        int64_t vi = prop_voter_index(sm->props[pos], c->votes[i].voter);
+        if (vi < 0 || sm->props[pos]->votes[vi] != CONSENSUS_VOTE_NONE)
+            continue;
+        int rc = prop_vote(sm, index, pos, (uint32_t)vi, c->votes[i].yes, fx);
+        if (rc != MB_OK)
+            return rc;
+        applied++;
     }
-    int rc = fx_event(fx, "proposal.vote", p->id, o, index);
-    if (rc != MB_OK)
-        return rc;
-    p->votes[i] = c->yes ? CONSENSUS_VOTE_YES : CONSENSUS_VOTE_NO;
-    consensus_outcome out = prop_evaluate(p);
-    if (out != CONSENSUS_PROPOSAL_OPEN && (rc = prop_close(sm, index, pos, out, fx)) != MB_OK)
-        return rc;
     res->version = index;
+    snprintf(res->msg, sizeof(res->msg), "%u of %u votes counted", applied, c->n_votes);
     return MB_OK;
 }
 
@@ -1107,13 +1524,12 @@ static int props_voter_left(consensus_sm *sm, uint64_t index, const char *id, co
 {
     for (size_t pos = 0; pos < sm->n_props;) {
         consensus_proposal *p = sm->props[pos];
-        uint32_t i = 0;
-        while (i < p->n_voters && strcmp(p->voters[i], id) != 0)
-            i++;
-        if (i == p->n_voters || p->votes[i] != CONSENSUS_VOTE_NONE) {
+        int64_t found = prop_voter_index(p, id);
+        if (found < 0 || p->votes[found] != CONSENSUS_VOTE_NONE) {
             pos++;
             continue;
         }
+        uint32_t i = (uint32_t)found;
         free(p->voters[i]);
         memmove(&p->voters[i], &p->voters[i + 1], (p->n_voters - i - 1) * sizeof(char *));
         memmove(&p->votes[i], &p->votes[i + 1], p->n_voters - i - 1);
@@ -1121,12 +1537,13 @@ static int props_voter_left(consensus_sm *sm, uint64_t index, const char *id, co
             memmove(&p->weights[i], &p->weights[i + 1], (p->n_voters - i - 1) * sizeof(double));
         p->n_voters--;
         cJSON *o = cJSON_CreateObject();
-        if (o != NULL && (!cJSON_AddStringToObject(o, "id", p->id) ||
-                          !cJSON_AddStringToObject(o, "voter", id))) {
+        if (o != NULL &&
+            (!cJSON_AddStringToObject(o, "id", p->id) || !cJSON_AddStringToObject(o, "voter", id) ||
+             !cJSON_AddNumberToObject(o, "voters", p->n_voters))) {
             cJSON_Delete(o);
             o = NULL;
         }
-        int rc = fx_event(fx, "proposal.voter_left", p->id, o, index);
+        int rc = fx_event(fx, "proposal.voter_left", p->variable, o, index);
         if (rc != MB_OK)
             return rc;
         consensus_outcome out = prop_evaluate(p);
@@ -1230,6 +1647,118 @@ static int exec_agent(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
     return MB_OK;
 }
 
+/* placement: the batch commands, entry by entry in order. */
+static int exec_agent_batch(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
+                            consensus_result *res, consensus_effects *fx)
+{
+    int rc;
+    size_t pos;
+    uint32_t applied = 0;
+    if (c->kind == CONSENSUS_CMD_AGENT_MOVE_BATCH && c->down_node != 0) {
+        node_find(sm, c->down_node, &pos);
+        consensus_node *n = sm->nodes[pos];
+        if (n->status != CONSENSUS_NODE_DOWN) {
+            consensus_node_status old = n->status;
+            n->status = CONSENSUS_NODE_DOWN;
+            char sid[24];
+            if ((rc = fx_event(fx, "node.update", u64_str(sid, sizeof(sid), n->id), node_json(n),
+                               index)) != MB_OK) {
+                n->status = old;
+                return rc;
+            }
+        }
+    }
+    for (uint32_t i = 0; i < c->n_items; i++) {
+        const consensus_agent_item *it = &c->items[i];
+        if (batch_item_check(sm, c, it, &pos, NULL) != MB_OK)
+            continue;
+        consensus_agent *a = sm->agents[pos];
+        applied++;
+        switch (c->kind) {
+        case CONSENSUS_CMD_AGENT_STATUS_BATCH: {
+            if (a->status == it->status)
+                break;
+            consensus_agent next = *a;
+            next.status = it->status;
+            if ((rc = fx_event(fx, "agent.status", a->id, agent_json(&next), index)) != MB_OK)
+                return rc;
+            a->status = it->status;
+            if ((a->status == CONSENSUS_AGENT_CRASHED || a->status == CONSENSUS_AGENT_STOPPED) &&
+                (rc = props_voter_left(sm, index, a->id, fx)) != MB_OK)
+                return rc;
+            /* coordination (merged with placement's batches): as AGENT_STATUS */
+            if ((a->status == CONSENSUS_AGENT_CRASHED || a->status == CONSENSUS_AGENT_STOPPED) &&
+                (rc = cs_coord_agent_gone(
+                     sm, index, a, a->status == CONSENSUS_AGENT_CRASHED ? "crashed" : "stopped",
+                     fx)) != MB_OK)
+                return rc;
+            break;
+        }
+        case CONSENSUS_CMD_AGENT_CHECKPOINT_BATCH:
+        case CONSENSUS_CMD_AGENT_MOVE_BATCH: {
+            int move = c->kind == CONSENSUS_CMD_AGENT_MOVE_BATCH;
+            int with_blob = !move || it->has_blob;
+            void *blob = NULL;
+            if (with_blob && it->blob_len > 0) {
+                if ((blob = malloc(it->blob_len)) == NULL)
+                    return MB_ENOMEM;
+                memcpy(blob, it->blob, it->blob_len);
+            }
+            consensus_agent next = *a;
+            if (move) {
+                next.node = it->node;
+                next.generation = a->generation + 1;
+                next.restarts = a->restarts + 1;
+                next.status = CONSENSUS_AGENT_PLACED;
+            }
+            cJSON *o = move ? agent_json(&next) : cJSON_CreateObject();
+            int built = o != NULL;
+            if (built && move)
+                built = cJSON_AddNumberToObject(o, "from_node", (double)a->node) != NULL;
+            if (built && !move)
+                built = cJSON_AddStringToObject(o, "id", a->id) != NULL &&
+                        cJSON_AddNumberToObject(o, "generation", (double)a->generation) != NULL;
+            if (built && with_blob)
+                built = cJSON_AddNumberToObject(o, "size", (double)it->blob_len) != NULL;
+            if (!built) {
+                cJSON_Delete(o);
+                o = NULL;
+            }
+            if ((rc = fx_event(fx, move ? "agent.reassign" : "agent.checkpoint", a->id, o,
+                               index)) != MB_OK) {
+                free(blob);
+                return rc;
+            }
+            if (move) {
+                /* coordination (merged with placement's batches): as
+                 * AGENT_REASSIGN, a new generation holds nothing */
+                if ((rc = cs_coord_agent_gone(sm, index, a, "reassigned", fx)) != MB_OK) {
+                    free(blob);
+                    return rc;
+                }
+                a->node = next.node;
+                a->generation = next.generation;
+                a->restarts = next.restarts;
+                a->status = next.status;
+            }
+            if (with_blob) {
+                free(a->checkpoint);
+                a->checkpoint = blob;
+                a->checkpoint_len = it->blob_len;
+                a->has_checkpoint = 1;
+                a->checkpoint_version = index;
+            }
+            break;
+        }
+        default:
+            return MB_EINTERNAL;
+        }
+    }
+    snprintf(res->msg, sizeof(res->msg), "%u of %u entries applied", applied, c->n_items);
+    res->version = index;
+    return MB_OK;
+}
+
 static int exec_cmd(consensus_sm *sm, uint64_t index, const consensus_cmd *c, consensus_result *res,
                     consensus_effects *fx)
 {
@@ -1246,10 +1775,16 @@ static int exec_cmd(consensus_sm *sm, uint64_t index, const consensus_cmd *c, co
         return exec_node(sm, index, c, res, fx);
     case CONSENSUS_CMD_AGENT_PLACE:
         return exec_agent_place(sm, index, c, res, fx);
+    case CONSENSUS_CMD_AGENT_STATUS_BATCH:
+    case CONSENSUS_CMD_AGENT_CHECKPOINT_BATCH:
+    case CONSENSUS_CMD_AGENT_MOVE_BATCH:
+        return exec_agent_batch(sm, index, c, res, fx);
     case CONSENSUS_CMD_PROPOSAL_OPEN:
         return exec_proposal_open(sm, index, c, res, fx);
     case CONSENSUS_CMD_PROPOSAL_VOTE:
         return exec_proposal_vote(sm, index, c, res, fx);
+    case CONSENSUS_CMD_PROPOSAL_VOTES:
+        return exec_proposal_votes(sm, index, c, res, fx);
     case CONSENSUS_CMD_PROPOSAL_CLOSE: {
         size_t pos;
         prop_find(sm, c->proposal_id, &pos);
@@ -1409,6 +1944,20 @@ const consensus_proposal *consensus_sm_proposal_get(const consensus_sm *sm, cons
     return id != NULL && prop_find(sm, id, &pos) ? sm->props[pos] : NULL;
 }
 
+const consensus_proposal *consensus_sm_proposal_by_index(const consensus_sm *sm, uint64_t opened)
+{
+    for (size_t i = 0; i < sm->n_props; i++)
+        if (sm->props[i]->opened == opened)
+            return sm->props[i];
+    return NULL;
+}
+
+const consensus_proposal *consensus_sm_proposal_on_var(const consensus_sm *sm, const char *name)
+{
+    size_t i = name != NULL ? prop_on_var(sm, name) : SIZE_MAX;
+    return i != SIZE_MAX ? sm->props[i] : NULL;
+}
+
 size_t consensus_sm_proposal_count(const consensus_sm *sm)
 {
     return sm->n_props;
@@ -1534,6 +2083,8 @@ int consensus_sm_snapshot(const consensus_sm *sm, void *(*alloc_fn)(size_t), voi
         pa[i].status = (uint32_t)a->status;
         pa[i].generation = a->generation;
         pa[i].restarts = a->restarts;
+        pa[i].n_caps = a->n_caps;
+        pa[i].caps = a->caps;
         if (a->has_checkpoint) {
             pa[i].has_checkpoint_version = 1;
             pa[i].checkpoint_version = a->checkpoint_version;
@@ -1584,6 +2135,12 @@ int consensus_sm_snapshot(const consensus_sm *sm, void *(*alloc_fn)(size_t), voi
         vp += p->n_voters;
         pp[i].deadline_ms = p->deadline_ms;
         pp[i].opened = p->opened;
+        pp[i].has_f = p->f != 0;
+        pp[i].f = p->f;
+        pp[i].has_quorum = p->quorum != 0;
+        pp[i].quorum = p->quorum;
+        pp[i].has_base_version = 1;
+        pp[i].base_version = p->base_version;
         pptr[i] = &pp[i];
     }
     s.n_proposals = sm->n_props;
@@ -1663,7 +2220,7 @@ static int restore_var(consensus_sm *sm, const Mabeam__Variable *p, mb_error *er
 static int restore_node(consensus_sm *sm, const Mabeam__NodeInfo *p, mb_error *err)
 {
     if (!p->has_id || p->id == 0 || !p->has_role || p->role > CONSENSUS_ROLE_STANDBY ||
-        !p->has_status || p->status > CONSENSUS_NODE_LEFT || p->raft_addr == NULL ||
+        !p->has_status || p->status > CONSENSUS_NODE_DRAINING || p->raft_addr == NULL ||
         p->mesh_addr == NULL || p->api_addr == NULL || !str_ok(p->raft_addr, CONSENSUS_ADDR_MAX) ||
         !str_ok(p->mesh_addr, CONSENSUS_ADDR_MAX) || !str_ok(p->api_addr, CONSENSUS_ADDR_MAX))
         return mb_errorf(err, MB_ECORRUPT, "snapshot: node has bad fields");
@@ -1701,8 +2258,12 @@ static int restore_agent(consensus_sm *sm, const Mabeam__Agent *p, mb_error *err
         (p->has_checkpoint &&
          (p->checkpoint.len > CONSENSUS_CHECKPOINT_MAX || p->checkpoint_version == 0 ||
           p->checkpoint_version > sm->applied)) ||
-        (!p->has_checkpoint && p->checkpoint.len != 0))
+        (!p->has_checkpoint && p->checkpoint.len != 0) || p->n_caps > CONSENSUS_CAPS_MAX)
         return mb_errorf(err, MB_ECORRUPT, "snapshot: agent has bad fields");
+    for (size_t i = 0; i < p->n_caps; i++)
+        if (ident_check("capability", p->caps[i], &e) != MB_OK ||
+            (i > 0 && strcmp(p->caps[i - 1], p->caps[i]) >= 0))
+            return mb_errorf(err, MB_ECORRUPT, "snapshot: agent has bad capabilities");
     if (sm->n_agents > 0 && strcmp(sm->agents[sm->n_agents - 1]->id, p->id) >= 0)
         return mb_errorf(err, MB_ECORRUPT, "snapshot: agents out of order");
     if (grow((void ***)&sm->agents, &sm->cap_agents, sm->n_agents + 1) != MB_OK)
@@ -1718,6 +2279,8 @@ static int restore_agent(consensus_sm *sm, const Mabeam__Agent *p, mb_error *err
     a->status = (consensus_agent_status)p->status;
     a->generation = p->generation;
     a->restarts = p->restarts;
+    if (ok && p->n_caps > 0)
+        ok = caps_copy(a, p->caps, (uint32_t)p->n_caps);
     a->has_checkpoint = p->has_checkpoint ? 1 : 0;
     if (a->has_checkpoint) {
         a->checkpoint_version = p->checkpoint_version;
@@ -1745,10 +2308,13 @@ static int restore_prop(consensus_sm *sm, const Mabeam__Proposal *p, mb_error *e
     if (ident_check("proposal id", p->id, &e) != MB_OK || p->variable == NULL ||
         mb_var_name_check(p->variable, &e) != MB_OK || p->proposer == NULL ||
         strlen(p->proposer) > CONSENSUS_ID_MAX || !p->has_rule ||
-        p->rule > CONSENSUS_RULE_WEIGHTED ||
+        p->rule > CONSENSUS_RULE_BYZANTINE ||
         (p->rule == CONSENSUS_RULE_SUPERMAJORITY ? !(p->fraction > 0.5 && p->fraction <= 1.0)
                                                  : p->fraction != 0) ||
-        p->n_voters == 0 || p->n_voters > CONSENSUS_MAX_VOTERS || p->n_votes != p->n_voters ||
+        (p->rule == CONSENSUS_RULE_BYZANTINE ? p->quorum == 0 || p->quorum > CONSENSUS_MAX_VOTERS
+                                             : p->f != 0 || p->quorum != 0) ||
+        p->base_version > p->opened || p->n_voters == 0 || p->n_voters > CONSENSUS_MAX_VOTERS ||
+        p->n_votes != p->n_voters ||
         p->n_weights != (p->rule == CONSENSUS_RULE_WEIGHTED ? p->n_voters : 0) ||
         !p->has_deadline_ms || p->deadline_ms < 0 || !p->has_opened || p->opened == 0 ||
         p->opened > sm->applied)
@@ -1759,9 +2325,8 @@ static int restore_prop(consensus_sm *sm, const Mabeam__Proposal *p, mb_error *e
         if (ident_check("voter", p->voters[i], &e) != MB_OK || p->votes[i] > CONSENSUS_VOTE_NO ||
             (p->n_weights > 0 && !(isfinite(p->weights[i]) && p->weights[i] > 0)))
             return mb_errorf(err, MB_ECORRUPT, "snapshot: proposal \"%s\" has a bad voter", p->id);
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(p->voters[i], p->voters[j]) == 0)
-                return mb_errorf(err, MB_ECORRUPT, "snapshot: proposal voter repeated");
+        if (i > 0 && strcmp(p->voters[i - 1], p->voters[i]) >= 0)
+            return mb_errorf(err, MB_ECORRUPT, "snapshot: proposal voters repeated or unsorted");
     }
     if (grow((void ***)&sm->props, &sm->cap_props, sm->n_props + 1) != MB_OK)
         return mb_errorf(err, MB_ENOMEM, "restore snapshot");
@@ -1776,6 +2341,13 @@ static int restore_prop(consensus_sm *sm, const Mabeam__Proposal *p, mb_error *e
     q->fraction = p->fraction;
     q->deadline_ms = p->deadline_ms;
     q->opened = p->opened;
+    for (size_t i = 0; i < p->n_votes; i++) {
+        q->n_yes += p->votes[i] == CONSENSUS_VOTE_YES;
+        q->n_no += p->votes[i] == CONSENSUS_VOTE_NO;
+    }
+    q->f = p->f;
+    q->quorum = p->quorum;
+    q->base_version = p->base_version;
     q->voters = calloc(p->n_voters, sizeof(char *));
     q->votes = calloc(p->n_voters, 1);
     if (q->voters == NULL || q->votes == NULL)

@@ -13,6 +13,7 @@
  *    flight per agent, so an agent's writes commit in the order it made
  *    them. */
 #include "node/cluster_ops.h"
+#include "node/proposals.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -768,11 +769,8 @@ int node_cluster_open(node *n, mb_error *err)
         .var_get = op_var_get,
         .var_set = op_var_set,
         .var_watch = op_var_watch,
-        /* propose and vote: the proposals piece fills them here with
-         * node_proposals_fill_ops(&ops) (node/proposals.c). */
-        .propose = NULL,
-        .vote = NULL,
     };
+    node_proposals_fill_ops(&ops); /* propose and vote: node/proposals.c */
     node_services_set_cluster(n->services, &ops);
     return MB_OK;
 }

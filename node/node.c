@@ -17,8 +17,10 @@
 #include "node/coord.h"
 #include "node/node_log.h"
 #include "node/proc_stats.h"
+#include "node/proposals.h"
 #include "node/services.h"
 #include "node/cluster_ops.h"
+#include "node/placement.h"
 #include "node/replication.h"
 
 int64_t node_wall_ms(void)
@@ -471,6 +473,10 @@ int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err)
     /* The agent runtime before the HTTP server: API handlers use it. */
     if ((rv = node_services_start(n, err)) != MB_OK)
         return rv;
+    /* proposals piece: vote requests and agents' votes/proposals (its ops
+     * join the cluster ops table in node_cluster_open). */
+    if ((rv = node_proposals_start(n, err)) != MB_OK)
+        return rv;
 
     char listen[300];
     nc_config_get_text(cfg, NC_CFG_HTTP_ADDRESS, listen, sizeof(listen));
@@ -532,6 +538,8 @@ int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err)
             NC_LOGKV(n->log, NC_LOG_ERROR, "node", "cluster services for agents not started",
                      NC_F_STR("error", ce.msg));
     }
+    if ((rv = placement_open(n, err)) != MB_OK) /* placement: cluster agents */
+        return rv;
 
     write_addr_file(n);
     cJSON *p = cJSON_CreateObject();
@@ -569,6 +577,7 @@ void node_stop(node *n)
     /* After the HTTP server (its parked calls are answered): leadership
      * transfer, raft close, mesh close; completes while node_close runs
      * the loop. */
+    placement_close(n->placement); /* before replication: it submits through it */
     node_coord_stop(n); /* piece: agents/coord */
     repl_close(n->repl);
     /* After repl_close (its MB_ECLOSED results reach agents' writes),
@@ -578,6 +587,7 @@ void node_stop(node *n)
         unlink(n->addr_file);
     /* Agents end before storage closes; their last events are written. */
     node_services_stop(n->services);
+    node_proposals_stop(n->proposals); /* proposals piece: after the agents */
     api_mailbox_close(n); /* after the agents: reply agents use it */
     if (n->cfg_subscribed) {
         nc_config_unsubscribe(n->cfg, n->cfg_sub_id);
@@ -611,6 +621,7 @@ int node_close(node *n)
             nc_config_unsubscribe(n->cfg, n->cfg_sub_id);
         node_coord_stop(n); /* piece: agents/coord */
         node_services_stop(n->services);
+        node_proposals_stop(n->proposals);
         api_mailbox_close(n);
         if (n->handles_open) {
             uv_close((uv_handle_t *)&n->sig_term, handle_closed_cb);

@@ -73,7 +73,12 @@ typedef struct node {
 
     struct repl *repl;                /* raft + mesh (node/replication.c) */
     struct node_cluster *cluster;     /* agents' cluster ops (node/cluster_ops.c) */
+    struct placement *placement;      /* cluster agents (node/placement.c) */
     struct var_watcher *var_watchers; /* parked variable watches (api_vars.c) */
+
+    /* proposals piece */
+    struct node_proposals *proposals;           /* node/proposals.c */
+    struct proposal_watcher *proposal_watchers; /* parked watches (api_proposals.c) */
     struct node_coord *coord;         /* lease/barrier expiry (node/coord.c) */
     struct api_mailbox *mailbox;      /* sender of API messages (node/api_mailbox.c) */
 } node;

@@ -14,6 +14,7 @@
 #include "cluster/cluster.h"
 #include "node/cluster_ops.h"
 #include "node/node.h"
+#include "node/proposals.h"
 
 /* Mesh methods of this module. */
 enum {
@@ -1430,6 +1431,14 @@ static void on_effects(void *arg, uint64_t index, const consensus_effects *fx)
         rlog(r, NC_LOG_ERROR, "cannot append replicated events", "error", err.msg);
     if (index > r->applied)
         r->applied = index;
+    /* proposals piece: a write that waits for this apply completes on the
+     * next loop turn instead of the next tick (up to TICK_MS later). */
+    if (r->tick_open && !r->closing)
+        for (op *o = r->ops; o != NULL; o = o->next)
+            if (o->finished && !o->inflight && o->res.version <= r->applied) {
+                uv_timer_start(&r->tick, tick_cb, 0, TICK_MS);
+                break;
+            }
     for (size_t i = 0; i < fx->n; i++) {
         const consensus_effect *e = &fx->items[i];
         if (e->kind == CONSENSUS_FX_WATCH) {
@@ -1437,6 +1446,7 @@ static void on_effects(void *arg, uint64_t index, const consensus_effects *fx)
             node_cluster_var_changed(n->cluster, e->subject, e->version); /* agents' watches */
         }
     }
+    node_proposals_on_effects(n->proposals, index, fx); /* proposals piece */
     node_coord_effects(n, fx); /* coordination (piece: agents/coord) */
 }
 
@@ -1461,6 +1471,21 @@ static void on_status(void *arg, const consensus_status *st)
     }
     NC_LOGKV(r->n->log, NC_LOG_INFO, "cluster", "raft state", NC_F_STR("role", role_name(st->role)),
              NC_F_U64("term", st->term), NC_F_U64("leader", st->leader_id));
+}
+
+/* ---- placement accessors ---- */
+
+void repl_raft_status(repl *r, consensus_status *out)
+{
+    consensus_raft_status(r->raft, out);
+}
+
+int repl_peer_status(repl *r, uint64_t id)
+{
+    fd_peer_view pv;
+    if (r->m == NULL || mesh_peer(r->m, id, &pv) != MB_OK)
+        return -1;
+    return (int)pv.status;
 }
 
 static void mesh_log(void *user, int level, const char *msg)

@@ -113,6 +113,13 @@ void repl_cluster_status(repl *r, api_call *c);
  * leadership first), answers `c`, then stops. */
 void repl_leave(repl *r, api_call *c);
 
+/* placement: this node's raft status (role, leader, commit and applied
+ * indexes), and the failure detector's view of peer `id`: 0 alive, 1
+ * suspect, 2 down (cluster_peer_status), -1 when the mesh does not know
+ * it. Loop thread. */
+void repl_raft_status(repl *r, consensus_status *out);
+int repl_peer_status(repl *r, uint64_t id);
+
 /* A fresh idempotency id of this process. */
 void repl_new_id(repl *r, uint64_t *client_id, uint64_t *seq);
 
