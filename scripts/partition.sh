@@ -103,7 +103,11 @@ mbp_log schedule-done "events=$events"
 
 wait "$workload_pid"
 workload_pid=""
-if ! wait_leader 60; then
+converged=0
+if ip netns exec "mbp-$MBP_RUN-c" python3 "$root/tests/partition/workload.py" wait-converged \
+    --nodes "$node_list" --duration 60 2>>"$out/workload.log"; then
+    converged=1
+else
     echo "partition.sh: cluster did not converge within 60 s of healing" >&2
 fi
 ip netns exec "mbp-$MBP_RUN-c" python3 "$root/tests/partition/workload.py" final-reads \

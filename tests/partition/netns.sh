@@ -262,24 +262,31 @@ mbp_http_get() {
     mbp_client_exec curl -s --max-time "${3:-2}" "http://$(mbp_addr "$1"):$MBP_HTTP_PORT$2"
 }
 
-# Print the leader's node id as node i sees it (GET /v1/cluster), or nothing.
+# Print the id of the node that reports itself leader (raft_state "leader"
+# in its own entry of GET /v1/cluster), the highest term winning when two
+# claim it (an old leader cut off may not have noticed yet); nothing and
+# status 1 when no node claims it.
 mbp_leader() {
-    local i body
+    local i body best="" best_term=-1 line id term
     for i in $(seq 1 "$MBP_N"); do
         body=$(mbp_http_get "$i" /v1/cluster 1) || continue
-        body=$(printf '%s' "$body" | python3 -c \
+        line=$(printf '%s' "$body" | python3 -c \
             'import json,sys
 try:
-    d=json.load(sys.stdin); l=d.get("leader")
-    l=l.get("node_id", l.get("id")) if isinstance(l,dict) else l
-    print(l if isinstance(l,int) and l>0 else "")
-except Exception: print("")' 2>/dev/null)
-        if [ -n "$body" ]; then
-            echo "$body"
-            return 0
+    d=json.load(sys.stdin); me=d.get("node_id")
+    for e in d.get("nodes", []):
+        if e.get("id")==me and e.get("raft_state")=="leader":
+            print(me, e.get("term", 0))
+except Exception: pass' 2>/dev/null)
+        [ -n "$line" ] || continue
+        read -r id term <<<"$line"
+        if [ "$term" -gt "$best_term" ]; then
+            best=$id
+            best_term=$term
         fi
     done
-    return 1
+    [ -n "$best" ] || return 1
+    echo "$best"
 }
 
 # A random network fault from the bash RANDOM stream.

@@ -18,6 +18,10 @@ Every loop is bounded by --duration and by per-request timeouts.
   workload.py dump-events --nodes IP:PORT --out events.json
               (GET /v1/events?log=cluster, every page via next_cursor, one
               page per line; at most 1000 pages)
+  workload.py wait-converged --nodes ... [--duration S]
+              (waits, at most S seconds, until every node answers
+              GET /v1/cluster, all name the same leader and report the same
+              applied index; exit 0 converged, 1 not)
 """
 import urllib.parse
 import argparse
@@ -215,9 +219,57 @@ def initial_states(nodes, names, timeout_s, deadline_s=30):
     return out
 
 
+def node_self_status(node, timeout_s):
+    """(leader_id, term, applied_index, raft_state) as `node` reports itself,
+    or None when it does not answer."""
+    try:
+        status, doc = request(node, "GET", "/v1/cluster", None, timeout_s)
+    except (OSError, http.client.HTTPException):
+        return None
+    if status != 200 or not isinstance(doc, dict):
+        return None
+    me = doc.get("node_id")
+    for e in doc.get("nodes") or []:
+        if isinstance(e, dict) and e.get("id") == me:
+            return (e.get("leader_id"), e.get("term"), e.get("applied_index"),
+                    e.get("raft_state"))
+    return None
+
+
+def wait_converged(nodes, deadline_s):
+    """Every node up, one leader known to all, the same applied index on all
+    (twice in a row, so that a burst still being applied is not taken for
+    the end)."""
+    end = time.monotonic() + deadline_s
+    agreed = 0
+    last = None
+    while time.monotonic() < end:
+        views = [node_self_status(n, 2.0) for n in nodes]
+        ok = all(v is not None for v in views)
+        if ok:
+            leaders = {v[0] for v in views}
+            applied = {v[2] for v in views}
+            leader = next(iter(leaders))
+            ok = (len(leaders) == 1 and isinstance(leader, int) and leader > 0
+                  and len(applied) == 1
+                  and sum(1 for v in views if v[3] == "leader") == 1)
+        if ok and views == last:
+            agreed += 1
+            if agreed >= 2:
+                print("workload: converged: %s" % json.dumps(views), file=sys.stderr)
+                return 0
+        else:
+            agreed = 0
+        last = views if ok else None
+        time.sleep(0.3)  # poll pacing
+    print("workload: not converged after %.0f s: %s" % (deadline_s, json.dumps(last or views)),
+          file=sys.stderr)
+    return 1
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["run", "final-reads", "dump-events"])
+    ap.add_argument("mode", choices=["run", "final-reads", "dump-events", "wait-converged"])
     ap.add_argument("--nodes", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--clients", type=int, default=6)
@@ -230,6 +282,9 @@ def main():
     names = ["v%d" % i for i in range(a.vars)]
     if not nodes or a.clients < 1 or a.clients > 99 or a.duration > 3600:
         raise SystemExit("workload: bad arguments")
+
+    if a.mode == "wait-converged":
+        return wait_converged(nodes, a.duration)
 
     if a.mode == "dump-events":
         cursor = None

@@ -8,48 +8,90 @@
 #include <string.h>
 #include <time.h>
 
-/* Register state: the value (or never written) and its version. */
+/* Register state: the value (or never written) and its version. Versions
+ * are raft indexes: increasing along the log but not contiguous. After a
+ * write whose new version was not reported (outcome unknown, or no version
+ * in the answer) the version is not known: `version` is then a strict lower
+ * bound, and the first read reporting a version makes it known again. */
 typedef struct {
     int has_value;
+    int version_known;
     int64_t value;
     uint64_t version;
 } lc_state;
 
-/* Step the model: can `op` take effect in state `s`? Sets *next. */
+/* Can the state's version be `v`? */
+static int version_may_be(const lc_state *s, uint64_t v)
+{
+    return s->version_known ? s->version == v : v > s->version;
+}
+
+/* Can the state's version differ from `v`? */
+static int version_may_differ(const lc_state *s, uint64_t v)
+{
+    return s->version_known ? s->version != v : 1;
+}
+
+/* A write of `op` taking effect on a state whose version is `floor` (known)
+ * or greater than `floor` (not known): the new version is the reported one,
+ * which must be greater, or else unknown and greater than `floor`. */
+static int apply_write(const lc_op *op, uint64_t floor, lc_state *next)
+{
+    next->has_value = 1;
+    next->value = op->value;
+    if (op->outcome == LC_OK && op->has_version) {
+        next->version_known = 1;
+        next->version = op->version;
+        return op->version > floor;
+    }
+    next->version_known = 0;
+    next->version = floor;
+    return 1;
+}
+
+/* Step the model: can `op` take effect in state `s`? Sets *next. Ops of
+ * unknown outcome are taken to apply when they can: the search may also
+ * linearize them last (their return is at +infinity), which is the same as
+ * never applying. */
 static int model_step(const lc_state *s, const lc_op *op, lc_state *next)
 {
     *next = *s;
     switch (op->kind) {
     case LC_SET:
-        next->has_value = 1;
-        next->value = op->value;
-        next->version = s->version + 1;
-        return !(op->outcome == LC_OK && op->has_version && op->version != next->version);
+        return apply_write(op, s->version, next);
     case LC_CAS: {
+        if (op->has_expected_version) {
+            uint64_t e = op->expected_version;
+            if (op->outcome == LC_FAIL)
+                return version_may_differ(s, e); /* a conflict saw another state */
+            if (!version_may_be(s, e))
+                return op->outcome == LC_UNKNOWN; /* unknown: it may have failed */
+            return apply_write(op, e, next);      /* matched: the version was e */
+        }
         int match;
-        if (op->has_expected_version)
-            match = s->version == op->expected_version;
-        else if (op->expected_null)
+        if (op->expected_null)
             match = !s->has_value;
         else
             match = s->has_value && s->value == op->expected_value;
         if (op->outcome == LC_FAIL)
-            return !match; /* a conflicting cas saw a different state */
+            return !match;
         if (!match)
-            return op->outcome == LC_UNKNOWN; /* unknown: it may have failed */
-        next->has_value = 1;
-        next->value = op->value;
-        next->version = s->version + 1;
-        return !(op->outcome == LC_OK && op->has_version && op->version != next->version);
+            return op->outcome == LC_UNKNOWN;
+        return apply_write(op, s->version, next);
     }
     case LC_INIT:
         assert(0 && "init records are not operations");
         return 0;
     case LC_GET:
-        if (op->result_null)
-            return !s->has_value && !(op->has_version && op->version != s->version);
-        return s->has_value && s->value == op->result &&
-               !(op->has_version && op->version != s->version);
+        if (op->result_null ? s->has_value : !(s->has_value && s->value == op->result))
+            return 0;
+        if (!op->has_version)
+            return 1;
+        if (!version_may_be(s, op->version))
+            return 0;
+        next->version_known = 1; /* the read tells the version */
+        next->version = op->version;
+        return 1;
     }
     return 0;
 }
@@ -231,11 +273,14 @@ static int check_var(const lc_history *h, const size_t *ops, size_t n, const lc_
     }
     ev[0].next = n ? 1 : 0;
 
-    lc_state state = { 0, 0, 0 };
+    lc_state state = { .version_known = 1 };
     for (size_t i = 0; i < h->len; i++) { /* the variable's first init record */
         const lc_op *o = &h->ops[i];
         if (o->kind == LC_INIT && strcmp(o->var, h->ops[ops[0]].var) == 0) {
-            state = (lc_state){ !o->result_null, o->result_null ? 0 : o->result, o->version };
+            state = (lc_state){ .has_value = !o->result_null,
+                                .version_known = 1,
+                                .value = o->result_null ? 0 : o->result,
+                                .version = o->version };
             break;
         }
     }
@@ -263,7 +308,7 @@ static int check_var(const lc_history *h, const size_t *ops, size_t n, const lc_
             if (model_step(&state, op, &next)) {
                 size_t bit = ev[entry].op;
                 linearized[bit / 64] |= 1ull << (bit % 64);
-                key[words] = (uint64_t)next.has_value;
+                key[words] = (uint64_t)next.has_value | (uint64_t)next.version_known << 1;
                 key[words + 1] = (uint64_t)next.value;
                 key[words + 2] = next.version;
                 int ins = memo_insert(&memo, key);

@@ -173,7 +173,7 @@ static void test_cas_by_value_applies_only_on_match(void)
                     LC_VIOLATION);
 }
 
-static void test_versions_must_count_applied_writes(void)
+static void test_read_version_must_be_the_last_writes_version(void)
 {
     const char *ok = "{\"process\":1,\"op\":\"set\",\"var\":\"x\",\"value\":1,\"invoke_ns\":0,"
                      "\"complete_ns\":10,\"outcome\":\"ok\",\"version\":1}\n"
@@ -185,6 +185,121 @@ static void test_versions_must_count_applied_writes(void)
                       "\"invoke_ns\":20,\"complete_ns\":30,\"outcome\":\"ok\"}\n";
     CU_ASSERT_EQUAL(verdict_of(ok, "x"), LC_LINEARIZABLE);
     CU_ASSERT_EQUAL(verdict_of(bad, "x"), LC_VIOLATION);
+}
+
+/* Versioned ops of the index-version model (versions are raft indexes). */
+#define SETV(p, var, v, ver, t0, t1)                                                               \
+    "{\"process\":" #p ",\"op\":\"set\",\"var\":\"" var "\",\"value\":" #v ",\"version\":" #ver    \
+    ",\"invoke_ns\":" #t0 ",\"complete_ns\":" #t1 ",\"outcome\":\"ok\"}\n"
+#define GETV(p, var, r, ver, t0, t1)                                                               \
+    "{\"process\":" #p ",\"op\":\"get\",\"var\":\"" var "\",\"result\":" #r ",\"version\":" #ver   \
+    ",\"invoke_ns\":" #t0 ",\"complete_ns\":" #t1 ",\"outcome\":\"ok\"}\n"
+#define CASVV(p, var, ev, v, ver, t0, t1)                                                          \
+    "{\"process\":" #p ",\"op\":\"cas\",\"var\":\"" var "\",\"expected_version\":" #ev             \
+    ",\"value\":" #v ",\"version\":" #ver ",\"invoke_ns\":" #t0 ",\"complete_ns\":" #t1            \
+    ",\"outcome\":\"ok\"}\n"
+#define CASVU(p, var, ev, v, t0)                                                                   \
+    "{\"process\":" #p ",\"op\":\"cas\",\"var\":\"" var "\",\"expected_version\":" #ev             \
+    ",\"value\":" #v ",\"invoke_ns\":" #t0 ",\"outcome\":\"unknown\",\"error\":\"timeout\"}\n"
+#define CASVF(p, var, ev, v, t0, t1)                                                               \
+    "{\"process\":" #p ",\"op\":\"cas\",\"var\":\"" var "\",\"expected_version\":" #ev             \
+    ",\"value\":" #v ",\"invoke_ns\":" #t0 ",\"complete_ns\":" #t1                                 \
+    ",\"outcome\":\"fail\",\"error\":\"MB_ECONFLICT\"}\n"
+
+static void test_versions_are_increasing_indexes_with_gaps(void)
+{
+    /* Raft indexes skip the entries of other variables: gaps are normal. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) CASVV(2, "x", 5, 2, 9, 20, 30)
+                                   GETV(3, "x", 2, 9, 40, 50) SETV(1, "x", 3, 40, 60, 70)
+                                       GETV(2, "x", 3, 40, 80, 90),
+                               "x"),
+                    LC_LINEARIZABLE);
+}
+
+static void test_write_version_going_backwards_is_violation(void)
+{
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 10, 0, 10) SETV(2, "x", 2, 7, 20, 30), "x"),
+                    LC_VIOLATION);
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 10, 0, 10) SETV(2, "x", 2, 10, 20, 30), "x"),
+                    LC_VIOLATION);
+    /* Concurrent writes: the order of their indexes is the order they took. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 10, 0, 30) SETV(2, "x", 2, 7, 5, 35)
+                                   GETV(3, "x", 1, 10, 40, 50),
+                               "x"),
+                    LC_LINEARIZABLE);
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 10, 0, 30) SETV(2, "x", 2, 7, 5, 35)
+                                   GETV(3, "x", 2, 7, 40, 50),
+                               "x"),
+                    LC_VIOLATION);
+}
+
+static void test_cas_on_a_version_that_is_no_longer_current_is_violation(void)
+{
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) SETV(1, "x", 2, 8, 20, 30)
+                                   CASVV(2, "x", 5, 3, 12, 40, 50),
+                               "x"),
+                    LC_VIOLATION);
+    /* The same cas concurrent with the second write may come before it. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) SETV(1, "x", 2, 14, 20, 30)
+                                   CASVV(2, "x", 5, 3, 12, 25, 50) GETV(3, "x", 2, 14, 60, 70),
+                               "x"),
+                    LC_LINEARIZABLE);
+    /* A conflict on the current version is a violation. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) CASVF(2, "x", 5, 3, 20, 30), "x"),
+                    LC_VIOLATION);
+}
+
+static void test_unknown_write_leaves_a_version_only_known_to_be_larger(void)
+{
+    /* The unknown write took effect at some index above 5; a read then tells
+     * which, and a cas on that index succeeds. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) SETU(2, "x", 2, 20) GETV(
+                                   3, "x", 2, 12, 1000, 1010) CASVV(3, "x", 12, 3, 15, 1100, 1110),
+                               "x"),
+                    LC_LINEARIZABLE);
+    /* Without the read, a cas may guess the unknown index... */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) SETU(2, "x", 2, 20) CASVV(
+                                   3, "x", 7, 3, 9, 1100, 1110) GETV(1, "x", 3, 9, 1200, 1210),
+                               "x"),
+                    LC_LINEARIZABLE);
+    /* ...and a conflict tells nothing about it. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) SETU(2, "x", 2, 20)
+                                   GETV(3, "x", 2, 12, 1000, 1010) CASVF(3, "x", 6, 3, 1100, 1110),
+                               "x"),
+                    LC_LINEARIZABLE);
+    /* But its index cannot be below the one it replaced... */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) SETU(2, "x", 2, 20)
+                                   GETV(3, "x", 2, 4, 1000, 1010),
+                               "x"),
+                    LC_VIOLATION);
+    /* ...nor can a cas on the old version succeed once it is seen. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) SETU(2, "x", 2, 20)
+                                   GET(3, "x", 2, 1000, 1010) CASVV(3, "x", 5, 3, 15, 1100, 1110),
+                               "x"),
+                    LC_VIOLATION);
+    /* Once read, the index is known: a later read of another is a violation. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) SETU(2, "x", 2, 20)
+                                   GETV(3, "x", 2, 12, 1000, 1010) GETV(3, "x", 2, 13, 1100, 1110),
+                               "x"),
+                    LC_VIOLATION);
+}
+
+static void test_unknown_cas_may_apply_on_a_guessed_version(void)
+{
+    /* An unknown cas expecting the current version: applied or not. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) CASVU(2, "x", 5, 2, 20)
+                                   GET(3, "x", 2, 1000, 1010),
+                               "x"),
+                    LC_LINEARIZABLE);
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) CASVU(2, "x", 5, 2, 20)
+                                   GETV(3, "x", 1, 5, 1000, 1010),
+                               "x"),
+                    LC_LINEARIZABLE);
+    /* An unknown cas expecting a stale version can never apply. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) SETV(1, "x", 2, 8, 20, 30)
+                                   CASVU(2, "x", 5, 3, 40) GET(3, "x", 3, 1000, 1010),
+                               "x"),
+                    LC_VIOLATION);
 }
 
 static void test_init_record_sets_the_initial_state(void)
@@ -300,7 +415,8 @@ static void random_history(lc_history *h, unsigned seed, int corrupt)
             has = 1;
             value = i;
             op.has_version = 1;
-            op.version = ++version;
+            version += 1 + RND() % 3; /* raft indexes: increasing, with gaps */
+            op.version = version;
             break;
         case 1:
             op.kind = LC_CAS;
@@ -311,7 +427,8 @@ static void random_history(lc_history *h, unsigned seed, int corrupt)
                 has = 1;
                 value = i;
                 op.has_version = 1;
-                op.version = ++version;
+                version += 1 + RND() % 3;
+                op.version = version;
             } else {
                 op.outcome = LC_FAIL;
                 op.conflict = 1;
@@ -503,7 +620,18 @@ int main(int argc, char **argv)
         { "conflicting_cas_must_have_seen_another_state",
           test_conflicting_cas_must_have_seen_another_state },
         { "cas_by_value_applies_only_on_match", test_cas_by_value_applies_only_on_match },
-        { "versions_must_count_applied_writes", test_versions_must_count_applied_writes },
+        { "read_version_must_be_the_last_writes_version",
+          test_read_version_must_be_the_last_writes_version },
+        { "versions_are_increasing_indexes_with_gaps",
+          test_versions_are_increasing_indexes_with_gaps },
+        { "write_version_going_backwards_is_violation",
+          test_write_version_going_backwards_is_violation },
+        { "cas_on_a_version_that_is_no_longer_current_is_violation",
+          test_cas_on_a_version_that_is_no_longer_current_is_violation },
+        { "unknown_write_leaves_a_version_only_known_to_be_larger",
+          test_unknown_write_leaves_a_version_only_known_to_be_larger },
+        { "unknown_cas_may_apply_on_a_guessed_version",
+          test_unknown_cas_may_apply_on_a_guessed_version },
         { "init_record_sets_the_initial_state", test_init_record_sets_the_initial_state },
         { "variables_are_checked_independently", test_variables_are_checked_independently },
         { "violation_reports_a_window_with_the_blocked_op",
