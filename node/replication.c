@@ -184,10 +184,13 @@ static void op_expire(node *n, api_call *c, void *arg, int code)
                         (long long)o->r->write_timeout_ms,
                         o->last[0] != '\0' ? o->last : "no leader");
     } else {
+        /* A write still pending (proposed here, or forwarded and not
+         * answered) may yet be applied: its outcome is unknown too. */
+        int unknown = o->unknown || (o->kind == OP_WRITE && (o->inflight || o->outstanding > 0));
         api_reply_error(c, MB_ENOQUORUM, "no quorum: %s not committed within %lld ms (%s)%s",
                         o->kind == OP_READ ? "read" : "write", (long long)o->r->write_timeout_ms,
                         o->last[0] != '\0' ? o->last : "no leader",
-                        o->unknown ? "; outcome unknown: retry with the same request_id" : "");
+                        unknown ? "; outcome unknown: retry with the same request_id" : "");
     }
     if (op_idle(o))
         op_free(o);
@@ -210,7 +213,10 @@ static void op_result(op *o, const consensus_result *res, const char *json)
         return;
     }
     if (transient(res->code) && !r->closing) {
-        if (res->code == MB_EUNKNOWN)
+        /* Leadership lost, not committed in time (raft keeps the entry), a
+         * forward not answered: the write may still be applied. */
+        if (res->code == MB_EUNKNOWN ||
+            (o->kind == OP_WRITE && (res->code == MB_ENOQUORUM || res->code == MB_ETIMEDOUT)))
             o->unknown = 1;
         snprintf(o->last, sizeof(o->last), "%s: %s", mb_errname(res->code), res->msg);
         o->retry_at = uv_now(&N(r)->loop) + RETRY_MS;
