@@ -21,6 +21,9 @@ MBP_SECRET="partition-suite-secret"  # mabeamd wants >= 16 characters
 MBP_HTTP_PORT=8080
 MBP_MESH_PORT=9100
 MBP_RAFT_PORT=9200
+# Bound of a write or linearizable read in mabeamd (503 after it); the
+# workload's client timeout is longer, so most faults end in an answer.
+MBP_WRITE_TIMEOUT=2s
 
 # Return 0 when namespaces can be made here, else print why and return 77.
 mbp_require_root() {
@@ -211,6 +214,7 @@ mbp_start_node() {
         --mesh_address="$(mbp_addr "$i"):$MBP_MESH_PORT" \
         --raft_address="$(mbp_addr "$i"):$MBP_RAFT_PORT" \
         ${seeds:+--seeds="$seeds"} --cluster_secret="$MBP_SECRET" \
+        --write_timeout="$MBP_WRITE_TIMEOUT" \
         >>"$MBP_DIR/node-$i.log" 2>&1 &
     echo $! >"$MBP_DIR/node-$i.pid"
     mbp_log start "$i pid=$!"

@@ -312,6 +312,10 @@ static int ev_log_load(const char *text, size_t len, size_t node, ev_log *l, cha
                          seq->valuedouble, l->seqs[l->n - 1]);
                 return 1;
             }
+            /* When a node wrote the event is its own business (local clock
+             * at apply time): not part of what must agree. */
+            cJSON_DeleteItemFromObjectCaseSensitive(e, "time_ms");
+            cJSON_DeleteItemFromObjectCaseSensitive(e, "time");
             l->events[l->n] = e;
             l->seqs[l->n++] = seq->valuedouble;
         }
@@ -334,10 +338,18 @@ int lc_check_event_logs(const char *const *texts, const size_t *lens, size_t n, 
         for (size_t j = i + 1; j < n && rc == 0; j++) {
             size_t a = 0, b = 0;
             while (a < logs[i].n && b < logs[j].n) {
+                /* A seq one node lacks while it holds later ones is a hole
+                 * (a lagging node only lacks a tail). */
                 if (logs[i].seqs[a] < logs[j].seqs[b]) {
-                    a++;
+                    snprintf(msg, msg_size, "node %zu lacks seq %.0f that node %zu has", j,
+                             logs[i].seqs[a], i);
+                    rc = 1;
+                    break;
                 } else if (logs[i].seqs[a] > logs[j].seqs[b]) {
-                    b++;
+                    snprintf(msg, msg_size, "node %zu lacks seq %.0f that node %zu has", i,
+                             logs[j].seqs[b], j);
+                    rc = 1;
+                    break;
                 } else {
                     if (!cJSON_Compare(logs[i].events[a], logs[j].events[b], 1)) {
                         snprintf(msg, msg_size, "seq %.0f differs between node %zu and node %zu",

@@ -107,9 +107,12 @@ int lc_check_checkpoints(const char *text, size_t len, char *msg, size_t msg_siz
 /* Event logs of all nodes agree. `texts[i]` (not retained, `lens[i]` bytes)
  * is node i's dump of GET /v1/events?log=cluster: one or more JSON pages
  * {"events":[{"seq":..,...},...]}, concatenated or one per line. Every seq
- * present on two nodes must hold identical events, and each node's seqs must
- * be strictly increasing. Returns 0 ok, 1 divergence (in `msg`), -1 malformed
- * input or out of memory (in `msg`). */
+ * present on two nodes must hold identical events (apart from "time_ms" and
+ * "time", each node's own clock when it wrote the event), each node's seqs
+ * must be strictly increasing, and no node may lack a seq another node has
+ * unless it lacks every later one too (lagging behind is fine, a hole is
+ * not). Returns 0 ok, 1 divergence (in `msg`), -1 malformed input or out of
+ * memory (in `msg`). */
 int lc_check_event_logs(const char *const *texts, const size_t *lens, size_t n, char *msg,
                         size_t msg_size);
 

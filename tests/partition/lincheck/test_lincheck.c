@@ -594,6 +594,17 @@ static void test_event_logs_must_agree_on_common_seqs(void)
     CU_ASSERT_EQUAL(events_verdict(n0, div, msg, sizeof msg), 1);
     CU_ASSERT(strstr(msg, "seq 2") != NULL);
     CU_ASSERT_EQUAL(events_verdict(n0, unordered, msg, sizeof msg), 1);
+    /* Each node stamps events with its own clock when it writes them. */
+    const char *t1 = "{\"events\":[{\"seq\":1,\"type\":\"a\",\"time_ms\":100,\"time\":\"x\"}]}";
+    const char *t2 = "{\"events\":[{\"seq\":1,\"type\":\"a\",\"time_ms\":250,\"time\":\"y\"}]}";
+    const char *t3 = "{\"events\":[{\"seq\":1,\"type\":\"b\",\"time_ms\":100,\"time\":\"x\"}]}";
+    CU_ASSERT_EQUAL(events_verdict(t1, t2, msg, sizeof msg), 0);
+    CU_ASSERT_EQUAL(events_verdict(t1, t3, msg, sizeof msg), 1);
+    /* A hole (seq 2 missing before seq 3) is not lagging behind. */
+    const char *hole = "{\"events\":[{\"seq\":1,\"type\":\"a\"},{\"seq\":3,\"type\":\"c\"}]}";
+    CU_ASSERT_EQUAL(events_verdict(n0, hole, msg, sizeof msg), 1);
+    CU_ASSERT(strstr(msg, "lacks seq 2") != NULL);
+    CU_ASSERT_EQUAL(events_verdict(hole, n0, msg, sizeof msg), 1);
     CU_ASSERT_EQUAL(events_verdict(n0, "{\"events\":5}", msg, sizeof msg), -1);
     CU_ASSERT_EQUAL(events_verdict(n0, "{\"events\":[", msg, sizeof msg), -1);
 }
