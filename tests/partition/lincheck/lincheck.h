@@ -82,6 +82,11 @@ typedef struct {
     size_t *window;
     size_t window_len;
     size_t prefix_len; /* violation: length of the longest linearized prefix */
+    /* Budget exhausted, but with unobserved unknown-outcome writes taken as
+     * never applied the history is not linearizable: blocked_op, window and
+     * prefix_len then describe that violation (a likely one, unless such a
+     * write explains it). */
+    int violation_without_unknown_writes;
 } lc_var_result;
 
 void lc_var_result_close(lc_var_result *r);

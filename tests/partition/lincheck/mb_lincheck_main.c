@@ -168,9 +168,13 @@ static int cmd_check(int argc, char **argv)
         cJSON_AddStringToObject(v, "linearizable", verdict);
         cJSON_AddNumberToObject(v, "ops_checked", (double)res[i].ops_checked);
         cJSON_AddNumberToObject(v, "time_ms", res[i].elapsed_ms);
-        if (res[i].verdict == LC_VIOLATION) {
-            any_violation = 1;
-            cJSON *cx = cJSON_AddObjectToObject(v, "counterexample");
+        if (res[i].verdict == LC_VIOLATION || res[i].violation_without_unknown_writes) {
+            if (res[i].verdict == LC_VIOLATION)
+                any_violation = 1;
+            cJSON *cx = cJSON_AddObjectToObject(
+                v, res[i].verdict == LC_VIOLATION
+                       ? "counterexample"
+                       : "counterexample_if_unobserved_unknown_writes_never_applied");
             cJSON_AddNumberToObject(cx, "linearized_prefix_ops", (double)res[i].prefix_len);
             cJSON_AddItemToObject(cx, "cannot_complete", op_json(&h.ops[res[i].blocked_op]));
             cJSON *win = cJSON_AddArrayToObject(cx, "window");

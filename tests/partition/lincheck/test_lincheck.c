@@ -474,6 +474,93 @@ static void test_random_register_histories_are_linearizable(void)
     }
 }
 
+/* A long sequential history of one register with `unknown` unknown-outcome
+ * sets sprinkled in; when `observed`, a read right after each returns its
+ * value; when `stale_after`, a read after the last one returns the value
+ * before it (a violation). Versions are raft-like indexes. */
+static void history_with_unknown_writes(lc_history *h, int unknown, int observed, int stale_after)
+{
+    lc_history_init(h);
+    int64_t t = 0, value = 0;
+    uint64_t version = 0;
+    int64_t before_last_unknown = 0;
+    for (int i = 0; i < 3000; i++) {
+        lc_op op = { .process = i % 4, .outcome = LC_OK };
+        strcpy(op.var, "x");
+        op.invoke_ns = t;
+        op.complete_ns = t + 5;
+        t += 10;
+        int slot = unknown > 0 ? i % (3000 / unknown) : 1;
+        if (slot == 0) {
+            op.kind = LC_SET;
+            op.value = 1000000 + i;
+            op.outcome = LC_UNKNOWN;
+            op.complete_ns = INT64_MAX;
+            before_last_unknown = value;
+            if (observed) {
+                value = op.value;
+                version += 2;
+            }
+        } else if (i % 3 == 0 && !(observed && slot == 1)) { /* observed: a read follows */
+            op.kind = LC_SET;
+            op.value = i;
+            version += 1 + (uint64_t)(i % 4);
+            op.has_version = 1;
+            op.version = version;
+            value = i;
+        } else {
+            op.kind = LC_GET;
+            op.result = value;
+            op.result_null = i < 3;
+        }
+        CU_ASSERT_FATAL(lc_history_add(h, &op) == 0);
+    }
+    if (stale_after) {
+        lc_op op = { .process = 9, .kind = LC_GET, .result = before_last_unknown };
+        strcpy(op.var, "x");
+        op.invoke_ns = t;
+        op.complete_ns = t + 5;
+        CU_ASSERT_FATAL(lc_history_add(h, &op) == 0);
+    }
+}
+
+static lc_verdict verdict_of_history(lc_history *h, int64_t budget_ms)
+{
+    lc_limits lim = { .budget_ms = budget_ms, .max_memo_bytes = (size_t)256 << 20 };
+    lc_var_result *res = NULL;
+    size_t n = 0;
+    CU_ASSERT_FATAL(lc_check(h, &lim, &res, &n) == 0);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    lc_verdict v = res[0].verdict;
+    lc_var_result_close(&res[0]);
+    free(res);
+    lc_history_close(h);
+    return v;
+}
+
+static void test_unobserved_unknown_writes_may_never_apply(void)
+{
+    /* 60 writes that may each be applied anywhere later: a search keeping
+     * them all pending has to consider every subset. */
+    lc_history h;
+    long long t0 = mb_test_now_ms();
+    history_with_unknown_writes(&h, 60, 0, 0);
+    CU_ASSERT_EQUAL(verdict_of_history(&h, 3000), LC_LINEARIZABLE);
+    CU_ASSERT(mb_test_now_ms() - t0 < 3000);
+}
+
+static void test_observed_unknown_writes_cannot_unhappen(void)
+{
+    lc_history h;
+    long long t0 = mb_test_now_ms();
+    history_with_unknown_writes(&h, 60, 1, 0);
+    CU_ASSERT_EQUAL(verdict_of_history(&h, 3000), LC_LINEARIZABLE);
+    /* Once observed it cannot un-happen: reading the older value again. */
+    history_with_unknown_writes(&h, 60, 1, 1);
+    CU_ASSERT_EQUAL(verdict_of_history(&h, 3000), LC_VIOLATION);
+    CU_ASSERT(mb_test_now_ms() - t0 < 6000);
+}
+
 static void test_parser_rejects_malformed_lines(void)
 {
     static const char *bad[] = {
@@ -651,6 +738,9 @@ int main(int argc, char **argv)
           test_search_gives_up_when_budget_is_exhausted },
         { "random_register_histories_are_linearizable",
           test_random_register_histories_are_linearizable },
+        { "unobserved_unknown_writes_may_never_apply",
+          test_unobserved_unknown_writes_may_never_apply },
+        { "observed_unknown_writes_cannot_unhappen", test_observed_unknown_writes_cannot_unhappen },
         { "parser_rejects_malformed_lines", test_parser_rejects_malformed_lines },
         { "parser_keeps_nanosecond_timestamps_exact",
           test_parser_keeps_nanosecond_timestamps_exact },
