@@ -177,9 +177,17 @@ mbp_bridge() {
 
 # Majority ring: each node keeps links only to the nodes within ring
 # distance floor(N/2) (so each sees a majority, but no two see the same).
+# With fewer than 5 nodes no such ring exists: then one random link is cut
+# (a bridge through a random middle node).
 mbp_majority_ring() {
     local i j d k=$((MBP_N / 2)) cut=""
-    [ "$MBP_N" -ge 5 ] || k=1
+    if [ "$MBP_N" -lt 5 ]; then
+        i=$((RANDOM % MBP_N + 1))
+        j=$((i % MBP_N + 1))
+        mbp_cut_ "$i" "$j"
+        mbp_log ring "cut: $i-$j"
+        return
+    fi
     for i in $(seq 1 "$MBP_N"); do
         for j in $(seq $((i + 1)) "$MBP_N"); do
             d=$((j - i))

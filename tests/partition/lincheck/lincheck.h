@@ -12,6 +12,9 @@
 #include <stdint.h>
 
 #define LC_VAR_MAX 64
+/* Event sequences per raft entry in mabeamd's cluster log (seq = index *
+ * LC_SEQ_PER_ENTRY + i; REPL_SEQ_PER_ENTRY in node/replication.h). */
+#define LC_SEQ_PER_ENTRY 1024
 
 /* LC_INIT is not an operation: it states a variable's state before the
  * history (default: never written, version 0). */
@@ -116,9 +119,13 @@ int lc_check_checkpoints(const char *text, size_t len, char *msg, size_t msg_siz
  * "time", each node's own clock when it wrote the event), each node's seqs
  * must be strictly increasing, and no node may lack a seq another node has
  * unless it lacks every later one too (lagging behind is fine, a hole is
- * not). Returns 0 ok, 1 divergence (in `msg`), -1 malformed input or out of
- * memory (in `msg`). */
+ * not). Exceptions: a node's "state.restore" marker (payload applied_index
+ * A) is its own, and the seqs below (A + 1) * LC_SEQ_PER_ENTRY it lacks just
+ * before the marker are a gap left by a snapshot install: counted in
+ * `*snapshot_gaps` (and described in `msg`), not a divergence. A marker at
+ * a seq where another node has an event is a divergence. Returns 0 ok,
+ * 1 divergence (in `msg`), -1 malformed input or out of memory (in `msg`). */
 int lc_check_event_logs(const char *const *texts, const size_t *lens, size_t n, char *msg,
-                        size_t msg_size);
+                        size_t msg_size, size_t *snapshot_gaps);
 
 #endif
