@@ -253,7 +253,14 @@ mbp_resume() {
 }
 
 mbp_restart() {
-    mbp_kill "$1"
+    local pid
+    pid=$(mbp_pid_ "$1")
+    if [ -n "$pid" ]; then
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        rm -f "$MBP_DIR/node-$1.pid"
+    fi
+    mbp_log restart "$1 pid=${pid:-none}"
     mbp_start_node "$1"
 }
 
