@@ -16,15 +16,16 @@
 
 /* Internal message types (signals), beyond the public mb_msg_type. */
 enum {
-    RT_SIG_EXIT = 100,      /* stop request; tag = mb_exit_reason */
-    RT_SIG_LINK = 101,      /* `from` links to this agent */
-    RT_SIG_MONITOR = 102,   /* `from` monitors this agent; data = uint64 ref */
-    RT_SIG_LINK_EXIT = 103, /* linked agent ended; data = struct rt_exit */
-    RT_SIG_VAR = 104,       /* ext = struct rt_var */
-    RT_SIG_VOTE = 105,      /* ext = struct rt_vote */
-    RT_SIG_RESTART = 106,   /* restart in place */
-    RT_SIG_CALL = 107,      /* ext = struct rt_call: run a function in the agent's turn */
-    RT_SIG_PORT = 108,      /* port I/O event; tag = PORT_EV_*, data = line */
+    RT_SIG_EXIT = 100,       /* stop request; tag = mb_exit_reason */
+    RT_SIG_LINK = 101,       /* `from` links to this agent */
+    RT_SIG_MONITOR = 102,    /* `from` monitors this agent; data = uint64 ref */
+    RT_SIG_LINK_EXIT = 103,  /* linked agent ended; data = struct rt_exit */
+    RT_SIG_VAR = 104,        /* ext = struct rt_var */
+    RT_SIG_VOTE = 105,       /* ext = struct rt_vote */
+    RT_SIG_RESTART = 106,    /* restart in place */
+    RT_SIG_CALL = 107,       /* ext = struct rt_call: run a function in the agent's turn */
+    RT_SIG_PORT = 108,       /* port I/O event; tag = PORT_EV_*, data = line */
+    RT_SIG_CHECKPOINT = 109, /* take a checkpoint now (placement: replication, drain) */
 };
 
 #define RT_MSG_NOTIFY 1u /* MB_SEND_NOTIFY */

@@ -811,6 +811,10 @@ static void dispatch(mb_ctx *ctx, struct rt_agent *a, struct rt_msg *m)
         c->fn(ctx, a->state, c->arg);
         break;
     }
+    case RT_SIG_CHECKPOINT:
+        if (!a->exiting)
+            do_checkpoint(ctx, a);
+        break;
     case RT_SIG_PORT:
         if (k == &mb_kind_port)
             rt_port_event(ctx, a->state, m->tag, m->data, m->len);
@@ -1000,6 +1004,10 @@ int rt_spawn(struct mb_runtime *rt, struct rt_agent *parent, const mb_spawn_opts
 {
     const void *ckpt = restart ? restart->ckpt : NULL;
     size_t ckpt_len = restart ? restart->ckpt_len : 0;
+    if (ckpt == NULL && opts != NULL && opts->checkpoint != NULL) {
+        ckpt = opts->checkpoint; /* placement: a moved agent starts from it */
+        ckpt_len = opts->checkpoint_len;
+    }
     uint32_t restarts = restart ? restart->restarts : 0;
     if (opts == NULL || opts->kind == NULL)
         return mb_errorf(err, MB_EINVAL, "spawn: no kind given");
@@ -1617,6 +1625,17 @@ int mb_runtime_stop_agent(mb_runtime *rt, mb_agent_id id)
 int mb_runtime_kill_agent(mb_runtime *rt, mb_agent_id id)
 {
     return rt_exit_agent(rt, id, MB_EXIT_KILLED);
+}
+
+int mb_runtime_checkpoint_agent(mb_runtime *rt, mb_agent_id id)
+{
+    struct rt_msg *m = rt_msg_new(0, RT_SIG_CHECKPOINT, 0, NULL, 0);
+    if (m == NULL)
+        return MB_ENOMEM;
+    int rc = rt_deliver(rt, id, m);
+    if (rc != 0)
+        rt_msg_free(m);
+    return rc;
 }
 
 int mb_runtime_restart_agent(mb_runtime *rt, mb_agent_id id)

@@ -240,6 +240,75 @@ err_nomem:
 
 /* ---- commands ---- */
 
+/* placement: the protobuf form of cmd->items (borrowing their strings and
+ * blobs); *items and *ptrs are malloc'd, owned by the caller. */
+static int encode_items(const consensus_cmd *cmd, Mabeam__AgentItem **items,
+                        Mabeam__AgentItem ***ptrs, mb_error *err)
+{
+    if (cmd->n_items > CONSENSUS_BATCH_MAX || (cmd->n_items > 0 && cmd->items == NULL))
+        return mb_errorf(err, MB_EINVAL, "batch of %u entries (at most %d)", cmd->n_items,
+                         CONSENSUS_BATCH_MAX);
+    *items = calloc(cmd->n_items + 1, sizeof(**items));
+    *ptrs = calloc(cmd->n_items + 1, sizeof(**ptrs));
+    if (*items == NULL || *ptrs == NULL) {
+        free(*items);
+        free(*ptrs);
+        *items = NULL;
+        *ptrs = NULL;
+        return mb_errorf(err, MB_ENOMEM, "encode batch of %u entries", cmd->n_items);
+    }
+    for (uint32_t i = 0; i < cmd->n_items; i++) {
+        const consensus_agent_item *in = &cmd->items[i];
+        Mabeam__AgentItem *o = &(*items)[i];
+        mabeam__agent_item__init(o);
+        o->id = in->id;
+        o->has_node = in->node != 0;
+        o->node = in->node;
+        o->has_generation = 1;
+        o->generation = in->generation;
+        o->has_status = cmd->kind == CONSENSUS_CMD_AGENT_STATUS_BATCH;
+        o->status = (uint32_t)in->status;
+        o->has_blob = cmd->kind == CONSENSUS_CMD_AGENT_CHECKPOINT_BATCH || in->has_blob;
+        o->blob.data = in->blob;
+        o->blob.len = in->blob_len;
+        (*ptrs)[i] = o;
+    }
+    return MB_OK;
+}
+
+/* placement: decode batch entries into d->items. */
+static int decode_items(consensus_cmd *d, Mabeam__AgentItem *const *in, size_t n, mb_error *err)
+{
+    if (n == 0 || n > CONSENSUS_BATCH_MAX)
+        return mb_errorf(err, MB_EPROTO, "batch of %zu entries (1..%d)", n, CONSENSUS_BATCH_MAX);
+    d->items = calloc(n, sizeof(*d->items));
+    if (d->items == NULL)
+        return mb_errorf(err, MB_ENOMEM, "decode batch of %zu entries", n);
+    d->n_items = (uint32_t)n;
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        consensus_agent_item *o = &d->items[i];
+        o->id = cs_strdup_or_null(in[i]->id, &ok);
+        o->node = in[i]->node;
+        o->generation = in[i]->generation;
+        if (in[i]->status > CONSENSUS_AGENT_CRASHED)
+            return mb_errorf(err, MB_EPROTO, "agent status %u unknown", in[i]->status);
+        o->status = (consensus_agent_status)in[i]->status;
+        if (in[i]->has_blob) {
+            if (in[i]->blob.len > CONSENSUS_CHECKPOINT_MAX)
+                return mb_errorf(err, MB_ETOOBIG, "checkpoint of %zu bytes above the limit %u",
+                                 in[i]->blob.len, CONSENSUS_CHECKPOINT_MAX);
+            o->has_blob = 1;
+            o->blob_len = in[i]->blob.len;
+            if (o->blob_len > 0 && (o->blob = malloc(o->blob_len)) == NULL)
+                ok = 0;
+            else if (o->blob_len > 0)
+                memcpy(o->blob, in[i]->blob.data, o->blob_len);
+        }
+    }
+    return ok ? MB_OK : mb_errorf(err, MB_ENOMEM, "decode batch of %zu entries", n);
+}
+
 int consensus_cmd_encode(const consensus_cmd *cmd, void *(*alloc_fn)(size_t), void **buf,
                          size_t *len, mb_error *err)
 {
@@ -260,6 +329,12 @@ int consensus_cmd_encode(const consensus_cmd *cmd, void *(*alloc_fn)(size_t), vo
     Mabeam__ProposalClose pc = MABEAM__PROPOSAL_CLOSE__INIT;
     Mabeam__VarSpec spec;
     Mabeam__Value value;
+    /* placement: batches */
+    Mabeam__AgentStatusBatch asb = MABEAM__AGENT_STATUS_BATCH__INIT;
+    Mabeam__AgentCheckpointBatch acb = MABEAM__AGENT_CHECKPOINT_BATCH__INIT;
+    Mabeam__AgentMoveBatch amb = MABEAM__AGENT_MOVE_BATCH__INIT;
+    Mabeam__AgentItem *items = NULL, **item_ptrs = NULL;
+    int rc = MB_OK;
 
     *buf = NULL;
     *len = 0;
@@ -346,6 +421,8 @@ int consensus_cmd_encode(const consensus_cmd *cmd, void *(*alloc_fn)(size_t), vo
         ap.config = cmd->agent_config;
         ap.has_node = 1;
         ap.node = cmd->agent_node;
+        ap.n_caps = cmd->n_agent_caps;
+        ap.caps = cmd->agent_caps;
         break;
     case CONSENSUS_CMD_AGENT_REASSIGN:
         c.body_case = MABEAM__COMMAND__BODY_AGENT_REASSIGN;
@@ -413,17 +490,45 @@ int consensus_cmd_encode(const consensus_cmd *cmd, void *(*alloc_fn)(size_t), vo
         pc.has_outcome = 1;
         pc.outcome = (uint32_t)cmd->outcome;
         break;
+    case CONSENSUS_CMD_AGENT_STATUS_BATCH:
+    case CONSENSUS_CMD_AGENT_CHECKPOINT_BATCH:
+    case CONSENSUS_CMD_AGENT_MOVE_BATCH:
+        if ((rc = encode_items(cmd, &items, &item_ptrs, err)) != MB_OK)
+            return rc;
+        if (cmd->kind == CONSENSUS_CMD_AGENT_STATUS_BATCH) {
+            c.body_case = MABEAM__COMMAND__BODY_AGENT_STATUS_BATCH;
+            c.agent_status_batch = &asb;
+            asb.n_items = cmd->n_items;
+            asb.items = item_ptrs;
+        } else if (cmd->kind == CONSENSUS_CMD_AGENT_CHECKPOINT_BATCH) {
+            c.body_case = MABEAM__COMMAND__BODY_AGENT_CHECKPOINT_BATCH;
+            c.agent_checkpoint_batch = &acb;
+            acb.n_items = cmd->n_items;
+            acb.items = item_ptrs;
+        } else {
+            c.body_case = MABEAM__COMMAND__BODY_AGENT_MOVE_BATCH;
+            c.agent_move_batch = &amb;
+            amb.n_items = cmd->n_items;
+            amb.items = item_ptrs;
+            amb.has_down_node = cmd->down_node != 0;
+            amb.down_node = cmd->down_node;
+        }
+        break;
     default:
         return mb_errorf(err, MB_EINVAL, "unknown command kind %d", (int)cmd->kind);
     }
     size_t n = mabeam__command__get_packed_size(&c);
     uint8_t *out = alloc_fn(n > 0 ? n : 1);
-    if (out == NULL)
-        return mb_errorf(err, MB_ENOMEM, "encode command of %zu bytes", n);
-    mabeam__command__pack(&c, out);
-    *buf = out;
-    *len = n;
-    return MB_OK;
+    if (out == NULL) {
+        rc = mb_errorf(err, MB_ENOMEM, "encode command of %zu bytes", n);
+    } else {
+        mabeam__command__pack(&c, out);
+        *buf = out;
+        *len = n;
+    }
+    free(items);
+    free(item_ptrs);
+    return rc;
 }
 
 void consensus_cmd_free(consensus_cmd *cmd)
@@ -448,6 +553,16 @@ void consensus_cmd_free(consensus_cmd *cmd)
     free(cmd->voters);
     free(cmd->weights);
     free(cmd->voter);
+    if (cmd->agent_caps != NULL)
+        for (uint32_t i = 0; i < cmd->n_agent_caps; i++)
+            free(cmd->agent_caps[i]);
+    free(cmd->agent_caps);
+    if (cmd->items != NULL)
+        for (uint32_t i = 0; i < cmd->n_items; i++) {
+            free(cmd->items[i].id);
+            free(cmd->items[i].blob);
+        }
+    free(cmd->items);
     memset(cmd, 0, sizeof(*cmd));
 }
 
@@ -522,7 +637,7 @@ int consensus_cmd_decode(const void *buf, size_t len, consensus_cmd *out, mb_err
         d.node.id = m->id;
         d.node.role = (consensus_node_role)m->role;
         d.node.status = (consensus_node_status)m->status;
-        if (m->role > CONSENSUS_ROLE_STANDBY || m->status > CONSENSUS_NODE_LEFT) {
+        if (m->role > CONSENSUS_ROLE_STANDBY || m->status > CONSENSUS_NODE_DRAINING) {
             rc = mb_errorf(err, MB_EPROTO, "node command with unknown role or status");
             goto out;
         }
@@ -533,7 +648,7 @@ int consensus_cmd_decode(const void *buf, size_t len, consensus_cmd *out, mb_err
         Mabeam__NodeUpdate *m = c->node_update;
         d.kind = CONSENSUS_CMD_NODE_UPDATE;
         d.node.id = m->id;
-        if (m->role > CONSENSUS_ROLE_STANDBY || m->status > CONSENSUS_NODE_LEFT) {
+        if (m->role > CONSENSUS_ROLE_STANDBY || m->status > CONSENSUS_NODE_DRAINING) {
             rc = mb_errorf(err, MB_EPROTO, "node command with unknown role or status");
             goto out;
         }
@@ -558,6 +673,20 @@ int consensus_cmd_decode(const void *buf, size_t len, consensus_cmd *out, mb_err
         d.agent_kind = cs_strdup_or_null(m->kind, &ok);
         d.agent_config = cs_strdup_or_null(m->config, &ok);
         d.agent_node = m->node;
+        if (m->n_caps > CONSENSUS_CAPS_MAX) {
+            rc = mb_errorf(err, MB_EPROTO, "agent with %zu capabilities (at most %d)", m->n_caps,
+                           CONSENSUS_CAPS_MAX);
+            goto out;
+        }
+        if (m->n_caps > 0) {
+            if ((d.agent_caps = calloc(m->n_caps, sizeof(char *))) == NULL) {
+                ok = 0;
+                break;
+            }
+            d.n_agent_caps = (uint32_t)m->n_caps;
+            for (size_t i = 0; i < m->n_caps; i++)
+                d.agent_caps[i] = cs_strdup_or_null(m->caps[i], &ok);
+        }
         break;
     }
     case MABEAM__COMMAND__BODY_AGENT_REASSIGN: {
@@ -655,6 +784,26 @@ int consensus_cmd_decode(const void *buf, size_t len, consensus_cmd *out, mb_err
             goto out;
         }
         d.outcome = (consensus_outcome)c->proposal_close->outcome;
+        break;
+    case MABEAM__COMMAND__BODY_AGENT_STATUS_BATCH:
+        d.kind = CONSENSUS_CMD_AGENT_STATUS_BATCH;
+        if ((rc = decode_items(&d, c->agent_status_batch->items, c->agent_status_batch->n_items,
+                               err)) != MB_OK)
+            goto out;
+        break;
+    case MABEAM__COMMAND__BODY_AGENT_CHECKPOINT_BATCH:
+        d.kind = CONSENSUS_CMD_AGENT_CHECKPOINT_BATCH;
+        if ((rc = decode_items(&d, c->agent_checkpoint_batch->items,
+                               c->agent_checkpoint_batch->n_items, err)) != MB_OK)
+            goto out;
+        break;
+    case MABEAM__COMMAND__BODY_AGENT_MOVE_BATCH:
+        d.kind = CONSENSUS_CMD_AGENT_MOVE_BATCH;
+        d.down_node = c->agent_move_batch->down_node;
+        if ((c->agent_move_batch->n_items > 0 || d.down_node == 0) &&
+            (rc = decode_items(&d, c->agent_move_batch->items, c->agent_move_batch->n_items,
+                               err)) != MB_OK)
+            goto out;
         break;
     default:
         rc = mb_errorf(err, MB_EPROTO, "command has no known body");

@@ -35,6 +35,8 @@ typedef enum consensus_node_status {
     CONSENSUS_NODE_SUSPECT = 1,
     CONSENSUS_NODE_DOWN = 2,
     CONSENSUS_NODE_LEFT = 3,
+    /* placement: agents are being moved away; nothing new is placed here */
+    CONSENSUS_NODE_DRAINING = 4,
 } consensus_node_status;
 
 /* A cluster member. Addresses are "ip:port" strings ("" when unknown). */
@@ -68,6 +70,10 @@ typedef struct consensus_agent {
     size_t checkpoint_len;
     uint64_t checkpoint_version; /* raft index of the checkpoint */
     uint32_t restarts;           /* reassignments so far */
+    /* placement: capabilities given at spawn (for placement constraints and
+     * "all agents with capability X"), n_caps entries, sorted, unique */
+    char **caps;
+    uint32_t n_caps;
 } consensus_agent;
 
 typedef enum consensus_rule {
@@ -129,6 +135,8 @@ typedef struct consensus_var {
 #define CONSENSUS_CONFIG_MAX     (64u << 10) /* agent config JSON */
 #define CONSENSUS_CHECKPOINT_MAX (4u << 20)  /* checkpoint blob */
 #define CONSENSUS_DEDUP_DEFAULT  4096        /* dedup table entries */
+#define CONSENSUS_CAPS_MAX       64          /* placement: capabilities per agent */
+#define CONSENSUS_BATCH_MAX      1000        /* placement: entries per batch command */
 
 /* ------------------------------------------------------------------ */
 /* 2. Commands, results, effects                                       */
@@ -149,6 +157,18 @@ typedef enum consensus_cmd_kind {
     CONSENSUS_CMD_PROPOSAL_OPEN = 12,
     CONSENSUS_CMD_PROPOSAL_VOTE = 13,
     CONSENSUS_CMD_PROPOSAL_CLOSE = 14,
+    /* placement (20-29): batches of per-agent entries (items). An entry
+     * whose agent is gone or whose generation is stale is skipped, the
+     * others apply; the result is MB_ECONFLICT only when every entry was
+     * skipped. One event per applied entry (agent.status, agent.checkpoint,
+     * agent.reassign), no FX_AGENT_START/STOP: nodes reconcile from the
+     * table. */
+    CONSENSUS_CMD_AGENT_STATUS_BATCH = 20,     /* items: id, generation, status */
+    CONSENSUS_CMD_AGENT_CHECKPOINT_BATCH = 21, /* items: id, generation, blob */
+    /* items: id, node (target), generation (expected; 0 = any), blob when
+     * has_blob (a fresh checkpoint that travels with the move). With
+     * down_node != 0 that node is marked DOWN first, in the same entry. */
+    CONSENSUS_CMD_AGENT_MOVE_BATCH = 22,
 } consensus_cmd_kind;
 
 /* Which fields a NODE_UPDATE changes. */
@@ -157,6 +177,17 @@ typedef enum consensus_cmd_kind {
 #define CONSENSUS_NODE_SET_API_ADDR  (1u << 2)
 #define CONSENSUS_NODE_SET_ROLE      (1u << 3)
 #define CONSENSUS_NODE_SET_STATUS    (1u << 4)
+
+/* placement: one entry of a batch command (see the batch kinds). */
+typedef struct consensus_agent_item {
+    char *id;
+    uint64_t node;
+    uint64_t generation;
+    consensus_agent_status status;
+    int has_blob;
+    void *blob;
+    size_t blob_len;
+} consensus_agent_item;
 
 /* One command in C form. Only the fields of `kind` are used; the rest stay
  * zero. When the caller builds one to encode, every pointer is borrowed.
@@ -211,6 +242,15 @@ typedef struct consensus_cmd {
     char *voter;
     int yes;
     consensus_outcome outcome;
+
+    /* placement: PLACE: agent_caps/n_agent_caps (capabilities, at most
+     * CONSENSUS_CAPS_MAX); *_BATCH: items/n_items (1..CONSENSUS_BATCH_MAX);
+     * MOVE_BATCH: down_node (0 = none). */
+    char **agent_caps;
+    uint32_t n_agent_caps;
+    consensus_agent_item *items;
+    uint32_t n_items;
+    uint64_t down_node;
 } consensus_cmd;
 
 /* Encode `cmd` (borrowed) into a new buffer of *len bytes allocated with
@@ -435,6 +475,8 @@ typedef struct consensus_status {
     uint64_t applied_index;
     unsigned voters;
     unsigned pending; /* proposals waiting for their result */
+    /* wiring: last entry of this node's log (committed or not) */
+    uint64_t last_index;
 } consensus_status;
 
 typedef void (*consensus_status_cb)(void *arg, const consensus_status *st);

@@ -245,6 +245,10 @@ static void agent_free(consensus_agent *a)
     free(a->kind);
     free(a->config);
     free(a->checkpoint);
+    if (a->caps != NULL) /* placement */
+        for (uint32_t i = 0; i < a->n_caps; i++)
+            free(a->caps[i]);
+    free(a->caps);
     free(a);
 }
 
@@ -481,6 +485,88 @@ static int check_proposal_open(const consensus_sm *sm, const consensus_cmd *c, m
     return MB_OK;
 }
 
+/* ---- placement: capabilities and batches ---- */
+
+static int check_caps(const consensus_cmd *c, mb_error *err)
+{
+    int rc;
+    if (c->n_agent_caps > CONSENSUS_CAPS_MAX || (c->n_agent_caps > 0 && c->agent_caps == NULL))
+        return mb_errorf(err, MB_EINVAL, "agent \"%s\": at most %d capabilities", c->agent_id,
+                         CONSENSUS_CAPS_MAX);
+    for (uint32_t i = 0; i < c->n_agent_caps; i++)
+        if ((rc = ident_check("capability", c->agent_caps[i], err)) != MB_OK)
+            return rc;
+    return MB_OK;
+}
+
+/* Whether batch entry `it` applies to the current state: MB_OK, or the
+ * reason it is skipped. */
+static int batch_item_check(const consensus_sm *sm, const consensus_cmd *c,
+                            const consensus_agent_item *it, size_t *pos, mb_error *err)
+{
+    if (!agent_find(sm, it->id, pos))
+        return mb_errorf(err, MB_ENOAGENT, "agent \"%s\" not found", it->id);
+    const consensus_agent *a = sm->agents[*pos];
+    if (c->kind == CONSENSUS_CMD_AGENT_MOVE_BATCH) {
+        if (it->generation != 0 && it->generation != a->generation)
+            return mb_errorf(err, MB_ECONFLICT, "agent \"%s\": generation is %llu, expected %llu",
+                             a->id, (unsigned long long)a->generation,
+                             (unsigned long long)it->generation);
+        if (it->node == a->node)
+            return mb_errorf(err, MB_ECONFLICT, "agent \"%s\" is already on node %llu", a->id,
+                             (unsigned long long)a->node);
+        return MB_OK;
+    }
+    if (it->generation != a->generation)
+        return mb_errorf(err, MB_ECONFLICT, "agent \"%s\": generation %llu is stale (current %llu)",
+                         a->id, (unsigned long long)it->generation,
+                         (unsigned long long)a->generation);
+    return MB_OK;
+}
+
+/* Shape of a batch (the state only decides which entries are skipped). */
+static int check_batch(const consensus_sm *sm, const consensus_cmd *c, mb_error *err)
+{
+    int rc;
+    size_t pos;
+    if (c->n_items > CONSENSUS_BATCH_MAX || (c->n_items > 0 && c->items == NULL))
+        return mb_errorf(err, MB_EINVAL, "batch of %u entries (at most %d)", c->n_items,
+                         CONSENSUS_BATCH_MAX);
+    if (c->n_items == 0 && !(c->kind == CONSENSUS_CMD_AGENT_MOVE_BATCH && c->down_node != 0))
+        return mb_errorf(err, MB_EINVAL, "empty batch");
+    for (uint32_t i = 0; i < c->n_items; i++) {
+        const consensus_agent_item *it = &c->items[i];
+        if ((rc = ident_check("agent id", it->id, err)) != MB_OK)
+            return rc;
+        if (it->blob_len > CONSENSUS_CHECKPOINT_MAX)
+            return mb_errorf(err, MB_ETOOBIG, "agent \"%s\": checkpoint above %u bytes", it->id,
+                             CONSENSUS_CHECKPOINT_MAX);
+        if (it->blob_len > 0 && it->blob == NULL)
+            return mb_errorf(err, MB_EINVAL, "agent \"%s\": checkpoint has no data", it->id);
+        if (c->kind == CONSENSUS_CMD_AGENT_STATUS_BATCH &&
+            (unsigned)it->status > CONSENSUS_AGENT_CRASHED)
+            return mb_errorf(err, MB_EINVAL, "agent \"%s\": unknown status", it->id);
+        if (c->kind == CONSENSUS_CMD_AGENT_MOVE_BATCH) {
+            if (it->node == c->down_node)
+                return mb_errorf(err, MB_EINVAL, "agent \"%s\": moved to the node marked down",
+                                 it->id);
+            if ((rc = node_usable(sm, it->node, err)) != MB_OK)
+                return rc;
+        }
+    }
+    if (c->kind == CONSENSUS_CMD_AGENT_MOVE_BATCH && c->down_node != 0) {
+        if (!node_find(sm, c->down_node, &pos))
+            return mb_errorf(err, MB_ENOTFOUND, "node %llu not found",
+                             (unsigned long long)c->down_node);
+        return MB_OK; /* marking the node down applies even if no entry does */
+    }
+    /* At least one entry must apply; otherwise the first reason. */
+    for (uint32_t i = 0; i < c->n_items; i++)
+        if (batch_item_check(sm, c, &c->items[i], &pos, NULL) == MB_OK)
+            return MB_OK;
+    return batch_item_check(sm, c, &c->items[0], &pos, err);
+}
+
 /* Everything apply checks before changing anything. */
 static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *err)
 {
@@ -537,7 +623,7 @@ static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *e
             return mb_errorf(err, MB_EINVAL, "node %llu: address longer than %d bytes",
                              (unsigned long long)c->node.id, CONSENSUS_ADDR_MAX);
         if ((unsigned)c->node.role > CONSENSUS_ROLE_STANDBY ||
-            (unsigned)c->node.status > CONSENSUS_NODE_LEFT)
+            (unsigned)c->node.status > CONSENSUS_NODE_DRAINING)
             return mb_errorf(err, MB_EINVAL, "node %llu: unknown role or status",
                              (unsigned long long)c->node.id);
         if (c->kind == CONSENSUS_CMD_NODE_ADD) {
@@ -574,6 +660,8 @@ static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *e
                 return mb_errorf(err, MB_EINVAL, "agent \"%s\": config is not JSON", c->agent_id);
             cJSON_Delete(j);
         }
+        if ((rc = check_caps(c, err)) != MB_OK)
+            return rc;
         return node_usable(sm, c->agent_node, err);
     case CONSENSUS_CMD_AGENT_REASSIGN: {
         if ((rc = agent_lookup(sm, c->agent_id, &pos, err)) != MB_OK)
@@ -606,6 +694,10 @@ static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *e
     }
     case CONSENSUS_CMD_AGENT_REMOVE:
         return agent_lookup(sm, c->agent_id, &pos, err);
+    case CONSENSUS_CMD_AGENT_STATUS_BATCH:
+    case CONSENSUS_CMD_AGENT_CHECKPOINT_BATCH:
+    case CONSENSUS_CMD_AGENT_MOVE_BATCH:
+        return check_batch(sm, c, err);
     case CONSENSUS_CMD_PROPOSAL_OPEN:
         return check_proposal_open(sm, c, err);
     case CONSENSUS_CMD_PROPOSAL_VOTE:
@@ -651,7 +743,7 @@ int consensus_sm_check(const consensus_sm *sm, const consensus_cmd *cmd, mb_erro
 static cJSON *node_json(const consensus_node *n)
 {
     static const char *const roles[] = { "voter", "standby" };
-    static const char *const st[] = { "up", "suspect", "down", "left" };
+    static const char *const st[] = { "up", "suspect", "down", "left", "draining" };
     cJSON *o = cJSON_CreateObject();
     if (o == NULL)
         return NULL;
@@ -680,6 +772,20 @@ static cJSON *agent_json(const consensus_agent *a)
         !cJSON_AddNumberToObject(o, "restarts", a->restarts)) {
         cJSON_Delete(o);
         return NULL;
+    }
+    if (a->n_caps > 0) { /* placement */
+        cJSON *caps = cJSON_AddArrayToObject(o, "caps");
+        for (uint32_t i = 0; caps != NULL && i < a->n_caps; i++) {
+            cJSON *str = cJSON_CreateString(a->caps[i]);
+            if (str == NULL || !cJSON_AddItemToArray(caps, str)) {
+                cJSON_Delete(str);
+                caps = NULL;
+            }
+        }
+        if (caps == NULL) {
+            cJSON_Delete(o);
+            return NULL;
+        }
     }
     return o;
 }
@@ -856,6 +962,34 @@ static int exec_node(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
     return MB_OK;
 }
 
+static int cmp_str(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* placement: a's caps = sorted unique copies of caps[0..n); 0 on ENOMEM. */
+static int caps_copy(consensus_agent *a, char *const *caps, uint32_t n)
+{
+    if ((a->caps = calloc(n, sizeof(char *))) == NULL)
+        return 0;
+    int ok = 1;
+    for (uint32_t i = 0; i < n; i++)
+        a->caps[i] = cs_strdup_or_null(caps[i], &ok);
+    a->n_caps = n;
+    if (!ok)
+        return 0;
+    qsort(a->caps, n, sizeof(char *), cmp_str);
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (k > 0 && strcmp(a->caps[k - 1], a->caps[i]) == 0)
+            free(a->caps[i]);
+        else
+            a->caps[k++] = a->caps[i];
+    }
+    a->n_caps = k;
+    return 1;
+}
+
 static int exec_agent_place(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
                             consensus_result *res, consensus_effects *fx)
 {
@@ -873,6 +1007,8 @@ static int exec_agent_place(consensus_sm *sm, uint64_t index, const consensus_cm
     a->node = c->agent_node;
     a->status = CONSENSUS_AGENT_PLACED;
     a->generation = 1;
+    if (ok && c->n_agent_caps > 0) /* placement: sorted, unique */
+        ok = caps_copy(a, c->agent_caps, c->n_agent_caps);
     int rc = ok ? MB_OK : MB_ENOMEM;
     if (rc == MB_OK)
         rc = fx_event(fx, "agent.place", a->id, agent_json(a), index);
@@ -1192,6 +1328,106 @@ static int exec_agent(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
     return MB_OK;
 }
 
+/* placement: the batch commands, entry by entry in order. */
+static int exec_agent_batch(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
+                            consensus_result *res, consensus_effects *fx)
+{
+    int rc;
+    size_t pos;
+    uint32_t applied = 0;
+    if (c->kind == CONSENSUS_CMD_AGENT_MOVE_BATCH && c->down_node != 0) {
+        node_find(sm, c->down_node, &pos);
+        consensus_node *n = sm->nodes[pos];
+        if (n->status != CONSENSUS_NODE_DOWN) {
+            consensus_node_status old = n->status;
+            n->status = CONSENSUS_NODE_DOWN;
+            char sid[24];
+            if ((rc = fx_event(fx, "node.update", u64_str(sid, sizeof(sid), n->id), node_json(n),
+                               index)) != MB_OK) {
+                n->status = old;
+                return rc;
+            }
+        }
+    }
+    for (uint32_t i = 0; i < c->n_items; i++) {
+        const consensus_agent_item *it = &c->items[i];
+        if (batch_item_check(sm, c, it, &pos, NULL) != MB_OK)
+            continue;
+        consensus_agent *a = sm->agents[pos];
+        applied++;
+        switch (c->kind) {
+        case CONSENSUS_CMD_AGENT_STATUS_BATCH: {
+            if (a->status == it->status)
+                break;
+            consensus_agent next = *a;
+            next.status = it->status;
+            if ((rc = fx_event(fx, "agent.status", a->id, agent_json(&next), index)) != MB_OK)
+                return rc;
+            a->status = it->status;
+            if ((a->status == CONSENSUS_AGENT_CRASHED || a->status == CONSENSUS_AGENT_STOPPED) &&
+                (rc = props_voter_left(sm, index, a->id, fx)) != MB_OK)
+                return rc;
+            break;
+        }
+        case CONSENSUS_CMD_AGENT_CHECKPOINT_BATCH:
+        case CONSENSUS_CMD_AGENT_MOVE_BATCH: {
+            int move = c->kind == CONSENSUS_CMD_AGENT_MOVE_BATCH;
+            int with_blob = !move || it->has_blob;
+            void *blob = NULL;
+            if (with_blob && it->blob_len > 0) {
+                if ((blob = malloc(it->blob_len)) == NULL)
+                    return MB_ENOMEM;
+                memcpy(blob, it->blob, it->blob_len);
+            }
+            consensus_agent next = *a;
+            if (move) {
+                next.node = it->node;
+                next.generation = a->generation + 1;
+                next.restarts = a->restarts + 1;
+                next.status = CONSENSUS_AGENT_PLACED;
+            }
+            cJSON *o = move ? agent_json(&next) : cJSON_CreateObject();
+            int built = o != NULL;
+            if (built && move)
+                built = cJSON_AddNumberToObject(o, "from_node", (double)a->node) != NULL;
+            if (built && !move)
+                built = cJSON_AddStringToObject(o, "id", a->id) != NULL &&
+                        cJSON_AddNumberToObject(o, "generation", (double)a->generation) != NULL;
+            if (built && with_blob)
+                built = cJSON_AddNumberToObject(o, "size", (double)it->blob_len) != NULL;
+            if (!built) {
+                cJSON_Delete(o);
+                o = NULL;
+            }
+            if ((rc = fx_event(fx, move ? "agent.reassign" : "agent.checkpoint", a->id, o,
+                               index)) != MB_OK) {
+                free(blob);
+                return rc;
+            }
+            if (move) {
+                a->node = next.node;
+                a->generation = next.generation;
+                a->restarts = next.restarts;
+                a->status = next.status;
+            }
+            if (with_blob) {
+                free(a->checkpoint);
+                a->checkpoint = blob;
+                a->checkpoint_len = it->blob_len;
+                a->has_checkpoint = 1;
+                a->checkpoint_version = index;
+            }
+            break;
+        }
+        default:
+            return MB_EINTERNAL;
+        }
+    }
+    snprintf(res->msg, sizeof(res->msg), "%u of %u entries applied", applied, c->n_items);
+    res->version = index;
+    return MB_OK;
+}
+
 static int exec_cmd(consensus_sm *sm, uint64_t index, const consensus_cmd *c, consensus_result *res,
                     consensus_effects *fx)
 {
@@ -1208,6 +1444,10 @@ static int exec_cmd(consensus_sm *sm, uint64_t index, const consensus_cmd *c, co
         return exec_node(sm, index, c, res, fx);
     case CONSENSUS_CMD_AGENT_PLACE:
         return exec_agent_place(sm, index, c, res, fx);
+    case CONSENSUS_CMD_AGENT_STATUS_BATCH:
+    case CONSENSUS_CMD_AGENT_CHECKPOINT_BATCH:
+    case CONSENSUS_CMD_AGENT_MOVE_BATCH:
+        return exec_agent_batch(sm, index, c, res, fx);
     case CONSENSUS_CMD_PROPOSAL_OPEN:
         return exec_proposal_open(sm, index, c, res, fx);
     case CONSENSUS_CMD_PROPOSAL_VOTE:
@@ -1493,6 +1733,8 @@ int consensus_sm_snapshot(const consensus_sm *sm, void *(*alloc_fn)(size_t), voi
         pa[i].status = (uint32_t)a->status;
         pa[i].generation = a->generation;
         pa[i].restarts = a->restarts;
+        pa[i].n_caps = a->n_caps;
+        pa[i].caps = a->caps;
         if (a->has_checkpoint) {
             pa[i].has_checkpoint_version = 1;
             pa[i].checkpoint_version = a->checkpoint_version;
@@ -1619,7 +1861,7 @@ static int restore_var(consensus_sm *sm, const Mabeam__Variable *p, mb_error *er
 static int restore_node(consensus_sm *sm, const Mabeam__NodeInfo *p, mb_error *err)
 {
     if (!p->has_id || p->id == 0 || !p->has_role || p->role > CONSENSUS_ROLE_STANDBY ||
-        !p->has_status || p->status > CONSENSUS_NODE_LEFT || p->raft_addr == NULL ||
+        !p->has_status || p->status > CONSENSUS_NODE_DRAINING || p->raft_addr == NULL ||
         p->mesh_addr == NULL || p->api_addr == NULL || !str_ok(p->raft_addr, CONSENSUS_ADDR_MAX) ||
         !str_ok(p->mesh_addr, CONSENSUS_ADDR_MAX) || !str_ok(p->api_addr, CONSENSUS_ADDR_MAX))
         return mb_errorf(err, MB_ECORRUPT, "snapshot: node has bad fields");
@@ -1657,8 +1899,12 @@ static int restore_agent(consensus_sm *sm, const Mabeam__Agent *p, mb_error *err
         (p->has_checkpoint &&
          (p->checkpoint.len > CONSENSUS_CHECKPOINT_MAX || p->checkpoint_version == 0 ||
           p->checkpoint_version > sm->applied)) ||
-        (!p->has_checkpoint && p->checkpoint.len != 0))
+        (!p->has_checkpoint && p->checkpoint.len != 0) || p->n_caps > CONSENSUS_CAPS_MAX)
         return mb_errorf(err, MB_ECORRUPT, "snapshot: agent has bad fields");
+    for (size_t i = 0; i < p->n_caps; i++)
+        if (ident_check("capability", p->caps[i], &e) != MB_OK ||
+            (i > 0 && strcmp(p->caps[i - 1], p->caps[i]) >= 0))
+            return mb_errorf(err, MB_ECORRUPT, "snapshot: agent has bad capabilities");
     if (sm->n_agents > 0 && strcmp(sm->agents[sm->n_agents - 1]->id, p->id) >= 0)
         return mb_errorf(err, MB_ECORRUPT, "snapshot: agents out of order");
     if (grow((void ***)&sm->agents, &sm->cap_agents, sm->n_agents + 1) != MB_OK)
@@ -1674,6 +1920,8 @@ static int restore_agent(consensus_sm *sm, const Mabeam__Agent *p, mb_error *err
     a->status = (consensus_agent_status)p->status;
     a->generation = p->generation;
     a->restarts = p->restarts;
+    if (ok && p->n_caps > 0)
+        ok = caps_copy(a, p->caps, (uint32_t)p->n_caps);
     a->has_checkpoint = p->has_checkpoint ? 1 : 0;
     if (a->has_checkpoint) {
         a->checkpoint_version = p->checkpoint_version;

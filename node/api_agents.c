@@ -6,11 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include <mabeam/agent_json.h>
 
 #include "agents/port_proto.h" /* base64, fuzzed with the port protocol */
 #include "node/node.h"
+#include "node/placement.h"
+#include "node/replication.h"
 #include "node/services.h"
 
 #define LIST_DEFAULT_LIMIT 100
@@ -269,6 +272,130 @@ out:
     free(config);
 }
 
+/* ---- cluster agents (placement): replicated, placed on a node ---- */
+
+static void cluster_spawn_done(node *n, api_call *c, const consensus_result *res, const char *json,
+                               void *arg)
+{
+    (void)json;
+    (void)arg;
+    if (res->code != MB_OK) {
+        api_reply_error(c, res->code, "%s", res->msg[0] ? res->msg : mb_strerror(res->code));
+        return;
+    }
+    const consensus_agent *a = NULL;
+    const cJSON *body = api_call_json(c);
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(body, "__cluster_id");
+    if (cJSON_IsString(name))
+        a = consensus_sm_agent_get(repl_sm(n->repl), name->valuestring);
+    cJSON *o = a != NULL ? placement_agent_json(a) : cJSON_CreateObject();
+    if (o == NULL) {
+        api_reply_error(c, MB_ENOMEM, "out of memory");
+        return;
+    }
+    cJSON_AddNumberToObject(o, "version", (double)res->version);
+    api_reply_json(c, 201, o);
+}
+
+static int kind_known(mb_runtime *rt, const char *kind)
+{
+    mb_kind_info kinds[128];
+    size_t k = mb_runtime_kind_list(rt, kinds, 128);
+    for (size_t i = 0; i < k && i < 128; i++)
+        if (strcmp(kinds[i].name, kind) == 0)
+            return 1;
+    return 0;
+}
+
+/* Spawn a cluster agent: an AGENT_PLACE command on the node chosen by
+ * "placement" (any, node:N, spread:load, spread:cap=X). "name" is its
+ * cluster id (default <kind>-<16 hex>). Answers 201 once committed and
+ * applied here; the target node starts it (status placed -> running). */
+static void cluster_spawn(node *n, api_call *c, mb_runtime *rt, const char *kind, char *config)
+{
+    cJSON *body = (cJSON *)api_call_json(c);
+    const cJSON *pl = cJSON_GetObjectItemCaseSensitive(body, "placement");
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(body, "name");
+    const cJSON *jc = cJSON_GetObjectItemCaseSensitive(body, "capabilities");
+    char *caps[CONSENSUS_CAPS_MAX];
+    uint32_t ncaps = 0;
+    char cap[CONSENSUS_ID_MAX + 1], id[CONSENSUS_ID_MAX + 1];
+    placement_mode mode;
+    uint64_t want = 0, target = 0;
+    mb_error e;
+    mb_error_clear(&e);
+    if (n->placement == NULL || n->repl == NULL) {
+        api_reply_error(c, MB_EUNAVAIL, "cluster placement is not running on this node");
+        goto out;
+    }
+    if (!cJSON_IsString(pl) ||
+        placement_parse(pl->valuestring, &mode, &want, cap, sizeof(cap), &e) != MB_OK) {
+        api_reply_error(c, MB_EINVAL, "%s",
+                        e.msg[0] ? e.msg
+                                 : "'placement' must be a string: any, node:N, "
+                                   "spread:load or spread:cap=X");
+        goto out;
+    }
+    if (!kind_known(rt, kind)) {
+        api_reply_error_status(c, 422, MB_ENOTFOUND, "unknown agent kind (see GET /v1/kinds)");
+        goto out;
+    }
+    if (nm != NULL && !cJSON_IsNull(nm)) {
+        if (!cJSON_IsString(nm) || strlen(nm->valuestring) > CONSENSUS_ID_MAX ||
+            nm->valuestring[0] == '\0') {
+            api_reply_error(c, MB_EINVAL, "'name' (the cluster id) must be 1..%d bytes",
+                            CONSENSUS_ID_MAX);
+            goto out;
+        }
+        snprintf(id, sizeof(id), "%s", nm->valuestring);
+    } else {
+        uint64_t rnd = 0;
+        if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+            rnd = (uint64_t)node_wall_ms() ^ ((uint64_t)n->node_id << 48);
+        snprintf(id, sizeof(id), "%.60s-%016llx", kind, (unsigned long long)rnd);
+    }
+    if (jc != NULL) {
+        const cJSON *it;
+        if (!cJSON_IsArray(jc) || cJSON_GetArraySize(jc) > CONSENSUS_CAPS_MAX) {
+            api_reply_error(c, MB_EINVAL, "'capabilities' must be an array of at most %d strings",
+                            CONSENSUS_CAPS_MAX);
+            goto out;
+        }
+        cJSON_ArrayForEach(it, jc)
+        {
+            if (!cJSON_IsString(it) || it->valuestring[0] == '\0' || strlen(it->valuestring) > 63) {
+                api_reply_error(c, MB_EINVAL, "each capability must be a string of 1..63 bytes");
+                goto out;
+            }
+            caps[ncaps++] = it->valuestring;
+        }
+    }
+    const consensus_sm *sm = repl_sm(n->repl);
+    int rv = placement_choose(n->placement, sm, mode, want, cap, &target, &e);
+    if (rv != MB_OK) {
+        api_reply_error(c, rv, "%s", e.msg);
+        goto out;
+    }
+    consensus_cmd cmd = { .kind = CONSENSUS_CMD_AGENT_PLACE,
+                          .by = "api",
+                          .agent_id = id,
+                          .agent_kind = (char *)kind,
+                          .agent_config = config,
+                          .agent_node = target,
+                          .agent_caps = caps,
+                          .n_agent_caps = ncaps };
+    if ((rv = consensus_sm_check(sm, &cmd, &e)) != MB_OK) {
+        api_reply_error(c, rv, "%s", e.msg);
+        goto out;
+    }
+    /* Remember the id for the answer (the body is the call's). */
+    cJSON_DeleteItemFromObjectCaseSensitive(body, "__cluster_id");
+    cJSON_AddStringToObject(body, "__cluster_id", id);
+    repl_write(n->repl, c, &cmd, cluster_spawn_done, NULL);
+out:
+    free(config);
+}
+
 static void agents_spawn(node *n, api_call *c)
 {
     mb_runtime *rt = runtime_or_reply(n, c);
@@ -305,6 +432,12 @@ static void agents_spawn(node *n, api_call *c)
     if (strlen(config) > SPAWN_CONFIG_MAX) {
         free(config);
         api_reply_error(c, MB_ETOOBIG, "config is larger than %u bytes", SPAWN_CONFIG_MAX);
+        return;
+    }
+    const cJSON *pl = cJSON_GetObjectItemCaseSensitive(body, "placement");
+    if (pl != NULL && !cJSON_IsNull(pl) &&
+        !(cJSON_IsString(pl) && strcmp(pl->valuestring, "local") == 0)) {
+        cluster_spawn(n, c, rt, kind->valuestring, config);
         return;
     }
     spawn_from(n, c, rt, body, kind->valuestring, config);
@@ -690,6 +823,147 @@ static void pools_list(node *n, api_call *c)
     list_agents(n, c, "pool");
 }
 
+/* ---- the replicated agents table ---- */
+
+static void cluster_agents_list(node *n, api_call *c)
+{
+    if (n->repl == NULL) {
+        api_reply_error(c, MB_EUNAVAIL, "replication is not running on this node");
+        return;
+    }
+    uint64_t limit, offset, on_node;
+    if (api_query_u64(c, "limit", LIST_DEFAULT_LIMIT, &limit) != MB_OK ||
+        api_query_u64(c, "offset", 0, &offset) != MB_OK ||
+        api_query_u64(c, "node", 0, &on_node) != MB_OK)
+        return;
+    if (limit == 0 || limit > LIST_MAX_LIMIT * 10) {
+        api_reply_error(c, MB_EINVAL, "limit must be between 1 and %d", LIST_MAX_LIMIT * 10);
+        return;
+    }
+    const char *kind = api_call_query(c, "kind");
+    const char *status = api_call_query(c, "status");
+    const char *cap = api_call_query(c, "capability");
+    const consensus_sm *sm = repl_sm(n->repl);
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "agents");
+    size_t total = 0, shown = 0;
+    cJSON *counts = cJSON_AddObjectToObject(o, "by_status");
+    size_t by[4] = { 0, 0, 0, 0 };
+    for (size_t i = 0; i < consensus_sm_agent_count(sm); i++) {
+        const consensus_agent *a = consensus_sm_agent_at(sm, i);
+        if ((on_node != 0 && a->node != on_node) || (kind != NULL && strcmp(a->kind, kind) != 0))
+            continue;
+        cJSON *j = placement_agent_json(a);
+        if (j == NULL)
+            continue;
+        int keep =
+            status == NULL || strcmp(cJSON_GetObjectItem(j, "status")->valuestring, status) == 0;
+        if (keep && cap != NULL) {
+            keep = 0;
+            for (uint32_t k = 0; k < a->n_caps; k++)
+                keep |= strcmp(a->caps[k], cap) == 0;
+        }
+        if (!keep) {
+            cJSON_Delete(j);
+            continue;
+        }
+        by[a->status < 4 ? a->status : 0]++;
+        if (total++ < offset || shown >= limit) {
+            cJSON_Delete(j);
+            continue;
+        }
+        cJSON_AddItemToArray(arr, j);
+        shown++;
+    }
+    static const char *const names[] = { "placed", "running", "stopped", "crashed" };
+    for (int i = 0; i < 4; i++)
+        cJSON_AddNumberToObject(counts, names[i], (double)by[i]);
+    cJSON_AddNumberToObject(o, "total", (double)total);
+    if (offset + shown < total)
+        cJSON_AddNumberToObject(o, "next_offset", (double)(offset + shown));
+    else
+        cJSON_AddNullToObject(o, "next_offset");
+    cJSON_AddNumberToObject(o, "applied_index", (double)consensus_sm_applied_index(sm));
+    api_reply_json(c, 200, o);
+}
+
+static void cluster_agent_get(node *n, api_call *c)
+{
+    const consensus_agent *a =
+        n->repl != NULL ? consensus_sm_agent_get(repl_sm(n->repl), api_call_param(c, 0)) : NULL;
+    if (a == NULL) {
+        api_reply_error(c, MB_ENOAGENT, "no cluster agent '%.128s'", api_call_param(c, 0));
+        return;
+    }
+    cJSON *o = placement_agent_json(a);
+    mb_agent_id local;
+    if (o != NULL && n->placement != NULL &&
+        placement_local_id(n->placement, a->id, &local) == MB_OK) {
+        char hex[24];
+        hex_id(local, hex, sizeof(hex));
+        cJSON_AddStringToObject(o, "local_id", hex);
+    }
+    api_reply_json(c, 200, o);
+}
+
+/* GET /v1/cluster/agents/{id}/checkpoint: the replicated checkpoint. */
+static void cluster_agent_checkpoint(node *n, api_call *c)
+{
+    const consensus_agent *a =
+        n->repl != NULL ? consensus_sm_agent_get(repl_sm(n->repl), api_call_param(c, 0)) : NULL;
+    if (a == NULL) {
+        api_reply_error(c, MB_ENOAGENT, "no cluster agent '%.128s'", api_call_param(c, 0));
+        return;
+    }
+    if (!a->has_checkpoint) {
+        api_reply_error(c, MB_ENOTFOUND, "cluster agent '%s' has no replicated checkpoint", a->id);
+        return;
+    }
+    char *text = port_b64_encode(a->checkpoint, a->checkpoint_len);
+    if (text == NULL) {
+        api_reply_error(c, MB_ENOMEM, "out of memory");
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", a->id);
+    cJSON_AddNumberToObject(o, "generation", (double)a->generation);
+    cJSON_AddNumberToObject(o, "version", (double)a->checkpoint_version);
+    cJSON_AddNumberToObject(o, "bytes", (double)a->checkpoint_len);
+    cJSON_AddStringToObject(o, "data_b64", text);
+    free(text);
+    api_reply_json(c, 200, o);
+}
+
+static void cluster_remove_done(node *n, api_call *c, const consensus_result *res, const char *json,
+                                void *arg)
+{
+    (void)n;
+    (void)json;
+    (void)arg;
+    if (res->code != MB_OK) {
+        api_reply_error(c, res->code, "%s", res->msg[0] ? res->msg : mb_strerror(res->code));
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", api_call_param(c, 0));
+    cJSON_AddNumberToObject(o, "version", (double)res->version);
+    api_reply_json(c, 200, o);
+}
+
+/* DELETE /v1/cluster/agents/{id}: remove it from the table; the node
+ * running it stops it. */
+static void cluster_agent_remove(node *n, api_call *c)
+{
+    if (n->repl == NULL) {
+        api_reply_error(c, MB_EUNAVAIL, "replication is not running on this node");
+        return;
+    }
+    consensus_cmd cmd = { .kind = CONSENSUS_CMD_AGENT_REMOVE,
+                          .by = "api",
+                          .agent_id = (char *)api_call_param(c, 0) };
+    repl_write(n->repl, c, &cmd, cluster_remove_done, NULL);
+}
+
 static const api_route routes[] = {
     { "POST", "/v1/agents", agents_spawn, API_BODY, "agents_spawn" },
     { "GET", "/v1/agents", agents_list, 0, "agents_list" },
@@ -703,6 +977,11 @@ static const api_route routes[] = {
     { "POST", "/v1/kinds", kinds_load, API_BODY, "kinds_load" },
     { "POST", "/v1/pools", pools_create, API_BODY, "pools_create" },
     { "GET", "/v1/pools", pools_list, 0, "pools_list" },
+    { "GET", "/v1/cluster/agents", cluster_agents_list, 0, "cluster_agents_list" },
+    { "GET", "/v1/cluster/agents/{id}", cluster_agent_get, 0, "cluster_agent_get" },
+    { "GET", "/v1/cluster/agents/{id}/checkpoint", cluster_agent_checkpoint, 0,
+      "cluster_agent_checkpoint" },
+    { "DELETE", "/v1/cluster/agents/{id}", cluster_agent_remove, 0, "cluster_agent_remove" },
 };
 
 void api_agents_register(api_router *r)

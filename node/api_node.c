@@ -1,10 +1,14 @@
 /* node/api_node.c: node-level routes — GET /v1/health, /v1/status,
  * /metrics and /v1/alerts (docs/api.md). Control loop thread. */
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "node/node.h"
+#include "node/placement.h"
+#include "node/replication.h"
 #include "node/node_log.h"
 #include "node/proc_stats.h"
 
@@ -86,7 +90,93 @@ static void alerts(node *n, api_call *c)
     free(text);
 }
 
+/* ---- drain (placement) ---- */
+
+static int drain_node_id(api_call *c, uint64_t *out)
+{
+    const char *s = api_call_param(c, 0);
+    char *end = NULL;
+    unsigned long long v = s != NULL && *s >= '0' && *s <= '9' ? strtoull(s, &end, 10) : 0;
+    if (end == NULL || *end != '\0' || v == 0) {
+        api_reply_error(c, MB_EINVAL, "node id must be a positive integer, got '%.32s'",
+                        s != NULL ? s : "");
+        return MB_EINVAL;
+    }
+    *out = v;
+    return MB_OK;
+}
+
+/* POST /v1/nodes/{id}/drain[?wait=0][&timeout_ms=N]: move every agent of
+ * node {id} elsewhere with a fresh checkpoint; answers when they all run
+ * elsewhere (or at once with wait=0). */
+static void node_drain(node *n, api_call *c)
+{
+    uint64_t id, wait, timeout_ms;
+    if (drain_node_id(c, &id) != MB_OK || api_query_u64(c, "wait", 1, &wait) != MB_OK ||
+        api_query_u64(c, "timeout_ms", 60000, &timeout_ms) != MB_OK)
+        return;
+    if (n->placement == NULL) {
+        api_reply_error(c, MB_EUNAVAIL, "cluster placement is not running on this node");
+        return;
+    }
+    placement_drain(n->placement, c, id, wait != 0, timeout_ms);
+}
+
+static void undrain_done(node *n, api_call *c, const consensus_result *res, const char *json,
+                         void *arg)
+{
+    (void)json;
+    (void)arg;
+    if (res->code != MB_OK) {
+        api_reply_error(c, res->code, "%s", res->msg[0] ? res->msg : mb_strerror(res->code));
+        return;
+    }
+    uint64_t id = 0;
+    sscanf(api_call_param(c, 0), "%" SCNu64, &id);
+    api_reply_json(c, 200, placement_drain_progress(n->placement, id));
+}
+
+/* POST /v1/nodes/{id}/undrain: a draining node takes agents again. */
+static void node_undrain(node *n, api_call *c)
+{
+    uint64_t id;
+    if (drain_node_id(c, &id) != MB_OK)
+        return;
+    if (n->placement == NULL || n->repl == NULL) {
+        api_reply_error(c, MB_EUNAVAIL, "cluster placement is not running on this node");
+        return;
+    }
+    const consensus_node *nd = consensus_sm_node_get(repl_sm(n->repl), id);
+    if (nd == NULL || nd->status != CONSENSUS_NODE_DRAINING) {
+        api_reply_error(c, nd == NULL ? MB_ENOTFOUND : MB_ESTATE, "node %llu is %s",
+                        (unsigned long long)id, nd == NULL ? "not a member" : "not draining");
+        return;
+    }
+    consensus_cmd cmd = { .kind = CONSENSUS_CMD_NODE_UPDATE,
+                          .by = "api",
+                          .node_fields = CONSENSUS_NODE_SET_STATUS };
+    cmd.node.id = id;
+    cmd.node.status = CONSENSUS_NODE_UP;
+    repl_write(n->repl, c, &cmd, undrain_done, NULL);
+}
+
+/* GET /v1/nodes/{id}/drain: progress of a drain. */
+static void node_drain_progress(node *n, api_call *c)
+{
+    uint64_t id;
+    if (drain_node_id(c, &id) != MB_OK)
+        return;
+    if (n->placement == NULL) {
+        api_reply_error(c, MB_EUNAVAIL, "cluster placement is not running on this node");
+        return;
+    }
+    api_reply_json(c, 200, placement_drain_progress(n->placement, id));
+}
+
 static const api_route routes[] = {
+    { "POST", "/v1/nodes/{id}/drain", node_drain, 0, "node_drain" },
+    { "GET", "/v1/nodes/{id}/drain", node_drain_progress, 0, "node_drain_progress" },
+    { "POST", "/v1/nodes/{id}/undrain", node_undrain, 0, "node_undrain" },
     { "GET", "/v1/health", health, API_NO_AUTH, "health" },
     { "GET", "/v1/status", status, 0, "status" },
     { "GET", "/metrics", metrics, 0, "metrics" },

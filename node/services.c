@@ -11,6 +11,7 @@
 
 #include "node/core/registry.h"
 #include "node/node.h"
+#include "node/placement.h"
 
 #define CKPT_PREFIX "agent/ckpt/"
 
@@ -26,6 +27,7 @@ __attribute__((used)) static const void *const sdk_value_exports[] = {
  * checkpoint to store under `subject` (the blob key). */
 struct svc_event {
     struct svc_event *next;
+    mb_agent_id id; /* checkpoints: the agent */
     char type[40];
     char subject[64];
     cJSON *payload;
@@ -292,9 +294,11 @@ static void drain_events(node_services *s)
     pthread_mutex_unlock(&s->mu);
     while (list != NULL) {
         struct svc_event *next = list->next;
-        if (list->blob != NULL)
+        if (list->blob != NULL) {
             store_checkpoint(s, list->subject, list->blob, list->blob_len);
-        else
+            if (s->n->placement != NULL) /* cluster agents: replicated */
+                placement_checkpoint_saved(s->n->placement, list->id, list->blob, list->blob_len);
+        } else
             node_event(s->n, list->type, list->subject, list->payload);
         cJSON_Delete(list->payload);
         free(list->blob);
@@ -321,6 +325,12 @@ static void enqueue(node_services *s, struct svc_event *q)
 static void async_cb(uv_async_t *h)
 {
     drain_events(h->data);
+}
+
+void node_services_flush(node_services *s)
+{
+    if (s != NULL)
+        drain_events(s);
 }
 
 static void svc_event(void *impl, const mb_agent_event *ev)
@@ -434,6 +444,7 @@ static void svc_checkpoint_saved(void *impl, mb_agent_id id, const void *blob, s
     if (len > 0)
         memcpy(copy, blob, len);
     node_services_ckpt_key(id, q->subject, sizeof(q->subject));
+    q->id = id;
     q->blob = copy;
     q->blob_len = len;
     enqueue(s, q);

@@ -78,6 +78,10 @@ int node_services_lookup(node_services *s, const char *ns, const char *name, mb_
 size_t node_services_with_cap(node_services *s, const char *ns, const char *cap, mb_agent_id *out,
                               size_t max);
 
+/* Write what the agent workers queued (lifecycle events, checkpoints)
+ * now instead of at the next wake-up. Loop thread. */
+void node_services_flush(node_services *s);
+
 /* Storage key of an agent's last checkpoint ("agent/ckpt/<16 hex>"). */
 void node_services_ckpt_key(mb_agent_id id, char *buf, size_t size);
 

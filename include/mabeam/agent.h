@@ -185,6 +185,11 @@ typedef struct mb_spawn_opts {
     int overflow;           /* mb_overflow_policy when full */
     int link;               /* link the child to the spawner */
     int trap_exits;         /* start trapping exits */
+    /* Management API (placement): start from this checkpoint (borrowed,
+     * checkpoint_len bytes) through the kind's restore instead of init;
+     * NULL = init. Ignored by kinds without restore. */
+    const void *checkpoint;
+    size_t checkpoint_len;
 } mb_spawn_opts;
 
 typedef enum mb_restart_type {

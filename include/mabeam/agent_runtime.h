@@ -159,6 +159,11 @@ int mb_runtime_spawn(mb_runtime *rt, const mb_spawn_opts *opts, mb_agent_id *out
 int mb_runtime_stop_agent(mb_runtime *rt, mb_agent_id id);
 int mb_runtime_kill_agent(mb_runtime *rt, mb_agent_id id);
 int mb_runtime_restart_agent(mb_runtime *rt, mb_agent_id id);
+/* Take a checkpoint at the agent's turn, after the messages queued before
+ * this call (handed to services->checkpoint_saved like any other); a stop
+ * requested right after it therefore ends the agent with that state
+ * saved. Asynchronous; MB_ENOAGENT when there is no such agent. */
+int mb_runtime_checkpoint_agent(mb_runtime *rt, mb_agent_id id);
 
 /* Inject a message from outside (remote node, HTTP). Data copied. */
 int mb_runtime_deliver(mb_runtime *rt, mb_agent_id from, mb_agent_id to, uint32_t tag,

@@ -13,6 +13,11 @@ static void agent_help(FILE *out)
                  "Manage the agents of a node. AGENT is a 16-digit hex id or a registered\n"
                  "name (in --namespace, default \"default\").\n\n"
                  "  spawn KIND [options] [-- PROGRAM ARGS...]\n"
+                 "      --placement P        a cluster agent, replicated and placed on a node:\n"
+                 "                           any (least loaded live node), node:N, spread:load,\n"
+                 "                           spread:cap=X (fewest agents with capability X);\n"
+                 "                           --name is then its cluster id. Without it the\n"
+                 "                           agent is local to the node at --addr.\n"
                  "      --name N             register the agent under N\n"
                  "      --namespace NS       registry namespace (default \"default\")\n"
                  "      --config TEXT        config handed to init (text; JSON is passed as is)\n"
@@ -25,6 +30,9 @@ static void agent_help(FILE *out)
                  "        mabeam agent spawn port --name py -- python3 agent.py\n"
                  "  list [--kind K] [--status running|exiting] [--name PREFIX] [--cap C]\n"
                  "       [--namespace NS] [--limit N] [--offset N]\n"
+                 "  list --cluster [--node N] [--kind K] [--status placed|running|crashed]\n"
+                 "       [--cap C] [--limit N] [--offset N]\n"
+                 "      the replicated agents: node, generation, status, restarts, checkpoint\n"
                  "  info AGENT            status, mailbox, restarts, last error, usage\n"
                  "  stop AGENT            normal stop (terminate runs)\n"
                  "  kill AGENT            brutal kill (a crash: its supervisor restarts it)\n"
@@ -88,12 +96,12 @@ static int usage_err(cli_ctx *ctx, const char *sub, const char *msg)
 static int do_spawn(cli_ctx *ctx, int argc, char **argv)
 {
     const char *name = NULL, *ns = NULL, *config = NULL, *caps = NULL, *sup = NULL, *restart = NULL,
-               *mmax = NULL, *overflow = NULL, *mem = NULL, *cpu = NULL;
+               *mmax = NULL, *overflow = NULL, *mem = NULL, *cpu = NULL, *placement = NULL;
     const cli_opt opts[] = {
-        { "name", 1, &name },        { "namespace", 1, &ns },      { "config", 1, &config },
-        { "caps", 1, &caps },        { "supervisor", 1, &sup },    { "restart", 1, &restart },
-        { "mailbox-max", 1, &mmax }, { "overflow", 1, &overflow }, { "mem-mb", 1, &mem },
-        { "cpu-s", 1, &cpu },
+        { "placement", 1, &placement }, { "name", 1, &name },        { "namespace", 1, &ns },
+        { "config", 1, &config },       { "caps", 1, &caps },        { "supervisor", 1, &sup },
+        { "restart", 1, &restart },     { "mailbox-max", 1, &mmax }, { "overflow", 1, &overflow },
+        { "mem-mb", 1, &mem },          { "cpu-s", 1, &cpu },
     };
     const char *pos[64];
     size_t npos;
@@ -112,6 +120,8 @@ static int do_spawn(cli_ctx *ctx, int argc, char **argv)
     cJSON_AddStringToObject(b, "kind", pos[0]);
     if (name != NULL)
         cJSON_AddStringToObject(b, "name", name);
+    if (placement != NULL)
+        cJSON_AddStringToObject(b, "placement", placement);
     if (ns != NULL)
         cJSON_AddStringToObject(b, "namespace", ns);
     if (config != NULL)
@@ -163,8 +173,50 @@ static int do_spawn(cli_ctx *ctx, int argc, char **argv)
         return rv;
     if (ctx->json)
         cli_print_json(ctx, j);
+    else if (placement != NULL)
+        fprintf(ctx->out, "%s placed on node %.0f (generation %.0f)\n", str(j, "id"),
+                num(j, "node"), num(j, "generation"));
     else
         fprintf(ctx->out, "%s\n", str(j, "id"));
+    cJSON_Delete(j);
+    return CLI_OK;
+}
+
+/* `agent list --cluster`: the replicated table. */
+static int list_cluster(cli_ctx *ctx, const char *node, const char *kind, const char *status,
+                        const char *cap, const char *limit, const char *offset)
+{
+    char path[2048] = "/v1/cluster/agents";
+    const char *keys[] = { "node", "kind", "status", "capability", "limit", "offset" };
+    const char *vals[] = { node, kind, status, cap, limit, offset };
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (vals[i] != NULL && cli_query_add(path, sizeof(path), keys[i], vals[i]) != MB_OK)
+            return usage_err(ctx, "list", "options too long");
+    cJSON *j = NULL;
+    int rv = cli_call_json(ctx, "GET", path, NULL, AGENT_TIMEOUT_MS, &j);
+    if (rv != CLI_OK)
+        return rv;
+    if (ctx->json) {
+        cli_print_json(ctx, j);
+    } else {
+        fprintf(ctx->out, "%-32s  %-12s  %4s  %4s  %-8s  %8s  %10s\n", "ID", "KIND", "NODE", "GEN",
+                "STATUS", "RESTARTS", "CHECKPOINT");
+        const cJSON *a;
+        cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(j, "agents"))
+        {
+            const cJSON *cb = cJSON_GetObjectItemCaseSensitive(a, "checkpoint_bytes");
+            char ck[32] = "-";
+            if (cJSON_IsNumber(cb))
+                snprintf(ck, sizeof(ck), "%.0f B", cb->valuedouble);
+            fprintf(ctx->out, "%-32s  %-12s  %4.0f  %4.0f  %-8s  %8.0f  %10s\n", str(a, "id"),
+                    str(a, "kind"), num(a, "node"), num(a, "generation"), str(a, "status"),
+                    num(a, "restarts"), ck);
+        }
+        const cJSON *next = cJSON_GetObjectItemCaseSensitive(j, "next_offset");
+        if (cJSON_IsNumber(next))
+            fprintf(ctx->err, "next: --offset %.0f (of %.0f)\n", next->valuedouble,
+                    num(j, "total"));
+    }
     cJSON_Delete(j);
     return CLI_OK;
 }
@@ -172,11 +224,11 @@ static int do_spawn(cli_ctx *ctx, int argc, char **argv)
 static int do_list(cli_ctx *ctx, int argc, char **argv)
 {
     const char *kind = NULL, *status = NULL, *name = NULL, *cap = NULL, *ns = NULL, *limit = NULL,
-               *offset = NULL;
+               *offset = NULL, *cluster = NULL, *node = NULL;
     const cli_opt opts[] = {
-        { "kind", 1, &kind },     { "status", 1, &status }, { "name", 1, &name },
-        { "cap", 1, &cap },       { "namespace", 1, &ns },  { "limit", 1, &limit },
-        { "offset", 1, &offset },
+        { "kind", 1, &kind },     { "status", 1, &status },   { "name", 1, &name },
+        { "cap", 1, &cap },       { "namespace", 1, &ns },    { "limit", 1, &limit },
+        { "offset", 1, &offset }, { "cluster", 0, &cluster }, { "node", 1, &node },
     };
     const char *pos[1];
     size_t npos;
@@ -189,6 +241,8 @@ static int do_list(cli_ctx *ctx, int argc, char **argv)
         agent_help(ctx->out);
         return CLI_OK;
     }
+    if (cluster != NULL || node != NULL)
+        return list_cluster(ctx, node, kind, status, cap, limit, offset);
     char path[2048] = "/v1/agents";
     const char *keys[] = { "kind", "status", "name", "capability", "namespace", "limit", "offset" };
     const char *vals[] = { kind, status, name, cap, ns, limit, offset };

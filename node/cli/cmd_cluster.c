@@ -81,7 +81,11 @@ const cli_cmd cli_cmd_cluster = { "cluster", "show the cluster's nodes, roles an
 static void node_help(FILE *out)
 {
     fprintf(out, "usage: mabeam [global options] node join [--timeout-ms T]\n"
-                 "       mabeam [global options] node leave\n\n"
+                 "       mabeam [global options] node leave\n"
+                 "       mabeam [global options] node drain NODE [--timeout-ms T]\n\n"
+                 "drain  move every agent of node NODE (an id) to other nodes with a fresh\n"
+                 "       checkpoint; prints progress and returns once they all run\n"
+                 "       elsewhere (default deadline 60 s); then the node can leave\n"
                  "join   a node started with --seeds joins by itself; this waits (default\n"
                  "       30 s) until the node at --addr is a member of the cluster\n"
                  "leave  the node at --addr leaves the cluster gracefully (a leader hands\n"
@@ -138,6 +142,55 @@ static int node_join(cli_ctx *ctx, long timeout_ms)
     }
 }
 
+/* `node drain NODE`: start the drain, then poll its progress. */
+static int node_drain(cli_ctx *ctx, const char *node, long timeout_ms)
+{
+    char *end;
+    unsigned long long id = strtoull(node, &end, 10);
+    if (*end != '\0' || id == 0 || node[0] == '-') {
+        fprintf(ctx->err, "mabeam node drain: NODE must be a node id\n");
+        return CLI_USAGE;
+    }
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/nodes/%llu/drain?wait=0", id);
+    cJSON *j = NULL;
+    int rv = cli_call_json(ctx, "POST", path, "{}", 20000, &j);
+    if (rv != CLI_OK)
+        return rv;
+    cJSON_Delete(j);
+    snprintf(path, sizeof(path), "/v1/nodes/%llu/drain", id);
+    int64_t start = mono_ms(), deadline = start + timeout_ms;
+    double last = -1;
+    for (;;) {
+        j = NULL;
+        if ((rv = cli_call_json(ctx, "GET", path, NULL, 5000, &j)) != CLI_OK)
+            return rv;
+        double remaining = num(j, "remaining"), starting = num(j, "starting_elsewhere");
+        int done = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "done"));
+        if (!ctx->json && (remaining + starting != last || done)) {
+            fprintf(ctx->out, "node %llu: %.0f agents still on it, %.0f starting elsewhere\n", id,
+                    remaining, starting);
+            last = remaining + starting;
+        }
+        if (done) {
+            if (ctx->json)
+                cli_print_json(ctx, j);
+            else
+                fprintf(ctx->out, "node %llu drained in %lld ms: it can leave now\n", id,
+                        (long long)(mono_ms() - start));
+            cJSON_Delete(j);
+            return CLI_OK;
+        }
+        cJSON_Delete(j);
+        if (mono_ms() >= deadline) {
+            fprintf(ctx->err, "mabeam node drain: not finished after %ld ms\n", timeout_ms);
+            return CLI_ERROR;
+        }
+        struct timespec pause = { 0, 100 * 1000000L };
+        nanosleep(&pause, NULL);
+    }
+}
+
 static int node_run(cli_ctx *ctx, int argc, char **argv)
 {
     const char *timeout = NULL;
@@ -163,6 +216,15 @@ static int node_run(cli_ctx *ctx, int argc, char **argv)
         }
         return node_join(ctx, t);
     }
+    if (npos == 2 && strcmp(pos[0], "drain") == 0) {
+        char *end;
+        long t = timeout != NULL ? strtol(timeout, &end, 10) : 60000;
+        if (timeout != NULL && (*end != '\0' || t <= 0)) {
+            fprintf(ctx->err, "mabeam node drain: --timeout-ms must be a positive integer\n");
+            return CLI_USAGE;
+        }
+        return node_drain(ctx, pos[1], t);
+    }
     if (npos == 1 && strcmp(pos[0], "leave") == 0 && timeout == NULL) {
         cJSON *j;
         int rv = cli_call_json(ctx, "POST", "/v1/cluster/leave", NULL, 20000, &j);
@@ -175,9 +237,9 @@ static int node_run(cli_ctx *ctx, int argc, char **argv)
         cJSON_Delete(j);
         return CLI_OK;
     }
-    fprintf(ctx->err, "mabeam node: expected 'join' or 'leave'\n");
+    fprintf(ctx->err, "mabeam node: expected 'join', 'leave' or 'drain NODE'\n");
     node_help(ctx->err);
     return CLI_USAGE;
 }
 
-const cli_cmd cli_cmd_node = { "node", "join or leave the cluster", node_run, node_help };
+const cli_cmd cli_cmd_node = { "node", "join, leave or drain nodes", node_run, node_help };

@@ -113,6 +113,15 @@ static const nc_config_key schema[NC_CFG_COUNT_] = {
                             NULL, NULL,
                             "Raft voters the leader promotes joining nodes to (3 or 5 usual); "
                             "further nodes are standbys." },
+    [NC_CFG_CHECKPOINT_INTERVAL_MS] = { NC_CFG_CHECKPOINT_INTERVAL_MS, "checkpoint_interval_ms",
+                                        NC_CT_INT, "5000", true, false, 0, 24LL * MS_PER_H, NULL,
+                                        NULL,
+                                        "How often every cluster agent is checkpointed into the "
+                                        "replicated state (ms); 0 = only when an agent asks." },
+    [NC_CFG_CHECKPOINT_MAX_BYTES] = { NC_CFG_CHECKPOINT_MAX_BYTES, "checkpoint_max_bytes",
+                                      NC_CT_SIZE, "1MiB", true, false, 1, 4LL << 20, NULL, NULL,
+                                      "Largest agent checkpoint replicated; a larger one is "
+                                      "refused (the previous one stays)." },
 };
 
 const nc_config_key *nc_config_schema(void)
