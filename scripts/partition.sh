@@ -86,21 +86,24 @@ ip netns exec "mbp-$MBP_RUN-c" python3 "$root/tests/partition/workload.py" run \
     --duration "$duration" --seed "$seed" 2>"$out/workload.log" &
 workload_pid=$!
 
-# Nemesis schedule: a seeded random fault, held 0.5-3.5 s (long enough for
+# Nemesis schedule: a seeded random fault, held 0.5-3 s (long enough for
 # elections: election_timeout is 500 ms), then heal and revive everything
-# and stay quiet 0.3-1.5 s; repeated until the duration ends (at most 500
+# and stay quiet 0.3-1.3 s; repeated until the duration ends and at least
+# --min-events faults happened (at most 1.5 x duration, at most 500
 # events). The durations come from the same seeded stream as the faults.
 RANDOM=$seed
 sleep_ms() { sleep "$(($1 / 1000)).$(printf '%03d' $(($1 % 1000)))"; }
 events=0
 end=$((SECONDS + duration))
-while [ $SECONDS -lt $end ] && [ $events -lt 500 ]; do
+hard_end=$((SECONDS + duration + duration / 2)) # --min-events may extend the schedule this far
+while { [ $SECONDS -lt $end ] || [ $events -lt "$min_events" ]; } &&
+    [ $SECONDS -lt $hard_end ] && [ $events -lt 500 ]; do
     mbp_random_nemesis
     events=$((events + 1))
-    sleep_ms $((500 + RANDOM % 3000)) # schedule pacing: the fault lasts this long
+    sleep_ms $((500 + RANDOM % 2500)) # schedule pacing: the fault lasts this long
     mbp_heal
     mbp_revive_all
-    sleep_ms $((300 + RANDOM % 1200)) # schedule pacing: quiet time between faults
+    sleep_ms $((300 + RANDOM % 1000)) # schedule pacing: quiet time between faults
 done
 mbp_heal
 mbp_revive_all
