@@ -200,6 +200,14 @@ static int op_idle(const op *o)
     return !op_waiting(o) && !o->inflight && o->outstanding == 0;
 }
 
+/* At the deadline: may the op's write still be applied? (partition suite) */
+static int op_outcome_unknown(const op *o)
+{
+    /* A write still pending (proposed here, or forwarded and not answered)
+     * may yet be applied, like one whose attempt had an unknown outcome. */
+    return o->unknown || (o->kind == OP_WRITE && (o->inflight || o->outstanding > 0));
+}
+
 /* An internal op's deadline passed (MB_ENOQUORUM) or the module closes
  * (MB_ECLOSED): complete it as op_expire does for API calls. */
 static void op_expire_internal(op *o, int code)
@@ -215,7 +223,7 @@ static void op_expire_internal(op *o, int code)
         else
             snprintf(res.msg, sizeof(res.msg), "no quorum: write not committed in time (%.150s)%s",
                      o->last[0] != '\0' ? o->last : "no leader",
-                     o->unknown ? "; outcome unknown" : "");
+                     op_outcome_unknown(o) ? "; outcome unknown" : "");
         op_submit_complete(o, &res);
     }
     if (op_idle(o))
@@ -238,9 +246,7 @@ static void op_expire(node *n, api_call *c, void *arg, int code)
                         (long long)o->r->write_timeout_ms,
                         o->last[0] != '\0' ? o->last : "no leader");
     } else {
-        /* A write still pending (proposed here, or forwarded and not
-         * answered) may yet be applied: its outcome is unknown too. */
-        int unknown = o->unknown || (o->kind == OP_WRITE && (o->inflight || o->outstanding > 0));
+        int unknown = op_outcome_unknown(o);
         api_reply_error(c, MB_ENOQUORUM, "no quorum: %s not committed within %lld ms (%s)%s",
                         o->kind == OP_READ ? "read" : "write", (long long)o->r->write_timeout_ms,
                         o->last[0] != '\0' ? o->last : "no leader",
