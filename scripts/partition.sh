@@ -5,7 +5,7 @@
 # without it. See docs/partition-testing.md.
 #
 #   scripts/partition.sh [--duration S] [--seed N] [--nodes 3|5] [--out DIR]
-#                        [--build DIR] [--clients K] [--min-events N]
+#                        [--build DIR] [--clients K] [--min-events N] [--agents A]
 # Writes DIR/history.jsonl, DIR/nemesis.log, DIR/verdict.json (and node
 # logs, event dumps). Exit 0 all checks pass, 1 a violation, 2 undecided
 # (checker budget exhausted), 3 the run itself failed (cluster never ready).
@@ -17,6 +17,7 @@ nodes=3
 out=""
 build="$root/build"
 clients=6
+agents=6
 min_events=0
 while [ $# -gt 0 ]; do
     case $1 in
@@ -27,7 +28,8 @@ while [ $# -gt 0 ]; do
     --build) build=$2; shift 2 ;;
     --clients) clients=$2; shift 2 ;;
     --min-events) min_events=$2; shift 2 ;;
-    *) echo "usage: $0 [--duration S] [--seed N] [--nodes 3|5] [--out DIR] [--build DIR] [--clients K] [--min-events N]" >&2; exit 3 ;;
+    --agents) agents=$2; shift 2 ;;
+    *) echo "usage: $0 [--duration S] [--seed N] [--nodes 3|5] [--out DIR] [--build DIR] [--clients K] [--min-events N] [--agents A]" >&2; exit 3 ;;
     esac
 done
 case $nodes in 3 | 5) ;; *) echo "partition.sh: --nodes must be 3 or 5" >&2; exit 3 ;; esac
@@ -37,6 +39,8 @@ if ! [[ "$duration" =~ ^[0-9]+$ ]] || [ "$duration" -lt 10 ] || [ "$duration" -g
 fi
 [[ "$seed" =~ ^[0-9]+$ ]] || { echo "partition.sh: --seed must be a number" >&2; exit 3; }
 [[ "$min_events" =~ ^[0-9]+$ ]] || { echo "partition.sh: --min-events must be a number" >&2; exit 3; }
+[[ "$agents" =~ ^[0-9]+$ ]] && [ "$agents" -le 1000 ] ||
+    { echo "partition.sh: --agents must be 0..1000" >&2; exit 3; }
 [[ "$clients" =~ ^[0-9]+$ ]] && [ "$clients" -ge 1 ] && [ "$clients" -le 99 ] ||
     { echo "partition.sh: --clients must be 1..99" >&2; exit 3; }
 out=${out:-$root/partition-out/seed-$seed}
@@ -83,7 +87,8 @@ node_list=""
 for i in $(seq 1 "$nodes"); do node_list="$node_list${node_list:+,}$(mbp_addr "$i"):$MBP_HTTP_PORT"; done
 ip netns exec "mbp-$MBP_RUN-c" python3 "$root/tests/partition/workload.py" run \
     --nodes "$node_list" --out "$out/history.jsonl" --clients "$clients" \
-    --duration "$duration" --seed "$seed" 2>"$out/workload.log" &
+    --duration "$duration" --seed "$seed" --agents "$agents" \
+    --checkpoints-out "$out/checkpoints.jsonl" 2>"$out/workload.log" &
 workload_pid=$!
 
 # Nemesis schedule: a seeded random fault, held 0.5-3 s (long enough for
@@ -128,6 +133,18 @@ for i in $(seq 1 "$nodes"); do
     dumps+=("$out/events-$i.json")
 done
 
+# Placed agents: each running exactly once, where the table says, after
+# the heal; replicated checkpoint versions never going backwards.
+agents_rc=-1
+ckpt_rc=-1
+if [ "$agents" -gt 0 ]; then
+    ip netns exec "mbp-$MBP_RUN-c" python3 "$root/tests/partition/workload.py" agents-check \
+        --nodes "$node_list" --out "$out/agents-check.json" --duration 60 2>>"$out/workload.log"
+    agents_rc=$?
+    "$lincheck" checkpoints "$out/checkpoints.jsonl" >"$out/checkpoints-check.json"
+    ckpt_rc=$?
+fi
+
 "$lincheck" check "$out/history.jsonl" >"$out/lincheck.json"
 lin=$?
 "$lincheck" lost-writes "$out/history.jsonl" >"$out/lost-writes.json"
@@ -136,10 +153,11 @@ lost=$?
 ev=$?
 # The verdict: one summary of every check; the details stay in their files.
 python3 - "$out" "$events" "$min_events" "$converged" "$lin" "$lost" "$ev" \
-    "$seed" "$duration" "$nodes" <<'PY'
+    "$seed" "$duration" "$nodes" "$agents" "$agents_rc" "$ckpt_rc" <<'PY'
 import collections, json, sys
 out = sys.argv[1]
-events, min_events, converged, lin, lost, ev, seed, duration, nodes = map(int, sys.argv[2:])
+(events, min_events, converged, lin, lost, ev, seed, duration, nodes, agents, agents_rc,
+ ckpt_rc) = map(int, sys.argv[2:])
 def load(name):
     try:
         with open(f"{out}/{name}") as f:
@@ -172,9 +190,17 @@ checks = {
     "converged_after_heal": {"result": "pass" if converged else "fail"},
     "enough_nemesis_events": {"result": "pass" if events >= min_events else "fail",
                               "events": events, "min": min_events},
-    "agents_run_once": {"result": "skipped", "reason": "no agents in this run"},
-    "checkpoint_versions_monotonic": {"result": "skipped", "reason": "no agents in this run"},
 }
+if agents > 0:
+    checks["agents_run_once"] = dict(result=result(agents_rc), file="agents-check.json",
+                                     **load("agents-check.json"))
+    checks["checkpoint_versions_monotonic"] = dict(result=result(ckpt_rc),
+                                                   file="checkpoints-check.json",
+                                                   **load("checkpoints-check.json"))
+else:
+    checks["agents_run_once"] = {"result": "skipped", "reason": "no agents in this run"}
+    checks["checkpoint_versions_monotonic"] = {"result": "skipped",
+                                               "reason": "no agents in this run"}
 results = [c["result"] for c in checks.values()]
 if "fail" in results:
     code = 1

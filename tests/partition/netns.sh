@@ -24,6 +24,9 @@ MBP_RAFT_PORT=9200
 # Bound of a write or linearizable read in mabeamd (503 after it); the
 # workload's client timeout is longer, so most faults end in an answer.
 MBP_WRITE_TIMEOUT=2s
+# A node is declared down (its agents move) after 1.5 s without heartbeats,
+# so faults of 0.5-3 s exercise failover and fencing.
+MBP_NODE_FLAGS=(--heartbeat_interval=100ms --failure_timeout=1500ms)
 
 # Return 0 when namespaces can be made here, else print why and return 77.
 mbp_require_root() {
@@ -222,7 +225,7 @@ mbp_start_node() {
         --mesh_address="$(mbp_addr "$i"):$MBP_MESH_PORT" \
         --raft_address="$(mbp_addr "$i"):$MBP_RAFT_PORT" \
         ${seeds:+--seeds="$seeds"} --cluster_secret="$MBP_SECRET" \
-        --write_timeout="$MBP_WRITE_TIMEOUT" \
+        --write_timeout="$MBP_WRITE_TIMEOUT" "${MBP_NODE_FLAGS[@]}" \
         >>"$MBP_DIR/node-$i.log" 2>&1 &
     echo $! >"$MBP_DIR/node-$i.pid"
     mbp_log start "$i pid=$!"
