@@ -6,6 +6,7 @@
 #
 #   scripts/partition.sh [--duration S] [--seed N] [--nodes 3|5] [--out DIR]
 #                        [--build DIR] [--clients K] [--min-events N] [--agents A]
+#                        [--keep-data]
 # Writes DIR/history.jsonl, DIR/nemesis.log, DIR/verdict.json (and node
 # logs, event dumps). Exit 0 all checks pass, 1 a violation, 2 undecided
 # (checker budget exhausted), 3 the run itself failed (cluster never ready).
@@ -19,6 +20,7 @@ build="$root/build"
 clients=6
 agents=6
 min_events=0
+keep_data=0
 while [ $# -gt 0 ]; do
     case $1 in
     --duration) duration=$2; shift 2 ;;
@@ -29,7 +31,8 @@ while [ $# -gt 0 ]; do
     --clients) clients=$2; shift 2 ;;
     --min-events) min_events=$2; shift 2 ;;
     --agents) agents=$2; shift 2 ;;
-    *) echo "usage: $0 [--duration S] [--seed N] [--nodes 3|5] [--out DIR] [--build DIR] [--clients K] [--min-events N] [--agents A]" >&2; exit 3 ;;
+    --keep-data) keep_data=1; shift ;;
+    *) echo "usage: $0 [--duration S] [--seed N] [--nodes 3|5] [--out DIR] [--build DIR] [--clients K] [--min-events N] [--agents A] [--keep-data]" >&2; exit 3 ;;
     esac
 done
 case $nodes in 3 | 5) ;; *) echo "partition.sh: --nodes must be 3 or 5" >&2; exit 3 ;; esac
@@ -59,9 +62,13 @@ rm -rf "$out"
 mkdir -p "$out" || exit 3
 out=$(cd "$out" && pwd)
 workload_pid=""
+drop_data=0
 cleanup() {
     [ -n "$workload_pid" ] && kill "$workload_pid" 2>/dev/null && wait "$workload_pid" 2>/dev/null
     mbp_teardown
+    # The nodes' data directories (hundreds of MB) are kept only when the
+    # run did not pass, or with --keep-data.
+    [ "$drop_data" = 1 ] && rm -rf "$out"/data-*
 }
 trap cleanup EXIT
 trap 'exit 3' INT TERM
@@ -221,5 +228,6 @@ print("partition.sh: verdict %s: %d nemesis events %s; %s" % (
 sys.exit(code)
 PY
 verdict=$?
+[ "$verdict" = 0 ] && [ "$keep_data" = 0 ] && drop_data=1
 echo "partition.sh: details in $out (verdict.json, history.jsonl, nemesis.log, node-*.log)" >&2
 exit $verdict
