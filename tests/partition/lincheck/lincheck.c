@@ -549,8 +549,9 @@ int lc_check(const lc_history *h, const lc_limits *limits, lc_var_result **resul
             j++;
         lc_var_result *r = &res[nres++];
         memcpy(r->var, h->ops[idx[i]].var, LC_VAR_MAX);
-        if (tighten_observed_writes(w.ops, idx + i, j - i) != 0 ||
-            check_var_two_pass(&w, idx + i, j - i, limits, r) != 0)
+        if (limits->plain ? check_var(&w, idx + i, j - i, limits, r) != 0
+                          : (tighten_observed_writes(w.ops, idx + i, j - i) != 0 ||
+                             check_var_two_pass(&w, idx + i, j - i, limits, r) != 0))
             goto fail;
         i = j;
     }

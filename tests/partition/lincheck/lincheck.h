@@ -70,6 +70,7 @@ typedef enum { LC_LINEARIZABLE, LC_VIOLATION, LC_BUDGET } lc_verdict;
 typedef struct {
     int64_t budget_ms;     /* wall-clock limit per variable; 0 = none */
     size_t max_memo_bytes; /* memo size limit per variable; 0 = none */
+    int plain;             /* 1: no reductions (unknown writes kept pending), for tests */
 } lc_limits;
 
 /* Result for one variable. `window` holds indices into the history's ops:

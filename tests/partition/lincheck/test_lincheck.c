@@ -561,6 +561,101 @@ static void test_observed_unknown_writes_cannot_unhappen(void)
     CU_ASSERT(mb_test_now_ms() - t0 < 6000);
 }
 
+/* A small random history of one register with raft-like versions, ops
+ * overlapping in time, a third of the writes of unknown outcome (applied or
+ * not), and now and then a read of a wrong value. */
+static void small_random_history(lc_history *h, uint64_t *s)
+{
+#define RND() (*s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17, *s)
+    lc_history_init(h);
+    int has = 0, counter = 0;
+    int64_t value = 0, t = 0;
+    uint64_t version = 5, index = 5;
+    lc_op init = { .kind = LC_INIT, .result_null = 1, .version = 5, .has_version = 1 };
+    strcpy(init.var, "x");
+    CU_ASSERT_FATAL(lc_history_add(h, &init) == 0);
+    int n = 8 + (int)(RND() % 15);
+    for (int i = 0; i < n; i++) {
+        lc_op op = { .process = 1 + (int)(RND() % 4), .outcome = LC_OK };
+        strcpy(op.var, "x");
+        op.invoke_ns = t + (int64_t)(RND() % 4);
+        op.complete_ns = op.invoke_ns + 1 + (int64_t)(RND() % 12);
+        t += 1 + (int64_t)(RND() % 4);
+        counter++;
+        if (RND() % 100 < 45) {
+            op.kind = RND() % 10 < 6 ? LC_SET : LC_CAS;
+            op.value = 1000 + counter;
+            int applies = 1;
+            if (op.kind == LC_CAS) {
+                op.has_expected_version = 1;
+                op.expected_version = RND() % 10 < 6 ? version : version - 1 - RND() % 3;
+                applies = op.expected_version == version;
+            }
+            if (RND() % 100 < 35) {
+                op.outcome = LC_UNKNOWN;
+                op.complete_ns = INT64_MAX;
+                applies = applies && RND() % 2;
+            } else if (!applies) {
+                op.outcome = LC_FAIL;
+                op.conflict = 1;
+            }
+            if (applies) {
+                index += 1 + RND() % 3;
+                version = index;
+                has = 1;
+                value = op.value;
+                if (op.outcome == LC_OK) {
+                    op.has_version = 1;
+                    op.version = version;
+                }
+            }
+        } else {
+            op.kind = LC_GET;
+            op.result_null = !has;
+            op.result = value;
+            if (RND() % 100 < 8) {
+                op.result_null = RND() % 2;
+                op.result = 1000 + 1 + (int64_t)(RND() % (uint64_t)counter);
+            }
+            if (RND() % 2 && !op.result_null && op.result == value) {
+                op.has_version = 1;
+                op.version = version;
+            }
+        }
+        CU_ASSERT_FATAL(lc_history_add(h, &op) == 0);
+    }
+#undef RND
+}
+
+static void test_reductions_agree_with_the_plain_search(void)
+{
+    /* Tightening observed unknown writes and the first pass without the
+     * unobserved ones must never change a verdict. */
+    uint64_t s = 88172645463325252ull;
+    int violations = 0;
+    for (int k = 0; k < 2000; k++) {
+        lc_history h;
+        small_random_history(&h, &s);
+        lc_limits plain = { .budget_ms = 10000, .plain = 1 };
+        lc_limits reduced = { .budget_ms = 10000 };
+        lc_var_result *a = NULL, *b = NULL;
+        size_t na = 0, nb = 0;
+        CU_ASSERT_FATAL(lc_check(&h, &plain, &a, &na) == 0);
+        CU_ASSERT_FATAL(lc_check(&h, &reduced, &b, &nb) == 0);
+        CU_ASSERT_EQUAL_FATAL(na, 1);
+        CU_ASSERT_EQUAL_FATAL(nb, 1);
+        CU_ASSERT_EQUAL(a[0].verdict, b[0].verdict);
+        violations += a[0].verdict == LC_VIOLATION;
+        lc_var_result_close(&a[0]);
+        lc_var_result_close(&b[0]);
+        free(a);
+        free(b);
+        lc_history_close(&h);
+    }
+    /* Both kinds of history were generated. */
+    CU_ASSERT(violations > 200 && violations < 1800);
+}
+
 static void test_parser_rejects_malformed_lines(void)
 {
     static const char *bad[] = {
@@ -776,6 +871,7 @@ int main(int argc, char **argv)
         { "unobserved_unknown_writes_may_never_apply",
           test_unobserved_unknown_writes_may_never_apply },
         { "observed_unknown_writes_cannot_unhappen", test_observed_unknown_writes_cannot_unhappen },
+        { "reductions_agree_with_the_plain_search", test_reductions_agree_with_the_plain_search },
         { "parser_rejects_malformed_lines", test_parser_rejects_malformed_lines },
         { "parser_keeps_nanosecond_timestamps_exact",
           test_parser_keeps_nanosecond_timestamps_exact },
