@@ -8,6 +8,7 @@
 #ifndef MB_NODE_REPLICATION_H
 #define MB_NODE_REPLICATION_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <mabeam/error.h>
@@ -22,6 +23,13 @@ typedef struct repl repl;
  * replicated event log (seq = index * REPL_SEQ_PER_ENTRY + i). The same
  * sequence is the same event on every node. */
 #define REPL_SEQ_PER_ENTRY 1024u
+
+/* The cluster-log sequence of the i-th event effect (of type `type`,
+ * borrowed) of the entry at raft `index`. The "state.restore" marker of a
+ * snapshot install (at the snapshot's index, whose own events this node
+ * never wrote) takes the entry's last slot, index * N + N - 1, so that it
+ * never has the seq of another node's event. Pure. */
+uint64_t repl_event_seq(uint64_t index, size_t i, const char *type);
 
 /* Open raft + mesh for node `n` (borrowed; must outlive the module) and
  * store the module in n->repl. Errors: MB_EINVAL (configuration), MB_EIO,

@@ -5,7 +5,8 @@
 # without it. See docs/partition-testing.md.
 #
 #   scripts/partition.sh [--duration S] [--seed N] [--nodes 3|5] [--out DIR]
-#                        [--build DIR] [--clients K]
+#                        [--build DIR] [--clients K] [--min-events N] [--agents A]
+#                        [--keep-data]
 # Writes DIR/history.jsonl, DIR/nemesis.log, DIR/verdict.json (and node
 # logs, event dumps). Exit 0 all checks pass, 1 a violation, 2 undecided
 # (checker budget exhausted), 3 the run itself failed (cluster never ready).
@@ -17,6 +18,9 @@ nodes=3
 out=""
 build="$root/build"
 clients=6
+agents=6
+min_events=0
+keep_data=0
 while [ $# -gt 0 ]; do
     case $1 in
     --duration) duration=$2; shift 2 ;;
@@ -25,7 +29,10 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
     --clients) clients=$2; shift 2 ;;
-    *) echo "usage: $0 [--duration S] [--seed N] [--nodes 3|5] [--out DIR] [--build DIR]" >&2; exit 3 ;;
+    --min-events) min_events=$2; shift 2 ;;
+    --agents) agents=$2; shift 2 ;;
+    --keep-data) keep_data=1; shift ;;
+    *) echo "usage: $0 [--duration S] [--seed N] [--nodes 3|5] [--out DIR] [--build DIR] [--clients K] [--min-events N] [--agents A] [--keep-data]" >&2; exit 3 ;;
     esac
 done
 case $nodes in 3 | 5) ;; *) echo "partition.sh: --nodes must be 3 or 5" >&2; exit 3 ;; esac
@@ -34,6 +41,11 @@ if ! [[ "$duration" =~ ^[0-9]+$ ]] || [ "$duration" -lt 10 ] || [ "$duration" -g
     exit 3
 fi
 [[ "$seed" =~ ^[0-9]+$ ]] || { echo "partition.sh: --seed must be a number" >&2; exit 3; }
+[[ "$min_events" =~ ^[0-9]+$ ]] || { echo "partition.sh: --min-events must be a number" >&2; exit 3; }
+[[ "$agents" =~ ^[0-9]+$ ]] && [ "$agents" -le 1000 ] ||
+    { echo "partition.sh: --agents must be 0..1000" >&2; exit 3; }
+[[ "$clients" =~ ^[0-9]+$ ]] && [ "$clients" -ge 1 ] && [ "$clients" -le 99 ] ||
+    { echo "partition.sh: --clients must be 1..99" >&2; exit 3; }
 out=${out:-$root/partition-out/seed-$seed}
 
 # shellcheck source=../tests/partition/netns.sh
@@ -50,9 +62,13 @@ rm -rf "$out"
 mkdir -p "$out" || exit 3
 out=$(cd "$out" && pwd)
 workload_pid=""
+drop_data=0
 cleanup() {
     [ -n "$workload_pid" ] && kill "$workload_pid" 2>/dev/null && wait "$workload_pid" 2>/dev/null
     mbp_teardown
+    # The nodes' data directories (hundreds of MB) are kept only when the
+    # run did not pass, or with --keep-data.
+    [ "$drop_data" = 1 ] && rm -rf "$out"/data-*
 }
 trap cleanup EXIT
 trap 'exit 3' INT TERM
@@ -78,24 +94,28 @@ node_list=""
 for i in $(seq 1 "$nodes"); do node_list="$node_list${node_list:+,}$(mbp_addr "$i"):$MBP_HTTP_PORT"; done
 ip netns exec "mbp-$MBP_RUN-c" python3 "$root/tests/partition/workload.py" run \
     --nodes "$node_list" --out "$out/history.jsonl" --clients "$clients" \
-    --duration "$duration" --seed "$seed" 2>"$out/workload.log" &
+    --duration "$duration" --seed "$seed" --agents "$agents" \
+    --checkpoints-out "$out/checkpoints.jsonl" 2>"$out/workload.log" &
 workload_pid=$!
 
-# Nemesis schedule: at least 20 events in the run, each followed by a heal
-# and revival; bounded by the duration and by a maximum event count.
+# Nemesis schedule: a seeded random fault, held 0.5-3 s (long enough for
+# elections: election_timeout is 500 ms), then heal and revive everything
+# and stay quiet 0.3-1.3 s; repeated until the duration ends and at least
+# --min-events faults happened (at most 1.5 x duration, at most 500
+# events). The durations come from the same seeded stream as the faults.
 RANDOM=$seed
-interval_ms=$((duration * 1000 / 50))
-[ $interval_ms -lt 300 ] && interval_ms=300
-pace="$((interval_ms / 1000)).$(printf '%03d' $((interval_ms % 1000)))"
+sleep_ms() { sleep "$(($1 / 1000)).$(printf '%03d' $(($1 % 1000)))"; }
 events=0
 end=$((SECONDS + duration))
-while [ $SECONDS -lt $end ] && [ $events -lt 500 ]; do
+hard_end=$((SECONDS + duration + duration / 2)) # --min-events may extend the schedule this far
+while { [ $SECONDS -lt $end ] || [ $events -lt "$min_events" ]; } &&
+    [ $SECONDS -lt $hard_end ] && [ $events -lt 500 ]; do
     mbp_random_nemesis
     events=$((events + 1))
-    sleep "$pace" # schedule pacing: the fault lasts this long
+    sleep_ms $((500 + RANDOM % 2500)) # schedule pacing: the fault lasts this long
     mbp_heal
     mbp_revive_all
-    sleep "$pace"
+    sleep_ms $((300 + RANDOM % 1000)) # schedule pacing: quiet time between faults
 done
 mbp_heal
 mbp_revive_all
@@ -103,7 +123,11 @@ mbp_log schedule-done "events=$events"
 
 wait "$workload_pid"
 workload_pid=""
-if ! wait_leader 60; then
+converged=0
+if ip netns exec "mbp-$MBP_RUN-c" python3 "$root/tests/partition/workload.py" wait-converged \
+    --nodes "$node_list" --duration 60 2>>"$out/workload.log"; then
+    converged=1
+else
     echo "partition.sh: cluster did not converge within 60 s of healing" >&2
 fi
 ip netns exec "mbp-$MBP_RUN-c" python3 "$root/tests/partition/workload.py" final-reads \
@@ -116,27 +140,94 @@ for i in $(seq 1 "$nodes"); do
     dumps+=("$out/events-$i.json")
 done
 
+# Placed agents: each running exactly once, where the table says, after
+# the heal; replicated checkpoint versions never going backwards.
+agents_rc=-1
+ckpt_rc=-1
+if [ "$agents" -gt 0 ]; then
+    ip netns exec "mbp-$MBP_RUN-c" python3 "$root/tests/partition/workload.py" agents-check \
+        --nodes "$node_list" --out "$out/agents-check.json" --duration 60 2>>"$out/workload.log"
+    agents_rc=$?
+    "$lincheck" checkpoints "$out/checkpoints.jsonl" >"$out/checkpoints-check.json"
+    ckpt_rc=$?
+fi
+
 "$lincheck" check "$out/history.jsonl" >"$out/lincheck.json"
 lin=$?
 "$lincheck" lost-writes "$out/history.jsonl" >"$out/lost-writes.json"
 lost=$?
 "$lincheck" events "${dumps[@]}" >"$out/events-check.json"
 ev=$?
-python3 - "$out" "$events" "$lin" "$lost" "$ev" <<'PY'
-import json, sys
-out, events, lin, lost, ev = sys.argv[1], int(sys.argv[2]), *map(int, sys.argv[3:])
+# The verdict: one summary of every check; the details stay in their files.
+python3 - "$out" "$events" "$min_events" "$converged" "$lin" "$lost" "$ev" \
+    "$seed" "$duration" "$nodes" "$agents" "$agents_rc" "$ckpt_rc" <<'PY'
+import collections, json, sys
+out = sys.argv[1]
+(events, min_events, converged, lin, lost, ev, seed, duration, nodes, agents, agents_rc,
+ ckpt_rc) = map(int, sys.argv[2:])
 def load(name):
     try:
-        return json.load(open(f"{out}/{name}"))
+        with open(f"{out}/{name}") as f:
+            return json.load(f)
     except Exception as e:
-        return {"error": str(e)}
-v = {"nemesis_events": events,
-     "linearizability": load("lincheck.json"), "lost_writes": load("lost-writes.json"),
-     "event_logs": load("events-check.json"),
-     "exit_codes": {"check": lin, "lost_writes": lost, "events": ev}}
-json.dump(v, open(f"{out}/verdict.json", "w"), indent=1)
+        return {"error": "%s: %s" % (name, e)}
+RESULT = {0: "pass", 1: "fail", 2: "undecided"}
+def result(rc):
+    return RESULT.get(rc, "error")
+kinds = collections.Counter()
+with open(f"{out}/nemesis.log") as f:
+    for line in f:
+        parts = line.split()
+        if len(parts) >= 2 and parts[1] not in ("setup", "heal", "resume", "start", "schedule-done"):
+            kinds[parts[1]] += 1
+ops = collections.Counter()
+with open(f"{out}/history.jsonl") as f:
+    for line in f:
+        r = json.loads(line)
+        if r.get("op") != "init":
+            ops["%s %s" % (r["op"], r["outcome"])] += 1
+lc = load("lincheck.json")
+checks = {
+    "linearizable": {"result": result(lin), "file": "lincheck.json",
+                     "variables": {v.get("var"): v.get("linearizable")
+                                   for v in lc.get("variables", [])} or lc},
+    "no_lost_writes": dict(result=result(lost), file="lost-writes.json", **load("lost-writes.json")),
+    "event_logs_agree": dict(result=result(ev), file="events-check.json",
+                             **load("events-check.json")),
+    "converged_after_heal": {"result": "pass" if converged else "fail"},
+    "enough_nemesis_events": {"result": "pass" if events >= min_events else "fail",
+                              "events": events, "min": min_events},
+}
+if agents > 0:
+    checks["agents_run_once"] = dict(result=result(agents_rc), file="agents-check.json",
+                                     **load("agents-check.json"))
+    checks["checkpoint_versions_monotonic"] = dict(result=result(ckpt_rc),
+                                                   file="checkpoints-check.json",
+                                                   **load("checkpoints-check.json"))
+else:
+    checks["agents_run_once"] = {"result": "skipped", "reason": "no agents in this run"}
+    checks["checkpoint_versions_monotonic"] = {"result": "skipped",
+                                               "reason": "no agents in this run"}
+results = [c["result"] for c in checks.values()]
+if "fail" in results:
+    code = 1
+elif "undecided" in results or "error" in results:
+    code = 2
+else:
+    code = 0
+v = {"verdict": {0: "pass", 1: "fail", 2: "undecided"}[code], "exit": code,
+     "seed": seed, "duration_s": duration, "nodes": nodes,
+     "nemesis_events": events, "nemesis_by_kind": dict(sorted(kinds.items())),
+     "ops": dict(sorted(ops.items())), "checks": checks}
+with open(f"{out}/verdict.json", "w") as f:
+    json.dump(v, f, indent=1)
+    f.write("\n")
+print("partition.sh: verdict %s: %d nemesis events %s; %s" % (
+    v["verdict"], events, json.dumps(v["nemesis_by_kind"]),
+    ", ".join("%s=%s" % (k, c["result"]) for k, c in checks.items())), file=sys.stderr)
+sys.exit(code)
 PY
-echo "partition.sh: $events nemesis events; check=$lin lost-writes=$lost events=$ev; see $out/verdict.json" >&2
-for rc in $lin $lost $ev; do [ "$rc" = 1 ] && exit 1; done
-for rc in $lin $lost $ev; do [ "$rc" != 0 ] && exit 2; done
-exit 0
+verdict=$?
+[ "$verdict" = 0 ] && [ "$keep_data" = 0 ] && drop_data=1
+echo "partition.sh: details in $out (verdict.json, history.jsonl, nemesis.log, node-*.log)" >&2
+exit $verdict

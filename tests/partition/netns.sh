@@ -21,6 +21,12 @@ MBP_SECRET="partition-suite-secret"  # mabeamd wants >= 16 characters
 MBP_HTTP_PORT=8080
 MBP_MESH_PORT=9100
 MBP_RAFT_PORT=9200
+# Bound of a write or linearizable read in mabeamd (503 after it); the
+# workload's client timeout is longer, so most faults end in an answer.
+MBP_WRITE_TIMEOUT=2s
+# A node is declared down (its agents move) after 1.5 s without heartbeats,
+# so faults of 0.5-3 s exercise failover and fencing.
+MBP_NODE_FLAGS=(--heartbeat_interval=100ms --failure_timeout=1500ms)
 
 # Return 0 when namespaces can be made here, else print why and return 77.
 mbp_require_root() {
@@ -174,9 +180,17 @@ mbp_bridge() {
 
 # Majority ring: each node keeps links only to the nodes within ring
 # distance floor(N/2) (so each sees a majority, but no two see the same).
+# With fewer than 5 nodes no such ring exists: then one random link is cut
+# (a bridge through a random middle node).
 mbp_majority_ring() {
     local i j d k=$((MBP_N / 2)) cut=""
-    [ "$MBP_N" -ge 5 ] || k=1
+    if [ "$MBP_N" -lt 5 ]; then
+        i=$((RANDOM % MBP_N + 1))
+        j=$((i % MBP_N + 1))
+        mbp_cut_ "$i" "$j"
+        mbp_log ring "cut: $i-$j"
+        return
+    fi
     for i in $(seq 1 "$MBP_N"); do
         for j in $(seq $((i + 1)) "$MBP_N"); do
             d=$((j - i))
@@ -211,6 +225,7 @@ mbp_start_node() {
         --mesh_address="$(mbp_addr "$i"):$MBP_MESH_PORT" \
         --raft_address="$(mbp_addr "$i"):$MBP_RAFT_PORT" \
         ${seeds:+--seeds="$seeds"} --cluster_secret="$MBP_SECRET" \
+        --write_timeout="$MBP_WRITE_TIMEOUT" "${MBP_NODE_FLAGS[@]}" \
         >>"$MBP_DIR/node-$i.log" 2>&1 &
     echo $! >"$MBP_DIR/node-$i.pid"
     mbp_log start "$i pid=$!"
@@ -241,7 +256,14 @@ mbp_resume() {
 }
 
 mbp_restart() {
-    mbp_kill "$1"
+    local pid
+    pid=$(mbp_pid_ "$1")
+    if [ -n "$pid" ]; then
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        rm -f "$MBP_DIR/node-$1.pid"
+    fi
+    mbp_log restart "$1 pid=${pid:-none}"
     mbp_start_node "$1"
 }
 
@@ -262,24 +284,31 @@ mbp_http_get() {
     mbp_client_exec curl -s --max-time "${3:-2}" "http://$(mbp_addr "$1"):$MBP_HTTP_PORT$2"
 }
 
-# Print the leader's node id as node i sees it (GET /v1/cluster), or nothing.
+# Print the id of the node that reports itself leader (raft_state "leader"
+# in its own entry of GET /v1/cluster), the highest term winning when two
+# claim it (an old leader cut off may not have noticed yet); nothing and
+# status 1 when no node claims it.
 mbp_leader() {
-    local i body
+    local i body best="" best_term=-1 line id term
     for i in $(seq 1 "$MBP_N"); do
         body=$(mbp_http_get "$i" /v1/cluster 1) || continue
-        body=$(printf '%s' "$body" | python3 -c \
+        line=$(printf '%s' "$body" | python3 -c \
             'import json,sys
 try:
-    d=json.load(sys.stdin); l=d.get("leader")
-    l=l.get("node_id", l.get("id")) if isinstance(l,dict) else l
-    print(l if isinstance(l,int) and l>0 else "")
-except Exception: print("")' 2>/dev/null)
-        if [ -n "$body" ]; then
-            echo "$body"
-            return 0
+    d=json.load(sys.stdin); me=d.get("node_id")
+    for e in d.get("nodes", []):
+        if e.get("id")==me and e.get("raft_state")=="leader":
+            print(me, e.get("term", 0))
+except Exception: pass' 2>/dev/null)
+        [ -n "$line" ] || continue
+        read -r id term <<<"$line"
+        if [ "$term" -gt "$best_term" ]; then
+            best=$id
+            best_term=$term
         fi
     done
-    return 1
+    [ -n "$best" ] || return 1
+    echo "$best"
 }
 
 # A random network fault from the bash RANDOM stream.

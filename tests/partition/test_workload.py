@@ -24,13 +24,15 @@ class Register:
         self.vars = {}
         self.stale = stale
         self.rng = random.Random(7)
+        self.index = 0  # like a raft index: shared by all variables
 
     def handle(self, method, path, body):
         with self.lock:
             if method == "POST" and path == "/v1/vars":
                 if body["name"] in self.vars:
                     return 409, {"error": {"code": "MB_EEXIST"}}
-                self.vars[body["name"]] = {"value": None, "version": 0, "old": None}
+                self.index += 1
+                self.vars[body["name"]] = {"value": None, "version": self.index, "old": None}
                 return 201, {"name": body["name"]}
             m = re.fullmatch(r"/v1/vars/(\w+)(/cas)?", path)
             if not m or m.group(1) not in self.vars:
@@ -47,7 +49,8 @@ class Register:
                 return 409, {"error": {"code": "MB_ECONFLICT"}}
             v["old"] = (v["value"], v["version"])
             v["value"] = body["value"]
-            v["version"] += 1
+            self.index += 1 + self.rng.randrange(3)  # other entries in between
+            v["version"] = self.index
             if r < 0.10:
                 return 503, {"error": {"code": "MB_EUNKNOWN"}}
             return 200, {"version": v["version"]}

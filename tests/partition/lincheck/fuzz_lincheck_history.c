@@ -31,6 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)lc_check_checkpoints(text, size, err, sizeof err);
     const char *texts[2] = { text, text };
     size_t lens[2] = { size, size / 2 };
-    (void)lc_check_event_logs(texts, lens, 2, err, sizeof err);
+    size_t gaps = 0;
+    (void)lc_check_event_logs(texts, lens, 2, err, sizeof err, &gaps);
     return 0;
 }

@@ -8,48 +8,90 @@
 #include <string.h>
 #include <time.h>
 
-/* Register state: the value (or never written) and its version. */
+/* Register state: the value (or never written) and its version. Versions
+ * are raft indexes: increasing along the log but not contiguous. After a
+ * write whose new version was not reported (outcome unknown, or no version
+ * in the answer) the version is not known: `version` is then a strict lower
+ * bound, and the first read reporting a version makes it known again. */
 typedef struct {
     int has_value;
+    int version_known;
     int64_t value;
     uint64_t version;
 } lc_state;
 
-/* Step the model: can `op` take effect in state `s`? Sets *next. */
+/* Can the state's version be `v`? */
+static int version_may_be(const lc_state *s, uint64_t v)
+{
+    return s->version_known ? s->version == v : v > s->version;
+}
+
+/* Can the state's version differ from `v`? */
+static int version_may_differ(const lc_state *s, uint64_t v)
+{
+    return s->version_known ? s->version != v : 1;
+}
+
+/* A write of `op` taking effect on a state whose version is `floor` (known)
+ * or greater than `floor` (not known): the new version is the reported one,
+ * which must be greater, or else unknown and greater than `floor`. */
+static int apply_write(const lc_op *op, uint64_t floor, lc_state *next)
+{
+    next->has_value = 1;
+    next->value = op->value;
+    if (op->outcome == LC_OK && op->has_version) {
+        next->version_known = 1;
+        next->version = op->version;
+        return op->version > floor;
+    }
+    next->version_known = 0;
+    next->version = floor;
+    return 1;
+}
+
+/* Step the model: can `op` take effect in state `s`? Sets *next. Ops of
+ * unknown outcome are taken to apply when they can: the search may also
+ * linearize them last (their return is at +infinity), which is the same as
+ * never applying. */
 static int model_step(const lc_state *s, const lc_op *op, lc_state *next)
 {
     *next = *s;
     switch (op->kind) {
     case LC_SET:
-        next->has_value = 1;
-        next->value = op->value;
-        next->version = s->version + 1;
-        return !(op->outcome == LC_OK && op->has_version && op->version != next->version);
+        return apply_write(op, s->version, next);
     case LC_CAS: {
+        if (op->has_expected_version) {
+            uint64_t e = op->expected_version;
+            if (op->outcome == LC_FAIL)
+                return version_may_differ(s, e); /* a conflict saw another state */
+            if (!version_may_be(s, e))
+                return op->outcome == LC_UNKNOWN; /* unknown: it may have failed */
+            return apply_write(op, e, next);      /* matched: the version was e */
+        }
         int match;
-        if (op->has_expected_version)
-            match = s->version == op->expected_version;
-        else if (op->expected_null)
+        if (op->expected_null)
             match = !s->has_value;
         else
             match = s->has_value && s->value == op->expected_value;
         if (op->outcome == LC_FAIL)
-            return !match; /* a conflicting cas saw a different state */
+            return !match;
         if (!match)
-            return op->outcome == LC_UNKNOWN; /* unknown: it may have failed */
-        next->has_value = 1;
-        next->value = op->value;
-        next->version = s->version + 1;
-        return !(op->outcome == LC_OK && op->has_version && op->version != next->version);
+            return op->outcome == LC_UNKNOWN;
+        return apply_write(op, s->version, next);
     }
     case LC_INIT:
         assert(0 && "init records are not operations");
         return 0;
     case LC_GET:
-        if (op->result_null)
-            return !s->has_value && !(op->has_version && op->version != s->version);
-        return s->has_value && s->value == op->result &&
-               !(op->has_version && op->version != s->version);
+        if (op->result_null ? s->has_value : !(s->has_value && s->value == op->result))
+            return 0;
+        if (!op->has_version)
+            return 1;
+        if (!version_may_be(s, op->version))
+            return 0;
+        next->version_known = 1; /* the read tells the version */
+        next->version = op->version;
+        return 1;
     }
     return 0;
 }
@@ -231,11 +273,14 @@ static int check_var(const lc_history *h, const size_t *ops, size_t n, const lc_
     }
     ev[0].next = n ? 1 : 0;
 
-    lc_state state = { 0, 0, 0 };
+    lc_state state = { .version_known = 1 };
     for (size_t i = 0; i < h->len; i++) { /* the variable's first init record */
         const lc_op *o = &h->ops[i];
         if (o->kind == LC_INIT && strcmp(o->var, h->ops[ops[0]].var) == 0) {
-            state = (lc_state){ !o->result_null, o->result_null ? 0 : o->result, o->version };
+            state = (lc_state){ .has_value = !o->result_null,
+                                .version_known = 1,
+                                .value = o->result_null ? 0 : o->result,
+                                .version = o->version };
             break;
         }
     }
@@ -263,7 +308,7 @@ static int check_var(const lc_history *h, const size_t *ops, size_t n, const lc_
             if (model_step(&state, op, &next)) {
                 size_t bit = ev[entry].op;
                 linearized[bit / 64] |= 1ull << (bit % 64);
-                key[words] = (uint64_t)next.has_value;
+                key[words] = (uint64_t)next.has_value | (uint64_t)next.version_known << 1;
                 key[words + 1] = (uint64_t)next.value;
                 key[words + 2] = next.version;
                 int ins = memo_insert(&memo, key);
@@ -359,13 +404,129 @@ static int result_by_var_cmp(const void *a, const void *b)
     return strcmp(((const lc_var_result *)a)->var, ((const lc_var_result *)b)->var);
 }
 
+/* A write that may have applied: set or cas not definitely failed. */
+static int may_write(const lc_op *op)
+{
+    return (op->kind == LC_SET || op->kind == LC_CAS) && op->outcome != LC_FAIL;
+}
+
+typedef struct {
+    int64_t value;
+    size_t op;
+} lc_written;
+
+static int written_cmp(const void *a, const void *b)
+{
+    const lc_written *x = a, *y = b;
+    if (x->value != y->value)
+        return x->value < y->value ? -1 : 1;
+    return x->op < y->op ? -1 : (x->op > y->op ? 1 : 0);
+}
+
+/* An unknown-outcome write whose value an ok read returned did take effect,
+ * before that read returned: give it the earliest such return as its
+ * completion, so the search need not keep it pending to the end. Only for a
+ * value written once in the variable's history (the workload writes unique
+ * values); reads returning before the write was invoked are left to the
+ * search (they are violations). Works on `ops` (a copy), indices `idx`. */
+static int tighten_observed_writes(lc_op *ops, const size_t *idx, size_t n)
+{
+    lc_written *w = malloc((n + 1) * sizeof *w);
+    size_t nw = 0;
+    if (w == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (may_write(&ops[idx[i]]))
+            w[nw++] = (lc_written){ ops[idx[i]].value, idx[i] };
+    qsort(w, nw, sizeof *w, written_cmp);
+    for (size_t i = 0; i < n; i++) {
+        const lc_op *g = &ops[idx[i]];
+        if (g->kind != LC_GET || g->outcome != LC_OK || g->result_null)
+            continue;
+        size_t lo = 0, hi = nw;
+        while (lo < hi) { /* first entry with value >= result */
+            size_t mid = lo + (hi - lo) / 2;
+            if (w[mid].value < g->result)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo >= nw || w[lo].value != g->result || (lo + 1 < nw && w[lo + 1].value == g->result))
+            continue; /* not written, or written twice */
+        lc_op *wr = &ops[w[lo].op];
+        if (wr->outcome == LC_UNKNOWN && g->complete_ns >= wr->invoke_ns &&
+            g->complete_ns < wr->complete_ns)
+            wr->complete_ns = g->complete_ns;
+    }
+    free(w);
+    return 0;
+}
+
+/* Check one variable (indices `idx`, `n` of them, into `w`). Unknown writes
+ * nobody observed are first left out (a linearization where they never took
+ * effect is a valid one); only if that fails is the search redone with
+ * them, which can cost far more. */
+static int check_var_two_pass(const lc_history *w, const size_t *idx, size_t n,
+                              const lc_limits *limits, lc_var_result *r)
+{
+    size_t *reduced = malloc((n + 1) * sizeof *reduced);
+    size_t m = 0;
+    if (reduced == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const lc_op *op = &w->ops[idx[i]];
+        if (!(may_write(op) && op->outcome == LC_UNKNOWN && op->complete_ns == INT64_MAX))
+            reduced[m++] = idx[i];
+    }
+    if (m < n && m > 0) {
+        char var[LC_VAR_MAX];
+        memcpy(var, r->var, LC_VAR_MAX);
+        if (check_var(w, reduced, m, limits, r) != 0) {
+            free(reduced);
+            return -1;
+        }
+        if (r->verdict == LC_LINEARIZABLE) {
+            r->ops_checked = n;
+            free(reduced);
+            return 0;
+        }
+        lc_var_result first = *r;
+        memset(r, 0, sizeof *r);
+        memcpy(r->var, var, LC_VAR_MAX);
+        free(reduced);
+        int rc = check_var(w, idx, n, limits, r);
+        r->elapsed_ms += first.elapsed_ms;
+        if (rc == 0 && r->verdict == LC_BUDGET && first.verdict == LC_VIOLATION) {
+            /* Keep the first pass's counterexample as a lead. */
+            lc_var_result_close(r);
+            r->blocked_op = first.blocked_op;
+            r->window = first.window;
+            r->window_len = first.window_len;
+            r->prefix_len = first.prefix_len;
+            r->violation_without_unknown_writes = 1;
+            return 0;
+        }
+        lc_var_result_close(&first);
+        return rc;
+    }
+    free(reduced);
+    return check_var(w, idx, n, limits, r);
+}
+
 int lc_check(const lc_history *h, const lc_limits *limits, lc_var_result **results, size_t *count)
 {
     size_t *idx = malloc((h->len + 1) * sizeof *idx);
     lc_var_result *res = NULL;
     size_t nres = 0, nidx = 0;
-    if (idx == NULL)
+    /* A working copy: tightening changes completion times. */
+    lc_history w = { .ops = malloc((h->len + 1) * sizeof *h->ops), .len = h->len, .cap = h->len };
+    if (idx == NULL || w.ops == NULL) {
+        free(idx);
+        free(w.ops);
         return -1;
+    }
+    if (h->len > 0)
+        memcpy(w.ops, h->ops, h->len * sizeof *h->ops);
     for (size_t i = 0; i < h->len; i++)
         if (op_relevant(&h->ops[i]))
             idx[nidx++] = i;
@@ -388,7 +549,9 @@ int lc_check(const lc_history *h, const lc_limits *limits, lc_var_result **resul
             j++;
         lc_var_result *r = &res[nres++];
         memcpy(r->var, h->ops[idx[i]].var, LC_VAR_MAX);
-        if (check_var(h, idx + i, j - i, limits, r) != 0)
+        if (limits->plain ? check_var(&w, idx + i, j - i, limits, r) != 0
+                          : (tighten_observed_writes(w.ops, idx + i, j - i) != 0 ||
+                             check_var_two_pass(&w, idx + i, j - i, limits, r) != 0))
             goto fail;
         i = j;
     }
@@ -403,6 +566,7 @@ int lc_check(const lc_history *h, const lc_limits *limits, lc_var_result **resul
         }
     }
     free(idx);
+    free(w.ops);
     qsort(res, nres, sizeof *res, result_by_var_cmp);
     *results = res;
     *count = nres;
@@ -412,5 +576,6 @@ fail:
         lc_var_result_close(&res[k]);
     free(res);
     free(idx);
+    free(w.ops);
     return -1;
 }

@@ -12,6 +12,9 @@
 #include <stdint.h>
 
 #define LC_VAR_MAX 64
+/* Event sequences per raft entry in mabeamd's cluster log (seq = index *
+ * LC_SEQ_PER_ENTRY + i; REPL_SEQ_PER_ENTRY in node/replication.h). */
+#define LC_SEQ_PER_ENTRY 1024
 
 /* LC_INIT is not an operation: it states a variable's state before the
  * history (default: never written, version 0). */
@@ -67,6 +70,7 @@ typedef enum { LC_LINEARIZABLE, LC_VIOLATION, LC_BUDGET } lc_verdict;
 typedef struct {
     int64_t budget_ms;     /* wall-clock limit per variable; 0 = none */
     size_t max_memo_bytes; /* memo size limit per variable; 0 = none */
+    int plain;             /* 1: no reductions (unknown writes kept pending), for tests */
 } lc_limits;
 
 /* Result for one variable. `window` holds indices into the history's ops:
@@ -82,6 +86,11 @@ typedef struct {
     size_t *window;
     size_t window_len;
     size_t prefix_len; /* violation: length of the longest linearized prefix */
+    /* Budget exhausted, but with unobserved unknown-outcome writes taken as
+     * never applied the history is not linearizable: blocked_op, window and
+     * prefix_len then describe that violation (a likely one, unless such a
+     * write explains it). */
+    int violation_without_unknown_writes;
 } lc_var_result;
 
 void lc_var_result_close(lc_var_result *r);
@@ -107,10 +116,17 @@ int lc_check_checkpoints(const char *text, size_t len, char *msg, size_t msg_siz
 /* Event logs of all nodes agree. `texts[i]` (not retained, `lens[i]` bytes)
  * is node i's dump of GET /v1/events?log=cluster: one or more JSON pages
  * {"events":[{"seq":..,...},...]}, concatenated or one per line. Every seq
- * present on two nodes must hold identical events, and each node's seqs must
- * be strictly increasing. Returns 0 ok, 1 divergence (in `msg`), -1 malformed
- * input or out of memory (in `msg`). */
+ * present on two nodes must hold identical events (apart from "time_ms" and
+ * "time", each node's own clock when it wrote the event), each node's seqs
+ * must be strictly increasing, and no node may lack a seq another node has
+ * unless it lacks every later one too (lagging behind is fine, a hole is
+ * not). Exceptions: a node's "state.restore" marker (payload applied_index
+ * A) is its own, and the seqs below (A + 1) * LC_SEQ_PER_ENTRY it lacks just
+ * before the marker are a gap left by a snapshot install: counted in
+ * `*snapshot_gaps` (and described in `msg`), not a divergence. A marker at
+ * a seq where another node has an event is a divergence. Returns 0 ok,
+ * 1 divergence (in `msg`), -1 malformed input or out of memory (in `msg`). */
 int lc_check_event_logs(const char *const *texts, const size_t *lens, size_t n, char *msg,
-                        size_t msg_size);
+                        size_t msg_size, size_t *snapshot_gaps);
 
 #endif

@@ -173,7 +173,7 @@ static void test_cas_by_value_applies_only_on_match(void)
                     LC_VIOLATION);
 }
 
-static void test_versions_must_count_applied_writes(void)
+static void test_read_version_must_be_the_last_writes_version(void)
 {
     const char *ok = "{\"process\":1,\"op\":\"set\",\"var\":\"x\",\"value\":1,\"invoke_ns\":0,"
                      "\"complete_ns\":10,\"outcome\":\"ok\",\"version\":1}\n"
@@ -185,6 +185,121 @@ static void test_versions_must_count_applied_writes(void)
                       "\"invoke_ns\":20,\"complete_ns\":30,\"outcome\":\"ok\"}\n";
     CU_ASSERT_EQUAL(verdict_of(ok, "x"), LC_LINEARIZABLE);
     CU_ASSERT_EQUAL(verdict_of(bad, "x"), LC_VIOLATION);
+}
+
+/* Versioned ops of the index-version model (versions are raft indexes). */
+#define SETV(p, var, v, ver, t0, t1)                                                               \
+    "{\"process\":" #p ",\"op\":\"set\",\"var\":\"" var "\",\"value\":" #v ",\"version\":" #ver    \
+    ",\"invoke_ns\":" #t0 ",\"complete_ns\":" #t1 ",\"outcome\":\"ok\"}\n"
+#define GETV(p, var, r, ver, t0, t1)                                                               \
+    "{\"process\":" #p ",\"op\":\"get\",\"var\":\"" var "\",\"result\":" #r ",\"version\":" #ver   \
+    ",\"invoke_ns\":" #t0 ",\"complete_ns\":" #t1 ",\"outcome\":\"ok\"}\n"
+#define CASVV(p, var, ev, v, ver, t0, t1)                                                          \
+    "{\"process\":" #p ",\"op\":\"cas\",\"var\":\"" var "\",\"expected_version\":" #ev             \
+    ",\"value\":" #v ",\"version\":" #ver ",\"invoke_ns\":" #t0 ",\"complete_ns\":" #t1            \
+    ",\"outcome\":\"ok\"}\n"
+#define CASVU(p, var, ev, v, t0)                                                                   \
+    "{\"process\":" #p ",\"op\":\"cas\",\"var\":\"" var "\",\"expected_version\":" #ev             \
+    ",\"value\":" #v ",\"invoke_ns\":" #t0 ",\"outcome\":\"unknown\",\"error\":\"timeout\"}\n"
+#define CASVF(p, var, ev, v, t0, t1)                                                               \
+    "{\"process\":" #p ",\"op\":\"cas\",\"var\":\"" var "\",\"expected_version\":" #ev             \
+    ",\"value\":" #v ",\"invoke_ns\":" #t0 ",\"complete_ns\":" #t1                                 \
+    ",\"outcome\":\"fail\",\"error\":\"MB_ECONFLICT\"}\n"
+
+static void test_versions_are_increasing_indexes_with_gaps(void)
+{
+    /* Raft indexes skip the entries of other variables: gaps are normal. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) CASVV(2, "x", 5, 2, 9, 20, 30)
+                                   GETV(3, "x", 2, 9, 40, 50) SETV(1, "x", 3, 40, 60, 70)
+                                       GETV(2, "x", 3, 40, 80, 90),
+                               "x"),
+                    LC_LINEARIZABLE);
+}
+
+static void test_write_version_going_backwards_is_violation(void)
+{
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 10, 0, 10) SETV(2, "x", 2, 7, 20, 30), "x"),
+                    LC_VIOLATION);
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 10, 0, 10) SETV(2, "x", 2, 10, 20, 30), "x"),
+                    LC_VIOLATION);
+    /* Concurrent writes: the order of their indexes is the order they took. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 10, 0, 30) SETV(2, "x", 2, 7, 5, 35)
+                                   GETV(3, "x", 1, 10, 40, 50),
+                               "x"),
+                    LC_LINEARIZABLE);
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 10, 0, 30) SETV(2, "x", 2, 7, 5, 35)
+                                   GETV(3, "x", 2, 7, 40, 50),
+                               "x"),
+                    LC_VIOLATION);
+}
+
+static void test_cas_on_a_version_that_is_no_longer_current_is_violation(void)
+{
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) SETV(1, "x", 2, 8, 20, 30)
+                                   CASVV(2, "x", 5, 3, 12, 40, 50),
+                               "x"),
+                    LC_VIOLATION);
+    /* The same cas concurrent with the second write may come before it. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) SETV(1, "x", 2, 14, 20, 30)
+                                   CASVV(2, "x", 5, 3, 12, 25, 50) GETV(3, "x", 2, 14, 60, 70),
+                               "x"),
+                    LC_LINEARIZABLE);
+    /* A conflict on the current version is a violation. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) CASVF(2, "x", 5, 3, 20, 30), "x"),
+                    LC_VIOLATION);
+}
+
+static void test_unknown_write_leaves_a_version_only_known_to_be_larger(void)
+{
+    /* The unknown write took effect at some index above 5; a read then tells
+     * which, and a cas on that index succeeds. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) SETU(2, "x", 2, 20) GETV(
+                                   3, "x", 2, 12, 1000, 1010) CASVV(3, "x", 12, 3, 15, 1100, 1110),
+                               "x"),
+                    LC_LINEARIZABLE);
+    /* Without the read, a cas may guess the unknown index... */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) SETU(2, "x", 2, 20) CASVV(
+                                   3, "x", 7, 3, 9, 1100, 1110) GETV(1, "x", 3, 9, 1200, 1210),
+                               "x"),
+                    LC_LINEARIZABLE);
+    /* ...and a conflict tells nothing about it. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) SETU(2, "x", 2, 20)
+                                   GETV(3, "x", 2, 12, 1000, 1010) CASVF(3, "x", 6, 3, 1100, 1110),
+                               "x"),
+                    LC_LINEARIZABLE);
+    /* But its index cannot be below the one it replaced... */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) SETU(2, "x", 2, 20)
+                                   GETV(3, "x", 2, 4, 1000, 1010),
+                               "x"),
+                    LC_VIOLATION);
+    /* ...nor can a cas on the old version succeed once it is seen. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) SETU(2, "x", 2, 20)
+                                   GET(3, "x", 2, 1000, 1010) CASVV(3, "x", 5, 3, 15, 1100, 1110),
+                               "x"),
+                    LC_VIOLATION);
+    /* Once read, the index is known: a later read of another is a violation. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) SETU(2, "x", 2, 20)
+                                   GETV(3, "x", 2, 12, 1000, 1010) GETV(3, "x", 2, 13, 1100, 1110),
+                               "x"),
+                    LC_VIOLATION);
+}
+
+static void test_unknown_cas_may_apply_on_a_guessed_version(void)
+{
+    /* An unknown cas expecting the current version: applied or not. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) CASVU(2, "x", 5, 2, 20)
+                                   GET(3, "x", 2, 1000, 1010),
+                               "x"),
+                    LC_LINEARIZABLE);
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) CASVU(2, "x", 5, 2, 20)
+                                   GETV(3, "x", 1, 5, 1000, 1010),
+                               "x"),
+                    LC_LINEARIZABLE);
+    /* An unknown cas expecting a stale version can never apply. */
+    CU_ASSERT_EQUAL(verdict_of(SETV(1, "x", 1, 5, 0, 10) SETV(1, "x", 2, 8, 20, 30)
+                                   CASVU(2, "x", 5, 3, 40) GET(3, "x", 3, 1000, 1010),
+                               "x"),
+                    LC_VIOLATION);
 }
 
 static void test_init_record_sets_the_initial_state(void)
@@ -300,7 +415,8 @@ static void random_history(lc_history *h, unsigned seed, int corrupt)
             has = 1;
             value = i;
             op.has_version = 1;
-            op.version = ++version;
+            version += 1 + RND() % 3; /* raft indexes: increasing, with gaps */
+            op.version = version;
             break;
         case 1:
             op.kind = LC_CAS;
@@ -311,7 +427,8 @@ static void random_history(lc_history *h, unsigned seed, int corrupt)
                 has = 1;
                 value = i;
                 op.has_version = 1;
-                op.version = ++version;
+                version += 1 + RND() % 3;
+                op.version = version;
             } else {
                 op.outcome = LC_FAIL;
                 op.conflict = 1;
@@ -355,6 +472,188 @@ static void test_random_register_histories_are_linearizable(void)
         free(res);
         lc_history_close(&h);
     }
+}
+
+/* A long sequential history of one register with `unknown` unknown-outcome
+ * sets sprinkled in; when `observed`, a read right after each returns its
+ * value; when `stale_after`, a read after the last one returns the value
+ * before it (a violation). Versions are raft-like indexes. */
+static void history_with_unknown_writes(lc_history *h, int unknown, int observed, int stale_after)
+{
+    lc_history_init(h);
+    int64_t t = 0, value = 0;
+    uint64_t version = 0;
+    int64_t before_last_unknown = 0;
+    for (int i = 0; i < 3000; i++) {
+        lc_op op = { .process = i % 4, .outcome = LC_OK };
+        strcpy(op.var, "x");
+        op.invoke_ns = t;
+        op.complete_ns = t + 5;
+        t += 10;
+        int slot = unknown > 0 ? i % (3000 / unknown) : 1;
+        if (slot == 0) {
+            op.kind = LC_SET;
+            op.value = 1000000 + i;
+            op.outcome = LC_UNKNOWN;
+            op.complete_ns = INT64_MAX;
+            before_last_unknown = value;
+            if (observed) {
+                value = op.value;
+                version += 2;
+            }
+        } else if (i % 3 == 0 && !(observed && slot == 1)) { /* observed: a read follows */
+            op.kind = LC_SET;
+            op.value = i;
+            version += 1 + (uint64_t)(i % 4);
+            op.has_version = 1;
+            op.version = version;
+            value = i;
+        } else {
+            op.kind = LC_GET;
+            op.result = value;
+            op.result_null = i < 3;
+        }
+        CU_ASSERT_FATAL(lc_history_add(h, &op) == 0);
+    }
+    if (stale_after) {
+        lc_op op = { .process = 9, .kind = LC_GET, .result = before_last_unknown };
+        strcpy(op.var, "x");
+        op.invoke_ns = t;
+        op.complete_ns = t + 5;
+        CU_ASSERT_FATAL(lc_history_add(h, &op) == 0);
+    }
+}
+
+static lc_verdict verdict_of_history(lc_history *h, int64_t budget_ms)
+{
+    lc_limits lim = { .budget_ms = budget_ms, .max_memo_bytes = (size_t)256 << 20 };
+    lc_var_result *res = NULL;
+    size_t n = 0;
+    CU_ASSERT_FATAL(lc_check(h, &lim, &res, &n) == 0);
+    CU_ASSERT_EQUAL_FATAL(n, 1);
+    lc_verdict v = res[0].verdict;
+    lc_var_result_close(&res[0]);
+    free(res);
+    lc_history_close(h);
+    return v;
+}
+
+static void test_unobserved_unknown_writes_may_never_apply(void)
+{
+    /* 60 writes that may each be applied anywhere later: a search keeping
+     * them all pending has to consider every subset. */
+    lc_history h;
+    long long t0 = mb_test_now_ms();
+    history_with_unknown_writes(&h, 60, 0, 0);
+    CU_ASSERT_EQUAL(verdict_of_history(&h, 3000), LC_LINEARIZABLE);
+    CU_ASSERT(mb_test_now_ms() - t0 < 3000);
+}
+
+static void test_observed_unknown_writes_cannot_unhappen(void)
+{
+    lc_history h;
+    long long t0 = mb_test_now_ms();
+    history_with_unknown_writes(&h, 60, 1, 0);
+    CU_ASSERT_EQUAL(verdict_of_history(&h, 3000), LC_LINEARIZABLE);
+    /* Once observed it cannot un-happen: reading the older value again. */
+    history_with_unknown_writes(&h, 60, 1, 1);
+    CU_ASSERT_EQUAL(verdict_of_history(&h, 3000), LC_VIOLATION);
+    CU_ASSERT(mb_test_now_ms() - t0 < 6000);
+}
+
+/* A small random history of one register with raft-like versions, ops
+ * overlapping in time, a third of the writes of unknown outcome (applied or
+ * not), and now and then a read of a wrong value. */
+static void small_random_history(lc_history *h, uint64_t *s)
+{
+#define RND() (*s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17, *s)
+    lc_history_init(h);
+    int has = 0, counter = 0;
+    int64_t value = 0, t = 0;
+    uint64_t version = 5, index = 5;
+    lc_op init = { .kind = LC_INIT, .result_null = 1, .version = 5, .has_version = 1 };
+    strcpy(init.var, "x");
+    CU_ASSERT_FATAL(lc_history_add(h, &init) == 0);
+    int n = 8 + (int)(RND() % 15);
+    for (int i = 0; i < n; i++) {
+        lc_op op = { .process = 1 + (int)(RND() % 4), .outcome = LC_OK };
+        strcpy(op.var, "x");
+        op.invoke_ns = t + (int64_t)(RND() % 4);
+        op.complete_ns = op.invoke_ns + 1 + (int64_t)(RND() % 12);
+        t += 1 + (int64_t)(RND() % 4);
+        counter++;
+        if (RND() % 100 < 45) {
+            op.kind = RND() % 10 < 6 ? LC_SET : LC_CAS;
+            op.value = 1000 + counter;
+            int applies = 1;
+            if (op.kind == LC_CAS) {
+                op.has_expected_version = 1;
+                op.expected_version = RND() % 10 < 6 ? version : version - 1 - RND() % 3;
+                applies = op.expected_version == version;
+            }
+            if (RND() % 100 < 35) {
+                op.outcome = LC_UNKNOWN;
+                op.complete_ns = INT64_MAX;
+                applies = applies && RND() % 2;
+            } else if (!applies) {
+                op.outcome = LC_FAIL;
+                op.conflict = 1;
+            }
+            if (applies) {
+                index += 1 + RND() % 3;
+                version = index;
+                has = 1;
+                value = op.value;
+                if (op.outcome == LC_OK) {
+                    op.has_version = 1;
+                    op.version = version;
+                }
+            }
+        } else {
+            op.kind = LC_GET;
+            op.result_null = !has;
+            op.result = value;
+            if (RND() % 100 < 8) {
+                op.result_null = RND() % 2;
+                op.result = 1000 + 1 + (int64_t)(RND() % (uint64_t)counter);
+            }
+            if (RND() % 2 && !op.result_null && op.result == value) {
+                op.has_version = 1;
+                op.version = version;
+            }
+        }
+        CU_ASSERT_FATAL(lc_history_add(h, &op) == 0);
+    }
+#undef RND
+}
+
+static void test_reductions_agree_with_the_plain_search(void)
+{
+    /* Tightening observed unknown writes and the first pass without the
+     * unobserved ones must never change a verdict. */
+    uint64_t s = 88172645463325252ull;
+    int violations = 0;
+    for (int k = 0; k < 2000; k++) {
+        lc_history h;
+        small_random_history(&h, &s);
+        lc_limits plain = { .budget_ms = 10000, .plain = 1 };
+        lc_limits reduced = { .budget_ms = 10000 };
+        lc_var_result *a = NULL, *b = NULL;
+        size_t na = 0, nb = 0;
+        CU_ASSERT_FATAL(lc_check(&h, &plain, &a, &na) == 0);
+        CU_ASSERT_FATAL(lc_check(&h, &reduced, &b, &nb) == 0);
+        CU_ASSERT_EQUAL_FATAL(na, 1);
+        CU_ASSERT_EQUAL_FATAL(nb, 1);
+        CU_ASSERT_EQUAL(a[0].verdict, b[0].verdict);
+        violations += a[0].verdict == LC_VIOLATION;
+        lc_var_result_close(&a[0]);
+        lc_var_result_close(&b[0]);
+        free(a);
+        free(b);
+        lc_history_close(&h);
+    }
+    /* Both kinds of history were generated. */
+    CU_ASSERT(violations > 200 && violations < 1800);
 }
 
 static void test_parser_rejects_malformed_lines(void)
@@ -462,7 +761,42 @@ static int events_verdict(const char *a, const char *b, char *msg, size_t msg_si
 {
     const char *t[2] = { a, b };
     size_t l[2] = { strlen(a), strlen(b) };
-    return lc_check_event_logs(t, l, 2, msg, msg_size);
+    size_t gaps = 0;
+    int rc = lc_check_event_logs(t, l, 2, msg, msg_size, &gaps);
+    CU_ASSERT(rc != 0 || gaps == 0 || strstr(msg, "snapshot") != NULL);
+    return rc;
+}
+
+static void test_event_log_gap_left_by_snapshot_install_is_not_divergence(void)
+{
+    char msg[256];
+    size_t gaps = 0;
+    /* Node b missed entries 2..3 (seqs 2048, 3072) and got a snapshot up to
+     * index 3 (marker at 3 * 1024 + 1023): a gap, not a divergence. */
+    const char *a = "{\"events\":[{\"seq\":1024,\"type\":\"a\"},{\"seq\":2048,\"type\":\"b\"},"
+                    "{\"seq\":3072,\"type\":\"c\"},{\"seq\":4096,\"type\":\"d\"}]}";
+    const char *b = "{\"events\":[{\"seq\":1024,\"type\":\"a\"},{\"seq\":4095,\"type\":"
+                    "\"state.restore\",\"payload\":{\"applied_index\":3}},{\"seq\":4096,"
+                    "\"type\":\"d\"}]}";
+    const char *t[2] = { a, b };
+    size_t l[2] = { strlen(a), strlen(b) };
+    CU_ASSERT_EQUAL(lc_check_event_logs(t, l, 2, msg, sizeof msg, &gaps), 0);
+    CU_ASSERT_EQUAL(gaps, 2);
+    /* A marker covering less than the hole does not explain it. */
+    const char *short_marker = "{\"events\":[{\"seq\":1024,\"type\":\"a\"},{\"seq\":4095,"
+                               "\"type\":\"state.restore\",\"payload\":{\"applied_index\":2}},"
+                               "{\"seq\":4096,\"type\":\"d\"}]}";
+    t[1] = short_marker;
+    l[1] = strlen(short_marker);
+    CU_ASSERT_EQUAL(lc_check_event_logs(t, l, 2, msg, sizeof msg, &gaps), 1);
+    /* A marker taking the seq of another node's event is a divergence. */
+    const char *clash = "{\"events\":[{\"seq\":1024,\"type\":\"a\"},{\"seq\":3072,\"type\":"
+                        "\"state.restore\",\"payload\":{\"applied_index\":3}},{\"seq\":4096,"
+                        "\"type\":\"d\"}]}";
+    t[1] = clash;
+    l[1] = strlen(clash);
+    CU_ASSERT_EQUAL(lc_check_event_logs(t, l, 2, msg, sizeof msg, &gaps), 1);
+    CU_ASSERT(strstr(msg, "seq 3072 differs") != NULL);
 }
 
 static void test_event_logs_must_agree_on_common_seqs(void)
@@ -477,6 +811,17 @@ static void test_event_logs_must_agree_on_common_seqs(void)
     CU_ASSERT_EQUAL(events_verdict(n0, div, msg, sizeof msg), 1);
     CU_ASSERT(strstr(msg, "seq 2") != NULL);
     CU_ASSERT_EQUAL(events_verdict(n0, unordered, msg, sizeof msg), 1);
+    /* Each node stamps events with its own clock when it writes them. */
+    const char *t1 = "{\"events\":[{\"seq\":1,\"type\":\"a\",\"time_ms\":100,\"time\":\"x\"}]}";
+    const char *t2 = "{\"events\":[{\"seq\":1,\"type\":\"a\",\"time_ms\":250,\"time\":\"y\"}]}";
+    const char *t3 = "{\"events\":[{\"seq\":1,\"type\":\"b\",\"time_ms\":100,\"time\":\"x\"}]}";
+    CU_ASSERT_EQUAL(events_verdict(t1, t2, msg, sizeof msg), 0);
+    CU_ASSERT_EQUAL(events_verdict(t1, t3, msg, sizeof msg), 1);
+    /* A hole (seq 2 missing before seq 3) is not lagging behind. */
+    const char *hole = "{\"events\":[{\"seq\":1,\"type\":\"a\"},{\"seq\":3,\"type\":\"c\"}]}";
+    CU_ASSERT_EQUAL(events_verdict(n0, hole, msg, sizeof msg), 1);
+    CU_ASSERT(strstr(msg, "lacks seq 2") != NULL);
+    CU_ASSERT_EQUAL(events_verdict(hole, n0, msg, sizeof msg), 1);
     CU_ASSERT_EQUAL(events_verdict(n0, "{\"events\":5}", msg, sizeof msg), -1);
     CU_ASSERT_EQUAL(events_verdict(n0, "{\"events\":[", msg, sizeof msg), -1);
 }
@@ -503,7 +848,18 @@ int main(int argc, char **argv)
         { "conflicting_cas_must_have_seen_another_state",
           test_conflicting_cas_must_have_seen_another_state },
         { "cas_by_value_applies_only_on_match", test_cas_by_value_applies_only_on_match },
-        { "versions_must_count_applied_writes", test_versions_must_count_applied_writes },
+        { "read_version_must_be_the_last_writes_version",
+          test_read_version_must_be_the_last_writes_version },
+        { "versions_are_increasing_indexes_with_gaps",
+          test_versions_are_increasing_indexes_with_gaps },
+        { "write_version_going_backwards_is_violation",
+          test_write_version_going_backwards_is_violation },
+        { "cas_on_a_version_that_is_no_longer_current_is_violation",
+          test_cas_on_a_version_that_is_no_longer_current_is_violation },
+        { "unknown_write_leaves_a_version_only_known_to_be_larger",
+          test_unknown_write_leaves_a_version_only_known_to_be_larger },
+        { "unknown_cas_may_apply_on_a_guessed_version",
+          test_unknown_cas_may_apply_on_a_guessed_version },
         { "init_record_sets_the_initial_state", test_init_record_sets_the_initial_state },
         { "variables_are_checked_independently", test_variables_are_checked_independently },
         { "violation_reports_a_window_with_the_blocked_op",
@@ -512,6 +868,10 @@ int main(int argc, char **argv)
           test_search_gives_up_when_budget_is_exhausted },
         { "random_register_histories_are_linearizable",
           test_random_register_histories_are_linearizable },
+        { "unobserved_unknown_writes_may_never_apply",
+          test_unobserved_unknown_writes_may_never_apply },
+        { "observed_unknown_writes_cannot_unhappen", test_observed_unknown_writes_cannot_unhappen },
+        { "reductions_agree_with_the_plain_search", test_reductions_agree_with_the_plain_search },
         { "parser_rejects_malformed_lines", test_parser_rejects_malformed_lines },
         { "parser_keeps_nanosecond_timestamps_exact",
           test_parser_keeps_nanosecond_timestamps_exact },
@@ -520,6 +880,8 @@ int main(int argc, char **argv)
         { "checkpoint_versions_must_not_go_backwards",
           test_checkpoint_versions_must_not_go_backwards },
         { "event_logs_must_agree_on_common_seqs", test_event_logs_must_agree_on_common_seqs },
+        { "event_log_gap_left_by_snapshot_install_is_not_divergence",
+          test_event_log_gap_left_by_snapshot_install_is_not_divergence },
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = { { "lincheck", NULL, NULL, NULL, NULL, tests }, CU_SUITE_INFO_NULL };
