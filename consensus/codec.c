@@ -335,6 +335,7 @@ int consensus_cmd_encode(const consensus_cmd *cmd, void *(*alloc_fn)(size_t), vo
     Mabeam__AgentMoveBatch amb = MABEAM__AGENT_MOVE_BATCH__INIT;
     Mabeam__AgentItem *items = NULL, **item_ptrs = NULL;
     int rc = MB_OK;
+    cs_coord_pb coord_pb; /* coordination (piece: agents/coord) */
 
     *buf = NULL;
     *len = 0;
@@ -515,6 +516,8 @@ int consensus_cmd_encode(const consensus_cmd *cmd, void *(*alloc_fn)(size_t), vo
         }
         break;
     default:
+        if (cs_coord_cmd_to_pb(cmd, &c, &coord_pb) == 0)
+            break; /* coordination (piece: agents/coord) */
         return mb_errorf(err, MB_EINVAL, "unknown command kind %d", (int)cmd->kind);
     }
     size_t n = mabeam__command__get_packed_size(&c);
@@ -563,6 +566,8 @@ void consensus_cmd_free(consensus_cmd *cmd)
             free(cmd->items[i].blob);
         }
     free(cmd->items);
+    free(cmd->coord.name); /* coordination (piece: agents/coord) */
+    free(cmd->coord.holder);
     memset(cmd, 0, sizeof(*cmd));
 }
 
@@ -806,6 +811,10 @@ int consensus_cmd_decode(const void *buf, size_t len, consensus_cmd *out, mb_err
             goto out;
         break;
     default:
+        if ((rc = cs_coord_cmd_from_pb(c, &d, &ok, err)) == 0)
+            break; /* coordination (piece: agents/coord) */
+        if (rc > 0)
+            goto out;
         rc = mb_errorf(err, MB_EPROTO, "command has no known body");
         goto out;
     }

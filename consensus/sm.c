@@ -44,6 +44,7 @@ struct consensus_sm {
     uint32_t dd_head, dd_n;
     int32_t *dd_buckets;
     uint32_t dd_nbuckets;
+    cs_coord *coord; /* leases, barriers, elections (piece: agents/coord) */
 };
 
 /* ---------------- effects ---------------- */
@@ -131,6 +132,25 @@ static int fx_event(consensus_effects *fx, const char *type, const char *subject
     if (payload == NULL)
         return MB_ENOMEM;
     return fx_push(fx, CONSENSUS_FX_EVENT, type, subject, payload, version, 0, 0, 0);
+}
+
+/* coordination (piece: agents/coord): sm.c's helpers for consensus/coord.c */
+int cs_fx_push(consensus_effects *fx, int kind, const char *type, const char *subject,
+               char *payload, uint64_t version, uint64_t node_id, uint64_t generation)
+{
+    return fx_push(fx, (consensus_effect_kind)kind, type, subject, payload, version, 0, node_id,
+                   generation);
+}
+
+int cs_fx_event(consensus_effects *fx, const char *type, const char *subject, cJSON *obj,
+                uint64_t version)
+{
+    return fx_event(fx, type, subject, obj, version);
+}
+
+cs_coord *cs_sm_coord(const consensus_sm *sm)
+{
+    return sm->coord;
 }
 
 /* ---------------- table helpers ---------------- */
@@ -349,7 +369,7 @@ static consensus_sm *sm_alloc(uint32_t dedup_capacity)
     consensus_sm *sm = calloc(1, sizeof(*sm));
     if (sm == NULL)
         return NULL;
-    if (dd_alloc(sm, dedup_capacity) != MB_OK) {
+    if (dd_alloc(sm, dedup_capacity) != MB_OK || (sm->coord = cs_coord_new()) == NULL) {
         consensus_sm_free(sm);
         return NULL;
     }
@@ -387,6 +407,7 @@ void consensus_sm_free(consensus_sm *sm)
             free(sm->dd[i].msg);
     free(sm->dd);
     free(sm->dd_buckets);
+    cs_coord_free(sm->coord);
     free(sm);
 }
 
@@ -410,6 +431,11 @@ static int ident_check(const char *what, const char *s, mb_error *err)
             return mb_errorf(err, MB_EINVAL, "%s has a character that is not printable ASCII",
                              what);
     return MB_OK;
+}
+
+int cs_ident_check(const char *what, const char *s, mb_error *err)
+{
+    return ident_check(what, s, err);
 }
 
 static const char *str_or_empty(const char *s)
@@ -729,6 +755,8 @@ static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *e
                          c->voter);
     }
     default:
+        if (cs_coord_is_cmd(c->kind)) /* coordination (piece: agents/coord) */
+            return cs_coord_check(sm, c, err);
         return mb_errorf(err, MB_EINVAL, "unknown command kind %d", (int)c->kind);
     }
 }
@@ -1267,6 +1295,9 @@ static int exec_agent(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
             cJSON_Delete(o);
             o = NULL;
         }
+        /* coordination (piece: agents/coord): a new generation holds nothing */
+        if ((rc = cs_coord_agent_gone(sm, index, a, "reassigned", fx)) != MB_OK)
+            return rc;
         if ((rc = fx_event(fx, "agent.reassign", a->id, o, index)) != MB_OK ||
             (rc = fx_push(fx, CONSENSUS_FX_AGENT_STOP, NULL, a->id, NULL, index, 0, a->node,
                           a->generation)) != MB_OK ||
@@ -1309,6 +1340,11 @@ static int exec_agent(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
         if ((a->status == CONSENSUS_AGENT_CRASHED || a->status == CONSENSUS_AGENT_STOPPED) &&
             (rc = props_voter_left(sm, index, a->id, fx)) != MB_OK)
             return rc;
+        if ((a->status == CONSENSUS_AGENT_CRASHED || a->status == CONSENSUS_AGENT_STOPPED) &&
+            (rc = cs_coord_agent_gone(sm, index, a,
+                                      a->status == CONSENSUS_AGENT_CRASHED ? "crashed" : "stopped",
+                                      fx)) != MB_OK) /* coordination (piece: agents/coord) */
+            return rc;
         break;
     }
     case CONSENSUS_CMD_AGENT_REMOVE:
@@ -1318,6 +1354,8 @@ static int exec_agent(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
             return rc;
         if ((rc = props_voter_left(sm, index, a->id, fx)) != MB_OK)
             return rc;
+        if ((rc = cs_coord_agent_gone(sm, index, a, "removed", fx)) != MB_OK)
+            return rc; /* coordination (piece: agents/coord) */
         arr_remove((void **)sm->agents, &sm->n_agents, pos);
         agent_free(a);
         break;
@@ -1365,7 +1403,10 @@ static int exec_agent_batch(consensus_sm *sm, uint64_t index, const consensus_cm
                 return rc;
             a->status = it->status;
             if ((a->status == CONSENSUS_AGENT_CRASHED || a->status == CONSENSUS_AGENT_STOPPED) &&
-                (rc = props_voter_left(sm, index, a->id, fx)) != MB_OK)
+                ((rc = props_voter_left(sm, index, a->id, fx)) != MB_OK ||
+                 (rc = cs_coord_agent_gone(
+                      sm, index, a, a->status == CONSENSUS_AGENT_CRASHED ? "crashed" : "stopped",
+                      fx)) != MB_OK))
                 return rc;
             break;
         }
@@ -1398,6 +1439,12 @@ static int exec_agent_batch(consensus_sm *sm, uint64_t index, const consensus_cm
             if (!built) {
                 cJSON_Delete(o);
                 o = NULL;
+            }
+            /* coordination: a new generation holds nothing */
+            if (move && (rc = cs_coord_agent_gone(sm, index, a, "reassigned", fx)) != MB_OK) {
+                cJSON_Delete(o);
+                free(blob);
+                return rc;
             }
             if ((rc = fx_event(fx, move ? "agent.reassign" : "agent.checkpoint", a->id, o,
                                index)) != MB_OK) {
@@ -1461,6 +1508,8 @@ static int exec_cmd(consensus_sm *sm, uint64_t index, const consensus_cmd *c, co
         return rc;
     }
     default:
+        if (cs_coord_is_cmd(c->kind)) /* coordination (piece: agents/coord) */
+            return cs_coord_exec(sm, index, c, res, fx);
         return exec_agent(sm, index, c, res, fx);
     }
 }
@@ -1679,6 +1728,7 @@ int consensus_sm_snapshot(const consensus_sm *sm, void *(*alloc_fn)(size_t), voi
     Mabeam__Proposal **pptr = calloc(sm->n_props + 1, sizeof(*pptr));
     Mabeam__Value *ppval = calloc(sm->n_props + 1, sizeof(*ppval));
     uint32_t *pvotes = calloc(total_voters + 1, sizeof(uint32_t));
+    void *coord_scratch = NULL;
 
     *buf = NULL;
     *len = 0;
@@ -1789,6 +1839,8 @@ int consensus_sm_snapshot(const consensus_sm *sm, void *(*alloc_fn)(size_t), voi
     }
     s.n_proposals = sm->n_props;
     s.proposals = pptr;
+    if (cs_coord_snapshot_pb(sm->coord, &s, &coord_scratch) != MB_OK)
+        goto out; /* coordination (piece: agents/coord) */
 
     size_t body = mabeam__snapshot__get_packed_size(&s);
     uint8_t *out = alloc_fn(SNAP_HEADER + body);
@@ -1816,6 +1868,7 @@ out:
     free(pptr);
     free(ppval);
     free(pvotes);
+    cs_coord_snapshot_done(coord_scratch);
     if (rc != MB_OK)
         mb_errorf(err, rc, "encode snapshot");
     return rc;
@@ -2051,6 +2104,8 @@ int consensus_sm_restore(const void *buf, size_t len, consensus_sm **out, mb_err
     for (size_t i = 0; i < s->n_proposals; i++)
         if ((rc = restore_prop(sm, s->proposals[i], err)) != MB_OK)
             goto out;
+    if ((rc = cs_coord_restore_pb(sm, s, err)) != MB_OK)
+        goto out; /* coordination (piece: agents/coord) */
     rc = MB_ECORRUPT;
     uint64_t prev = 0;
     for (size_t i = 0; i < s->n_dedup; i++) {

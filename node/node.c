@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "node/api_mailbox.h"
+#include "node/coord.h"
 #include "node/node_log.h"
 #include "node/proc_stats.h"
 #include "node/services.h"
@@ -521,6 +523,8 @@ int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err)
 
     if ((rv = repl_open(n, err)) != MB_OK)
         return rv;
+    if ((rv = node_coord_start(n, err)) != MB_OK) /* piece: agents/coord */
+        return rv;
     {
         /* Not fatal (out of memory only): agents then get MB_EUNAVAIL. */
         mb_error ce;
@@ -569,6 +573,7 @@ void node_stop(node *n)
      * transfer, raft close, mesh close; completes while node_close runs
      * the loop. */
     placement_close(n->placement); /* before replication: it submits through it */
+    node_coord_stop(n);            /* piece: agents/coord */
     repl_close(n->repl);
     /* After repl_close (its MB_ECLOSED results reach agents' writes),
      * before the agents stop. */
@@ -577,6 +582,7 @@ void node_stop(node *n)
         unlink(n->addr_file);
     /* Agents end before storage closes; their last events are written. */
     node_services_stop(n->services);
+    api_mailbox_close(n); /* after the agents: reply agents use it */
     if (n->cfg_subscribed) {
         nc_config_unsubscribe(n->cfg, n->cfg_sub_id);
         n->cfg_subscribed = 0;
@@ -607,7 +613,9 @@ int node_close(node *n)
         }
         if (n->cfg_subscribed)
             nc_config_unsubscribe(n->cfg, n->cfg_sub_id);
+        node_coord_stop(n); /* piece: agents/coord */
         node_services_stop(n->services);
+        api_mailbox_close(n);
         if (n->handles_open) {
             uv_close((uv_handle_t *)&n->sig_term, handle_closed_cb);
             uv_close((uv_handle_t *)&n->sig_int, handle_closed_cb);

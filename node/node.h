@@ -28,6 +28,8 @@ struct cfg_watcher;
 struct node_services; /* node/services.h: the agent runtime and its services */
 struct repl;
 struct var_watcher;
+struct node_coord;
+struct api_mailbox;
 
 typedef struct node {
     uv_loop_t loop;
@@ -73,6 +75,8 @@ typedef struct node {
     struct node_cluster *cluster;     /* agents' cluster ops (node/cluster_ops.c) */
     struct placement *placement;      /* cluster agents (node/placement.c) */
     struct var_watcher *var_watchers; /* parked variable watches (api_vars.c) */
+    struct node_coord *coord;         /* lease/barrier expiry (node/coord.c) */
+    struct api_mailbox *mailbox;      /* sender of API messages (node/api_mailbox.c) */
 } node;
 
 /* Open the node: take the data directory lock, open storage, register

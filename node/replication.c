@@ -1,6 +1,7 @@
 /* node/replication.c: raft + mesh wired into mabeamd (see replication.h
  * and docs/variables.md). */
 #include "node/replication.h"
+#include "node/coord.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -655,6 +656,16 @@ void repl_read(repl *r, api_call *c, const char *name, repl_done_fn done, void *
 const consensus_sm *repl_sm(const repl *r)
 {
     return consensus_raft_sm(r->raft);
+}
+
+/* coordination (piece: agents/coord) */
+int repl_is_leader(const repl *r)
+{
+    consensus_status st;
+    if (r == NULL || r->closing)
+        return 0;
+    consensus_raft_status(r->raft, &st);
+    return st.role == CONSENSUS_LEADER;
 }
 
 mesh *repl_mesh(repl *r)
@@ -1426,6 +1437,7 @@ static void on_effects(void *arg, uint64_t index, const consensus_effects *fx)
             node_cluster_var_changed(n->cluster, e->subject, e->version); /* agents' watches */
         }
     }
+    node_coord_effects(n, fx); /* coordination (piece: agents/coord) */
 }
 
 static void on_status(void *arg, const consensus_status *st)

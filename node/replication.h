@@ -37,6 +37,8 @@ void repl_close(repl *r);
 /* The local state machine (stale-local reads; borrowed). */
 const consensus_sm *repl_sm(const repl *r);
 
+/* Whether this node is the raft leader now (0 for NULL or closing). */
+int repl_is_leader(const repl *r);
 /* Followers learn that an entry committed only from the leader's next
  * append, and libraft 0.15 sends none when the commit index moves: they
  * would apply a change up to one heartbeat late. On the leader, this
