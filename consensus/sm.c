@@ -1684,13 +1684,10 @@ static int exec_agent_batch(consensus_sm *sm, uint64_t index, const consensus_cm
                 return rc;
             a->status = it->status;
             if ((a->status == CONSENSUS_AGENT_CRASHED || a->status == CONSENSUS_AGENT_STOPPED) &&
-                (rc = props_voter_left(sm, index, a->id, fx)) != MB_OK)
-                return rc;
-            /* coordination (merged with placement's batches): as AGENT_STATUS */
-            if ((a->status == CONSENSUS_AGENT_CRASHED || a->status == CONSENSUS_AGENT_STOPPED) &&
-                (rc = cs_coord_agent_gone(
-                     sm, index, a, a->status == CONSENSUS_AGENT_CRASHED ? "crashed" : "stopped",
-                     fx)) != MB_OK)
+                ((rc = props_voter_left(sm, index, a->id, fx)) != MB_OK ||
+                 (rc = cs_coord_agent_gone(
+                      sm, index, a, a->status == CONSENSUS_AGENT_CRASHED ? "crashed" : "stopped",
+                      fx)) != MB_OK))
                 return rc;
             break;
         }
@@ -1724,18 +1721,18 @@ static int exec_agent_batch(consensus_sm *sm, uint64_t index, const consensus_cm
                 cJSON_Delete(o);
                 o = NULL;
             }
+            /* coordination: a new generation holds nothing */
+            if (move && (rc = cs_coord_agent_gone(sm, index, a, "reassigned", fx)) != MB_OK) {
+                cJSON_Delete(o);
+                free(blob);
+                return rc;
+            }
             if ((rc = fx_event(fx, move ? "agent.reassign" : "agent.checkpoint", a->id, o,
                                index)) != MB_OK) {
                 free(blob);
                 return rc;
             }
             if (move) {
-                /* coordination (merged with placement's batches): as
-                 * AGENT_REASSIGN, a new generation holds nothing */
-                if ((rc = cs_coord_agent_gone(sm, index, a, "reassigned", fx)) != MB_OK) {
-                    free(blob);
-                    return rc;
-                }
                 a->node = next.node;
                 a->generation = next.generation;
                 a->restarts = next.restarts;

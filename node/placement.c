@@ -11,7 +11,7 @@
 #include "node/services.h"
 
 #define TICK_MS           20
-#define FULL_PASS_MS      250 /* reconcile at least this often without new entries */
+#define FULL_PASS_MS      100 /* reconcile at least this often without new entries */
 #define FAILOVER_MS       50  /* leader: how often peers' liveness is compared with the table */
 #define BACKOFF_MIN_MS    100
 #define BACKOFF_MAX_MS    5000
@@ -29,9 +29,11 @@ typedef struct copy {
     int crashed; /* ended without being asked: restart at restart_at */
     uint64_t restart_at;
     unsigned crashes;
-    int draining;    /* asked to checkpoint and stop (drain) */
-    int mark;        /* reconcile sweep */
-    int has_pending; /* newest checkpoint not yet replicated */
+    int draining;         /* asked to checkpoint and stop (drain) */
+    int crash_unreported; /* ended on its own: report CRASHED before restarting */
+    int crash_reporting;  /* ... in the status batch in flight */
+    int mark;             /* reconcile sweep */
+    int has_pending;      /* newest checkpoint not yet replicated */
     void *pending;
     size_t pending_len;
     int has_final; /* drain: the checkpoint taken right before the stop */
@@ -445,6 +447,17 @@ static void status_done_cb(void *arg, const consensus_result *res)
     placement *p = arg;
     p->inflight--;
     p->status_busy = 0;
+    if (!p->closing) {
+        /* Applied (or refused for good): the crash is on record. */
+        int applied = res->code == MB_OK || res->code == MB_ECONFLICT;
+        FOR_EACH_COPY(p, c, next)
+        {
+            (void)next;
+            if (c->crash_reporting && applied)
+                c->crash_unreported = 0;
+            c->crash_reporting = 0;
+        }
+    }
     if (res->code != MB_OK && res->code != MB_ECONFLICT && !p->closing)
         NC_LOGKV(p->n->log, NC_LOG_DEBUG, "placement", "status report not applied",
                  NC_F_STR("code", mb_errname(res->code)), NC_F_STR("error", res->msg));
@@ -467,14 +480,17 @@ static void report_status(placement *p, const consensus_sm *sm)
         if (c == NULL || c->generation != a->generation || c->draining)
             continue;
         consensus_agent_status want;
-        if (c->alive)
+        if (c->crash_unreported)
+            want = CONSENSUS_AGENT_CRASHED; /* even if already marked: one per crash */
+        else if (c->alive)
             want = CONSENSUS_AGENT_RUNNING;
         else if (c->crashed && c->crashes > 0)
             want = CONSENSUS_AGENT_CRASHED;
         else
             continue;
-        if (want == a->status || a->status == CONSENSUS_AGENT_STOPPED)
+        if (a->status == CONSENSUS_AGENT_STOPPED || (want == a->status && !c->crash_unreported))
             continue;
+        c->crash_reporting = c->crash_unreported;
         if (items == NULL && (items = calloc(CONSENSUS_BATCH_MAX, sizeof(*items))) == NULL)
             return;
         items[n++] =
@@ -646,12 +662,13 @@ static void reconcile(placement *p, const consensus_sm *sm)
         if (c->alive && !copy_running(p, c)) {
             c->alive = 0;
             c->crashed = 1;
+            c->crash_unreported = 1;
             c->crashes++;
             c->restart_at = now + backoff_ms(c->crashes);
             NC_LOGKV(p->n->log, NC_LOG_WARN, "placement", "cluster agent ended; restarting",
                      NC_F_STR("agent", a->id), NC_F_U64("in_ms", backoff_ms(c->crashes)));
         }
-        if (!c->alive && c->crashed && now >= c->restart_at && !draining)
+        if (!c->alive && c->crashed && !c->crash_unreported && now >= c->restart_at && !draining)
             copy_start(p, c, a);
     }
     FOR_EACH_COPY(p, c, next)
