@@ -17,6 +17,8 @@ struct consensus_fsm {
     void *cb_arg;
     uint64_t skip_through;
     consensus_result last;
+    consensus_applied_cb applied_cb; /* raft-perf: per-entry result hook */
+    void *applied_arg;
 };
 
 #define ENTRY_MAGIC "MBE1"
@@ -82,6 +84,10 @@ static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, voi
     if (f->cb != NULL && f->fx.n > 0 && index > f->skip_through)
         f->cb(f->cb_arg, index, &f->fx);
     consensus_effects_clear(&f->fx);
+    /* Per-entry results: one raft_apply may carry many entries, and raft
+     * calls its request callback for the first entry only. */
+    if (f->applied_cb != NULL)
+        f->applied_cb(f->applied_arg, index, &f->last);
     /* The result lives in the adapter: raft hands it to the leader's apply
      * callback right away and drops it on followers. */
     *result = &f->last;
@@ -180,6 +186,12 @@ void consensus_fsm_attach(consensus_fsm *f, struct raft *r)
 const consensus_sm *consensus_fsm_sm(const consensus_fsm *f)
 {
     return f->sm;
+}
+
+void consensus_fsm_set_applied_cb(consensus_fsm *f, consensus_applied_cb cb, void *arg)
+{
+    f->applied_cb = cb;
+    f->applied_arg = arg;
 }
 
 const consensus_result *consensus_fsm_last_result(const consensus_fsm *f)

@@ -84,6 +84,15 @@ struct repl {
     uint64_t join_id;
     char join_mesh[320], join_api[300], join_raft[CONSENSUS_ADDR_MAX + 1];
     uint64_t applied; /* highest index applied locally with effects */
+    /* raft-perf (membership edges): voters seen down by this leader, since
+     * when (loop ms), and the demotion in flight. */
+    struct down_voter {
+        uint64_t id;
+        uint64_t since_ms;
+    } down_voters[16];
+    unsigned n_down_voters;
+    int demote_inflight;
+    uint64_t demote_id;
 };
 
 static node *N(repl *r)
@@ -1168,7 +1177,7 @@ static void promote_done(void *arg, const consensus_result *res)
 static void maybe_promote(repl *r, const consensus_status *st)
 {
     unsigned max = (unsigned)nc_config_int(r->n->cfg, NC_CFG_MAX_VOTERS);
-    if (r->promote_inflight || st->voters >= max || r->join_srv_busy)
+    if (r->promote_inflight || r->demote_inflight || st->voters >= max || r->join_srv_busy)
         return;
     const consensus_sm *sm = consensus_raft_sm(r->raft);
     for (size_t i = 0; i < consensus_sm_node_count(sm); i++) {
@@ -1184,6 +1193,97 @@ static void maybe_promote(repl *r, const consensus_status *st)
         if (consensus_raft_promote(r->raft, cn->id, promote_done, r, &now) != MB_OK)
             r->promote_inflight = 0;
         return;
+    }
+}
+
+/* ---- dead voter replacement (leader; raft-perf, membership edges) ---- */
+
+static void demote_node_done(void *arg, const consensus_result *res)
+{
+    repl *r = arg;
+    r->demote_inflight = 0;
+    if (res->code != MB_OK)
+        rlog(r, NC_LOG_WARN, "cannot record a demotion", "error", res->msg);
+}
+
+static void demote_done(void *arg, const consensus_result *res)
+{
+    repl *r = arg;
+    if (res->code != MB_OK || r->closing) {
+        if (res->code != MB_OK)
+            rlog(r, NC_LOG_WARN, "cannot demote a dead voter", "error", res->msg);
+        r->demote_inflight = 0;
+        return;
+    }
+    NC_LOGKV(r->n->log, NC_LOG_WARN, "cluster", "dead voter demoted to standby",
+             NC_F_U64("id", r->demote_id));
+    consensus_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.kind = CONSENSUS_CMD_NODE_UPDATE;
+    cmd.node.id = r->demote_id;
+    cmd.node.role = CONSENSUS_ROLE_STANDBY;
+    cmd.node_fields = CONSENSUS_NODE_SET_ROLE;
+    void *buf = NULL;
+    size_t len = 0;
+    mb_error e;
+    mb_error_clear(&e);
+    consensus_result now;
+    memset(&now, 0, sizeof(now));
+    if (consensus_cmd_encode(&cmd, NULL, &buf, &len, &e) != MB_OK ||
+        consensus_raft_propose(r->raft, buf, len, demote_node_done, r, &now) != MB_OK)
+        r->demote_inflight = 0;
+    free(buf);
+}
+
+/* Leader: a voter the failure detector has shown down for at least
+ * voter_replace_after, while a live standby exists, is demoted to standby;
+ * maybe_promote then promotes the standby (voters back to max_voters).
+ * Demoting first keeps every step a single raft configuration change. The
+ * "down since" clock is this leader's own: a new leader starts it anew. */
+static void maybe_replace_dead_voter(repl *r)
+{
+    int64_t after = nc_config_duration_ms(r->n->cfg, NC_CFG_VOTER_REPLACE_AFTER);
+    if (after <= 0 || r->promote_inflight || r->demote_inflight || r->join_srv_busy)
+        return;
+    const consensus_sm *sm = consensus_raft_sm(r->raft);
+    uint64_t now = uv_now(&r->n->loop);
+    int live_standby = 0;
+    uint64_t victim = 0;
+    unsigned n_down = 0;
+    struct down_voter down[sizeof(r->down_voters) / sizeof(r->down_voters[0])];
+    for (size_t i = 0; i < consensus_sm_node_count(sm); i++) {
+        const consensus_node *cn = consensus_sm_node_at(sm, i);
+        fd_peer_view pv;
+        if (cn->id == r->id || mesh_peer(r->m, cn->id, &pv) != MB_OK)
+            continue;
+        if (cn->role == CONSENSUS_ROLE_STANDBY) {
+            live_standby |= pv.status == CLUSTER_PEER_ALIVE;
+            continue;
+        }
+        if (pv.status != CLUSTER_PEER_DOWN || n_down == sizeof(down) / sizeof(down[0]))
+            continue;
+        down[n_down].id = cn->id;
+        down[n_down].since_ms = now;
+        for (unsigned k = 0; k < r->n_down_voters; k++)
+            if (r->down_voters[k].id == cn->id)
+                down[n_down].since_ms = r->down_voters[k].since_ms;
+        if (victim == 0 && now - down[n_down].since_ms >= (uint64_t)after)
+            victim = cn->id;
+        n_down++;
+    }
+    memcpy(r->down_voters, down, n_down * sizeof(down[0]));
+    r->n_down_voters = n_down;
+    if (victim == 0 || !live_standby)
+        return;
+    consensus_result res;
+    memset(&res, 0, sizeof(res));
+    NC_LOGKV(r->n->log, NC_LOG_WARN, "cluster", "demoting a voter that has been down too long",
+             NC_F_U64("id", victim));
+    r->demote_id = victim;
+    r->demote_inflight = 1;
+    if (consensus_raft_demote(r->raft, victim, demote_done, r, &res) != MB_OK) {
+        r->demote_inflight = 0;
+        rlog(r, NC_LOG_WARN, "cannot demote a dead voter", "error", res.msg);
     }
 }
 
@@ -1229,6 +1329,9 @@ static void tick_cb(uv_timer_t *t)
         try_join(r);
     } else if (st.role == CONSENSUS_LEADER && !r->closing) {
         maybe_promote(r, &st);
+        maybe_replace_dead_voter(r);
+    } else {
+        r->n_down_voters = 0; /* the clock restarts with the next term as leader */
     }
 }
 

@@ -113,6 +113,12 @@ static const nc_config_key schema[NC_CFG_COUNT_] = {
                             NULL, NULL,
                             "Raft voters the leader promotes joining nodes to (3 or 5 usual); "
                             "further nodes are standbys." },
+    [NC_CFG_VOTER_REPLACE_AFTER] = { NC_CFG_VOTER_REPLACE_AFTER, "voter_replace_after",
+                                     NC_CT_DURATION, "30s", false, false, 0, 7 * MS_PER_DAY, NULL,
+                                     NULL,
+                                     "A voter the failure detector has held down this long is "
+                                     "demoted to standby when a live standby can take its place; "
+                                     "0 never replaces." },
 };
 
 const nc_config_key *nc_config_schema(void)
