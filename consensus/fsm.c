@@ -117,17 +117,24 @@ static int fsm_restore_cb(struct raft_fsm *fsm, struct raft_buffer *buf)
     int rc = consensus_sm_restore(buf->base, buf->len, &sm, &e);
     if (rc != MB_OK)
         return rc == MB_ENOMEM ? RAFT_NOMEM : RAFT_CORRUPT;
+    /* The event log of this node holds the effects of entries up to the
+     * old state's index (or what the shell said it already has). */
+    uint64_t had = consensus_sm_applied_index(f->sm);
+    if (had < f->skip_through)
+        had = f->skip_through;
     consensus_sm_free(f->sm);
     f->sm = sm;
     raft_free(buf->base);
     uint64_t index = consensus_sm_applied_index(sm);
-    if (f->cb != NULL && index > f->skip_through) {
-        /* Entries up to `index` were not applied here one by one: tell the
-         * shell that its event log has a gap up to this index. */
+    if (f->cb != NULL && index > had) {
+        /* Entries had+1..index were not applied here one by one: their
+         * events are not in this node's event log. Say so with a marker
+         * event at `index` (docs/consensus.md, "Snapshot installs"). */
         consensus_effects fx;
         consensus_effects_init(&fx);
-        char payload[64];
-        snprintf(payload, sizeof(payload), "{\"applied_index\":%llu}", (unsigned long long)index);
+        char payload[96];
+        snprintf(payload, sizeof(payload), "{\"from_index\":%llu,\"applied_index\":%llu}",
+                 (unsigned long long)had + 1, (unsigned long long)index);
         consensus_effect e1 = { .kind = CONSENSUS_FX_EVENT,
                                 .type = (char *)"state.restore",
                                 .subject = (char *)"",

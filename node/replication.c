@@ -1493,6 +1493,8 @@ int repl_open(node *n, mb_error *err)
         .quorum_timeout_ms = (unsigned)r->write_timeout_ms,
         .monitor_interval_ms = 20,
         .max_voters = (unsigned)nc_config_int(n->cfg, NC_CFG_MAX_VOTERS),
+        .snapshot_threshold = (unsigned)nc_config_int(n->cfg, NC_CFG_SNAPSHOT_THRESHOLD),
+        .snapshot_trailing = (unsigned)nc_config_int(n->cfg, NC_CFG_SNAPSHOT_TRAILING),
         .on_effects = on_effects,
         .effects_arg = r,
         .skip_effects_through = skip,
