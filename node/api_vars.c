@@ -309,6 +309,7 @@ static int query_var_events(node *n, const char *name, uint64_t from_seq, size_t
         .newest_first = newest_first,
         .cursor = cursor,
     };
+    repl_flush_events(n->repl);
     return node_log_query(n->store, 1, &q, collect_cb, col, next, e);
 }
 

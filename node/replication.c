@@ -93,6 +93,20 @@ struct repl {
     unsigned n_down_voters;
     int demote_inflight;
     uint64_t demote_id;
+    /* raft-perf: events of the entries applied in this loop iteration,
+     * written to the event log in one storage batch (with the applied
+     * index) from a check handle; watchers are woken after that write. */
+    storage_event *evq;
+    size_t evq_n, evq_cap;
+    struct watch_note {
+        char *name;
+    } * wq;
+    size_t wq_n, wq_cap;
+    uint64_t evq_index; /* highest applied index in the batch */
+    int evq_dirty;      /* something to write (events or the index) */
+    uv_check_t evq_check;
+    uv_idle_t evq_idle; /* active while dirty: the loop must not block */
+    int evq_handles;
 };
 
 static node *N(repl *r)
@@ -1337,49 +1351,141 @@ static void tick_cb(uv_timer_t *t)
 
 /* ---- raft and mesh callbacks ---- */
 
+/* Write the queued events and the applied index in one storage batch, then
+ * wake the watchers of the variables they changed. */
+static void flush_events(repl *r)
+{
+    if (!r->evq_dirty)
+        return;
+    node *n = r->n;
+    uint64_t be = 0;
+    for (int i = 0; i < 8; i++)
+        ((unsigned char *)&be)[i] = (unsigned char)(r->evq_index >> (56 - 8 * i));
+    mb_error err;
+    mb_error_clear(&err);
+    if (storage_append_meta(n->store, r->evq, r->evq_n, META_APPLIED, &be, sizeof(be), &err) !=
+        MB_OK)
+        rlog(r, NC_LOG_ERROR, "cannot append replicated events", "error", err.msg);
+    for (size_t i = 0; i < r->evq_n; i++)
+        free((void *)r->evq[i].type); /* one block per event */
+    r->evq_n = 0;
+    r->evq_dirty = 0;
+    if (r->evq_handles)
+        uv_idle_stop(&r->evq_idle);
+    /* Notify after the write: a watcher reads the log. Take the list
+     * first: a notification may answer calls that apply nothing, but keep
+     * the list consistent anyway. */
+    size_t wn = r->wq_n;
+    r->wq_n = 0;
+    for (size_t i = 0; i < wn; i++) {
+        char *name = r->wq[i].name;
+        int dup = 0;
+        for (size_t k = 0; k < i && !dup; k++)
+            dup = r->wq[k].name != NULL && strcmp(r->wq[k].name, name) == 0;
+        if (!dup)
+            api_vars_notify(n, name, 0);
+    }
+    for (size_t i = 0; i < wn; i++)
+        free(r->wq[i].name);
+}
+
+void repl_flush_events(repl *r)
+{
+    if (r != NULL)
+        flush_events(r);
+}
+
+static void evq_check_cb(uv_check_t *h)
+{
+    flush_events(h->data);
+}
+
+static void evq_idle_cb(uv_idle_t *h)
+{
+    flush_events(h->data);
+}
+
+/* Queue one event (strings copied into one block owned by the queue). */
+static int evq_push(repl *r, uint64_t seq, const char *type, const char *subject,
+                    const char *payload, int64_t now)
+{
+    if (r->evq_n == r->evq_cap) {
+        size_t ncap = r->evq_cap != 0 ? r->evq_cap * 2 : 64;
+        storage_event *ne = realloc(r->evq, ncap * sizeof(*ne));
+        if (ne == NULL)
+            return MB_ENOMEM;
+        r->evq = ne;
+        r->evq_cap = ncap;
+    }
+    size_t tl = strlen(type) + 1, sl = strlen(subject) + 1;
+    size_t pl = payload != NULL ? strlen(payload) : 0;
+    char *blk = malloc(tl + sl + pl + 1);
+    if (blk == NULL)
+        return MB_ENOMEM;
+    memcpy(blk, type, tl);
+    memcpy(blk + tl, subject, sl);
+    if (pl > 0)
+        memcpy(blk + tl + sl, payload, pl);
+    blk[tl + sl + pl] = '\0';
+    r->evq[r->evq_n++] = (storage_event){
+        .seq = seq,
+        .type = blk,
+        .subject = blk + tl,
+        .time_ms = now,
+        .payload = pl > 0 ? blk + tl + sl : NULL,
+        .payload_len = pl,
+    };
+    return MB_OK;
+}
+
 static void on_effects(void *arg, uint64_t index, const consensus_effects *fx)
 {
     repl *r = arg;
-    node *n = r->n;
-    storage_event evs[64];
-    size_t k = 0;
     int64_t now = node_wall_ms();
-    uint64_t be = 0;
-    for (int i = 0; i < 8; i++)
-        ((unsigned char *)&be)[i] = (unsigned char)(index >> (56 - 8 * i));
+    /* Events of consecutive entries join one storage batch: the sequence
+     * order is the index order, so the batch stays increasing. */
     for (size_t i = 0; i < fx->n; i++) {
         const consensus_effect *e = &fx->items[i];
-        if (e->kind != CONSENSUS_FX_EVENT)
-            continue;
-        if (k == sizeof(evs) / sizeof(evs[0])) {
-            mb_error err;
-            mb_error_clear(&err);
-            if (storage_append(n->store, evs, k, &err) != MB_OK)
-                rlog(r, NC_LOG_ERROR, "cannot append replicated events", "error", err.msg);
-            k = 0;
+        if (e->kind == CONSENSUS_FX_EVENT) {
+            uint64_t seq =
+                index * REPL_SEQ_PER_ENTRY + (i < REPL_SEQ_PER_ENTRY ? i : REPL_SEQ_PER_ENTRY - 1);
+            if (evq_push(r, seq, e->type, e->subject != NULL ? e->subject : "", e->payload, now) !=
+                MB_OK) {
+                /* Out of memory: write what we have, then this one alone. */
+                flush_events(r);
+                storage_event one = { .seq = seq,
+                                      .type = e->type,
+                                      .subject = e->subject != NULL ? e->subject : "",
+                                      .time_ms = now,
+                                      .payload = e->payload,
+                                      .payload_len = e->payload != NULL ? strlen(e->payload) : 0 };
+                mb_error err;
+                mb_error_clear(&err);
+                if (storage_append(r->n->store, &one, 1, &err) != MB_OK)
+                    rlog(r, NC_LOG_ERROR, "cannot append replicated events", "error", err.msg);
+            }
+        } else if (e->kind == CONSENSUS_FX_WATCH && e->subject != NULL) {
+            if (r->wq_n == r->wq_cap) {
+                size_t ncap = r->wq_cap != 0 ? r->wq_cap * 2 : 16;
+                struct watch_note *nw = realloc(r->wq, ncap * sizeof(*nw));
+                if (nw != NULL) {
+                    r->wq = nw;
+                    r->wq_cap = ncap;
+                }
+            }
+            if (r->wq_n < r->wq_cap && (r->wq[r->wq_n].name = strdup(e->subject)) != NULL)
+                r->wq_n++;
         }
-        evs[k] = (storage_event){
-            .seq =
-                index * REPL_SEQ_PER_ENTRY + (i < REPL_SEQ_PER_ENTRY ? i : REPL_SEQ_PER_ENTRY - 1),
-            .type = e->type,
-            .subject = e->subject != NULL ? e->subject : "",
-            .time_ms = now,
-            .payload = e->payload,
-            .payload_len = e->payload != NULL ? strlen(e->payload) : 0,
-        };
-        k++;
     }
-    mb_error err;
-    mb_error_clear(&err);
-    if (storage_append_meta(n->store, evs, k, META_APPLIED, &be, sizeof(be), &err) != MB_OK)
-        rlog(r, NC_LOG_ERROR, "cannot append replicated events", "error", err.msg);
+    if (index > r->evq_index)
+        r->evq_index = index;
+    if (!r->evq_dirty && r->evq_handles)
+        uv_idle_start(&r->evq_idle, evq_idle_cb);
+    r->evq_dirty = 1;
     if (index > r->applied)
         r->applied = index;
-    for (size_t i = 0; i < fx->n; i++) {
-        const consensus_effect *e = &fx->items[i];
-        if (e->kind == CONSENSUS_FX_WATCH)
-            api_vars_notify(n, e->subject, e->version);
-    }
+    if (!r->evq_handles)
+        flush_events(r); /* before the loop handles exist (restore at open) */
 }
 
 static void on_status(void *arg, const consensus_status *st)
@@ -1545,6 +1651,12 @@ int repl_open(node *n, mb_error *err)
         consensus_raft_close(r->raft, NULL, NULL);
         goto fail;
     }
+    uv_check_init(&n->loop, &r->evq_check);
+    r->evq_check.data = r;
+    uv_idle_init(&n->loop, &r->evq_idle);
+    r->evq_idle.data = r;
+    uv_check_start(&r->evq_check, evq_check_cb);
+    r->evq_handles = 2;
     uv_timer_init(&n->loop, &r->tick);
     r->tick.data = r;
     r->tick_open = 1;
@@ -1566,28 +1678,45 @@ static void repl_free(repl *r)
         op_free(r->ops);
     }
     r->n->repl = NULL;
+    free(r->evq);
+    free(r->wq);
     free(r);
+}
+
+static void maybe_free(repl *r)
+{
+    if (r->raft_closed && !r->tick_open && r->evq_handles == 0)
+        repl_free(r);
 }
 
 static void tick_closed(uv_handle_t *h)
 {
     repl *r = h->data;
     r->tick_open = 0;
-    if (r->raft_closed)
-        repl_free(r);
+    maybe_free(r);
+}
+
+static void evq_closed(uv_handle_t *h)
+{
+    repl *r = h->data;
+    r->evq_handles--;
+    maybe_free(r);
 }
 
 static void mesh_closed(void *user)
 {
     repl *r = user;
     r->raft_closed = 1;
-    if (!r->tick_open)
-        repl_free(r);
+    maybe_free(r);
 }
 
 static void raft_closed(void *arg)
 {
     repl *r = arg;
+    /* Nothing is applied any more: write what is queued, then close. */
+    flush_events(r);
+    uv_close((uv_handle_t *)&r->evq_check, evq_closed);
+    uv_close((uv_handle_t *)&r->evq_idle, evq_closed);
     mesh_close(r->m, mesh_closed, r);
 }
 
