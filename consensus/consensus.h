@@ -440,6 +440,8 @@ typedef struct consensus_status {
     uint64_t applied_index;
     unsigned voters;
     unsigned pending; /* proposals waiting for their result */
+    /* wiring: last entry of this node's log (committed or not) */
+    uint64_t last_index;
 } consensus_status;
 
 typedef void (*consensus_status_cb)(void *arg, const consensus_status *st);

@@ -16,6 +16,7 @@
 #include "node/node_log.h"
 #include "node/proc_stats.h"
 #include "node/services.h"
+#include "node/cluster_ops.h"
 #include "node/replication.h"
 
 int64_t node_wall_ms(void)
@@ -519,6 +520,14 @@ int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err)
 
     if ((rv = repl_open(n, err)) != MB_OK)
         return rv;
+    {
+        /* Not fatal (out of memory only): agents then get MB_EUNAVAIL. */
+        mb_error ce;
+        mb_error_clear(&ce);
+        if (node_cluster_open(n, &ce) != MB_OK)
+            NC_LOGKV(n->log, NC_LOG_ERROR, "node", "cluster services for agents not started",
+                     NC_F_STR("error", ce.msg));
+    }
 
     write_addr_file(n);
     cJSON *p = cJSON_CreateObject();
@@ -557,6 +566,9 @@ void node_stop(node *n)
      * transfer, raft close, mesh close; completes while node_close runs
      * the loop. */
     repl_close(n->repl);
+    /* After repl_close (its MB_ECLOSED results reach agents' writes),
+     * before the agents stop. */
+    node_cluster_close(n->cluster);
     if (n->addr_file[0] != '\0')
         unlink(n->addr_file);
     /* Agents end before storage closes; their last events are written. */

@@ -70,6 +70,7 @@ typedef struct node {
     int stopping;
 
     struct repl *repl;                /* raft + mesh (node/replication.c) */
+    struct node_cluster *cluster;     /* agents' cluster ops (node/cluster_ops.c) */
     struct var_watcher *var_watchers; /* parked variable watches (api_vars.c) */
 } node;
 

@@ -2,6 +2,7 @@
  * and docs/variables.md). */
 #include "node/replication.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "cluster/cluster.h"
+#include "node/cluster_ops.h"
 #include "node/node.h"
 
 /* Mesh methods of this module. */
@@ -21,19 +23,29 @@ enum {
     M_LEAVE = MESH_METHOD_USER_MIN + 4,   /* {"id"} -> status */
 };
 
-#define TICK_MS        20
-#define RETRY_MS       40
-#define SLOW_TICK_MS   250
-#define STATUS_RPC_MS  600
-#define META_APPLIED   "raft.applied"
-#define ATTEMPT_MAX_MS 2000
+#define TICK_MS          20
+#define RETRY_MS         40
+#define SLOW_TICK_MS     250
+#define STATUS_RPC_MS    600
+#define META_APPLIED     "raft.applied"
+#define ATTEMPT_MAX_MS   2000
+#define NUDGE_RECHECK_MS 2
 
 typedef enum op_kind { OP_WRITE, OP_READ, OP_STATUS, OP_LEAVE } op_kind;
 
+/* An op's completion is owed to exactly one of: an API call (`call`,
+ * answered through `done`, deadline = the call's park) or an internal
+ * submitter (`scb`, repl_submit, deadline = `deadline`). Both are NULL
+ * once completed; the op then lives on only until its outstanding
+ * callbacks have come back (op_idle). */
 typedef struct op {
     struct op *next, *prev;
     repl *r;
-    api_call *call; /* NULL once answered */
+    api_call *call;     /* NULL once answered */
+    repl_submit_cb scb; /* internal completion; NULL once called */
+    void *sarg;
+    uint64_t deadline; /* internal: loop ms when MB_ENOQUORUM is reported */
+    int in_submit;     /* inside repl_submit: never call scb synchronously */
     op_kind kind;
     void *cmd; /* WRITE: encoded command; READ: name ("" = list) */
     size_t cmd_len;
@@ -76,6 +88,8 @@ struct repl {
     op *ops;
     uint64_t client_id; /* idempotency ids of this process */
     uint64_t next_seq;
+    int nudge_inflight, nudge_again; /* repl_commit_nudge */
+    uv_timer_t *nudge_timer;         /* own allocation: closed with free() */
     int join_inflight, selfreg_inflight, join_srv_busy;
     int leaving;
     int promote_inflight;
@@ -171,9 +185,27 @@ static op *op_new(repl *r, api_call *c, op_kind kind)
     return o;
 }
 
+/* Whether the op still owes its completion (API answer or callback). */
+static int op_waiting(const op *o)
+{
+    return o->call != NULL || o->scb != NULL;
+}
+
+/* Complete an internal op with `res` (borrowed). */
+static void op_submit_complete(op *o, const consensus_result *res)
+{
+    repl_submit_cb cb = o->scb;
+    o->scb = NULL;
+    cb(o->sarg, res);
+}
+
 /* Answer the op's call with its final result. */
 static void op_finish(op *o, const char *json)
 {
+    if (o->scb != NULL) {
+        op_submit_complete(o, &o->res);
+        return;
+    }
     if (o->call == NULL)
         return;
     api_call *c = o->call;
@@ -188,7 +220,29 @@ typedef struct attempt {
 
 static int op_idle(const op *o)
 {
-    return o->call == NULL && !o->inflight && o->outstanding == 0;
+    return !op_waiting(o) && !o->inflight && o->outstanding == 0;
+}
+
+/* An internal op's deadline passed (MB_ENOQUORUM) or the module closes
+ * (MB_ECLOSED): complete it as op_expire does for API calls. */
+static void op_expire_internal(op *o, int code)
+{
+    consensus_result res;
+    if (o->finished) {
+        op_submit_complete(o, &o->res);
+    } else {
+        memset(&res, 0, sizeof(res));
+        res.code = code;
+        if (code == MB_ECLOSED)
+            snprintf(res.msg, sizeof(res.msg), "node is shutting down");
+        else
+            snprintf(res.msg, sizeof(res.msg), "no quorum: write not committed in time (%.150s)%s",
+                     o->last[0] != '\0' ? o->last : "no leader",
+                     o->unknown ? "; outcome unknown" : "");
+        op_submit_complete(o, &res);
+    }
+    if (op_idle(o))
+        op_free(o);
 }
 
 static void op_expire(node *n, api_call *c, void *arg, int code)
@@ -227,7 +281,7 @@ static void op_result(op *o, const consensus_result *res, const char *json)
 {
     repl *r = o->r;
     o->inflight = 0;
-    if (o->call == NULL) {
+    if (!op_waiting(o)) {
         if (op_idle(o))
             op_free(o);
         return;
@@ -249,8 +303,9 @@ static void op_result(op *o, const consensus_result *res, const char *json)
         return;
     }
     o->res = *res;
-    if (o->kind == OP_WRITE && res->code == MB_OK && res->version > r->applied) {
-        o->finished = 1; /* the tick answers once applied here */
+    if ((o->kind == OP_WRITE && res->code == MB_OK && res->version > r->applied) || o->in_submit) {
+        o->finished = 1; /* the tick answers once applied here (or, for a
+                            result known inside repl_submit, next tick) */
         return;
     }
     op_finish(o, json);
@@ -316,7 +371,7 @@ static void local_write_done(void *arg, const consensus_result *res)
 static void local_read_done(void *arg, const consensus_result *res)
 {
     op *o = arg;
-    if (res->code != MB_OK || o->call == NULL) {
+    if (res->code != MB_OK || !op_waiting(o)) {
         op_result(o, res, NULL);
         return;
     }
@@ -555,6 +610,37 @@ void repl_write(repl *r, api_call *c, consensus_cmd *cmd, repl_done_fn done, voi
     op_attempt(o);
 }
 
+int repl_submit(repl *r, consensus_cmd *cmd, uint64_t timeout_ms, repl_submit_cb cb, void *arg)
+{
+    assert(cb != NULL);
+    if (r->closing)
+        return MB_ECLOSED;
+    if (cmd->client_id == 0)
+        repl_new_id(r, &cmd->client_id, &cmd->request_seq);
+    void *buf = NULL;
+    size_t len = 0;
+    mb_error e;
+    mb_error_clear(&e);
+    int rv = consensus_cmd_encode(cmd, NULL, &buf, &len, &e);
+    if (rv != MB_OK)
+        return rv;
+    op *o = op_new(r, NULL, OP_WRITE);
+    if (o == NULL) {
+        free(buf);
+        return MB_ENOMEM;
+    }
+    o->scb = cb;
+    o->sarg = arg;
+    o->deadline =
+        uv_now(&N(r)->loop) + (timeout_ms != 0 ? timeout_ms : (uint64_t)r->write_timeout_ms);
+    o->cmd = buf;
+    o->cmd_len = len;
+    o->in_submit = 1;
+    op_attempt(o);
+    o->in_submit = 0;
+    return MB_OK;
+}
+
 void repl_write_prepare(repl *r, api_call *c, const char *var, repl_prepare_fn prep, void *prep_arg,
                         void (*prep_free)(void *), repl_done_fn done, void *arg)
 {
@@ -592,6 +678,63 @@ void repl_read(repl *r, api_call *c, const char *name, repl_done_fn done, void *
 const consensus_sm *repl_sm(const repl *r)
 {
     return consensus_raft_sm(r->raft);
+}
+
+mesh *repl_mesh(repl *r)
+{
+    return r->m;
+}
+
+static void nudge_done(void *arg, const consensus_result *res)
+{
+    repl *r = arg;
+    (void)res;
+    r->nudge_inflight = 0;
+    if (r->nudge_again) {
+        r->nudge_again = 0;
+        repl_commit_nudge(r);
+    }
+}
+
+static void nudge_timer_cb(uv_timer_t *t)
+{
+    repl_commit_nudge(t->data);
+}
+
+void repl_commit_nudge(repl *r)
+{
+    if (r == NULL || r->closing)
+        return;
+    if (r->nudge_inflight) {
+        r->nudge_again = 1;
+        return;
+    }
+    consensus_status st;
+    consensus_raft_status(r->raft, &st);
+    if (st.role != CONSENSUS_LEADER || consensus_sm_node_count(consensus_raft_sm(r->raft)) <= 1)
+        return;
+    if (st.last_index > st.commit_index) {
+        /* Entries in flight: their appends, or the nudge after the last
+         * of them, carry the commit index. Look again shortly in case they
+         * end without a watched change. */
+        if (r->nudge_timer == NULL) {
+            uv_timer_t *t = malloc(sizeof(*t));
+            if (t == NULL || uv_timer_init(&r->n->loop, t) != 0) {
+                free(t);
+                return;
+            }
+            t->data = r;
+            r->nudge_timer = t;
+        }
+        if (!uv_is_active((uv_handle_t *)r->nudge_timer))
+            uv_timer_start(r->nudge_timer, nudge_timer_cb, NUDGE_RECHECK_MS, 0);
+        return;
+    }
+    consensus_result now;
+    memset(&now, 0, sizeof(now));
+    r->nudge_inflight = 1;
+    if (consensus_raft_barrier(r->raft, nudge_done, r, &now) != MB_OK)
+        r->nudge_inflight = 0;
 }
 
 /* ---- leader side of forwarded requests ---- */
@@ -1309,7 +1452,11 @@ static void tick_cb(uv_timer_t *t)
     uint64_t now = uv_now(&r->n->loop);
     for (op *o = r->ops, *next; o != NULL; o = next) {
         next = o->next;
-        if (o->inflight || o->call == NULL)
+        if (o->scb != NULL && now >= o->deadline) {
+            op_expire_internal(o, MB_ENOQUORUM);
+            continue;
+        }
+        if (o->inflight || !op_waiting(o))
             continue;
         if (o->finished) {
             if (r->applied >= o->res.version) {
@@ -1484,6 +1631,12 @@ static void on_effects(void *arg, uint64_t index, const consensus_effects *fx)
     r->evq_dirty = 1;
     if (index > r->applied)
         r->applied = index;
+    /* Agents' watches read the state machine, not the event log: now. */
+    for (size_t i = 0; i < fx->n; i++) {
+        const consensus_effect *e = &fx->items[i];
+        if (e->kind == CONSENSUS_FX_WATCH)
+            node_cluster_var_changed(r->n->cluster, e->subject, e->version);
+    }
     if (!r->evq_handles)
         flush_events(r); /* before the loop handles exist (restore at open) */
 }
@@ -1516,6 +1669,13 @@ static void mesh_log(void *user, int level, const char *msg)
     repl *r = user;
     nc_log_level lvl = (nc_log_level)(level + 1);
     NC_LOGKV(r->n->log, lvl, "mesh", msg, NC_F_U64("node", r->id));
+}
+
+static void mesh_agent_message(void *user, uint64_t from_node, const char *from_agent,
+                               const char *to_agent, const void *payload, size_t len)
+{
+    repl *r = user;
+    node_cluster_agent_message(r->n->cluster, from_node, from_agent, to_agent, payload, len);
 }
 
 /* ---- open / close ---- */
@@ -1632,7 +1792,7 @@ int repl_open(node *n, mb_error *err)
         .suspect_after_ms = (uint32_t)(down / 2 > hb ? down / 2 : hb + 1),
         .down_after_ms = (uint32_t)down,
         .log_level = MESH_LOG_INFO,
-        .cb = { .user = r, .log = mesh_log },
+        .cb = { .user = r, .log = mesh_log, .agent_message = mesh_agent_message },
     };
     rv = mesh_open(&n->loop, &mc, &r->m, err);
     memset(secret, 0, sizeof(secret));
@@ -1675,6 +1835,7 @@ static void repl_free(repl *r)
 {
     while (r->ops != NULL) {
         r->ops->call = NULL;
+        r->ops->scb = NULL;
         op_free(r->ops);
     }
     r->n->repl = NULL;
@@ -1732,6 +1893,17 @@ void repl_close(repl *r)
     if (r == NULL || r->closing)
         return;
     r->closing = 1;
+    if (r->nudge_timer != NULL) {
+        uv_close((uv_handle_t *)r->nudge_timer, (uv_close_cb)free);
+        r->nudge_timer = NULL;
+    }
+    /* Internal submitters learn now; their ops' raft/mesh callbacks still
+     * come (op_idle frees them then). */
+    for (op *o = r->ops, *next; o != NULL; o = next) {
+        next = o->next;
+        if (o->scb != NULL)
+            op_expire_internal(o, MB_ECLOSED);
+    }
     uv_close((uv_handle_t *)&r->tick, tick_closed);
     consensus_status st;
     consensus_raft_status(r->raft, &st);

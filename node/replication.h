@@ -37,6 +37,20 @@ void repl_close(repl *r);
 /* The local state machine (stale-local reads; borrowed). */
 const consensus_sm *repl_sm(const repl *r);
 
+/* Followers learn that an entry committed only from the leader's next
+ * append, and libraft 0.15 sends none when the commit index moves: they
+ * would apply a change up to one heartbeat late. On the leader, this
+ * appends a no-op barrier now (its append carries the commit index), at
+ * most one in flight plus one more for changes applied meanwhile. Called
+ * for changes someone waits for on other nodes (watches). No-op on
+ * followers or a one-node cluster. Loop thread. */
+void repl_commit_nudge(repl *r);
+
+struct mesh;
+/* The node's mesh endpoint (borrowed; valid until repl_close). Only
+ * mesh_send_agent may be called on it from other threads. */
+struct mesh *repl_mesh(repl *r);
+
 /* Completion of a write or read for the API layer. `res` says the outcome
  * (res->code 0 = success; version set for writes); `json` is the read's
  * JSON text (NULL for writes or errors). Called once with the call still
@@ -50,6 +64,25 @@ typedef void (*repl_done_fn)(struct node *n, api_call *c, const consensus_result
  * answered 503 MB_ENOQUORUM when write_timeout passes. On a follower the
  * answer waits until the change is applied locally (read-your-writes). */
 void repl_write(repl *r, api_call *c, consensus_cmd *cmd, repl_done_fn done, void *arg);
+
+/* Completion of repl_submit: `res` (borrowed for the call) is the
+ * outcome, res->code 0 = applied (res->version = the raft index of the
+ * change). */
+typedef void (*repl_submit_cb)(void *arg, const consensus_result *res);
+
+/* Replicate `cmd` (borrowed, encoded now) from inside the node (no HTTP
+ * call): forwarded to the leader when this node is a follower, retried
+ * with the same idempotency id across leader changes (an id is assigned
+ * when cmd->client_id is 0), `cb` called exactly once on the loop thread,
+ * never from inside repl_submit: code 0 (or the command's own error, e.g.
+ * MB_ECONSTRAINT, MB_ECONFLICT) once the change is applied locally (if
+ * the deadline passes after the commit but before the local apply, the
+ * commit's result is given then), MB_ENOQUORUM after timeout_ms (0 =
+ * write_timeout; the outcome may then be unknown), MB_ECLOSED at
+ * shutdown. Loop thread only. Returns MB_OK (then cb will fire), or an
+ * error now and cb never fires: MB_ECLOSED (closing), MB_EINVAL (the
+ * command does not encode), MB_ENOMEM. */
+int repl_submit(repl *r, consensus_cmd *cmd, uint64_t timeout_ms, repl_submit_cb cb, void *arg);
 
 /* Build the encoded command of a write from the local state `sm`
  * (borrowed): on MB_OK *buf (malloc'd, owned by the op) and *len are set
