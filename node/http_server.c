@@ -292,84 +292,6 @@ static void run_handler(http_server *s, api_call *c)
 
 /* ---------------- request parsing ---------------- */
 
-typedef struct req_head {
-    char method[16];
-    char *uri; /* NUL-terminated inside the connection buffer */
-    int http10;
-    const char *content_length, *transfer_encoding, *authorization, *expect, *connection;
-    int dup_length;
-} req_head;
-
-static int hdr_is(const char *name, size_t n, const char *want)
-{
-    return strlen(want) == n && strncasecmp(name, want, n) == 0;
-}
-
-/* Parse the head in c->buf[0..head_len) (ends with CRLF CRLF) in place:
- * NULs terminate the pieces. 0 or -1 (malformed). */
-static int parse_head(char *p, size_t head_len, req_head *h)
-{
-    memset(h, 0, sizeof(*h));
-    char *end = p + head_len;
-    char *eol = memchr(p, '\r', (size_t)(end - p));
-    if (eol == NULL || eol + 1 >= end || eol[1] != '\n')
-        return -1;
-    *eol = '\0';
-    char *sp1 = strchr(p, ' ');
-    char *sp2 = sp1 != NULL ? strchr(sp1 + 1, ' ') : NULL;
-    if (sp1 == NULL || sp2 == NULL || (size_t)(sp1 - p) >= sizeof(h->method) || sp1 == p)
-        return -1;
-    memcpy(h->method, p, (size_t)(sp1 - p));
-    h->method[sp1 - p] = '\0';
-    *sp2 = '\0';
-    h->uri = sp1 + 1;
-    if (strcmp(sp2 + 1, "HTTP/1.1") == 0)
-        h->http10 = 0;
-    else if (strcmp(sp2 + 1, "HTTP/1.0") == 0)
-        h->http10 = 1;
-    else
-        return -1;
-    for (p = eol + 2; p < end;) {
-        eol = memchr(p, '\r', (size_t)(end - p));
-        if (eol == NULL || eol + 1 >= end || eol[1] != '\n')
-            return -1;
-        if (eol == p)
-            break; /* the empty line */
-        *eol = '\0';
-        char *colon = memchr(p, ':', (size_t)(eol - p));
-        if (colon == NULL || colon == p)
-            return -1;
-        size_t nlen = (size_t)(colon - p);
-        char *v = colon + 1;
-        while (*v == ' ' || *v == '\t')
-            v++;
-        for (char *t = eol - 1; t >= v && (*t == ' ' || *t == '\t'); t--)
-            *t = '\0';
-        if (hdr_is(p, nlen, "Content-Length")) {
-            h->dup_length |= h->content_length != NULL;
-            h->content_length = v;
-        } else if (hdr_is(p, nlen, "Transfer-Encoding")) {
-            h->transfer_encoding = v;
-        } else if (hdr_is(p, nlen, "Authorization")) {
-            h->authorization = v;
-        } else if (hdr_is(p, nlen, "Expect")) {
-            h->expect = v;
-        } else if (hdr_is(p, nlen, "Connection")) {
-            h->connection = v;
-        }
-        p = eol + 2;
-    }
-    return 0;
-}
-
-static char *find_head_end(const char *b, size_t len)
-{
-    for (size_t i = 3; i < len; i++)
-        if (b[i] == '\n' && b[i - 1] == '\r' && b[i - 2] == '\n' && b[i - 3] == '\r')
-            return (char *)b + i + 1;
-    return NULL;
-}
-
 static void consume(conn *k, size_t n)
 {
     memmove(k->buf, k->buf + n, k->len - n);
@@ -377,7 +299,7 @@ static void consume(conn *k, size_t n)
 }
 
 /* Route, authenticate and dispatch a complete request (call owns body). */
-static void dispatch(http_server *s, api_call *c, const req_head *h)
+static void dispatch(http_server *s, api_call *c, const http_request_head *h)
 {
     mb_error e;
     mb_error_clear(&e);
@@ -445,13 +367,12 @@ static void conn_process_requests(conn *k)
 {
     http_server *s = k->srv;
     while (!k->closing && k->call == NULL && !k->close_after_write && k->len > 0) {
-        char *he = find_head_end(k->buf, k->len);
-        if (he == NULL) {
+        size_t head_len = http_request_head_end(k->buf, k->len);
+        if (head_len == 0) {
             if (k->len > HTTP_HEAD_MAX)
                 reject(k, 431, MB_ETOOBIG, "request head too large");
             return;
         }
-        size_t head_len = (size_t)(he - k->buf);
         /* Parse a copy: the head stays intact until the body is here. */
         char hcopy[HTTP_HEAD_MAX + 8];
         if (head_len > HTTP_HEAD_MAX) {
@@ -459,8 +380,8 @@ static void conn_process_requests(conn *k)
             return;
         }
         memcpy(hcopy, k->buf, head_len);
-        req_head h;
-        if (parse_head(hcopy, head_len, &h) != 0) {
+        http_request_head h;
+        if (http_request_head_parse(hcopy, head_len, &h) != MB_OK) {
             reject(k, 400, MB_EINVAL, "malformed HTTP request");
             return;
         }
