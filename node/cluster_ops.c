@@ -28,11 +28,12 @@
 #include "node/replication.h"
 #include "node/services.h"
 
-#define CACHE_BUCKETS 1024u
-#define WATCH_BUCKETS 1024u
-#define CHAIN_BUCKETS 1024u
-#define SYNC_MS       200u
-#define QUEUE_MAX     65536u /* agent writes and watches waiting for the loop */
+#define CACHE_BUCKETS     1024u
+#define WATCH_BUCKETS     1024u
+#define CHAIN_BUCKETS     1024u
+#define SYNC_MS           200u
+#define PRUNE_EVERY_SYNCS 25u    /* 5 s */
+#define QUEUE_MAX         65536u /* agent writes and watches waiting for the loop */
 
 /* A variable as agents see it (copy of the replicated one). */
 typedef struct cvar {
@@ -100,6 +101,7 @@ struct node_cluster {
     uv_timer_t sync;
     int sync_open;
     uint64_t synced_index;
+    unsigned sync_ticks;
 
     wvar *watches[WATCH_BUCKETS];
     chain *chains[CHAIN_BUCKETS];
@@ -349,11 +351,36 @@ static void full_sync(node_cluster *c)
     pthread_rwlock_unlock(&c->cache_lock);
 }
 
+/* Forget the watches of agents that ended (a variable that never changes
+ * again would otherwise keep them). */
+static void prune_watches(node_cluster *c)
+{
+    for (size_t b = 0; b < WATCH_BUCKETS; b++) {
+        wvar *w = c->watches[b];
+        while (w != NULL) {
+            wvar *next = w->next;
+            size_t k = 0;
+            for (size_t i = 0; i < w->n; i++) {
+                mb_agent_info info;
+                if (mb_runtime_agent_info(c->rt, w->w[i].agent, &info) == MB_OK)
+                    w->w[k++] = w->w[i];
+            }
+            w->n = k;
+            if (w->n == 0)
+                wvar_drop(c, w);
+            w = next;
+        }
+    }
+}
+
 static void sync_cb(uv_timer_t *t)
 {
     node_cluster *c = t->data;
-    if (!c->closed && c->n->repl != NULL)
-        full_sync(c);
+    if (c->closed || c->n->repl == NULL)
+        return;
+    full_sync(c);
+    if (++c->sync_ticks % PRUNE_EVERY_SYNCS == 0)
+        prune_watches(c);
 }
 
 /* ---- agent writes (loop) ---- */
