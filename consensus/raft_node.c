@@ -430,18 +430,40 @@ static void flush_one_batch(consensus_raft *r)
         r->queue_tail = NULL;
     last->qnext = NULL;
     batch *b = calloc(1, sizeof(*b));
+    raft_index last_before = raft_last_index(&r->raft);
+    if (b != NULL) {
+        b->req.data = b;
+        b->owner = r;
+    }
     int rv = b != NULL ? raft_apply(&r->raft, &b->req, bufs, n, batch_done_cb) : RAFT_NOMEM;
     if (rv != 0) {
         free(b);
+        /* 0.15 appends the entries one by one and does not take back the
+         * ones appended before a NOMEM: those stay in the log (raft owns
+         * their buffers, and they may still commit: outcome unknown). */
+        unsigned appended = 0;
+        if (rv == RAFT_NOMEM && raft_last_index(&r->raft) > last_before)
+            appended = (unsigned)(raft_last_index(&r->raft) - last_before);
         consensus_result res;
         if (rv == RAFT_NOTLEADER)
             not_leader(r, &res);
         else
             result_error(&res, from_raft(rv), "raft_apply: %s", raft_strerror(rv));
-        for (p = taken; p != NULL;) {
+        unsigned i = 0;
+        for (p = taken; p != NULL; i++) {
             pending *next = p->qnext;
+            if (i < appended) {
+                consensus_result unknown;
+                result_error(&unknown, MB_EUNKNOWN, "%s",
+                             "raft ran out of memory after appending this entry: it may still "
+                             "commit, retry with the same id");
+                pending_answer(r, p, &unknown);
+                p = next;
+                continue;
+            }
             /* Before the entries are in the log raft does not own the
-             * buffers; NOTLEADER and NOMEM come from there. */
+             * buffers; NOTLEADER and NOMEM come from there. Later errors
+             * discard the appended entries and free them in raft. */
             if (rv == RAFT_NOTLEADER || rv == RAFT_NOMEM)
                 raft_free(p->buf.base);
             pending_answer(r, p, &res);
@@ -449,8 +471,6 @@ static void flush_one_batch(consensus_raft *r)
         }
         return;
     }
-    b->req.data = b;
-    b->owner = r;
     r->n_pending++;
     uint64_t index = b->req.index;
     for (p = taken; p != NULL; p = p->qnext) {
