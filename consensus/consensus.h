@@ -604,6 +604,11 @@ struct raft_fsm *consensus_fsm_raft(consensus_fsm *f);
 void consensus_fsm_attach(consensus_fsm *f, struct raft *r);
 /* The state machine (borrowed; replaced on restore). */
 const consensus_sm *consensus_fsm_sm(const consensus_fsm *f);
+/* raft-perf: called after every applied command entry with its raft index
+ * and result (borrowed for the call), after the effects callback. The raft
+ * glue uses it to answer each entry of a batched raft_apply. */
+typedef void (*consensus_applied_cb)(void *arg, uint64_t index, const consensus_result *res);
+void consensus_fsm_set_applied_cb(consensus_fsm *f, consensus_applied_cb cb, void *arg);
 /* The result of the entry applied last (valid in the apply callback). */
 const consensus_result *consensus_fsm_last_result(const consensus_fsm *f);
 
@@ -706,6 +711,11 @@ int consensus_raft_remove(consensus_raft *r, uint64_t id, consensus_done_cb cb, 
  * res->version is 1. Same rules as add. */
 int consensus_raft_promote(consensus_raft *r, uint64_t id, consensus_done_cb cb, void *arg,
                            consensus_result *now);
+/* Demote voter `id` to standby (it keeps receiving the log but no longer
+ * counts for the quorum), e.g. a voter that has been down too long;
+ * res->version is 2. Same rules as add. */
+int consensus_raft_demote(consensus_raft *r, uint64_t id, consensus_done_cb cb, void *arg,
+                          consensus_result *now);
 /* Transfer leadership to `id` (0 = pick one); the result says who leads after. */
 int consensus_raft_transfer(consensus_raft *r, uint64_t id, consensus_done_cb cb, void *arg,
                             consensus_result *now);

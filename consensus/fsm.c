@@ -17,6 +17,8 @@ struct consensus_fsm {
     void *cb_arg;
     uint64_t skip_through;
     consensus_result last;
+    consensus_applied_cb applied_cb; /* raft-perf: per-entry result hook */
+    void *applied_arg;
 };
 
 #define ENTRY_MAGIC "MBE1"
@@ -82,6 +84,10 @@ static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, voi
     if (f->cb != NULL && f->fx.n > 0 && index > f->skip_through)
         f->cb(f->cb_arg, index, &f->fx);
     consensus_effects_clear(&f->fx);
+    /* Per-entry results: one raft_apply may carry many entries, and raft
+     * calls its request callback for the first entry only. */
+    if (f->applied_cb != NULL)
+        f->applied_cb(f->applied_arg, index, &f->last);
     /* The result lives in the adapter: raft hands it to the leader's apply
      * callback right away and drops it on followers. */
     *result = &f->last;
@@ -111,17 +117,24 @@ static int fsm_restore_cb(struct raft_fsm *fsm, struct raft_buffer *buf)
     int rc = consensus_sm_restore(buf->base, buf->len, &sm, &e);
     if (rc != MB_OK)
         return rc == MB_ENOMEM ? RAFT_NOMEM : RAFT_CORRUPT;
+    /* The event log of this node holds the effects of entries up to the
+     * old state's index (or what the shell said it already has). */
+    uint64_t had = consensus_sm_applied_index(f->sm);
+    if (had < f->skip_through)
+        had = f->skip_through;
     consensus_sm_free(f->sm);
     f->sm = sm;
     raft_free(buf->base);
     uint64_t index = consensus_sm_applied_index(sm);
-    if (f->cb != NULL && index > f->skip_through) {
-        /* Entries up to `index` were not applied here one by one: tell the
-         * shell that its event log has a gap up to this index. */
+    if (f->cb != NULL && index > had) {
+        /* Entries had+1..index were not applied here one by one: their
+         * events are not in this node's event log. Say so with a marker
+         * event at `index` (docs/consensus.md, "Snapshot installs"). */
         consensus_effects fx;
         consensus_effects_init(&fx);
-        char payload[64];
-        snprintf(payload, sizeof(payload), "{\"applied_index\":%llu}", (unsigned long long)index);
+        char payload[96];
+        snprintf(payload, sizeof(payload), "{\"from_index\":%llu,\"applied_index\":%llu}",
+                 (unsigned long long)had + 1, (unsigned long long)index);
         consensus_effect e1 = { .kind = CONSENSUS_FX_EVENT,
                                 .type = (char *)"state.restore",
                                 .subject = (char *)"",
@@ -180,6 +193,12 @@ void consensus_fsm_attach(consensus_fsm *f, struct raft *r)
 const consensus_sm *consensus_fsm_sm(const consensus_fsm *f)
 {
     return f->sm;
+}
+
+void consensus_fsm_set_applied_cb(consensus_fsm *f, consensus_applied_cb cb, void *arg)
+{
+    f->applied_cb = cb;
+    f->applied_arg = arg;
 }
 
 const consensus_result *consensus_fsm_last_result(const consensus_fsm *f)

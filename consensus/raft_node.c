@@ -20,17 +20,38 @@ typedef enum req_kind {
     REQ_BARRIER = 2,
 } req_kind;
 
-/* One proposal or barrier that raft holds until its callback fires. */
+struct batch;
+
+/* One proposal or barrier waiting for its result. A proposal is first
+ * queued (framed buffer kept here), then submitted with the others of the
+ * same loop iteration in one raft_apply (a batch); its result comes from
+ * the FSM's per-entry hook when its index is applied. */
 typedef struct pending {
-    struct raft_apply apply;
     struct raft_barrier barrier;
     req_kind kind;
     consensus_raft *owner;
     consensus_done_cb cb; /* NULL once answered early (no quorum) */
     void *arg;
     uint64_t deadline_ms;
-    struct pending *prev, *next;
+    struct pending *prev, *next; /* every waiting request (monitor sweep) */
+    /* REQ_APPLY */
+    struct raft_buffer buf;        /* while queued: the framed entry */
+    uint64_t index;                /* once submitted: its raft index */
+    struct batch *batch;           /* NULL once the batch's request ended */
+    struct pending *qnext;         /* submission queue */
+    struct pending *fprev, *fnext; /* submitted, waiting for the apply */
 } pending;
+
+/* One raft_apply of several entries: raft holds `req` until its callback,
+ * which 0.15 fires once, after the batch's first entry is applied. */
+typedef struct batch {
+    struct raft_apply req;
+    consensus_raft *owner;
+} batch;
+
+/* Most entries and bytes submitted in one raft_apply. */
+#define BATCH_MAX_ENTRIES 256
+#define BATCH_MAX_BYTES   (4u << 20)
 
 typedef enum change_stage {
     CHANGE_IDLE = 0,
@@ -51,8 +72,16 @@ struct consensus_raft {
     consensus_peer *peers;
     uv_timer_t monitor;
     int raft_inited, started, closing, raft_close_called;
-    pending *pending_head;
-    unsigned n_pending; /* requests raft still holds (incl. change, transfer) */
+    pending *pending_head;            /* every waiting proposal and barrier */
+    unsigned n_waiting;               /* entries in that list */
+    unsigned n_pending;               /* request structs raft still holds (batches,
+                                         barriers, change, transfer) */
+    pending *queue_head, *queue_tail; /* proposals not yet submitted */
+    pending *fifo_head, *fifo_tail;   /* submitted, by raft index */
+    uv_check_t flush_check;           /* submits the queue after each poll */
+    uv_idle_t flush_idle;             /* active while the queue is non-empty:
+                                         keeps the loop from blocking first */
+    unsigned handles_open;
 
     struct raft_change change;
     change_stage change_stage;
@@ -177,9 +206,11 @@ static int refuse_if_unusable(consensus_raft *r, consensus_result *now)
 
 /* ---------------- close sequence ---------------- */
 
-static void monitor_closed_cb(uv_handle_t *h)
+static void handle_closed_cb(uv_handle_t *h)
 {
     consensus_raft *r = h->data;
+    if (--r->handles_open > 0)
+        return;
     void (*cb)(void *) = r->close_cb;
     void *arg = r->close_arg;
     consensus_fsm_free(r->fsm);
@@ -196,8 +227,13 @@ static void raft_closed_cb(struct raft *raft)
     consensus_raft *r = raft->data;
     raft_uv_close(&r->io);
     raft_uv_tcp_close(&r->transport);
-    uv_close((uv_handle_t *)&r->monitor, monitor_closed_cb);
+    uv_close((uv_handle_t *)&r->monitor, handle_closed_cb);
+    uv_close((uv_handle_t *)&r->flush_check, handle_closed_cb);
+    uv_close((uv_handle_t *)&r->flush_idle, handle_closed_cb);
 }
+
+static void entry_fail(consensus_raft *r, pending *p, int status);
+static void pending_answer(consensus_raft *r, pending *p, const consensus_result *res);
 
 /* Once nothing is in flight (or the deadline passed), close raft. Waiting
  * first avoids the double free of 0.15 on close with applies in flight.
@@ -207,10 +243,29 @@ static void maybe_finish_close(consensus_raft *r)
 {
     if (!r->closing || r->raft_close_called)
         return;
-    if (r->n_pending > 0 && uv_now(r->loop) < r->close_deadline_ms)
+    if ((r->n_pending > 0 || r->queue_head != NULL || r->fifo_head != NULL) &&
+        uv_now(r->loop) < r->close_deadline_ms)
         return;
     r->raft_close_called = 1;
     uv_timer_stop(&r->monitor);
+    uv_check_stop(&r->flush_check);
+    uv_idle_stop(&r->flush_idle);
+    /* Never submitted, or submitted in a batch raft no longer reports on:
+     * the outcome of the latter is unknown. */
+    while (r->queue_head != NULL) {
+        pending *p = r->queue_head;
+        r->queue_head = p->qnext;
+        raft_free(p->buf.base);
+        consensus_result res;
+        result_error(&res, MB_ECLOSED, "%s", "raft glue closed before the proposal was sent");
+        pending_answer(r, p, &res);
+    }
+    r->queue_tail = NULL;
+    for (pending *p = r->fifo_head, *next; p != NULL; p = next) {
+        next = p->fnext;
+        if (p->batch == NULL)
+            entry_fail(r, p, RAFT_SHUTDOWN);
+    }
     raft_close(&r->raft, raft_closed_cb);
 }
 
@@ -224,7 +279,7 @@ static void pending_unlink(consensus_raft *r, pending *p)
         r->pending_head = p->next;
     if (p->next != NULL)
         p->next->prev = p->prev;
-    r->n_pending--;
+    r->n_waiting--;
 }
 
 static void pending_link(consensus_raft *r, pending *p)
@@ -234,44 +289,111 @@ static void pending_link(consensus_raft *r, pending *p)
     if (r->pending_head != NULL)
         r->pending_head->prev = p;
     r->pending_head = p;
-    r->n_pending++;
+    r->n_waiting++;
 }
 
-static void finish_request(pending *p, int status, const consensus_result *applied)
+static void fifo_remove(consensus_raft *r, pending *p)
 {
-    consensus_raft *r = p->owner;
-    consensus_result res;
-    memset(&res, 0, sizeof(res));
+    if (p->fprev != NULL)
+        p->fprev->fnext = p->fnext;
+    else
+        r->fifo_head = p->fnext;
+    if (p->fnext != NULL)
+        p->fnext->fprev = p->fprev;
+    else
+        r->fifo_tail = p->fprev;
+    p->fprev = p->fnext = NULL;
+}
+
+static void fifo_push(consensus_raft *r, pending *p)
+{
+    p->fnext = NULL;
+    p->fprev = r->fifo_tail;
+    if (r->fifo_tail != NULL)
+        r->fifo_tail->fnext = p;
+    else
+        r->fifo_head = p;
+    r->fifo_tail = p;
+}
+
+/* The result for a raft status code (0 with `applied` = success). */
+static void status_result(int status, const consensus_result *applied, consensus_result *res)
+{
+    memset(res, 0, sizeof(*res));
     if (status == 0 && applied != NULL) {
-        res = *applied;
+        *res = *applied;
     } else if (status == RAFT_LEADERSHIPLOST) {
-        result_error(&res, MB_EUNKNOWN, "%s",
+        result_error(res, MB_EUNKNOWN, "%s",
                      "leadership lost before the entry committed: outcome unknown, retry with "
                      "the same id");
     } else if (status != 0) {
-        result_error(&res,
+        result_error(res,
                      status == RAFT_SHUTDOWN || status == RAFT_CANCELED ? MB_EUNKNOWN
                                                                         : from_raft(status),
                      "raft: %s", raft_strerror(status));
     }
+}
+
+/* Answer (unless answered early) and free a request that left raft. */
+static void pending_answer(consensus_raft *r, pending *p, const consensus_result *res)
+{
     pending_unlink(r, p);
     if (p->cb != NULL)
-        p->cb(p->arg, &res);
+        p->cb(p->arg, res);
     free(p);
 }
 
-static void apply_done_cb(struct raft_apply *req, int status, void *result)
+/* A submitted entry whose outcome will not be reported by raft any more. */
+static void entry_fail(consensus_raft *r, pending *p, int status)
 {
-    finish_request(req->data, status, result);
+    consensus_result res;
+    status_result(status, NULL, &res);
+    fifo_remove(r, p);
+    pending_answer(r, p, &res);
+}
+
+/* FSM hook (raft-perf): entry `index` was applied with `res`. Entries of
+ * one batch apply in order, so the waiting entry is at the FIFO head. */
+static void entry_applied_cb(void *arg, uint64_t index, const consensus_result *res)
+{
+    consensus_raft *r = arg;
+    while (r->fifo_head != NULL && r->fifo_head->index < index)
+        entry_fail(r, r->fifo_head, RAFT_LEADERSHIPLOST); /* skipped: cannot happen */
+    pending *p = r->fifo_head;
+    if (p == NULL || p->index != index)
+        return; /* not ours (a follower's, or an earlier term's) */
+    fifo_remove(r, p);
+    pending_answer(r, p, res);
+}
+
+static void batch_done_cb(struct raft_apply *req, int status, void *result)
+{
+    batch *b = req->data;
+    consensus_raft *r = b->owner;
+    (void)result; /* delivered per entry by entry_applied_cb */
+    r->n_pending--;
+    for (pending *p = r->fifo_head, *next; p != NULL; p = next) {
+        next = p->fnext;
+        if (p->batch != b)
+            continue;
+        if (status != 0)
+            entry_fail(r, p, status);
+        else
+            p->batch = NULL; /* applied in the same raft pass, just after */
+    }
+    free(b);
 }
 
 static void barrier_done_cb(struct raft_barrier *req, int status)
 {
     pending *p = req->data;
-    consensus_result ok;
+    consensus_raft *r = p->owner;
+    consensus_result ok, res;
     memset(&ok, 0, sizeof(ok));
-    ok.version = raft_last_applied(&p->owner->raft);
-    finish_request(p, status, &ok);
+    ok.version = raft_last_applied(&r->raft);
+    status_result(status, &ok, &res);
+    r->n_pending--;
+    pending_answer(r, p, &res);
 }
 
 static pending *pending_new(consensus_raft *r, req_kind kind, consensus_done_cb cb, void *arg)
@@ -283,10 +405,99 @@ static pending *pending_new(consensus_raft *r, req_kind kind, consensus_done_cb 
     p->owner = r;
     p->cb = cb;
     p->arg = arg;
-    p->apply.data = p;
     p->barrier.data = p;
     p->deadline_ms = uv_now(r->loop) + r->cfg.quorum_timeout_ms;
     return p;
+}
+
+/* Submit up to BATCH_MAX_ENTRIES queued proposals in one raft_apply. */
+static void flush_one_batch(consensus_raft *r)
+{
+    struct raft_buffer bufs[BATCH_MAX_ENTRIES];
+    pending *taken = r->queue_head;
+    unsigned n = 0;
+    size_t bytes = 0;
+    pending *p = taken, *last = NULL;
+    while (p != NULL && n < BATCH_MAX_ENTRIES &&
+           (n == 0 || bytes + p->buf.len <= BATCH_MAX_BYTES)) {
+        bufs[n++] = p->buf;
+        bytes += p->buf.len;
+        last = p;
+        p = p->qnext;
+    }
+    r->queue_head = p;
+    if (p == NULL)
+        r->queue_tail = NULL;
+    last->qnext = NULL;
+    batch *b = calloc(1, sizeof(*b));
+    raft_index last_before = raft_last_index(&r->raft);
+    if (b != NULL) {
+        b->req.data = b;
+        b->owner = r;
+    }
+    int rv = b != NULL ? raft_apply(&r->raft, &b->req, bufs, n, batch_done_cb) : RAFT_NOMEM;
+    if (rv != 0) {
+        free(b);
+        /* 0.15 appends the entries one by one and does not take back the
+         * ones appended before a NOMEM: those stay in the log (raft owns
+         * their buffers, and they may still commit: outcome unknown). */
+        unsigned appended = 0;
+        if (rv == RAFT_NOMEM && raft_last_index(&r->raft) > last_before)
+            appended = (unsigned)(raft_last_index(&r->raft) - last_before);
+        consensus_result res;
+        if (rv == RAFT_NOTLEADER)
+            not_leader(r, &res);
+        else
+            result_error(&res, from_raft(rv), "raft_apply: %s", raft_strerror(rv));
+        unsigned i = 0;
+        for (p = taken; p != NULL; i++) {
+            pending *next = p->qnext;
+            if (i < appended) {
+                consensus_result unknown;
+                result_error(&unknown, MB_EUNKNOWN, "%s",
+                             "raft ran out of memory after appending this entry: it may still "
+                             "commit, retry with the same id");
+                pending_answer(r, p, &unknown);
+                p = next;
+                continue;
+            }
+            /* Before the entries are in the log raft does not own the
+             * buffers; NOTLEADER and NOMEM come from there. Later errors
+             * discard the appended entries and free them in raft. */
+            if (rv == RAFT_NOTLEADER || rv == RAFT_NOMEM)
+                raft_free(p->buf.base);
+            pending_answer(r, p, &res);
+            p = next;
+        }
+        return;
+    }
+    r->n_pending++;
+    uint64_t index = b->req.index;
+    for (p = taken; p != NULL; p = p->qnext) {
+        p->buf.base = NULL;
+        p->index = index++;
+        p->batch = b;
+        fifo_push(r, p);
+    }
+}
+
+/* Submit every queued proposal (in batches). Loop thread; also fine from
+ * inside raft callbacks (raft_apply appends and triggers replication). */
+static void flush_queue(consensus_raft *r)
+{
+    while (r->queue_head != NULL)
+        flush_one_batch(r);
+    uv_idle_stop(&r->flush_idle);
+}
+
+static void flush_check_cb(uv_check_t *h)
+{
+    flush_queue(h->data);
+}
+
+static void flush_idle_cb(uv_idle_t *h)
+{
+    flush_queue(h->data);
 }
 
 int consensus_raft_propose(consensus_raft *r, const void *cmd, size_t len, consensus_done_cb cb,
@@ -301,25 +512,24 @@ int consensus_raft_propose(consensus_raft *r, const void *cmd, size_t len, conse
         return len == 0 ? MB_EINVAL : MB_ETOOBIG;
     }
     pending *p = pending_new(r, REQ_APPLY, cb, arg);
-    struct raft_buffer buf = { 0 };
-    if (p == NULL || consensus_entry_frame(cmd, len, raft_malloc, &buf.base, &buf.len) != MB_OK) {
+    if (p == NULL ||
+        consensus_entry_frame(cmd, len, raft_malloc, &p->buf.base, &p->buf.len) != MB_OK) {
         free(p);
         result_error(now, MB_ENOMEM, "%s", "propose: out of memory");
         return MB_ENOMEM;
     }
-    int rv = raft_apply(&r->raft, &p->apply, &buf, 1, apply_done_cb);
-    if (rv != 0) {
-        /* Before the entry is in the log raft does not own the buffer;
-         * NOTLEADER and NOMEM come from there. */
-        if (rv == RAFT_NOTLEADER || rv == RAFT_NOMEM)
-            raft_free(buf.base);
-        free(p);
-        if (rv == RAFT_NOTLEADER)
-            return not_leader(r, now);
-        result_error(now, from_raft(rv), "raft_apply: %s", raft_strerror(rv));
-        return from_raft(rv);
-    }
+    /* Queued: every proposal of this loop iteration goes to raft in one
+     * raft_apply from the check handle (one log append, one message per
+     * follower for all of them). */
+    p->qnext = NULL;
+    if (r->queue_tail != NULL)
+        r->queue_tail->qnext = p;
+    else
+        r->queue_head = p;
+    r->queue_tail = p;
     pending_link(r, p);
+    if (r->queue_head == p)
+        uv_idle_start(&r->flush_idle, flush_idle_cb);
     return MB_OK;
 }
 
@@ -329,6 +539,8 @@ int consensus_raft_barrier(consensus_raft *r, consensus_done_cb cb, void *arg,
     int rc = refuse_if_unusable(r, now);
     if (rc != MB_OK)
         return rc;
+    /* Proposals made before the barrier go into the log before it. */
+    flush_queue(r);
     pending *p = pending_new(r, REQ_BARRIER, cb, arg);
     if (p == NULL) {
         result_error(now, MB_ENOMEM, "%s", "barrier: out of memory");
@@ -343,6 +555,7 @@ int consensus_raft_barrier(consensus_raft *r, consensus_done_cb cb, void *arg,
         return from_raft(rv);
     }
     pending_link(r, p);
+    r->n_pending++;
     return MB_OK;
 }
 
@@ -394,7 +607,7 @@ static void change_done_cb(struct raft_change *req, int status)
 }
 
 static int change_begin(consensus_raft *r, change_stage stage, uint64_t id, const char *address,
-                        consensus_done_cb cb, void *arg, consensus_result *now)
+                        int role, consensus_done_cb cb, void *arg, consensus_result *now)
 {
     int rc = refuse_if_unusable(r, now);
     if (rc != MB_OK)
@@ -416,7 +629,7 @@ static int change_begin(consensus_raft *r, change_stage stage, uint64_t id, cons
     if (stage == CHANGE_ADD)
         rv = raft_add(&r->raft, &r->change, id, address, change_done_cb);
     else if (stage == CHANGE_ASSIGN)
-        rv = raft_assign(&r->raft, &r->change, id, r->change_role = RAFT_VOTER, change_done_cb);
+        rv = raft_assign(&r->raft, &r->change, id, r->change_role = role, change_done_cb);
     else
         rv = raft_remove(&r->raft, &r->change, id, change_done_cb);
     if (rv != 0) {
@@ -438,19 +651,25 @@ int consensus_raft_add(consensus_raft *r, uint64_t id, const char *address, cons
         result_error(now, MB_EINVAL, "%s", "add: address missing or too long");
         return MB_EINVAL;
     }
-    return change_begin(r, CHANGE_ADD, id, address, cb, arg, now);
+    return change_begin(r, CHANGE_ADD, id, address, 0, cb, arg, now);
 }
 
 int consensus_raft_promote(consensus_raft *r, uint64_t id, consensus_done_cb cb, void *arg,
                            consensus_result *now)
 {
-    return change_begin(r, CHANGE_ASSIGN, id, NULL, cb, arg, now);
+    return change_begin(r, CHANGE_ASSIGN, id, NULL, RAFT_VOTER, cb, arg, now);
+}
+
+int consensus_raft_demote(consensus_raft *r, uint64_t id, consensus_done_cb cb, void *arg,
+                          consensus_result *now)
+{
+    return change_begin(r, CHANGE_ASSIGN, id, NULL, RAFT_STANDBY, cb, arg, now);
 }
 
 int consensus_raft_remove(consensus_raft *r, uint64_t id, consensus_done_cb cb, void *arg,
                           consensus_result *now)
 {
-    return change_begin(r, CHANGE_REMOVE, id, NULL, cb, arg, now);
+    return change_begin(r, CHANGE_REMOVE, id, NULL, 0, cb, arg, now);
 }
 
 static void transfer_done_cb(struct raft_transfer *req)
@@ -531,7 +750,7 @@ void consensus_raft_status(const consensus_raft *r, consensus_status *out)
     out->commit_index = raft->commit_index;
     out->applied_index = raft_last_applied(raft);
     out->voters = count_voters(raft);
-    out->pending = r->n_pending;
+    out->pending = r->n_waiting;
     out->last_index = raft_last_index(raft); /* wiring (repl_commit_nudge) */
 }
 
@@ -585,6 +804,15 @@ static void monitor_cb(uv_timer_t *t)
         consensus_done_cb cb = p->cb;
         p->cb = NULL;
         cb(p->arg, &res);
+    }
+    /* Entries of a finished batch not applied by now, after a step down:
+     * raft will not report on them. */
+    if (r->fifo_head != NULL && raft_state(&r->raft) != RAFT_LEADER) {
+        for (pending *p = r->fifo_head, *next; p != NULL; p = next) {
+            next = p->fnext;
+            if (p->batch == NULL)
+                entry_fail(r, p, RAFT_LEADERSHIPLOST);
+        }
     }
     if (r->closing) {
         maybe_finish_close(r);
@@ -677,8 +905,14 @@ int consensus_raft_init(uv_loop_t *loop, const consensus_raft_config *cfg, conse
     raft_set_pre_vote(&r->raft, !cfg->disable_pre_vote);
     raft_set_snapshot_threshold(&r->raft, r->cfg.snapshot_threshold);
     raft_set_snapshot_trailing(&r->raft, r->cfg.snapshot_trailing);
+    consensus_fsm_set_applied_cb(r->fsm, entry_applied_cb, r);
     uv_timer_init(loop, &r->monitor);
     r->monitor.data = r;
+    uv_check_init(loop, &r->flush_check);
+    r->flush_check.data = r;
+    uv_idle_init(loop, &r->flush_idle);
+    r->flush_idle.data = r;
+    r->handles_open = 3;
     *out = r;
     return MB_OK;
 
@@ -721,6 +955,7 @@ int consensus_raft_start(consensus_raft *r, mb_error *err)
         return mb_errorf(err, from_raft(rv), "raft start in %s: %s", r->data_dir,
                          raft_errmsg(&r->raft));
     r->started = 1;
+    uv_check_start(&r->flush_check, flush_check_cb);
     uv_timer_start(&r->monitor, monitor_cb, r->cfg.monitor_interval_ms, r->cfg.monitor_interval_ms);
     return MB_OK;
 }

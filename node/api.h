@@ -7,9 +7,9 @@
  * node/api_modules.c lists those register functions: a new module adds one
  * line there and never touches a dispatcher.
  *
- * Threads: routing, auth and body parsing happen on NNG's threads (see
- * http_server.h); route handlers run on the control loop thread only, where
- * they may touch node state. A handler must answer the call exactly once
+ * Threads: routing, auth, body parsing and the route handlers all run on
+ * the control loop thread (see http_server.h), where handlers may touch
+ * node state. A handler must answer the call exactly once
  * (api_reply_*), now or later; to answer later (long-poll) it parks the call
  * with api_call_park and answers when the awaited thing happens or the park
  * callback fires. */
@@ -45,7 +45,7 @@ typedef struct api_route {
 #define API_ROUTES_MAX 128
 
 /* The routes of a node, filled once before the HTTP server starts and
- * read-only afterwards (so NNG threads may match against it). */
+ * read-only afterwards. */
 typedef struct api_router {
     const api_route *routes[API_ROUTES_MAX];
     size_t n;

@@ -309,7 +309,58 @@ static int query_var_events(node *n, const char *name, uint64_t from_seq, size_t
         .newest_first = newest_first,
         .cursor = cursor,
     };
+    repl_flush_events(n->repl);
     return node_log_query(n->store, 1, &q, collect_cb, col, next, e);
+}
+
+/* Gaps of this node's event log: a snapshot install replaced its state, so
+ * the events of raft indexes from_index..applied_index were never written
+ * here (marker event "state.restore", docs/consensus.md). */
+typedef struct gap_collect {
+    cJSON *arr;
+    uint64_t after; /* only gaps ending after this version */
+    uint64_t max_to;
+} gap_collect;
+
+static int gap_cb(const storage_event *ev, void *arg)
+{
+    gap_collect *g = arg;
+    cJSON *p = ev->payload_len > 0 ? cJSON_ParseWithLength(ev->payload, ev->payload_len) : NULL;
+    const cJSON *from = cJSON_GetObjectItemCaseSensitive(p, "from_index");
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(p, "applied_index");
+    uint64_t t = cJSON_IsNumber(to) && to->valuedouble > 0 ? (uint64_t)to->valuedouble
+                                                           : ev->seq / REPL_SEQ_PER_ENTRY;
+    /* Markers written before from_index existed: the start is unknown. */
+    uint64_t f = cJSON_IsNumber(from) && from->valuedouble > 0 ? (uint64_t)from->valuedouble : 1;
+    cJSON_Delete(p);
+    if (t <= g->after)
+        return 0;
+    if (g->arr == NULL && (g->arr = cJSON_CreateArray()) == NULL)
+        return 1;
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddNumberToObject(e, "from_version", (double)f);
+    cJSON_AddNumberToObject(e, "to_version", (double)t);
+    cJSON_AddItemToArray(g->arr, e);
+    if (t > g->max_to)
+        g->max_to = t;
+    return 0;
+}
+
+/* Add "gaps":[{"from_version","to_version"}] to `obj` for every gap of the
+ * event log that ends after version `after`; returns the highest
+ * to_version (0 when there is none). */
+static uint64_t add_gaps(node *n, uint64_t after, cJSON *obj)
+{
+    gap_collect g = { .after = after };
+    struct storage_query q = { .type = "state.restore", .limit = 10000 };
+    mb_error e;
+    mb_error_clear(&e);
+    if (node_log_query(n->store, 1, &q, gap_cb, &g, NULL, &e) != MB_OK || g.arr == NULL) {
+        cJSON_Delete(g.arr);
+        return 0;
+    }
+    cJSON_AddItemToObject(obj, "gaps", g.arr);
+    return g.max_to;
 }
 
 static void vars_history(node *n, api_call *c)
@@ -342,6 +393,7 @@ static void vars_history(node *n, api_call *c)
     cJSON_AddStringToObject(j, "name", name);
     cJSON_AddItemToObject(j, "events", col.arr);
     cJSON_AddNumberToObject(j, "next_cursor", (double)next);
+    add_gaps(n, from_version > 0 ? from_version - 1 : 0, j);
     api_reply_json(c, 200, j);
 }
 
@@ -380,11 +432,17 @@ static int watch_try(node *n, api_call *c, const char *name, uint64_t from_versi
         api_reply_error(c, e.code, "watch \"%s\": %s", name, e.msg);
         return 1;
     }
-    if (col.n == 0 && !force) {
+    cJSON *j = cJSON_CreateObject();
+    /* Versions lost in a gap cannot be delivered: say so at once, and move
+     * the watch past the gap (the client re-reads the variable). */
+    uint64_t gap_to = add_gaps(n, from_version, j);
+    if (col.n == 0 && !force && gap_to == 0) {
         cJSON_Delete(col.arr);
+        cJSON_Delete(j);
         return 0;
     }
-    cJSON *j = cJSON_CreateObject();
+    if (gap_to > col.last_version && next == 0)
+        col.last_version = gap_to;
     cJSON_AddStringToObject(j, "name", name);
     cJSON_AddItemToObject(j, "events", col.arr);
     cJSON_AddNumberToObject(j, "last_version", (double)col.last_version);

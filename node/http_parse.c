@@ -389,3 +389,78 @@ char *http_error_json(int code, const char *message)
     cJSON_Delete(root);
     return out;
 }
+
+/* ---- request head (raft-perf: the HTTP server on the loop) ---- */
+
+size_t http_request_head_end(const char *buf, size_t len)
+{
+    for (size_t i = 3; i < len; i++)
+        if (buf[i] == '\n' && buf[i - 1] == '\r' && buf[i - 2] == '\n' && buf[i - 3] == '\r')
+            return i + 1;
+    return 0;
+}
+
+static int head_name_is(const char *name, size_t n, const char *want)
+{
+    return strlen(want) == n && strncasecmp(name, want, n) == 0;
+}
+
+int http_request_head_parse(char *p, size_t len, http_request_head *h)
+{
+    memset(h, 0, sizeof(*h));
+    char *end = p + len;
+    char *eol = memchr(p, '\r', len);
+    if (eol == NULL || eol + 1 >= end || eol[1] != '\n')
+        return MB_EINVAL;
+    *eol = '\0';
+    if (memchr(p, '\0', (size_t)(eol - p)) != NULL)
+        return MB_EINVAL;
+    char *sp1 = strchr(p, ' ');
+    char *sp2 = sp1 != NULL ? strchr(sp1 + 1, ' ') : NULL;
+    if (sp1 == NULL || sp2 == NULL || sp1 == p || (size_t)(sp1 - p) >= sizeof(h->method) ||
+        sp2 == sp1 + 1)
+        return MB_EINVAL;
+    memcpy(h->method, p, (size_t)(sp1 - p));
+    h->method[sp1 - p] = '\0';
+    *sp2 = '\0';
+    h->uri = sp1 + 1;
+    if (strcmp(sp2 + 1, "HTTP/1.1") == 0)
+        h->http10 = 0;
+    else if (strcmp(sp2 + 1, "HTTP/1.0") == 0)
+        h->http10 = 1;
+    else
+        return MB_EINVAL;
+    for (p = eol + 2; p < end;) {
+        eol = memchr(p, '\r', (size_t)(end - p));
+        if (eol == NULL || eol + 1 >= end || eol[1] != '\n')
+            return MB_EINVAL;
+        if (eol == p)
+            return MB_OK; /* the empty line ends the head */
+        *eol = '\0';
+        if (memchr(p, '\0', (size_t)(eol - p)) != NULL)
+            return MB_EINVAL;
+        char *colon = memchr(p, ':', (size_t)(eol - p));
+        if (colon == NULL || colon == p)
+            return MB_EINVAL;
+        size_t nlen = (size_t)(colon - p);
+        char *v = colon + 1;
+        while (*v == ' ' || *v == '\t')
+            v++;
+        for (char *t = eol - 1; t >= v && (*t == ' ' || *t == '\t'); t--)
+            *t = '\0';
+        if (head_name_is(p, nlen, "Content-Length")) {
+            h->dup_length |= h->content_length != NULL;
+            h->content_length = v;
+        } else if (head_name_is(p, nlen, "Transfer-Encoding")) {
+            h->transfer_encoding = v;
+        } else if (head_name_is(p, nlen, "Authorization")) {
+            h->authorization = v;
+        } else if (head_name_is(p, nlen, "Expect")) {
+            h->expect = v;
+        } else if (head_name_is(p, nlen, "Connection")) {
+            h->connection = v;
+        }
+        p = eol + 2;
+    }
+    return MB_EINVAL; /* no empty line */
+}

@@ -63,6 +63,29 @@ int http_parse_content_length(const char *s, uint64_t *out);
  * the JSON broke, or that it is not an object. */
 int http_json_object_parse(const void *body, size_t len, cJSON **out, mb_error *err);
 
+/* raft-perf (HTTP server on the loop): the parts of an HTTP/1.x request
+ * head that the server uses. String pointers point into the buffer given
+ * to http_request_head_parse (NULL when the header is absent). */
+typedef struct http_request_head {
+    char method[16];
+    const char *uri;
+    int http10; /* HTTP/1.0 (else HTTP/1.1) */
+    const char *content_length, *transfer_encoding, *authorization, *expect, *connection;
+    int dup_length; /* Content-Length given more than once */
+} http_request_head;
+
+/* Length of the request head at the start of `buf` (`len` bytes),
+ * including the CRLF CRLF that ends it; 0 when it is not complete yet. */
+size_t http_request_head_end(const char *buf, size_t len);
+
+/* Parse a complete request head of `len` bytes (as measured by
+ * http_request_head_end) in `buf`, which is modified in place (NULs end
+ * the pieces) and must stay alive while *out is used. Request line
+ * "METHOD SP target SP HTTP/1.1|HTTP/1.0", then "Name: value" lines
+ * (names case-insensitive, surrounding blanks trimmed). MB_EINVAL when
+ * malformed; never reads outside buf[0..len). */
+int http_request_head_parse(char *buf, size_t len, http_request_head *out);
+
 /* Match a route pattern ("/v1/config/{key}") against parsed segments. On a
  * match returns 1 and stores the values of the {placeholders}, in order,
  * into vals (borrowed from t); *nvals gets their count. */

@@ -1,8 +1,15 @@
-/* node/http_server.c: NNG HTTP server glue, the command queue into the
- * control loop, and the api_call answers (see http_server.h and api.h). */
+/* node/http_server.c: the HTTP/1.1 server of mabeamd on the control loop
+ * (libuv TCP), and the api_call answers (see http_server.h and api.h).
+ *
+ * Everything runs on the loop thread: a request is read, parsed, routed,
+ * authenticated and handed to its route handler without a thread hop, and
+ * the answer is written with uv_write. Connections are persistent (HTTP/1.1
+ * keep-alive; HTTP/1.0 only with "Connection: keep-alive"); pipelined
+ * requests on one connection are handled one after the other. */
 #include "node/http_server.h"
 
 #include <assert.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,20 +18,25 @@
 #include <strings.h>
 #include <time.h>
 
-#include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
-
-/* Grace given at shutdown to the writes of answers to parked calls. */
+/* Grace given at shutdown to the writes of answers still in flight. */
 #define HTTP_CLOSE_GRACE_MS 100
 /* Default most long-polls parked at once; more are refused (MB_EFULL). */
 #define HTTP_PARKED_MAX 1024
+/* Largest request head (request line + headers). */
+#define HTTP_HEAD_MAX (16u << 10)
+/* Connections idle this long (nothing outstanding) are closed, and so are
+ * connections in the middle of sending a request for this long. */
+#define HTTP_IDLE_MS    120000
+#define HTTP_PARTIAL_MS 30000
+#define HTTP_SWEEP_MS   5000
+
+typedef struct conn conn;
 
 struct api_call {
     http_server *srv;
-    nng_aio *aio; /* NNG's handler aio: finished exactly once */
-    nng_http_conn *conn;
-    nng_aio *body_aio;    /* ours, while reading the body */
-    int sending_continue; /* body_aio is writing "100 Continue" first */
+    conn *conn; /* NULL once the connection is gone: the answer is dropped */
+    int answered;
+    int close_conn; /* the request asked for (or forces) a close after it */
     char method[16];
     http_target target;
     const api_route *route;
@@ -34,9 +46,8 @@ struct api_call {
     size_t body_len;
     cJSON *json;
     uint64_t start_ns;
-    api_call *next; /* command queue (under srv->mtx) */
-    /* Loop thread only. */
-    api_call *pprev, *pnext; /* parked list */
+    /* parked list */
+    api_call *pprev, *pnext;
     int parked;
     int timer_init;
     uv_timer_t timer;
@@ -44,20 +55,41 @@ struct api_call {
     void *expire_arg;
 };
 
+struct conn {
+    uv_tcp_t tcp;
+    http_server *srv;
+    conn *prev, *next; /* srv->conns */
+    char *buf;         /* received, not yet consumed */
+    size_t len, cap;
+    api_call *call; /* request being handled (not answered yet) */
+    int closing;
+    int close_after_write;
+    int reading;
+    unsigned writes; /* uv_write in flight */
+    int sent_continue;
+    int queued;     /* in srv->ready (buffered requests to handle) */
+    int processing; /* inside conn_process */
+    conn *rnext;
+    uint64_t last_ms;
+};
+
 struct http_server {
     http_server_opts o;
-    nng_http_server *ns;
-    nng_http_handler *h;
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    uv_timer_t sweep;
+    uv_idle_t ready_idle; /* handles pipelined requests after an answer */
+    conn *ready;
     int port;
     pthread_mutex_t mtx;
-    api_call *qhead, *qtail; /* under mtx */
-    int closing;             /* under mtx */
-    char *token;             /* under mtx */
-    size_t body_limit;       /* under mtx */
-    uv_async_t wake;
-    api_call *parked; /* loop thread */
+    char *token;       /* under mtx */
+    size_t body_limit; /* under mtx */
+    int closing;
+    unsigned handles; /* open loop handles (listener, timer, idle, conns) */
+    conn *conns;
+    api_call *parked;
     size_t nparked;
-    api_call *current; /* call being handled by a route handler (loop) */
+    api_call *current; /* call being handled by a route handler */
     int current_done;
 };
 
@@ -67,6 +99,86 @@ static uint64_t now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+static void server_unref(http_server *s);
+static void conn_process(conn *c);
+
+/* ---------------- connections ---------------- */
+
+static void conn_closed_cb(uv_handle_t *h)
+{
+    conn *c = h->data;
+    http_server *s = c->srv;
+    free(c->buf);
+    free(c);
+    server_unref(s);
+}
+
+static void conn_close(conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    http_server *s = c->srv;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    if (c->call != NULL) {
+        c->call->conn = NULL; /* answered later into the void */
+        c->call = NULL;
+    }
+    if (c->queued) {
+        for (conn **pp = &s->ready; *pp != NULL; pp = &(*pp)->rnext)
+            if (*pp == c) {
+                *pp = c->rnext;
+                break;
+            }
+        c->queued = 0;
+    }
+    uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
+}
+
+typedef struct write_req {
+    uv_write_t req;
+    conn *c;
+    char data[];
+} write_req;
+
+static void write_cb(uv_write_t *req, int status)
+{
+    write_req *w = (write_req *)req;
+    conn *c = w->c;
+    free(w);
+    c->writes--;
+    if (c->closing)
+        return;
+    if (status < 0 || (c->close_after_write && c->writes == 0))
+        conn_close(c);
+}
+
+/* Queue `len` bytes (copied) for the peer. */
+static int conn_write(conn *c, const char *head, size_t head_len, const void *body, size_t body_len)
+{
+    write_req *w = malloc(sizeof(*w) + head_len + body_len);
+    if (w == NULL)
+        return -1;
+    w->c = c;
+    memcpy(w->data, head, head_len);
+    if (body_len > 0)
+        memcpy(w->data + head_len, body, body_len);
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)(head_len + body_len));
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb) != 0) {
+        free(w);
+        return -1;
+    }
+    c->writes++;
+    return 0;
+}
+
+/* ---------------- calls ---------------- */
 
 static void call_free_mem(api_call *c)
 {
@@ -81,14 +193,8 @@ static void timer_closed_cb(uv_handle_t *h)
     call_free_mem(h->data);
 }
 
-/* Release a call after its aio was finished. */
 static void call_release(api_call *c)
 {
-    if (c->body_aio != NULL) {
-        /* May run inside the body aio's own callback: reap, don't free. */
-        nng_aio_reap(c->body_aio);
-        c->body_aio = NULL;
-    }
     if (c->timer_init) {
         uv_close((uv_handle_t *)&c->timer, timer_closed_cb);
         return;
@@ -96,40 +202,69 @@ static void call_release(api_call *c)
     call_free_mem(c);
 }
 
-/* Build and send the response, then release the call. Any thread. */
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
+
+static void ready_idle_cb(uv_idle_t *h)
+{
+    http_server *s = h->data;
+    while (s->ready != NULL) {
+        conn *c = s->ready;
+        s->ready = c->rnext;
+        c->queued = 0;
+        conn_process(c);
+    }
+    uv_idle_stop(h);
+}
+
+/* Build and send the response, then release the call. Loop thread. */
 static void call_answer(api_call *c, int status, const char *ctype, const void *body, size_t len,
                         const char *allow, int close_conn)
 {
     http_server *s = c->srv;
-    nng_http_res *res = NULL;
-    int rv = nng_http_res_alloc(&res);
-    if (rv == 0)
-        rv = nng_http_res_set_status(res, (uint16_t)status);
-    if (rv == 0)
-        rv = nng_http_res_set_reason(res, http_reason(status));
-    if (rv == 0 && ctype != NULL)
-        rv = nng_http_res_set_header(res, "Content-Type", ctype);
-    if (rv == 0 && allow != NULL)
-        rv = nng_http_res_set_header(res, "Allow", allow);
-    if (rv == 0 && status == 401)
-        rv = nng_http_res_set_header(res, "WWW-Authenticate", "Bearer realm=\"mabeam\"");
-    if (rv == 0 && close_conn)
-        rv = nng_http_res_set_header(res, "Connection", "close");
-    if (rv == 0)
-        rv = nng_http_res_set_header(res, "Cache-Control", "no-store");
-    if (rv == 0)
-        rv = nng_http_res_copy_data(res, body, len);
+    conn *k = c->conn;
+    assert(!c->answered);
+    c->answered = 1;
     if (s->o.observe != NULL)
-        s->o.observe(s->o.observe_arg, c->route, rv == 0 ? status : 500, now_ns() - c->start_ns);
-    if (rv != 0) {
-        if (res != NULL)
-            nng_http_res_free(res);
-        nng_aio_finish(c->aio, rv); /* NNG hard-closes the connection */
-    } else {
-        nng_aio_set_output(c->aio, 0, res);
-        nng_aio_finish(c->aio, 0);
+        s->o.observe(s->o.observe_arg, c->route, status, now_ns() - c->start_ns);
+    if (k != NULL && !k->closing) {
+        int close_after = close_conn || c->close_conn || s->closing;
+        char head[512];
+        int n = snprintf(head, sizeof(head),
+                         "HTTP/1.1 %d %s\r\n%s%s%s%s%s%s%sCache-Control: no-store\r\n"
+                         "Content-Length: %zu\r\n%s\r\n",
+                         status, http_reason(status), ctype != NULL ? "Content-Type: " : "",
+                         ctype != NULL ? ctype : "", ctype != NULL ? "\r\n" : "",
+                         allow != NULL ? "Allow: " : "", allow != NULL ? allow : "",
+                         allow != NULL ? "\r\n" : "",
+                         status == 401 ? "WWW-Authenticate: Bearer realm=\"mabeam\"\r\n" : "", len,
+                         close_after ? "Connection: close\r\n" : "");
+        k->call = NULL;
+        /* HEAD: the headers of the GET answer, no body. */
+        size_t body_len = strcmp(c->method, "HEAD") == 0 ? 0 : len;
+        if (n <= 0 || (size_t)n >= sizeof(head) ||
+            conn_write(k, head, (size_t)n, body, body_len) != 0) {
+            conn_close(k);
+        } else if (close_after) {
+            k->close_after_write = 1;
+            uv_read_stop((uv_stream_t *)&k->tcp);
+            k->reading = 0;
+        } else if (!k->reading) {
+            if (uv_read_start((uv_stream_t *)&k->tcp, alloc_cb, read_cb) == 0)
+                k->reading = 1;
+            else
+                conn_close(k);
+        }
+        if (!k->closing && !k->close_after_write && k->len > 0 && !k->queued && !k->processing) {
+            /* A pipelined request is waiting: handle it from the idle
+             * handle, not from inside whatever callback answered this. */
+            k->queued = 1;
+            k->rnext = s->ready;
+            s->ready = k;
+            uv_idle_start(&s->ready_idle, ready_idle_cb);
+        }
     }
-    c->aio = NULL;
+    c->conn = NULL;
     call_release(c);
 }
 
@@ -145,91 +280,31 @@ static void call_answer_error(api_call *c, int status, int code, const char *msg
     free(j);
 }
 
-/* NNG thread: the request is complete and valid; hand it to the loop. */
-static void call_enqueue(api_call *c)
+static void run_handler(http_server *s, api_call *c)
 {
-    http_server *s = c->srv;
-    if (c->route->flags & API_BODY) {
-        mb_error e;
-        mb_error_clear(&e);
-        if (http_json_object_parse(c->body, c->body_len, &c->json, &e) != MB_OK) {
-            call_answer_error(c, 400, e.code, e.msg, NULL, 0);
-            return;
-        }
-    }
-    pthread_mutex_lock(&s->mtx);
-    if (s->closing) {
-        pthread_mutex_unlock(&s->mtx);
-        call_answer_error(c, 503, MB_ECLOSED, "node is shutting down", NULL, 1);
-        return;
-    }
-    c->next = NULL;
-    if (s->qtail != NULL)
-        s->qtail->next = c;
-    else
-        s->qhead = c;
-    s->qtail = c;
-    /* Sent under the lock: once `closing` is set (under the lock) nobody
-     * touches the wake handle again, so the loop may close it. */
-    uv_async_send(&s->wake);
-    pthread_mutex_unlock(&s->mtx);
+    s->current = c;
+    s->current_done = 0;
+    c->route->fn(s->o.node, c);
+    /* A handler answers now or parks; anything else is a bug. */
+    assert(s->current_done || c->parked);
+    s->current = NULL;
 }
 
-static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+/* ---------------- request parsing ---------------- */
 
-static void body_read_start(api_call *c)
+static void consume(conn *k, size_t n)
 {
-    nng_iov iov = { .iov_buf = c->body, .iov_len = c->body_len };
-    nng_aio_set_iov(c->body_aio, 1, &iov);
-    nng_aio_set_timeout(c->body_aio, 30000);
-    nng_http_conn_read_all(c->conn, c->body_aio);
+    memmove(k->buf, k->buf + n, k->len - n);
+    k->len -= n;
 }
 
-static void body_read_cb(void *arg)
+/* Route, authenticate and dispatch a complete request (call owns body). */
+static void dispatch(http_server *s, api_call *c, const http_request_head *h)
 {
-    api_call *c = arg;
-    if (nng_aio_result(c->body_aio) == 0 && c->sending_continue) {
-        c->sending_continue = 0;
-        body_read_start(c);
-        return;
-    }
-    if (nng_aio_result(c->body_aio) != 0) {
-        /* The peer went away or the server is stopping: hard close. */
-        if (c->srv->o.observe != NULL)
-            c->srv->o.observe(c->srv->o.observe_arg, c->route, 400, now_ns() - c->start_ns);
-        nng_aio_finish(c->aio, nng_aio_result(c->body_aio));
-        c->aio = NULL;
-        call_release(c);
-        return;
-    }
-    call_enqueue(c);
-}
-
-static void handler_cb(nng_aio *aio)
-{
-    nng_http_req *req = nng_aio_get_input(aio, 0);
-    nng_http_handler *h = nng_aio_get_input(aio, 1);
-    http_server *s = nng_http_handler_get_data(h);
-    api_call *c = calloc(1, sizeof(*c));
-    if (c == NULL) {
-        nng_aio_finish(aio, NNG_ENOMEM);
-        return;
-    }
-    c->srv = s;
-    c->aio = aio;
-    c->conn = nng_aio_get_input(aio, 2);
-    c->start_ns = now_ns();
-    snprintf(c->method, sizeof(c->method), "%s", nng_http_req_get_method(req));
-
-    const char *cl = nng_http_req_get_header(req, "Content-Length");
-    const char *te = nng_http_req_get_header(req, "Transfer-Encoding");
-    uint64_t body_len = 0;
-    int has_body = cl != NULL || te != NULL;
     mb_error e;
     mb_error_clear(&e);
-
-    if (http_target_parse(nng_http_req_get_uri(req), &c->target, &e) != MB_OK) {
-        call_answer_error(c, 400, e.code, e.msg, NULL, has_body);
+    if (http_target_parse(h->uri, &c->target, &e) != MB_OK) {
+        call_answer_error(c, 400, e.code, e.msg, NULL, 0);
         return;
     }
     char allow[HTTP_ALLOW_MAX];
@@ -239,71 +314,243 @@ static void handler_cb(nng_aio *aio)
         break;
     case API_BAD_METHOD:
         snprintf(e.msg, sizeof(e.msg), "method %s not allowed here; allowed: %s", c->method, allow);
-        call_answer_error(c, 405, MB_EINVAL, e.msg, allow, has_body);
+        call_answer_error(c, 405, MB_EINVAL, e.msg, allow, 0);
         return;
     default:
-        call_answer_error(c, 404, MB_ENOTFOUND, "no such API route", NULL, has_body);
+        call_answer_error(c, 404, MB_ENOTFOUND, "no such API route", NULL, 0);
         return;
     }
     if (!(c->route->flags & API_NO_AUTH)) {
         int ok = 1;
         pthread_mutex_lock(&s->mtx);
         if (s->token != NULL)
-            ok = http_bearer_ok(nng_http_req_get_header(req, "Authorization"), s->token);
+            ok = http_bearer_ok(h->authorization, s->token);
         pthread_mutex_unlock(&s->mtx);
         if (!ok) {
             call_answer_error(c, 401, MB_EAUTH,
                               "missing or wrong bearer token (Authorization: Bearer <token>)", NULL,
-                              has_body);
+                              0);
             return;
         }
     }
-    if (te != NULL) {
-        call_answer_error(c, 411, MB_EINVAL,
-                          "chunked request bodies are not supported; send Content-Length", NULL, 1);
+    if (c->route->flags & API_BODY) {
+        if (http_json_object_parse(c->body, c->body_len, &c->json, &e) != MB_OK) {
+            call_answer_error(c, 400, e.code, e.msg, NULL, 0);
+            return;
+        }
+    }
+    if (s->closing) {
+        call_answer_error(c, 503, MB_ECLOSED, "node is shutting down", NULL, 1);
         return;
     }
-    if (cl != NULL && http_parse_content_length(cl, &body_len) != MB_OK) {
-        call_answer_error(c, 400, MB_EINVAL, "malformed Content-Length", NULL, 1);
-        return;
-    }
-    pthread_mutex_lock(&s->mtx);
-    size_t limit = s->body_limit;
-    pthread_mutex_unlock(&s->mtx);
-    if (body_len > limit) {
-        snprintf(e.msg, sizeof(e.msg), "request body of %llu bytes exceeds the limit of %zu bytes",
-                 (unsigned long long)body_len, limit);
-        call_answer_error(c, 413, MB_ETOOBIG, e.msg, NULL, 1);
-        return;
-    }
-    if (body_len == 0) {
-        call_enqueue(c);
-        return;
-    }
-    c->body_len = (size_t)body_len;
-    c->body = malloc(c->body_len + 1);
-    if (c->body == NULL || nng_aio_alloc(&c->body_aio, body_read_cb, c) != 0) {
-        call_answer_error(c, 500, MB_ENOMEM, "out of memory for the request body", NULL, 1);
-        return;
-    }
-    c->body[c->body_len] = '\0';
-    /* A client that asked to wait for "100 Continue" (curl does for bodies
-     * over 1 KiB) would otherwise pause a second before sending. */
-    const char *expect = nng_http_req_get_header(req, "Expect");
-    if (expect != NULL && strcasecmp(expect, "100-continue") == 0) {
-        c->sending_continue = 1;
-        nng_iov iov = { .iov_buf = (void *)continue_line, .iov_len = sizeof(continue_line) - 1 };
-        nng_aio_set_iov(c->body_aio, 1, &iov);
-        nng_aio_set_timeout(c->body_aio, 30000);
-        nng_http_conn_write_all(c->conn, c->body_aio);
-        return;
-    }
-    body_read_start(c);
+    run_handler(s, c);
 }
 
-/* --- control loop side --- */
+/* Answer a request that cannot be read further, then close. */
+static void reject(conn *k, int status, int code, const char *msg)
+{
+    api_call *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        conn_close(k);
+        return;
+    }
+    c->srv = k->srv;
+    c->conn = k;
+    c->start_ns = now_ns();
+    k->call = c;
+    k->len = 0;
+    call_answer_error(c, status, code, msg, NULL, 1);
+}
 
-/* Loop thread: the call is about to be answered by a handler. */
+/* Handle the complete requests in the buffer, one at a time. */
+static void conn_process_requests(conn *k)
+{
+    http_server *s = k->srv;
+    while (!k->closing && k->call == NULL && !k->close_after_write && k->len > 0) {
+        size_t head_len = http_request_head_end(k->buf, k->len);
+        if (head_len == 0) {
+            if (k->len > HTTP_HEAD_MAX)
+                reject(k, 431, MB_ETOOBIG, "request head too large");
+            return;
+        }
+        /* Parse a copy: the head stays intact until the body is here. */
+        char hcopy[HTTP_HEAD_MAX + 8];
+        if (head_len > HTTP_HEAD_MAX) {
+            reject(k, 431, MB_ETOOBIG, "request head too large");
+            return;
+        }
+        memcpy(hcopy, k->buf, head_len);
+        http_request_head h;
+        if (http_request_head_parse(hcopy, head_len, &h) != MB_OK) {
+            reject(k, 400, MB_EINVAL, "malformed HTTP request");
+            return;
+        }
+        uint64_t body_len = 0;
+        if (h.transfer_encoding != NULL) {
+            reject(k, 411, MB_EINVAL,
+                   "chunked request bodies are not supported; send Content-Length");
+            return;
+        }
+        if (h.content_length != NULL &&
+            (h.dup_length || http_parse_content_length(h.content_length, &body_len) != MB_OK)) {
+            reject(k, 400, MB_EINVAL, "malformed Content-Length");
+            return;
+        }
+        pthread_mutex_lock(&s->mtx);
+        size_t limit = s->body_limit;
+        pthread_mutex_unlock(&s->mtx);
+        if (body_len > limit) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "request body of %llu bytes exceeds the limit of %zu bytes",
+                     (unsigned long long)body_len, limit);
+            reject(k, 413, MB_ETOOBIG, msg);
+            return;
+        }
+        if (k->len - head_len < body_len) {
+            /* A client that asked to wait for "100 Continue" (curl does
+             * for bodies over 1 KiB) would otherwise pause first. */
+            if (!k->sent_continue && h.expect != NULL &&
+                strcasecmp(h.expect, "100-continue") == 0 && !h.http10) {
+                static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                k->sent_continue = 1;
+                if (conn_write(k, line, sizeof(line) - 1, NULL, 0) != 0)
+                    conn_close(k);
+            }
+            return;
+        }
+        k->sent_continue = 0;
+        api_call *c = calloc(1, sizeof(*c));
+        if (c == NULL) {
+            conn_close(k);
+            return;
+        }
+        c->srv = s;
+        c->conn = k;
+        c->start_ns = now_ns();
+        snprintf(c->method, sizeof(c->method), "%s", h.method);
+        c->close_conn = h.http10
+                            ? !(h.connection != NULL && strcasecmp(h.connection, "keep-alive") == 0)
+                            : (h.connection != NULL && strcasecmp(h.connection, "close") == 0);
+        c->body_len = (size_t)body_len;
+        c->body = malloc(c->body_len + 1);
+        if (c->body == NULL) {
+            free(c);
+            conn_close(k);
+            return;
+        }
+        memcpy(c->body, k->buf + head_len, c->body_len);
+        c->body[c->body_len] = '\0';
+        /* The URI points into hcopy, which dispatch() parses at once. */
+        consume(k, head_len + c->body_len);
+        k->call = c;
+        dispatch(s, c, &h);
+    }
+}
+
+static void conn_process(conn *k)
+{
+    k->processing = 1;
+    conn_process_requests(k);
+    k->processing = 0; /* k is freed by its close callback, never before */
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    conn *k = h->data;
+    (void)suggested;
+    if (k->cap - k->len < 4096) {
+        size_t ncap = k->cap != 0 ? k->cap * 2 : 8192;
+        char *nb = realloc(k->buf, ncap);
+        if (nb == NULL) {
+            *buf = uv_buf_init(NULL, 0);
+            return;
+        }
+        k->buf = nb;
+        k->cap = ncap;
+    }
+    *buf = uv_buf_init(k->buf + k->len, (unsigned)(k->cap - k->len));
+}
+
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    conn *k = st->data;
+    (void)buf;
+    if (nread < 0) {
+        conn_close(k);
+        return;
+    }
+    if (nread == 0)
+        return;
+    k->len += (size_t)nread;
+    k->last_ms = uv_now(k->srv->loop);
+    /* Bound what a client may send ahead of our answers. */
+    pthread_mutex_lock(&k->srv->mtx);
+    size_t limit = k->srv->body_limit;
+    pthread_mutex_unlock(&k->srv->mtx);
+    if (k->len > limit + 2 * HTTP_HEAD_MAX) {
+        if (k->call == NULL) {
+            reject(k, 413, MB_ETOOBIG, "request too large");
+            return;
+        }
+        uv_read_stop(st);
+        k->reading = 0;
+    }
+    conn_process(k);
+    if (!k->closing && !k->reading && k->call == NULL && !k->close_after_write) {
+        if (uv_read_start(st, alloc_cb, read_cb) == 0)
+            k->reading = 1;
+    }
+}
+
+static void connection_cb(uv_stream_t *server, int status)
+{
+    http_server *s = server->data;
+    if (status < 0)
+        return;
+    conn *k = calloc(1, sizeof(*k));
+    if (k == NULL)
+        return;
+    k->srv = s;
+    if (uv_tcp_init(s->loop, &k->tcp) != 0) {
+        free(k);
+        return;
+    }
+    k->tcp.data = k;
+    s->handles++;
+    k->next = s->conns;
+    if (s->conns != NULL)
+        s->conns->prev = k;
+    s->conns = k;
+    k->last_ms = uv_now(s->loop);
+    if (uv_accept(server, (uv_stream_t *)&k->tcp) != 0 || s->closing) {
+        conn_close(k);
+        return;
+    }
+    uv_tcp_nodelay(&k->tcp, 1);
+    if (uv_read_start((uv_stream_t *)&k->tcp, alloc_cb, read_cb) != 0) {
+        conn_close(k);
+        return;
+    }
+    k->reading = 1;
+}
+
+static void sweep_cb(uv_timer_t *t)
+{
+    http_server *s = t->data;
+    uint64_t now = uv_now(s->loop);
+    for (conn *k = s->conns, *next; k != NULL; k = next) {
+        next = k->next;
+        if (k->call != NULL || k->writes > 0)
+            continue;
+        uint64_t idle = now - k->last_ms;
+        if (idle > HTTP_IDLE_MS || (k->len > 0 && idle > HTTP_PARTIAL_MS))
+            conn_close(k);
+    }
+}
+
+/* --- parking --- */
+
+/* The call is about to be answered by a handler. */
 static void unpark(api_call *c)
 {
     http_server *s = c->srv;
@@ -321,34 +568,6 @@ static void unpark(api_call *c)
     c->parked = 0;
     s->nparked--;
     uv_timer_stop(&c->timer);
-}
-
-static void run_handler(http_server *s, api_call *c)
-{
-    s->current = c;
-    s->current_done = 0;
-    c->route->fn(s->o.node, c);
-    /* A handler answers now or parks; anything else is a bug. */
-    assert(s->current_done || c->parked);
-    s->current = NULL;
-}
-
-static void wake_cb(uv_async_t *a)
-{
-    http_server *s = a->data;
-    pthread_mutex_lock(&s->mtx);
-    api_call *c = s->qhead;
-    s->qhead = s->qtail = NULL;
-    int closing = s->closing;
-    pthread_mutex_unlock(&s->mtx);
-    while (c != NULL) {
-        api_call *next = c->next;
-        if (closing)
-            call_answer_error(c, 503, MB_ECLOSED, "node is shutting down", NULL, 1);
-        else
-            run_handler(s, c);
-        c = next;
-    }
 }
 
 static void park_timer_cb(uv_timer_t *t)
@@ -372,7 +591,7 @@ int api_call_park(struct node *n, api_call *c, uint64_t timeout_ms, api_expire_f
     if (s->nparked >= (s->o.parked_max != 0 ? s->o.parked_max : HTTP_PARKED_MAX))
         return MB_EFULL;
     if (!c->timer_init) {
-        int rv = uv_timer_init(s->o.loop, &c->timer);
+        int rv = uv_timer_init(s->loop, &c->timer);
         if (rv != 0)
             return MB_EIO;
         c->timer_init = 1;
@@ -494,97 +713,134 @@ int api_query_i64(api_call *c, const char *key, int64_t dflt, int64_t *out)
 
 /* --- lifecycle --- */
 
-static int nng_to_mb(int rv)
+static int uv_to_mb(int rv)
 {
     switch (rv) {
-    case NNG_EADDRINUSE:
+    case UV_EADDRINUSE:
         return MB_EBUSY;
-    case NNG_EADDRINVAL:
-    case NNG_EINVAL:
+    case UV_EADDRNOTAVAIL:
+    case UV_EINVAL:
+    case UV_EAI_NONAME:
         return MB_EINVAL;
-    case NNG_ENOMEM:
+    case UV_ENOMEM:
         return MB_ENOMEM;
-    case NNG_EPERM:
+    case UV_EACCES:
+    case UV_EPERM:
         return MB_EPERM;
     default:
         return MB_EIO;
     }
 }
 
-static void wake_closed_cb(uv_handle_t *h);
+/* "host:port" (IPv4 literal, [IPv6], "localhost" or a resolvable name;
+ * empty host or "*" = any IPv4 address) into a socket address. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, mb_error *err)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    if (colon == NULL || colon[1] == '\0' || (size_t)(colon - listen) >= sizeof(host))
+        return mb_errorf(err, MB_EINVAL, "HTTP listen address '%s': expected host:port", listen);
+    char *end = NULL;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (*end != '\0' || port > 65535)
+        return mb_errorf(err, MB_EINVAL, "HTTP listen address '%s': bad port", listen);
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    memset(ss, 0, sizeof(*ss));
+    if (host[0] == '[') {
+        size_t hl = strlen(host);
+        if (hl < 3 || host[hl - 1] != ']')
+            return mb_errorf(err, MB_EINVAL, "HTTP listen address '%s': bad IPv6", listen);
+        host[hl - 1] = '\0';
+        if (uv_ip6_addr(host + 1, (int)port, (struct sockaddr_in6 *)ss) != 0)
+            return mb_errorf(err, MB_EINVAL, "HTTP listen address '%s': bad IPv6", listen);
+        return MB_OK;
+    }
+    if (host[0] == '\0' || strcmp(host, "*") == 0)
+        snprintf(host, sizeof(host), "0.0.0.0");
+    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0)
+        return MB_OK;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai = NULL;
+    int rv = getaddrinfo(host, NULL, &hints, &ai);
+    if (rv != 0 || ai == NULL)
+        return mb_errorf(err, MB_EINVAL, "HTTP listen address '%s': %s", listen,
+                         rv != 0 ? gai_strerror(rv) : "no address");
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    if (ss->ss_family == AF_INET)
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+    freeaddrinfo(ai);
+    return MB_OK;
+}
+
+static void server_free(http_server *s)
+{
+    pthread_mutex_destroy(&s->mtx);
+    if (s->token != NULL)
+        memset(s->token, 0, strlen(s->token));
+    free(s->token);
+    free(s);
+}
+
+/* Every loop handle of the server (and of its connections) ends here;
+ * the last one frees the server once it is closing. */
+static void server_unref(http_server *s)
+{
+    if (--s->handles == 0 && s->closing)
+        server_free(s);
+}
+
+static void srv_handle_closed_cb(uv_handle_t *h)
+{
+    server_unref(h->data);
+}
 
 int http_server_start(const http_server_opts *o, http_server **out, mb_error *err)
 {
-    char url_text[300];
-    nng_url *url = NULL;
-    int rv;
-    int code;
+    struct sockaddr_storage ss;
+    int rc = parse_listen(o->listen, &ss, err);
+    if (rc != MB_OK)
+        return rc;
     http_server *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return mb_errorf(err, MB_ENOMEM, "start HTTP server: out of memory");
     s->o = *o;
+    s->loop = o->loop;
     s->body_limit = o->body_limit_bytes;
     pthread_mutex_init(&s->mtx, NULL);
-    snprintf(url_text, sizeof(url_text), "http://%s", o->listen);
-    if ((rv = nng_url_parse(&url, url_text)) != 0) {
-        code =
-            mb_errorf(err, MB_EINVAL, "HTTP listen address '%s': %s", o->listen, nng_strerror(rv));
-        goto fail_mutex;
+    int rv = uv_tcp_init(s->loop, &s->listener);
+    if (rv != 0) {
+        server_free(s);
+        return mb_errorf(err, uv_to_mb(rv), "HTTP server on %s: %s", o->listen, uv_strerror(rv));
     }
-    if ((rv = nng_http_server_hold(&s->ns, url)) != 0) {
-        code = mb_errorf(err, nng_to_mb(rv), "HTTP server on %s: %s", o->listen, nng_strerror(rv));
-        goto fail_url;
+    s->listener.data = s;
+    uv_timer_init(s->loop, &s->sweep);
+    s->sweep.data = s;
+    uv_idle_init(s->loop, &s->ready_idle);
+    s->ready_idle.data = s;
+    s->handles = 3;
+    rv = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
+    if (rv == 0)
+        rv = uv_listen((uv_stream_t *)&s->listener, 511, connection_cb);
+    if (rv != 0) {
+        rc = mb_errorf(err, uv_to_mb(rv), "listen for HTTP on %s: %s", o->listen,
+                       rv == UV_EADDRINUSE ? "Address in use" : uv_strerror(rv));
+        /* The handles close through the loop, which frees s. */
+        s->closing = 1;
+        uv_close((uv_handle_t *)&s->listener, srv_handle_closed_cb);
+        uv_close((uv_handle_t *)&s->sweep, srv_handle_closed_cb);
+        uv_close((uv_handle_t *)&s->ready_idle, srv_handle_closed_cb);
+        return rc;
     }
-    if ((rv = nng_http_handler_alloc(&s->h, "", handler_cb)) != 0 ||
-        (rv = nng_http_handler_set_method(s->h, NULL)) != 0 ||
-        (rv = nng_http_handler_set_tree(s->h)) != 0 ||
-        (rv = nng_http_handler_collect_body(s->h, false, 0)) != 0 ||
-        (rv = nng_http_handler_set_data(s->h, s, NULL)) != 0) {
-        code = mb_errorf(err, nng_to_mb(rv), "HTTP handler: %s", nng_strerror(rv));
-        goto fail_handler;
-    }
-    if ((rv = nng_http_server_add_handler(s->ns, s->h)) != 0) {
-        code = mb_errorf(err, nng_to_mb(rv), "HTTP handler: %s", nng_strerror(rv));
-        goto fail_handler;
-    }
-    if ((rv = uv_async_init(o->loop, &s->wake, wake_cb)) != 0) {
-        code = mb_errorf(err, MB_EIO, "HTTP wake-up handle: %s", uv_strerror(rv));
-        goto fail_server; /* handler now owned by the server */
-    }
-    s->wake.data = s;
-    if ((rv = nng_http_server_start(s->ns)) != 0) {
-        code =
-            mb_errorf(err, nng_to_mb(rv), "listen for HTTP on %s: %s", o->listen, nng_strerror(rv));
-        goto fail_async;
-    }
-    nng_sockaddr sa;
-    if (nng_http_server_get_addr(s->ns, &sa) == 0 && sa.s_family == NNG_AF_INET)
-        s->port = ntohs(sa.s_in.sa_port);
-    else if (nng_http_server_get_addr(s->ns, &sa) == 0 && sa.s_family == NNG_AF_INET6)
-        s->port = ntohs(sa.s_in6.sa_port);
-    nng_url_free(url);
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    if (uv_tcp_getsockname(&s->listener, (struct sockaddr *)&bound, &blen) == 0)
+        s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                    : ((struct sockaddr_in *)&bound)->sin_port);
+    uv_timer_start(&s->sweep, sweep_cb, HTTP_SWEEP_MS, HTTP_SWEEP_MS);
     *out = s;
     return MB_OK;
-
-fail_async:
-    /* The async handle is closed by the caller's loop teardown: closing it
-     * here needs a callback, so free s from there. */
-    nng_http_server_release(s->ns);
-    nng_url_free(url);
-    s->ns = NULL;
-    uv_close((uv_handle_t *)&s->wake, wake_closed_cb);
-    return code;
-fail_handler:
-    if (s->h != NULL)
-        nng_http_handler_free(s->h);
-fail_server:
-    nng_http_server_release(s->ns);
-fail_url:
-    nng_url_free(url);
-fail_mutex:
-    pthread_mutex_destroy(&s->mtx);
-    free(s);
-    return code;
 }
 
 int http_server_port(const http_server *s)
@@ -618,24 +874,23 @@ void http_server_set_body_limit(http_server *s, size_t bytes)
     pthread_mutex_unlock(&s->mtx);
 }
 
-static void wake_closed_cb(uv_handle_t *h)
+/* After the grace: close what is still open (a peer that does not read). */
+static void grace_cb(uv_timer_t *t)
 {
-    http_server *s = h->data;
-    pthread_mutex_destroy(&s->mtx);
-    if (s->token != NULL)
-        memset(s->token, 0, strlen(s->token));
-    free(s->token);
-    free(s);
+    http_server *s = t->data;
+    while (s->conns != NULL)
+        conn_close(s->conns);
+    uv_close((uv_handle_t *)&s->sweep, srv_handle_closed_cb);
 }
 
 void http_server_close(http_server *s)
 {
-    pthread_mutex_lock(&s->mtx);
     s->closing = 1;
-    pthread_mutex_unlock(&s->mtx);
-    /* Whatever is queued now is answered by the drain (it sees closing). */
-    wake_cb(&s->wake);
-    int answered = s->parked != NULL;
+    uv_close((uv_handle_t *)&s->listener, srv_handle_closed_cb);
+    uv_close((uv_handle_t *)&s->ready_idle, srv_handle_closed_cb);
+    s->ready = NULL;
+    for (conn *k = s->conns; k != NULL; k = k->next)
+        k->queued = 0;
     while (s->parked != NULL) {
         api_call *c = s->parked;
         unpark(c);
@@ -645,19 +900,21 @@ void http_server_close(http_server *s)
         assert(s->current_done);
         s->current = NULL;
     }
-    /* NNG writes the answers on its threads and stopping the server aborts
-     * unfinished writes; give them a short, bounded grace first. */
-    if (answered) {
-        struct timespec grace = { 0, HTTP_CLOSE_GRACE_MS * 1000000L };
-        nanosleep(&grace, NULL);
+    /* Idle connections close now; those with an answer being written get
+     * a short, bounded grace (the sweep timer becomes the grace timer). */
+    int writing = 0;
+    for (conn *k = s->conns, *next; k != NULL; k = next) {
+        next = k->next;
+        if (k->writes > 0) {
+            k->close_after_write = 1;
+            writing = 1;
+        } else {
+            conn_close(k);
+        }
     }
-    /* Stops accepting, closes connections, waits for them: every handler
-     * aio has been finished (or is finished by an NNG thread that sees
-     * `closing`), so this cannot wait on the loop. */
-    nng_http_server_stop(s->ns);
-    nng_http_server_release(s->ns);
-    s->ns = NULL;
-    /* A request may have been queued between the drain and the stop. */
-    wake_cb(&s->wake);
-    uv_close((uv_handle_t *)&s->wake, wake_closed_cb);
+    uv_timer_stop(&s->sweep);
+    if (writing)
+        uv_timer_start(&s->sweep, grace_cb, HTTP_CLOSE_GRACE_MS, 0);
+    else
+        grace_cb(&s->sweep);
 }

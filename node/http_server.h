@@ -1,17 +1,17 @@
-/* node/http_server.h: the HTTP front door of mabeamd on NNG's HTTP server.
+/* node/http_server.h: the HTTP/1.1 front door of mabeamd, on the control
+ * loop (libuv TCP).
  *
- * Threads: NNG calls the request handler on its own threads. There the
- * request is parsed, routed, authenticated and its body read and checked
- * (all pure work, no node state); errors are answered at once. A valid
- * request becomes an api_call pushed onto a mutex-protected queue, and the
- * control loop is woken with uv_async_send. The loop drains the whole queue
- * (uv_async coalesces wake-ups) and runs each route's handler, which answers
- * with api_reply_* (nng_aio_finish may be called from any thread).
+ * Threads: everything runs on the loop thread. A request is read, parsed,
+ * routed, authenticated and its body checked there, then its route handler
+ * runs at once (no queue, no thread hop); it answers with api_reply_*
+ * (loop thread) now, or parks the call and answers later. Connections are
+ * persistent (HTTP/1.1 keep-alive); pipelined requests on one connection
+ * are handled one after the other. Idle connections close after 120 s,
+ * half-sent requests after 30 s.
  *
- * Shutdown (http_server_close, loop thread): new requests are answered 503
- * on the NNG thread, queued and parked calls are answered 503 MB_ECLOSED,
- * then the NNG server is stopped (which waits for its connections) and the
- * loop handles are closed. */
+ * Shutdown (http_server_close, loop thread): the listener closes, parked
+ * calls are answered 503 MB_ECLOSED, answers still being written get a
+ * 100 ms grace, then every connection and loop handle is closed. */
 #ifndef MB_NODE_HTTP_SERVER_H
 #define MB_NODE_HTTP_SERVER_H
 
@@ -24,8 +24,7 @@
 
 typedef struct http_server http_server;
 
-/* Called once per answered request, on the answering thread (an NNG thread
- * or the loop): must be thread-safe. `route` is NULL for requests answered
+/* Called once per answered request, on the loop thread. `route` is NULL for requests answered
  * before routing (404, 400 on the target). */
 typedef void (*http_observe_fn)(void *arg, const api_route *route, int status, uint64_t elapsed_ns);
 

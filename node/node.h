@@ -4,8 +4,8 @@
  * event log.
  *
  * Threads: node state is touched only on the control loop thread (the
- * thread that calls node_run). NNG's HTTP threads reach it only through
- * the HTTP server's command queue (http_server.h). The config, logger and
+ * thread that calls node_run), which also runs the HTTP server
+ * (http_server.h). The config, logger and
  * metrics objects of node/core are thread-safe on their own. */
 #ifndef MB_NODE_NODE_H
 #define MB_NODE_NODE_H

@@ -100,6 +100,29 @@ struct repl {
     uint64_t join_id;
     char join_mesh[320], join_api[300], join_raft[CONSENSUS_ADDR_MAX + 1];
     uint64_t applied; /* highest index applied locally with effects */
+    /* raft-perf (membership edges): voters seen down by this leader, since
+     * when (loop ms), and the demotion in flight. */
+    struct down_voter {
+        uint64_t id;
+        uint64_t since_ms;
+    } down_voters[16];
+    unsigned n_down_voters;
+    int demote_inflight;
+    uint64_t demote_id;
+    /* raft-perf: events of the entries applied in this loop iteration,
+     * written to the event log in one storage batch (with the applied
+     * index) from a check handle; watchers are woken after that write. */
+    storage_event *evq;
+    size_t evq_n, evq_cap;
+    struct watch_note {
+        char *name;
+    } * wq;
+    size_t wq_n, wq_cap;
+    uint64_t evq_index; /* highest applied index in the batch */
+    int evq_dirty;      /* something to write (events or the index) */
+    uv_check_t evq_check;
+    uv_idle_t evq_idle; /* active while dirty: the loop must not block */
+    int evq_handles;
 };
 
 static node *N(repl *r)
@@ -1335,7 +1358,7 @@ static void promote_done(void *arg, const consensus_result *res)
 static void maybe_promote(repl *r, const consensus_status *st)
 {
     unsigned max = (unsigned)nc_config_int(r->n->cfg, NC_CFG_MAX_VOTERS);
-    if (r->promote_inflight || st->voters >= max || r->join_srv_busy)
+    if (r->promote_inflight || r->demote_inflight || st->voters >= max || r->join_srv_busy)
         return;
     const consensus_sm *sm = consensus_raft_sm(r->raft);
     for (size_t i = 0; i < consensus_sm_node_count(sm); i++) {
@@ -1351,6 +1374,97 @@ static void maybe_promote(repl *r, const consensus_status *st)
         if (consensus_raft_promote(r->raft, cn->id, promote_done, r, &now) != MB_OK)
             r->promote_inflight = 0;
         return;
+    }
+}
+
+/* ---- dead voter replacement (leader; raft-perf, membership edges) ---- */
+
+static void demote_node_done(void *arg, const consensus_result *res)
+{
+    repl *r = arg;
+    r->demote_inflight = 0;
+    if (res->code != MB_OK)
+        rlog(r, NC_LOG_WARN, "cannot record a demotion", "error", res->msg);
+}
+
+static void demote_done(void *arg, const consensus_result *res)
+{
+    repl *r = arg;
+    if (res->code != MB_OK || r->closing) {
+        if (res->code != MB_OK)
+            rlog(r, NC_LOG_WARN, "cannot demote a dead voter", "error", res->msg);
+        r->demote_inflight = 0;
+        return;
+    }
+    NC_LOGKV(r->n->log, NC_LOG_WARN, "cluster", "dead voter demoted to standby",
+             NC_F_U64("id", r->demote_id));
+    consensus_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.kind = CONSENSUS_CMD_NODE_UPDATE;
+    cmd.node.id = r->demote_id;
+    cmd.node.role = CONSENSUS_ROLE_STANDBY;
+    cmd.node_fields = CONSENSUS_NODE_SET_ROLE;
+    void *buf = NULL;
+    size_t len = 0;
+    mb_error e;
+    mb_error_clear(&e);
+    consensus_result now;
+    memset(&now, 0, sizeof(now));
+    if (consensus_cmd_encode(&cmd, NULL, &buf, &len, &e) != MB_OK ||
+        consensus_raft_propose(r->raft, buf, len, demote_node_done, r, &now) != MB_OK)
+        r->demote_inflight = 0;
+    free(buf);
+}
+
+/* Leader: a voter the failure detector has shown down for at least
+ * voter_replace_after, while a live standby exists, is demoted to standby;
+ * maybe_promote then promotes the standby (voters back to max_voters).
+ * Demoting first keeps every step a single raft configuration change. The
+ * "down since" clock is this leader's own: a new leader starts it anew. */
+static void maybe_replace_dead_voter(repl *r)
+{
+    int64_t after = nc_config_duration_ms(r->n->cfg, NC_CFG_VOTER_REPLACE_AFTER);
+    if (after <= 0 || r->promote_inflight || r->demote_inflight || r->join_srv_busy)
+        return;
+    const consensus_sm *sm = consensus_raft_sm(r->raft);
+    uint64_t now = uv_now(&r->n->loop);
+    int live_standby = 0;
+    uint64_t victim = 0;
+    unsigned n_down = 0;
+    struct down_voter down[sizeof(r->down_voters) / sizeof(r->down_voters[0])];
+    for (size_t i = 0; i < consensus_sm_node_count(sm); i++) {
+        const consensus_node *cn = consensus_sm_node_at(sm, i);
+        fd_peer_view pv;
+        if (cn->id == r->id || mesh_peer(r->m, cn->id, &pv) != MB_OK)
+            continue;
+        if (cn->role == CONSENSUS_ROLE_STANDBY) {
+            live_standby |= pv.status == CLUSTER_PEER_ALIVE;
+            continue;
+        }
+        if (pv.status != CLUSTER_PEER_DOWN || n_down == sizeof(down) / sizeof(down[0]))
+            continue;
+        down[n_down].id = cn->id;
+        down[n_down].since_ms = now;
+        for (unsigned k = 0; k < r->n_down_voters; k++)
+            if (r->down_voters[k].id == cn->id)
+                down[n_down].since_ms = r->down_voters[k].since_ms;
+        if (victim == 0 && now - down[n_down].since_ms >= (uint64_t)after)
+            victim = cn->id;
+        n_down++;
+    }
+    memcpy(r->down_voters, down, n_down * sizeof(down[0]));
+    r->n_down_voters = n_down;
+    if (victim == 0 || !live_standby)
+        return;
+    consensus_result res;
+    memset(&res, 0, sizeof(res));
+    NC_LOGKV(r->n->log, NC_LOG_WARN, "cluster", "demoting a voter that has been down too long",
+             NC_F_U64("id", victim));
+    r->demote_id = victim;
+    r->demote_inflight = 1;
+    if (consensus_raft_demote(r->raft, victim, demote_done, r, &res) != MB_OK) {
+        r->demote_inflight = 0;
+        rlog(r, NC_LOG_WARN, "cannot demote a dead voter", "error", res.msg);
     }
 }
 
@@ -1400,6 +1514,9 @@ static void tick_cb(uv_timer_t *t)
         try_join(r);
     } else if (st.role == CONSENSUS_LEADER && !r->closing) {
         maybe_promote(r, &st);
+        maybe_replace_dead_voter(r);
+    } else {
+        r->n_down_voters = 0; /* the clock restarts with the next term as leader */
     }
 }
 
@@ -1415,60 +1532,164 @@ uint64_t repl_event_seq(uint64_t index, size_t i, const char *type)
     return index * REPL_SEQ_PER_ENTRY + (i < REPL_SEQ_PER_ENTRY ? i : REPL_SEQ_PER_ENTRY - 1);
 }
 
+/* raft-perf: writes whose result is known and that waited for the local
+ * apply (forwarded from this follower) are answered as soon as it
+ * happened, not at the next tick. */
+static void answer_applied_ops(repl *r)
+{
+    for (op *o = r->ops, *next; o != NULL; o = next) {
+        next = o->next;
+        if (o->inflight || !op_waiting(o) || !o->finished || r->applied < o->res.version)
+            continue;
+        op_finish(o, NULL);
+        if (op_idle(o))
+            op_free(o);
+    }
+}
+
+/* Write the queued events and the applied index in one storage batch, then
+ * wake the watchers of the variables they changed. */
+static void flush_events(repl *r)
+{
+    if (!r->evq_dirty)
+        return;
+    node *n = r->n;
+    uint64_t be = 0;
+    for (int i = 0; i < 8; i++)
+        ((unsigned char *)&be)[i] = (unsigned char)(r->evq_index >> (56 - 8 * i));
+    mb_error err;
+    mb_error_clear(&err);
+    if (storage_append_meta(n->store, r->evq, r->evq_n, META_APPLIED, &be, sizeof(be), &err) !=
+        MB_OK)
+        rlog(r, NC_LOG_ERROR, "cannot append replicated events", "error", err.msg);
+    for (size_t i = 0; i < r->evq_n; i++)
+        free((void *)r->evq[i].type); /* one block per event */
+    r->evq_n = 0;
+    r->evq_dirty = 0;
+    if (r->evq_handles)
+        uv_idle_stop(&r->evq_idle);
+    /* Notify after the write: a watcher reads the log. Take the list
+     * first: a notification may answer calls that apply nothing, but keep
+     * the list consistent anyway. */
+    size_t wn = r->wq_n;
+    r->wq_n = 0;
+    for (size_t i = 0; i < wn; i++) {
+        char *name = r->wq[i].name;
+        int dup = 0;
+        for (size_t k = 0; k < i && !dup; k++)
+            dup = r->wq[k].name != NULL && strcmp(r->wq[k].name, name) == 0;
+        if (!dup)
+            api_vars_notify(n, name, 0);
+    }
+    for (size_t i = 0; i < wn; i++)
+        free(r->wq[i].name);
+    answer_applied_ops(r);
+}
+
+void repl_flush_events(repl *r)
+{
+    if (r != NULL)
+        flush_events(r);
+}
+
+static void evq_check_cb(uv_check_t *h)
+{
+    flush_events(h->data);
+}
+
+static void evq_idle_cb(uv_idle_t *h)
+{
+    flush_events(h->data);
+}
+
+/* Queue one event (strings copied into one block owned by the queue). */
+static int evq_push(repl *r, uint64_t seq, const char *type, const char *subject,
+                    const char *payload, int64_t now)
+{
+    if (r->evq_n == r->evq_cap) {
+        size_t ncap = r->evq_cap != 0 ? r->evq_cap * 2 : 64;
+        storage_event *ne = realloc(r->evq, ncap * sizeof(*ne));
+        if (ne == NULL)
+            return MB_ENOMEM;
+        r->evq = ne;
+        r->evq_cap = ncap;
+    }
+    size_t tl = strlen(type) + 1, sl = strlen(subject) + 1;
+    size_t pl = payload != NULL ? strlen(payload) : 0;
+    char *blk = malloc(tl + sl + pl + 1);
+    if (blk == NULL)
+        return MB_ENOMEM;
+    memcpy(blk, type, tl);
+    memcpy(blk + tl, subject, sl);
+    if (pl > 0)
+        memcpy(blk + tl + sl, payload, pl);
+    blk[tl + sl + pl] = '\0';
+    r->evq[r->evq_n++] = (storage_event){
+        .seq = seq,
+        .type = blk,
+        .subject = blk + tl,
+        .time_ms = now,
+        .payload = pl > 0 ? blk + tl + sl : NULL,
+        .payload_len = pl,
+    };
+    return MB_OK;
+}
+
 static void on_effects(void *arg, uint64_t index, const consensus_effects *fx)
 {
     repl *r = arg;
-    node *n = r->n;
-    storage_event evs[64];
-    size_t k = 0;
     int64_t now = node_wall_ms();
-    uint64_t be = 0;
-    for (int i = 0; i < 8; i++)
-        ((unsigned char *)&be)[i] = (unsigned char)(index >> (56 - 8 * i));
+    /* Events of consecutive entries join one storage batch: the sequence
+     * order is the index order, so the batch stays increasing. */
     for (size_t i = 0; i < fx->n; i++) {
         const consensus_effect *e = &fx->items[i];
-        if (e->kind != CONSENSUS_FX_EVENT)
-            continue;
-        if (k == sizeof(evs) / sizeof(evs[0])) {
-            mb_error err;
-            mb_error_clear(&err);
-            if (storage_append(n->store, evs, k, &err) != MB_OK)
-                rlog(r, NC_LOG_ERROR, "cannot append replicated events", "error", err.msg);
-            k = 0;
+        if (e->kind == CONSENSUS_FX_EVENT) {
+            uint64_t seq = repl_event_seq(index, i, e->type);
+            if (evq_push(r, seq, e->type, e->subject != NULL ? e->subject : "", e->payload, now) !=
+                MB_OK) {
+                /* Out of memory: write what we have, then this one alone. */
+                flush_events(r);
+                storage_event one = { .seq = seq,
+                                      .type = e->type,
+                                      .subject = e->subject != NULL ? e->subject : "",
+                                      .time_ms = now,
+                                      .payload = e->payload,
+                                      .payload_len = e->payload != NULL ? strlen(e->payload) : 0 };
+                mb_error err;
+                mb_error_clear(&err);
+                if (storage_append(r->n->store, &one, 1, &err) != MB_OK)
+                    rlog(r, NC_LOG_ERROR, "cannot append replicated events", "error", err.msg);
+            }
+        } else if (e->kind == CONSENSUS_FX_WATCH && e->subject != NULL) {
+            if (r->wq_n == r->wq_cap) {
+                size_t ncap = r->wq_cap != 0 ? r->wq_cap * 2 : 16;
+                struct watch_note *nw = realloc(r->wq, ncap * sizeof(*nw));
+                if (nw != NULL) {
+                    r->wq = nw;
+                    r->wq_cap = ncap;
+                }
+            }
+            if (r->wq_n < r->wq_cap && (r->wq[r->wq_n].name = strdup(e->subject)) != NULL)
+                r->wq_n++;
         }
-        evs[k] = (storage_event){
-            .seq = repl_event_seq(index, i, e->type),
-            .type = e->type,
-            .subject = e->subject != NULL ? e->subject : "",
-            .time_ms = now,
-            .payload = e->payload,
-            .payload_len = e->payload != NULL ? strlen(e->payload) : 0,
-        };
-        k++;
     }
-    mb_error err;
-    mb_error_clear(&err);
-    if (storage_append_meta(n->store, evs, k, META_APPLIED, &be, sizeof(be), &err) != MB_OK)
-        rlog(r, NC_LOG_ERROR, "cannot append replicated events", "error", err.msg);
+    if (index > r->evq_index)
+        r->evq_index = index;
+    if (!r->evq_dirty && r->evq_handles)
+        uv_idle_start(&r->evq_idle, evq_idle_cb);
+    r->evq_dirty = 1;
     if (index > r->applied)
         r->applied = index;
-    /* proposals piece: a write that waits for this apply completes on the
-     * next loop turn instead of the next tick (up to TICK_MS later). */
-    if (r->tick_open && !r->closing)
-        for (op *o = r->ops; o != NULL; o = o->next)
-            if (o->finished && !o->inflight && o->res.version <= r->applied) {
-                uv_timer_start(&r->tick, tick_cb, 0, TICK_MS);
-                break;
-            }
+    /* Agents' watches read the state machine, not the event log: now. */
     for (size_t i = 0; i < fx->n; i++) {
         const consensus_effect *e = &fx->items[i];
-        if (e->kind == CONSENSUS_FX_WATCH) {
-            api_vars_notify(n, e->subject, e->version);
-            node_cluster_var_changed(n->cluster, e->subject, e->version); /* agents' watches */
-        }
+        if (e->kind == CONSENSUS_FX_WATCH)
+            node_cluster_var_changed(r->n->cluster, e->subject, e->version);
     }
-    node_proposals_on_effects(n->proposals, index, fx); /* proposals piece */
-    node_coord_effects(n, fx); /* coordination (piece: agents/coord) */
+    node_proposals_on_effects(r->n->proposals, index, fx); /* proposals piece */
+    node_coord_effects(r->n, fx);                          /* coordination (piece: agents/coord) */
+    if (!r->evq_handles)
+        flush_events(r); /* before the loop handles exist (restore at open) */
 }
 
 static void on_status(void *arg, const consensus_status *st)
@@ -1604,6 +1825,8 @@ int repl_open(node *n, mb_error *err)
         .quorum_timeout_ms = (unsigned)r->write_timeout_ms,
         .monitor_interval_ms = 20,
         .max_voters = (unsigned)nc_config_int(n->cfg, NC_CFG_MAX_VOTERS),
+        .snapshot_threshold = (unsigned)nc_config_int(n->cfg, NC_CFG_SNAPSHOT_THRESHOLD),
+        .snapshot_trailing = (unsigned)nc_config_int(n->cfg, NC_CFG_SNAPSHOT_TRAILING),
         .on_effects = on_effects,
         .effects_arg = r,
         .skip_effects_through = skip,
@@ -1654,6 +1877,12 @@ int repl_open(node *n, mb_error *err)
         consensus_raft_close(r->raft, NULL, NULL);
         goto fail;
     }
+    uv_check_init(&n->loop, &r->evq_check);
+    r->evq_check.data = r;
+    uv_idle_init(&n->loop, &r->evq_idle);
+    r->evq_idle.data = r;
+    uv_check_start(&r->evq_check, evq_check_cb);
+    r->evq_handles = 2;
     uv_timer_init(&n->loop, &r->tick);
     r->tick.data = r;
     r->tick_open = 1;
@@ -1676,28 +1905,45 @@ static void repl_free(repl *r)
         op_free(r->ops);
     }
     r->n->repl = NULL;
+    free(r->evq);
+    free(r->wq);
     free(r);
+}
+
+static void maybe_free(repl *r)
+{
+    if (r->raft_closed && !r->tick_open && r->evq_handles == 0)
+        repl_free(r);
 }
 
 static void tick_closed(uv_handle_t *h)
 {
     repl *r = h->data;
     r->tick_open = 0;
-    if (r->raft_closed)
-        repl_free(r);
+    maybe_free(r);
+}
+
+static void evq_closed(uv_handle_t *h)
+{
+    repl *r = h->data;
+    r->evq_handles--;
+    maybe_free(r);
 }
 
 static void mesh_closed(void *user)
 {
     repl *r = user;
     r->raft_closed = 1;
-    if (!r->tick_open)
-        repl_free(r);
+    maybe_free(r);
 }
 
 static void raft_closed(void *arg)
 {
     repl *r = arg;
+    /* Nothing is applied any more: write what is queued, then close. */
+    flush_events(r);
+    uv_close((uv_handle_t *)&r->evq_check, evq_closed);
+    uv_close((uv_handle_t *)&r->evq_idle, evq_closed);
     mesh_close(r->m, mesh_closed, r);
 }
 

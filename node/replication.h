@@ -128,6 +128,12 @@ void repl_leave(repl *r, api_call *c);
 void repl_raft_status(repl *r, consensus_status *out);
 int repl_peer_status(repl *r, uint64_t id);
 
+/* Write the events of entries applied in this loop iteration to the event
+ * log now (they are batched and written after the poll phase otherwise).
+ * Readers of the replicated event log that must see everything applied so
+ * far call it first. NULL is a no-op. */
+void repl_flush_events(repl *r);
+
 /* A fresh idempotency id of this process. */
 void repl_new_id(repl *r, uint64_t *client_id, uint64_t *seq);
 

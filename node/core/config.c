@@ -122,6 +122,21 @@ static const nc_config_key schema[NC_CFG_COUNT_] = {
                                       NC_CT_SIZE, "1MiB", true, false, 1, 4LL << 20, NULL, NULL,
                                       "Largest agent checkpoint replicated; a larger one is "
                                       "refused (the previous one stays)." },
+    [NC_CFG_VOTER_REPLACE_AFTER] = { NC_CFG_VOTER_REPLACE_AFTER, "voter_replace_after",
+                                     NC_CT_DURATION, "30s", false, false, 0, 7 * MS_PER_DAY, NULL,
+                                     NULL,
+                                     "A voter the failure detector has held down this long is "
+                                     "demoted to standby when a live standby can take its place; "
+                                     "0 never replaces." },
+    [NC_CFG_SNAPSHOT_THRESHOLD] = { NC_CFG_SNAPSHOT_THRESHOLD, "snapshot_threshold", NC_CT_INT,
+                                    "1024", false, false, 4, 100000000, NULL, NULL,
+                                    "Raft entries applied between two snapshots of the replicated "
+                                    "state." },
+    [NC_CFG_SNAPSHOT_TRAILING] = { NC_CFG_SNAPSHOT_TRAILING, "snapshot_trailing", NC_CT_INT, "8192",
+                                   false, false, 2, 100000000, NULL, NULL,
+                                   "Raft entries kept in the log after a snapshot; a node further "
+                                   "behind gets the whole snapshot (its event log then has a "
+                                   "gap)." },
 };
 
 const nc_config_key *nc_config_schema(void)

@@ -74,7 +74,10 @@ extern "C" {
     X(WRITE_TIMEOUT, "write_timeout")           /* duration, replicated write deadline */          \
     X(MAX_VOTERS, "max_voters")                 /* int 1..9, raft voters (rest standby) */         \
     X(CHECKPOINT_INTERVAL_MS, "checkpoint_interval_ms") /* int ms, 0 = off, reloadable */          \
-    X(CHECKPOINT_MAX_BYTES, "checkpoint_max_bytes")     /* size, reloadable */
+    X(CHECKPOINT_MAX_BYTES, "checkpoint_max_bytes")     /* size, reloadable */                     \
+    X(VOTER_REPLACE_AFTER, "voter_replace_after")       /* duration, dead voter -> standby swap */ \
+    X(SNAPSHOT_THRESHOLD, "snapshot_threshold")         /* int, raft entries between snapshots */  \
+    X(SNAPSHOT_TRAILING, "snapshot_trailing") /* int, raft entries kept after a snapshot */
 
 typedef enum nc_config_id {
 #define NC_CFG_ENUM_(id, name) NC_CFG_##id,

@@ -3,7 +3,9 @@
 # etcd-server 3.4) on loopback, driven through their HTTP/JSON APIs by the
 # same load generator (wrk + Lua: tests/bench/cluster/wrk_*.lua) at 1, 64
 # and 256 connections; plus leader kill -> writes accepted again, and idle
-# coordination traffic per MABEAM node. JSON lines on stdout.
+# coordination traffic per MABEAM node. JSON lines on stdout. Each write
+# line also gives the server CPU per write (user+system of the 3 processes,
+# from /proc) for both systems: robust to the shared machine's load.
 # Run through scripts/bench.sh cluster ($MB_BENCH_BUILD = Release build).
 # MB_CLUSTER_DURATION (s per wrk run, default 10), MB_CLUSTER_KILLS (3).
 set -euo pipefail
@@ -47,6 +49,15 @@ non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 print(rps, p50, p99, non2xx.group(1) if non2xx else 0)'
 }
 
+# cpu_ticks PID...: user+system clock ticks used so far by these processes
+# (a load-independent cost figure on a shared machine).
+cpu_ticks() {
+    local t=0 p
+    for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+    echo "$t"
+}
+HZ=$(getconf CLK_TCK)
+
 if command -v etcd >/dev/null && command -v wrk >/dev/null; then
     echo "cluster: starting a 3-member etcd" >&2
     cl=""
@@ -76,12 +87,22 @@ echo "cluster: starting 3 mabeamd" >&2
 A=127.0.0.1:$((MABEAM_CLUSTER_PORT))
 curl -fsS -XPOST "http://$A/v1/vars" -d '{"name":"bench","type":"float","min":0,"max":1,"value":0}' >/dev/null
 
+MB_PIDS=$(cat "$MABEAM_CLUSTER_DIR"/n[123].pid)
+# CPU per write: user+system time of the 3 server processes over the run
+# divided by the writes done (DUR * rate), in microseconds.
+us_per_write() { # ticks rps
+    python3 -c "import sys; t,r,d,hz=map(float,sys.argv[1:]); print(round(t/hz*1e6/max(r*d,1),1))" "$1" "$2" "$DUR" "$HZ"
+}
 for c in 1 64 256; do
+    t0=$(cpu_ticks $MB_PIDS)
     read -r m_rps m_p50 m_p99 m_bad < <(wrk_run "http://$A" "$HERE/tests/bench/cluster/wrk_mabeam.lua" "$c")
-    extra="\"connections\":$c,\"p50_ms\":$m_p50,\"p99_ms\":$m_p99,\"errors\":$m_bad"
+    m_cpu=$(us_per_write $(($(cpu_ticks $MB_PIDS) - t0)) "$m_rps")
+    extra="\"connections\":$c,\"p50_ms\":$m_p50,\"p99_ms\":$m_p99,\"errors\":$m_bad,\"cpu_us_per_write\":$m_cpu"
     if [ "$HAVE_ETCD" = 1 ]; then
+        t0=$(cpu_ticks "${ETCD_PIDS[@]}")
         read -r e_rps e_p50 e_p99 e_bad < <(wrk_run "http://127.0.0.1:23791" "$HERE/tests/bench/cluster/wrk_etcd.lua" "$c")
-        extra="$extra,\"etcd_writes_per_s\":$e_rps,\"etcd_p50_ms\":$e_p50,\"etcd_p99_ms\":$e_p99,\"ratio\":$(python3 -c "print(round($m_rps/$e_rps,3))")"
+        e_cpu=$(us_per_write $(($(cpu_ticks "${ETCD_PIDS[@]}") - t0)) "$e_rps")
+        extra="$extra,\"etcd_writes_per_s\":$e_rps,\"etcd_p50_ms\":$e_p50,\"etcd_p99_ms\":$e_p99,\"etcd_cpu_us_per_write\":$e_cpu,\"ratio\":$(python3 -c "print(round($m_rps/$e_rps,3))")"
     fi
     emit "writes_per_s_c$c" "$m_rps" "writes/s" "$extra"
 done

@@ -2,6 +2,7 @@
  * 3-5 simulated servers of raft's own fixture (virtual time, no disk, no
  * sockets): replication, minority partitions, leader loss, catch-up,
  * snapshot install to a lagging server, identical state everywhere. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,8 @@ static struct fx_count {
     unsigned events;
     unsigned restores;
     uint64_t max_index;
+    uint64_t index_before_restore; /* max_index when the last restore came */
+    char restore_payload[128];
 } counts[MAX_SERVERS];
 
 static void effects_cb(void *arg, uint64_t index, const consensus_effects *fx)
@@ -30,9 +33,11 @@ static void effects_cb(void *arg, uint64_t index, const consensus_effects *fx)
     for (size_t i = 0; i < fx->n; i++) {
         if (fx->items[i].kind != CONSENSUS_FX_EVENT)
             continue;
-        if (strcmp(fx->items[i].type, "state.restore") == 0)
+        if (strcmp(fx->items[i].type, "state.restore") == 0) {
             c->restores++;
-        else
+            c->index_before_restore = c->max_index;
+            snprintf(c->restore_payload, sizeof(c->restore_payload), "%s", fx->items[i].payload);
+        } else
             c->events++;
     }
     if (index > c->max_index)
@@ -304,6 +309,12 @@ static void test_lagging_server_catches_up_by_snapshot_install(void)
     /* It got there through InstallSnapshot, not entry by entry. */
     CU_ASSERT_TRUE(counts[lag].restores >= 1);
     CU_ASSERT_TRUE(counts[lag].events < 30);
+    /* The marker names the gap of this server's event log: from the entry
+     * after the last one it applied itself up to the snapshot's index. */
+    char want[128];
+    snprintf(want, sizeof(want), "{\"from_index\":%llu,\"applied_index\":",
+             (unsigned long long)counts[lag].index_before_restore + 1);
+    CU_ASSERT_EQUAL(strncmp(counts[lag].restore_payload, want, strlen(want)), 0);
     /* The dedup table came along: a retry of request 30 is not re-applied. */
     CU_ASSERT_TRUE(consensus_sm_dedup_lookup(consensus_fsm_sm(fsms[lag]), 5, 30, NULL));
     assert_identical_states();

@@ -364,6 +364,68 @@ static int leader_is(int i)
     return leader() == i;
 }
 
+#define BATCH_N 20
+static waiter batch_w[BATCH_N];
+
+static int batch_all_answered(void)
+{
+    for (int k = 0; k < BATCH_N; k++)
+        if (batch_w[k].calls == 0)
+            return 0;
+    return 1;
+}
+
+/* Proposals made in one loop iteration go to raft as one multi-entry
+ * raft_apply; each still gets the result of its own entry (raft 0.15 calls
+ * a multi-entry request back once, for the first entry only). */
+static void test_proposals_made_together_each_get_their_own_result(void)
+{
+    CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
+    setup_nodes(3, 3);
+    for (int i = 0; i < N; i++)
+        start_node(i, 400, 50, 3000);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(leader() >= 0, 15000));
+    int l = leader();
+    waiter w;
+    consensus_result now;
+    consensus_cmd d = { .kind = CONSENSUS_CMD_VAR_DEFINE, .name = "x" };
+    d.spec = (mb_var_spec){ .type = MB_VT_INT, .imin = 0, .imax = 100 };
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(l, &d, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    /* No loop turn between them; number 7 breaks the variable's range. */
+    for (int k = 0; k < BATCH_N; k++) {
+        consensus_cmd c = set_x(k == 7 ? 500 : k, 1000 + (uint64_t)k);
+        CU_ASSERT_EQUAL_FATAL(propose_cmd(l, &c, &batch_w[k], &now), MB_OK);
+    }
+    consensus_status st;
+    consensus_raft_status(nodes[l].r, &st);
+    CU_ASSERT_EQUAL(st.pending, BATCH_N);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(batch_all_answered(), 10000));
+    uint64_t base = batch_w[0].res.version;
+    CU_ASSERT_TRUE(base > 0);
+    for (int k = 0; k < BATCH_N; k++) {
+        CU_ASSERT_EQUAL(batch_w[k].calls, 1);
+        if (k == 7) {
+            CU_ASSERT_EQUAL(batch_w[k].res.code, MB_ECONSTRAINT);
+            CU_ASSERT_EQUAL(batch_w[k].res.version, 0);
+        } else {
+            /* One raft entry (index = version) per proposal, in order. */
+            CU_ASSERT_EQUAL(batch_w[k].res.code, MB_OK);
+            CU_ASSERT_EQUAL(batch_w[k].res.version, base + (uint64_t)k);
+        }
+    }
+    CU_ASSERT_TRUE(LOOP_UNTIL(all_running_see_x(BATCH_N - 1), 10000));
+    /* A retry of one of them (same id) gets its first result. */
+    consensus_cmd again = set_x(3, 1000 + 3);
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(l, &again, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    CU_ASSERT_EQUAL(w.res.code, MB_OK);
+    CU_ASSERT_EQUAL(w.res.version, base + 3);
+    CU_ASSERT_EQUAL(x_on(l), BATCH_N - 1);
+    teardown_nodes();
+    CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
+}
+
 static void test_membership_adds_voters_up_to_three_then_standby_transfers_and_removes(void)
 {
     CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
@@ -410,6 +472,21 @@ static void test_membership_adds_voters_up_to_three_then_standby_transfers_and_r
     memset(&w, 0, sizeof(w));
     CU_ASSERT_EQUAL_FATAL(consensus_raft_remove(nodes[1].r, nodes[3].id, done_cb, &w, &now), MB_OK);
     CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 15000));
+    CU_ASSERT_EQUAL(w.res.code, MB_OK);
+    consensus_raft_status(nodes[1].r, &st);
+    CU_ASSERT_EQUAL(st.voters, 3);
+    /* Demote a voter to standby (as for a dead voter), then promote it. */
+    memset(&w, 0, sizeof(w));
+    CU_ASSERT_EQUAL_FATAL(consensus_raft_demote(nodes[1].r, nodes[0].id, done_cb, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 15000));
+    CU_ASSERT_EQUAL(w.res.code, MB_OK);
+    CU_ASSERT_EQUAL(w.res.version, 2u);
+    consensus_raft_status(nodes[1].r, &st);
+    CU_ASSERT_EQUAL(st.voters, 2);
+    memset(&w, 0, sizeof(w));
+    CU_ASSERT_EQUAL_FATAL(consensus_raft_promote(nodes[1].r, nodes[0].id, done_cb, &w, &now),
+                          MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 30000));
     CU_ASSERT_EQUAL(w.res.code, MB_OK);
     consensus_raft_status(nodes[1].r, &st);
     CU_ASSERT_EQUAL(st.voters, 3);
@@ -482,6 +559,8 @@ static void test_start_failure_and_close_without_start_release_everything(void)
 }
 
 static CU_TestInfo raft_tests[] = {
+    { "test_proposals_made_together_each_get_their_own_result",
+      test_proposals_made_together_each_get_their_own_result },
     { "test_start_failure_and_close_without_start_release_everything",
       test_start_failure_and_close_without_start_release_everything },
     { "test_membership_adds_voters_up_to_three_then_standby_transfers_and_removes",

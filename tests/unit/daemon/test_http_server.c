@@ -1,12 +1,17 @@
-/* Tests of the HTTP front door in process: NNG's server feeding the
- * command queue of a libuv loop running in its own thread, with a route
- * table of test handlers. Covers concurrent requests (the queue is drained
- * whole), auth, the body limit, parked long-polls (timeout and shutdown)
- * and a clean close of the loop. Clients use the CLI's HTTP client. */
+/* Tests of the HTTP front door in process: the libuv HTTP server on a
+ * loop running in its own thread, with a route table of test handlers. Covers concurrent requests
+ * (the queue is drained whole), auth, the body limit, parked long-polls (timeout and shutdown)
+ * keep-alive with pipelined requests, and a clean close of the loop.
+ * Clients use the CLI's HTTP client, or raw sockets. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <uv.h>
@@ -298,7 +303,94 @@ static void test_parking_beyond_the_limit_is_refused_with_429(void)
     CU_ASSERT_EQUAL(fx.loop_close_rv, 0);
 }
 
+/* Raw socket client for the connection-level behaviour. */
+static int raw_connect(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)http_server_port(fx.srv)) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    struct timeval tv = { .tv_sec = 5 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+/* Read until `count` answers with complete bodies arrived (or EOF/timeout). */
+static size_t raw_read_answers(int fd, char *buf, size_t cap, int count)
+{
+    size_t len = 0;
+    for (;;) {
+        int seen = 0;
+        const char *p = buf;
+        while ((p = strstr(p, "HTTP/1.1 ")) != NULL) {
+            const char *cl = strstr(p, "Content-Length: ");
+            const char *he = strstr(p, "\r\n\r\n");
+            if (cl == NULL || he == NULL || he + 4 + atoi(cl + 16) > buf + len)
+                break;
+            seen++;
+            p = he + 4 + atoi(cl + 16);
+        }
+        if (seen >= count || len + 1 >= cap)
+            return len;
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n <= 0)
+            return len;
+        len += (size_t)n;
+        buf[len] = '\0';
+    }
+}
+
+static void test_keep_alive_connection_answers_pipelined_requests_in_order(void)
+{
+    CU_ASSERT_EQUAL_FATAL(start(1 << 20), 0);
+    int fd = raw_connect();
+    CU_ASSERT_TRUE_FATAL(fd >= 0);
+    /* Three requests in one write, the second split from its body. */
+    const char *reqs = "PUT /t/echo/1 HTTP/1.1\r\nContent-Length: 13\r\n\r\n{\"value\":\"a\"}"
+                       "PUT /t/echo/2 HTTP/1.1\r\nContent-Length: 13\r\n\r\n{\"value\":\"b\"}"
+                       "GET /t/open HTTP/1.1\r\n\r\n";
+    CU_ASSERT_EQUAL((size_t)write(fd, reqs, strlen(reqs)), strlen(reqs));
+    char buf[4096] = "";
+    raw_read_answers(fd, buf, sizeof(buf), 3);
+    const char *a = strstr(buf, "{\"value\":\"a\"}");
+    const char *b = strstr(buf, "{\"value\":\"b\"}");
+    const char *o = strstr(buf, "{}");
+    CU_ASSERT_TRUE(a != NULL && b != NULL && o != NULL && a < b && b < o);
+    CU_ASSERT_PTR_NULL(strstr(buf, "Connection: close"));
+    /* The same connection serves another request later. */
+    const char *again = "GET /t/open HTTP/1.1\r\n\r\n";
+    CU_ASSERT_EQUAL((size_t)write(fd, again, strlen(again)), strlen(again));
+    memset(buf, 0, sizeof(buf));
+    raw_read_answers(fd, buf, sizeof(buf), 1);
+    CU_ASSERT_EQUAL(strncmp(buf, "HTTP/1.1 200", 12), 0);
+    /* HTTP/1.0 without keep-alive: answered, then closed. */
+    const char *old = "GET /t/open HTTP/1.0\r\n\r\n";
+    CU_ASSERT_EQUAL((size_t)write(fd, old, strlen(old)), strlen(old));
+    memset(buf, 0, sizeof(buf));
+    raw_read_answers(fd, buf, sizeof(buf), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "Connection: close"));
+    CU_ASSERT_EQUAL(read(fd, buf, sizeof(buf)), 0); /* EOF */
+    close(fd);
+    /* A malformed request line: 400 and the connection closes. */
+    fd = raw_connect();
+    CU_ASSERT_TRUE_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(write(fd, "HELLO\r\n\r\n", 9), 9);
+    memset(buf, 0, sizeof(buf));
+    raw_read_answers(fd, buf, sizeof(buf), 1);
+    CU_ASSERT_EQUAL(strncmp(buf, "HTTP/1.1 400", 12), 0);
+    close(fd);
+    stop();
+    CU_ASSERT_EQUAL(fx.loop_close_rv, 0);
+}
+
 static CU_TestInfo tests[] = {
+    { "keep_alive_connection_answers_pipelined_requests_in_order",
+      test_keep_alive_connection_answers_pipelined_requests_in_order },
     { "parking_beyond_the_limit_is_refused_with_429",
       test_parking_beyond_the_limit_is_refused_with_429 },
     { "concurrent_requests_are_all_answered_by_the_loop",
