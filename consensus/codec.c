@@ -414,6 +414,8 @@ int consensus_cmd_encode(const consensus_cmd *cmd, void *(*alloc_fn)(size_t), vo
         pc.outcome = (uint32_t)cmd->outcome;
         break;
     default:
+        if (cmd->kind >= CONSENSUS_CMD_STUDY_CREATE && cmd->kind <= CONSENSUS_CMD_TRIAL_REQUEUE)
+            return cs_study_cmd_pack(cmd, &c, alloc_fn, buf, len, err); /* piece "studies" */
         return mb_errorf(err, MB_EINVAL, "unknown command kind %d", (int)cmd->kind);
     }
     size_t n = mabeam__command__get_packed_size(&c);
@@ -448,6 +450,7 @@ void consensus_cmd_free(consensus_cmd *cmd)
     free(cmd->voters);
     free(cmd->weights);
     free(cmd->voter);
+    cs_study_cmd_free(cmd->study); /* piece "studies" */
     memset(cmd, 0, sizeof(*cmd));
 }
 
@@ -657,8 +660,12 @@ int consensus_cmd_decode(const void *buf, size_t len, consensus_cmd *out, mb_err
         d.outcome = (consensus_outcome)c->proposal_close->outcome;
         break;
     default:
-        rc = mb_errorf(err, MB_EPROTO, "command has no known body");
-        goto out;
+        /* piece "studies" */
+        if ((rc = cs_study_cmd_decode(c, &d, err)) == MB_ENOTSUP)
+            rc = mb_errorf(err, MB_EPROTO, "command has no known body");
+        if (rc != MB_OK)
+            goto out;
+        break;
     }
     if (!ok)
         rc = mb_errorf(err, MB_ENOMEM, "decode command");
