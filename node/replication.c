@@ -2,6 +2,7 @@
  * and docs/variables.md). */
 #include "node/replication.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,10 +31,19 @@ enum {
 
 typedef enum op_kind { OP_WRITE, OP_READ, OP_STATUS, OP_LEAVE } op_kind;
 
+/* An op's completion is owed to exactly one of: an API call (`call`,
+ * answered through `done`, deadline = the call's park) or an internal
+ * submitter (`scb`, repl_submit, deadline = `deadline`). Both are NULL
+ * once completed; the op then lives on only until its outstanding
+ * callbacks have come back (op_idle). */
 typedef struct op {
     struct op *next, *prev;
     repl *r;
-    api_call *call; /* NULL once answered */
+    api_call *call;     /* NULL once answered */
+    repl_submit_cb scb; /* internal completion; NULL once called */
+    void *sarg;
+    uint64_t deadline; /* internal: loop ms when MB_ENOQUORUM is reported */
+    int in_submit;     /* inside repl_submit: never call scb synchronously */
     op_kind kind;
     void *cmd; /* WRITE: encoded command; READ: name ("" = list) */
     size_t cmd_len;
@@ -148,9 +158,27 @@ static op *op_new(repl *r, api_call *c, op_kind kind)
     return o;
 }
 
+/* Whether the op still owes its completion (API answer or callback). */
+static int op_waiting(const op *o)
+{
+    return o->call != NULL || o->scb != NULL;
+}
+
+/* Complete an internal op with `res` (borrowed). */
+static void op_submit_complete(op *o, const consensus_result *res)
+{
+    repl_submit_cb cb = o->scb;
+    o->scb = NULL;
+    cb(o->sarg, res);
+}
+
 /* Answer the op's call with its final result. */
 static void op_finish(op *o, const char *json)
 {
+    if (o->scb != NULL) {
+        op_submit_complete(o, &o->res);
+        return;
+    }
     if (o->call == NULL)
         return;
     api_call *c = o->call;
@@ -165,7 +193,29 @@ typedef struct attempt {
 
 static int op_idle(const op *o)
 {
-    return o->call == NULL && !o->inflight && o->outstanding == 0;
+    return !op_waiting(o) && !o->inflight && o->outstanding == 0;
+}
+
+/* An internal op's deadline passed (MB_ENOQUORUM) or the module closes
+ * (MB_ECLOSED): complete it as op_expire does for API calls. */
+static void op_expire_internal(op *o, int code)
+{
+    consensus_result res;
+    if (o->finished) {
+        op_submit_complete(o, &o->res);
+    } else {
+        memset(&res, 0, sizeof(res));
+        res.code = code;
+        if (code == MB_ECLOSED)
+            snprintf(res.msg, sizeof(res.msg), "node is shutting down");
+        else
+            snprintf(res.msg, sizeof(res.msg), "no quorum: write not committed in time (%.150s)%s",
+                     o->last[0] != '\0' ? o->last : "no leader",
+                     o->unknown ? "; outcome unknown" : "");
+        op_submit_complete(o, &res);
+    }
+    if (op_idle(o))
+        op_free(o);
 }
 
 static void op_expire(node *n, api_call *c, void *arg, int code)
@@ -204,7 +254,7 @@ static void op_result(op *o, const consensus_result *res, const char *json)
 {
     repl *r = o->r;
     o->inflight = 0;
-    if (o->call == NULL) {
+    if (!op_waiting(o)) {
         if (op_idle(o))
             op_free(o);
         return;
@@ -226,8 +276,9 @@ static void op_result(op *o, const consensus_result *res, const char *json)
         return;
     }
     o->res = *res;
-    if (o->kind == OP_WRITE && res->code == MB_OK && res->version > r->applied) {
-        o->finished = 1; /* the tick answers once applied here */
+    if ((o->kind == OP_WRITE && res->code == MB_OK && res->version > r->applied) || o->in_submit) {
+        o->finished = 1; /* the tick answers once applied here (or, for a
+                            result known inside repl_submit, next tick) */
         return;
     }
     op_finish(o, json);
@@ -293,7 +344,7 @@ static void local_write_done(void *arg, const consensus_result *res)
 static void local_read_done(void *arg, const consensus_result *res)
 {
     op *o = arg;
-    if (res->code != MB_OK || o->call == NULL) {
+    if (res->code != MB_OK || !op_waiting(o)) {
         op_result(o, res, NULL);
         return;
     }
@@ -530,6 +581,37 @@ void repl_write(repl *r, api_call *c, consensus_cmd *cmd, repl_done_fn done, voi
     o->cmd = buf;
     o->cmd_len = len;
     op_attempt(o);
+}
+
+int repl_submit(repl *r, consensus_cmd *cmd, uint64_t timeout_ms, repl_submit_cb cb, void *arg)
+{
+    assert(cb != NULL);
+    if (r->closing)
+        return MB_ECLOSED;
+    if (cmd->client_id == 0)
+        repl_new_id(r, &cmd->client_id, &cmd->request_seq);
+    void *buf = NULL;
+    size_t len = 0;
+    mb_error e;
+    mb_error_clear(&e);
+    int rv = consensus_cmd_encode(cmd, NULL, &buf, &len, &e);
+    if (rv != MB_OK)
+        return rv;
+    op *o = op_new(r, NULL, OP_WRITE);
+    if (o == NULL) {
+        free(buf);
+        return MB_ENOMEM;
+    }
+    o->scb = cb;
+    o->sarg = arg;
+    o->deadline =
+        uv_now(&N(r)->loop) + (timeout_ms != 0 ? timeout_ms : (uint64_t)r->write_timeout_ms);
+    o->cmd = buf;
+    o->cmd_len = len;
+    o->in_submit = 1;
+    op_attempt(o);
+    o->in_submit = 0;
+    return MB_OK;
 }
 
 void repl_write_prepare(repl *r, api_call *c, const char *var, repl_prepare_fn prep, void *prep_arg,
@@ -1195,7 +1277,11 @@ static void tick_cb(uv_timer_t *t)
     uint64_t now = uv_now(&r->n->loop);
     for (op *o = r->ops, *next; o != NULL; o = next) {
         next = o->next;
-        if (o->inflight || o->call == NULL)
+        if (o->scb != NULL && now >= o->deadline) {
+            op_expire_internal(o, MB_ENOQUORUM);
+            continue;
+        }
+        if (o->inflight || !op_waiting(o))
             continue;
         if (o->finished) {
             if (r->applied >= o->res.version) {
@@ -1458,6 +1544,7 @@ static void repl_free(repl *r)
 {
     while (r->ops != NULL) {
         r->ops->call = NULL;
+        r->ops->scb = NULL;
         op_free(r->ops);
     }
     r->n->repl = NULL;
@@ -1498,6 +1585,13 @@ void repl_close(repl *r)
     if (r == NULL || r->closing)
         return;
     r->closing = 1;
+    /* Internal submitters learn now; their ops' raft/mesh callbacks still
+     * come (op_idle frees them then). */
+    for (op *o = r->ops, *next; o != NULL; o = next) {
+        next = o->next;
+        if (o->scb != NULL)
+            op_expire_internal(o, MB_ECLOSED);
+    }
     uv_close((uv_handle_t *)&r->tick, tick_closed);
     consensus_status st;
     consensus_raft_status(r->raft, &st);

@@ -51,6 +51,23 @@ typedef void (*repl_done_fn)(struct node *n, api_call *c, const consensus_result
  * answer waits until the change is applied locally (read-your-writes). */
 void repl_write(repl *r, api_call *c, consensus_cmd *cmd, repl_done_fn done, void *arg);
 
+/* Completion of repl_submit: `res` (borrowed for the call) is the
+ * outcome, res->code 0 = applied (res->version = the raft index of the
+ * change). */
+typedef void (*repl_submit_cb)(void *arg, const consensus_result *res);
+
+/* Replicate `cmd` (borrowed, encoded now) from inside the node (no HTTP
+ * call): forwarded to the leader when this node is a follower, retried
+ * with the same idempotency id across leader changes (an id is assigned
+ * when cmd->client_id is 0), `cb` called exactly once on the loop thread,
+ * never from inside repl_submit: code 0 (or the command's own error, e.g.
+ * MB_ECONSTRAINT, MB_ECONFLICT) once the change is applied locally,
+ * MB_ENOQUORUM after timeout_ms (0 = write_timeout), MB_ECLOSED at
+ * shutdown. Loop thread only. Returns MB_OK (then cb will fire), or an
+ * error now and cb never fires: MB_ECLOSED (closing), MB_EINVAL (the
+ * command does not encode), MB_ENOMEM. */
+int repl_submit(repl *r, consensus_cmd *cmd, uint64_t timeout_ms, repl_submit_cb cb, void *arg);
+
 /* Build the encoded command of a write from the local state `sm`
  * (borrowed): on MB_OK *buf (malloc'd, owned by the op) and *len are set
  * and an idempotency id must be in it; MB_ENOTFOUND when the variable is
