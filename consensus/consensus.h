@@ -210,6 +210,7 @@ typedef struct consensus_trial {
     char *error; /* FAILED, or the reason of the last re-queue; NULL when none */
     uint32_t requeues;
     uint64_t suggested, started, finished; /* raft indexes, 0 = not yet */
+    uint32_t basis; /* finished trials its optimiser had seen when suggesting it */
 } consensus_trial;
 
 typedef struct consensus_study {
@@ -274,6 +275,7 @@ typedef struct consensus_study_cmd {
     uint32_t n_params;
     char *strategy;
     uint32_t group;
+    uint32_t basis; /* SUGGEST; `number` there = the expected number, 0 = any */
     char *evaluator;
     uint64_t generation;
     uint64_t node;

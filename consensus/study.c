@@ -565,6 +565,12 @@ int cs_study_check(const consensus_sm *sm, const cs_studies *t, const consensus_
         if (st->n_pending >= st->def.parallelism)
             return mb_errorf(err, MB_EBUSY, "study \"%s\": %u trials already pending (parallelism)",
                              st->def.id, st->n_pending);
+        if (s->number != 0 && s->number != st->n_trials + 1)
+            return mb_errorf(err, MB_ECONFLICT, "study \"%s\": next trial is %u, not %u",
+                             st->def.id, st->n_trials + 1, s->number);
+        if (s->basis > st->n_done)
+            return mb_errorf(err, MB_EINVAL, "study \"%s\": basis %u above %u finished trials",
+                             st->def.id, s->basis, st->n_done);
         if (s->n_params != st->def.n_params)
             return mb_errorf(err, MB_EINVAL, "study \"%s\": a trial needs %u parameters, got %u",
                              st->def.id, st->def.n_params, s->n_params);
@@ -999,6 +1005,7 @@ static int exec_suggest(consensus_study *st, uint64_t index, const consensus_cmd
     t->strategy = cs_strdup_or_null(s->strategy != NULL ? s->strategy : "", &ok);
     t->suggested_by = cs_strdup_or_null(c->by != NULL ? c->by : "", &ok);
     t->group = s->group;
+    t->basis = s->basis;
     t->status = CONSENSUS_TRIAL_SUGGESTED;
     t->suggested = index;
     int rc = ok ? trial_event(fx, "trial.suggest", st, t, index) : MB_ENOMEM;
@@ -1326,8 +1333,10 @@ int cs_study_cmd_pack(const consensus_cmd *cmd, Mabeam__Command *c, void *(*allo
         ts.n_params = s->n_params;
         ts.params = s->params;
         ts.strategy = s->strategy;
-        ts.has_group = 1;
+        ts.has_group = ts.has_basis = ts.has_number = 1;
         ts.group = s->group;
+        ts.basis = s->basis;
+        ts.number = s->number;
         c->body_case = MABEAM__COMMAND__BODY_TRIAL_SUGGEST;
         c->trial_suggest = &ts;
         break;
@@ -1423,6 +1432,8 @@ int cs_study_cmd_decode(const Mabeam__Command *c, consensus_cmd *d, mb_error *er
         s->study_id = cs_strdup_or_null(m->study, &ok);
         s->strategy = cs_strdup_or_null(m->strategy, &ok);
         s->group = m->group;
+        s->basis = m->basis;
+        s->number = m->number;
         s->n_params = (uint32_t)m->n_params;
         if (m->n_params > 0) {
             if ((s->params = malloc(m->n_params * sizeof(double))) == NULL)
@@ -1575,6 +1586,8 @@ int cs_studies_to_pb(const cs_studies *t, Mabeam__Snapshot *s, void **scratch)
             q->suggested = tr->suggested;
             q->started = tr->started;
             q->finished = tr->finished;
+            q->has_basis = 1;
+            q->basis = tr->basis;
             p->trp[k] = q;
         }
         p->stp[i] = m;
@@ -1594,8 +1607,9 @@ static int restore_trial(consensus_study *st, const Mabeam__Trial *q, uint64_t a
         strlen(q->suggested_by) > CONSENSUS_ID_MAX ||
         (st->def.n_groups == 0 ? q->group != 0 : q->group >= st->def.n_groups) ||
         q->n_report_steps != q->n_report_values ||
-        q->n_report_steps > CONSENSUS_TRIAL_MAX_REPORTS || !q->has_suggested || q->suggested == 0 ||
-        q->suggested > applied || q->started > applied || q->finished > applied ||
+        q->n_report_steps > CONSENSUS_TRIAL_MAX_REPORTS || q->basis > st->n_done ||
+        !q->has_suggested || q->suggested == 0 || q->suggested > applied || q->started > applied ||
+        q->finished > applied ||
         (q->error != NULL && strlen(q->error) > CONSENSUS_TRIAL_ERROR_MAX) ||
         (q->status == CONSENSUS_TRIAL_RUNNING) != (q->started != 0 && q->finished == 0) ||
         (q->status >= CONSENSUS_TRIAL_COMPLETED) != (q->finished != 0) ||
@@ -1643,6 +1657,7 @@ static int restore_trial(consensus_study *st, const Mabeam__Trial *q, uint64_t a
         t->suggested = q->suggested;
         t->started = q->started;
         t->finished = q->finished;
+        t->basis = q->basis;
     }
     if (ok && st->n_trials == st->cap_trials) {
         uint32_t cap = st->cap_trials ? st->cap_trials * 2 : 16;

@@ -467,6 +467,16 @@ static void test_same_idempotency_id_suggests_once(void)
     CU_ASSERT_EQUAL(r.code, MB_OK);
     CU_ASSERT_STRING_EQUAL(r.msg, "trial 1");
     CU_ASSERT_EQUAL(study("s1")->n_trials, 1);
+    /* A pipelined suggestion names the number it expects. */
+    c.client_id = 0;
+    s.number = 3;
+    CU_ASSERT_EQUAL(run(&c).code, MB_ECONFLICT);
+    s.number = 2;
+    s.basis = 1; /* no trial has finished yet */
+    CU_ASSERT_EQUAL(run(&c).code, MB_EINVAL);
+    s.basis = 0;
+    CU_ASSERT_EQUAL(run(&c).code, MB_OK);
+    CU_ASSERT_EQUAL(study("s1")->n_trials, 2);
 }
 
 /* ---------------- snapshot and JSON ---------------- */
