@@ -10,6 +10,7 @@ void api_events_register(api_router *r);
 void api_agents_register(api_router *r);
 void api_vars_register(api_router *r);
 void api_cluster_register(api_router *r);
+void api_studies_register(api_router *r);
 
 void api_register_all(api_router *r)
 {
@@ -19,4 +20,5 @@ void api_register_all(api_router *r)
     api_agents_register(r);
     api_vars_register(r);
     api_cluster_register(r);
+    api_studies_register(r);
 }

@@ -17,6 +17,7 @@
 #include "node/proc_stats.h"
 #include "node/services.h"
 #include "node/replication.h"
+#include "node/studies.h"
 
 int64_t node_wall_ms(void)
 {
@@ -519,6 +520,8 @@ int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err)
 
     if ((rv = repl_open(n, err)) != MB_OK)
         return rv;
+    if ((rv = studies_open(n, (unsigned)nc_config_int(cfg, NC_CFG_STUDY_EVALUATORS), err)) != MB_OK)
+        return rv; /* piece "studies" */
 
     write_addr_file(n);
     cJSON *p = cJSON_CreateObject();
@@ -556,6 +559,7 @@ void node_stop(node *n)
     /* After the HTTP server (its parked calls are answered): leadership
      * transfer, raft close, mesh close; completes while node_close runs
      * the loop. */
+    studies_close(n->studies); /* piece "studies": before its writes are refused */
     repl_close(n->repl);
     if (n->addr_file[0] != '\0')
         unlink(n->addr_file);
@@ -592,6 +596,7 @@ int node_close(node *n)
         if (n->cfg_subscribed)
             nc_config_unsubscribe(n->cfg, n->cfg_sub_id);
         node_services_stop(n->services);
+        studies_close(n->studies);
         if (n->handles_open) {
             uv_close((uv_handle_t *)&n->sig_term, handle_closed_cb);
             uv_close((uv_handle_t *)&n->sig_int, handle_closed_cb);

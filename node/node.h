@@ -69,8 +69,10 @@ typedef struct node {
 
     int stopping;
 
-    struct repl *repl;                /* raft + mesh (node/replication.c) */
-    struct var_watcher *var_watchers; /* parked variable watches (api_vars.c) */
+    struct repl *repl;                    /* raft + mesh (node/replication.c) */
+    struct var_watcher *var_watchers;     /* parked variable watches (api_vars.c) */
+    struct studies *studies;              /* piece "studies": node/studies.c */
+    struct study_watcher *study_watchers; /* parked study watches (api_studies.c) */
 } node;
 
 /* Open the node: take the data directory lock, open storage, register

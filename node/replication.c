@@ -1,6 +1,7 @@
 /* node/replication.c: raft + mesh wired into mabeamd (see replication.h
  * and docs/variables.md). */
 #include "node/replication.h"
+#include "node/studies.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -1362,7 +1363,35 @@ static void on_effects(void *arg, uint64_t index, const consensus_effects *fx)
         const consensus_effect *e = &fx->items[i];
         if (e->kind == CONSENSUS_FX_WATCH)
             api_vars_notify(n, e->subject, e->version);
+        if (e->kind == CONSENSUS_FX_EVENT && e->type != NULL &&
+            (strncmp(e->type, "trial.", 6) == 0 || strncmp(e->type, "study.", 6) == 0))
+            studies_notify(n); /* piece "studies" */
     }
+}
+
+/* piece "studies" */
+uint64_t repl_node_id(const repl *r)
+{
+    return r->id;
+}
+
+int repl_is_leader(const repl *r)
+{
+    consensus_status st;
+    if (r->raft == NULL || r->raft_closed)
+        return 0;
+    consensus_raft_status(r->raft, &st);
+    return st.role == CONSENSUS_LEADER;
+}
+
+int repl_peer_status(const repl *r, uint64_t node_id)
+{
+    fd_peer_view pv;
+    if (node_id == r->id)
+        return CLUSTER_PEER_ALIVE;
+    if (r->m == NULL || mesh_peer(r->m, node_id, &pv) != MB_OK)
+        return -1;
+    return (int)pv.status;
 }
 
 static void on_status(void *arg, const consensus_status *st)

@@ -101,4 +101,11 @@ void repl_new_id(repl *r, uint64_t *client_id, uint64_t *seq);
 /* Map (client-chosen request id string) -> idempotency id. Pure. */
 void repl_request_id(const char *request_id, uint64_t *client_id, uint64_t *seq);
 
+/* piece "studies": this node's id, whether it leads now, and how the
+ * failure detector sees peer `node_id` (0 alive, 1 suspect, 2 down, -1
+ * unknown; this node is always alive). */
+uint64_t repl_node_id(const repl *r);
+int repl_is_leader(const repl *r);
+int repl_peer_status(const repl *r, uint64_t node_id);
+
 #endif /* MB_NODE_REPLICATION_H */

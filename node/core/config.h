@@ -72,7 +72,8 @@ extern "C" {
     X(HTTP_MAX_BODY, "http_max_body")           /* size, reloadable */                             \
     X(EVENT_RETENTION, "event_retention")       /* duration, 0 = keep all, reloadable */           \
     X(WRITE_TIMEOUT, "write_timeout")           /* duration, replicated write deadline */          \
-    X(MAX_VOTERS, "max_voters")                 /* int 1..9, raft voters (rest standby) */
+    X(MAX_VOTERS, "max_voters")                 /* int 1..9, raft voters (rest standby) */         \
+    X(STUDY_EVALUATORS, "study_evaluators")     /* int 0..256, study evaluator slots */
 
 typedef enum nc_config_id {
 #define NC_CFG_ENUM_(id, name) NC_CFG_##id,
