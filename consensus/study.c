@@ -1640,8 +1640,10 @@ static int restore_trial(consensus_study *st, const Mabeam__Trial *q, uint64_t a
     }
     if (ok) {
         memcpy(t->params, q->params, q->n_params * sizeof(double));
-        memcpy(t->report_steps, q->report_steps, q->n_report_steps * sizeof(uint64_t));
-        memcpy(t->report_values, q->report_values, q->n_report_steps * sizeof(double));
+        if (q->n_report_steps > 0) {
+            memcpy(t->report_steps, q->report_steps, q->n_report_steps * sizeof(uint64_t));
+            memcpy(t->report_values, q->report_values, q->n_report_steps * sizeof(double));
+        }
         t->n_reports = (uint32_t)q->n_report_steps;
         t->strategy = cs_strdup_or_null(q->strategy, &ok);
         t->group = q->group;
