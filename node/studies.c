@@ -44,7 +44,7 @@ extern char **environ;
 #define STDERR_TAIL    240
 #define LINE_MAX_BYTES 4096
 #define SLOTS_MAX      256
-#define DEFAULT_PYTHON "python3"
+#define DEFAULT_PYTHON "/usr/bin/python3" /* Debian's, for python3-sklearn */
 
 /* ---------------- messages from slot threads ---------------- */
 

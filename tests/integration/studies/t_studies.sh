@@ -90,3 +90,24 @@ assert sorted(completes) == list(range(1, 31)), sorted(completes)
 assert all(v == 1 for v in completes.values()), completes
 PY
 pass "a study survives killing an evaluator's node: 30 trials, none lost, none twice"
+
+# 4. A python objective through the SDK (python/examples/sklearn_svc.py),
+#    when Debian's python3-sklearn is installed.
+if /usr/bin/python3 -c 'import sklearn' 2>/dev/null; then
+    http POST "http://$A/v1/studies" "{\"id\":\"svc\",\"objective\":\"python:$HERE/../../../python/examples/sklearn_svc.py\",
+      \"strategy\":\"random\",\"seed\":3,\"space\":[{\"name\":\"C\",\"type\":\"float\",\"min\":0.1,\"max\":100,\"log_scale\":true},
+      {\"name\":\"gamma\",\"type\":\"float\",\"min\":1e-4,\"max\":1e-2,\"log_scale\":true}],
+      \"budget\":{\"trials\":3},\"parallelism\":3}"
+    [ "$HTTP_CODE" = 201 ] || fail "create svc: $HTTP_CODE $(cat "$T/body")"
+    wait_until 90 study_status_is "$A" svc finished || fail "svc did not finish: $(curl -s "http://$A/v1/studies/svc")"
+    curl -fsS "http://$A/v1/studies/svc" >"$T/svc.json"
+    python3 - "$T/svc.json" <<'PY' || fail "svc result: $(cat "$T/svc.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert all(t["status"] == "completed" and 0 <= t["value"] < 1 and len(t["reports"]) == 3
+           for t in j["trials"]), j["trials"]
+PY
+    pass "a python objective (scikit-learn SVC) reports folds and completes"
+else
+    echo "skip: python3-sklearn not installed for /usr/bin/python3"
+fi
