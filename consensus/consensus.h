@@ -222,6 +222,7 @@ typedef struct consensus_study {
     uint32_t n_trials, cap_trials;
     uint32_t n_done;    /* completed + pruned + failed */
     uint32_t n_pending; /* suggested + running */
+    uint32_t n_running; /* at most `parallelism`; as many may wait suggested */
     uint32_t best;      /* number of the best completed trial, 0 = none */
 } consensus_study;
 

@@ -562,9 +562,10 @@ int cs_study_check(const consensus_sm *sm, const cs_studies *t, const consensus_
             st->n_trials >= CONSENSUS_STUDY_MAX_TRIALS)
             return mb_errorf(err, MB_ERANGE, "study \"%s\": trial budget of %u used up", st->def.id,
                              st->def.max_trials);
-        if (st->n_pending >= st->def.parallelism)
-            return mb_errorf(err, MB_EBUSY, "study \"%s\": %u trials already pending (parallelism)",
-                             st->def.id, st->n_pending);
+        if (st->n_pending - st->n_running >= st->def.parallelism)
+            return mb_errorf(err, MB_ESTATE,
+                             "study \"%s\": %u trials already waiting (parallelism)", st->def.id,
+                             st->n_pending - st->n_running);
         if (s->number != 0 && s->number != st->n_trials + 1)
             return mb_errorf(err, MB_ECONFLICT, "study \"%s\": next trial is %u, not %u",
                              st->def.id, st->n_trials + 1, s->number);
@@ -594,6 +595,10 @@ int cs_study_check(const consensus_sm *sm, const cs_studies *t, const consensus_
         if (tr->status != CONSENSUS_TRIAL_SUGGESTED)
             return mb_errorf(err, MB_ESTATE, "study \"%s\": trial %u is %s, not waiting",
                              st->def.id, s->number, consensus_trial_status_name(tr->status));
+        if (st->n_running >= st->def.parallelism)
+            return mb_errorf(err, MB_ESTATE,
+                             "study \"%s\": %u trials already running (parallelism)", st->def.id,
+                             st->n_running);
         if ((rc = cs_ident_check("evaluator", s->evaluator, err)) != MB_OK)
             return rc;
         if (s->generation == 0)
@@ -929,6 +934,7 @@ static int study_end(consensus_sm *sm, uint64_t index, consensus_study *st,
 
 static void trial_requeue(consensus_study *st, consensus_trial *t, char *reason)
 {
+    st->n_running--;
     free(t->evaluator);
     t->evaluator = NULL;
     t->generation = t->node = 0;
@@ -942,7 +948,6 @@ static void trial_requeue(consensus_study *st, consensus_trial *t, char *reason)
     t->report_steps = NULL;
     t->report_values = NULL;
     t->n_reports = 0;
-    (void)st;
 }
 
 static int exec_create(consensus_sm *sm, cs_studies *t, uint64_t index, const consensus_cmd *c,
@@ -1042,6 +1047,7 @@ static int exec_trial(consensus_sm *sm, consensus_study *st, uint64_t index, con
         }
         free(t->evaluator);
         *t = next;
+        st->n_running++;
         return MB_OK;
     }
     case CONSENSUS_CMD_TRIAL_REPORT: {
@@ -1087,6 +1093,7 @@ static int exec_trial(consensus_sm *sm, consensus_study *st, uint64_t index, con
         free(t->error);
         *t = next;
         st->n_pending--;
+        st->n_running--;
         st->n_done++;
         if (t->status == CONSENSUS_TRIAL_COMPLETED &&
             (st->best == 0 || better(st, t->value, st->trials[st->best - 1]->value)))
@@ -1678,6 +1685,8 @@ static int restore_trial(consensus_study *st, const Mabeam__Trial *q, uint64_t a
     st->trials[st->n_trials++] = t;
     if (t->status <= CONSENSUS_TRIAL_RUNNING)
         st->n_pending++;
+    if (t->status == CONSENSUS_TRIAL_RUNNING)
+        st->n_running++;
     else
         st->n_done++;
     if (t->status == CONSENSUS_TRIAL_COMPLETED &&
@@ -1738,7 +1747,8 @@ int cs_studies_restore(const consensus_sm *sm, cs_studies *t, const Mabeam__Snap
         for (size_t k = 0; k < m->n_trials; k++)
             if ((rc = restore_trial(st, m->trials[k], applied, err)) != MB_OK)
                 return rc;
-        if (st->n_pending > st->def.parallelism && st->status == CONSENSUS_STUDY_RUNNING)
+        if (st->n_running > st->def.parallelism ||
+            st->n_pending - st->n_running > st->def.parallelism)
             return mb_errorf(err, MB_ECORRUPT, "snapshot: study \"%s\" over its parallelism",
                              st->def.id);
     }

@@ -39,7 +39,7 @@
 extern char **environ;
 
 #define TICK_MS        100
-#define CLAIM_IDLE_MS  250 /* an idle slot takes trials meant for other nodes */
+#define CLAIM_IDLE_MS  20 /* a follower slot idle this long takes any trial */
 #define SUBMIT_RETRIES 5
 #define STDERR_TAIL    240
 #define LINE_MAX_BYTES 4096
@@ -72,7 +72,7 @@ typedef struct job {
     uint64_t timeout_ms;
 } job;
 
-typedef enum { SLOT_IDLE = 0, SLOT_CLAIMING, SLOT_RUNNING, SLOT_FINISHING } slot_state;
+typedef enum { SLOT_IDLE = 0, SLOT_CLAIMING, SLOT_RUNNING } slot_state;
 
 typedef struct slot {
     studies *s;
@@ -549,7 +549,7 @@ static void submit_cb(void *arg, const consensus_result *res)
     if (retry && sb->kind != SUB_SUGGEST && sb->kind != SUB_START && submit_send(sb) == MB_OK)
         return;
     optrun *r = run_find(s, sb->study);
-    slot *sl = sb->kind == SUB_START || sb->kind == SUB_FINISH ? &s->slots[sb->slot] : NULL;
+    slot *sl = sb->kind == SUB_START ? &s->slots[sb->slot] : NULL;
     switch (sb->kind) {
     case SUB_SUGGEST:
         if (r != NULL) {
@@ -563,6 +563,8 @@ static void submit_cb(void *arg, const consensus_result *res)
             slot_release(sl);
             break;
         }
+        if (res->code != MB_OK)
+            slog(s, NC_LOG_DEBUG, "trial claim refused", "error", res->msg);
         if (res->code == MB_OK) {
             const consensus_study *st = consensus_sm_study_get(repl_sm(s->n->repl), sb->study);
             const consensus_trial *t = consensus_study_trial(st, sb->number);
@@ -578,7 +580,6 @@ static void submit_cb(void *arg, const consensus_result *res)
     case SUB_FINISH:
         if (res->code != MB_OK && res->code != MB_ECLOSED)
             slog(s, NC_LOG_DEBUG, "trial result not recorded", "error", res->msg);
-        slot_release(sl);
         break;
     case SUB_CTL:
         if (r != NULL)
@@ -638,14 +639,12 @@ static void wake_cb(uv_async_t *h)
                 if (m->kind == MSG_FINISH && m->status == CONSENSUS_TRIAL_FAILED)
                     sb->sc.error = strdup(m->error[0] ? m->error : "failed");
             }
+            if (sb != NULL && submit_send(sb) != MB_OK)
+                submit_free(sb);
+            /* The slot is free as soon as its result is on its way (the
+             * submit retries on its own): the next claim overlaps it. */
             if (m->kind == MSG_FINISH)
-                sl->state = SLOT_FINISHING;
-            if (sb == NULL || submit_send(sb) != MB_OK) {
-                if (sb != NULL)
-                    submit_free(sb);
-                if (m->kind == MSG_FINISH)
-                    slot_release(sl);
-            }
+                slot_release(sl);
         }
         free(m);
         m = next;
@@ -746,18 +745,26 @@ static void claim_trials(studies *s, const consensus_sm *sm)
         if (sl->state != SLOT_IDLE)
             continue;
         int any = now - sl->idle_since >= CLAIM_IDLE_MS;
+        int leader = repl_is_leader(s->n->repl);
         const consensus_study *pick = NULL;
         const consensus_trial *pt = NULL;
         for (size_t i = 0; i < consensus_sm_study_count(sm) && pick == NULL; i++) {
             const consensus_study *st = consensus_sm_study_at(sm, i);
-            if (st->status != CONSENSUS_STUDY_RUNNING || st->n_pending == 0)
+            /* As applied here: a claim the log would refuse is not sent. */
+            if (st->status != CONSENSUS_STUDY_RUNNING || st->n_pending == st->n_running ||
+                st->n_running >= st->def.parallelism)
                 continue;
             for (uint32_t n = 0; n < st->n_trials; n++) {
                 const consensus_trial *t = st->trials[n];
                 if (t->status != CONSENSUS_TRIAL_SUGGESTED ||
                     trial_claimed_here(s, st->def.id, t->number))
                     continue;
-                if (!any && t->requeues == 0 && t->number % count != rank)
+                /* The leader applies suggestions first and takes what its
+                 * slots can; a follower's slot takes any trial too (a lost
+                 * race is refused by the state machine), except that right
+                 * after a trial of its own it leaves other ranks' trials to
+                 * the leader for a moment. */
+                if (!any && !leader && t->requeues == 0 && t->number % count != rank)
                     continue;
                 pick = st;
                 pt = t;
@@ -1005,7 +1012,9 @@ static void drive_study(studies *s, const consensus_study *st)
         feed_one(r, fin[j]);
     free(fin);
     uint32_t budget = st->def.max_trials > 0 ? st->def.max_trials : CONSENSUS_STUDY_MAX_TRIALS;
-    while (!r->exhausted && st->n_pending + r->inflight < st->def.parallelism &&
+    /* Up to `parallelism` trials wait suggested, so that a free evaluator
+     * takes one at once (the suggestion is off the critical path). */
+    while (!r->exhausted && st->n_pending - st->n_running + r->inflight < st->def.parallelism &&
            r->n_suggested < budget) {
         double x[MB_OPTIM_MAX_DIMS];
         uint64_t id;
@@ -1103,10 +1112,18 @@ void studies_local_json(const studies *s, cJSON *obj)
     unsigned busy = 0;
     for (unsigned i = 0; s != NULL && i < s->n_slots; i++)
         busy += s->slots[i].state != SLOT_IDLE;
+    static const char *const names[] = { "idle", "claiming", "running" };
     cJSON *e = cJSON_AddObjectToObject(obj, "evaluators");
     if (e != NULL) {
         cJSON_AddNumberToObject(e, "slots", s != NULL ? s->n_slots : 0);
         cJSON_AddNumberToObject(e, "busy", busy);
+        cJSON *a = cJSON_AddArrayToObject(e, "slot_states");
+        for (unsigned i = 0; a != NULL && s != NULL && i < s->n_slots; i++) {
+            char buf[CONSENSUS_ID_MAX + 48];
+            snprintf(buf, sizeof(buf), "%s %s %u", names[s->slots[i].state], s->slots[i].study,
+                     s->slots[i].number);
+            cJSON_AddItemToArray(a, cJSON_CreateString(buf));
+        }
     }
 }
 

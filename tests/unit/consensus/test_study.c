@@ -264,7 +264,7 @@ static void test_trial_lifecycle_and_budget_finishes_study(void)
     CU_ASSERT_EQUAL(count_events("trial.suggest"), 1);
     CU_ASSERT_EQUAL(suggest("s1", 3, 4).code, MB_OK);
     /* parallelism 2: a third pending trial is refused */
-    CU_ASSERT_EQUAL(suggest("s1", 3, 4).code, MB_EBUSY);
+    CU_ASSERT_EQUAL(suggest("s1", 3, 4).code, MB_ESTATE);
     CU_ASSERT_EQUAL(start("s1", 1, "ev-1", 1, 1).code, MB_OK);
     CU_ASSERT_EQUAL(count_events("trial.start"), 1);
     CU_ASSERT_EQUAL(start("s1", 1, "ev-2", 1, 1).code, MB_ESTATE); /* already running */
@@ -294,6 +294,21 @@ static void test_trial_lifecycle_and_budget_finishes_study(void)
     CU_ASSERT_EQUAL(st->status, CONSENSUS_STUDY_FINISHED);
     CU_ASSERT_EQUAL(st->best, 3);
     CU_ASSERT_EQUAL(suggest("s1", 1, 1).code, MB_ESTATE);
+}
+
+static void test_parallelism_bounds_running_and_waiting_trials(void)
+{
+    add_node(1);
+    CU_ASSERT_EQUAL(create_json(BRANIN), MB_OK); /* parallelism 2, 3 trials */
+    suggest("s1", 1, 1);
+    suggest("s1", 2, 2);
+    CU_ASSERT_EQUAL(start("s1", 1, "e", 1, 1).code, MB_OK);
+    CU_ASSERT_EQUAL(suggest("s1", 3, 3).code, MB_OK); /* one waits, two may */
+    CU_ASSERT_EQUAL(start("s1", 2, "f", 1, 1).code, MB_OK);
+    CU_ASSERT_EQUAL(start("s1", 3, "g", 1, 1).code, MB_ESTATE); /* two running already */
+    CU_ASSERT_EQUAL(study("s1")->n_running, 2);
+    CU_ASSERT_EQUAL(finish("s1", 1, "e", 1, CONSENSUS_TRIAL_COMPLETED, 1, NULL).code, MB_OK);
+    CU_ASSERT_EQUAL(start("s1", 3, "g", 1, 1).code, MB_OK);
 }
 
 static void test_suggest_rejects_values_outside_space(void)
@@ -551,6 +566,8 @@ static CU_TestInfo study_tests[] = {
     { "test_create_rejects_bad_definitions", test_create_rejects_bad_definitions },
     { "test_trial_lifecycle_and_budget_finishes_study",
       test_trial_lifecycle_and_budget_finishes_study },
+    { "test_parallelism_bounds_running_and_waiting_trials",
+      test_parallelism_bounds_running_and_waiting_trials },
     { "test_suggest_rejects_values_outside_space", test_suggest_rejects_values_outside_space },
     { "test_double_completion_is_refused", test_double_completion_is_refused },
     { "test_reassigned_evaluator_requeues_trial_and_stale_completion_is_refused",
