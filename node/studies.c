@@ -72,7 +72,10 @@ typedef struct job {
     uint64_t timeout_ms;
 } job;
 
-typedef enum { SLOT_IDLE = 0, SLOT_CLAIMING, SLOT_RUNNING } slot_state;
+/* A slot evaluates its trial while its claim (TRIAL_START) commits; what
+ * the evaluation reports meanwhile is held until the claim is accepted,
+ * and dropped (the evaluation cancelled: DRAINING) when it is refused. */
+typedef enum { SLOT_IDLE = 0, SLOT_CLAIMING, SLOT_RUNNING, SLOT_DRAINING } slot_state;
 
 typedef struct slot {
     studies *s;
@@ -84,6 +87,7 @@ typedef struct slot {
     uint32_t number;
     uint64_t idle_since;
     char evaluator[48];
+    struct slot_msg *held; /* CLAIMING: results waiting for the claim */
     /* shared under s->mu */
     int has_job;
     int cancel;
@@ -529,8 +533,28 @@ static int submit_send(submit *sb)
     return rc;
 }
 
+static void held_free(slot *sl)
+{
+    while (sl->held != NULL) {
+        slot_msg *m = sl->held;
+        sl->held = m->next;
+        free(m);
+    }
+}
+
+static void slot_cancel(slot *sl)
+{
+    pthread_mutex_lock(&sl->s->mu);
+    sl->cancel = 1;
+    if (sl->child > 0)
+        kill(-sl->child, SIGKILL);
+    pthread_cond_broadcast(&sl->s->cv);
+    pthread_mutex_unlock(&sl->s->mu);
+}
+
 static void slot_release(slot *sl)
 {
+    held_free(sl);
     sl->state = SLOT_IDLE;
     sl->idle_since = uv_now(&sl->s->n->loop);
     sl->study[0] = '\0';
@@ -538,6 +562,7 @@ static void slot_release(slot *sl)
 }
 
 static void slot_start_job(slot *sl, const consensus_study *st, const consensus_trial *t);
+static void slot_send_msg(studies *s, slot *sl, slot_msg *m);
 
 static void submit_cb(void *arg, const consensus_result *res)
 {
@@ -571,11 +596,28 @@ static void submit_cb(void *arg, const consensus_result *res)
             if (t != NULL && t->status == CONSENSUS_TRIAL_RUNNING &&
                 strcmp(t->evaluator, sl->evaluator) == 0 && t->generation == s->generation) {
                 sl->state = SLOT_RUNNING;
-                slot_start_job(sl, st, t);
+                slot_msg *held = sl->held;
+                sl->held = NULL;
+                while (held != NULL) {
+                    slot_msg *next = held->next;
+                    slot_send_msg(s, sl, held);
+                    free(held);
+                    held = next;
+                }
                 break;
             }
         }
-        slot_release(sl);
+        /* Refused: drop what the evaluation said; cancel it if it runs. */
+        int done = 0;
+        for (slot_msg *m = sl->held; m != NULL; m = m->next)
+            done |= m->kind == MSG_FINISH;
+        held_free(sl);
+        if (done) {
+            slot_release(sl);
+        } else {
+            sl->state = SLOT_DRAINING;
+            slot_cancel(sl);
+        }
         break;
     case SUB_FINISH:
         if (res->code != MB_OK && res->code != MB_ECLOSED)
@@ -623,32 +665,48 @@ static void wake_cb(uv_async_t *h)
     while (m != NULL) {
         slot_msg *next = m->next;
         slot *sl = &s->slots[m->slot];
-        if (!s->closing && sl->state == SLOT_RUNNING) {
-            submit *sb = submit_new(s, m->kind == MSG_REPORT ? SUB_REPORT : SUB_FINISH,
-                                    m->kind == MSG_REPORT ? CONSENSUS_CMD_TRIAL_REPORT
-                                                          : CONSENSUS_CMD_TRIAL_FINISH,
-                                    sl->study, sl->number);
-            if (sb != NULL) {
-                sb->slot = sl->idx;
-                sb->cmd.by = sl->evaluator;
-                sb->sc.evaluator = sl->evaluator;
-                sb->sc.generation = s->generation;
-                sb->sc.step = m->step;
-                sb->sc.value = m->value;
-                sb->sc.status = m->status;
-                if (m->kind == MSG_FINISH && m->status == CONSENSUS_TRIAL_FAILED)
-                    sb->sc.error = strdup(m->error[0] ? m->error : "failed");
-            }
-            if (sb != NULL && submit_send(sb) != MB_OK)
-                submit_free(sb);
-            /* The slot is free as soon as its result is on its way (the
-             * submit retries on its own): the next claim overlaps it. */
-            if (m->kind == MSG_FINISH)
-                slot_release(sl);
+        if (!s->closing && sl->state == SLOT_CLAIMING) {
+            m->next = NULL; /* held until the claim is answered */
+            slot_msg **tail = &sl->held;
+            while (*tail != NULL)
+                tail = &(*tail)->next;
+            *tail = m;
+            m = next;
+            continue;
         }
+        if (sl->state == SLOT_DRAINING && m->kind == MSG_FINISH)
+            slot_release(sl);
+        if (!s->closing && sl->state == SLOT_RUNNING)
+            slot_send_msg(s, sl, m);
         free(m);
         m = next;
     }
+}
+
+/* Send a report or the result of a RUNNING slot's trial. */
+static void slot_send_msg(studies *s, slot *sl, slot_msg *m)
+{
+    submit *sb =
+        submit_new(s, m->kind == MSG_REPORT ? SUB_REPORT : SUB_FINISH,
+                   m->kind == MSG_REPORT ? CONSENSUS_CMD_TRIAL_REPORT : CONSENSUS_CMD_TRIAL_FINISH,
+                   sl->study, sl->number);
+    if (sb != NULL) {
+        sb->slot = sl->idx;
+        sb->cmd.by = sl->evaluator;
+        sb->sc.evaluator = sl->evaluator;
+        sb->sc.generation = s->generation;
+        sb->sc.step = m->step;
+        sb->sc.value = m->value;
+        sb->sc.status = m->status;
+        if (m->kind == MSG_FINISH && m->status == CONSENSUS_TRIAL_FAILED)
+            sb->sc.error = strdup(m->error[0] ? m->error : "failed");
+    }
+    if (sb != NULL && submit_send(sb) != MB_OK)
+        submit_free(sb);
+    /* The slot is free as soon as its result is on its way (the submit
+     * retries on its own): the next claim overlaps it. */
+    if (m->kind == MSG_FINISH)
+        slot_release(sl);
 }
 
 static void slot_start_job(slot *sl, const consensus_study *st, const consensus_trial *t)
@@ -789,6 +847,7 @@ static void claim_trials(studies *s, const consensus_sm *sm)
             slot_release(sl);
             return;
         }
+        slot_start_job(sl, pick, pt); /* evaluate while the claim commits */
     }
 }
 
@@ -1112,7 +1171,7 @@ void studies_local_json(const studies *s, cJSON *obj)
     unsigned busy = 0;
     for (unsigned i = 0; s != NULL && i < s->n_slots; i++)
         busy += s->slots[i].state != SLOT_IDLE;
-    static const char *const names[] = { "idle", "claiming", "running" };
+    static const char *const names[] = { "idle", "claiming", "running", "draining" };
     cJSON *e = cJSON_AddObjectToObject(obj, "evaluators");
     if (e != NULL) {
         cJSON_AddNumberToObject(e, "slots", s != NULL ? s->n_slots : 0);
@@ -1179,8 +1238,10 @@ static void studies_maybe_free(studies *s)
 {
     if (s->handles > 0 || s->pending > 0)
         return;
-    for (unsigned i = 0; i < s->n_slots; i++)
+    for (unsigned i = 0; i < s->n_slots; i++) {
         job_free(&s->slots[i].j);
+        held_free(&s->slots[i]);
+    }
     free(s->slots);
     slot_msg *m = s->msgs;
     while (m != NULL) {

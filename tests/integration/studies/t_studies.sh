@@ -28,8 +28,8 @@ j = json.load(open(sys.argv[1]))
 t = j["trials"]
 assert len(t) == 24 and all(x["status"] == "completed" for x in t), j["trials_by_status"]
 assert j["best"]["value"] < 5, j["best"]
-nodes = {x["node"] for x in t}
-assert len(nodes) >= 2, nodes  # evaluators on more than one node
+# (Branin is instant: the leader's slots may well take every trial; the
+# sleeping study below checks the spread over nodes.)
 assert j["allocation"]["tpe"]["trials"] == 24
 PY
 pass "a Branin study with 4 evaluators finishes its budget of 24 trials"
@@ -80,6 +80,7 @@ j = json.load(open(sys.argv[1]))
 t = j["trials"]
 assert len(t) == 30 and all(x["status"] == "completed" for x in t), j["trials_by_status"]
 assert sum(x["requeues"] for x in t) >= 1, "no trial was re-queued"
+assert len({x["node"] for x in t}) >= 2, "all trials on one node"
 completes = {}
 for line in open(sys.argv[2]):
     seq, typ, subj, payload = line.split(" ", 3)
