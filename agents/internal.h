@@ -94,7 +94,7 @@ struct rt_agent {
     struct rt_msg *_Atomic mb_head;
     _Atomic uint32_t mlen;
     _Atomic uint32_t sched; /* 0 idle; else queued or running (+1 per wake-up) */
-    _Atomic int kill_req;   /* brutal kill requested */
+    _Atomic int kill_req;   /* brutal kill requested: RT_KILL_* */
     _Atomic int crash_req;  /* mb_err: mailbox overflow with CRASH policy */
     uint32_t mmax;
     uint8_t overflow;
@@ -115,10 +115,18 @@ struct rt_agent {
     _Atomic uint32_t restarts;
     uint8_t exiting;
     uint8_t want_ckpt;
+    uint8_t brutal; /* ending without terminate (kill, runtime stop) */
     int exit_reason;
     int exit_code;
     char *exit_detail;
 };
+
+/* Values of rt_agent.kill_req: a kill from outside ends the agent as
+ * MB_EXIT_KILLED (a crash); the runtime's stop ends it as MB_EXIT_SHUTDOWN
+ * (a stop), equally brutal. */
+#define RT_KILL_NONE     0
+#define RT_KILL_CRASH    1
+#define RT_KILL_SHUTDOWN 2
 
 /* Context passed to callbacks. */
 struct mb_ctx {

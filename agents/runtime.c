@@ -598,6 +598,8 @@ static void release_state(mb_ctx *ctx, struct rt_agent *a, int reason)
     const mb_agent_kind *k = atomic_load_explicit(&a->kind, memory_order_relaxed);
     /* A killed port agent still must reap its process: its terminate does
      * that brutally (SIGKILL, no "stop" line) when reason is KILLED. */
+    if (a->brutal)
+        reason = MB_EXIT_KILLED;
     if ((reason != MB_EXIT_KILLED || k == &mb_kind_port) && k->terminate != NULL) {
         k->terminate(ctx, a->state, reason);
     } else if (k->destroy != NULL) {
@@ -896,8 +898,15 @@ static void run_turn(struct mb_runtime *rt, struct rt_agent *a)
         try_upgrade(&ctx, a, nk);
     unsigned n = 0;
     while (!a->exiting) {
-        if (atomic_load_explicit(&a->kill_req, memory_order_acquire)) {
-            begin_exit(a, MB_EXIT_KILLED, 0, "killed");
+        int kr = atomic_load_explicit(&a->kill_req, memory_order_acquire);
+        if (kr != RT_KILL_NONE) {
+            /* A node shutdown is a stop, not a crash: same brutal end,
+             * reported (event, exit notices) as MB_EXIT_SHUTDOWN. */
+            if (kr == RT_KILL_SHUTDOWN)
+                begin_exit(a, MB_EXIT_SHUTDOWN, 0, "node shutdown");
+            else
+                begin_exit(a, MB_EXIT_KILLED, 0, "killed");
+            a->brutal = 1;
             break;
         }
         int cr = atomic_load_explicit(&a->crash_req, memory_order_acquire);
@@ -1216,7 +1225,9 @@ int rt_exit_agent(struct mb_runtime *rt, mb_agent_id id, int reason)
         pthread_mutex_lock(&s->mu);
         struct rt_agent *a = map_find_locked(s, id);
         if (a != NULL) {
-            atomic_store_explicit(&a->kill_req, 1, memory_order_seq_cst);
+            int none = RT_KILL_NONE; /* a kill during shutdown stays a shutdown */
+            atomic_compare_exchange_strong_explicit(&a->kill_req, &none, RT_KILL_CRASH,
+                                                    memory_order_seq_cst, memory_order_seq_cst);
             schedule(rt, a);
         }
         pthread_mutex_unlock(&s->mu);
@@ -1551,7 +1562,7 @@ static size_t kill_all(struct mb_runtime *rt)
         pthread_mutex_lock(&s->mu);
         for (size_t b = 0; s->b != NULL && b <= s->mask; b++) {
             for (struct rt_agent *a = s->b[b]; a != NULL; a = a->hnext) {
-                atomic_store_explicit(&a->kill_req, 1, memory_order_seq_cst);
+                atomic_store_explicit(&a->kill_req, RT_KILL_SHUTDOWN, memory_order_seq_cst);
                 schedule(rt, a);
                 n++;
             }

@@ -260,6 +260,7 @@ int consensus_cmd_encode(const consensus_cmd *cmd, void *(*alloc_fn)(size_t), vo
     Mabeam__ProposalClose pc = MABEAM__PROPOSAL_CLOSE__INIT;
     Mabeam__VarSpec spec;
     Mabeam__Value value;
+    cs_coord_pb coord_pb; /* coordination (piece: agents/coord) */
 
     *buf = NULL;
     *len = 0;
@@ -416,6 +417,8 @@ int consensus_cmd_encode(const consensus_cmd *cmd, void *(*alloc_fn)(size_t), vo
     default:
         if (cmd->kind >= CONSENSUS_CMD_STUDY_CREATE && cmd->kind <= CONSENSUS_CMD_TRIAL_REQUEUE)
             return cs_study_cmd_pack(cmd, &c, alloc_fn, buf, len, err); /* piece "studies" */
+        if (cs_coord_cmd_to_pb(cmd, &c, &coord_pb) == 0)
+            break; /* coordination (piece: agents/coord) */
         return mb_errorf(err, MB_EINVAL, "unknown command kind %d", (int)cmd->kind);
     }
     size_t n = mabeam__command__get_packed_size(&c);
@@ -451,6 +454,8 @@ void consensus_cmd_free(consensus_cmd *cmd)
     free(cmd->weights);
     free(cmd->voter);
     cs_study_cmd_free(cmd->study); /* piece "studies" */
+    free(cmd->coord.name);         /* coordination (piece: agents/coord) */
+    free(cmd->coord.holder);
     memset(cmd, 0, sizeof(*cmd));
 }
 
@@ -660,6 +665,10 @@ int consensus_cmd_decode(const void *buf, size_t len, consensus_cmd *out, mb_err
         d.outcome = (consensus_outcome)c->proposal_close->outcome;
         break;
     default:
+        if ((rc = cs_coord_cmd_from_pb(c, &d, &ok, err)) == 0)
+            break; /* coordination (piece: agents/coord) */
+        if (rc > 0)
+            goto out;
         /* piece "studies" */
         if ((rc = cs_study_cmd_decode(c, &d, err)) == MB_ENOTSUP)
             rc = mb_errorf(err, MB_EPROTO, "command has no known body");

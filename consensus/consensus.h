@@ -228,6 +228,56 @@ typedef struct consensus_study {
 
 /* Release what a definition owns and zero it. */
 void consensus_study_def_free(consensus_study_def *d);
+/* --- coordination (piece: agents/coord, consensus/coord.c) --- */
+
+/* A lease held by an agent until expires_ms (wall clock of the proposers,
+ * never earlier than a time already seen by the state machine). A released
+ * or expired lease leaves the table. `acquired` (the raft index of the
+ * grant) is a fencing token: it changes whenever the holder changes. */
+typedef struct consensus_lease {
+    char *name;
+    char *holder; /* replicated agent id */
+    uint64_t ttl_ms;
+    int64_t expires_ms;
+    uint64_t acquired; /* raft index of the grant */
+    uint64_t renewed;  /* raft index of the last renewal (= acquired if none) */
+} consensus_lease;
+
+typedef enum consensus_barrier_state {
+    CONSENSUS_BARRIER_OPEN = 0,      /* waiting for arrivals */
+    CONSENSUS_BARRIER_PASSED = 1,    /* all parties arrived */
+    CONSENSUS_BARRIER_TIMED_OUT = 2, /* deadline passed first */
+} consensus_barrier_state;
+
+/* A barrier for `parties` agents. An arrival at a finished barrier starts
+ * the next round. arrived_count is the number that arrived when the round
+ * ended (PASSED: parties; TIMED_OUT: fewer). */
+typedef struct consensus_barrier {
+    char *name;
+    uint32_t parties;
+    uint64_t timeout_ms;
+    int64_t deadline_ms; /* 0 = none */
+    uint64_t round;      /* 1 for the first */
+    consensus_barrier_state state;
+    char **arrived; /* n_arrived agent ids in arrival order (OPEN rounds) */
+    uint32_t n_arrived;
+    uint32_t arrived_count;
+    uint64_t opened; /* raft index of the round's first arrival */
+} consensus_barrier;
+
+/* An election group: members in join order; members[0] leads. `term`
+ * grows on every change of leader (a fencing token for the leader). An
+ * empty group leaves the table. */
+typedef struct consensus_election {
+    char *group;
+    char **members;
+    uint64_t *joined; /* raft index of each member's join */
+    uint32_t n_members;
+    uint64_t term;
+} consensus_election;
+
+#define CONSENSUS_COORD_MAX_PARTIES 1024 /* barrier parties, election members */
+#define CONSENSUS_LEASE_TTL_MAX_MS  (7ull * 24 * 3600 * 1000)
 
 /* Limits of command fields (bytes). */
 #define CONSENSUS_ID_MAX         128         /* agent ids, agent kinds, "by" */
@@ -255,6 +305,14 @@ typedef enum consensus_cmd_kind {
     CONSENSUS_CMD_PROPOSAL_OPEN = 12,
     CONSENSUS_CMD_PROPOSAL_VOTE = 13,
     CONSENSUS_CMD_PROPOSAL_CLOSE = 14,
+    /* coordination (consensus/coord.c): 40-49 */
+    CONSENSUS_CMD_LEASE_ACQUIRE = 40,  /* coord: name, holder, ttl_ms, now_ms */
+    CONSENSUS_CMD_LEASE_RENEW = 41,    /* coord: name, holder, ttl_ms, now_ms */
+    CONSENSUS_CMD_LEASE_RELEASE = 42,  /* coord: name, holder */
+    CONSENSUS_CMD_BARRIER_ARRIVE = 43, /* coord: name, holder, parties, timeout_ms, now_ms */
+    CONSENSUS_CMD_ELECTION_JOIN = 45,  /* coord: name (group), holder (member) */
+    CONSENSUS_CMD_ELECTION_LEAVE = 46, /* coord: name (group), holder (member) */
+    CONSENSUS_CMD_COORD_EXPIRE = 47,   /* coord: now_ms */
     /* studies (piece "studies"): the command's `study` part */
     CONSENSUS_CMD_STUDY_CREATE = 50,  /* study->def */
     CONSENSUS_CMD_STUDY_STOP = 51,    /* study_id, reason */
@@ -265,6 +323,16 @@ typedef enum consensus_cmd_kind {
     CONSENSUS_CMD_TRIAL_FINISH = 56,  /* ... status (COMPLETED/PRUNED/FAILED), value, error */
     CONSENSUS_CMD_TRIAL_REQUEUE = 57, /* study_id, number, reason */
 } consensus_cmd_kind;
+
+/* Fields of the coordination commands (piece: agents/coord). */
+typedef struct consensus_coord_cmd {
+    char *name;   /* lease, barrier or election group */
+    char *holder; /* agent id: lease holder, barrier participant, member */
+    uint64_t ttl_ms;
+    int64_t now_ms; /* proposer's wall clock (ms since the epoch) */
+    uint32_t parties;
+    uint64_t timeout_ms;
+} consensus_coord_cmd;
 
 /* The study part of a STUDY_* or TRIAL_* command. */
 typedef struct consensus_study_cmd {
@@ -349,6 +417,8 @@ typedef struct consensus_cmd {
 
     /* STUDY_* and TRIAL_* (piece "studies"); owned after decode. */
     consensus_study_cmd *study;
+    /* LEASE_*, BARRIER_*, ELECTION_*, COORD_EXPIRE (piece: agents/coord) */
+    consensus_coord_cmd coord;
 } consensus_cmd;
 
 /* Encode `cmd` (borrowed) into a new buffer of *len bytes allocated with
@@ -385,6 +455,16 @@ typedef enum consensus_effect_kind {
     CONSENSUS_FX_WATCH = 2,       /* notify watchers of variable `subject` at `version` */
     CONSENSUS_FX_AGENT_START = 3, /* node `node_id` must run agent `subject` at `generation` */
     CONSENSUS_FX_AGENT_STOP = 4,  /* node `node_id` must stop its copy of agent `subject` */
+    /* coordination, 30-39: tell agent `subject` (running on node `node_id`
+     * at `generation`) about lease/barrier/group `type`; payload is JSON
+     * ({"name", "token"} for leases and leadership, {"name", "round",
+     * "arrived", "parties"} for barriers). */
+    CONSENSUS_FX_LEASE_GRANTED = 30,
+    CONSENSUS_FX_LEASE_LOST = 31, /* expired, or holder gone */
+    CONSENSUS_FX_BARRIER_PASSED = 32,
+    CONSENSUS_FX_BARRIER_TIMED_OUT = 33,
+    CONSENSUS_FX_LEADER_GAINED = 34,
+    CONSENSUS_FX_LEADER_LOST = 35,
 } consensus_effect_kind;
 
 /* One effect for the shell. Strings are owned by the effects list. */
@@ -482,6 +562,21 @@ const consensus_study *consensus_sm_study_at(const consensus_sm *sm, size_t i); 
 const consensus_trial *consensus_study_trial(const consensus_study *st, uint32_t number);
 const char *consensus_trial_status_name(consensus_trial_status s);
 const char *consensus_study_status_name(consensus_study_status s);
+/* coordination (piece: agents/coord) */
+const consensus_lease *consensus_sm_lease_get(const consensus_sm *sm, const char *name);
+size_t consensus_sm_lease_count(const consensus_sm *sm);
+const consensus_lease *consensus_sm_lease_at(const consensus_sm *sm, size_t i); /* by name */
+const consensus_barrier *consensus_sm_barrier_get(const consensus_sm *sm, const char *name);
+size_t consensus_sm_barrier_count(const consensus_sm *sm);
+const consensus_barrier *consensus_sm_barrier_at(const consensus_sm *sm, size_t i);
+const consensus_election *consensus_sm_election_get(const consensus_sm *sm, const char *group);
+size_t consensus_sm_election_count(const consensus_sm *sm);
+const consensus_election *consensus_sm_election_at(const consensus_sm *sm, size_t i);
+/* The latest wall-clock time carried by a coordination command (ms). */
+int64_t consensus_sm_coord_now(const consensus_sm *sm);
+/* The earliest lease expiry or barrier deadline, or 0 when nothing is due
+ * (the leader proposes COORD_EXPIRE once its clock passes it). */
+int64_t consensus_sm_coord_next_due(const consensus_sm *sm);
 
 /* ------------------------------------------------------------------ */
 /* 4. JSON mapping (cJSON)                                             */
@@ -525,6 +620,10 @@ int consensus_trial_to_json(const consensus_study *st, const consensus_trial *t,
 /* A parameter value in the optim encoding as JSON (number, string for a
  * choice, true/false for a bool). */
 cJSON *consensus_study_param_json(const consensus_study_param *p, double x);
+/* Coordination records as JSON objects (*out owned by the caller). */
+int consensus_lease_to_json(const consensus_lease *l, cJSON **out);
+int consensus_barrier_to_json(const consensus_barrier *b, cJSON **out);
+int consensus_election_to_json(const consensus_election *e, cJSON **out);
 
 /* ------------------------------------------------------------------ */
 /* 5. Raft glue                                                        */
@@ -594,6 +693,8 @@ typedef struct consensus_status {
     uint64_t applied_index;
     unsigned voters;
     unsigned pending; /* proposals waiting for their result */
+    /* wiring: last entry of this node's log (committed or not) */
+    uint64_t last_index;
 } consensus_status;
 
 typedef void (*consensus_status_cb)(void *arg, const consensus_status *st);

@@ -7,8 +7,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <cjson/cJSON.h>
+
 #include <mabeam/error.h>
 #include <mabeam/value.h>
+
+#include "consensus/consensus.h"
 
 #include "command.pb-c.h"
 #include "snapshot.pb-c.h"
@@ -83,7 +87,62 @@ int cs_sm_event(consensus_effects *fx, const char *type, const char *subject, cJ
                 uint64_t index);
 int cs_sm_var_write(consensus_sm *sm, uint64_t index, const char *name, const mb_value *v,
                     const char *who, consensus_effects *fx);
-/* The ident rule of ids (printable ASCII, no quotes, <= CONSENSUS_ID_MAX). */
+/* cs_ident_check (the ident rule of ids) is declared below. */
+
+/* ---- coordination (piece: agents/coord): consensus/coord.c ---- */
+
+/* Leases, barriers and election groups of one state machine. */
+typedef struct cs_coord cs_coord;
+
+cs_coord *cs_coord_new(void);
+void cs_coord_free(cs_coord *co);
+/* The coordination tables of `sm` (borrowed; set by sm.c). */
+cs_coord *cs_sm_coord(const consensus_sm *sm);
+/* Whether `kind` is a coordination command. */
+int cs_coord_is_cmd(int kind);
+/* check_cmd/exec_cmd of a coordination command (see sm.c). */
+int cs_coord_check(const consensus_sm *sm, const consensus_cmd *c, mb_error *err);
+int cs_coord_exec(consensus_sm *sm, uint64_t index, const consensus_cmd *c, consensus_result *res,
+                  consensus_effects *fx);
+/* Agent `a` (borrowed; its record before the change) crashed, stopped, was
+ * removed or reassigned: release its leases, take it out of open barriers
+ * and election groups (the next member leads), with effects. */
+int cs_coord_agent_gone(consensus_sm *sm, uint64_t index, const consensus_agent *a, const char *why,
+                        consensus_effects *fx);
+
+/* Effects helpers of sm.c: `payload` (cJSON-allocated, may be NULL) is
+ * taken over even on failure; cs_fx_event consumes `obj`. */
+int cs_fx_push(consensus_effects *fx, int kind, const char *type, const char *subject,
+               char *payload, uint64_t version, uint64_t node_id, uint64_t generation);
+int cs_fx_event(consensus_effects *fx, const char *type, const char *subject, cJSON *obj,
+                uint64_t version);
+/* An identifier check (non-empty, printable ASCII without quotes, at most
+ * CONSENSUS_ID_MAX bytes). */
 int cs_ident_check(const char *what, const char *s, mb_error *err);
+
+/* Protobuf mapping of the coordination commands (codec.c). Scratch space
+ * for encoding lives in cs_coord_pb. */
+typedef struct cs_coord_pb {
+    Mabeam__LeaseAcquire la;
+    Mabeam__LeaseRelease lr;
+    Mabeam__BarrierArrive ba;
+    Mabeam__ElectionMember em;
+    Mabeam__CoordExpire ce;
+} cs_coord_pb;
+/* Set the body of `c` from `cmd` (borrowed; `c` points into cmd and tmp).
+ * Returns 0, or -1 when cmd->kind is not a coordination command. */
+int cs_coord_cmd_to_pb(const consensus_cmd *cmd, Mabeam__Command *c, cs_coord_pb *tmp);
+/* Fill `d` from a coordination body of `c` (copies; *ok = 0 on allocation
+ * failure). Returns 0, -1 when the body is not a coordination one, or an
+ * mb_err for a malformed body. */
+int cs_coord_cmd_from_pb(const Mabeam__Command *c, consensus_cmd *d, int *ok, mb_error *err);
+
+/* Snapshot: point the coordination fields of `s` into the tables
+ * (*scratch, freed by cs_coord_snapshot_done, holds the pb structs), and
+ * restore them from an unpacked snapshot after the agents (defensive:
+ * MB_ECORRUPT). */
+int cs_coord_snapshot_pb(const cs_coord *co, Mabeam__Snapshot *s, void **scratch);
+void cs_coord_snapshot_done(void *scratch);
+int cs_coord_restore_pb(consensus_sm *sm, const Mabeam__Snapshot *s, mb_error *err);
 
 #endif /* MB_CONSENSUS_INTERNAL_H */

@@ -532,6 +532,7 @@ void consensus_raft_status(const consensus_raft *r, consensus_status *out)
     out->applied_index = raft_last_applied(raft);
     out->voters = count_voters(raft);
     out->pending = r->n_pending;
+    out->last_index = raft_last_index(raft); /* wiring (repl_commit_nudge) */
 }
 
 static void expiry_done_cb(void *arg, const consensus_result *res)

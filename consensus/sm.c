@@ -45,6 +45,7 @@ struct consensus_sm {
     int32_t *dd_buckets;
     uint32_t dd_nbuckets;
     cs_studies studies; /* piece "studies": consensus/study.c */
+    cs_coord *coord;    /* leases, barriers, elections (piece: agents/coord) */
 };
 
 /* ---------------- effects ---------------- */
@@ -132,6 +133,25 @@ static int fx_event(consensus_effects *fx, const char *type, const char *subject
     if (payload == NULL)
         return MB_ENOMEM;
     return fx_push(fx, CONSENSUS_FX_EVENT, type, subject, payload, version, 0, 0, 0);
+}
+
+/* coordination (piece: agents/coord): sm.c's helpers for consensus/coord.c */
+int cs_fx_push(consensus_effects *fx, int kind, const char *type, const char *subject,
+               char *payload, uint64_t version, uint64_t node_id, uint64_t generation)
+{
+    return fx_push(fx, (consensus_effect_kind)kind, type, subject, payload, version, 0, node_id,
+                   generation);
+}
+
+int cs_fx_event(consensus_effects *fx, const char *type, const char *subject, cJSON *obj,
+                uint64_t version)
+{
+    return fx_event(fx, type, subject, obj, version);
+}
+
+cs_coord *cs_sm_coord(const consensus_sm *sm)
+{
+    return sm->coord;
 }
 
 /* ---------------- table helpers ---------------- */
@@ -346,7 +366,7 @@ static consensus_sm *sm_alloc(uint32_t dedup_capacity)
     consensus_sm *sm = calloc(1, sizeof(*sm));
     if (sm == NULL)
         return NULL;
-    if (dd_alloc(sm, dedup_capacity) != MB_OK) {
+    if (dd_alloc(sm, dedup_capacity) != MB_OK || (sm->coord = cs_coord_new()) == NULL) {
         consensus_sm_free(sm);
         return NULL;
     }
@@ -385,6 +405,7 @@ void consensus_sm_free(consensus_sm *sm)
             free(sm->dd[i].msg);
     free(sm->dd);
     free(sm->dd_buckets);
+    cs_coord_free(sm->coord);
     free(sm);
 }
 
@@ -408,6 +429,11 @@ static int ident_check(const char *what, const char *s, mb_error *err)
             return mb_errorf(err, MB_EINVAL, "%s has a character that is not printable ASCII",
                              what);
     return MB_OK;
+}
+
+int cs_ident_check(const char *what, const char *s, mb_error *err)
+{
+    return ident_check(what, s, err);
 }
 
 static const char *str_or_empty(const char *s)
@@ -641,6 +667,8 @@ static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *e
                          c->voter);
     }
     default:
+        if (cs_coord_is_cmd(c->kind)) /* coordination (piece: agents/coord) */
+            return cs_coord_check(sm, c, err);
         return mb_errorf(err, MB_EINVAL, "unknown command kind %d", (int)c->kind);
     }
 }
@@ -1145,6 +1173,9 @@ static int exec_agent(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
             cJSON_Delete(o);
             o = NULL;
         }
+        /* coordination (piece: agents/coord): a new generation holds nothing */
+        if ((rc = cs_coord_agent_gone(sm, index, a, "reassigned", fx)) != MB_OK)
+            return rc;
         if ((rc = fx_event(fx, "agent.reassign", a->id, o, index)) != MB_OK ||
             (rc = fx_push(fx, CONSENSUS_FX_AGENT_STOP, NULL, a->id, NULL, index, 0, a->node,
                           a->generation)) != MB_OK ||
@@ -1191,6 +1222,11 @@ static int exec_agent(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
             (rc = props_voter_left(sm, index, a->id, fx)) != MB_OK)
             return rc;
         if ((a->status == CONSENSUS_AGENT_CRASHED || a->status == CONSENSUS_AGENT_STOPPED) &&
+            (rc = cs_coord_agent_gone(sm, index, a,
+                                      a->status == CONSENSUS_AGENT_CRASHED ? "crashed" : "stopped",
+                                      fx)) != MB_OK) /* coordination (piece: agents/coord) */
+            return rc;
+        if ((a->status == CONSENSUS_AGENT_CRASHED || a->status == CONSENSUS_AGENT_STOPPED) &&
             (rc = cs_studies_evaluator_gone(
                  &sm->studies, index, a->id, UINT64_MAX, 0,
                  a->status == CONSENSUS_AGENT_CRASHED ? "crashed" : "stopped", fx)) !=
@@ -1208,6 +1244,8 @@ static int exec_agent(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
         if ((rc = cs_studies_evaluator_gone(&sm->studies, index, a->id, UINT64_MAX, 0,
                                             "was removed", fx)) != MB_OK) /* piece "studies" */
             return rc;
+        if ((rc = cs_coord_agent_gone(sm, index, a, "removed", fx)) != MB_OK)
+            return rc; /* coordination (piece: agents/coord) */
         arr_remove((void **)sm->agents, &sm->n_agents, pos);
         agent_free(a);
         break;
@@ -1256,6 +1294,8 @@ static int exec_cmd(consensus_sm *sm, uint64_t index, const consensus_cmd *c, co
     case CONSENSUS_CMD_TRIAL_REQUEUE:
         return cs_study_exec(sm, &sm->studies, index, c, res, fx); /* piece "studies" */
     default:
+        if (cs_coord_is_cmd(c->kind)) /* coordination (piece: agents/coord) */
+            return cs_coord_exec(sm, index, c, res, fx);
         return exec_agent(sm, index, c, res, fx);
     }
 }
@@ -1447,10 +1487,6 @@ int cs_sm_var_write(consensus_sm *sm, uint64_t index, const char *name, const mb
     return var_assign(index, sm->vars[pos], v, who, fx);
 }
 
-int cs_ident_check(const char *what, const char *s, mb_error *err)
-{
-    return ident_check(what, s, err);
-}
 
 /* ---------------- snapshot ---------------- */
 
@@ -1513,6 +1549,7 @@ int consensus_sm_snapshot(const consensus_sm *sm, void *(*alloc_fn)(size_t), voi
     Mabeam__Value *ppval = calloc(sm->n_props + 1, sizeof(*ppval));
     uint32_t *pvotes = calloc(total_voters + 1, sizeof(uint32_t));
     void *study_scratch = NULL;
+    void *coord_scratch = NULL;
 
     *buf = NULL;
     *len = 0;
@@ -1623,6 +1660,8 @@ int consensus_sm_snapshot(const consensus_sm *sm, void *(*alloc_fn)(size_t), voi
     s.proposals = pptr;
     if (cs_studies_to_pb(&sm->studies, &s, &study_scratch) != MB_OK) /* piece "studies" */
         goto out;
+    if (cs_coord_snapshot_pb(sm->coord, &s, &coord_scratch) != MB_OK)
+        goto out; /* coordination (piece: agents/coord) */
 
     size_t body = mabeam__snapshot__get_packed_size(&s);
     uint8_t *out = alloc_fn(SNAP_HEADER + body);
@@ -1651,6 +1690,7 @@ out:
     free(ppval);
     free(pvotes);
     cs_studies_pb_free(study_scratch);
+    cs_coord_snapshot_done(coord_scratch);
     if (rc != MB_OK)
         mb_errorf(err, rc, "encode snapshot");
     return rc;
@@ -1882,6 +1922,8 @@ int consensus_sm_restore(const void *buf, size_t len, consensus_sm **out, mb_err
             goto out;
     if ((rc = cs_studies_restore(sm, &sm->studies, s, sm->applied, err)) != MB_OK)
         goto out; /* piece "studies" */
+    if ((rc = cs_coord_restore_pb(sm, s, err)) != MB_OK)
+        goto out; /* coordination (piece: agents/coord) */
     rc = MB_ECORRUPT;
     uint64_t prev = 0;
     for (size_t i = 0; i < s->n_dedup; i++) {

@@ -10,6 +10,7 @@
 #include <mabeam/agent_json.h>
 
 #include "agents/port_proto.h" /* base64, fuzzed with the port protocol */
+#include "node/api_mailbox.h"
 #include "node/node.h"
 #include "node/services.h"
 
@@ -574,11 +575,42 @@ static void agent_message(node *n, api_call *c)
         api_reply_error(c, MB_ETOOBIG, "message is larger than %u bytes", MESSAGE_MAX);
         return;
     }
+    /* The sender: the node's "api" agent, or a one-shot reply agent when
+     * the caller waits for the reply (node/api_mailbox.h). */
+    uint64_t wait_ms = 0;
+    const cJSON *wait = cJSON_GetObjectItemCaseSensitive(body, "wait_ms");
+    if (wait != NULL &&
+        (!cJSON_IsNumber(wait) || wait->valuedouble < 0 || wait->valuedouble > API_REPLY_MAX_MS ||
+         wait->valuedouble != (double)(uint64_t)wait->valuedouble)) {
+        free(bytes);
+        api_reply_error(c, MB_EINVAL, "'wait_ms' must be an integer 0..%d", API_REPLY_MAX_MS);
+        return;
+    }
+    if (wait != NULL)
+        wait_ms = (uint64_t)wait->valuedouble;
+    mb_agent_id from = MB_AGENT_NONE;
+    api_reply_slot *slot = NULL;
+    mb_error serr;
+    mb_error_clear(&serr);
     mb_agent_info info;
-    int rv = mb_runtime_agent_info(rt, id, &info) == MB_OK
-                 ? mb_runtime_deliver(rt, MB_AGENT_NONE, id, t, bytes, len)
-                 : MB_ENOAGENT;
+    int rv = mb_runtime_agent_info(rt, id, &info) == MB_OK ? MB_OK : MB_ENOAGENT;
+    if (rv == MB_OK)
+        rv = wait_ms > 0 ? api_mailbox_open(n, &from, &slot, &serr)
+                         : api_mailbox_sender(n, &from, &serr);
+    if (rv != MB_OK && rv != MB_ENOAGENT) {
+        free(bytes);
+        api_reply_error(c, rv, "no sender for the message: %s", serr.msg);
+        return;
+    }
+    if (rv == MB_OK)
+        rv = mb_runtime_deliver(rt, from, id, t, bytes, len);
     free(bytes);
+    if (rv != MB_OK && slot != NULL)
+        api_mailbox_cancel(n, slot);
+    else if (slot != NULL) {
+        api_mailbox_wait(n, slot, c, wait_ms, id, t, len);
+        return;
+    }
     if (rv == MB_ENOAGENT || rv == MB_ENOTFOUND) {
         api_reply_error(c, MB_ENOAGENT,
                         "no agent %016llx on this node: it has ended or never "
@@ -596,6 +628,8 @@ static void agent_message(node *n, api_call *c)
     cJSON_AddStringToObject(o, "id", hex);
     cJSON_AddNumberToObject(o, "tag", t);
     cJSON_AddNumberToObject(o, "bytes", (double)len);
+    hex_id(from, hex, sizeof(hex));
+    cJSON_AddStringToObject(o, "from", hex);
     api_reply_json(c, 202, o);
 }
 

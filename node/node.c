@@ -13,9 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "node/api_mailbox.h"
+#include "node/coord.h"
 #include "node/node_log.h"
 #include "node/proc_stats.h"
 #include "node/services.h"
+#include "node/cluster_ops.h"
 #include "node/replication.h"
 #include "node/studies.h"
 
@@ -521,7 +524,17 @@ int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err)
     if ((rv = repl_open(n, err)) != MB_OK)
         return rv;
     if ((rv = studies_open(n, (unsigned)nc_config_int(cfg, NC_CFG_STUDY_EVALUATORS), err)) != MB_OK)
-        return rv; /* piece "studies" */
+        return rv;                                /* piece "studies" */
+    if ((rv = node_coord_start(n, err)) != MB_OK) /* piece: agents/coord */
+        return rv;
+    {
+        /* Not fatal (out of memory only): agents then get MB_EUNAVAIL. */
+        mb_error ce;
+        mb_error_clear(&ce);
+        if (node_cluster_open(n, &ce) != MB_OK)
+            NC_LOGKV(n->log, NC_LOG_ERROR, "node", "cluster services for agents not started",
+                     NC_F_STR("error", ce.msg));
+    }
 
     write_addr_file(n);
     cJSON *p = cJSON_CreateObject();
@@ -560,11 +573,16 @@ void node_stop(node *n)
      * transfer, raft close, mesh close; completes while node_close runs
      * the loop. */
     studies_close(n->studies); /* piece "studies": before its writes are refused */
+    node_coord_stop(n);        /* piece: agents/coord */
     repl_close(n->repl);
+    /* After repl_close (its MB_ECLOSED results reach agents' writes),
+     * before the agents stop. */
+    node_cluster_close(n->cluster);
     if (n->addr_file[0] != '\0')
         unlink(n->addr_file);
     /* Agents end before storage closes; their last events are written. */
     node_services_stop(n->services);
+    api_mailbox_close(n); /* after the agents: reply agents use it */
     if (n->cfg_subscribed) {
         nc_config_unsubscribe(n->cfg, n->cfg_sub_id);
         n->cfg_subscribed = 0;
@@ -595,8 +613,10 @@ int node_close(node *n)
         }
         if (n->cfg_subscribed)
             nc_config_unsubscribe(n->cfg, n->cfg_sub_id);
+        node_coord_stop(n); /* piece: agents/coord */
         node_services_stop(n->services);
         studies_close(n->studies);
+        api_mailbox_close(n);
         if (n->handles_open) {
             uv_close((uv_handle_t *)&n->sig_term, handle_closed_cb);
             uv_close((uv_handle_t *)&n->sig_int, handle_closed_cb);

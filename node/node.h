@@ -28,6 +28,8 @@ struct cfg_watcher;
 struct node_services; /* node/services.h: the agent runtime and its services */
 struct repl;
 struct var_watcher;
+struct node_coord;
+struct api_mailbox;
 
 typedef struct node {
     uv_loop_t loop;
@@ -70,7 +72,10 @@ typedef struct node {
     int stopping;
 
     struct repl *repl;                    /* raft + mesh (node/replication.c) */
+    struct node_cluster *cluster;         /* agents' cluster ops (node/cluster_ops.c) */
     struct var_watcher *var_watchers;     /* parked variable watches (api_vars.c) */
+    struct node_coord *coord;             /* lease/barrier expiry (node/coord.c) */
+    struct api_mailbox *mailbox;          /* sender of API messages (node/api_mailbox.c) */
     struct studies *studies;              /* piece "studies": node/studies.c */
     struct study_watcher *study_watchers; /* parked study watches (api_studies.c) */
 } node;

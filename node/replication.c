@@ -2,6 +2,7 @@
  * and docs/variables.md). */
 #include "node/replication.h"
 #include "node/studies.h"
+#include "node/coord.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -12,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "cluster/cluster.h"
+#include "node/cluster_ops.h"
 #include "node/node.h"
 
 /* Mesh methods of this module. */
@@ -23,12 +25,13 @@ enum {
     M_LEAVE = MESH_METHOD_USER_MIN + 4,   /* {"id"} -> status */
 };
 
-#define TICK_MS        20
-#define RETRY_MS       40
-#define SLOW_TICK_MS   250
-#define STATUS_RPC_MS  600
-#define META_APPLIED   "raft.applied"
-#define ATTEMPT_MAX_MS 2000
+#define TICK_MS          20
+#define RETRY_MS         40
+#define SLOW_TICK_MS     250
+#define STATUS_RPC_MS    600
+#define META_APPLIED     "raft.applied"
+#define ATTEMPT_MAX_MS   2000
+#define NUDGE_RECHECK_MS 2
 
 typedef enum op_kind { OP_WRITE, OP_READ, OP_STATUS, OP_LEAVE } op_kind;
 
@@ -87,6 +90,8 @@ struct repl {
     op *ops;
     uint64_t client_id; /* idempotency ids of this process */
     uint64_t next_seq;
+    int nudge_inflight, nudge_again; /* repl_commit_nudge */
+    uv_timer_t *nudge_timer;         /* own allocation: closed with free() */
     int join_inflight, selfreg_inflight, join_srv_busy;
     int leaving;
     int promote_inflight;
@@ -652,6 +657,73 @@ void repl_read(repl *r, api_call *c, const char *name, repl_done_fn done, void *
 const consensus_sm *repl_sm(const repl *r)
 {
     return consensus_raft_sm(r->raft);
+}
+
+/* coordination (piece: agents/coord) */
+int repl_is_leader(const repl *r)
+{
+    consensus_status st;
+    if (r == NULL || r->closing)
+        return 0;
+    consensus_raft_status(r->raft, &st);
+    return st.role == CONSENSUS_LEADER;
+}
+
+mesh *repl_mesh(repl *r)
+{
+    return r->m;
+}
+
+static void nudge_done(void *arg, const consensus_result *res)
+{
+    repl *r = arg;
+    (void)res;
+    r->nudge_inflight = 0;
+    if (r->nudge_again) {
+        r->nudge_again = 0;
+        repl_commit_nudge(r);
+    }
+}
+
+static void nudge_timer_cb(uv_timer_t *t)
+{
+    repl_commit_nudge(t->data);
+}
+
+void repl_commit_nudge(repl *r)
+{
+    if (r == NULL || r->closing)
+        return;
+    if (r->nudge_inflight) {
+        r->nudge_again = 1;
+        return;
+    }
+    consensus_status st;
+    consensus_raft_status(r->raft, &st);
+    if (st.role != CONSENSUS_LEADER || consensus_sm_node_count(consensus_raft_sm(r->raft)) <= 1)
+        return;
+    if (st.last_index > st.commit_index) {
+        /* Entries in flight: their appends, or the nudge after the last
+         * of them, carry the commit index. Look again shortly in case they
+         * end without a watched change. */
+        if (r->nudge_timer == NULL) {
+            uv_timer_t *t = malloc(sizeof(*t));
+            if (t == NULL || uv_timer_init(&r->n->loop, t) != 0) {
+                free(t);
+                return;
+            }
+            t->data = r;
+            r->nudge_timer = t;
+        }
+        if (!uv_is_active((uv_handle_t *)r->nudge_timer))
+            uv_timer_start(r->nudge_timer, nudge_timer_cb, NUDGE_RECHECK_MS, 0);
+        return;
+    }
+    consensus_result now;
+    memset(&now, 0, sizeof(now));
+    r->nudge_inflight = 1;
+    if (consensus_raft_barrier(r->raft, nudge_done, r, &now) != MB_OK)
+        r->nudge_inflight = 0;
 }
 
 /* ---- leader side of forwarded requests ---- */
@@ -1361,12 +1433,15 @@ static void on_effects(void *arg, uint64_t index, const consensus_effects *fx)
         r->applied = index;
     for (size_t i = 0; i < fx->n; i++) {
         const consensus_effect *e = &fx->items[i];
-        if (e->kind == CONSENSUS_FX_WATCH)
+        if (e->kind == CONSENSUS_FX_WATCH) {
             api_vars_notify(n, e->subject, e->version);
+            node_cluster_var_changed(n->cluster, e->subject, e->version); /* agents' watches */
+        }
         if (e->kind == CONSENSUS_FX_EVENT && e->type != NULL &&
             (strncmp(e->type, "trial.", 6) == 0 || strncmp(e->type, "study.", 6) == 0))
             studies_notify(n); /* piece "studies" */
     }
+    node_coord_effects(n, fx); /* coordination (piece: agents/coord) */
 }
 
 /* piece "studies" */
@@ -1375,14 +1450,6 @@ uint64_t repl_node_id(const repl *r)
     return r->id;
 }
 
-int repl_is_leader(const repl *r)
-{
-    consensus_status st;
-    if (r->raft == NULL || r->raft_closed)
-        return 0;
-    consensus_raft_status(r->raft, &st);
-    return st.role == CONSENSUS_LEADER;
-}
 
 int repl_peer_status(const repl *r, uint64_t node_id)
 {
@@ -1422,6 +1489,13 @@ static void mesh_log(void *user, int level, const char *msg)
     repl *r = user;
     nc_log_level lvl = (nc_log_level)(level + 1);
     NC_LOGKV(r->n->log, lvl, "mesh", msg, NC_F_U64("node", r->id));
+}
+
+static void mesh_agent_message(void *user, uint64_t from_node, const char *from_agent,
+                               const char *to_agent, const void *payload, size_t len)
+{
+    repl *r = user;
+    node_cluster_agent_message(r->n->cluster, from_node, from_agent, to_agent, payload, len);
 }
 
 /* ---- open / close ---- */
@@ -1536,7 +1610,7 @@ int repl_open(node *n, mb_error *err)
         .suspect_after_ms = (uint32_t)(down / 2 > hb ? down / 2 : hb + 1),
         .down_after_ms = (uint32_t)down,
         .log_level = MESH_LOG_INFO,
-        .cb = { .user = r, .log = mesh_log },
+        .cb = { .user = r, .log = mesh_log, .agent_message = mesh_agent_message },
     };
     rv = mesh_open(&n->loop, &mc, &r->m, err);
     memset(secret, 0, sizeof(secret));
@@ -1614,6 +1688,10 @@ void repl_close(repl *r)
     if (r == NULL || r->closing)
         return;
     r->closing = 1;
+    if (r->nudge_timer != NULL) {
+        uv_close((uv_handle_t *)r->nudge_timer, (uv_close_cb)free);
+        r->nudge_timer = NULL;
+    }
     /* Internal submitters learn now; their ops' raft/mesh callbacks still
      * come (op_idle frees them then). */
     for (op *o = r->ops, *next; o != NULL; o = next) {

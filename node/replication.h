@@ -37,6 +37,22 @@ void repl_close(repl *r);
 /* The local state machine (stale-local reads; borrowed). */
 const consensus_sm *repl_sm(const repl *r);
 
+/* Whether this node is the raft leader now (0 for NULL or closing). */
+int repl_is_leader(const repl *r);
+/* Followers learn that an entry committed only from the leader's next
+ * append, and libraft 0.15 sends none when the commit index moves: they
+ * would apply a change up to one heartbeat late. On the leader, this
+ * appends a no-op barrier now (its append carries the commit index), at
+ * most one in flight plus one more for changes applied meanwhile. Called
+ * for changes someone waits for on other nodes (watches). No-op on
+ * followers or a one-node cluster. Loop thread. */
+void repl_commit_nudge(repl *r);
+
+struct mesh;
+/* The node's mesh endpoint (borrowed; valid until repl_close). Only
+ * mesh_send_agent may be called on it from other threads. */
+struct mesh *repl_mesh(repl *r);
+
 /* Completion of a write or read for the API layer. `res` says the outcome
  * (res->code 0 = success; version set for writes); `json` is the read's
  * JSON text (NULL for writes or errors). Called once with the call still
@@ -61,8 +77,10 @@ typedef void (*repl_submit_cb)(void *arg, const consensus_result *res);
  * with the same idempotency id across leader changes (an id is assigned
  * when cmd->client_id is 0), `cb` called exactly once on the loop thread,
  * never from inside repl_submit: code 0 (or the command's own error, e.g.
- * MB_ECONSTRAINT, MB_ECONFLICT) once the change is applied locally,
- * MB_ENOQUORUM after timeout_ms (0 = write_timeout), MB_ECLOSED at
+ * MB_ECONSTRAINT, MB_ECONFLICT) once the change is applied locally (if
+ * the deadline passes after the commit but before the local apply, the
+ * commit's result is given then), MB_ENOQUORUM after timeout_ms (0 =
+ * write_timeout; the outcome may then be unknown), MB_ECLOSED at
  * shutdown. Loop thread only. Returns MB_OK (then cb will fire), or an
  * error now and cb never fires: MB_ECLOSED (closing), MB_EINVAL (the
  * command does not encode), MB_ENOMEM. */
@@ -101,11 +119,10 @@ void repl_new_id(repl *r, uint64_t *client_id, uint64_t *seq);
 /* Map (client-chosen request id string) -> idempotency id. Pure. */
 void repl_request_id(const char *request_id, uint64_t *client_id, uint64_t *seq);
 
-/* piece "studies": this node's id, whether it leads now, and how the
+/* piece "studies": this node's id (repl_is_leader is above), and how the
  * failure detector sees peer `node_id` (0 alive, 1 suspect, 2 down, -1
  * unknown; this node is always alive). */
 uint64_t repl_node_id(const repl *r);
-int repl_is_leader(const repl *r);
 int repl_peer_status(const repl *r, uint64_t node_id);
 
 #endif /* MB_NODE_REPLICATION_H */

@@ -72,6 +72,18 @@ int cli_watch_opts(cli_ctx *ctx, const char *what, const char *from, const char 
                    const char *timeout, unsigned long long *version, int *has_from,
                    unsigned long long *want, long *timeout_ms);
 
+/* The long-poll loop of the watch subcommands. Repeats GET `path_prefix`
+ * + "from_version=V&timeout_ms=T" (path_prefix ends with '?' or '&'), takes
+ * each element of the answer's array `items` whose "version" is above V,
+ * in order and never twice, hands it to `print` (borrowed for the call),
+ * then moves V to the answer's `last_key` number when that is higher.
+ * Stops after `want` items (0 = never) or on an error of the call, whose
+ * code it returns. All strings are borrowed. */
+int cli_watch_loop(cli_ctx *ctx, const char *path_prefix, unsigned long long version,
+                   unsigned long long want, long timeout_ms, const char *items,
+                   const char *last_key, void (*print)(cli_ctx *ctx, const cJSON *item, void *arg),
+                   void *arg);
+
 /* Parse argv[1..argc) against `opts` ("--name value", "--name=value",
  * "--" ends options). Positionals go to pos (at most max_pos). Returns
  * CLI_OK, or CLI_USAGE with a message (unknown option, missing argument,

@@ -344,3 +344,38 @@ void cli_print_json(cli_ctx *ctx, const cJSON *j)
         free(s);
     }
 }
+
+int cli_watch_loop(cli_ctx *ctx, const char *path_prefix, unsigned long long version,
+                   unsigned long long want, long timeout_ms, const char *items,
+                   const char *last_key, void (*print)(cli_ctx *ctx, const cJSON *item, void *arg),
+                   void *arg)
+{
+    unsigned long long got = 0;
+    for (;;) {
+        char path[1024];
+        snprintf(path, sizeof(path), "%sfrom_version=%llu&timeout_ms=%ld", path_prefix, version,
+                 timeout_ms);
+        cJSON *j;
+        int rv = cli_call_json(ctx, "GET", path, NULL, timeout_ms + 10000, &j);
+        if (rv != CLI_OK)
+            return rv;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, items))
+        {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(it, "version");
+            if (!cJSON_IsNumber(v) || (unsigned long long)v->valuedouble <= version)
+                continue; /* never twice */
+            version = (unsigned long long)v->valuedouble;
+            print(ctx, it, arg);
+            fflush(ctx->out);
+            if (want != 0 && ++got >= want) {
+                cJSON_Delete(j);
+                return CLI_OK;
+            }
+        }
+        const cJSON *lv = cJSON_GetObjectItemCaseSensitive(j, last_key);
+        if (cJSON_IsNumber(lv) && (unsigned long long)lv->valuedouble > version)
+            version = (unsigned long long)lv->valuedouble;
+        cJSON_Delete(j);
+    }
+}

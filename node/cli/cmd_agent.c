@@ -30,6 +30,7 @@ static void agent_help(FILE *out)
                  "  kill AGENT            brutal kill (a crash: its supervisor restarts it)\n"
                  "  restart AGENT         re-initialise in place from its last checkpoint\n"
                  "  send AGENT [--tag N] [--data TEXT | --b64 BASE64 | --json JSON]\n"
+                 "       [--wait MS]      wait up to MS for the agent's reply and print it\n"
                  "  checkpoint AGENT      its last stored checkpoint (base64)\n\n"
                  "Exit codes: 0 ok, 1 error (e.g. no such agent), 2 usage.\n");
 }
@@ -217,17 +218,17 @@ static int do_list(cli_ctx *ctx, int argc, char **argv)
 /* info, stop, kill, restart, checkpoint, send: one AGENT positional. */
 static int do_one(cli_ctx *ctx, const char *sub, int argc, char **argv)
 {
-    const char *ns = NULL, *tag = NULL, *data = NULL, *b64 = NULL, *json = NULL;
+    const char *ns = NULL, *tag = NULL, *data = NULL, *b64 = NULL, *json = NULL, *wait = NULL;
     int is_send = strcmp(sub, "send") == 0;
     const cli_opt opts[] = {
         { "namespace", 1, &ns }, { "tag", 1, &tag },   { "data", 1, &data },
-        { "b64", 1, &b64 },      { "json", 1, &json },
+        { "b64", 1, &b64 },      { "json", 1, &json }, { "wait", 1, &wait },
     };
     const char *pos[1];
     size_t npos;
     int help;
     mb_error e;
-    if (cli_parse_opts(argc, argv, opts, is_send ? 5 : 1, pos, 1, &npos, &help, &e) != CLI_OK)
+    if (cli_parse_opts(argc, argv, opts, is_send ? 6 : 1, pos, 1, &npos, &help, &e) != CLI_OK)
         return usage_err(ctx, sub, e.msg);
     if (help) {
         agent_help(ctx->out);
@@ -261,6 +262,16 @@ static int do_one(cli_ctx *ctx, const char *sub, int argc, char **argv)
             }
             cJSON_AddNumberToObject(b, "tag", (double)t);
         }
+        long wait_ms = 0;
+        if (wait != NULL) {
+            char *end;
+            wait_ms = strtol(wait, &end, 10);
+            if (*end != '\0' || end == wait || wait_ms <= 0 || wait_ms > 300000) {
+                cJSON_Delete(b);
+                return usage_err(ctx, sub, "--wait must be a number of ms in 1..300000");
+            }
+            cJSON_AddNumberToObject(b, "wait_ms", (double)wait_ms);
+        }
         if (data != NULL)
             cJSON_AddStringToObject(b, "data", data);
         if (b64 != NULL)
@@ -279,7 +290,10 @@ static int do_one(cli_ctx *ctx, const char *sub, int argc, char **argv)
         body = strdup("{}");
     }
     cJSON *j = NULL;
-    int rv = cli_call_json(ctx, method, path, body, AGENT_TIMEOUT_MS, &j);
+    long timeout = AGENT_TIMEOUT_MS;
+    if (wait != NULL)
+        timeout += strtol(wait, NULL, 10);
+    int rv = cli_call_json(ctx, method, path, body, timeout, &j);
     free(body);
     if (rv != CLI_OK)
         return rv;
@@ -302,8 +316,15 @@ static int do_one(cli_ctx *ctx, const char *sub, int argc, char **argv)
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "port")))
             fprintf(ctx->out, "os pid:      %.0f\n", num(j, "os_pid"));
     } else if (is_send) {
-        fprintf(ctx->out, "sent %.0f bytes with tag %.0f to %s\n", num(j, "bytes"), num(j, "tag"),
-                str(j, "id"));
+        fprintf(ctx->out, "sent %.0f bytes with tag %.0f to %s (from %s)\n", num(j, "bytes"),
+                num(j, "tag"), str(j, "id"), str(j, "from"));
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "reply");
+        if (cJSON_IsObject(r)) {
+            const cJSON *d = cJSON_GetObjectItemCaseSensitive(r, "data");
+            fprintf(ctx->out, "reply from %s, tag %.0f, %.0f bytes: %s%s\n", str(r, "from"),
+                    num(r, "tag"), num(r, "bytes"), cJSON_IsString(d) ? "" : "(base64) ",
+                    cJSON_IsString(d) ? d->valuestring : str(r, "data_b64"));
+        }
     } else {
         fprintf(ctx->out, "%s: %s requested\n", str(j, "id"), str(j, "action"));
     }

@@ -104,9 +104,35 @@ static int config_set(cli_ctx *ctx, const char *key, const char *value)
     return CLI_OK;
 }
 
+static void print_change(cli_ctx *ctx, const cJSON *ch, void *arg)
+{
+    (void)arg;
+    if (ctx->json) {
+        char *s = cJSON_PrintUnformatted(ch);
+        fprintf(ctx->out, "%s\n", s != NULL ? s : "{}");
+        free(s);
+        return;
+    }
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(ch, "version");
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(ch, "key");
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(ch, "old");
+    const cJSON *nw = cJSON_GetObjectItemCaseSensitive(ch, "new");
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(ch, "source");
+    char *os = cJSON_IsString(o) ? NULL : cJSON_PrintUnformatted(o);
+    char *ns = cJSON_IsString(nw) ? NULL : cJSON_PrintUnformatted(nw);
+    fprintf(ctx->out, "version %llu  %s: %s -> %s (%s)\n",
+            (unsigned long long)(cJSON_IsNumber(v) ? v->valuedouble : 0),
+            cJSON_IsString(k) ? k->valuestring : "?",
+            cJSON_IsString(o) ? o->valuestring : (os != NULL ? os : ""),
+            cJSON_IsString(nw) ? nw->valuestring : (ns != NULL ? ns : ""),
+            cJSON_IsString(src) ? src->valuestring : "");
+    free(os);
+    free(ns);
+}
+
 static int config_watch(cli_ctx *ctx, const char *from, const char *count, const char *timeout)
 {
-    unsigned long long version, want, got = 0;
+    unsigned long long version, want;
     long tmo;
     int has_from;
     int rv0 =
@@ -124,52 +150,8 @@ static int config_watch(cli_ctx *ctx, const char *from, const char *count, const
     }
     if (!ctx->json)
         fprintf(ctx->err, "watching configuration changes after version %llu\n", version);
-    for (;;) {
-        char path[256];
-        snprintf(path, sizeof(path), "/v1/config/watch?from_version=%llu&timeout_ms=%ld", version,
-                 tmo);
-        cJSON *j;
-        int rv = cli_call_json(ctx, "GET", path, NULL, tmo + 10000, &j);
-        if (rv != CLI_OK)
-            return rv;
-        const cJSON *changes = cJSON_GetObjectItemCaseSensitive(j, "changes");
-        const cJSON *ch;
-        cJSON_ArrayForEach(ch, changes)
-        {
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(ch, "version");
-            if (!cJSON_IsNumber(v) || (unsigned long long)v->valuedouble <= version)
-                continue; /* never twice */
-            version = (unsigned long long)v->valuedouble;
-            if (ctx->json) {
-                char *s = cJSON_PrintUnformatted(ch);
-                fprintf(ctx->out, "%s\n", s != NULL ? s : "{}");
-                free(s);
-            } else {
-                const cJSON *k = cJSON_GetObjectItemCaseSensitive(ch, "key");
-                const cJSON *o = cJSON_GetObjectItemCaseSensitive(ch, "old");
-                const cJSON *nw = cJSON_GetObjectItemCaseSensitive(ch, "new");
-                const cJSON *src = cJSON_GetObjectItemCaseSensitive(ch, "source");
-                char *os = cJSON_IsString(o) ? NULL : cJSON_PrintUnformatted(o);
-                char *ns = cJSON_IsString(nw) ? NULL : cJSON_PrintUnformatted(nw);
-                fprintf(ctx->out, "version %llu  %s: %s -> %s (%s)\n", version,
-                        cJSON_IsString(k) ? k->valuestring : "?",
-                        cJSON_IsString(o) ? o->valuestring : (os != NULL ? os : ""),
-                        cJSON_IsString(nw) ? nw->valuestring : (ns != NULL ? ns : ""),
-                        cJSON_IsString(src) ? src->valuestring : "");
-                free(os);
-                free(ns);
-            }
-            fflush(ctx->out);
-            if (want != 0 && ++got >= want) {
-                cJSON_Delete(j);
-                return CLI_OK;
-            }
-        }
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "version");
-        if (cJSON_IsNumber(v) && (unsigned long long)v->valuedouble > version)
-            version = (unsigned long long)v->valuedouble;
-        cJSON_Delete(j);
-    }
+    return cli_watch_loop(ctx, "/v1/config/watch?", version, want, tmo, "changes", "version",
+                          print_change, NULL);
 }
 
 static int config_run(cli_ctx *ctx, int argc, char **argv)

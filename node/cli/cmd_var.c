@@ -216,10 +216,15 @@ static int var_history(cli_ctx *ctx, const char *name, const char *limit)
     return CLI_OK;
 }
 
+static void print_watch_event(cli_ctx *ctx, const cJSON *ev, void *arg)
+{
+    print_event(ctx, arg, ev);
+}
+
 static int var_watch(cli_ctx *ctx, const char *name, const char *from, const char *count,
                      const char *timeout)
 {
-    unsigned long long version, want, got = 0;
+    unsigned long long version, want;
     long tmo;
     int has_from;
     int rv0 =
@@ -237,33 +242,10 @@ static int var_watch(cli_ctx *ctx, const char *name, const char *from, const cha
         version = cJSON_IsNumber(v) ? (unsigned long long)v->valuedouble : 0;
         cJSON_Delete(j);
     }
-    for (;;) {
-        char path[512];
-        snprintf(path, sizeof(path), "/v1/vars/%s/watch?from_version=%llu&timeout_ms=%ld", name,
-                 version, tmo);
-        cJSON *j;
-        int rv = cli_call_json(ctx, "GET", path, NULL, tmo + 10000, &j);
-        if (rv != CLI_OK)
-            return rv;
-        const cJSON *ev;
-        cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(j, "events"))
-        {
-            const cJSON *v = cJSON_GetObjectItemCaseSensitive(ev, "version");
-            if (!cJSON_IsNumber(v) || (unsigned long long)v->valuedouble <= version)
-                continue;
-            version = (unsigned long long)v->valuedouble;
-            print_event(ctx, name, ev);
-            fflush(ctx->out);
-            if (want != 0 && ++got >= want) {
-                cJSON_Delete(j);
-                return CLI_OK;
-            }
-        }
-        const cJSON *lv = cJSON_GetObjectItemCaseSensitive(j, "last_version");
-        if (cJSON_IsNumber(lv) && (unsigned long long)lv->valuedouble > version)
-            version = (unsigned long long)lv->valuedouble;
-        cJSON_Delete(j);
-    }
+    char prefix[512];
+    snprintf(prefix, sizeof(prefix), "/v1/vars/%s/watch?", name);
+    return cli_watch_loop(ctx, prefix, version, want, tmo, "events", "last_version",
+                          print_watch_event, (void *)name);
 }
 
 static int var_run(cli_ctx *ctx, int argc, char **argv)

@@ -49,15 +49,19 @@ c, e, otp = load(sys.argv[1]), load(sys.argv[2]), sys.argv[3]
 targets = {
     "spawn_1m_ns_per_agent": ("<= 1000 ns and >= 5x faster than BEAM",
                               lambda v, b: v <= 1000 and (b is None or b / v >= 5)),
-    "memory_per_idle_agent_rss": ("<= 1024 bytes and <= 0.4x BEAM",
-                                  lambda v, b: v <= 1024 and (b is None or v / b <= 0.4)),
+    # an agent with its name in node/core's registry (as mabeamd registers
+    # it) against an idle BEAM process
+    "memory_per_idle_named_agent_rss": ("<= 1024 bytes and <= 0.4x BEAM",
+                                        lambda v, b: v <= 1024 and (b is None or v / b <= 0.4)),
     "pingpong_round_trip_ns": ("<= 500 ns", lambda v, b: v <= 500),
     "throughput_msgs_per_s": (">= 5000000 msg/s", lambda v, b: v >= 5e6),
     "restart_supervised_ns": ("<= 20000 ns", lambda v, b: v <= 20000),
 }
 for m, (v, unit) in c.items():
     o = {"suite": "agents", "metric": m, "value": v, "unit": unit}
-    b = e.get(m, (None, None))[0]
+    # BEAM has no per-process name entry: compare with its idle process
+    b = e.get("memory_per_idle_agent_rss" if m == "memory_per_idle_named_agent_rss" else m,
+              (None, None))[0]
     if b is not None:
         o["baseline"] = b
         o["baseline_system"] = "Erlang/OTP " + otp

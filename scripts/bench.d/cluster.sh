@@ -134,3 +134,20 @@ for k in $(seq 1 "$KILLS"); do
 done
 med=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(((${#times[@]} + 1) / 2))p")
 emit failover_ms "$med" "ms" "\"runs\":[$(IFS=,; echo "${times[*]}")],\"target\":2000"
+
+# Agents and watches: watch fan-out to 1,000 agents over the 3 nodes, then
+# the idle cluster with those agents (CPU and traffic per node).
+KIND_FANOUT=$B/tests/bench/cluster/libbench_kind_fanout.so
+if [ -f "$KIND_FANOUT" ]; then
+    hs="" ps=""
+    for i in 1 2 3; do
+        hs="${hs:+$hs,}127.0.0.1:$((MABEAM_CLUSTER_PORT + 10 * (i - 1)))"
+        ps="${ps:+$ps,}$(cat "$MABEAM_CLUSTER_DIR/n$i.pid")"
+    done
+    python3 "$HERE/scripts/bench.d/cluster_agents.py" --http "$hs" --pids "$ps" \
+        --kind "$(cd "$(dirname "$KIND_FANOUT")" && pwd)/$(basename "$KIND_FANOUT")" \
+        --agents "${MB_CLUSTER_AGENTS:-1000}" --changes "${MB_CLUSTER_CHANGES:-100}" \
+        --idle "${MB_CLUSTER_IDLE_S:-30}"
+else
+    echo "cluster: $KIND_FANOUT not built; agents part skipped" >&2
+fi

@@ -1,9 +1,9 @@
 /* Agent runtime benchmarks (suite "agents"): spawn cost at 100k and 1M
  * agents, memory per idle agent (RSS delta and malloc delta, unnamed and
- * with a registry entry), ping-pong round trip, one-way throughput across
- * the workers, and supervised restart latency with checkpoint restore.
- * Prints one "metric value unit" line per result (medians of repeated
- * runs); scripts/bench.d/agents.sh turns them into JSON next to Erlang's. */
+ * with a name in node/core's registry, the one mabeamd uses), ping-pong round trip, one-way
+ * throughput across the workers, and supervised restart latency with checkpoint restore. Prints one
+ * "metric value unit" line per result (medians of repeated runs); scripts/bench.d/agents.sh turns
+ * them into JSON next to Erlang's. */
 #include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,6 +15,8 @@
 
 #include <mabeam/agent.h>
 #include <mabeam/agent_runtime.h>
+
+#include "node/core/registry.h"
 
 static uint64_t now_ns(void)
 {
@@ -47,94 +49,42 @@ static long rss_bytes(void)
     return rss * sysconf(_SC_PAGESIZE);
 }
 
-/* ---- a minimal name registry for the "registry entry included" figure:
- * open hashing of (namespace, name) -> id behind one mutex. Stands in for
- * node/core/registry.h, which does not exist yet. ---- */
+/* ---- the registry: node/core's nc_registry, the one mabeamd uses, with
+ * the same calls as node/services.c makes for an agent's name (namespace
+ * interned, entry value = agent id, capabilities as attributes), so that
+ * "registry entry included" counts the daemon's real entry. ---- */
 
-struct reg_entry {
-    struct reg_entry *next;
-    mb_agent_id id;
-    char key[]; /* "ns\0name" */
-};
-
-static struct {
-    pthread_mutex_t mu;
-    struct reg_entry **b;
-    size_t mask, n;
-} REG = { PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 };
-
-static uint64_t hash_str(const char *ns, const char *name)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = ns; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    h = (h ^ 0xff) * 1099511628211ull;
-    for (const char *p = name; *p; p++)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    return h;
-}
+static nc_registry *REG;
 
 static int reg_register(void *impl, mb_agent_id id, const char *ns, const char *name,
                         const char *const *caps, size_t ncaps)
 {
     (void)impl;
-    (void)caps;
-    (void)ncaps;
     if (name == NULL)
         return 0;
-    size_t lns = strlen(ns), lname = strlen(name);
-    struct reg_entry *e = malloc(sizeof(*e) + lns + lname + 2);
-    if (e == NULL)
-        return MB_ENOMEM;
-    e->id = id;
-    memcpy(e->key, ns, lns + 1);
-    memcpy(e->key + lns + 1, name, lname + 1);
-    pthread_mutex_lock(&REG.mu);
-    if (REG.b == NULL || REG.n >= REG.mask + 1) {
-        size_t nc = REG.b ? (REG.mask + 1) * 2 : 1024;
-        struct reg_entry **nb = calloc(nc, sizeof(*nb));
-        if (nb == NULL) {
-            pthread_mutex_unlock(&REG.mu);
-            free(e);
-            return MB_ENOMEM;
-        }
-        for (size_t i = 0; REG.b && i <= REG.mask; i++) {
-            struct reg_entry *x = REG.b[i];
-            while (x) {
-                struct reg_entry *nx = x->next;
-                const char *xn = x->key + strlen(x->key) + 1;
-                size_t k = hash_str(x->key, xn) & (nc - 1);
-                x->next = nb[k];
-                nb[k] = x;
-                x = nx;
-            }
-        }
-        free(REG.b);
-        REG.b = nb;
-        REG.mask = nc - 1;
-    }
-    size_t k = hash_str(ns, name) & REG.mask;
-    e->next = REG.b[k];
-    REG.b[k] = e;
-    REG.n++;
-    pthread_mutex_unlock(&REG.mu);
-    return 0;
+    nc_reg_ns nsid;
+    mb_error e;
+    int rv = nc_registry_namespace(REG, ns != NULL ? ns : "default", &nsid, &e);
+    if (rv != MB_OK)
+        return rv;
+    nc_reg_attr attrs[64];
+    size_t na = 0;
+    for (size_t i = 0; i < ncaps && na < 64; i++)
+        attrs[na++] = (nc_reg_attr){ caps[i], "1" };
+    nc_reg_value v = { .id = id, .ptr = NULL };
+    return nc_registry_register(REG, nsid, name, &v, attrs, na, &e);
 }
 
 static void reg_unregister(void *impl, mb_agent_id id, const char *ns, const char *name)
 {
     (void)impl;
-    pthread_mutex_lock(&REG.mu);
-    struct reg_entry **pp = &REG.b[hash_str(ns, name) & REG.mask];
-    while (*pp && (*pp)->id != id)
-        pp = &(*pp)->next;
-    if (*pp) {
-        struct reg_entry *e = *pp;
-        *pp = e->next;
-        free(e);
-        REG.n--;
-    }
-    pthread_mutex_unlock(&REG.mu);
+    nc_reg_ns nsid;
+    mb_error e;
+    nc_reg_value v;
+    if (name == NULL || nc_registry_namespace(REG, ns != NULL ? ns : "default", &nsid, &e) != MB_OK)
+        return;
+    if (nc_registry_lookup(REG, nsid, name, &v) == MB_OK && v.id == id)
+        nc_registry_unregister(REG, nsid, name, NULL);
 }
 
 /* ---- kinds used by the benchmarks ---- */
@@ -322,6 +272,10 @@ static void start(void)
     mb_services svc = { .name_register = reg_register, .name_unregister = reg_unregister };
     mb_runtime_config cfg = { .node_id = 1 };
     mb_error err;
+    if (nc_registry_new(&REG, 256, &err) != MB_OK) { /* as node/services.c */
+        fprintf(stderr, "bench: %s\n", err.msg);
+        exit(1);
+    }
     if (mb_runtime_start(&cfg, &svc, &RT, &err) != 0) {
         fprintf(stderr, "bench: %s\n", err.msg);
         exit(1);
@@ -336,6 +290,8 @@ static void stop(void)
 {
     mb_runtime_stop(RT);
     RT = NULL;
+    nc_registry_free(REG);
+    REG = NULL;
 }
 
 static void wait_for(int (*cond)(void))

@@ -43,12 +43,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     v.spec.type = MB_VT_FLOAT;
     v.spec.max = 1;
     consensus_sm_apply_cmd(sm, 2, &v, &res, NULL);
+    /* coordination (piece: agents/coord): an agent that can hold leases,
+     * arrive at barriers and join elections (seeds use holder "a") */
+    consensus_cmd pl = { .kind = CONSENSUS_CMD_AGENT_PLACE, .agent_id = "a", .agent_kind = "k" };
+    pl.agent_node = 1;
+    consensus_sm_apply_cmd(sm, 3, &pl, &res, NULL);
     consensus_effects fx;
     consensus_effects_init(&fx);
-    consensus_sm_apply(sm, 3, data, size, &res, &fx);
+    consensus_sm_apply(sm, 4, data, size, &res, &fx);
     if (res.code == MB_OK && fx.n == 0)
         abort(); /* every successful command has an effect */
-    consensus_sm_apply(sm, 4, data, size, &res, &fx);
+    consensus_sm_apply(sm, 5, data, size, &res, &fx);
     consensus_effects_free(&fx);
     consensus_sm_free(sm);
     return 0;

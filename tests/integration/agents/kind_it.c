@@ -2,8 +2,8 @@
  * and 2) to exercise `mabeam kind load` and hot swap: kind "itcount" adds 1
  * (version 1) or 100 (version 2) to an int64 per user message and
  * checkpoints after each; state moves across versions through checkpoint +
- * restore. Tag 7 instead stores -(the code mb_var_get returns), to check
- * that cluster services answer MB_EUNAVAIL while none are wired. */
+ * restore. Tag 7 instead stores -(the code mb_var_get returns) for
+ * variable "it.x", which the test never defines (MB_ENOTFOUND). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -22,6 +22,19 @@ wait_until 10 is_eq 1 agent_field e1 'j["usage"]["messages"]' || fail "echo did 
     fail "capability filter: $(cat "$T/cap.json")"
 pass "echo spawned, messaged, found by capability"
 
+# API messages have a real sender: the node's system/api agent, or a reply
+# mailbox when the caller waits (--wait prints the reply).
+"${M[@]}" agent send e1 --data ping --wait 5000 >"$T/reply.txt" || fail "send --wait"
+grep -q "^reply from $echo_id, tag 0, 4 bytes: ping$" "$T/reply.txt" ||
+    fail "echo's reply not printed: $(cat "$T/reply.txt")"
+"${M[@]}" --json agent send e1 --data x >"$T/sent.json" || fail "send"
+api_id=$(jget "$T/sent.json" 'j["from"]')
+[ "$(agent_field "$api_id" 'j["kind"]')" = api_reply ] || fail "sender $api_id is not the api agent"
+"${M[@]}" --json agent info api --namespace system >"$T/api.json" || fail "info system/api"
+[ "$(jget "$T/api.json" 'j["id"]')" = "$api_id" ] ||
+    fail "system/api is not the sender"
+pass "API messages come from system/api; --wait prints the reply"
+
 cnt=$("${M[@]}" agent spawn counter --name cnt --config 5) || fail "spawn counter"
 for i in 1 2 3; do
     "${M[@]}" agent send cnt --tag 1 >/dev/null || fail "send add"
@@ -70,7 +83,17 @@ grep -q 'mb_agent_events_total{event="crashed"} [1-9]' "$T/metrics.txt" || fail 
 grep -q 'mb_agent_events_total{event="restarted"} [1-9]' "$T/metrics.txt" || fail "restart counter"
 pass "metrics"
 
+# --wait on an agent that does not reply: exit 1 after the wait.
+expect_exit 1 "${M[@]}" agent send cnt --tag 1 --wait 300
+grep -q "no reply within the wait" "$T/err.txt" || fail "no-reply wait: $(cat "$T/err.txt")"
+pass "send --wait without a reply times out"
+
 "${M[@]}" agent spawn echo --name e2 >/dev/null
 stop_node "$NODE_PID"
 grep -q "agent runtime started" "$T/n1.log" || fail "no runtime start line"
+# A shutdown is not a crash: the root supervisor and the agents stop.
+grep -q 'stopped agent=[0-9a-f]* kind=supervisor detail="node shutdown"' "$T/n1.log" ||
+    fail "root supervisor not logged as stopped at shutdown"
+! grep -q "crashed agent=[0-9a-f]* kind=supervisor" "$T/n1.log" ||
+    fail "root supervisor logged as crashed at shutdown"
 pass "SIGTERM with agents running: clean exit"

@@ -243,6 +243,25 @@ static void test_kill_is_brutal_and_stop_runs_terminate(void)
     stop_rt();
 }
 
+static void test_runtime_stop_is_a_shutdown_not_a_crash(void)
+{
+    start_rt(0, 2);
+    static struct probe p1;
+    probe_reset(&p1);
+    mb_agent_id a = probe_spawn(RT, &p1);
+    mb_runtime_stop(RT);
+    RT = NULL;
+    size_t i = fake_find_event(&F, MB_AEV_STOPPED, a);
+    CU_ASSERT(i > 0);
+    CU_ASSERT_EQUAL(fake_find_event(&F, MB_AEV_CRASHED, a), 0);
+    if (i > 0) {
+        CU_ASSERT_EQUAL(F.ev[i - 1].reason, MB_EXIT_SHUTDOWN);
+        CU_ASSERT_STRING_EQUAL(F.ev[i - 1].detail, "node shutdown");
+    }
+    CU_ASSERT_EQUAL(atomic_load(&p1.terminated), 0); /* still brutal: no terminate */
+    fake_close(&F);
+}
+
 static void test_handler_error_is_a_crash(void)
 {
     start_rt(0, 2);
@@ -464,6 +483,7 @@ static CU_TestInfo core_tests[] = {
     { "link_takes_down_non_trapping_partner_and_informs_trapping_one",
       test_link_takes_down_non_trapping_partner_and_informs_trapping_one },
     { "kill_is_brutal_and_stop_runs_terminate", test_kill_is_brutal_and_stop_runs_terminate },
+    { "runtime_stop_is_a_shutdown_not_a_crash", test_runtime_stop_is_a_shutdown_not_a_crash },
     { "handler_error_is_a_crash", test_handler_error_is_a_crash },
     { "timers_fire_by_the_injected_clock", test_timers_fire_by_the_injected_clock },
     { "timer_thread_fires_with_real_clock", test_timer_thread_fires_with_real_clock },

@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""Suite `cluster`, part "Agents and watches": run against a live 3-node
+mabeamd cluster (scripts/bench.d/cluster.sh calls it at its end).
+
+1. Watch fan-out: AGENTS agents of kind "fanout" (tests/bench/cluster/
+   kind_fanout.c) spread round-robin over the nodes watch one float
+   variable; CHANGES times a client takes CLOCK_REALTIME in microseconds and
+   PUTs it as the new value on the leader's HTTP API; each agent records
+   (its var_changed time - that value). Percentiles over every (agent,
+   change) sample; a missing delivery is counted, never hidden.
+2. Idle cluster with those agents: CPU per node from /proc/<pid>/stat
+   (utime+stime) over IDLE seconds, and TCP payload bytes sent per node
+   (bytes_sent of its established sockets, `ss -ti`).
+
+JSON lines on stdout ({"suite":"cluster","metric":..,"value":..,"unit":..}),
+progress on stderr.
+"""
+import argparse
+import base64
+import http.client
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+import time
+
+
+def log(msg):
+    sys.stderr.write("cluster/agents: %s\n" % msg)
+    sys.stderr.flush()
+
+
+def emit(metric, value, unit, **extra):
+    d = {"suite": "cluster", "metric": metric, "value": value, "unit": unit}
+    d.update(extra)
+    print(json.dumps(d, separators=(",", ":")), flush=True)
+
+
+class Node:
+    def __init__(self, addr):
+        self.addr = addr
+        host, port = addr.rsplit(":", 1)
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=30)
+
+    def call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        hdrs = {"Content-Type": "application/json"} if data is not None else {}
+        for attempt in range(3):
+            try:
+                self.conn.request(method, path, body=data, headers=hdrs)
+                r = self.conn.getresponse()
+                text = r.read()
+                return r.status, (json.loads(text) if text else {})
+            except (http.client.HTTPException, ConnectionError, OSError):
+                self.conn.close()
+                if attempt == 2:
+                    raise
+        raise RuntimeError("unreachable")
+
+
+def pct(sorted_vals, p):
+    if not sorted_vals:
+        return -1
+    k = max(0, min(len(sorted_vals) - 1, int(round(p / 100.0 * len(sorted_vals) + 0.5)) - 1))
+    return sorted_vals[k]
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+
+
+def sent_bytes(pids):
+    out = subprocess.run(["ss", "-tinpH", "state", "established"], capture_output=True,
+                         text=True).stdout
+    tot = {p: 0 for p in pids}
+    mine = None
+    for line in out.splitlines():
+        if not line.startswith(("\t", " ")):
+            mine = None
+            for p in pids:
+                if ("pid=%d," % p) in line:
+                    mine = p
+        elif mine is not None:
+            m = re.search(r"bytes_sent:(\d+)", line)
+            tot[mine] += int(m.group(1)) if m else 0
+    return tot
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--http", required=True, help="comma-separated HTTP addresses of the nodes")
+    ap.add_argument("--pids", required=True, help="comma-separated pids, same order")
+    ap.add_argument("--kind", required=True, help="absolute path of libbench_kind_fanout.so")
+    ap.add_argument("--agents", type=int, default=1000)
+    ap.add_argument("--changes", type=int, default=100)
+    ap.add_argument("--gap-ms", type=int, default=30, help="pause between changes")
+    ap.add_argument("--idle", type=int, default=30, help="idle measurement, seconds")
+    a = ap.parse_args()
+    nodes = [Node(x) for x in a.http.split(",")]
+    pids = [int(x) for x in a.pids.split(",")]
+
+    st, j = nodes[0].call("GET", "/v1/cluster")
+    leader_id = j["leader_id"]
+    leader = None
+    for n in j["nodes"]:
+        if n["id"] == leader_id:
+            for x in nodes:
+                if x.addr == n.get("api"):
+                    leader = x
+    leader = leader or nodes[0]
+    log("leader %s at %s" % (leader_id, leader.addr))
+
+    var = "fanout_ts_us"
+    st, body = leader.call("POST", "/v1/vars", {"name": var, "type": "float", "min": 0,
+                                                 "max": 1e17, "value": 0})
+    if st not in (200, 201, 409):
+        sys.exit("define %s: %s %s" % (var, st, body))
+    deadline = time.time() + 30
+    for n in nodes:
+        while n.call("GET", "/v1/vars/%s?consistency=stale" % var)[0] != 200:
+            if time.time() > deadline:
+                sys.exit("variable not applied on %s" % n.addr)
+            time.sleep(0.05)
+        st, body = n.call("POST", "/v1/kinds", {"path": a.kind})
+        if st not in (200, 201) and "already" not in json.dumps(body):
+            sys.exit("kind load on %s: %s %s" % (n.addr, st, body))
+
+    log("spawning %d agents" % a.agents)
+    agents = []  # (node, id)
+    t0 = time.time()
+    for i in range(a.agents):
+        n = nodes[i % len(nodes)]
+        st, body = n.call("POST", "/v1/agents", {"kind": "fanout", "config": var})
+        if st not in (200, 201):
+            sys.exit("spawn on %s: %s %s" % (n.addr, st, body))
+        agents.append((n, body["id"]))
+    log("spawned in %.1f s" % (time.time() - t0))
+    time.sleep(0.5)  # let the watch registrations reach the loops
+
+    log("%d changes, %d ms apart, set on the leader" % (a.changes, a.gap_ms))
+    put_ms = []
+    for k in range(a.changes):
+        ts = time.time_ns() // 1000
+        st, body = leader.call("PUT", "/v1/vars/%s" % var, {"value": ts})
+        put_ms.append((time.time_ns() // 1000 - ts) / 1000.0)
+        if st != 200:
+            sys.exit("set: %s %s" % (st, body))
+        time.sleep(a.gap_ms / 1000.0)
+    time.sleep(1.0)
+
+    log("collecting")
+    for n, aid in agents:
+        n.call("POST", "/v1/agents/%s/messages" % aid, {"tag": 1})
+    lat = []
+    per_node = {n.addr: [] for n in nodes}
+    missing = 0
+    deadline = time.time() + 60
+    for n, aid in agents:
+        got = None
+        while got is None:
+            st, body = n.call("GET", "/v1/agents/%s/checkpoint" % aid)
+            if st == 200 and body.get("bytes", 0) >= 8 * a.changes:
+                got = body
+            elif time.time() > deadline:
+                got = body if st == 200 else {"data_b64": ""}
+            else:
+                time.sleep(0.02)
+        raw = base64.b64decode(got.get("data_b64", ""))
+        vals = list(struct.unpack("<%dq" % (len(raw) // 8), raw[: len(raw) // 8 * 8]))
+        missing += max(0, a.changes - len(vals))
+        lat.extend(vals)
+        per_node[n.addr].extend(vals)
+    if os.environ.get("MB_FANOUT_DEBUG"):
+        for addr, v in per_node.items():
+            per_change = {}
+            for i, x in enumerate(v):
+                per_change.setdefault(i % a.changes, []).append(x)
+            slow = sorted((max(x), k) for k, x in per_change.items())[-5:]
+            log("%s slowest changes (max us, change#): %s" % (addr, slow))
+    lat.sort()
+    ms = [v / 1000.0 for v in lat]
+    emit("watch_fanout_p99_ms", round(pct(ms, 99), 3), "ms", p50_ms=round(pct(ms, 50), 3),
+         p90_ms=round(pct(ms, 90), 3), max_ms=round(ms[-1], 3) if ms else -1,
+         agents=a.agents, nodes=len(nodes), changes=a.changes, samples=len(ms),
+         missing=missing, set_http_p50_ms=round(pct(sorted(put_ms), 50), 3), target=5,
+         per_node_p50_p99_ms={k + (" (leader)" if k == leader.addr else ""):
+                              [round(pct(sorted(v), 50) / 1000.0, 3),
+                               round(pct(sorted(v), 99) / 1000.0, 3)]
+                              for k, v in per_node.items()})
+
+    log("idle %d s with %d agents" % (a.idle, a.agents))
+    time.sleep(2)
+    hz = os.sysconf("SC_CLK_TCK")
+    c0 = {p: cpu_ticks(p) for p in pids}
+    b0 = sent_bytes(pids)
+    t0 = time.time()
+    time.sleep(a.idle)
+    dt = time.time() - t0
+    c1 = {p: cpu_ticks(p) for p in pids}
+    b1 = sent_bytes(pids)
+    cpu = [round(100.0 * (c1[p] - c0[p]) / hz / dt, 3) for p in pids]
+    bps = [int((b1[p] - b0[p]) / dt) for p in pids]
+    emit("idle_cpu_pct_per_node_max_with_agents", max(cpu), "%", nodes=cpu, agents=a.agents,
+         seconds=round(dt, 1), target=1)
+    emit("idle_bytes_sent_per_node_max_with_agents", max(bps), "B/s", nodes=bps,
+         agents=a.agents, target=10240)
+
+
+if __name__ == "__main__":
+    main()
