@@ -92,6 +92,38 @@ assert all(v == 1 for v in completes.values()), completes
 PY
 pass "a study survives killing an evaluator's node: 30 trials, none lost, none twice"
 
+# 3b. Kill the leader (which runs the optimiser) mid-study: the new leader
+#     rebuilds the optimiser from the log and the study finishes, each
+#     trial completed once.
+launch 3 --failure_timeout=1500ms --study_evaluators=2 # back: a majority must survive
+wait_until 60 members_ok "$A" 3 || fail "node 3 did not come back"
+http POST "http://$A/v1/studies" '{"id":"leaderloss","objective":"builtin:sleep:300",
+  "strategy":"tpe","seed":5,"space":[{"name":"x","type":"float","min":0,"max":1}],
+  "budget":{"trials":20},"parallelism":4}'
+[ "$HTTP_CODE" = 201 ] || fail "create leaderloss: $HTTP_CODE"
+some_done() { [ "$(study_field "$A" leaderloss 'j["trials_by_status"]["completed"]')" -ge 3 ]; }
+wait_until 30 some_done || fail "leaderloss made no progress"
+kill_node 1
+B=${HTTP[2]}
+wait_until 90 study_status_is "$B" leaderloss finished || fail "leaderloss did not finish after the leader died: $(curl -s "http://$B/v1/studies/leaderloss?trials=0")"
+curl -fsS "http://$B/v1/studies/leaderloss" >"$T/ll.json"
+cluster_log "$B" >"$T/ll_events.txt"
+python3 - "$T/ll.json" "$T/ll_events.txt" <<'PY' || fail "leaderloss result"
+import json, sys
+j = json.load(open(sys.argv[1]))
+t = j["trials"]
+assert len(t) == 20 and all(x["status"] == "completed" for x in t), j["trials_by_status"]
+done = {}
+for line in open(sys.argv[2]):
+    seq, typ, subj, payload = line.split(" ", 3)
+    if typ == "trial.complete" and subj == "leaderloss":
+        n = json.loads(payload)["number"]
+        done[n] = done.get(n, 0) + 1
+assert sorted(done) == list(range(1, 21)) and all(v == 1 for v in done.values()), done
+PY
+pass "a study survives killing the leader that runs its optimiser"
+A=$B
+
 # 4. A python objective through the SDK (python/examples/sklearn_svc.py),
 #    when Debian's python3-sklearn is installed.
 if /usr/bin/python3 -c 'import sklearn' 2>/dev/null; then
