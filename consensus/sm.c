@@ -1487,7 +1487,6 @@ int cs_sm_var_write(consensus_sm *sm, uint64_t index, const char *name, const mb
     return var_assign(index, sm->vars[pos], v, who, fx);
 }
 
-
 /* ---------------- snapshot ---------------- */
 
 static uint32_t crc_table[256];

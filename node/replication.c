@@ -1450,7 +1450,6 @@ uint64_t repl_node_id(const repl *r)
     return r->id;
 }
 
-
 int repl_peer_status(const repl *r, uint64_t node_id)
 {
     fd_peer_view pv;
