@@ -544,6 +544,8 @@ int consensus_cmd_encode(const consensus_cmd *cmd, void *(*alloc_fn)(size_t), vo
         }
         break;
     default:
+        if (cmd->kind >= CONSENSUS_CMD_STUDY_CREATE && cmd->kind <= CONSENSUS_CMD_TRIAL_REQUEUE)
+            return cs_study_cmd_pack(cmd, &c, alloc_fn, buf, len, err); /* piece "studies" */
         if (cs_coord_cmd_to_pb(cmd, &c, &coord_pb) == 0)
             break; /* coordination (piece: agents/coord) */
         return mb_errorf(err, MB_EINVAL, "unknown command kind %d", (int)cmd->kind);
@@ -602,7 +604,8 @@ void consensus_cmd_free(consensus_cmd *cmd)
             free(cmd->items[i].blob);
         }
     free(cmd->items);
-    free(cmd->coord.name); /* coordination (piece: agents/coord) */
+    free(cmd->coord.name);         /* coordination (piece: agents/coord) */
+    cs_study_cmd_free(cmd->study); /* piece "studies" */
     free(cmd->coord.holder);
     memset(cmd, 0, sizeof(*cmd));
 }
@@ -873,8 +876,12 @@ int consensus_cmd_decode(const void *buf, size_t len, consensus_cmd *out, mb_err
             break; /* coordination (piece: agents/coord) */
         if (rc > 0)
             goto out;
-        rc = mb_errorf(err, MB_EPROTO, "command has no known body");
-        goto out;
+        /* piece "studies" */
+        if ((rc = cs_study_cmd_decode(c, &d, err)) == MB_ENOTSUP)
+            rc = mb_errorf(err, MB_EPROTO, "command has no known body");
+        if (rc != MB_OK)
+            goto out;
+        break;
     }
     if (!ok)
         rc = mb_errorf(err, MB_ENOMEM, "decode command");

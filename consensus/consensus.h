@@ -148,6 +148,111 @@ typedef struct consensus_var {
     char *changed_by; /* "" when unknown */
 } consensus_var;
 
+/* ---- studies (piece "studies"; consensus/study.c, docs/studies.md) ---- */
+
+typedef enum consensus_objective_kind {
+    CONSENSUS_OBJECTIVE_BUILTIN = 1, /* objective = function name (branin, sleep:50, ...) */
+    CONSENSUS_OBJECTIVE_COMMAND = 2, /* argv: parameters as JSON on stdin */
+    CONSENSUS_OBJECTIVE_PYTHON = 3,  /* objective = script run with the port-agent SDK */
+} consensus_objective_kind;
+
+typedef enum consensus_on_finish {
+    CONSENSUS_ON_FINISH_NONE = 0,
+    CONSENSUS_ON_FINISH_WRITE = 1,   /* write the best configuration to the variables */
+    CONSENSUS_ON_FINISH_PROPOSE = 2, /* the shell opens proposals for it */
+} consensus_on_finish;
+
+typedef enum consensus_study_status {
+    CONSENSUS_STUDY_RUNNING = 0,
+    CONSENSUS_STUDY_STOPPED = 1,  /* stopped by a user */
+    CONSENSUS_STUDY_FINISHED = 2, /* budget of trials or time used up */
+} consensus_study_status;
+
+typedef enum consensus_trial_status {
+    CONSENSUS_TRIAL_SUGGESTED = 0, /* waiting for an evaluator (also after a re-queue) */
+    CONSENSUS_TRIAL_RUNNING = 1,
+    CONSENSUS_TRIAL_COMPLETED = 2,
+    CONSENSUS_TRIAL_PRUNED = 3,
+    CONSENSUS_TRIAL_FAILED = 4,
+} consensus_trial_status;
+
+/* One dimension of a study's search space. Values of a trial are doubles
+ * in the encoding of <mabeam/optim.h>: FLOAT/PROBABILITY the value, INT an
+ * integer, CHOICE the option index, BOOL 0 or 1. */
+typedef struct consensus_study_param {
+    char *name;
+    mb_var_spec spec;  /* type NONE in a create command = from the variable */
+    int from_variable; /* the spec was taken from the variable `name` */
+    uint32_t group;    /* partition group (0..n_groups-1) */
+} consensus_study_param;
+
+#define CONSENSUS_STUDY_MAX_PARAMS   64
+#define CONSENSUS_STUDY_MAX_TRIALS   100000
+#define CONSENSUS_STUDY_MAX_STUDIES  1024
+#define CONSENSUS_STUDY_MAX_ARGS     64
+#define CONSENSUS_STUDY_ARG_MAX      4096
+#define CONSENSUS_TRIAL_MAX_REPORTS  10000
+#define CONSENSUS_TRIAL_ERROR_MAX    1024
+#define CONSENSUS_STUDY_MAX_PARALLEL 1024
+
+/* What a study is: its definition, as created. */
+typedef struct consensus_study_def {
+    char *id;
+    consensus_study_param *params;
+    uint32_t n_params;
+    consensus_objective_kind objective_kind;
+    char *objective; /* BUILTIN/PYTHON; NULL for COMMAND */
+    char **argv;     /* COMMAND */
+    uint32_t argc;
+    int maximize;
+    char *strategy; /* random, grid, sobol, halton, tpe, cmaes, portfolio */
+    char *bandit;   /* "ucb" or "thompson"; NULL = ucb */
+    uint32_t max_trials;
+    uint64_t time_budget_ms;
+    int64_t deadline_ms; /* wall clock, 0 = none */
+    uint32_t parallelism;
+    uint64_t seed;
+    consensus_on_finish on_finish;
+    uint32_t n_groups; /* partition: groups of params, each its own optimiser; 0 = none */
+    uint64_t trial_timeout_ms;
+} consensus_study_def;
+
+typedef struct consensus_trial {
+    uint32_t number; /* 1, 2, ... in order of suggestion */
+    double *params;  /* n_params of the study */
+    char *strategy;  /* strategy that suggested it ("" unknown) */
+    uint32_t group;
+    char *suggested_by;
+    consensus_trial_status status;
+    char *evaluator; /* RUNNING (and kept once finished); NULL otherwise */
+    uint64_t generation;
+    uint64_t node;
+    int has_value;
+    double value;
+    uint64_t *report_steps;
+    double *report_values;
+    uint32_t n_reports;
+    char *error; /* FAILED, or the reason of the last re-queue; NULL when none */
+    uint32_t requeues;
+    uint64_t suggested, started, finished; /* raft indexes, 0 = not yet */
+    uint32_t basis; /* finished trials its optimiser had seen when suggesting it */
+} consensus_trial;
+
+typedef struct consensus_study {
+    consensus_study_def def;
+    consensus_study_status status;
+    char *reason; /* why it stopped or finished; NULL while running */
+    uint64_t created, finished;
+    consensus_trial **trials; /* trials[k] has number k+1 */
+    uint32_t n_trials, cap_trials;
+    uint32_t n_done;    /* completed + pruned + failed */
+    uint32_t n_pending; /* suggested + running */
+    uint32_t n_running; /* at most `parallelism`; as many may wait suggested */
+    uint32_t best;      /* number of the best completed trial, 0 = none */
+} consensus_study;
+
+/* Release what a definition owns and zero it. */
+void consensus_study_def_free(consensus_study_def *d);
 /* --- coordination (piece: agents/coord, consensus/coord.c) --- */
 
 /* A lease held by an agent until expires_ms (wall clock of the proposers,
@@ -249,6 +354,15 @@ typedef enum consensus_cmd_kind {
     CONSENSUS_CMD_ELECTION_JOIN = 45,  /* coord: name (group), holder (member) */
     CONSENSUS_CMD_ELECTION_LEAVE = 46, /* coord: name (group), holder (member) */
     CONSENSUS_CMD_COORD_EXPIRE = 47,   /* coord: now_ms */
+    /* studies (piece "studies"): the command's `study` part */
+    CONSENSUS_CMD_STUDY_CREATE = 50,  /* study->def */
+    CONSENSUS_CMD_STUDY_STOP = 51,    /* study_id, reason */
+    CONSENSUS_CMD_STUDY_FINISH = 52,  /* study_id, reason (time budget used up) */
+    CONSENSUS_CMD_TRIAL_SUGGEST = 53, /* study_id, params, strategy, group */
+    CONSENSUS_CMD_TRIAL_START = 54,   /* study_id, number, evaluator, generation, node */
+    CONSENSUS_CMD_TRIAL_REPORT = 55,  /* study_id, number, evaluator, generation, step, value */
+    CONSENSUS_CMD_TRIAL_FINISH = 56,  /* ... status (COMPLETED/PRUNED/FAILED), value, error */
+    CONSENSUS_CMD_TRIAL_REQUEUE = 57, /* study_id, number, reason */
 } consensus_cmd_kind;
 
 /* One vote of a PROPOSAL_VOTES batch. */
@@ -267,6 +381,26 @@ typedef struct consensus_coord_cmd {
     uint32_t parties;
     uint64_t timeout_ms;
 } consensus_coord_cmd;
+
+/* The study part of a STUDY_* or TRIAL_* command. */
+typedef struct consensus_study_cmd {
+    consensus_study_def def; /* STUDY_CREATE */
+    char *study_id;
+    char *reason;
+    uint32_t number;
+    double *params;
+    uint32_t n_params;
+    char *strategy;
+    uint32_t group;
+    uint32_t basis; /* SUGGEST; `number` there = the expected number, 0 = any */
+    char *evaluator;
+    uint64_t generation;
+    uint64_t node;
+    uint64_t step;
+    double value;
+    consensus_trial_status status;
+    char *error;
+} consensus_study_cmd;
 
 /* Which fields a NODE_UPDATE changes. */
 #define CONSENSUS_NODE_SET_RAFT_ADDR (1u << 0)
@@ -354,6 +488,8 @@ typedef struct consensus_cmd {
     uint32_t n_items;
     uint64_t down_node;
 
+    /* STUDY_* and TRIAL_* (piece "studies"); owned after decode. */
+    consensus_study_cmd *study;
     /* LEASE_*, BARRIER_*, ELECTION_*, COORD_EXPIRE (piece: agents/coord) */
     consensus_coord_cmd coord;
 } consensus_cmd;
@@ -509,6 +645,14 @@ int consensus_rule_parse(const char *s, consensus_rule *out);
  * quorum, voters, votes, deadline_ms, opened, base_version). *out owned by
  * the caller. MB_ENOMEM. */
 int consensus_proposal_to_json(const consensus_proposal *p, int with_votes, cJSON **out);
+/* studies (piece "studies") */
+const consensus_study *consensus_sm_study_get(const consensus_sm *sm, const char *id);
+size_t consensus_sm_study_count(const consensus_sm *sm);
+const consensus_study *consensus_sm_study_at(const consensus_sm *sm, size_t i); /* by id */
+/* Trial `number` of a study, NULL when out of range. */
+const consensus_trial *consensus_study_trial(const consensus_study *st, uint32_t number);
+const char *consensus_trial_status_name(consensus_trial_status s);
+const char *consensus_study_status_name(consensus_study_status s);
 /* coordination (piece: agents/coord) */
 const consensus_lease *consensus_sm_lease_get(const consensus_sm *sm, const char *name);
 size_t consensus_sm_lease_count(const consensus_sm *sm);
@@ -555,6 +699,18 @@ int consensus_define_from_json(const cJSON *j, consensus_cmd *out, mb_error *err
  * changed_by. *out owned by the caller. */
 int consensus_var_to_json(const consensus_var *var, cJSON **out);
 
+/* Studies (piece "studies"; format in docs/studies.md). A study definition
+ * in JSON (borrowed) as a STUDY_CREATE command in *out (owned by the
+ * caller: consensus_cmd_free). `now_ms` (wall clock) turns a time budget
+ * into a deadline. Defensive: MB_EINVAL with a message. */
+int consensus_study_from_json(const cJSON *j, int64_t now_ms, consensus_cmd *out, mb_error *err);
+/* A study as JSON: definition, status, counts, best trial, strategy
+ * allocation, and its trials when with_trials. *out owned by the caller. */
+int consensus_study_to_json(const consensus_study *st, int with_trials, cJSON **out);
+int consensus_trial_to_json(const consensus_study *st, const consensus_trial *t, cJSON **out);
+/* A parameter value in the optim encoding as JSON (number, string for a
+ * choice, true/false for a bool). */
+cJSON *consensus_study_param_json(const consensus_study_param *p, double x);
 /* Coordination records as JSON objects (*out owned by the caller). */
 int consensus_lease_to_json(const consensus_lease *l, cJSON **out);
 int consensus_barrier_to_json(const consensus_barrier *b, cJSON **out);

@@ -44,7 +44,8 @@ struct consensus_sm {
     uint32_t dd_head, dd_n;
     int32_t *dd_buckets;
     uint32_t dd_nbuckets;
-    cs_coord *coord; /* leases, barriers, elections (piece: agents/coord) */
+    cs_studies studies; /* piece "studies": consensus/study.c */
+    cs_coord *coord;    /* leases, barriers, elections (piece: agents/coord) */
 };
 
 /* ---------------- effects ---------------- */
@@ -399,6 +400,7 @@ void consensus_sm_free(consensus_sm *sm)
     for (size_t i = 0; i < sm->n_props; i++)
         prop_free(sm->props[i]);
     free(sm->props);
+    cs_studies_free(&sm->studies);
     free(sm->vars);
     free(sm->nodes);
     free(sm->agents);
@@ -703,6 +705,8 @@ static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *e
     int rc;
     if (!str_ok(c->by, CONSENSUS_ID_MAX))
         return mb_errorf(err, MB_EINVAL, "\"by\" longer than %d bytes", CONSENSUS_ID_MAX);
+    if (c->kind >= CONSENSUS_CMD_STUDY_CREATE && c->kind <= CONSENSUS_CMD_TRIAL_REQUEUE)
+        return cs_study_check(sm, &sm->studies, c, err); /* piece "studies" */
     switch (c->kind) {
     case CONSENSUS_CMD_VAR_DEFINE:
         if ((rc = mb_var_name_check(c->name, err)) != MB_OK)
@@ -1058,6 +1062,16 @@ static int exec_node(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
     int found = node_find(sm, c->node.id, &pos);
     char sid[24];
     u64_str(sid, sizeof(sid), c->node.id);
+    /* piece "studies": trials evaluated on a node that goes away are re-queued */
+    if (c->kind == CONSENSUS_CMD_NODE_REMOVE ||
+        (c->kind == CONSENSUS_CMD_NODE_UPDATE && (c->node_fields & CONSENSUS_NODE_SET_STATUS) &&
+         (c->node.status == CONSENSUS_NODE_DOWN || c->node.status == CONSENSUS_NODE_LEFT))) {
+        int rc = cs_studies_evaluator_gone(
+            &sm->studies, index, NULL, 0, c->node.id,
+            c->kind == CONSENSUS_CMD_NODE_REMOVE ? "was removed" : "is down", fx);
+        if (rc != MB_OK)
+            return rc;
+    }
     if (c->kind == CONSENSUS_CMD_NODE_REMOVE) {
         cJSON *o = node_json(sm->nodes[pos]);
         int rc = fx_event(fx, "node.remove", sid, o, index);
@@ -1585,6 +1599,9 @@ static int exec_agent(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
             (rc = fx_push(fx, CONSENSUS_FX_AGENT_START, NULL, a->id, NULL, index, 0, next.node,
                           next.generation)) != MB_OK)
             return rc;
+        if ((rc = cs_studies_evaluator_gone(&sm->studies, index, a->id, next.generation, 0, "moved",
+                                            fx)) != MB_OK) /* piece "studies" */
+            return rc;
         *a = next;
         break;
     }
@@ -1626,6 +1643,12 @@ static int exec_agent(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
                                       a->status == CONSENSUS_AGENT_CRASHED ? "crashed" : "stopped",
                                       fx)) != MB_OK) /* coordination (piece: agents/coord) */
             return rc;
+        if ((a->status == CONSENSUS_AGENT_CRASHED || a->status == CONSENSUS_AGENT_STOPPED) &&
+            (rc = cs_studies_evaluator_gone(
+                 &sm->studies, index, a->id, UINT64_MAX, 0,
+                 a->status == CONSENSUS_AGENT_CRASHED ? "crashed" : "stopped", fx)) !=
+                MB_OK) /* piece "studies" */
+            return rc;
         break;
     }
     case CONSENSUS_CMD_AGENT_REMOVE:
@@ -1634,6 +1657,9 @@ static int exec_agent(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
                           a->generation)) != MB_OK)
             return rc;
         if ((rc = props_voter_left(sm, index, a->id, fx)) != MB_OK)
+            return rc;
+        if ((rc = cs_studies_evaluator_gone(&sm->studies, index, a->id, UINT64_MAX, 0,
+                                            "was removed", fx)) != MB_OK) /* piece "studies" */
             return rc;
         if ((rc = cs_coord_agent_gone(sm, index, a, "removed", fx)) != MB_OK)
             return rc; /* coordination (piece: agents/coord) */
@@ -1666,6 +1692,10 @@ static int exec_agent_batch(consensus_sm *sm, uint64_t index, const consensus_cm
                 n->status = old;
                 return rc;
             }
+            /* piece "studies": as NODE_UPDATE to down */
+            if ((rc = cs_studies_evaluator_gone(&sm->studies, index, NULL, 0, n->id, "is down",
+                                                fx)) != MB_OK)
+                return rc;
         }
     }
     for (uint32_t i = 0; i < c->n_items; i++) {
@@ -1687,7 +1717,10 @@ static int exec_agent_batch(consensus_sm *sm, uint64_t index, const consensus_cm
                 ((rc = props_voter_left(sm, index, a->id, fx)) != MB_OK ||
                  (rc = cs_coord_agent_gone(
                       sm, index, a, a->status == CONSENSUS_AGENT_CRASHED ? "crashed" : "stopped",
-                      fx)) != MB_OK))
+                      fx)) != MB_OK ||
+                 (rc = cs_studies_evaluator_gone(
+                      &sm->studies, index, a->id, UINT64_MAX, 0,
+                      a->status == CONSENSUS_AGENT_CRASHED ? "crashed" : "stopped", fx)) != MB_OK))
                 return rc;
             break;
         }
@@ -1721,8 +1754,12 @@ static int exec_agent_batch(consensus_sm *sm, uint64_t index, const consensus_cm
                 cJSON_Delete(o);
                 o = NULL;
             }
-            /* coordination: a new generation holds nothing */
-            if (move && (rc = cs_coord_agent_gone(sm, index, a, "reassigned", fx)) != MB_OK) {
+            /* coordination: a new generation holds nothing; studies: its
+             * trials are re-queued */
+            if (move &&
+                ((rc = cs_coord_agent_gone(sm, index, a, "reassigned", fx)) != MB_OK ||
+                 (rc = cs_studies_evaluator_gone(&sm->studies, index, a->id, next.generation, 0,
+                                                 "moved", fx)) != MB_OK)) {
                 cJSON_Delete(o);
                 free(blob);
                 return rc;
@@ -1790,6 +1827,15 @@ static int exec_cmd(consensus_sm *sm, uint64_t index, const consensus_cmd *c, co
             res->version = index;
         return rc;
     }
+    case CONSENSUS_CMD_STUDY_CREATE:
+    case CONSENSUS_CMD_STUDY_STOP:
+    case CONSENSUS_CMD_STUDY_FINISH:
+    case CONSENSUS_CMD_TRIAL_SUGGEST:
+    case CONSENSUS_CMD_TRIAL_START:
+    case CONSENSUS_CMD_TRIAL_REPORT:
+    case CONSENSUS_CMD_TRIAL_FINISH:
+    case CONSENSUS_CMD_TRIAL_REQUEUE:
+        return cs_study_exec(sm, &sm->studies, index, c, res, fx); /* piece "studies" */
     default:
         if (cs_coord_is_cmd(c->kind)) /* coordination (piece: agents/coord) */
             return cs_coord_exec(sm, index, c, res, fx);
@@ -1965,6 +2011,39 @@ const consensus_proposal *consensus_sm_proposal_at(const consensus_sm *sm, size_
     return i < sm->n_props ? sm->props[i] : NULL;
 }
 
+/* ---------------- studies (piece "studies") ---------------- */
+
+const consensus_study *consensus_sm_study_get(const consensus_sm *sm, const char *id)
+{
+    size_t pos;
+    return id != NULL && cs_study_find(&sm->studies, id, &pos) ? sm->studies.items[pos] : NULL;
+}
+
+size_t consensus_sm_study_count(const consensus_sm *sm)
+{
+    return sm->studies.n;
+}
+
+const consensus_study *consensus_sm_study_at(const consensus_sm *sm, size_t i)
+{
+    return i < sm->studies.n ? sm->studies.items[i] : NULL;
+}
+
+int cs_sm_event(consensus_effects *fx, const char *type, const char *subject, cJSON *obj,
+                uint64_t index)
+{
+    return fx_event(fx, type, subject, obj, index);
+}
+
+int cs_sm_var_write(consensus_sm *sm, uint64_t index, const char *name, const mb_value *v,
+                    const char *who, consensus_effects *fx)
+{
+    size_t pos;
+    if (!var_find(sm, name, &pos))
+        return MB_ENOTFOUND;
+    return var_assign(index, sm->vars[pos], v, who, fx);
+}
+
 /* ---------------- snapshot ---------------- */
 
 static uint32_t crc_table[256];
@@ -2025,6 +2104,7 @@ int consensus_sm_snapshot(const consensus_sm *sm, void *(*alloc_fn)(size_t), voi
     Mabeam__Proposal **pptr = calloc(sm->n_props + 1, sizeof(*pptr));
     Mabeam__Value *ppval = calloc(sm->n_props + 1, sizeof(*ppval));
     uint32_t *pvotes = calloc(total_voters + 1, sizeof(uint32_t));
+    void *study_scratch = NULL;
     void *coord_scratch = NULL;
 
     *buf = NULL;
@@ -2142,6 +2222,8 @@ int consensus_sm_snapshot(const consensus_sm *sm, void *(*alloc_fn)(size_t), voi
     }
     s.n_proposals = sm->n_props;
     s.proposals = pptr;
+    if (cs_studies_to_pb(&sm->studies, &s, &study_scratch) != MB_OK) /* piece "studies" */
+        goto out;
     if (cs_coord_snapshot_pb(sm->coord, &s, &coord_scratch) != MB_OK)
         goto out; /* coordination (piece: agents/coord) */
 
@@ -2171,6 +2253,7 @@ out:
     free(pptr);
     free(ppval);
     free(pvotes);
+    cs_studies_pb_free(study_scratch);
     cs_coord_snapshot_done(coord_scratch);
     if (rc != MB_OK)
         mb_errorf(err, rc, "encode snapshot");
@@ -2416,6 +2499,8 @@ int consensus_sm_restore(const void *buf, size_t len, consensus_sm **out, mb_err
     for (size_t i = 0; i < s->n_proposals; i++)
         if ((rc = restore_prop(sm, s->proposals[i], err)) != MB_OK)
             goto out;
+    if ((rc = cs_studies_restore(sm, &sm->studies, s, sm->applied, err)) != MB_OK)
+        goto out; /* piece "studies" */
     if ((rc = cs_coord_restore_pb(sm, s, err)) != MB_OK)
         goto out; /* coordination (piece: agents/coord) */
     rc = MB_ECORRUPT;

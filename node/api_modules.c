@@ -11,6 +11,7 @@ void api_agents_register(api_router *r);
 void api_vars_register(api_router *r);
 void api_cluster_register(api_router *r);
 void api_proposals_register(api_router *r); /* proposals piece */
+void api_studies_register(api_router *r);
 void api_coord_register(api_router *r); /* piece: agents/coord */
 
 void api_register_all(api_router *r)
@@ -22,5 +23,6 @@ void api_register_all(api_router *r)
     api_vars_register(r);
     api_cluster_register(r);
     api_proposals_register(r);
+    api_studies_register(r);
     api_coord_register(r);
 }

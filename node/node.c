@@ -22,6 +22,7 @@
 #include "node/cluster_ops.h"
 #include "node/placement.h"
 #include "node/replication.h"
+#include "node/studies.h"
 
 int64_t node_wall_ms(void)
 {
@@ -528,6 +529,8 @@ int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err)
 
     if ((rv = repl_open(n, err)) != MB_OK)
         return rv;
+    if ((rv = studies_open(n, (unsigned)nc_config_int(cfg, NC_CFG_STUDY_EVALUATORS), err)) != MB_OK)
+        return rv;                                /* piece "studies" */
     if ((rv = node_coord_start(n, err)) != MB_OK) /* piece: agents/coord */
         return rv;
     {
@@ -577,8 +580,9 @@ void node_stop(node *n)
     /* After the HTTP server (its parked calls are answered): leadership
      * transfer, raft close, mesh close; completes while node_close runs
      * the loop. */
+    studies_close(n->studies);     /* piece "studies": before its writes are refused */
     placement_close(n->placement); /* before replication: it submits through it */
-    node_coord_stop(n); /* piece: agents/coord */
+    node_coord_stop(n);            /* piece: agents/coord */
     repl_close(n->repl);
     /* After repl_close (its MB_ECLOSED results reach agents' writes),
      * before the agents stop. */
@@ -588,7 +592,7 @@ void node_stop(node *n)
     /* Agents end before storage closes; their last events are written. */
     node_services_stop(n->services);
     node_proposals_stop(n->proposals); /* proposals piece: after the agents */
-    api_mailbox_close(n); /* after the agents: reply agents use it */
+    api_mailbox_close(n);              /* after the agents: reply agents use it */
     if (n->cfg_subscribed) {
         nc_config_unsubscribe(n->cfg, n->cfg_sub_id);
         n->cfg_subscribed = 0;
@@ -621,6 +625,7 @@ int node_close(node *n)
             nc_config_unsubscribe(n->cfg, n->cfg_sub_id);
         node_coord_stop(n); /* piece: agents/coord */
         node_services_stop(n->services);
+        studies_close(n->studies);
         node_proposals_stop(n->proposals);
         api_mailbox_close(n);
         if (n->handles_open) {

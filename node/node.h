@@ -79,8 +79,10 @@ typedef struct node {
     /* proposals piece */
     struct node_proposals *proposals;           /* node/proposals.c */
     struct proposal_watcher *proposal_watchers; /* parked watches (api_proposals.c) */
-    struct node_coord *coord;         /* lease/barrier expiry (node/coord.c) */
-    struct api_mailbox *mailbox;      /* sender of API messages (node/api_mailbox.c) */
+    struct node_coord *coord;                   /* lease/barrier expiry (node/coord.c) */
+    struct api_mailbox *mailbox;                /* sender of API messages (node/api_mailbox.c) */
+    struct studies *studies;                    /* piece "studies": node/studies.c */
+    struct study_watcher *study_watchers;       /* parked study watches (api_studies.c) */
 } node;
 
 /* Open the node: take the data directory lock, open storage, register

@@ -1,6 +1,7 @@
 /* node/replication.c: raft + mesh wired into mabeamd (see replication.h
  * and docs/variables.md). */
 #include "node/replication.h"
+#include "node/studies.h"
 #include "node/coord.h"
 
 #include <assert.h>
@@ -1685,11 +1686,30 @@ static void on_effects(void *arg, uint64_t index, const consensus_effects *fx)
         const consensus_effect *e = &fx->items[i];
         if (e->kind == CONSENSUS_FX_WATCH)
             node_cluster_var_changed(r->n->cluster, e->subject, e->version);
+        if (e->kind == CONSENSUS_FX_EVENT && e->type != NULL &&
+            (strncmp(e->type, "trial.", 6) == 0 || strncmp(e->type, "study.", 6) == 0))
+            studies_notify(r->n); /* piece "studies" */
     }
     node_proposals_on_effects(r->n->proposals, index, fx); /* proposals piece */
     node_coord_effects(r->n, fx);                          /* coordination (piece: agents/coord) */
     if (!r->evq_handles)
         flush_events(r); /* before the loop handles exist (restore at open) */
+}
+
+/* piece "studies" */
+uint64_t repl_node_id(const repl *r)
+{
+    return r->id;
+}
+
+int repl_peer_status(const repl *r, uint64_t node_id)
+{
+    fd_peer_view pv;
+    if (node_id == r->id)
+        return CLUSTER_PEER_ALIVE;
+    if (r->m == NULL || mesh_peer(r->m, node_id, &pv) != MB_OK)
+        return -1;
+    return (int)pv.status;
 }
 
 static void on_status(void *arg, const consensus_status *st)
@@ -1720,14 +1740,6 @@ static void on_status(void *arg, const consensus_status *st)
 void repl_raft_status(repl *r, consensus_status *out)
 {
     consensus_raft_status(r->raft, out);
-}
-
-int repl_peer_status(repl *r, uint64_t id)
-{
-    fd_peer_view pv;
-    if (r->m == NULL || mesh_peer(r->m, id, &pv) != MB_OK)
-        return -1;
-    return (int)pv.status;
 }
 
 static void mesh_log(void *user, int level, const char *msg)

@@ -122,11 +122,9 @@ void repl_cluster_status(repl *r, api_call *c);
 void repl_leave(repl *r, api_call *c);
 
 /* placement: this node's raft status (role, leader, commit and applied
- * indexes), and the failure detector's view of peer `id`: 0 alive, 1
- * suspect, 2 down (cluster_peer_status), -1 when the mesh does not know
- * it. Loop thread. */
+ * indexes). Loop thread. (repl_peer_status, below, gives the failure
+ * detector's view of a peer.) */
 void repl_raft_status(repl *r, consensus_status *out);
-int repl_peer_status(repl *r, uint64_t id);
 
 /* Write the events of entries applied in this loop iteration to the event
  * log now (they are batched and written after the poll phase otherwise).
@@ -139,5 +137,11 @@ void repl_new_id(repl *r, uint64_t *client_id, uint64_t *seq);
 
 /* Map (client-chosen request id string) -> idempotency id. Pure. */
 void repl_request_id(const char *request_id, uint64_t *client_id, uint64_t *seq);
+
+/* piece "studies": this node's id (repl_is_leader is above), and how the
+ * failure detector sees peer `node_id` (0 alive, 1 suspect, 2 down, -1
+ * unknown; this node is always alive). */
+uint64_t repl_node_id(const repl *r);
+int repl_peer_status(const repl *r, uint64_t node_id);
 
 #endif /* MB_NODE_REPLICATION_H */

@@ -22,7 +22,7 @@ import base64
 import json
 import sys
 
-__all__ = ["Agent", "Context", "Message", "run"]
+__all__ = ["Agent", "Context", "Message", "run", "objective"]
 
 
 class Message:
@@ -154,4 +154,46 @@ def run(agent, stdin=None, stdout=None):
                 ctx._write({"type": "error", "msg": "%s: %s" % (type(e).__name__, e)})
             finally:
                 sys.exit(1)
+    return 0
+
+
+def objective(fn, stdin=None, stdout=None):
+    """Run `fn` as the objective of a study trial (docs/studies.md).
+
+    The evaluator starts the script once per trial and writes
+    {"study": id, "trial": n, "params": {name: value, ...}} on stdin.
+    fn(params, report) returns the objective value (a finite float);
+    report(step, value) records an intermediate value (steps increase).
+    An exception, or a value that is not a finite number, fails the trial
+    with the error kept (the traceback goes to stderr, whose tail is kept
+    too). Returns the process exit status.
+    """
+    import math
+    import traceback
+
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    line = stdin.readline()
+    try:
+        trial = json.loads(line)
+        params = trial["params"]
+    except (ValueError, KeyError, TypeError) as e:
+        print("bad trial input: %s" % e, file=sys.stderr, flush=True)
+        return 2
+
+    def report(step, value):
+        stdout.write(json.dumps({"report": float(value), "step": int(step)}) + "\n")
+        stdout.flush()
+
+    try:
+        value = float(fn(params, report))
+    except Exception:
+        traceback.print_exc(file=sys.stderr)
+        sys.stderr.flush()
+        return 1
+    if not math.isfinite(value):
+        print("objective returned %r" % value, file=sys.stderr, flush=True)
+        return 1
+    stdout.write(repr(value) + "\n")
+    stdout.flush()
     return 0

@@ -132,3 +132,16 @@ static void portfolio_finished(mb_optim *o, void *state, struct optim_trial *t)
 
 const struct optim_strategy_ops optim_portfolio_ops = { portfolio_init, portfolio_suggest,
                                                         portfolio_finished, portfolio_free };
+
+mb_optim_strategy mb_optim_trial_strategy(const mb_optim *o, uint64_t trial_id)
+{
+    static const mb_optim_strategy arm_strategy[PORTFOLIO_ARMS] = { MB_OPTIM_TPE, MB_OPTIM_CMAES,
+                                                                    MB_OPTIM_SOBOL,
+                                                                    MB_OPTIM_RANDOM };
+    if (o == NULL || trial_id >= o->n)
+        return 0;
+    if (o->cfg.strategy != MB_OPTIM_PORTFOLIO)
+        return o->cfg.strategy;
+    uint32_t arm = o->trials[trial_id].arm;
+    return arm >= 1 && arm <= PORTFOLIO_ARMS ? arm_strategy[arm - 1] : MB_OPTIM_PORTFOLIO;
+}

@@ -203,6 +203,11 @@ int mb_optim_report(mb_optim *opt, uint64_t trial_id, uint64_t step, double valu
 int mb_optim_complete(mb_optim *opt, uint64_t trial_id, double value, mb_error *err);
 int mb_optim_fail(mb_optim *opt, uint64_t trial_id, mb_error *err);
 
+/* The strategy that suggested trial `trial_id`: for a portfolio the arm
+ * the bandit chose (TPE, CMA-ES, Sobol or random), else the optimiser's own
+ * strategy; 0 for an unknown trial. */
+mb_optim_strategy mb_optim_trial_strategy(const mb_optim *opt, uint64_t trial_id);
+
 /* Best completed trial so far: MB_ENOTFOUND when none. `values` may be NULL. */
 int mb_optim_best(const mb_optim *opt, uint64_t *trial_id, double *value, double *values);
 

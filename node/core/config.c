@@ -137,6 +137,10 @@ static const nc_config_key schema[NC_CFG_COUNT_] = {
                                    "Raft entries kept in the log after a snapshot; a node further "
                                    "behind gets the whole snapshot (its event log then has a "
                                    "gap)." },
+    [NC_CFG_STUDY_EVALUATORS] = { NC_CFG_STUDY_EVALUATORS, "study_evaluators", NC_CT_INT, "4",
+                                  false, false, 0, 256, NULL, NULL,
+                                  "Evaluator slots of this node for study trials (threads; "
+                                  "objective processes run one per busy slot)." },
 };
 
 const nc_config_key *nc_config_schema(void)

@@ -7,9 +7,12 @@
 #             Optuna's best sampler of those run on the problem.
 #   overhead: mean time per suggestion of MABEAM's TPE vs Optuna's TPE at
 #             100 trials (target ratio <= 0.1).
+#   studies:  parallel speed-up of a study on a 2-node cluster and node loss
+#             over 20 seeded runs (scripts/bench.d/optimise_cluster.sh).
 # Needs $MB_BENCH_BUILD (Release, MB_BENCH=ON, built) and /usr/bin/python3
 # with python3-optuna and python3-sklearn. Env: OPTIM_SEEDS (10),
-# OPTIM_SKIP_SVC=1 to leave out the slow SVC problem.
+# OPTIM_SKIP_SVC=1 to leave out the slow SVC problem, OPTIM_SKIP_CLUSTER=1
+# to leave out the cluster part, OPTIM_LOSS_RUNS (20).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${MB_BENCH_BUILD:?set MB_BENCH_BUILD to the Release bench build}
@@ -57,3 +60,8 @@ if [ "${OPTIM_SKIP_SVC:-0}" != 1 ]; then
 fi
 
 $py "$here/optimise_summary.py" "$raw/mabeam.json" "$raw/optuna.json"
+
+# Studies on real mabeamd processes (timing-sensitive: after the rest).
+if [ "${OPTIM_SKIP_CLUSTER:-0}" != 1 ]; then
+    bash "$here/optimise_cluster.sh"
+fi

@@ -467,6 +467,39 @@ static void test_portfolio_converges_on_branin(void)
     CU_ASSERT(run_testfn(MB_OPTIM_PORTFOLIO, MB_OPTIM_BRANIN, 2, 150, 1, 1) < 0.45);
 }
 
+/* Each trial of a portfolio names the arm that suggested it; every arm is
+ * tried; a plain strategy names itself. */
+static void test_trial_strategy_names_the_portfolio_arm(void)
+{
+    mb_optim_space *sp;
+    CU_ASSERT_FATAL(mb_optim_space_new(&sp, NULL) == MB_OK);
+    CU_ASSERT_FATAL(mb_optim_space_add_float(sp, "x", -1, 1, 0, NULL) == MB_OK);
+    mb_optim *o = new_optim(sp, MB_OPTIM_PORTFOLIO, 3, 40);
+    int seen[8] = { 0 };
+    for (int t = 0; t < 40; t++) {
+        double x[1];
+        uint64_t id;
+        CU_ASSERT_EQUAL_FATAL(mb_optim_suggest(o, &id, x, NULL), MB_OK);
+        mb_optim_strategy s = mb_optim_trial_strategy(o, id);
+        CU_ASSERT(s == MB_OPTIM_TPE || s == MB_OPTIM_CMAES || s == MB_OPTIM_SOBOL ||
+                  s == MB_OPTIM_RANDOM);
+        if (s < 8)
+            seen[s]++;
+        mb_optim_complete(o, id, x[0] * x[0], NULL);
+    }
+    CU_ASSERT(seen[MB_OPTIM_TPE] > 0 && seen[MB_OPTIM_CMAES] > 0 && seen[MB_OPTIM_SOBOL] > 0 &&
+              seen[MB_OPTIM_RANDOM] > 0);
+    CU_ASSERT_EQUAL(mb_optim_trial_strategy(o, 1000), 0);
+    mb_optim_free(o);
+    o = new_optim(sp, MB_OPTIM_SOBOL, 3, 5);
+    double x[1];
+    uint64_t id;
+    CU_ASSERT_EQUAL_FATAL(mb_optim_suggest(o, &id, x, NULL), MB_OK);
+    CU_ASSERT_EQUAL(mb_optim_trial_strategy(o, id), MB_OPTIM_SOBOL);
+    mb_optim_free(o);
+    mb_optim_space_free(sp);
+}
+
 /* TPE's and CMA-ES's categorical handling: they must learn the best option
  * of a 4-way choice, not just wander. */
 static void test_model_strategies_learn_the_best_choice(void)
@@ -845,6 +878,7 @@ static CU_TestInfo strategy_tests[] = {
     { "tpe_converges_on_branin_and_hartmann", test_tpe_converges_on_branin_and_hartmann },
     { "cmaes_converges_on_rosenbrock_and_ackley", test_cmaes_converges_on_rosenbrock_and_ackley },
     { "portfolio_converges_on_branin", test_portfolio_converges_on_branin },
+    { "trial_strategy_names_the_portfolio_arm", test_trial_strategy_names_the_portfolio_arm },
     { "model_strategies_learn_the_best_choice", test_model_strategies_learn_the_best_choice },
     { "maximize_finds_the_maximum", test_maximize_finds_the_maximum },
     CU_TEST_INFO_NULL,

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Suite `optimise`, cluster part (piece "studies"; docs/studies.md):
+#   speedup:   wall time of a 200-trial study whose objective sleeps 50 ms
+#              without CPU (builtin sleep:50) on a 2-node cluster, with
+#              8 evaluators (4 per node, parallelism 8) against 1
+#              (parallelism 1); target ratio >= 6.
+#   node loss: OPTIM_LOSS_RUNS (20) seeded runs of a 3-node cluster where a
+#              node running evaluators is killed mid-study; every trial of
+#              the budget must complete exactly once (lost = 0, twice = 0).
+# Real mabeamd processes on 127.0.0.1 from $MB_BENCH_BUILD (Release).
+# JSON lines on stdout, progress on stderr.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build=${MB_BENCH_BUILD:?set MB_BENCH_BUILD to the Release bench build}
+export MABEAMD="$build/node/mabeamd" MABEAM="$build/node/cli/mabeam"
+runs=${OPTIM_LOSS_RUNS:-20}
+. tests/integration/cluster/lib.sh >/dev/null
+exec 3>&1 1>&2 # lib helpers print to stdout: keep stdout for the results
+
+# run_study ADDR ID JSON: create the study, wait until it ends, print its
+# duration in ms: from its study.create to its study.finish event, both
+# stamped by the node at ADDR when it applied them (the HTTP polling of
+# this script is not in the figure).
+run_study() {
+    local addr=$1 id=$2 body=$3
+    http POST "http://$addr/v1/studies" "$body"
+    [ "$HTTP_CODE" = 201 ] || fail "create $id: $HTTP_CODE $(cat "$T/body")"
+    ended() { [ "$(curl -fsS -m 5 "http://$addr/v1/studies/$id?trials=0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" != running ]; }
+    wait_until 300 ended || fail "study $id did not end"
+    curl -fsS -m 10 "http://$addr/v1/events?log=cluster&subject=$id&limit=10000" | python3 -c '
+import json, sys
+ev = json.load(sys.stdin)["events"]
+t = {e["type"]: e["time_ms"] for e in ev if e["subject"] == sys.argv[1]}
+print(t["study.finish"] - t["study.create"])' "$id"
+}
+
+sleep_study() { # ID PARALLELISM TRIALS
+    echo "{\"id\":\"$1\",\"objective\":\"builtin:sleep:50\",\"strategy\":\"random\",\"seed\":1,
+      \"space\":[{\"name\":\"x\",\"type\":\"float\",\"min\":0,\"max\":1}],
+      \"budget\":{\"trials\":$3},\"parallelism\":$2}"
+}
+
+echo "optimise: speed-up, 2 nodes x 4 evaluators, 200 trials of sleep:50" >&2
+CLUSTER_FLAGS=(--write_timeout=5s --log_level=warn --study_evaluators=4 ${OPTIM_CLUSTER_FLAGS:-})
+start_cluster 2
+ones=() eights=()
+for rep in 1 2 3; do # medians of 3 (the machine is shared)
+    ones+=("$(run_study "${HTTP[1]}" "serial$rep" "$(sleep_study "serial$rep" 1 200)")")
+    eights+=("$(run_study "${HTTP[1]}" "parallel$rep" "$(sleep_study "parallel$rep" 8 200)")")
+done
+for i in 1 2; do kill_node "$i"; done
+python3 - "${ones[*]}" "${eights[*]}" >&3 <<'PY'
+import json, statistics, sys
+one = statistics.median(int(x) for x in sys.argv[1].split())
+eight = statistics.median(int(x) for x in sys.argv[2].split())
+s = "optimise"
+print(json.dumps({"suite": s, "metric": "study_200x50ms_1_evaluator_s", "value": one / 1000, "unit": "s"}))
+print(json.dumps({"suite": s, "metric": "study_200x50ms_8_evaluators_2_nodes_s", "value": eight / 1000, "unit": "s"}))
+print(json.dumps({"suite": s, "metric": "study_parallel_speedup", "value": round(one / eight, 2),
+                  "unit": "x", "target": 6, "baseline": "1 evaluator", "met": one / eight >= 6}))
+PY
+
+# Node loss: fresh 3-node cluster per run; the seed picks the victim among
+# the followers running trials and the number of trials done before the kill.
+lost_total=0
+twice_total=0
+requeued_total=0
+for run in $(seq 1 "$runs"); do
+    echo "optimise: node loss run $run/$runs" >&2
+    HTTP=() MESH=() RAFT=() PID=()
+    rm -rf "$T"/n*
+    CLUSTER_FLAGS=(--write_timeout=5s --log_level=warn --study_evaluators=2 --failure_timeout=1s)
+    start_cluster 3
+    A=${HTTP[1]}
+    victim=$((2 + run % 2))
+    after=$((1 + (run * 7) % 8))
+    http POST "http://$A/v1/studies" "{\"id\":\"loss\",\"objective\":\"builtin:sleep:500\",
+      \"strategy\":\"tpe\",\"seed\":$run,\"space\":[{\"name\":\"x\",\"type\":\"float\",\"min\":0,\"max\":1}],
+      \"budget\":{\"trials\":30},\"parallelism\":6}"
+    [ "$HTTP_CODE" = 201 ] || fail "create loss: $HTTP_CODE"
+    ready() {
+        curl -fsS -m 5 "http://$A/v1/studies/loss" | python3 -c '
+import json, sys
+j = json.load(sys.stdin); v = int(sys.argv[1]); after = int(sys.argv[2])
+done = j["trials_by_status"]["completed"]
+if j["status"] != "running":
+    sys.exit(0)  # too late: reported below
+sys.exit(0 if done >= after and any(t["status"] == "running" and t["node"] == v for t in j["trials"]) else 1)' "$victim" "$after"
+    }
+    wait_until 60 ready || fail "run $run: no trial running on node $victim"
+    [ "$(curl -fsS -m 5 "http://$A/v1/studies/loss?trials=0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" = running ] ||
+        fail "run $run: the study ended before node $victim could be killed"
+    kill_node "$victim"
+    finished() { [ "$(curl -fsS -m 5 "http://$A/v1/studies/loss?trials=0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" = finished ]; }
+    wait_until 120 finished || fail "run $run: study did not finish"
+    curl -fsS "http://$A/v1/studies/loss" >"$T/loss.json"
+    cluster_log "$A" >"$T/events.txt"
+    read -r lost twice requeued < <(python3 - "$T/loss.json" "$T/events.txt" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+completes = {}
+for line in open(sys.argv[2]):
+    seq, typ, subj, payload = line.split(" ", 3)
+    if typ == "trial.complete" and subj == "loss":
+        n = json.loads(payload)["number"]
+        completes[n] = completes.get(n, 0) + 1
+lost = sum(1 for n in range(1, 31) if n not in completes) + sum(
+    1 for t in j["trials"] if t["status"] != "completed")
+twice = sum(v - 1 for v in completes.values())
+print(lost, twice, sum(t["requeues"] for t in j["trials"]))
+PY
+)
+    lost_total=$((lost_total + lost))
+    twice_total=$((twice_total + twice))
+    requeued_total=$((requeued_total + requeued))
+    for i in 1 2 3; do [ "$i" = "$victim" ] || kill_node "$i"; done
+done
+python3 - "$runs" "$lost_total" "$twice_total" "$requeued_total" >&3 <<'PY'
+import json, sys
+runs, lost, twice, req = map(int, sys.argv[1:])
+s = "optimise"
+print(json.dumps({"suite": s, "metric": "node_loss_runs", "value": runs, "unit": "runs"}))
+print(json.dumps({"suite": s, "metric": "node_loss_trials_lost", "value": lost, "unit": "trials", "target": 0, "met": lost == 0}))
+print(json.dumps({"suite": s, "metric": "node_loss_trials_counted_twice", "value": twice, "unit": "trials", "target": 0, "met": twice == 0}))
+print(json.dumps({"suite": s, "metric": "node_loss_trials_requeued", "value": req, "unit": "trials"}))
+PY
