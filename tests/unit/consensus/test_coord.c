@@ -7,29 +7,7 @@
 
 #include "consensus/consensus.h"
 #include "mb_test.h"
-
-static consensus_sm *sm;
-static consensus_effects fx;
-static uint64_t next_index;
-
-/* Encode `c`, apply it at the next index, return the result (usable
- * outside a test: no assertion). */
-static consensus_result run(const consensus_cmd *c)
-{
-    consensus_result res;
-    void *buf = NULL;
-    size_t len = 0;
-    mb_error e;
-    consensus_effects_clear(&fx);
-    if (consensus_cmd_encode(c, NULL, &buf, &len, &e) != MB_OK) {
-        memset(&res, 0, sizeof(res));
-        res.code = e.code;
-        return res;
-    }
-    consensus_sm_apply(sm, ++next_index, buf, len, &res, &fx);
-    free(buf);
-    return res;
-}
+#include "sm_fixture.h"
 
 static int place(const char *id, uint64_t node)
 {
@@ -42,9 +20,7 @@ static int place(const char *id, uint64_t node)
 
 static int setup(void)
 {
-    next_index = 0;
-    consensus_effects_init(&fx);
-    if (consensus_sm_new(NULL, &sm) != MB_OK)
+    if (sm_fixture_setup() != MB_OK)
         return 1;
     for (uint64_t n = 1; n <= 2; n++) {
         consensus_cmd c = { .kind = CONSENSUS_CMD_NODE_ADD };
@@ -54,17 +30,9 @@ static int setup(void)
     return place("a", 1) != MB_OK || place("b", 2) != MB_OK || place("c", 1) != MB_OK;
 }
 
-static int teardown(void)
-{
-    consensus_sm_free(sm);
-    consensus_effects_free(&fx);
-    sm = NULL;
-    return 0;
-}
-
 static void fresh(void)
 {
-    teardown();
+    sm_fixture_teardown();
     setup();
 }
 
@@ -664,10 +632,10 @@ int main(int argc, char **argv)
         CU_TEST_INFO_NULL,
     };
     CU_SuiteInfo suites[] = {
-        { "leases", setup, teardown, fresh, NULL, lease_tests },
-        { "barriers", setup, teardown, fresh, NULL, barrier_tests },
-        { "elections", setup, teardown, fresh, NULL, election_tests },
-        { "state", setup, teardown, fresh, NULL, state_tests },
+        { "leases", setup, sm_fixture_teardown, fresh, NULL, lease_tests },
+        { "barriers", setup, sm_fixture_teardown, fresh, NULL, barrier_tests },
+        { "elections", setup, sm_fixture_teardown, fresh, NULL, election_tests },
+        { "state", setup, sm_fixture_teardown, fresh, NULL, state_tests },
         CU_SUITE_INFO_NULL,
     };
     return mb_test_run(argc, argv, suites);

@@ -7,63 +7,12 @@
 
 #include "consensus/consensus.h"
 #include "mb_test.h"
-
-static consensus_sm *sm;
-static consensus_effects fx;
-static uint64_t next_index;
-
-static int setup(void)
-{
-    next_index = 0;
-    consensus_effects_init(&fx);
-    return consensus_sm_new(NULL, &sm);
-}
-
-static int teardown(void)
-{
-    consensus_sm_free(sm);
-    consensus_effects_free(&fx);
-    sm = NULL;
-    return 0;
-}
+#include "sm_fixture.h"
 
 static void fresh(void)
 {
-    teardown();
-    setup();
-}
-
-/* Encode `c`, apply it at the next index (through the codec), return the
- * result. */
-static consensus_result run(const consensus_cmd *c)
-{
-    consensus_result res;
-    void *buf = NULL;
-    size_t len = 0;
-    mb_error e;
-    consensus_effects_clear(&fx);
-    CU_ASSERT_EQUAL_FATAL(consensus_cmd_encode(c, NULL, &buf, &len, &e), MB_OK);
-    consensus_sm_apply(sm, ++next_index, buf, len, &res, &fx);
-    free(buf);
-    return res;
-}
-
-static size_t count_events(const char *type)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < fx.n; i++)
-        k += fx.items[i].kind == CONSENSUS_FX_EVENT && strcmp(fx.items[i].type, type) == 0;
-    return k;
-}
-
-static void add_node(uint64_t id)
-{
-    consensus_cmd c = { .kind = CONSENSUS_CMD_NODE_ADD };
-    c.node.id = id;
-    c.node.raft_addr = "127.0.0.1:9000";
-    c.node.mesh_addr = "";
-    c.node.api_addr = "";
-    CU_ASSERT_EQUAL_FATAL(run(&c).code, MB_OK);
+    sm_fixture_teardown();
+    sm_fixture_setup();
 }
 
 static void set_node_status(uint64_t id, consensus_node_status st)
@@ -363,7 +312,7 @@ static CU_TestInfo tests[] = {
 int main(int argc, char **argv)
 {
     CU_SuiteInfo suites[] = {
-        { "placement", setup, teardown, fresh, NULL, tests },
+        { "placement", sm_fixture_setup, sm_fixture_teardown, fresh, NULL, tests },
         CU_SUITE_INFO_NULL,
     };
     return mb_test_run(argc, argv, suites);

@@ -8,44 +8,12 @@
 
 #include "consensus/consensus.h"
 #include "mb_test.h"
-
-static consensus_sm *sm;
-static consensus_effects fx;
-static uint64_t next_index;
-
-static int setup(void)
-{
-    next_index = 0;
-    consensus_effects_init(&fx);
-    return consensus_sm_new(NULL, &sm);
-}
-
-static int teardown(void)
-{
-    consensus_sm_free(sm);
-    consensus_effects_free(&fx);
-    sm = NULL;
-    return 0;
-}
+#include "sm_fixture.h"
 
 static void fresh(void)
 {
-    teardown();
-    setup();
-}
-
-/* Encode `c`, apply it at the next index (through the wire format). */
-static consensus_result run(const consensus_cmd *c)
-{
-    consensus_result res;
-    void *buf = NULL;
-    size_t len = 0;
-    mb_error e;
-    consensus_effects_clear(&fx);
-    CU_ASSERT_EQUAL_FATAL(consensus_cmd_encode(c, NULL, &buf, &len, &e), MB_OK);
-    consensus_sm_apply(sm, ++next_index, buf, len, &res, &fx);
-    free(buf);
-    return res;
+    sm_fixture_teardown();
+    sm_fixture_setup();
 }
 
 static size_t count_effects(consensus_effect_kind kind, const char *type)
@@ -70,13 +38,6 @@ static void define_consensus_int(const char *name)
                         .name = (char *)name,
                         .policy = MB_POLICY_CONSENSUS };
     c.spec = (mb_var_spec){ .type = MB_VT_INT, .imin = 0, .imax = 100 };
-    CU_ASSERT_EQUAL_FATAL(run(&c).code, MB_OK);
-}
-
-static void add_node(uint64_t id)
-{
-    consensus_cmd c = { .kind = CONSENSUS_CMD_NODE_ADD };
-    c.node.id = id;
     CU_ASSERT_EQUAL_FATAL(run(&c).code, MB_OK);
 }
 
@@ -522,7 +483,7 @@ static CU_TestInfo tests[] = {
 int main(int argc, char **argv)
 {
     CU_SuiteInfo suites[] = {
-        { "proposals", setup, teardown, NULL, NULL, tests },
+        { "proposals", sm_fixture_setup, sm_fixture_teardown, NULL, NULL, tests },
         CU_SUITE_INFO_NULL,
     };
     return mb_test_run(argc, argv, suites);

@@ -7,39 +7,7 @@
 
 #include "consensus/consensus.h"
 #include "mb_test.h"
-
-static consensus_sm *sm;
-static consensus_effects fx;
-static uint64_t next_index;
-
-static int setup(void)
-{
-    next_index = 0;
-    consensus_effects_init(&fx);
-    return consensus_sm_new(NULL, &sm);
-}
-
-static int teardown(void)
-{
-    consensus_sm_free(sm);
-    consensus_effects_free(&fx);
-    sm = NULL;
-    return 0;
-}
-
-/* Encode `c`, apply it at the next index, return the result. */
-static consensus_result run(const consensus_cmd *c)
-{
-    consensus_result res;
-    void *buf = NULL;
-    size_t len = 0;
-    mb_error e;
-    consensus_effects_clear(&fx);
-    CU_ASSERT_EQUAL_FATAL(consensus_cmd_encode(c, NULL, &buf, &len, &e), MB_OK);
-    consensus_sm_apply(sm, ++next_index, buf, len, &res, &fx);
-    free(buf);
-    return res;
-}
+#include "sm_fixture.h"
 
 static void *snap(size_t *len)
 {
@@ -502,7 +470,7 @@ static void test_bad_commands_change_nothing(void)
 
 /* ---------------- nodes and agents ---------------- */
 
-static consensus_result add_node(uint64_t id)
+static consensus_result node_add(uint64_t id)
 {
     consensus_cmd c = { .kind = CONSENSUS_CMD_NODE_ADD };
     c.node.id = id;
@@ -513,9 +481,9 @@ static consensus_result add_node(uint64_t id)
 
 static void test_node_add_update_remove(void)
 {
-    CU_ASSERT_EQUAL(add_node(2).code, MB_OK);
-    CU_ASSERT_EQUAL(add_node(1).code, MB_OK);
-    CU_ASSERT_EQUAL(add_node(2).code, MB_EEXIST);
+    CU_ASSERT_EQUAL(node_add(2).code, MB_OK);
+    CU_ASSERT_EQUAL(node_add(1).code, MB_OK);
+    CU_ASSERT_EQUAL(node_add(2).code, MB_EEXIST);
     CU_ASSERT_EQUAL(consensus_sm_node_at(sm, 0)->id, 1);
     consensus_cmd u = { .kind = CONSENSUS_CMD_NODE_UPDATE,
                         .node_fields = CONSENSUS_NODE_SET_STATUS | CONSENSUS_NODE_SET_ROLE };
@@ -539,8 +507,8 @@ static void test_node_add_update_remove(void)
 
 static void test_agent_place_reassign_checkpoint_with_generation_fencing(void)
 {
-    add_node(1);
-    add_node(2);
+    node_add(1);
+    node_add(2);
     consensus_cmd p = { .kind = CONSENSUS_CMD_AGENT_PLACE,
                         .agent_id = "opt-1",
                         .agent_kind = "random_search",
@@ -734,7 +702,7 @@ static void test_proposal_rules_reject_and_accept_as_specified(void)
 static void test_crashed_voter_leaves_open_proposals_so_votes_never_wait_for_the_dead(void)
 {
     define_consensus_int("k");
-    add_node(1);
+    node_add(1);
     char *voters[] = { "a", "b", "c" };
     for (int i = 0; i < 3; i++) {
         consensus_cmd p = { .kind = CONSENSUS_CMD_AGENT_PLACE,
@@ -796,8 +764,8 @@ static void populate(void)
     c.name = "e";
     c.spec = (mb_var_spec){ .type = MB_VT_EMBEDDING, .dim = 3, .unit_norm = 1 };
     run(&c);
-    add_node(3);
-    add_node(1);
+    node_add(3);
+    node_add(1);
     consensus_cmd p = {
         .kind = CONSENSUS_CMD_AGENT_PLACE, .agent_id = "z", .agent_kind = "k", .agent_node = 3
     };
@@ -1121,16 +1089,16 @@ static CU_TestInfo snapshot_tests[] = {
 /* Each test gets a fresh state machine. */
 static void fresh(void)
 {
-    teardown();
-    setup();
+    sm_fixture_teardown();
+    sm_fixture_setup();
 }
 
 int main(int argc, char **argv)
 {
     CU_SuiteInfo suites[] = {
-        { "variables", setup, teardown, fresh, NULL, var_tests },
-        { "apply", setup, teardown, fresh, NULL, apply_tests },
-        { "codec", setup, teardown, fresh, NULL, snapshot_tests },
+        { "variables", sm_fixture_setup, sm_fixture_teardown, fresh, NULL, var_tests },
+        { "apply", sm_fixture_setup, sm_fixture_teardown, fresh, NULL, apply_tests },
+        { "codec", sm_fixture_setup, sm_fixture_teardown, fresh, NULL, snapshot_tests },
         CU_SUITE_INFO_NULL,
     };
     return mb_test_run(argc, argv, suites);

@@ -7,52 +7,12 @@
 
 #include "consensus/consensus.h"
 #include "mb_test.h"
-
-static consensus_sm *sm;
-static consensus_effects fx;
-static uint64_t next_index;
-
-static int setup(void)
-{
-    next_index = 0;
-    consensus_effects_init(&fx);
-    return consensus_sm_new(NULL, &sm);
-}
-
-static int teardown(void)
-{
-    consensus_sm_free(sm);
-    consensus_effects_free(&fx);
-    sm = NULL;
-    return 0;
-}
+#include "sm_fixture.h"
 
 static void fresh(void)
 {
-    teardown();
-    setup();
-}
-
-static consensus_result run(const consensus_cmd *c)
-{
-    consensus_result res;
-    void *buf = NULL;
-    size_t len = 0;
-    mb_error e;
-    consensus_effects_clear(&fx);
-    CU_ASSERT_EQUAL_FATAL(consensus_cmd_encode(c, NULL, &buf, &len, &e), MB_OK);
-    consensus_sm_apply(sm, ++next_index, buf, len, &res, &fx);
-    free(buf);
-    return res;
-}
-
-static int count_events(const char *type)
-{
-    int n = 0;
-    for (size_t i = 0; i < fx.n; i++)
-        if (fx.items[i].kind == CONSENSUS_FX_EVENT && strcmp(fx.items[i].type, type) == 0)
-            n++;
-    return n;
+    sm_fixture_teardown();
+    sm_fixture_setup();
 }
 
 /* Create a study from JSON text: the result code (parse errors as is). */
@@ -69,15 +29,6 @@ static int create_json(const char *text)
     consensus_result r = run(&c);
     consensus_cmd_free(&c);
     return r.code;
-}
-
-static void add_node(uint64_t id)
-{
-    consensus_cmd c = { .kind = CONSENSUS_CMD_NODE_ADD };
-    c.node.id = id;
-    c.node.raft_addr = "127.0.0.1:9001";
-    c.node.mesh_addr = "tcp://127.0.0.1:9101";
-    CU_ASSERT_EQUAL(run(&c).code, MB_OK);
 }
 
 static void define_float(const char *name, double min, double max, mb_var_policy policy)
@@ -590,7 +541,7 @@ static CU_TestInfo study_tests[] = {
 int main(int argc, char **argv)
 {
     CU_SuiteInfo suites[] = {
-        { "studies", setup, teardown, fresh, NULL, study_tests },
+        { "studies", sm_fixture_setup, sm_fixture_teardown, fresh, NULL, study_tests },
         CU_SUITE_INFO_NULL,
     };
     return mb_test_run(argc, argv, suites);
