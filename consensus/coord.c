@@ -84,68 +84,19 @@ void cs_coord_free(cs_coord *co)
     free(co);
 }
 
-static int grow(void ***arr, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return MB_OK;
-    size_t c = *cap ? *cap * 2 : 8;
-    while (c < need)
-        c *= 2;
-    void **a = realloc(*arr, c * sizeof(void *));
-    if (a == NULL)
-        return MB_ENOMEM;
-    *arr = a;
-    *cap = c;
-    return MB_OK;
-}
-
-static void arr_insert(void **arr, size_t *n, size_t pos, void *item)
-{
-    memmove(&arr[pos + 1], &arr[pos], (*n - pos) * sizeof(void *));
-    arr[pos] = item;
-    (*n)++;
-}
-
-static void arr_remove(void **arr, size_t *n, size_t pos)
-{
-    memmove(&arr[pos], &arr[pos + 1], (*n - pos - 1) * sizeof(void *));
-    (*n)--;
-}
-
-/* Binary search by the `char *` key at the start of each record (name,
- * name, group): 1 and *pos when found, else 0 and the insertion point. */
-static int find(void *const *arr, size_t n, const char *key, size_t *pos)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(*(const char *const *)arr[mid], key);
-        if (c == 0) {
-            *pos = mid;
-            return 1;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *pos = lo;
-    return 0;
-}
-
 static int lease_find(const cs_coord *co, const char *name, size_t *pos)
 {
-    return find((void *const *)co->leases, co->n_leases, name, pos);
+    return cs_str_find((void *const *)co->leases, co->n_leases, 0, name, pos);
 }
 
 static int barrier_find(const cs_coord *co, const char *name, size_t *pos)
 {
-    return find((void *const *)co->barriers, co->n_barriers, name, pos);
+    return cs_str_find((void *const *)co->barriers, co->n_barriers, 0, name, pos);
 }
 
 static int election_find(const cs_coord *co, const char *group, size_t *pos)
 {
-    return find((void *const *)co->elections, co->n_elections, group, pos);
+    return cs_str_find((void *const *)co->elections, co->n_elections, 0, group, pos);
 }
 
 static int64_t clock_of(const cs_coord *co, int64_t now_ms)
@@ -522,7 +473,7 @@ static int lease_drop(consensus_sm *sm, cs_coord *co, size_t pos, uint64_t index
     }
     if (rc != MB_OK)
         return rc;
-    arr_remove((void **)co->leases, &co->n_leases, pos);
+    cs_arr_remove((void **)co->leases, &co->n_leases, pos);
     lease_free(l);
     return MB_OK;
 }
@@ -553,7 +504,7 @@ static int exec_lease(consensus_sm *sm, cs_coord *co, uint64_t index, const cons
         if ((rc = lease_drop(sm, co, pos, index, "lease.expire", "expired", NULL, fx)) != MB_OK)
             return rc;
     }
-    if (grow((void ***)&co->leases, &co->cap_leases, co->n_leases + 1) != MB_OK)
+    if (cs_arr_grow((void ***)&co->leases, &co->cap_leases, co->n_leases + 1) != MB_OK)
         return MB_ENOMEM;
     l = calloc(1, sizeof(*l));
     if (l == NULL)
@@ -577,7 +528,7 @@ static int exec_lease(consensus_sm *sm, cs_coord *co, uint64_t index, const cons
         return rc;
     }
     lease_find(co, k->name, &pos);
-    arr_insert((void **)co->leases, &co->n_leases, pos, l);
+    cs_arr_insert((void **)co->leases, &co->n_leases, pos, l);
     co->now_ms = now;
     return MB_OK;
 }
@@ -621,20 +572,20 @@ static int exec_barrier(consensus_sm *sm, cs_coord *co, uint64_t index, const co
     if (who == NULL)
         return MB_ENOMEM;
     if (b == NULL) {
-        if (grow((void ***)&co->barriers, &co->cap_barriers, co->n_barriers + 1) != MB_OK ||
+        if (cs_arr_grow((void ***)&co->barriers, &co->cap_barriers, co->n_barriers + 1) != MB_OK ||
             (b = calloc(1, sizeof(*b))) == NULL || (b->name = strdup(k->name)) == NULL) {
             free(b);
             free(who);
             return MB_ENOMEM;
         }
         b->state = CONSENSUS_BARRIER_PASSED; /* "finished round 0": starts round 1 below */
-        arr_insert((void **)co->barriers, &co->n_barriers, pos, b);
+        cs_arr_insert((void **)co->barriers, &co->n_barriers, pos, b);
     }
     char **arr = realloc(b->arrived, (b->n_arrived + 1) * sizeof(char *));
     if (arr == NULL) {
         free(who);
         if (b->round == 0) {
-            arr_remove((void **)co->barriers, &co->n_barriers, pos);
+            cs_arr_remove((void **)co->barriers, &co->n_barriers, pos);
             barrier_free(b);
         }
         return MB_ENOMEM;
@@ -699,7 +650,7 @@ static int election_remove(consensus_sm *sm, cs_coord *co, size_t pos, uint32_t 
     memmove(&e->joined[i], &e->joined[i + 1], (e->n_members - i - 1) * sizeof(uint64_t));
     e->n_members--;
     if (e->n_members == 0) {
-        arr_remove((void **)co->elections, &co->n_elections, pos);
+        cs_arr_remove((void **)co->elections, &co->n_elections, pos);
         election_free(e);
     }
     return MB_OK;
@@ -719,7 +670,8 @@ static int exec_election(consensus_sm *sm, cs_coord *co, uint64_t index, const c
     consensus_election *e = found ? co->elections[pos] : NULL;
     int created = 0;
     if (e == NULL) {
-        if (grow((void ***)&co->elections, &co->cap_elections, co->n_elections + 1) != MB_OK ||
+        if (cs_arr_grow((void ***)&co->elections, &co->cap_elections, co->n_elections + 1) !=
+                MB_OK ||
             (e = calloc(1, sizeof(*e))) == NULL)
             return MB_ENOMEM;
         if ((e->group = strdup(k->name)) == NULL) {
@@ -759,7 +711,7 @@ static int exec_election(consensus_sm *sm, cs_coord *co, uint64_t index, const c
     e->joined[e->n_members] = index;
     e->n_members++;
     if (created)
-        arr_insert((void **)co->elections, &co->n_elections, pos, e);
+        cs_arr_insert((void **)co->elections, &co->n_elections, pos, e);
     return MB_OK;
 }
 

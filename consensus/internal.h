@@ -38,6 +38,16 @@ int cs_spec_from_pb(const Mabeam__VarSpec *pb, mb_var_spec *out, mb_error *err);
 /* strdup that maps NULL to NULL; *ok set to 0 on allocation failure. */
 char *cs_strdup_or_null(const char *s, int *ok);
 
+/* Sorted pointer tables (sm.c), shared by the tables of coord.c and
+ * study.c. cs_arr_grow makes room for `need` pointers (MB_OK, MB_ENOMEM);
+ * insert/remove shift the tail. cs_str_find: binary search of pointers to
+ * structs whose `char *` key sits at `key_offset`: 1 and *pos when found,
+ * else 0 and the insertion point. */
+int cs_arr_grow(void ***arr, size_t *cap, size_t need);
+void cs_arr_insert(void **arr, size_t *n, size_t pos, void *item);
+void cs_arr_remove(void **arr, size_t *n, size_t pos);
+int cs_str_find(void *const *arr, size_t n, size_t key_offset, const char *key, size_t *pos);
+
 /* ---- studies (piece "studies"): hooks between sm.c and study.c ---- */
 
 #include <cjson/cJSON.h>

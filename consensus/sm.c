@@ -156,7 +156,7 @@ cs_coord *cs_sm_coord(const consensus_sm *sm)
 
 /* ---------------- table helpers ---------------- */
 
-static int grow(void ***arr, size_t *cap, size_t need)
+int cs_arr_grow(void ***arr, size_t *cap, size_t need)
 {
     if (need <= *cap)
         return MB_OK;
@@ -171,14 +171,14 @@ static int grow(void ***arr, size_t *cap, size_t need)
     return MB_OK;
 }
 
-static void arr_insert(void **arr, size_t *n, size_t pos, void *item)
+void cs_arr_insert(void **arr, size_t *n, size_t pos, void *item)
 {
     memmove(&arr[pos + 1], &arr[pos], (*n - pos) * sizeof(void *));
     arr[pos] = item;
     (*n)++;
 }
 
-static void arr_remove(void **arr, size_t *n, size_t pos)
+void cs_arr_remove(void **arr, size_t *n, size_t pos)
 {
     memmove(&arr[pos], &arr[pos + 1], (*n - pos - 1) * sizeof(void *));
     (*n)--;
@@ -187,7 +187,7 @@ static void arr_remove(void **arr, size_t *n, size_t pos)
 /* Binary search of a sorted array of pointers to structs whose `char *`
  * key sits at `key_offset`; returns 1 and *pos when found, else 0 and the
  * insertion point. */
-static int str_find(void *const *arr, size_t n, size_t key_offset, const char *key, size_t *pos)
+int cs_str_find(void *const *arr, size_t n, size_t key_offset, const char *key, size_t *pos)
 {
     size_t lo = 0, hi = n;
     while (lo < hi) {
@@ -209,7 +209,8 @@ static int str_find(void *const *arr, size_t n, size_t key_offset, const char *k
 
 static int var_find(const consensus_sm *sm, const char *name, size_t *pos)
 {
-    return str_find((void *const *)sm->vars, sm->n_vars, offsetof(consensus_var, name), name, pos);
+    return cs_str_find((void *const *)sm->vars, sm->n_vars, offsetof(consensus_var, name), name,
+                       pos);
 }
 
 static int node_find(const consensus_sm *sm, uint64_t id, size_t *pos)
@@ -233,8 +234,8 @@ static int node_find(const consensus_sm *sm, uint64_t id, size_t *pos)
 
 static int agent_find(const consensus_sm *sm, const char *id, size_t *pos)
 {
-    return str_find((void *const *)sm->agents, sm->n_agents, offsetof(consensus_agent, id), id,
-                    pos);
+    return cs_str_find((void *const *)sm->agents, sm->n_agents, offsetof(consensus_agent, id), id,
+                       pos);
 }
 
 static void var_free(consensus_var *v)
@@ -275,8 +276,8 @@ static void agent_free(consensus_agent *a)
 
 static int prop_find(const consensus_sm *sm, const char *id, size_t *pos)
 {
-    return str_find((void *const *)sm->props, sm->n_props, offsetof(consensus_proposal, id), id,
-                    pos);
+    return cs_str_find((void *const *)sm->props, sm->n_props, offsetof(consensus_proposal, id), id,
+                       pos);
 }
 
 static void prop_free(consensus_proposal *p)
@@ -939,7 +940,7 @@ static int exec_var_define(consensus_sm *sm, uint64_t index, const consensus_cmd
 {
     size_t pos;
     var_find(sm, c->name, &pos);
-    if (grow((void ***)&sm->vars, &sm->cap_vars, sm->n_vars + 1) != MB_OK)
+    if (cs_arr_grow((void ***)&sm->vars, &sm->cap_vars, sm->n_vars + 1) != MB_OK)
         return MB_ENOMEM;
     consensus_var *v = calloc(1, sizeof(*v));
     if (v == NULL)
@@ -962,7 +963,7 @@ static int exec_var_define(consensus_sm *sm, uint64_t index, const consensus_cmd
         var_free(v);
         return rc;
     }
-    arr_insert((void **)sm->vars, &sm->n_vars, pos, v);
+    cs_arr_insert((void **)sm->vars, &sm->n_vars, pos, v);
     res->version = index;
     return MB_OK;
 }
@@ -1049,7 +1050,7 @@ static int exec_var_delete(consensus_sm *sm, uint64_t index, const consensus_cmd
         rc = fx_push(fx, CONSENSUS_FX_WATCH, NULL, v->name, NULL, index, 1, 0, 0);
     if (rc != MB_OK)
         return rc;
-    arr_remove((void **)sm->vars, &sm->n_vars, pos);
+    cs_arr_remove((void **)sm->vars, &sm->n_vars, pos);
     var_free(v);
     res->version = index;
     return MB_OK;
@@ -1078,7 +1079,7 @@ static int exec_node(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
         if (rc != MB_OK)
             return rc;
         consensus_node *n = sm->nodes[pos];
-        arr_remove((void **)sm->nodes, &sm->n_nodes, pos);
+        cs_arr_remove((void **)sm->nodes, &sm->n_nodes, pos);
         node_free(n);
         res->version = index;
         return MB_OK;
@@ -1101,7 +1102,7 @@ static int exec_node(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
     n->status = (f & CONSENSUS_NODE_SET_STATUS) ? c->node.status : old->status;
     int rc = ok ? MB_OK : MB_ENOMEM;
     if (rc == MB_OK && !found)
-        rc = grow((void ***)&sm->nodes, &sm->cap_nodes, sm->n_nodes + 1);
+        rc = cs_arr_grow((void ***)&sm->nodes, &sm->cap_nodes, sm->n_nodes + 1);
     if (rc == MB_OK)
         rc = fx_event(fx, found ? "node.update" : "node.add", sid, node_json(n), index);
     if (rc != MB_OK) {
@@ -1112,7 +1113,7 @@ static int exec_node(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
         node_free(sm->nodes[pos]);
         sm->nodes[pos] = n;
     } else {
-        arr_insert((void **)sm->nodes, &sm->n_nodes, pos, n);
+        cs_arr_insert((void **)sm->nodes, &sm->n_nodes, pos, n);
     }
     res->version = index;
     return MB_OK;
@@ -1151,7 +1152,7 @@ static int exec_agent_place(consensus_sm *sm, uint64_t index, const consensus_cm
 {
     size_t pos;
     agent_find(sm, c->agent_id, &pos);
-    if (grow((void ***)&sm->agents, &sm->cap_agents, sm->n_agents + 1) != MB_OK)
+    if (cs_arr_grow((void ***)&sm->agents, &sm->cap_agents, sm->n_agents + 1) != MB_OK)
         return MB_ENOMEM;
     consensus_agent *a = calloc(1, sizeof(*a));
     if (a == NULL)
@@ -1175,7 +1176,7 @@ static int exec_agent_place(consensus_sm *sm, uint64_t index, const consensus_cm
         agent_free(a);
         return rc;
     }
-    arr_insert((void **)sm->agents, &sm->n_agents, pos, a);
+    cs_arr_insert((void **)sm->agents, &sm->n_agents, pos, a);
     res->version = index;
     return MB_OK;
 }
@@ -1371,7 +1372,7 @@ static int prop_close(consensus_sm *sm, uint64_t index, size_t pos, consensus_ou
         (rc = fx_push(fx, CONSENSUS_FX_PROPOSAL_CLOSE, NULL, p->id, NULL, p->opened, (int)outcome,
                       0, 0)) != MB_OK)
         return rc;
-    arr_remove((void **)sm->props, &sm->n_props, pos);
+    cs_arr_remove((void **)sm->props, &sm->n_props, pos);
     prop_free(p);
     return MB_OK;
 }
@@ -1397,7 +1398,7 @@ static int exec_proposal_open(consensus_sm *sm, uint64_t index, const consensus_
     if (prop_find(sm, pid, &pos))
         return MB_EEXIST;
     var_find(sm, c->name, &vpos);
-    if (grow((void ***)&sm->props, &sm->cap_props, sm->n_props + 1) != MB_OK)
+    if (cs_arr_grow((void ***)&sm->props, &sm->cap_props, sm->n_props + 1) != MB_OK)
         return MB_ENOMEM;
     consensus_proposal *p = calloc(1, sizeof(*p));
     voter_slot *slots = calloc(c->n_voters, sizeof(*slots));
@@ -1464,7 +1465,7 @@ static int exec_proposal_open(consensus_sm *sm, uint64_t index, const consensus_
         return rc;
     }
     prop_find(sm, pid, &pos);
-    arr_insert((void **)sm->props, &sm->n_props, pos, p);
+    cs_arr_insert((void **)sm->props, &sm->n_props, pos, p);
     res->version = index;
     return MB_OK;
 }
@@ -1663,7 +1664,7 @@ static int exec_agent(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
             return rc;
         if ((rc = cs_coord_agent_gone(sm, index, a, "removed", fx)) != MB_OK)
             return rc; /* coordination (piece: agents/coord) */
-        arr_remove((void **)sm->agents, &sm->n_agents, pos);
+        cs_arr_remove((void **)sm->agents, &sm->n_agents, pos);
         agent_free(a);
         break;
     default:
@@ -2271,7 +2272,7 @@ static int restore_var(consensus_sm *sm, const Mabeam__Variable *p, mb_error *er
         p->created == 0 || p->created > p->version || p->version > sm->applied ||
         p->changed_by == NULL || strlen(p->changed_by) > CONSENSUS_ID_MAX)
         return mb_errorf(err, MB_ECORRUPT, "snapshot: variable \"%s\" has bad fields", p->name);
-    if (grow((void ***)&sm->vars, &sm->cap_vars, sm->n_vars + 1) != MB_OK)
+    if (cs_arr_grow((void ***)&sm->vars, &sm->cap_vars, sm->n_vars + 1) != MB_OK)
         return mb_errorf(err, MB_ENOMEM, "restore snapshot");
     consensus_var *v = calloc(1, sizeof(*v));
     if (v == NULL)
@@ -2306,7 +2307,7 @@ static int restore_node(consensus_sm *sm, const Mabeam__NodeInfo *p, mb_error *e
         return mb_errorf(err, MB_ECORRUPT, "snapshot: node has bad fields");
     if (sm->n_nodes > 0 && sm->nodes[sm->n_nodes - 1]->id >= p->id)
         return mb_errorf(err, MB_ECORRUPT, "snapshot: nodes out of order");
-    if (grow((void ***)&sm->nodes, &sm->cap_nodes, sm->n_nodes + 1) != MB_OK)
+    if (cs_arr_grow((void ***)&sm->nodes, &sm->cap_nodes, sm->n_nodes + 1) != MB_OK)
         return mb_errorf(err, MB_ENOMEM, "restore snapshot");
     consensus_node *n = calloc(1, sizeof(*n));
     if (n == NULL)
@@ -2346,7 +2347,7 @@ static int restore_agent(consensus_sm *sm, const Mabeam__Agent *p, mb_error *err
             return mb_errorf(err, MB_ECORRUPT, "snapshot: agent has bad capabilities");
     if (sm->n_agents > 0 && strcmp(sm->agents[sm->n_agents - 1]->id, p->id) >= 0)
         return mb_errorf(err, MB_ECORRUPT, "snapshot: agents out of order");
-    if (grow((void ***)&sm->agents, &sm->cap_agents, sm->n_agents + 1) != MB_OK)
+    if (cs_arr_grow((void ***)&sm->agents, &sm->cap_agents, sm->n_agents + 1) != MB_OK)
         return mb_errorf(err, MB_ENOMEM, "restore snapshot");
     consensus_agent *a = calloc(1, sizeof(*a));
     if (a == NULL)
@@ -2408,7 +2409,7 @@ static int restore_prop(consensus_sm *sm, const Mabeam__Proposal *p, mb_error *e
         if (i > 0 && strcmp(p->voters[i - 1], p->voters[i]) >= 0)
             return mb_errorf(err, MB_ECORRUPT, "snapshot: proposal voters repeated or unsorted");
     }
-    if (grow((void ***)&sm->props, &sm->cap_props, sm->n_props + 1) != MB_OK)
+    if (cs_arr_grow((void ***)&sm->props, &sm->cap_props, sm->n_props + 1) != MB_OK)
         return mb_errorf(err, MB_ENOMEM, "restore snapshot");
     consensus_proposal *q = calloc(1, sizeof(*q));
     if (q == NULL)

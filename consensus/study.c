@@ -3,6 +3,7 @@
  * commands, their protobuf codec, snapshot records and JSON mapping.
  * Pure like sm.c: no I/O, no clock. Semantics: docs/studies.md. */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,21 +146,7 @@ static int def_copy(consensus_study_def *dst, const consensus_study_def *src)
 
 int cs_study_find(const cs_studies *t, const char *id, size_t *pos)
 {
-    size_t lo = 0, hi = t->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(t->items[mid]->def.id, id);
-        if (c == 0) {
-            *pos = mid;
-            return 1;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *pos = lo;
-    return 0;
+    return cs_str_find((void *const *)t->items, t->n, offsetof(consensus_study, def.id), id, pos);
 }
 
 const consensus_trial *consensus_study_trial(const consensus_study *st, uint32_t number)
