@@ -1328,6 +1328,29 @@ static void promote_node_done(void *arg, const consensus_result *res)
         rlog(r, NC_LOG_WARN, "cannot record a promotion", "error", res->msg);
 }
 
+/* Record node `id`'s new raft role in the replicated nodes table (after
+ * raft's own configuration change succeeded); `done` gets the result. */
+static int propose_role(repl *r, uint64_t id, consensus_node_role role, consensus_done_cb done)
+{
+    consensus_cmd cmd;
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.kind = CONSENSUS_CMD_NODE_UPDATE;
+    cmd.node.id = id;
+    cmd.node.role = role;
+    cmd.node_fields = CONSENSUS_NODE_SET_ROLE;
+    void *buf = NULL;
+    size_t len = 0;
+    mb_error e;
+    mb_error_clear(&e);
+    consensus_result now;
+    memset(&now, 0, sizeof(now));
+    int rc = consensus_cmd_encode(&cmd, NULL, &buf, &len, &e);
+    if (rc == MB_OK)
+        rc = consensus_raft_propose(r->raft, buf, len, done, r, &now);
+    free(buf);
+    return rc;
+}
+
 static void promote_done(void *arg, const consensus_result *res)
 {
     repl *r = arg;
@@ -1337,22 +1360,8 @@ static void promote_done(void *arg, const consensus_result *res)
     }
     NC_LOGKV(r->n->log, NC_LOG_INFO, "cluster", "standby promoted to voter",
              NC_F_U64("id", r->promote_id));
-    consensus_cmd cmd;
-    memset(&cmd, 0, sizeof(cmd));
-    cmd.kind = CONSENSUS_CMD_NODE_UPDATE;
-    cmd.node.id = r->promote_id;
-    cmd.node.role = CONSENSUS_ROLE_VOTER;
-    cmd.node_fields = CONSENSUS_NODE_SET_ROLE;
-    void *buf = NULL;
-    size_t len = 0;
-    mb_error e;
-    mb_error_clear(&e);
-    consensus_result now;
-    memset(&now, 0, sizeof(now));
-    if (consensus_cmd_encode(&cmd, NULL, &buf, &len, &e) != MB_OK ||
-        consensus_raft_propose(r->raft, buf, len, promote_node_done, r, &now) != MB_OK)
+    if (propose_role(r, r->promote_id, CONSENSUS_ROLE_VOTER, promote_node_done) != MB_OK)
         r->promote_inflight = 0;
-    free(buf);
 }
 
 /* Leader: fewer voters than max_voters and a live standby: promote it. */
@@ -1399,22 +1408,8 @@ static void demote_done(void *arg, const consensus_result *res)
     }
     NC_LOGKV(r->n->log, NC_LOG_WARN, "cluster", "dead voter demoted to standby",
              NC_F_U64("id", r->demote_id));
-    consensus_cmd cmd;
-    memset(&cmd, 0, sizeof(cmd));
-    cmd.kind = CONSENSUS_CMD_NODE_UPDATE;
-    cmd.node.id = r->demote_id;
-    cmd.node.role = CONSENSUS_ROLE_STANDBY;
-    cmd.node_fields = CONSENSUS_NODE_SET_ROLE;
-    void *buf = NULL;
-    size_t len = 0;
-    mb_error e;
-    mb_error_clear(&e);
-    consensus_result now;
-    memset(&now, 0, sizeof(now));
-    if (consensus_cmd_encode(&cmd, NULL, &buf, &len, &e) != MB_OK ||
-        consensus_raft_propose(r->raft, buf, len, demote_node_done, r, &now) != MB_OK)
+    if (propose_role(r, r->demote_id, CONSENSUS_ROLE_STANDBY, demote_node_done) != MB_OK)
         r->demote_inflight = 0;
-    free(buf);
 }
 
 /* Leader: a voter the failure detector has shown down for at least
