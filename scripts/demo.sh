@@ -76,6 +76,13 @@ cleanup() {
         for f in "$MABEAM_CLUSTER_DIR"/n*.pid; do
             if [ -f "$f" ]; then kill -KILL "$(cat "$f")" 2>/dev/null || true; fi
         done
+        # Sanitizer builds (CI runs this under ASan too): a report from a
+        # node, at run time or at its clean exit, fails the demo.
+        if grep -l "Sanitizer" "$MABEAM_CLUSTER_DIR"/n*.log >/dev/null 2>&1; then
+            echo "demo: a sanitizer reported an error in a node's log:" >&2
+            grep -h -A 30 "Sanitizer" "$MABEAM_CLUSTER_DIR"/n*.log | head -n 60 >&2
+            [ "$rc" != 0 ] || rc=1
+        fi
     fi
     if [ "$rc" != 0 ] && [ "$rc" != 130 ] && [ "$rc" != 143 ] && [ -d "$MABEAM_CLUSTER_DIR" ]; then
         echo "demo: failed (status $rc); last lines of each node's log:" >&2
