@@ -27,7 +27,7 @@ for a in "$@"; do
     --no-build) build=0 ;;
     --quick) quick=1 ;;
     -h | --help)
-        sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
