@@ -971,10 +971,16 @@ static void join_call_done(void *user, int status, const void *payload, size_t l
 {
     repl *r = user;
     r->join_inflight = 0;
-    if (status != MB_OK)
+    if (status != MB_OK) {
+        /* The reply's text is not NUL-terminated: copy what fits. */
+        char msg[200];
+        size_t n = len < sizeof(msg) - 1 ? len : sizeof(msg) - 1;
+        if (n > 0)
+            memcpy(msg, payload, n);
+        msg[n] = '\0';
         NC_LOGKV(r->n->log, NC_LOG_DEBUG, "cluster", "join attempt failed",
-                 NC_F_STR("code", mb_errname(status)),
-                 NC_F_STR("msg", len > 0 && len < 200 ? (const char *)payload : ""));
+                 NC_F_STR("code", mb_errname(status)), NC_F_STR("msg", msg));
+    }
 }
 
 static void try_join(repl *r)
