@@ -112,11 +112,21 @@ static void install_fatal_signal_handlers(void)
 {
     void *warmup[1];
     backtrace(warmup, 1); /* loads libgcc now, not inside the handler */
-    signal(SIGSEGV, fatal_signal_cb);
-    signal(SIGBUS, fatal_signal_cb);
-    signal(SIGFPE, fatal_signal_cb);
-    signal(SIGILL, fatal_signal_cb);
-    signal(SIGABRT, fatal_signal_cb);
+    /* An alternate stack, so a stack overflow of the main thread still
+     * prints its backtrace (the process ends right after, so it is never
+     * freed). */
+    static char altstack[64 * 1024];
+    stack_t ss = { .ss_sp = altstack, .ss_size = sizeof(altstack), .ss_flags = 0 };
+    int onstack = sigaltstack(&ss, NULL) == 0;
+    const int sigs[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT };
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = fatal_signal_cb;
+        sa.sa_flags = onstack ? SA_ONSTACK : 0;
+        sigemptyset(&sa.sa_mask);
+        sigaction(sigs[i], &sa, NULL);
+    }
 }
 #else
 static void install_fatal_signal_handlers(void)
