@@ -951,9 +951,14 @@ int consensus_raft_start(consensus_raft *r, mb_error *err)
                              raft_strerror(rv));
     }
     int rv = raft_start(&r->raft);
-    if (rv != 0)
-        return mb_errorf(err, from_raft(rv), "raft start in %s: %s", r->data_dir,
-                         raft_errmsg(&r->raft));
+    if (rv != 0) {
+        /* libraft 0.15 leaves its message empty when the transport cannot
+         * listen (the usual cause: raft_address in use). */
+        const char *msg = raft_errmsg(&r->raft);
+        return mb_errorf(err, from_raft(rv), "raft start in %s (raft_address %s): %s", r->data_dir,
+                         r->address != NULL ? r->address : "?",
+                         msg != NULL && msg[0] != '\0' ? msg : raft_strerror(rv));
+    }
     r->started = 1;
     uv_check_start(&r->flush_check, flush_check_cb);
     uv_timer_start(&r->monitor, monitor_cb, r->cfg.monitor_interval_ms, r->cfg.monitor_interval_ms);

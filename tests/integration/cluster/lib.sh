@@ -10,13 +10,40 @@ declare -A HTTP MESH RAFT PID
 
 # launch I [flags...]: start node I (its ports are chosen once and kept).
 launch() {
-    local i=$1
+    local i=$1 fresh=0 try
     shift
     if [ -z "${HTTP[$i]:-}" ]; then
+        fresh=1
         HTTP[$i]="127.0.0.1:$(free_port)"
         MESH[$i]="127.0.0.1:$(free_port)"
         RAFT[$i]="127.0.0.1:$(free_port)"
     fi
+    # Freshly chosen ports can be taken by a test running beside this one
+    # between free_port and the bind: then the node exits at once, and a
+    # new set of ports is tried (at most 3 times). Restarts keep theirs.
+    for try in 1 2 3; do
+        launch_once "$i" "$@"
+        wait_until 30 health_or_dead "$i" || fail "node $i did not answer /v1/health"
+        health_ok "${HTTP[$i]}" && return 0
+        [ "$fresh" = 1 ] || break
+        echo "node $i exited at start (try $try); choosing new ports" >&2
+        rm -rf "${T:?}/n$i" # only what the failed start wrote
+        HTTP[$i]="127.0.0.1:$(free_port)"
+        MESH[$i]="127.0.0.1:$(free_port)"
+        RAFT[$i]="127.0.0.1:$(free_port)"
+    done
+    fail "node $i did not answer /v1/health"
+}
+
+# health_or_dead I: node I answers /v1/health, or its process has ended.
+health_or_dead() {
+    health_ok "${HTTP[$1]}" || ! kill -0 "${PID[$1]}" 2>/dev/null
+}
+
+# launch_once I [flags...]: start node I on its current ports (no wait).
+launch_once() {
+    local i=$1
+    shift
     local seeds=()
     if [ "$i" != 1 ]; then
         local s="" k
@@ -32,7 +59,6 @@ launch() {
         >>"$T/n$i.log" 2>&1 &
     PID[$i]=$!
     PIDS+=("$!")
-    wait_until 30 health_ok "${HTTP[$i]}" || fail "node $i did not answer /v1/health"
 }
 
 # members_ok ADDR N: the node at ADDR sees N members, all reachable, and
