@@ -64,6 +64,18 @@ typedef struct cli_opt {
     const char **value;
 } cli_opt;
 
+/* What cli_open_sub returns when it printed the help: the caller returns
+ * CLI_OK. */
+#define CLI_HELPED (-1)
+
+/* The opening of a subcommand: parse argv against `opts` (cli_parse_opts).
+ * A bad option prints "mabeam WHAT: <why>" on ctx->err and returns
+ * CLI_USAGE; --help prints help(ctx->out) and returns CLI_HELPED; otherwise
+ * CLI_OK with the positionals in pos[0..*npos). Strings are borrowed. */
+int cli_open_sub(cli_ctx *ctx, const char *what, int argc, char **argv, const cli_opt *opts,
+                 size_t nopts, const char **pos, size_t max_pos, size_t *npos,
+                 void (*help)(FILE *out));
+
 /* Options shared by the watch subcommands: --from-version (NULL: not given,
  * *has_from = 0), --count (0 = unlimited) and --timeout-ms (default 30000).
  * All strings are borrowed. Prints "mabeam WHAT: ..." on ctx->err and

@@ -306,3 +306,20 @@ int cli_watch_opts(cli_ctx *ctx, const char *what, const char *from, const char 
     }
     return CLI_OK;
 }
+
+int cli_open_sub(cli_ctx *ctx, const char *what, int argc, char **argv, const cli_opt *opts,
+                 size_t nopts, const char **pos, size_t max_pos, size_t *npos,
+                 void (*help)(FILE *out))
+{
+    int want_help;
+    mb_error e;
+    if (cli_parse_opts(argc, argv, opts, nopts, pos, max_pos, npos, &want_help, &e) != CLI_OK) {
+        fprintf(ctx->err, "mabeam %s: %s\n", what, e.msg);
+        return CLI_USAGE;
+    }
+    if (want_help) {
+        help(ctx->out);
+        return CLI_HELPED;
+    }
+    return CLI_OK;
+}

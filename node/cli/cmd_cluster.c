@@ -58,16 +58,9 @@ static int cluster_run(cli_ctx *ctx, int argc, char **argv)
 {
     const char *pos[2];
     size_t npos;
-    int help;
-    mb_error e;
-    if (cli_parse_opts(argc, argv, NULL, 0, pos, 2, &npos, &help, &e) != CLI_OK) {
-        fprintf(ctx->err, "mabeam cluster: %s\n", e.msg);
-        return CLI_USAGE;
-    }
-    if (help) {
-        cluster_help(ctx->out);
-        return CLI_OK;
-    }
+    int orv = cli_open_sub(ctx, "cluster", argc, argv, NULL, 0, pos, 2, &npos, cluster_help);
+    if (orv != CLI_OK)
+        return orv == CLI_HELPED ? CLI_OK : orv;
     if (npos == 1 && strcmp(pos[0], "status") == 0)
         return cluster_status(ctx);
     fprintf(ctx->err, "mabeam cluster: expected 'status'\n");
@@ -197,16 +190,9 @@ static int node_run(cli_ctx *ctx, int argc, char **argv)
     const cli_opt opts[] = { { "timeout-ms", 1, &timeout } };
     const char *pos[2];
     size_t npos;
-    int help;
-    mb_error e;
-    if (cli_parse_opts(argc, argv, opts, 1, pos, 2, &npos, &help, &e) != CLI_OK) {
-        fprintf(ctx->err, "mabeam node: %s\n", e.msg);
-        return CLI_USAGE;
-    }
-    if (help) {
-        node_help(ctx->out);
-        return CLI_OK;
-    }
+    int orv = cli_open_sub(ctx, "node", argc, argv, opts, 1, pos, 2, &npos, node_help);
+    if (orv != CLI_OK)
+        return orv == CLI_HELPED ? CLI_OK : orv;
     if (npos == 1 && strcmp(pos[0], "join") == 0) {
         char *end;
         long t = timeout != NULL ? strtol(timeout, &end, 10) : 30000;

@@ -162,16 +162,9 @@ static int config_run(cli_ctx *ctx, int argc, char **argv)
                              { "timeout-ms", 1, &timeout } };
     const char *pos[3];
     size_t npos;
-    int help;
-    mb_error e;
-    if (cli_parse_opts(argc, argv, opts, 3, pos, 3, &npos, &help, &e) != CLI_OK) {
-        fprintf(ctx->err, "mabeam config: %s\n", e.msg);
-        return CLI_USAGE;
-    }
-    if (help) {
-        config_help(ctx->out);
-        return CLI_OK;
-    }
+    int orv = cli_open_sub(ctx, "config", argc, argv, opts, 3, pos, 3, &npos, config_help);
+    if (orv != CLI_OK)
+        return orv == CLI_HELPED ? CLI_OK : orv;
     if (npos == 0) {
         fprintf(ctx->err, "mabeam config: missing action (get, set or watch)\n");
         config_help(ctx->err);

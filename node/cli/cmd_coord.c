@@ -182,16 +182,9 @@ static int lease_run(cli_ctx *ctx, int argc, char **argv)
     const char *holder = NULL, *ttl = NULL, *pos[3];
     cli_opt opts[] = { { "holder", 1, &holder }, { "ttl-ms", 1, &ttl } };
     size_t npos;
-    int help;
-    mb_error e;
-    if (cli_parse_opts(argc, argv, opts, 2, pos, 3, &npos, &help, &e) != CLI_OK) {
-        fprintf(ctx->err, "mabeam lease: %s\n", e.msg);
-        return CLI_USAGE;
-    }
-    if (help) {
-        lease_help(ctx->out);
-        return CLI_OK;
-    }
+    int orv = cli_open_sub(ctx, "lease", argc, argv, opts, 2, pos, 3, &npos, lease_help);
+    if (orv != CLI_OK)
+        return orv == CLI_HELPED ? CLI_OK : orv;
     if (npos == 1 && strcmp(pos[0], "list") == 0)
         return coord_get(ctx, "leases", NULL, print_lease);
     if (npos == 2 && strcmp(pos[0], "show") == 0)
@@ -277,16 +270,9 @@ static int barrier_run(cli_ctx *ctx, int argc, char **argv)
                        { "timeout-ms", 1, &timeout },
                        { "wait", 0, &wait } };
     size_t npos;
-    int help;
-    mb_error e;
-    if (cli_parse_opts(argc, argv, opts, 4, pos, 3, &npos, &help, &e) != CLI_OK) {
-        fprintf(ctx->err, "mabeam barrier: %s\n", e.msg);
-        return CLI_USAGE;
-    }
-    if (help) {
-        barrier_help(ctx->out);
-        return CLI_OK;
-    }
+    int orv = cli_open_sub(ctx, "barrier", argc, argv, opts, 4, pos, 3, &npos, barrier_help);
+    if (orv != CLI_OK)
+        return orv == CLI_HELPED ? CLI_OK : orv;
     if (npos == 1 && strcmp(pos[0], "list") == 0)
         return coord_get(ctx, "barriers", NULL, print_barrier);
     if (npos == 2 && strcmp(pos[0], "show") == 0)
@@ -341,16 +327,9 @@ static int election_run(cli_ctx *ctx, int argc, char **argv)
     const char *member = NULL, *pos[3];
     cli_opt opts[] = { { "member", 1, &member } };
     size_t npos;
-    int help;
-    mb_error e;
-    if (cli_parse_opts(argc, argv, opts, 1, pos, 3, &npos, &help, &e) != CLI_OK) {
-        fprintf(ctx->err, "mabeam election: %s\n", e.msg);
-        return CLI_USAGE;
-    }
-    if (help) {
-        election_help(ctx->out);
-        return CLI_OK;
-    }
+    int orv = cli_open_sub(ctx, "election", argc, argv, opts, 1, pos, 3, &npos, election_help);
+    if (orv != CLI_OK)
+        return orv == CLI_HELPED ? CLI_OK : orv;
     if (npos == 1 && strcmp(pos[0], "list") == 0)
         return coord_get(ctx, "elections", NULL, print_election);
     if (npos == 2 && strcmp(pos[0], "show") == 0)

@@ -57,17 +57,10 @@ static int events_run(cli_ctx *ctx, int argc, char **argv)
     };
     const char *pos[1];
     size_t npos;
-    int help;
-    mb_error e;
-    if (cli_parse_opts(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos, 0, &npos, &help,
-                       &e) != CLI_OK) {
-        fprintf(ctx->err, "mabeam events: %s\n", e.msg);
-        return CLI_USAGE;
-    }
-    if (help) {
-        events_help(ctx->out);
-        return CLI_OK;
-    }
+    int orv = cli_open_sub(ctx, "events", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos, 0,
+                           &npos, events_help);
+    if (orv != CLI_OK)
+        return orv == CLI_HELPED ? CLI_OK : orv;
     if (follow != NULL && order != NULL && strcmp(order, "desc") == 0) {
         fprintf(ctx->err, "mabeam events: --follow needs ascending order\n");
         return CLI_USAGE;

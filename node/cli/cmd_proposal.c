@@ -148,17 +148,10 @@ static int propose_run(cli_ctx *ctx, int argc, char **argv)
     };
     const char *pos[3];
     size_t npos;
-    int help;
-    mb_error e;
-    if (cli_parse_opts(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos, 3, &npos, &help,
-                       &e) != CLI_OK) {
-        fprintf(ctx->err, "mabeam propose: %s\n", e.msg);
-        return CLI_USAGE;
-    }
-    if (help) {
-        propose_help(ctx->out);
-        return CLI_OK;
-    }
+    int orv = cli_open_sub(ctx, "propose", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos, 3,
+                           &npos, propose_help);
+    if (orv != CLI_OK)
+        return orv == CLI_HELPED ? CLI_OK : orv;
     if (npos != 2 || (voters == NULL) == (caps == NULL)) {
         fprintf(ctx->err, "mabeam propose: needs VAR VALUE and one of --voters or --caps\n");
         propose_help(ctx->err);
@@ -244,17 +237,10 @@ static int proposal_run(cli_ctx *ctx, int argc, char **argv)
     const cli_opt opts[] = { { "variable", 1, &variable }, { "timeout-ms", 1, &timeout } };
     const char *pos[3];
     size_t npos;
-    int help;
-    mb_error e;
-    if (cli_parse_opts(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos, 3, &npos, &help,
-                       &e) != CLI_OK) {
-        fprintf(ctx->err, "mabeam proposal: %s\n", e.msg);
-        return CLI_USAGE;
-    }
-    if (help) {
-        proposal_help(ctx->out);
-        return CLI_OK;
-    }
+    int orv = cli_open_sub(ctx, "proposal", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos,
+                           3, &npos, proposal_help);
+    if (orv != CLI_OK)
+        return orv == CLI_HELPED ? CLI_OK : orv;
     if (npos == 1 && strcmp(pos[0], "list") == 0) {
         char path[300] = "/v1/proposals";
         if (variable != NULL && cli_query_add(path, sizeof(path), "variable", variable) != MB_OK)

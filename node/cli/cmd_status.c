@@ -27,16 +27,9 @@ static int status_run(cli_ctx *ctx, int argc, char **argv)
 {
     const char *pos[1];
     size_t npos;
-    int help;
-    mb_error e;
-    if (cli_parse_opts(argc, argv, NULL, 0, pos, 0, &npos, &help, &e) != CLI_OK) {
-        fprintf(ctx->err, "mabeam status: %s\n", e.msg);
-        return CLI_USAGE;
-    }
-    if (help) {
-        status_help(ctx->out);
-        return CLI_OK;
-    }
+    int orv = cli_open_sub(ctx, "status", argc, argv, NULL, 0, pos, 0, &npos, status_help);
+    if (orv != CLI_OK)
+        return orv == CLI_HELPED ? CLI_OK : orv;
     cJSON *j;
     int rv = cli_call_json(ctx, "GET", "/v1/status", NULL, 10000, &j);
     if (rv != CLI_OK)
@@ -93,17 +86,11 @@ static int metrics_run(cli_ctx *ctx, int argc, char **argv)
     const cli_opt opts[] = { { "grep", 1, &grep } };
     const char *pos[1];
     size_t npos;
-    int help;
-    mb_error e;
-    if (cli_parse_opts(argc, argv, opts, 1, pos, 0, &npos, &help, &e) != CLI_OK) {
-        fprintf(ctx->err, "mabeam metrics: %s\n", e.msg);
-        return CLI_USAGE;
-    }
-    if (help) {
-        metrics_help(ctx->out);
-        return CLI_OK;
-    }
+    int orv = cli_open_sub(ctx, "metrics", argc, argv, opts, 1, pos, 0, &npos, metrics_help);
+    if (orv != CLI_OK)
+        return orv == CLI_HELPED ? CLI_OK : orv;
     cli_response r;
+    mb_error e;
     if (cli_http(ctx, "GET", "/metrics", NULL, 10000, &r, &e) != MB_OK) {
         fprintf(ctx->err, "mabeam: %s\n", e.msg);
         return CLI_ERROR;

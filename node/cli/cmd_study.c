@@ -314,17 +314,10 @@ static int study_run(cli_ctx *ctx, int argc, char **argv)
     };
     const char *pos[3];
     size_t npos;
-    int help;
-    mb_error e;
-    if (cli_parse_opts(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos, 3, &npos, &help,
-                       &e) != CLI_OK) {
-        fprintf(ctx->err, "mabeam study: %s\n", e.msg);
-        return CLI_USAGE;
-    }
-    if (help) {
-        study_help(ctx->out);
-        return CLI_OK;
-    }
+    int orv = cli_open_sub(ctx, "study", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos, 3,
+                           &npos, study_help);
+    if (orv != CLI_OK)
+        return orv == CLI_HELPED ? CLI_OK : orv;
     if (npos == 0) {
         fprintf(ctx->err, "mabeam study: missing action\n");
         study_help(ctx->err);

@@ -264,17 +264,10 @@ static int var_run(cli_ctx *ctx, int argc, char **argv)
     };
     const char *pos[4];
     size_t npos;
-    int help;
-    mb_error e;
-    if (cli_parse_opts(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos, 4, &npos, &help,
-                       &e) != CLI_OK) {
-        fprintf(ctx->err, "mabeam var: %s\n", e.msg);
-        return CLI_USAGE;
-    }
-    if (help) {
-        var_help(ctx->out);
-        return CLI_OK;
-    }
+    int orv = cli_open_sub(ctx, "var", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos, 4,
+                           &npos, var_help);
+    if (orv != CLI_OK)
+        return orv == CLI_HELPED ? CLI_OK : orv;
     if (npos == 0) {
         fprintf(ctx->err, "mabeam var: missing action\n");
         var_help(ctx->err);
