@@ -832,7 +832,7 @@ typedef void (*consensus_done_cb)(void *arg, const consensus_result *res);
 /* Create the glue on `loop` (borrowed; owned by the daemon; must outlive
  * the glue) and bootstrap on first start when peers are given. The process
  * must ignore SIGPIPE (raft writes to peers that may have gone). Strings of
- * `cfg` are copied. *out owned by the caller until consensus_raft_close. */
+ * `cfg` are copied. *out owned by the caller; released by consensus_raft_free. */
 int consensus_raft_init(uv_loop_t *loop, const consensus_raft_config *cfg, consensus_raft **out,
                         mb_error *err);
 
@@ -880,7 +880,14 @@ void consensus_raft_status(const consensus_raft *r, consensus_status *out);
 
 /* Close: refuse new requests, let pending ones finish (bounded by the
  * quorum timeout), close raft and its transport, then call `cb` (may be
- * NULL) and free `r`. The loop must keep running until then. */
+ * NULL). The loop must keep running until then. `r` stays allocated:
+ * libraft 0.15 may still touch its I/O state from handle close callbacks
+ * after it reported the close, so release it with consensus_raft_free once
+ * the loop has run out of handles (uv_run returned). */
 void consensus_raft_close(consensus_raft *r, void (*cb)(void *arg), void *arg);
+
+/* Release a glue whose close callback fired, after the loop ran dry
+ * (see consensus_raft_close). NULL is a no-op. */
+void consensus_raft_free(consensus_raft *r);
 
 #endif /* MB_CONSENSUS_H */

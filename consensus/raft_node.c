@@ -2,6 +2,7 @@
  * the caller's loop; proposals with results, barriers, membership, the
  * state monitor (0.15 has no leader callback), the "no quorum" deadline and
  * the close sequence of LIBS.md §1. Loop thread only. */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,11 +72,12 @@ struct consensus_raft {
     char *data_dir;
     consensus_peer *peers;
     uv_timer_t monitor;
-    int raft_inited, started, closing, raft_close_called;
-    pending *pending_head;            /* every waiting proposal and barrier */
-    unsigned n_waiting;               /* entries in that list */
-    unsigned n_pending;               /* request structs raft still holds (batches,
-                                         barriers, change, transfer) */
+    int raft_inited, started, closing, raft_close_called, closed;
+    struct raft spent;     /* zeroed: where a repeated I/O close callback of raft lands */
+    pending *pending_head; /* every waiting proposal and barrier */
+    unsigned n_waiting;    /* entries in that list */
+    unsigned n_pending;    /* request structs raft still holds (batches,
+                              barriers, change, transfer) */
     pending *queue_head, *queue_tail; /* proposals not yet submitted */
     pending *fifo_head, *fifo_tail;   /* submitted, by raft index */
     uv_check_t flush_check;           /* submits the queue after each poll */
@@ -211,25 +213,38 @@ static void handle_closed_cb(uv_handle_t *h)
     consensus_raft *r = h->data;
     if (--r->handles_open > 0)
         return;
-    void (*cb)(void *) = r->close_cb;
-    void *arg = r->close_arg;
-    consensus_fsm_free(r->fsm);
-    free(r->address);
-    free(r->data_dir);
-    free_peers(r);
-    free(r);
-    if (cb != NULL)
-        cb(arg);
+    r->closed = 1;
+    if (r->close_cb != NULL)
+        r->close_cb(r->close_arg);
 }
 
 static void raft_closed_cb(struct raft *raft)
 {
     consensus_raft *r = raft->data;
-    raft_uv_close(&r->io);
-    raft_uv_tcp_close(&r->transport);
+    /* libraft 0.15 reports its I/O closed while a finalized segment's writer
+     * may still be closing its handles; that writer's close callback then
+     * checks again and calls raft's I/O close callback a second time. Point
+     * the I/O at an empty raft so the repeat frees nothing and calls no one;
+     * the I/O state itself is freed by consensus_raft_free, after the loop
+     * has run out of handles. */
+    r->io.data = &r->spent;
     uv_close((uv_handle_t *)&r->monitor, handle_closed_cb);
     uv_close((uv_handle_t *)&r->flush_check, handle_closed_cb);
     uv_close((uv_handle_t *)&r->flush_idle, handle_closed_cb);
+}
+
+void consensus_raft_free(consensus_raft *r)
+{
+    if (r == NULL)
+        return;
+    assert(r->closed);
+    raft_uv_close(&r->io);
+    raft_uv_tcp_close(&r->transport);
+    consensus_fsm_free(r->fsm);
+    free(r->address);
+    free(r->data_dir);
+    free_peers(r);
+    free(r);
 }
 
 static void entry_fail(consensus_raft *r, pending *p, int status);

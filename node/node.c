@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "consensus/consensus.h"
 #include "node/api_mailbox.h"
 #include "node/coord.h"
 #include "node/node_log.h"
@@ -638,6 +639,8 @@ int node_close(node *n)
     }
     /* Let close callbacks run (HTTP wake handle, parked timers). */
     uv_run(&n->loop, UV_RUN_DEFAULT);
+    consensus_raft_free(n->raft_spent); /* raft's I/O is done now */
+    n->raft_spent = NULL;
     nc_alerts_free(n->alerts);
     n->alerts = NULL;
     nc_metrics_free(n->metrics);

@@ -27,6 +27,7 @@
 struct cfg_watcher;
 struct node_services; /* node/services.h: the agent runtime and its services */
 struct repl;
+struct consensus_raft;
 struct var_watcher;
 struct node_coord;
 struct api_mailbox;
@@ -71,10 +72,11 @@ typedef struct node {
 
     int stopping;
 
-    struct repl *repl;                /* raft + mesh (node/replication.c) */
-    struct node_cluster *cluster;     /* agents' cluster ops (node/cluster_ops.c) */
-    struct placement *placement;      /* cluster agents (node/placement.c) */
-    struct var_watcher *var_watchers; /* parked variable watches (api_vars.c) */
+    struct repl *repl;                 /* raft + mesh (node/replication.c) */
+    struct consensus_raft *raft_spent; /* closed raft glue, freed after the loop ran dry */
+    struct node_cluster *cluster;      /* agents' cluster ops (node/cluster_ops.c) */
+    struct placement *placement;       /* cluster agents (node/placement.c) */
+    struct var_watcher *var_watchers;  /* parked variable watches (api_vars.c) */
 
     /* proposals piece */
     struct node_proposals *proposals;           /* node/proposals.c */

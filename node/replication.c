@@ -1877,6 +1877,7 @@ int repl_open(node *n, mb_error *err)
     memset(secret, 0, sizeof(secret));
     if (rv != MB_OK) {
         consensus_raft_close(r->raft, NULL, NULL);
+        n->raft_spent = r->raft;
         r->raft = NULL;
         goto fail;
     }
@@ -1888,6 +1889,7 @@ int repl_open(node *n, mb_error *err)
     if ((rv = consensus_raft_start(r->raft, err)) != MB_OK) {
         mesh_close(r->m, NULL, NULL);
         consensus_raft_close(r->raft, NULL, NULL);
+        n->raft_spent = r->raft;
         goto fail;
     }
     uv_check_init(&n->loop, &r->evq_check);
@@ -1918,6 +1920,7 @@ static void repl_free(repl *r)
         op_free(r->ops);
     }
     r->n->repl = NULL;
+    r->n->raft_spent = r->raft; /* node_close frees it once the loop is done */
     free(r->evq);
     free(r->wq);
     free(r);

@@ -305,6 +305,8 @@ static void bench_raft(int runs)
             consensus_raft_close(rafts[i], closed_cb, NULL);
         run_until(all_closed, 30);
         uv_run(&loop, UV_RUN_DEFAULT);
+        for (int i = 0; i < NODES; i++)
+            consensus_raft_free(rafts[i]);
         if (uv_loop_close(&loop) != 0)
             die("loop close");
         for (int i = 0; i < NODES; i++)

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -92,6 +93,24 @@ static void closed_cb(void *arg)
     ((tnode *)arg)->closed = 1;
 }
 
+/* Closed glues: freed once the loop has run dry (consensus_raft_close). */
+static consensus_raft *spent[64];
+static int n_spent;
+
+static void spend(consensus_raft *r)
+{
+    CU_ASSERT_FATAL(n_spent < (int)(sizeof(spent) / sizeof(spent[0])));
+    spent[n_spent++] = r;
+}
+
+static void close_loop(void)
+{
+    CU_ASSERT_EQUAL(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    while (n_spent > 0)
+        consensus_raft_free(spent[--n_spent]);
+    CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
+}
+
 static void setup_nodes(int n, int boot)
 {
     N = n;
@@ -147,6 +166,7 @@ static void close_node(int i)
         return;
     consensus_raft_close(nodes[i].r, closed_cb, &nodes[i]);
     CU_ASSERT_TRUE(LOOP_UNTIL(nodes[i].closed, 20000));
+    spend(nodes[i].r);
     nodes[i].r = NULL;
 }
 
@@ -318,7 +338,7 @@ static void test_cluster_elects_proposes_fails_over_and_restarts_from_disk(void)
     }
     teardown_nodes();
     snap_threshold = 0;
-    CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
+    close_loop();
 }
 
 static void test_proposal_without_quorum_fails_within_bounded_time(void)
@@ -356,7 +376,7 @@ static void test_proposal_without_quorum_fails_within_bounded_time(void)
      * fire a second time. */
     teardown_nodes();
     CU_ASSERT_TRUE(w.calls <= 1);
-    CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
+    close_loop();
 }
 
 static int leader_is(int i)
@@ -423,7 +443,7 @@ static void test_proposals_made_together_each_get_their_own_result(void)
     CU_ASSERT_EQUAL(w.res.version, base + 3);
     CU_ASSERT_EQUAL(x_on(l), BATCH_N - 1);
     teardown_nodes();
-    CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
+    close_loop();
 }
 
 static void test_membership_adds_voters_up_to_three_then_standby_transfers_and_removes(void)
@@ -517,7 +537,56 @@ static void test_membership_adds_voters_up_to_three_then_standby_transfers_and_r
     CU_ASSERT_TRUE(LOOP_UNTIL(consensus_sm_proposal_get(lsm, "p") == NULL, 5000));
     CU_ASSERT_EQUAL(consensus_sm_var_get(lsm, "c")->value.u.b, 0);
     teardown_nodes();
-    CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
+    close_loop();
+}
+
+/* A loop slowed down before each poll, as on a loaded machine: the
+ * thread pool's segment work finishes before the loop polls for it. */
+static void slow_loop_cb(uv_prepare_t *h)
+{
+    (void)h;
+    struct timespec ts = { 0, 3 * 1000 * 1000 };
+    nanosleep(&ts, NULL);
+}
+
+/* Close right after a burst of writes, many times, on a slow loop: raft
+ * 0.15 finalizes the open segment while it closes and, when that thread
+ * pool work is done before the loop polls, reports the close before the
+ * segment's writer has closed its handles; the writer's close callback
+ * then reads raft's I/O state again (freed at the close callback before
+ * consensus_raft_free: a crash). */
+static void test_close_right_after_writes_repeatedly_is_clean(void)
+{
+    CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
+    setup_nodes(1, 1);
+    enum { ROUNDS = 25, BURST = 16 };
+    for (int round = 0; round < ROUNDS; round++) {
+        start_node(0, 60, 20, 3000);
+        CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(leader() == 0, 10000));
+        if (round == 0) {
+            consensus_cmd d = { .kind = CONSENSUS_CMD_VAR_DEFINE, .name = "x" };
+            d.spec = (mb_var_spec){ .type = MB_VT_INT, .imin = 0, .imax = ROUNDS * BURST };
+            waiter dw;
+            consensus_result now;
+            CU_ASSERT_EQUAL_FATAL(propose_cmd(0, &d, &dw, &now), MB_OK);
+            CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(dw.calls == 1, 10000));
+        }
+        waiter w[BURST];
+        for (int k = 0; k < BURST; k++) {
+            consensus_cmd c = set_x(round * BURST + k, (uint64_t)(round * BURST + k + 1));
+            consensus_result now;
+            CU_ASSERT_EQUAL_FATAL(propose_cmd(0, &c, &w[k], &now), MB_OK);
+        }
+        CU_ASSERT_TRUE(LOOP_UNTIL(w[BURST - 1].calls == 1, 10000));
+        CU_ASSERT_EQUAL(x_on(0), round * BURST + BURST - 1);
+        uv_prepare_t slow;
+        uv_prepare_init(&loop, &slow);
+        uv_prepare_start(&slow, slow_loop_cb);
+        close_node(0);
+        uv_close((uv_handle_t *)&slow, NULL);
+    }
+    teardown_nodes();
+    close_loop();
 }
 
 static void test_start_failure_and_close_without_start_release_everything(void)
@@ -532,6 +601,7 @@ static void test_start_failure_and_close_without_start_release_everything(void)
     nodes[0].closed = 0;
     consensus_raft_close(r, closed_cb, &nodes[0]);
     CU_ASSERT_TRUE(LOOP_UNTIL(nodes[0].closed, 10000));
+    spend(r);
     /* Hostnames are refused by raft 0.15: start fails, close still works. */
     cfg.address = "localhost:9";
     consensus_peer self = { .id = 1, .address = "localhost:9" };
@@ -545,6 +615,7 @@ static void test_start_failure_and_close_without_start_release_everything(void)
     nodes[0].closed = 0;
     consensus_raft_close(r, closed_cb, &nodes[0]);
     CU_ASSERT_TRUE(LOOP_UNTIL(nodes[0].closed, 10000));
+    spend(r);
     /* Bad configuration is refused before anything is allocated. */
     cfg.heartbeat_timeout_ms = 500;
     cfg.election_timeout_ms = 100;
@@ -554,13 +625,14 @@ static void test_start_failure_and_close_without_start_release_everything(void)
     cfg.max_voters = 4;
     CU_ASSERT_EQUAL(consensus_raft_init(&loop, &cfg, &r, &e), MB_EINVAL);
     mb_test_rmtree(nodes[0].dir);
-    CU_ASSERT_EQUAL(uv_run(&loop, UV_RUN_DEFAULT), 0);
-    CU_ASSERT_EQUAL(uv_loop_close(&loop), 0);
+    close_loop();
 }
 
 static CU_TestInfo raft_tests[] = {
     { "test_proposals_made_together_each_get_their_own_result",
       test_proposals_made_together_each_get_their_own_result },
+    { "test_close_right_after_writes_repeatedly_is_clean",
+      test_close_right_after_writes_repeatedly_is_clean },
     { "test_start_failure_and_close_without_start_release_everything",
       test_start_failure_and_close_without_start_release_everything },
     { "test_membership_adds_voters_up_to_three_then_standby_transfers_and_removes",
