@@ -16,23 +16,16 @@
 #include <uv.h>
 
 #include "mb_test.h"
+#include "http_fixture.h"
 #include "node/api_park.h"
-#include "node/cli/cli.h"
-#include "node/http_server.h"
 
 typedef struct fixture {
-    uv_loop_t loop;
-    uv_async_t stop;
-    pthread_t thread;
-    http_server *srv;
-    api_router router;
-    cli_ctx ctx;
+    http_fixture h;
     api_park_list watches; /* loop thread only */
     uint64_t count[2];     /* counters of keys "a" and "b"; loop thread only */
     atomic_int waiting;    /* answers that said "not yet" */
     atomic_int tries;      /* calls of the answer function */
     atomic_uint_fast64_t last_timeout_ms;
-    int loop_close_rv;
 } fixture;
 
 static fixture fx;
@@ -103,55 +96,20 @@ static const api_route routes[] = {
     { "POST", "/t/bump/{key}", h_bump, 0, "bump" },
 };
 
-static void stop_cb(uv_async_t *a)
-{
-    http_server_close(fx.srv);
-    uv_close((uv_handle_t *)a, NULL);
-}
-
-static void *loop_main(void *arg)
-{
-    (void)arg;
-    uv_run(&fx.loop, UV_RUN_DEFAULT);
-    return NULL;
-}
-
 static int start(void)
 {
     memset(&fx, 0, sizeof(fx));
-    uv_loop_init(&fx.loop);
-    uv_async_init(&fx.loop, &fx.stop, stop_cb);
-    api_router_add(&fx.router, routes, sizeof(routes) / sizeof(routes[0]));
-    http_server_opts o = {
-        .listen = "127.0.0.1:0",
-        .body_limit_bytes = 1 << 20,
-        .router = &fx.router,
-        .loop = &fx.loop,
-    };
-    mb_error e;
-    if (http_server_start(&o, &fx.srv, &e) != MB_OK) {
-        fprintf(stderr, "start: %s\n", e.msg);
-        return -1;
-    }
-    char addr[64];
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", http_server_port(fx.srv));
-    fx.ctx.out = stdout;
-    fx.ctx.err = stderr;
-    cli_set_addr(&fx.ctx, addr, NULL);
-    return pthread_create(&fx.thread, NULL, loop_main, NULL);
+    return http_fixture_start(&fx.h, routes, sizeof(routes) / sizeof(routes[0]), 1 << 20, 0);
 }
 
 static void stop(void)
 {
-    uv_async_send(&fx.stop);
-    pthread_join(fx.thread, NULL);
-    fx.loop_close_rv = uv_loop_close(&fx.loop);
+    http_fixture_stop(&fx.h);
 }
 
 static int request(const char *method, const char *path, cli_response *r)
 {
-    mb_error e;
-    return cli_http(&fx.ctx, method, path, NULL, 20000, r, &e);
+    return http_fixture_request(&fx.h, method, path, NULL, 20000, r);
 }
 
 /* A watch run by a client thread. */
@@ -208,7 +166,7 @@ static void test_watch_is_answered_by_a_wake_of_its_key_only(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(w.body, "\"forced\":false"));
     CU_ASSERT_PTR_NOT_NULL(strstr(w.body, "\"woken\":true"));
     stop();
-    CU_ASSERT_EQUAL(fx.loop_close_rv, 0);
+    CU_ASSERT_EQUAL(fx.h.loop_close_rv, 0);
 }
 
 static void test_wake_that_changes_nothing_keeps_the_watch_parked(void)
@@ -225,7 +183,7 @@ static void test_wake_that_changes_nothing_keeps_the_watch_parked(void)
     CU_ASSERT_EQUAL(atomic_load(&w.status), 200);
     CU_ASSERT_PTR_NOT_NULL(strstr(w.body, "\"value\":2"));
     stop();
-    CU_ASSERT_EQUAL(fx.loop_close_rv, 0);
+    CU_ASSERT_EQUAL(fx.h.loop_close_rv, 0);
 }
 
 static void test_keyless_wake_reaches_every_watch(void)
@@ -243,7 +201,7 @@ static void test_keyless_wake_reaches_every_watch(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(wa.body, "\"key\":\"a\""));
     CU_ASSERT_PTR_NOT_NULL(strstr(wb.body, "\"key\":\"b\""));
     stop();
-    CU_ASSERT_EQUAL(fx.loop_close_rv, 0);
+    CU_ASSERT_EQUAL(fx.h.loop_close_rv, 0);
 }
 
 static void test_deadline_answers_with_force(void)
@@ -258,7 +216,7 @@ static void test_deadline_answers_with_force(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "\"woken\":false"));
     cli_response_free(&r);
     stop();
-    CU_ASSERT_EQUAL(fx.loop_close_rv, 0);
+    CU_ASSERT_EQUAL(fx.h.loop_close_rv, 0);
 }
 
 static void test_timeout_zero_answers_at_once(void)
@@ -271,7 +229,7 @@ static void test_timeout_zero_answers_at_once(void)
     CU_ASSERT_EQUAL(atomic_load(&fx.waiting), 0);
     cli_response_free(&r);
     stop();
-    CU_ASSERT_EQUAL(fx.loop_close_rv, 0);
+    CU_ASSERT_EQUAL(fx.h.loop_close_rv, 0);
 }
 
 static void test_timeout_is_checked_and_capped(void)
@@ -292,7 +250,7 @@ static void test_timeout_is_checked_and_capped(void)
     CU_ASSERT_EQUAL(atomic_load(&fx.last_timeout_ms), API_PARK_DEFAULT_MS);
     cli_response_free(&r);
     stop();
-    CU_ASSERT_EQUAL(fx.loop_close_rv, 0);
+    CU_ASSERT_EQUAL(fx.h.loop_close_rv, 0);
 }
 
 static void test_shutdown_refuses_parked_watches(void)
@@ -314,7 +272,7 @@ static void test_shutdown_refuses_parked_watches(void)
     }
     CU_ASSERT(n503 >= 1);
     CU_ASSERT_PTR_NULL(fx.watches.head); /* every watch left the list */
-    CU_ASSERT_EQUAL(fx.loop_close_rv, 0);
+    CU_ASSERT_EQUAL(fx.h.loop_close_rv, 0);
 }
 
 static CU_TestInfo tests[] = {
