@@ -22,7 +22,9 @@
  * gets that fd number back, and libuv's epoll bookkeeping of the stale
  * watcher (an epoll_ctl on that number, EBADF/EPERM, ignored) is reported
  * as a race with that open. The report is about fd-number reuse inside
- * libraft/libuv; nothing of ours is on either stack. */
+ * libraft/libuv; nothing of ours is on either stack. Any raft close here
+ * can meet it; the slowed-loop close test (not run under TSan) only makes
+ * it likely. */
 const char *__tsan_default_suppressions(void);
 const char *__tsan_default_suppressions(void)
 {
