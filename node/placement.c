@@ -289,8 +289,13 @@ int placement_choose(placement *p, const consensus_sm *sm, placement_mode mode, 
         if (nd == NULL)
             return mb_errorf(err, MB_ENOTFOUND, "node %llu is not a member of the cluster",
                              (unsigned long long)node_id);
-        if (!node_live(p, nd))
-            return mb_errorf(err, MB_ESTATE, "node %llu is not live (down, suspected or draining)",
+        /* an explicit choice tolerates a mere suspicion (a slow heartbeat
+         * on a loaded machine); a down or draining node is refused */
+        int ps = node_id == p->n->node_id ? 0
+                 : p->n->repl != NULL     ? repl_peer_status(p->n->repl, node_id)
+                                          : -1;
+        if (nd->status != CONSENSUS_NODE_UP || (ps != 0 && ps != 1))
+            return mb_errorf(err, MB_ESTATE, "node %llu is not live (down or draining)",
                              (unsigned long long)node_id);
         *out = node_id;
         return MB_OK;
@@ -1036,14 +1041,18 @@ static void tick_cb(uv_timer_t *t)
     if (p->closing || p->n->repl == NULL)
         return;
     uint64_t now = now_ms(p);
-    uint64_t ft = (uint64_t)nc_config_duration_ms(p->n->cfg, NC_CFG_FAILURE_TIMEOUT);
+    /* While this process lives its connections stay open, so the others
+     * declare it down only after unresponsive_timeout of silence (docs/
+     * cluster.md "Failure detector"): fencing at half of it leaves a margin
+     * for the heartbeat interval and the peers' clocks. */
+    uint64_t ut = (uint64_t)nc_config_duration_ms(p->n->cfg, NC_CFG_UNRESPONSIVE_TIMEOUT) / 2;
     uint64_t et = (uint64_t)nc_config_duration_ms(p->n->cfg, NC_CFG_ELECTION_TIMEOUT);
     /* No leader for longer than an election normally takes and at least
-     * the failure timeout: the others may have declared this node down. */
-    uint64_t lost_after = ft > 3 * et ? ft : 3 * et;
+     * that margin: the others may be about to declare this node down. */
+    uint64_t lost_after = ut > 3 * et ? ut : 3 * et;
     /* A pause (SIGSTOP, a stalled loop) long enough to be declared down:
      * fence before anything else runs on old information. */
-    if (p->last_tick_ms != 0 && now - p->last_tick_ms > ft)
+    if (p->last_tick_ms != 0 && now - p->last_tick_ms > ut)
         fence(p, "paused");
     p->last_tick_ms = now;
 

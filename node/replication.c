@@ -1870,6 +1870,8 @@ int repl_open(node *n, mb_error *err)
         .heartbeat_interval_ms = (uint32_t)hb,
         .suspect_after_ms = (uint32_t)(down / 2 > hb ? down / 2 : hb + 1),
         .down_after_ms = (uint32_t)down,
+        .down_connected_after_ms =
+            (uint32_t)nc_config_duration_ms(n->cfg, NC_CFG_UNRESPONSIVE_TIMEOUT),
         .log_level = MESH_LOG_INFO,
         .cb = { .user = r, .log = mesh_log, .agent_message = mesh_agent_message },
     };
