@@ -31,7 +31,7 @@ typedef enum cluster_peer_status {
 const char *cluster_peer_status_name(cluster_peer_status s);
 
 typedef struct fd_config {
-    int64_t suspect_after_ms; /* silence before ALIVE -> SUSPECT; default 300 */
+    int64_t suspect_after_ms; /* silence before ALIVE -> SUSPECT; default 500 */
     /* silence before -> DOWN (> suspect) while the peer is not connected
      * (its process is gone: the connection was closed or refused);
      * default 600 */
@@ -47,7 +47,7 @@ typedef struct fd_config {
     int64_t stall_after_ms;
 } fd_config;
 
-#define FD_DEFAULT_SUSPECT_AFTER_MS 300
+#define FD_DEFAULT_SUSPECT_AFTER_MS 500
 #define FD_DEFAULT_DOWN_AFTER_MS    600
 
 /* Called on every status change of a peer, from fd_heard()/fd_tick(); it
@@ -147,8 +147,8 @@ typedef struct mesh_config {
     const char *tls_cert_key_file;
     const char *tls_ca_file;
     const char *tls_server_name;
-    uint32_t heartbeat_interval_ms;   /* default 100 */
-    uint32_t suspect_after_ms;        /* default 300 */
+    uint32_t heartbeat_interval_ms;   /* default 200 */
+    uint32_t suspect_after_ms;        /* default 500 */
     uint32_t down_after_ms;           /* default 600: silent and not connected */
     uint32_t down_connected_after_ms; /* default 5000: silent, connection open */
     uint32_t rpc_attempt_ms;    /* a call is re-sent (same request id) after this; default 500 */

@@ -1750,7 +1750,7 @@ int mesh_open(uv_loop_t *loop, const mesh_config *cfg, mesh **out, mb_error *err
     c->seeds = NULL;
     c->n_seeds = 0;
     if (!c->heartbeat_interval_ms)
-        c->heartbeat_interval_ms = 100;
+        c->heartbeat_interval_ms = 200;
     if (!c->suspect_after_ms)
         c->suspect_after_ms = FD_DEFAULT_SUSPECT_AFTER_MS;
     if (!c->down_after_ms)

@@ -622,9 +622,9 @@ void placement_checkpoint_saved(placement *p, mb_agent_id id, const void *blob, 
      * could overwrite it). */
     const consensus_sm *sm = sm_of(p);
     const consensus_agent *a = sm != NULL ? consensus_sm_agent_get(sm, c->name) : NULL;
-    if (!c->draining && !c->has_pending && !p->ckpt_busy && a != NULL &&
-        a->node == p->n->node_id && a->generation == c->generation && a->has_checkpoint &&
-        a->checkpoint_len == len && (len == 0 || memcmp(a->checkpoint, blob, len) == 0))
+    if (!c->draining && !c->has_pending && !p->ckpt_busy && a != NULL && a->node == p->n->node_id &&
+        a->generation == c->generation && a->has_checkpoint && a->checkpoint_len == len &&
+        (len == 0 || memcmp(a->checkpoint, blob, len) == 0))
         return;
     void *copy_blob = malloc(len > 0 ? len : 1);
     if (copy_blob == NULL)

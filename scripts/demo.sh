@@ -213,7 +213,7 @@ export MABEAM_CLUSTER_FLAGS="$FLAGS"
 
 # ---------------------------------------------------------------- 1. cluster
 say "1. Starting a 3-node cluster on 127.0.0.1 (ports $base..$((base + 22))) in $work"
-step "every node runs with the default failure detection: heartbeats every 100ms; a node is"
+step "every node runs with the default failure detection: heartbeats every 200ms; a node is"
 step "down after 600ms of silence once its connections are gone (failure_timeout), 5s if they stay open"
 t=$(now_ms)
 "$root/scripts/cluster.sh" up 3 | sed 's/^/        /'

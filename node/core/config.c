@@ -92,7 +92,7 @@ static const nc_config_key schema[NC_CFG_COUNT_] = {
      * is down after failure_timeout), slow only where the connection stays
      * open (a hung or paused process): docs/cluster.md "Failure detector" */
     [NC_CFG_HEARTBEAT_INTERVAL] = { NC_CFG_HEARTBEAT_INTERVAL, "heartbeat_interval", NC_CT_DURATION,
-                                    "100ms", false, false, 1, 60 * MS_PER_S, NULL, NULL,
+                                    "200ms", false, false, 1, 60 * MS_PER_S, NULL, NULL,
                                     "Interval of mesh heartbeats between nodes." },
     [NC_CFG_FAILURE_TIMEOUT] = { NC_CFG_FAILURE_TIMEOUT, "failure_timeout", NC_CT_DURATION, "600ms",
                                  false, false, 100, MS_PER_H, NULL, NULL,

@@ -3,7 +3,7 @@
 # of them running on the survivors from their replicated checkpoints, and
 # drain of a node with 1,000 agents (tests/bench/failover/failover_bench.py
 # on a 3-node cluster from scripts/cluster.sh), with the default
-# configuration (heartbeat_interval 100 ms, failure_timeout 600 ms), plus
+# configuration (heartbeat_interval 200 ms, failure_timeout 600 ms), plus
 # idle CPU and traffic per node with the 2,000 agents (first run).
 # JSON lines on stdout, progress on stderr. MB_FAILOVER_RUNS (default 5),
 # MB_FAILOVER_AGENTS (1000 per node), MB_FAILOVER_IDLE_S (10; 0 = skip).
