@@ -9,8 +9,11 @@
  *   S RC                the return code of mb_send (command tag 101)
  *   m FROMHEX TEXT      a message with tag 102 (sent by another itwatch)
  *   g RC VERSION VALUE  mb_var_get (command tag 103)
+ *   p RC NUM            mb_propose and the number it gave (command tag 104)
+ *   P TAG JSON          a proposal notice from the node (mabeam/proposal.h)
  * Commands (user messages): 100 "N" sets the variable to N; 101 "HEX TEXT"
- * sends TEXT with tag 102 to agent HEX; 103 reads the variable. */
+ * sends TEXT with tag 102 to agent HEX; 103 reads the variable; 104
+ * "VAR N" proposes the int N for variable VAR (mb_propose). */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +21,7 @@
 #include <string.h>
 
 #include <mabeam/agent.h>
+#include <mabeam/proposal.h>
 
 #define LOG_MAX (1u << 20)
 
@@ -87,6 +91,19 @@ static int itw_handle(mb_ctx *ctx, void *state, const mb_msg *msg)
         rc = logf_(w, "S %d\n", mb_send(ctx, to, 102, body, strlen(body)));
     } else if (msg->tag == 102) {
         rc = logf_(w, "m %016" PRIx64 " %s\n", (uint64_t)msg->from, text);
+    } else if (msg->tag == 104) {
+        char *sp = strchr(text, ' ');
+        mb_value v = { .type = MB_VT_INT };
+        v.u.i = sp != NULL ? strtoll(sp + 1, NULL, 10) : 0;
+        if (sp != NULL)
+            *sp = '\0';
+        uint64_t num = 0;
+        int p = mb_propose(ctx, text, &v, &num);
+        rc = logf_(w, "p %d %" PRIu64 "\n", p, num);
+    } else if (msg->from == MB_AGENT_NONE &&
+               (msg->tag == MB_TAG_PROPOSAL_OPENED || msg->tag == MB_TAG_PROPOSAL_REFUSED ||
+                msg->tag == MB_TAG_PROPOSAL_DECIDED)) {
+        rc = logf_(w, "P %x %s\n", (unsigned)msg->tag, text);
     } else if (msg->tag == 103) {
         mb_value v;
         uint64_t version = 0;
