@@ -12,7 +12,8 @@
  *                    (outcome "accepted", "rejected", "expired" or
  *                    "cancelled"; an accepted value is set in the same
  *                    commit)
- * N is the number mb_propose() returned. */
+ * N is the number mb_propose() returned (a JSON number above 2^52, which
+ * cJSON may print with an exponent: "id" carries it exactly, as text). */
 #ifndef MABEAM_PROPOSAL_H
 #define MABEAM_PROPOSAL_H
 

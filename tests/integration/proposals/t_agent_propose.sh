@@ -39,9 +39,9 @@ has() { log_of | grep -q -- "$1"; }
 tell 104 "k 21"
 wait_until 10 has '^p 0 ' || fail "mb_propose: $(log_of)"
 NUM=$(log_of | grep '^p 0 ' | head -n 1 | cut -d' ' -f3)
-wait_until 10 has "^P 4d500001 .*\"proposal\":$NUM" || fail "no OPENED notice: $(log_of)"
+wait_until 10 has "^P 4d500001 .*\"id\":\"$NUM\"" || fail "no OPENED notice: $(log_of)"
 wait_until 20 has "^P 4d500003 .*\"outcome\":\"accepted\"" || fail "no DECIDED notice: $(log_of)"
-log_of | grep "^P 4d500003" | grep -q "\"proposal\":$NUM" || fail "DECIDED of another proposal: $(log_of)"
+log_of | grep "^P 4d500003" | grep -q "\"id\":\"$NUM\"" || fail "DECIDED of another proposal: $(log_of)"
 for i in 1 2 3; do
     wait_until 10 value_is "$i" k 21 || fail "node $i has k=$(value_on "$i" k), want 21"
 done
