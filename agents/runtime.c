@@ -1183,6 +1183,23 @@ int mb_send(mb_ctx *ctx, mb_agent_id to, uint32_t tag, const void *data, size_t 
     return send_common(ctx, to, MB_MSG_USER, tag, data, len, 0);
 }
 
+int mb_send_name(mb_ctx *ctx, const char *ns, const char *name, uint32_t tag, const void *data,
+                 size_t len)
+{
+    const mb_services *s = &ctx->rt->svc;
+    if (name == NULL || (len > 0 && data == NULL))
+        return MB_EINVAL;
+    if (ns == NULL)
+        ns = "default";
+    mb_agent_id to = 0;
+    int rc = s->name_lookup ? s->name_lookup(s->impl, ns, name, &to) : MB_ENOTSUP;
+    if (rc == MB_OK)
+        return mb_send(ctx, to, tag, data, len);
+    if (strcmp(ns, "cluster") != 0)
+        return rc == MB_ENOTSUP ? rc : MB_ENOAGENT;
+    return s->send_name ? s->send_name(s->impl, mb_self(ctx), name, tag, data, len) : MB_ENOTSUP;
+}
+
 int mb_send_flags(mb_ctx *ctx, mb_agent_id to, uint32_t tag, const void *data, size_t len,
                   unsigned flags)
 {

@@ -32,11 +32,23 @@ const char *cluster_peer_status_name(cluster_peer_status s);
 
 typedef struct fd_config {
     int64_t suspect_after_ms; /* silence before ALIVE -> SUSPECT; default 500 */
-    int64_t down_after_ms;    /* silence before -> DOWN (> suspect); default 800 */
+    /* silence before -> DOWN (> suspect) while the peer is not connected
+     * (its process is gone: the connection was closed or refused);
+     * default 600 */
+    int64_t down_after_ms;
+    /* silence before -> DOWN while a connection to the peer stays open (a
+     * hung or paused process, a host gone without closing its connections);
+     * 0 = down_after_ms; otherwise >= down_after_ms. Default 0. */
+    int64_t down_connected_after_ms;
+    /* Stall compensation: when two fd_tick() calls are further apart than
+     * this, the detector's own loop was stalled and the time beyond
+     * stall_after_ms is not counted as any peer's silence (signs of life
+     * queued during the stall have not been seen yet). 0 = off. */
+    int64_t stall_after_ms;
 } fd_config;
 
 #define FD_DEFAULT_SUSPECT_AFTER_MS 500
-#define FD_DEFAULT_DOWN_AFTER_MS    800
+#define FD_DEFAULT_DOWN_AFTER_MS    600
 
 /* Called on every status change of a peer, from fd_heard()/fd_tick(); it
  * may add or remove peers. */
@@ -49,12 +61,14 @@ typedef struct fd_peer_view {
     int64_t last_heard_ms; /* detector clock; the time it was added if never heard */
     int64_t since_ms;      /* when the current status began */
     double rtt_ms;         /* smoothed round-trip time; < 0 when not measured yet */
+    int connected;         /* as last set by fd_set_connected(); 0 at fd_add() */
 } fd_peer_view;
 
 typedef struct fd fd;
 
 /* Create a detector. `cfg` is copied (NULL = defaults; zero fields take
- * defaults); fails with MB_EINVAL when down_after_ms <= suspect_after_ms.
+ * defaults); fails with MB_EINVAL when down_after_ms <= suspect_after_ms
+ * or when down_connected_after_ms (if set) < down_after_ms.
  * `cb` may be NULL. *out is owned by the caller: fd_free(). */
 int fd_new(const fd_config *cfg, fd_change_cb cb, void *user, fd **out, mb_error *err);
 void fd_free(fd *d);
@@ -68,9 +82,14 @@ int fd_remove(fd *d, uint64_t node_id);
  * estimate (EWMA 1/8), < 0 means "no measurement". A SUSPECT or DOWN peer
  * becomes ALIVE (with a callback). MB_ENOTFOUND if unknown. */
 int fd_heard(fd *d, uint64_t node_id, int64_t now_ms, double rtt_ms);
+/* Whether a connection to `node_id` is open (the second signal of a DOWN:
+ * see down_connected_after_ms). MB_ENOTFOUND if unknown. */
+int fd_set_connected(fd *d, uint64_t node_id, int connected);
 /* Re-evaluate every peer at now_ms; makes the ALIVE->SUSPECT->DOWN
- * transitions (a peer silent past down_after_ms goes straight to DOWN, with
- * one callback per step). Time going backwards is treated as no time. */
+ * transitions (a peer silent past its down threshold goes straight to DOWN,
+ * with one callback per step). Time going backwards is treated as no time;
+ * a gap since the previous tick above stall_after_ms is discounted (see
+ * fd_config). */
 void fd_tick(fd *d, int64_t now_ms);
 /* Status of one peer; MB_ENOTFOUND if unknown. */
 int fd_get(const fd *d, uint64_t node_id, fd_peer_view *out);
@@ -128,9 +147,10 @@ typedef struct mesh_config {
     const char *tls_cert_key_file;
     const char *tls_ca_file;
     const char *tls_server_name;
-    uint32_t heartbeat_interval_ms; /* default 200 */
-    uint32_t suspect_after_ms;      /* default 500 */
-    uint32_t down_after_ms;         /* default 800 */
+    uint32_t heartbeat_interval_ms;   /* default 200 */
+    uint32_t suspect_after_ms;        /* default 500 */
+    uint32_t down_after_ms;           /* default 600: silent and not connected */
+    uint32_t down_connected_after_ms; /* default 5000: silent, connection open */
     uint32_t rpc_attempt_ms;    /* a call is re-sent (same request id) after this; default 500 */
     uint32_t max_clock_skew_ms; /* envelopes older/newer than this are refused; default 30000 */
     uint32_t server_contexts;   /* concurrent incoming requests; default 256 */

@@ -1,5 +1,7 @@
 /* The failure detector: per peer ALIVE -> SUSPECT -> DOWN by silence,
- * back to ALIVE on any sign of life. Pure: time comes in as arguments. */
+ * back to ALIVE on any sign of life. DOWN needs a longer silence while a
+ * connection to the peer stays open, and the detector's own stalls are not
+ * counted as silence. Pure: time and connectivity come in as arguments. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,7 @@ struct fd {
     void *user;
     fd_peer_view *peers; /* sorted by node_id */
     size_t n, cap;
+    int64_t last_tick_ms; /* 0 before the first tick */
 };
 
 const char *cluster_peer_status_name(cluster_peer_status s)
@@ -29,18 +32,29 @@ const char *cluster_peer_status_name(cluster_peer_status s)
 
 int fd_new(const fd_config *cfg, fd_change_cb cb, void *user, fd **out, mb_error *err)
 {
-    fd_config c = { FD_DEFAULT_SUSPECT_AFTER_MS, FD_DEFAULT_DOWN_AFTER_MS };
+    fd_config c = { FD_DEFAULT_SUSPECT_AFTER_MS, FD_DEFAULT_DOWN_AFTER_MS, 0, 0 };
     if (cfg != NULL) {
         if (cfg->suspect_after_ms > 0)
             c.suspect_after_ms = cfg->suspect_after_ms;
         if (cfg->down_after_ms > 0)
             c.down_after_ms = cfg->down_after_ms;
+        if (cfg->down_connected_after_ms > 0)
+            c.down_connected_after_ms = cfg->down_connected_after_ms;
+        if (cfg->stall_after_ms > 0)
+            c.stall_after_ms = cfg->stall_after_ms;
     }
     if (c.down_after_ms <= c.suspect_after_ms)
         return mb_errorf(err, MB_EINVAL,
                          "failure detector: down_after_ms (%lld) must exceed suspect_after_ms "
                          "(%lld)",
                          (long long)c.down_after_ms, (long long)c.suspect_after_ms);
+    if (c.down_connected_after_ms == 0)
+        c.down_connected_after_ms = c.down_after_ms;
+    if (c.down_connected_after_ms < c.down_after_ms)
+        return mb_errorf(err, MB_EINVAL,
+                         "failure detector: down_connected_after_ms (%lld) must be at least "
+                         "down_after_ms (%lld)",
+                         (long long)c.down_connected_after_ms, (long long)c.down_after_ms);
     fd *d = calloc(1, sizeof(*d));
     if (d == NULL)
         return mb_errorf(err, MB_ENOMEM, "failure detector: out of memory");
@@ -143,8 +157,37 @@ int fd_heard(fd *d, uint64_t node_id, int64_t now_ms, double rtt_ms)
     return MB_OK;
 }
 
+int fd_set_connected(fd *d, uint64_t node_id, int connected)
+{
+    int found;
+    size_t i = fd_find(d, node_id, &found);
+    if (!found)
+        return MB_ENOTFOUND;
+    d->peers[i].connected = connected != 0;
+    return MB_OK;
+}
+
+/* The detector's own loop did not tick for longer than stall_after_ms:
+ * whatever the peers sent meanwhile waits unread in queues, so the stall
+ * beyond stall_after_ms does not count as their silence. */
+static void fd_discount_stall(fd *d, int64_t now_ms)
+{
+    int64_t gap = d->last_tick_ms != 0 ? now_ms - d->last_tick_ms : 0;
+    if (d->cfg.stall_after_ms <= 0 || gap <= d->cfg.stall_after_ms)
+        return;
+    int64_t excess = gap - d->cfg.stall_after_ms;
+    for (size_t i = 0; i < d->n; i++) {
+        fd_peer_view *p = &d->peers[i];
+        p->last_heard_ms = p->last_heard_ms + excess < now_ms ? p->last_heard_ms + excess : now_ms;
+    }
+}
+
 void fd_tick(fd *d, int64_t now_ms)
 {
+    if (now_ms > d->last_tick_ms) {
+        fd_discount_stall(d, now_ms);
+        d->last_tick_ms = now_ms;
+    }
     /* by id, so that a callback may add or remove peers */
     uint64_t next_id = 1;
     for (;;) {
@@ -159,7 +202,9 @@ void fd_tick(fd *d, int64_t now_ms)
         if (d->peers[i].status == CLUSTER_PEER_ALIVE && silent >= d->cfg.suspect_after_ms)
             fd_transition(d, i, CLUSTER_PEER_SUSPECT, now_ms);
         i = fd_find(d, id, &found);
-        if (found && d->peers[i].status == CLUSTER_PEER_SUSPECT && silent >= d->cfg.down_after_ms)
+        int64_t down_after =
+            found && d->peers[i].connected ? d->cfg.down_connected_after_ms : d->cfg.down_after_ms;
+        if (found && d->peers[i].status == CLUSTER_PEER_SUSPECT && silent >= down_after)
             fd_transition(d, i, CLUSTER_PEER_DOWN, now_ms);
         if (id == UINT64_MAX)
             break;

@@ -1587,6 +1587,9 @@ static void timer_cb(uv_timer_t *t)
      * seen within interval/4 of down_after_ms; heartbeats go out once per
      * interval */
     int64_t now = mesh_now_ms();
+    for (size_t i = 0; i < m->n_peers; i++)
+        fd_set_connected(m->fd, m->peers[i]->node_id,
+                         __atomic_load_n(&m->peers[i]->pipes, __ATOMIC_ACQUIRE) > 0);
     fd_tick(m->fd, now);
     notices_flush(m);
     if (m->closing)
@@ -1752,6 +1755,8 @@ int mesh_open(uv_loop_t *loop, const mesh_config *cfg, mesh **out, mb_error *err
         c->suspect_after_ms = FD_DEFAULT_SUSPECT_AFTER_MS;
     if (!c->down_after_ms)
         c->down_after_ms = FD_DEFAULT_DOWN_AFTER_MS;
+    if (!c->down_connected_after_ms)
+        c->down_connected_after_ms = c->down_after_ms > 5000 ? c->down_after_ms : 5000;
     if (!c->rpc_attempt_ms)
         c->rpc_attempt_ms = 500;
     if (!c->max_clock_skew_ms)
@@ -1791,7 +1796,10 @@ int mesh_open(uv_loop_t *loop, const mesh_config *cfg, mesh **out, mb_error *err
     c->tls_cert_key_file = c->tls_ca_file = c->tls_server_name = NULL;
     c->listen_url = c->advertise_url = NULL;
 
-    fd_config fc = { c->suspect_after_ms, c->down_after_ms };
+    /* the detector ticks every interval/4 (at least every 10 ms): a gap of
+     * a whole heartbeat interval between ticks is a stall of this loop */
+    fd_config fc = { c->suspect_after_ms, c->down_after_ms, c->down_connected_after_ms,
+                     c->heartbeat_interval_ms > 40 ? c->heartbeat_interval_ms : 40 };
     if ((rc = fd_new(&fc, fd_changed_cb, m, &m->fd, err)) != MB_OK)
         goto fail;
     int uses_tls = strncmp(cfg->listen_url, "tls+tcp://", 10) == 0;

@@ -560,6 +560,15 @@ static int check_proposal_open(const consensus_sm *sm, const consensus_cmd *c, m
         if (c->weights != NULL && !(isfinite(c->weights[i]) && c->weights[i] > 0))
             return mb_errorf(err, MB_EINVAL, "proposal on \"%s\": weights must be finite and > 0",
                              c->name);
+        /* failover2: a voter is a cluster agent of the replicated table;
+         * an unknown id (a typo, an agent gone) could never vote and would
+         * hold the proposal until its deadline */
+        size_t apos;
+        if (!agent_find(sm, c->voters[i], &apos))
+            return mb_errorf(err, MB_ENOAGENT,
+                             "proposal on \"%s\": voter \"%s\" is not a cluster agent (voters are "
+                             "the ids of placed agents)",
+                             c->name, c->voters[i]);
         live += !voter_dead(sm, c->voters[i]);
     }
     /* Repeats: sort a copy (n log n: up to CONSENSUS_MAX_VOTERS voters). */

@@ -48,7 +48,7 @@ typedef struct cvar {
 } cvar;
 
 /* Work queued by a worker for the loop. */
-typedef enum { Q_SET, Q_WATCH } qkind;
+typedef enum { Q_SET, Q_WATCH, Q_SEND_NAME } qkind;
 
 typedef struct qitem {
     struct qitem *next;
@@ -57,7 +57,9 @@ typedef struct qitem {
     char *name;
     mb_value value;        /* SET */
     uint64_t from_version; /* WATCH */
-    struct chain *chain;   /* SET, once in its chain */
+    void *data;            /* SEND_NAME: tag + bytes (agent_msg framing) */
+    size_t len;
+    struct chain *chain; /* SET, once in its chain */
     struct node_cluster *owner;
 } qitem;
 
@@ -388,6 +390,7 @@ static void sync_cb(uv_timer_t *t)
 
 static void qitem_free(qitem *q)
 {
+    free(q->data);
     free(q->name);
     mb_value_free(&q->value);
     free(q);
@@ -497,6 +500,44 @@ static void set_enqueue(node_cluster *c, qitem *q)
 }
 
 /* Loop: take what the workers queued, in order. */
+#define NAME_PREFIX     "cluster:"
+#define NAME_PREFIX_LEN 8u
+
+/* failover2: a message to a cluster agent by name, on the loop: to the
+ * node its placement names now (replicated state), addressed by name; a
+ * name without placement, or whose node is this one but that does not run
+ * here (starting, moving), is dropped and counted (at most once). */
+static void send_name_route(node_cluster *c, const qitem *q)
+{
+    const consensus_sm *sm = repl_sm(c->n->repl);
+    const consensus_agent *a = sm != NULL ? consensus_sm_agent_get(sm, q->name) : NULL;
+    int rc = MB_ENOAGENT;
+    if (a != NULL && a->node == c->node_id) {
+        mb_agent_id to;
+        const unsigned char *b = q->data;
+        uint32_t tag = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+        if (c->n->services != NULL &&
+            node_services_lookup(c->n->services, "cluster", q->name, &to) == MB_OK)
+            rc = mb_runtime_deliver(c->rt, q->agent, to, tag, b + AGENT_MSG_TAG_BYTES,
+                                    q->len - AGENT_MSG_TAG_BYTES);
+    } else if (a != NULL) {
+        char fh[AGENT_MSG_ID_CHARS + 1], th[NAME_PREFIX_LEN + CONSENSUS_ID_MAX + 2];
+        agent_msg_id_text(q->agent, fh);
+        snprintf(th, sizeof(th), NAME_PREFIX "%s", q->name);
+        mb_error e;
+        mb_error_clear(&e);
+        pthread_rwlock_rdlock(&c->send_lock);
+        rc = c->m != NULL ? mesh_send_agent(c->m, a->node, fh, th, q->data, q->len, &e)
+                          : MB_EUNAVAIL;
+        pthread_rwlock_unlock(&c->send_lock);
+    }
+    if (rc != MB_OK) {
+        nc_counter_inc(c->dropped);
+        NC_LOGKV(c->n->log, NC_LOG_DEBUG, "agents", "message to a cluster agent by name dropped",
+                 NC_F_STR("to", q->name), NC_F_STR("error", mb_errname(rc)));
+    }
+}
+
 static void drain(node_cluster *c)
 {
     pthread_mutex_lock(&c->mu);
@@ -513,6 +554,9 @@ static void drain(node_cluster *c)
             qitem_free(q);
         } else if (q->kind == Q_WATCH) {
             watch_add(c, q->agent, q->name, q->from_version);
+            qitem_free(q);
+        } else if (q->kind == Q_SEND_NAME) {
+            send_name_route(c, q);
             qitem_free(q);
         } else {
             set_enqueue(c, q);
@@ -647,6 +691,33 @@ static int op_send_remote(void *ctx, mb_agent_id from, mb_agent_id to, uint32_t 
     return rc;
 }
 
+static int op_send_name(void *ctx, mb_agent_id from, const char *name, uint32_t tag,
+                        const void *data, size_t len)
+{
+    node_cluster *c = ctx;
+    if (name == NULL || name[0] == '\0' || strlen(name) > CONSENSUS_ID_MAX)
+        return MB_EINVAL;
+    if (len > (4u << 20))
+        return MB_ETOOBIG;
+    qitem *q = calloc(1, sizeof(*q));
+    if (q == NULL || (q->name = strdup(name)) == NULL ||
+        (q->data = malloc(len + AGENT_MSG_TAG_BYTES)) == NULL) {
+        if (q != NULL)
+            qitem_free(q);
+        return MB_ENOMEM;
+    }
+    q->kind = Q_SEND_NAME;
+    q->agent = from;
+    q->len = len + AGENT_MSG_TAG_BYTES;
+    agent_msg_put_tag(q->data, tag);
+    if (len > 0)
+        memcpy((char *)q->data + AGENT_MSG_TAG_BYTES, data, len);
+    int rc = enqueue(c, q);
+    if (rc != MB_OK)
+        qitem_free(q);
+    return rc;
+}
+
 /* ---- incoming agent messages (loop, from the mesh) ---- */
 
 void node_cluster_agent_message(node_cluster *c, uint64_t from_node, const char *from_agent,
@@ -655,6 +726,21 @@ void node_cluster_agent_message(node_cluster *c, uint64_t from_node, const char 
     if (c == NULL || c->closed)
         return;
     agent_msg am;
+    /* addressed by name ("cluster:NAME"): the agent registered so here */
+    char by_name[AGENT_MSG_ID_CHARS + 1];
+    if (to_agent != NULL && strncmp(to_agent, NAME_PREFIX, NAME_PREFIX_LEN) == 0) {
+        mb_agent_id to = 0;
+        if (c->n->services == NULL ||
+            node_services_lookup(c->n->services, "cluster", to_agent + NAME_PREFIX_LEN, &to) !=
+                MB_OK) {
+            nc_counter_inc(c->dropped);
+            NC_LOGKV(c->n->log, NC_LOG_DEBUG, "agents",
+                     "agent message by name: no such cluster agent here", NC_F_STR("to", to_agent));
+            return;
+        }
+        agent_msg_id_text(to, by_name);
+        to_agent = by_name;
+    }
     const char *why =
         agent_msg_decode(c->node_id, from_node, from_agent, to_agent, payload, len, &am);
     if (why != NULL) {
@@ -766,6 +852,7 @@ int node_cluster_open(node *n, mb_error *err)
     node_cluster_ops ops = {
         .ctx = c,
         .send_remote = op_send_remote,
+        .send_name = op_send_name,
         .var_get = op_var_get,
         .var_set = op_var_set,
         .var_watch = op_var_watch,

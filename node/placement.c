@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "node/node.h"
+#include "node/node_log.h"
 #include "node/replication.h"
 #include "node/services.h"
 
@@ -69,6 +70,7 @@ struct placement {
     uint64_t last_failover_ms;
     uint64_t last_periodic_ms;
     drain_wait *drains;
+    int return_reported; /* the "returning node" report was made */
 
     nc_counter *c_started, *c_fenced, *c_refused, *c_replicated, *c_failovers;
 };
@@ -289,8 +291,13 @@ int placement_choose(placement *p, const consensus_sm *sm, placement_mode mode, 
         if (nd == NULL)
             return mb_errorf(err, MB_ENOTFOUND, "node %llu is not a member of the cluster",
                              (unsigned long long)node_id);
-        if (!node_live(p, nd))
-            return mb_errorf(err, MB_ESTATE, "node %llu is not live (down, suspected or draining)",
+        /* an explicit choice tolerates a mere suspicion (a slow heartbeat
+         * on a loaded machine); a down or draining node is refused */
+        int ps = node_id == p->n->node_id ? 0
+                 : p->n->repl != NULL     ? repl_peer_status(p->n->repl, node_id)
+                                          : -1;
+        if (nd->status != CONSENSUS_NODE_UP || (ps != 0 && ps != 1))
+            return mb_errorf(err, MB_ESTATE, "node %llu is not live (down or draining)",
                              (unsigned long long)node_id);
         *out = node_id;
         return MB_OK;
@@ -610,6 +617,15 @@ void placement_checkpoint_saved(placement *p, mb_agent_id id, const void *blob, 
         cJSON_Delete(j);
         return;
     }
+    /* An idle agent's periodic checkpoint equals the replicated one: no
+     * need to send it through raft again (nothing older is in flight that
+     * could overwrite it). */
+    const consensus_sm *sm = sm_of(p);
+    const consensus_agent *a = sm != NULL ? consensus_sm_agent_get(sm, c->name) : NULL;
+    if (!c->draining && !c->has_pending && !p->ckpt_busy && a != NULL && a->node == p->n->node_id &&
+        a->generation == c->generation && a->has_checkpoint && a->checkpoint_len == len &&
+        (len == 0 || memcmp(a->checkpoint, blob, len) == 0))
+        return;
     void *copy_blob = malloc(len > 0 ? len : 1);
     if (copy_blob == NULL)
         return;
@@ -1028,6 +1044,82 @@ static void catch_up(placement *p)
     }
 }
 
+/* ---- the returning node ---- */
+
+typedef struct return_scan {
+    uint64_t self;
+    size_t moved;
+    uint64_t gen_max;
+    cJSON *ids; /* the first 20 moved agents */
+} return_scan;
+
+static int return_scan_cb(const storage_event *ev, void *arg)
+{
+    return_scan *rs = arg;
+    cJSON *o = ev->payload_len > 0 ? cJSON_ParseWithLength(ev->payload, ev->payload_len) : NULL;
+    const cJSON *from = cJSON_GetObjectItemCaseSensitive(o, "from_node");
+    const cJSON *gen = cJSON_GetObjectItemCaseSensitive(o, "generation");
+    if (cJSON_IsNumber(from) && (uint64_t)from->valuedouble == rs->self) {
+        rs->moved++;
+        if (cJSON_IsNumber(gen) && (uint64_t)gen->valuedouble > rs->gen_max)
+            rs->gen_max = (uint64_t)gen->valuedouble;
+        if (rs->moved <= 20 && rs->ids != NULL)
+            cJSON_AddItemToArray(rs->ids, cJSON_CreateString(ev->subject));
+    }
+    cJSON_Delete(o);
+    return 0;
+}
+
+/* Once, after the first catch-up of this process: the moves of this
+ * node's agents that it applied since it started (events agent.reassign
+ * from this node in its copy of the cluster log, written at apply time)
+ * are what it learned on its return — agents moved away while it was down
+ * or cut off, which it never starts. Logged and recorded as the local
+ * event placement.returned, with the counts. */
+static void report_return(placement *p)
+{
+    p->return_reported = 1;
+    if (p->n->store == NULL)
+        return;
+    repl_flush_events(p->n->repl);
+    return_scan rs = { .self = p->n->node_id, .ids = cJSON_CreateArray() };
+    struct storage_query q = { .type = "agent.reassign",
+                               .from_time_ms = p->n->start_wall_ms,
+                               .limit = 10000 };
+    uint64_t next = 0;
+    mb_error e;
+    mb_error_clear(&e);
+    for (int page = 0; page < 100; page++) {
+        if (node_log_query(p->n->store, 1, &q, return_scan_cb, &rs, &next, &e) != MB_OK) {
+            NC_LOGKV(p->n->log, NC_LOG_WARN, "placement", "cannot read the moves of this node",
+                     NC_F_STR("error", e.msg));
+            break;
+        }
+        if (next == 0)
+            break;
+        q.cursor = next;
+    }
+    if (rs.moved > 0) {
+        size_t kept = 0;
+        const consensus_sm *sm = sm_of(p);
+        for (size_t i = 0; sm != NULL && i < consensus_sm_agent_count(sm); i++)
+            kept += consensus_sm_agent_at(sm, i)->node == p->n->node_id;
+        NC_LOGKV(p->n->log, NC_LOG_WARN, "placement",
+                 "returning node: agents moved away while it was down, not started (fenced)",
+                 NC_F_U64("moved", rs.moved), NC_F_U64("generation_max", rs.gen_max),
+                 NC_F_U64("assigned_here", kept));
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddNumberToObject(j, "moved", (double)rs.moved);
+        cJSON_AddNumberToObject(j, "generation_max", (double)rs.gen_max);
+        cJSON_AddNumberToObject(j, "assigned_here", (double)kept);
+        cJSON_AddItemToObject(j, "agents", rs.ids);
+        rs.ids = NULL;
+        node_event(p->n, "placement.returned", p->n->node_name, j);
+        cJSON_Delete(j);
+    }
+    cJSON_Delete(rs.ids);
+}
+
 /* ---- the tick ---- */
 
 static void tick_cb(uv_timer_t *t)
@@ -1036,14 +1128,18 @@ static void tick_cb(uv_timer_t *t)
     if (p->closing || p->n->repl == NULL)
         return;
     uint64_t now = now_ms(p);
-    uint64_t ft = (uint64_t)nc_config_duration_ms(p->n->cfg, NC_CFG_FAILURE_TIMEOUT);
+    /* While this process lives its connections stay open, so the others
+     * declare it down only after unresponsive_timeout of silence (docs/
+     * cluster.md "Failure detector"): fencing at half of it leaves a margin
+     * for the heartbeat interval and the peers' clocks. */
+    uint64_t ut = (uint64_t)nc_config_duration_ms(p->n->cfg, NC_CFG_UNRESPONSIVE_TIMEOUT) / 2;
     uint64_t et = (uint64_t)nc_config_duration_ms(p->n->cfg, NC_CFG_ELECTION_TIMEOUT);
     /* No leader for longer than an election normally takes and at least
-     * the failure timeout: the others may have declared this node down. */
-    uint64_t lost_after = ft > 3 * et ? ft : 3 * et;
+     * that margin: the others may be about to declare this node down. */
+    uint64_t lost_after = ut > 3 * et ? ut : 3 * et;
     /* A pause (SIGSTOP, a stalled loop) long enough to be declared down:
      * fence before anything else runs on old information. */
-    if (p->last_tick_ms != 0 && now - p->last_tick_ms > ft)
+    if (p->last_tick_ms != 0 && now - p->last_tick_ms > ut)
         fence(p, "paused");
     p->last_tick_ms = now;
 
@@ -1064,6 +1160,8 @@ static void tick_cb(uv_timer_t *t)
         return;
     }
     const consensus_sm *sm = sm_of(p);
+    if (!p->return_reported)
+        report_return(p);
     uint64_t applied = consensus_sm_applied_index(sm);
     if (applied != p->last_applied || now - p->last_pass_ms >= FULL_PASS_MS) {
         p->last_applied = applied;

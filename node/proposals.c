@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mabeam/proposal.h>
+
 #include "node/node.h"
 #include "node/replication.h"
 
@@ -73,6 +75,7 @@ struct node_proposals {
     int handles;   /* open handles */
     unsigned refs; /* batches and opens in flight + 1 while running */
     uint64_t sent_batches, sent_votes;
+    struct agent_open *agent_opens; /* loop only: open agents' proposals */
     node_proposals *next_module;
     int registered;
 };
@@ -359,18 +362,90 @@ typedef struct open_req {
     node_proposals *p;
     char id[24];
     mb_agent_id who;
+    uint64_t num;
+    char *name;
 } open_req;
+
+/* An agent's proposal that opened: its decision goes back to the agent. */
+typedef struct agent_open {
+    struct agent_open *next;
+    char id[24];
+    mb_agent_id who;
+    uint64_t num;
+} agent_open;
+
+/* failover2: tell the proposing agent (MB_TAG_PROPOSAL_*, JSON `j`, which
+ * this consumes). A gone agent is not an error. */
+static void tell_agent(node_proposals *p, mb_agent_id who, uint32_t tag, cJSON *j)
+{
+    char *text = j != NULL ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    mb_runtime *rt = p->n->services != NULL ? node_services_runtime(p->n->services) : NULL;
+    if (text != NULL && rt != NULL &&
+        mb_runtime_deliver(rt, MB_AGENT_NONE, who, tag, text, strlen(text)) != MB_OK)
+        NC_LOGKV(p->n->log, NC_LOG_DEBUG, "proposals", "proposal notice not delivered",
+                 NC_F_U64("agent", who));
+    free(text);
+}
+
+static void tell_refused(node_proposals *p, mb_agent_id who, uint64_t num, const char *name,
+                         int code, const char *msg)
+{
+    NC_LOGKV(p->n->log, NC_LOG_WARN, "proposals", "an agent's proposal was not opened",
+             NC_F_STR("variable", name), NC_F_U64("agent", who), NC_F_STR("error", msg));
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "proposal", (double)num);
+    cJSON_AddStringToObject(j, "variable", name);
+    cJSON_AddStringToObject(j, "code", mb_errname(code));
+    cJSON_AddStringToObject(j, "error", msg);
+    tell_agent(p, who, MB_TAG_PROPOSAL_REFUSED, j);
+}
 
 static void open_done_cb(void *arg, const consensus_result *res)
 {
     open_req *o = arg;
-    if (res->code != MB_OK)
-        NC_LOGKV(o->p->n->log, NC_LOG_WARN, "proposals", "an agent's proposal was not opened",
-                 NC_F_STR("proposal", o->id), NC_F_U64("agent", o->who),
-                 NC_F_STR("error", res->msg[0] ? res->msg : mb_strerror(res->code)));
     node_proposals *p = o->p;
+    if (res->code != MB_OK) {
+        tell_refused(p, o->who, o->num, o->name, res->code,
+                     res->msg[0] ? res->msg : mb_strerror(res->code));
+    } else {
+        agent_open *ao = calloc(1, sizeof(*ao));
+        if (ao != NULL) {
+            snprintf(ao->id, sizeof(ao->id), "%s", o->id);
+            ao->who = o->who;
+            ao->num = o->num;
+            ao->next = p->agent_opens;
+            p->agent_opens = ao;
+        }
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddNumberToObject(j, "proposal", (double)o->num);
+        cJSON_AddStringToObject(j, "id", o->id);
+        cJSON_AddStringToObject(j, "variable", o->name);
+        tell_agent(p, o->who, MB_TAG_PROPOSAL_OPENED, j);
+    }
+    free(o->name);
     free(o);
     module_unref(p);
+}
+
+/* A proposal closed (`payload` = its proposal.close event, may be NULL):
+ * an agent of this node that opened it hears the decision. */
+static void agent_open_decided(node_proposals *p, const char *id, const char *payload)
+{
+    for (agent_open **pp = &p->agent_opens; *pp != NULL; pp = &(*pp)->next) {
+        agent_open *ao = *pp;
+        if (strcmp(ao->id, id) != 0)
+            continue;
+        *pp = ao->next;
+        cJSON *j = payload != NULL ? cJSON_Parse(payload) : NULL;
+        if (j == NULL)
+            j = cJSON_CreateObject();
+        cJSON_DeleteItemFromObjectCaseSensitive(j, "proposal");
+        cJSON_AddNumberToObject(j, "proposal", (double)ao->num);
+        tell_agent(p, ao->who, MB_TAG_PROPOSAL_DECIDED, j);
+        free(ao);
+        return;
+    }
 }
 
 /* Voters of an agent's proposal: every live cluster agent. */
@@ -390,9 +465,12 @@ static void open_agent_proposal(node_proposals *p, agent_prop *ap)
     }
     if (rc == MB_OK && (var == NULL || nv == 0))
         rc = var == NULL ? MB_ENOTFOUND : MB_ENOAGENT;
+    if (rc == MB_OK && (o->name = strdup(ap->name)) == NULL)
+        rc = MB_ENOMEM;
     if (rc == MB_OK) {
         o->p = p;
         o->who = ap->who;
+        o->num = ap->num;
         snprintf(o->id, sizeof(o->id), "%llu", (unsigned long long)ap->num);
         char by[40];
         snprintf(by, sizeof(by), "agent:%016llx", (unsigned long long)ap->who);
@@ -412,9 +490,12 @@ static void open_agent_proposal(node_proposals *p, agent_prop *ap)
     }
     free(voters);
     if (rc != MB_OK) {
-        NC_LOGKV(p->n->log, NC_LOG_WARN, "proposals", "an agent's proposal was not opened",
-                 NC_F_STR("variable", ap->name), NC_F_U64("agent", ap->who),
-                 NC_F_STR("error", mb_strerror(rc)));
+        tell_refused(p, ap->who, ap->num, ap->name, rc,
+                     rc == MB_ENOTFOUND  ? "no such variable"
+                     : rc == MB_ENOAGENT ? "no live cluster agent to vote"
+                                         : mb_strerror(rc));
+        if (o != NULL)
+            free(o->name);
         free(o);
     }
 }
@@ -510,6 +591,7 @@ void node_proposals_on_effects(node_proposals *p, uint64_t index, const consensu
                 }
             }
             api_proposals_notify(p->n, e->subject, index, payload);
+            agent_open_decided(p, e->subject, payload);
         }
     }
 }
@@ -653,6 +735,11 @@ static void module_free(node_proposals *p)
         tracked *next = p->tracked->next;
         tracked_free(p->tracked);
         p->tracked = next;
+    }
+    while (p->agent_opens != NULL) {
+        agent_open *next = p->agent_opens->next;
+        free(p->agent_opens);
+        p->agent_opens = next;
     }
     pthread_mutex_destroy(&p->mu);
     free(p);

@@ -1868,8 +1868,14 @@ int repl_open(node *n, mb_error *err)
         .seeds = n_seeds > 0 ? seed_urls : NULL,
         .n_seeds = n_seeds,
         .heartbeat_interval_ms = (uint32_t)hb,
-        .suspect_after_ms = (uint32_t)(down / 2 > hb ? down / 2 : hb + 1),
+        /* suspect after half the failure timeout, but not before 2.5
+         * heartbeat intervals (one late heartbeat is no suspicion) */
+        .suspect_after_ms = (uint32_t)(down / 2 > hb * 5 / 2   ? down / 2
+                                       : hb * 5 / 2 < down - 1 ? hb * 5 / 2
+                                                               : down - 1),
         .down_after_ms = (uint32_t)down,
+        .down_connected_after_ms =
+            (uint32_t)nc_config_duration_ms(n->cfg, NC_CFG_UNRESPONSIVE_TIMEOUT),
         .log_level = MESH_LOG_INFO,
         .cb = { .user = r, .log = mesh_log, .agent_message = mesh_agent_message },
     };

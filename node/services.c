@@ -77,6 +77,18 @@ static void cluster_unavailable(node_services *s, const char *what)
     NC_LOGKV(s->n->log, NC_LOG_DEBUG, "agents", NODE_CLUSTER_UNAVAILABLE, NC_F_STR("call", what));
 }
 
+static int svc_send_name(void *impl, mb_agent_id from, const char *name, uint32_t tag,
+                         const void *data, size_t len)
+{
+    node_services *s = impl;
+    node_cluster_ops o;
+    if (!cluster_copy(s, &o) || o.send_name == NULL) {
+        cluster_unavailable(s, "send_name");
+        return MB_EUNAVAIL;
+    }
+    return o.send_name(o.ctx, from, name, tag, data, len);
+}
+
 static int svc_send_remote(void *impl, mb_agent_id from, mb_agent_id to, uint32_t tag,
                            const void *data, size_t len)
 {
@@ -594,6 +606,7 @@ int node_services_start(node *n, mb_error *err)
     mb_services svc = {
         .impl = s,
         .send_remote = svc_send_remote,
+        .send_name = svc_send_name,
         .var_get = svc_var_get,
         .var_set = svc_var_set,
         .var_watch = svc_var_watch,

@@ -40,6 +40,8 @@ typedef struct node_cluster_ops {
     int (*propose)(void *ctx, mb_agent_id who, const char *name, const mb_value *value,
                    uint64_t *proposal_id);
     int (*vote)(void *ctx, mb_agent_id who, uint64_t proposal_id, int accept);
+    int (*send_name)(void *ctx, mb_agent_id from, const char *name, uint32_t tag, const void *data,
+                     size_t len);
 } node_cluster_ops;
 
 /* Message of the MB_EUNAVAIL answer while no cluster ops are set. */

@@ -208,13 +208,13 @@ local_agents() {
     py "$1" "/v1/agents?namespace=cluster" 'j["total"]'
 }
 
-FLAGS="--heartbeat_interval=100ms --failure_timeout=1s"
+FLAGS=""
 export MABEAM_CLUSTER_FLAGS="$FLAGS"
 
 # ---------------------------------------------------------------- 1. cluster
 say "1. Starting a 3-node cluster on 127.0.0.1 (ports $base..$((base + 22))) in $work"
-step "every node runs with $FLAGS"
-step "(failure_timeout is 5s by default; 1s here so the demo is short)"
+step "every node runs with the default failure detection: heartbeats every 200ms; a node is"
+step "down after 600ms of silence once its connections are gone (failure_timeout), 5s if they stay open"
 t=$(now_ms)
 "$root/scripts/cluster.sh" up 3 | sed 's/^/        /'
 t_up=$(($(now_ms) - t))
@@ -368,6 +368,20 @@ running=$(local_agents "$victim")
 step "agents assigned to node $victim in the replicated table: $stale; cluster agents its runtime runs: $running"
 step "its old copies (generation 1) are fenced: the table gave them generation 2 elsewhere, and the state machine refuses their status and checkpoints"
 mb 1 events --log cluster --type agent.reassign --limit 12 | cut -c1-160
+# What the returning node learned, from its own local event log.
+returned=""
+wait_for 10 py "$victim" "/v1/events?log=local&type=placement.returned&limit=1" 'len(j["events"]) == 1' &&
+    returned=$(py "$victim" "/v1/events?log=local&type=placement.returned&limit=1" \
+        '"%d %d %d" % tuple(j["events"][-1]["payload"][k] for k in ("moved", "generation_max", "assigned_here"))')
+read -r r_moved r_gen r_here <<<"${returned:-0 0 0}"
+if [ -n "$returned" ]; then
+    step "node $victim back (its event placement.returned): $r_moved agents moved away at generation $r_gen while it was down, not started (fenced); $r_here assigned to it now"
+    logline "returning node: agents moved away" "$victim"
+else
+    fenced_ok=no
+    step "node $victim did not record what it learned on return (event placement.returned)"
+fi
+[ "$r_moved" = "$(echo $moved | wc -w)" ] || fenced_ok=no
 
 # ----------------------------------------------------------------- 5. study
 trials=30
@@ -405,6 +419,7 @@ printf '        %-52s %s\n' \
     "counter state preserved across the failover" "$state_ok" \
     "vote decided: accepted" "$vote_ok" \
     "returning node runs none of its old copies" "$fenced_ok" \
+    "node $victim back: agents it learned moved, not started" "$r_moved (generation $r_gen)" \
     "study finished its budget" "$study_ok"
 echo "        (the vote was open when node $victim was killed: $open_at_kill)"
 fail=0

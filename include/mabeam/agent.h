@@ -157,6 +157,18 @@ mb_agent_id mb_self(mb_ctx *ctx);
  * MB_SEND_NOTIFY an UNDELIVERED notice is also queued), MB_EFULL if its
  * mailbox is bounded and full (see docs/agents.md, overflow policy). */
 int mb_send(mb_ctx *ctx, mb_agent_id to, uint32_t tag, const void *data, size_t len);
+/* Send to the agent registered as `name` in namespace `ns`. An agent of
+ * this node is sent to at once (mb_send). In namespace "cluster" a name
+ * not registered here is a cluster agent placed elsewhere: the message is
+ * routed through the node to the node that runs it now (its placement in
+ * the replicated state) and delivered there by name — at most once, in
+ * order per sender-receiver pair while neither moves (docs/node-services.md,
+ * "Agents and the cluster"); a "cluster" name with no placement is
+ * dropped and counted. MB_ENOAGENT for a name of another namespace not
+ * registered here; MB_EUNAVAIL without cluster services; MB_EFULL when the
+ * node's queue is full. */
+int mb_send_name(mb_ctx *ctx, const char *ns, const char *name, uint32_t tag, const void *data,
+                 size_t len);
 int mb_send_flags(mb_ctx *ctx, mb_agent_id to, uint32_t tag, const void *data, size_t len,
                   unsigned flags);
 

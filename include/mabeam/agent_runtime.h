@@ -93,6 +93,10 @@ typedef struct mb_services {
     uint64_t (*now_ms)(void *impl);
     uint64_t (*monotonic_ms)(void *impl);
     uint64_t (*random)(void *impl);
+    /* Send to a cluster agent by name (namespace "cluster") that is not
+     * registered on this node: routed to the node that runs it. */
+    int (*send_name)(void *impl, mb_agent_id from, const char *name, uint32_t tag, const void *data,
+                     size_t len);
 } mb_services;
 
 /* Runtime configuration. Zero fields take the documented defaults. */

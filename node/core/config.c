@@ -88,13 +88,21 @@ static const nc_config_key schema[NC_CFG_COUNT_] = {
     [NC_CFG_ALERT_INTERVAL] = { NC_CFG_ALERT_INTERVAL, "alert_interval", NC_CT_DURATION, "1s", true,
                                 false, 10, MS_PER_H, NULL, NULL,
                                 "How often alert rules are evaluated." },
+    /* failover2: detection fast by default (a node whose process is gone
+     * is down after failure_timeout), slow only where the connection stays
+     * open (a hung or paused process): docs/cluster.md "Failure detector" */
     [NC_CFG_HEARTBEAT_INTERVAL] = { NC_CFG_HEARTBEAT_INTERVAL, "heartbeat_interval", NC_CT_DURATION,
                                     "200ms", false, false, 1, 60 * MS_PER_S, NULL, NULL,
                                     "Interval of mesh heartbeats between nodes." },
-    [NC_CFG_FAILURE_TIMEOUT] = { NC_CFG_FAILURE_TIMEOUT, "failure_timeout", NC_CT_DURATION, "5s",
+    [NC_CFG_FAILURE_TIMEOUT] = { NC_CFG_FAILURE_TIMEOUT, "failure_timeout", NC_CT_DURATION, "600ms",
                                  false, false, 100, MS_PER_H, NULL, NULL,
-                                 "Heartbeats missing this long mark a node down; must exceed "
-                                 "heartbeat_interval." },
+                                 "Heartbeats missing this long, and no open connection, mark a "
+                                 "node down; must exceed heartbeat_interval." },
+    [NC_CFG_UNRESPONSIVE_TIMEOUT] = { NC_CFG_UNRESPONSIVE_TIMEOUT, "unresponsive_timeout",
+                                      NC_CT_DURATION, "5s", false, false, 200, MS_PER_H, NULL, NULL,
+                                      "Heartbeats missing this long mark a node down even while "
+                                      "its connection stays open (hung, paused, cut off); at "
+                                      "least 2 x failure_timeout." },
     [NC_CFG_ELECTION_TIMEOUT] = { NC_CFG_ELECTION_TIMEOUT, "election_timeout", NC_CT_DURATION,
                                   "500ms", false, false, 100, 60 * MS_PER_S, NULL, NULL,
                                   "Raft election timeout." },
@@ -836,6 +844,11 @@ static int values_cross_check(const struct value *v, mb_error *err)
         return mb_errorf(err, MB_EINVAL,
                          "key 'failure_timeout' (%s) must be greater than heartbeat_interval (%s)",
                          v[NC_CFG_FAILURE_TIMEOUT].text, v[NC_CFG_HEARTBEAT_INTERVAL].text);
+    if (v[NC_CFG_UNRESPONSIVE_TIMEOUT].num < 2 * v[NC_CFG_FAILURE_TIMEOUT].num)
+        return mb_errorf(
+            err, MB_EINVAL,
+            "key 'unresponsive_timeout' (%s) must be at least 2 x failure_timeout (%s)",
+            v[NC_CFG_UNRESPONSIVE_TIMEOUT].text, v[NC_CFG_FAILURE_TIMEOUT].text);
     return MB_OK;
 }
 

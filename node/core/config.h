@@ -50,29 +50,30 @@ extern "C" {
  * with types, defaults, limits and descriptions is in config.c and printed
  * by nc_config_schema_json(); docs/node-services.md lists it. */
 #define NC_CONFIG_KEYS(X)                                                                          \
-    X(NODE_ID, "node_id")                       /* int 1..2^53, raft id */                         \
-    X(NODE_NAME, "node_name")                   /* string, "" = host name */                       \
-    X(DATA_DIR, "data_dir")                     /* string, must be writable */                     \
-    X(HTTP_ADDRESS, "http_address")             /* address, 127.0.0.1:7700 */                      \
-    X(MESH_ADDRESS, "mesh_address")             /* address, 127.0.0.1:7701 */                      \
-    X(RAFT_ADDRESS, "raft_address")             /* IPv4 address, 127.0.0.1:7702 */                 \
-    X(SEEDS, "seeds")                           /* addresses (mesh) of peers */                    \
-    X(CLUSTER_SECRET, "cluster_secret")         /* string, secret */                               \
-    X(API_TOKEN, "api_token")                   /* string, secret, reloadable */                   \
-    X(LOG_LEVEL, "log_level")                   /* enum, reloadable */                             \
-    X(LOG_FORMAT, "log_format")                 /* enum text|json, reloadable */                   \
-    X(LOG_FILE, "log_file")                     /* string, "" = stderr, reloadable */              \
-    X(DURABILITY, "durability")                 /* enum fast|durable */                            \
-    X(AGENT_WORKERS, "agent_workers")           /* int 0..1024, 0 = cores */                       \
-    X(ALERT_RULES, "alert_rules")               /* string, telemetry.h syntax, reloadable */       \
-    X(ALERT_INTERVAL, "alert_interval")         /* duration, reloadable */                         \
-    X(HEARTBEAT_INTERVAL, "heartbeat_interval") /* duration, mesh heartbeats */                    \
-    X(FAILURE_TIMEOUT, "failure_timeout")       /* duration, node declared down */                 \
-    X(ELECTION_TIMEOUT, "election_timeout")     /* duration, raft */                               \
-    X(HTTP_MAX_BODY, "http_max_body")           /* size, reloadable */                             \
-    X(EVENT_RETENTION, "event_retention")       /* duration, 0 = keep all, reloadable */           \
-    X(WRITE_TIMEOUT, "write_timeout")           /* duration, replicated write deadline */          \
-    X(MAX_VOTERS, "max_voters")                 /* int 1..9, raft voters (rest standby) */         \
+    X(NODE_ID, "node_id")                           /* int 1..2^53, raft id */                     \
+    X(NODE_NAME, "node_name")                       /* string, "" = host name */                   \
+    X(DATA_DIR, "data_dir")                         /* string, must be writable */                 \
+    X(HTTP_ADDRESS, "http_address")                 /* address, 127.0.0.1:7700 */                  \
+    X(MESH_ADDRESS, "mesh_address")                 /* address, 127.0.0.1:7701 */                  \
+    X(RAFT_ADDRESS, "raft_address")                 /* IPv4 address, 127.0.0.1:7702 */             \
+    X(SEEDS, "seeds")                               /* addresses (mesh) of peers */                \
+    X(CLUSTER_SECRET, "cluster_secret")             /* string, secret */                           \
+    X(API_TOKEN, "api_token")                       /* string, secret, reloadable */               \
+    X(LOG_LEVEL, "log_level")                       /* enum, reloadable */                         \
+    X(LOG_FORMAT, "log_format")                     /* enum text|json, reloadable */               \
+    X(LOG_FILE, "log_file")                         /* string, "" = stderr, reloadable */          \
+    X(DURABILITY, "durability")                     /* enum fast|durable */                        \
+    X(AGENT_WORKERS, "agent_workers")               /* int 0..1024, 0 = cores */                   \
+    X(ALERT_RULES, "alert_rules")                   /* string, telemetry.h syntax, reloadable */   \
+    X(ALERT_INTERVAL, "alert_interval")             /* duration, reloadable */                     \
+    X(HEARTBEAT_INTERVAL, "heartbeat_interval")     /* duration, mesh heartbeats */                \
+    X(FAILURE_TIMEOUT, "failure_timeout")           /* duration, node declared down */             \
+    X(UNRESPONSIVE_TIMEOUT, "unresponsive_timeout") /* duration, down while connected */           \
+    X(ELECTION_TIMEOUT, "election_timeout")         /* duration, raft */                           \
+    X(HTTP_MAX_BODY, "http_max_body")               /* size, reloadable */                         \
+    X(EVENT_RETENTION, "event_retention")           /* duration, 0 = keep all, reloadable */       \
+    X(WRITE_TIMEOUT, "write_timeout")               /* duration, replicated write deadline */      \
+    X(MAX_VOTERS, "max_voters")                     /* int 1..9, raft voters (rest standby) */     \
     X(CHECKPOINT_INTERVAL_MS, "checkpoint_interval_ms") /* int ms, 0 = off, reloadable */          \
     X(CHECKPOINT_MAX_BYTES, "checkpoint_max_bytes")     /* size, reloadable */                     \
     X(VOTER_REPLACE_AFTER, "voter_replace_after")       /* duration, dead voter -> standby swap */ \

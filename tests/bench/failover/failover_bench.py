@@ -16,6 +16,7 @@ import base64
 import concurrent.futures
 import json
 import os
+import re
 import random
 import signal
 import struct
@@ -96,12 +97,51 @@ def all_checkpointed(total):
     return all(a["checkpoint_bytes"] is not None for a in j["agents"])
 
 
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def sent_bytes(pids):
+    """TCP payload bytes sent by each pid's established sockets (raft + mesh)."""
+    out = subprocess.run(["ss", "-tinpH", "state", "established"], capture_output=True,
+                         text=True).stdout
+    tot = {p: 0 for p in pids}
+    mine = None
+    for line in out.splitlines():
+        if not line.startswith(("\t", " ")):
+            mine = next((p for p in pids if ("pid=%d," % p) in line), None)
+        elif mine is not None:
+            m = re.search(r"bytes_sent:(\d+)", line)
+            tot[mine] += int(m.group(1)) if m else 0
+    return tot
+
+
+def idle(seconds):
+    """CPU % and bytes sent per second of each node over `seconds` of idle."""
+    pids = [int(open(os.path.join(DIR, "n%d.pid" % i)).read()) for i in (1, 2, 3)]
+    hz = os.sysconf("SC_CLK_TCK")
+    c0, b0, t0 = {p: cpu_ticks(p) for p in pids}, sent_bytes(pids), time.time()
+    time.sleep(seconds)  # a measurement window, not synchronisation
+    dt = time.time() - t0
+    c1, b1 = {p: cpu_ticks(p) for p in pids}, sent_bytes(pids)
+    return ([round(100.0 * (c1[p] - c0[p]) / hz / dt, 2) for p in pids],
+            [int((b1[p] - b0[p]) / dt) for p in pids])
+
+
 def one_run(run, flags):
     subprocess.run([CLUSTER, "down"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     subprocess.run(["rm", "-rf", DIR], check=True)
     env = dict(os.environ, MABEAM_CLUSTER_FLAGS=flags)
     subprocess.run([CLUSTER, "up", "3"], check=True, env=env, stdout=subprocess.DEVNULL)
     total = 2 * PER_NODE
+    idle_s = int(os.environ.get("MB_FAILOVER_IDLE_S", "10"))
+    extra = {}
+    if run == 1 and idle_s > 0:
+        cpu, bps = idle(idle_s)
+        log("run %d: idle %d s, no agents: cpu %% %s, bytes sent/s %s" % (run, idle_s, cpu, bps))
+        extra = {"idle0_cpu_pct": cpu, "idle0_bytes_sent_per_s": bps}
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         t = time.monotonic()
         names = spawn_all(pool)
@@ -109,6 +149,12 @@ def one_run(run, flags):
         log("run %d: %d agents running (%.1f s)" % (run, total, time.monotonic() - t))
         add_all(pool, names)
     wait(lambda: all_checkpointed(total), 60, "checkpoints replicated")
+    if run == 1 and idle_s > 0:
+        time.sleep(6)  # past one periodic checkpoint round (checkpoint_interval_ms 5000)
+        cpu, bps = idle(idle_s)
+        log("run %d: idle %d s with %d agents: cpu %% %s, bytes sent/s %s" %
+            (run, idle_s, total, cpu, bps))
+        extra.update({"idle_cpu_pct": cpu, "idle_bytes_sent_per_s": bps})
     leader = call(1, "GET", "/v1/cluster")["leader_id"]
     if leader == 3:
         raise SystemExit("failover bench: node 3 leads; the bench kills a follower")
@@ -154,7 +200,7 @@ def one_run(run, flags):
     log("run %d: drain of node 2 (%d agents) %.0f ms, %d/50 sampled counts lost" %
         (run, PER_NODE, drain * 1000, len(lost2)))
     return {"moved_ms": round(moved * 1000), "running_ms": round(running * 1000),
-            "drain_ms": round(drain * 1000), "lost": len(lost) + len(lost2)}
+            "drain_ms": round(drain * 1000), "lost": len(lost) + len(lost2), **extra}
 
 
 def main():

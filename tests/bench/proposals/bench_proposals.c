@@ -1,7 +1,7 @@
 /* bench_proposals: decision latency of a proposal among many voting
  * agents over a running cluster, through the HTTP API (the same path as
  * `mabeam propose --wait`). Spawns N builtin "voter" agents (vote yes at
- * once) spread round-robin over the nodes in namespace "cluster", defines
+ * once) as cluster agents spread by load over the nodes, defines
  * a consensus int variable, then per run: POST /v1/proposals (majority,
  * all N voters) on node run%nodes, long-poll its watch on the same node
  * until decided. Latency = POST sent -> decision applied on that node
@@ -102,19 +102,49 @@ int main(int argc, char **argv)
     }
     free(copy);
 
-    /* Voters, round-robin over the nodes. */
+    /* Voters: cluster agents spread by load over the nodes, all running
+     * before the first proposal. */
     double t0 = now_ms();
     for (int v = 0; v < voters; v++) {
         char body[256];
         snprintf(body, sizeof(body),
-                 "{\"kind\":\"voter\",\"name\":\"%s%04d\",\"namespace\":\"cluster\","
+                 "{\"kind\":\"voter\",\"name\":\"%s%04d\",\"placement\":\"spread:load\","
                  "\"config\":{\"vote\":\"yes\"}}",
                  prefix, v);
         int st;
         if (call(v % n_nodes, "POST", "/v1/agents", body, 10000, &st, NULL) != 0 || st != 201)
             return 1;
     }
-    fprintf(stderr, "bench_proposals: %d voters spawned in %.0f ms\n", voters, now_ms() - t0);
+    for (int running = 0; running < voters;) {
+        if (now_ms() - t0 > 120000) {
+            fprintf(stderr, "bench_proposals: voters not running after 120 s\n");
+            return 1;
+        }
+        int st;
+        cJSON *j = NULL;
+        if (call(0, "GET", "/v1/cluster/agents?limit=10000", NULL, 10000, &st, &j) != 0 ||
+            st != 200) {
+            cJSON_Delete(j);
+            return 1;
+        }
+        running = 0;
+        const cJSON *a;
+        cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(j, "agents"))
+        {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(a, "id");
+            const cJSON *stt = cJSON_GetObjectItemCaseSensitive(a, "status");
+            running += cJSON_IsString(id) &&
+                       strncmp(id->valuestring, prefix, strlen(prefix)) == 0 &&
+                       cJSON_IsString(stt) && strcmp(stt->valuestring, "running") == 0;
+        }
+        cJSON_Delete(j);
+        if (running < voters) {
+            struct timespec ts = { 0, 50 * 1000000L }; /* poll interval of a deadline wait */
+            nanosleep(&ts, NULL);
+        }
+    }
+    fprintf(stderr, "bench_proposals: %d voters placed and running in %.0f ms\n", voters,
+            now_ms() - t0);
     int st;
     char var[64];
     snprintf(var, sizeof(var), "%s_k", prefix);

@@ -1,7 +1,8 @@
 /* Kind "itwatch" for the cluster integration tests (loaded with POST
  * /v1/kinds): the agents' side of the cluster seen from an agent.
  *
- * Config: the name of an int variable; init watches it from version 0.
+ * Config: the name of an int variable, or (placed as a cluster agent,
+ * whose config is JSON) {"var":"NAME"}; init watches it from version 0.
  * Everything the agent observes is appended to a text log that is its
  * checkpoint (read back with GET /v1/agents/{id}/checkpoint), one line each:
  *   c VERSION VALUE     var_changed (VALUE "?" when not an int)
@@ -9,8 +10,13 @@
  *   S RC                the return code of mb_send (command tag 101)
  *   m FROMHEX TEXT      a message with tag 102 (sent by another itwatch)
  *   g RC VERSION VALUE  mb_var_get (command tag 103)
+ *   p RC NUM            mb_propose and the number it gave (command tag 104)
+ *   P TAG JSON          a proposal notice from the node (mabeam/proposal.h)
+ *   N RC                mb_send_name to a cluster agent (command tag 105)
  * Commands (user messages): 100 "N" sets the variable to N; 101 "HEX TEXT"
- * sends TEXT with tag 102 to agent HEX; 103 reads the variable. */
+ * sends TEXT with tag 102 to agent HEX; 103 reads the variable; 104
+ * "VAR N" proposes the int N for variable VAR (mb_propose); 105 "NAME
+ * TEXT" sends TEXT with tag 102 to cluster agent NAME (mb_send_name). */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +24,7 @@
 #include <string.h>
 
 #include <mabeam/agent.h>
+#include <mabeam/proposal.h>
 
 #define LOG_MAX (1u << 20)
 
@@ -55,6 +62,12 @@ static int itw_init(mb_ctx *ctx, const char *config, void **state)
     if (w == NULL)
         return MB_ENOMEM;
     snprintf(w->var, sizeof(w->var), "%s", config);
+    const char *json = strstr(config, "\"var\":\"");
+    if (config[0] == '{' && json != NULL) { /* {"var":"NAME"} */
+        json += 7;
+        size_t n = strcspn(json, "\"");
+        snprintf(w->var, sizeof(w->var), "%.*s", (int)n, json);
+    }
     int rc = mb_var_watch(ctx, w->var, 0);
     if (rc != MB_OK) {
         free(w);
@@ -87,6 +100,25 @@ static int itw_handle(mb_ctx *ctx, void *state, const mb_msg *msg)
         rc = logf_(w, "S %d\n", mb_send(ctx, to, 102, body, strlen(body)));
     } else if (msg->tag == 102) {
         rc = logf_(w, "m %016" PRIx64 " %s\n", (uint64_t)msg->from, text);
+    } else if (msg->tag == 105) {
+        char *sp = strchr(text, ' ');
+        const char *body = sp != NULL ? sp + 1 : "";
+        if (sp != NULL)
+            *sp = '\0';
+        rc = logf_(w, "N %d\n", mb_send_name(ctx, "cluster", text, 102, body, strlen(body)));
+    } else if (msg->tag == 104) {
+        char *sp = strchr(text, ' ');
+        mb_value v = { .type = MB_VT_INT };
+        v.u.i = sp != NULL ? strtoll(sp + 1, NULL, 10) : 0;
+        if (sp != NULL)
+            *sp = '\0';
+        uint64_t num = 0;
+        int p = mb_propose(ctx, text, &v, &num);
+        rc = logf_(w, "p %d %" PRIu64 "\n", p, num);
+    } else if (msg->from == MB_AGENT_NONE &&
+               (msg->tag == MB_TAG_PROPOSAL_OPENED || msg->tag == MB_TAG_PROPOSAL_REFUSED ||
+                msg->tag == MB_TAG_PROPOSAL_DECIDED)) {
+        rc = logf_(w, "P %x %s\n", (unsigned)msg->tag, text);
     } else if (msg->tag == 103) {
         mb_value v;
         uint64_t version = 0;

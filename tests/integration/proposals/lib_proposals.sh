@@ -2,11 +2,12 @@
 # waiting for a proposal's outcome. Builds on ../cluster/lib.sh.
 . "$(dirname "${BASH_SOURCE[0]}")/../cluster/lib.sh"
 
-# spawn_voter I NAME CONFIG-JSON: a voter agent on node I registered as
-# NAME in namespace "cluster" (what placement does for placed agents).
+# spawn_voter I NAME CONFIG-JSON: a voter cluster agent placed on node I
+# (voters are cluster agents: placement registers it as NAME in namespace
+# "cluster" on its node).
 spawn_voter() {
     http POST "http://${HTTP[$1]}/v1/agents" \
-        "{\"kind\":\"voter\",\"name\":\"$2\",\"namespace\":\"cluster\",\"config\":$3}"
+        "{\"kind\":\"voter\",\"name\":\"$2\",\"placement\":\"node:$1\",\"config\":$3}"
     [ "$HTTP_CODE" = 201 ] || fail "spawn voter $2 on node $1: $HTTP_CODE $(cat "$T/body")"
 }
 

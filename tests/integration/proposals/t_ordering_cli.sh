@@ -63,8 +63,8 @@ pass "CLI: propose --wait, proposal list/show/watch, set refused"
 # A port agent (an external Python process) votes through the protocol's
 # vote request.
 if command -v python3 >/dev/null; then
-    http POST "http://${HTTP[2]}/v1/agents" "{\"kind\":\"port\",\"name\":\"py1\",\"namespace\":\"cluster\",
-      \"cmd\":[\"$(command -v python3)\",\"-B\",\"$(cd "$(dirname "$0")" && pwd)/port_voter.py\"]}"
+    http POST "http://${HTTP[2]}/v1/agents" "{\"kind\":\"port\",\"name\":\"py1\",\"placement\":\"node:2\",
+      \"config\":{\"cmd\":[\"$(command -v python3)\",\"-B\",\"$(cd "$(dirname "$0")" && pwd)/port_voter.py\"]}}"
     [ "$HTTP_CODE" = 201 ] || fail "spawn port voter: $HTTP_CODE $(cat "$T/body")"
     define_consensus 1 port
     propose 3 '{"variable":"port","value":30,"rule":"unanimous","voters":["py1","y3"]}'

@@ -85,3 +85,10 @@ assert len(vs) == 1 and vs[0]["payload"]["value"] == 7, vs
 PY
 done
 pass "audit trail (open, votes, outcome, var.set in the same entry) on every node"
+
+# A voter id that is not a cluster agent (a typo) is refused at open, by
+# name, instead of holding the proposal until its deadline.
+http POST "http://${HTTP[3]}/v1/proposals" '{"variable":"k","value":3,"rule":"majority","voters":["y1","y9"]}'
+[ "$HTTP_CODE" = 404 ] || fail "unknown voter: $HTTP_CODE $(cat "$T/body")"
+grep -q 'voter \\"y9\\" is not a cluster agent' "$T/body" || fail "unknown voter error: $(cat "$T/body")"
+pass "a voter id that is not a cluster agent is refused at open, naming it"

@@ -23,7 +23,7 @@ static void record_cb(void *user, uint64_t id, cluster_peer_status from, cluster
 static fd *new_fd(int64_t suspect, int64_t down)
 {
     fd *d = NULL;
-    fd_config c = { suspect, down };
+    fd_config c = { .suspect_after_ms = suspect, .down_after_ms = down };
     n_changes = 0;
     CU_ASSERT_EQUAL_FATAL(fd_new(&c, record_cb, NULL, &d, NULL), MB_OK);
     return d;
@@ -174,7 +174,7 @@ static void test_config_rejects_down_not_after_suspect(void)
 {
     fd *d = NULL;
     mb_error e;
-    fd_config c = { 2000, 2000 };
+    fd_config c = { .suspect_after_ms = 2000, .down_after_ms = 2000 };
     CU_ASSERT_EQUAL(fd_new(&c, NULL, NULL, &d, &e), MB_EINVAL);
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "down_after_ms"));
     CU_ASSERT_EQUAL(fd_new(NULL, NULL, NULL, &d, NULL), MB_OK);
@@ -190,6 +190,94 @@ static void test_config_rejects_down_not_after_suspect(void)
     CU_ASSERT_STRING_EQUAL(cluster_peer_status_name(CLUSTER_PEER_SUSPECT), "suspect");
 }
 
+static void test_down_waits_longer_while_a_connection_is_open(void)
+{
+    fd *d = NULL;
+    fd_config c = { .suspect_after_ms = 300,
+                    .down_after_ms = 600,
+                    .down_connected_after_ms = 5000 };
+    n_changes = 0;
+    CU_ASSERT_EQUAL_FATAL(fd_new(&c, record_cb, NULL, &d, NULL), MB_OK);
+    fd_add(d, 7, 0);
+    fd_add(d, 8, 0);
+    CU_ASSERT_EQUAL(fd_set_connected(d, 7, 1), MB_OK);
+    CU_ASSERT_EQUAL(fd_set_connected(d, 99, 1), MB_ENOTFOUND);
+    fd_tick(d, 600);
+    fd_peer_view v;
+    fd_get(d, 7, &v); /* hung or paused, but its process holds the connection */
+    CU_ASSERT_EQUAL(v.status, CLUSTER_PEER_SUSPECT);
+    CU_ASSERT_EQUAL(v.connected, 1);
+    fd_get(d, 8, &v); /* silent and not connected: gone */
+    CU_ASSERT_EQUAL(v.status, CLUSTER_PEER_DOWN);
+    fd_tick(d, 4999);
+    fd_get(d, 7, &v);
+    CU_ASSERT_EQUAL(v.status, CLUSTER_PEER_SUSPECT);
+    fd_tick(d, 5000);
+    fd_get(d, 7, &v);
+    CU_ASSERT_EQUAL(v.status, CLUSTER_PEER_DOWN);
+    /* a connection lost while silent makes the short timeout apply at once */
+    fd_heard(d, 7, 6000, -1);
+    fd_tick(d, 6700);
+    fd_get(d, 7, &v);
+    CU_ASSERT_EQUAL(v.status, CLUSTER_PEER_SUSPECT);
+    fd_set_connected(d, 7, 0);
+    fd_tick(d, 6710);
+    fd_get(d, 7, &v);
+    CU_ASSERT_EQUAL(v.status, CLUSTER_PEER_DOWN);
+    fd_free(d);
+}
+
+static void test_own_stall_is_not_counted_as_silence(void)
+{
+    fd *d = NULL;
+    fd_config c = { .suspect_after_ms = 300, .down_after_ms = 600, .stall_after_ms = 100 };
+    n_changes = 0;
+    CU_ASSERT_EQUAL_FATAL(fd_new(&c, record_cb, NULL, &d, NULL), MB_OK);
+    fd_add(d, 7, 0);
+    fd_tick(d, 25);
+    fd_heard(d, 7, 50, -1);
+    fd_tick(d, 75);
+    /* the loop stalls for 2 s: only the first 100 ms count as silence */
+    fd_tick(d, 2075);
+    fd_peer_view v;
+    fd_get(d, 7, &v);
+    CU_ASSERT_EQUAL(v.status, CLUSTER_PEER_ALIVE);
+    CU_ASSERT_EQUAL(n_changes, 0);
+    CU_ASSERT_EQUAL(v.last_heard_ms, 50 + 1900);
+    /* the heartbeats queued during the stall arrive right after the tick */
+    fd_heard(d, 7, 2080, -1);
+    fd_get(d, 7, &v);
+    CU_ASSERT_EQUAL(v.status, CLUSTER_PEER_ALIVE);
+    /* a peer really gone is still declared down, by the time that ran */
+    for (int64_t t = 2100; t <= 2700; t += 25)
+        fd_tick(d, t);
+    fd_get(d, 7, &v);
+    CU_ASSERT_EQUAL(v.status, CLUSTER_PEER_DOWN);
+    fd_free(d);
+}
+
+static void test_without_stall_compensation_a_stall_counts(void)
+{
+    fd *d = new_fd(300, 600);
+    fd_add(d, 7, 0);
+    fd_tick(d, 25);
+    fd_tick(d, 2025);
+    fd_peer_view v;
+    fd_get(d, 7, &v);
+    CU_ASSERT_EQUAL(v.status, CLUSTER_PEER_DOWN);
+    fd_free(d);
+}
+
+static void test_config_rejects_down_connected_below_down(void)
+{
+    fd *d = NULL;
+    fd_config c = { .suspect_after_ms = 300, .down_after_ms = 600, .down_connected_after_ms = 500 };
+    mb_error e;
+    CU_ASSERT_EQUAL(fd_new(&c, NULL, NULL, &d, &e), MB_EINVAL);
+    CU_ASSERT_PTR_NULL(d);
+    CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "down_connected_after_ms"));
+}
+
 static CU_TestInfo fd_tests[] = {
     { "test_new_peer_is_alive_with_grace", test_new_peer_is_alive_with_grace },
     { "test_silence_makes_peer_suspect_then_down", test_silence_makes_peer_suspect_then_down },
@@ -203,6 +291,13 @@ static CU_TestInfo fd_tests[] = {
       test_peers_are_independent_and_listed_in_id_order },
     { "test_time_going_backwards_changes_nothing", test_time_going_backwards_changes_nothing },
     { "test_config_rejects_down_not_after_suspect", test_config_rejects_down_not_after_suspect },
+    { "test_down_waits_longer_while_a_connection_is_open",
+      test_down_waits_longer_while_a_connection_is_open },
+    { "test_own_stall_is_not_counted_as_silence", test_own_stall_is_not_counted_as_silence },
+    { "test_without_stall_compensation_a_stall_counts",
+      test_without_stall_compensation_a_stall_counts },
+    { "test_config_rejects_down_connected_below_down",
+      test_config_rejects_down_connected_below_down },
     CU_TEST_INFO_NULL,
 };
 

@@ -4,6 +4,7 @@
  * Every node of a test runs on one uv loop driven by RUN_UNTIL, which waits
  * on a condition with a deadline. */
 #include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <stdio.h>
 #include <string.h>
@@ -148,6 +149,7 @@ typedef struct opts {
     int fast; /* short heartbeat timings */
     uint32_t attempt_ms;
     int tls;
+    uint32_t down_connected_ms; /* 0 = the mesh default */
 } opts;
 
 static void node_open(node *n, uint64_t id, const char *url, const opts *o)
@@ -169,6 +171,7 @@ static void node_open(node *n, uint64_t id, const char *url, const opts *o)
             c.suspect_after_ms = 250;
             c.down_after_ms = 500;
         }
+        c.down_connected_after_ms = o->down_connected_ms;
         c.rpc_attempt_ms = o->attempt_ms;
         if (o->tls) {
             c.tls_cert_key_file = MB_CLUSTER_CERT_DIR "/node.pem";
@@ -539,6 +542,36 @@ static void test_heartbeats_detect_peer_down_and_back(void)
     node_close(&b);
 }
 
+/* A peer whose process holds its connection open but never answers (hung,
+ * paused): it is declared down only after down_connected_after_ms, and at
+ * once when its connection goes away. */
+static void test_connected_silent_peer_is_down_only_after_longer_timeout(void)
+{
+    node a;
+    opts o = { .fast = 1, .down_connected_ms = 1500 };
+    node_open(&a, 1, "tcp://127.0.0.1:0", &o);
+    nng_socket hung;
+    nng_listener l;
+    CU_ASSERT_EQUAL_FATAL(nng_rep0_open(&hung), 0);
+    CU_ASSERT_EQUAL_FATAL(nng_listen(hung, "tcp://127.0.0.1:0", &l, 0), 0);
+    int port = 0;
+    CU_ASSERT_EQUAL_FATAL(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), 0);
+    char url[64];
+    snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+    CU_ASSERT_EQUAL_FATAL(mesh_add_peer(a.m, 9, url, NULL), MB_OK);
+    CU_ASSERT_FATAL(RUN_UNTIL(mesh_peer_connected(a.m, 9) == 1, 5000));
+    fd_peer_view v;
+    CU_ASSERT_FATAL(RUN_UNTIL(a.last_changed == 9 && a.last_to == CLUSTER_PEER_SUSPECT, 5000));
+    /* past down_after_ms (500) and well short of 1500: still only suspect */
+    CU_ASSERT(!RUN_UNTIL(a.last_to == CLUSTER_PEER_DOWN, 700));
+    CU_ASSERT(mesh_peer(a.m, 9, &v) == MB_OK && v.status == CLUSTER_PEER_SUSPECT);
+    /* the process goes away: its connection closes, down within a tick or two */
+    nng_close(hung);
+    CU_ASSERT_FATAL(RUN_UNTIL(a.last_to == CLUSTER_PEER_DOWN, 5000));
+    CU_ASSERT(mesh_peer(a.m, 9, &v) == MB_OK && v.since_ms - v.last_heard_ms < 1500);
+    node_close(&a);
+}
+
 static void test_join_through_seed_and_learn_leader(void)
 {
     static node a, b, c;
@@ -899,6 +932,8 @@ static CU_TestInfo mesh_tests[] = {
     { "test_agent_messages_ordered_once_across_reconnect",
       test_agent_messages_ordered_once_across_reconnect },
     { "test_heartbeats_detect_peer_down_and_back", test_heartbeats_detect_peer_down_and_back },
+    { "test_connected_silent_peer_is_down_only_after_longer_timeout",
+      test_connected_silent_peer_is_down_only_after_longer_timeout },
     { "test_join_through_seed_and_learn_leader", test_join_through_seed_and_learn_leader },
     { "test_wrong_secret_is_refused_and_logged", test_wrong_secret_is_refused_and_logged },
     { "test_replayed_envelope_is_refused_and_logged",

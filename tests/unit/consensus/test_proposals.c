@@ -23,6 +23,17 @@ static void set_status(const char *id, consensus_agent_status st)
 static consensus_result open_p(const char *id, const char *var, consensus_rule rule, uint32_t f,
                                char **voters, uint32_t n, int64_t value)
 {
+    /* voters are cluster agents: place those not in the table yet */
+    if (n > 0 && consensus_sm_node_get(sm, 1) == NULL)
+        add_node(1);
+    for (uint32_t i = 0; i < n; i++) {
+        consensus_cmd pc = { .kind = CONSENSUS_CMD_AGENT_PLACE,
+                             .agent_id = voters[i],
+                             .agent_kind = "voter",
+                             .agent_node = 1 };
+        if (consensus_sm_agent_get(sm, voters[i]) == NULL)
+            run(&pc);
+    }
     consensus_cmd c = { .kind = CONSENSUS_CMD_PROPOSAL_OPEN,
                         .proposal_id = (char *)id,
                         .name = (char *)var,
@@ -402,6 +413,33 @@ static void test_rule_names_parse_and_print(void)
     CU_ASSERT_STRING_EQUAL(consensus_outcome_name(CONSENSUS_PROPOSAL_EXPIRED), "expired");
 }
 
+static void test_open_refuses_a_voter_that_is_not_a_cluster_agent(void)
+{
+    sm_fixture_fresh();
+    define_consensus_int("k");
+    add_node(1);
+    place("a");
+    consensus_cmd c = { .kind = CONSENSUS_CMD_PROPOSAL_OPEN,
+                        .proposal_id = "u",
+                        .name = "k",
+                        .by = "tester",
+                        .rule = CONSENSUS_RULE_MAJORITY,
+                        .voters = (char *[]){ "a", "typo" },
+                        .n_voters = 2 };
+    c.value = (mb_value){ .type = MB_VT_INT, .u.i = 3 };
+    consensus_result r = run(&c);
+    CU_ASSERT_EQUAL(r.code, MB_ENOAGENT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.msg, "\"typo\""));
+    CU_ASSERT_PTR_NULL(consensus_sm_proposal_get(sm, "u"));
+    /* a removed agent is unknown too */
+    consensus_cmd rm = { .kind = CONSENSUS_CMD_AGENT_REMOVE, .agent_id = "a" };
+    CU_ASSERT_EQUAL_FATAL(run(&rm).code, MB_OK);
+    c.n_voters = 1;
+    r = run(&c);
+    CU_ASSERT_EQUAL(r.code, MB_ENOAGENT);
+    CU_ASSERT_PTR_NOT_NULL(strstr(r.msg, "\"a\""));
+}
+
 static CU_TestInfo tests[] = {
     { "test_byzantine_open_refused_below_3f_plus_1_and_says_how_many",
       test_byzantine_open_refused_below_3f_plus_1_and_says_how_many },
@@ -429,6 +467,8 @@ static CU_TestInfo tests[] = {
       test_removed_agent_leaves_the_voters_at_once },
     { "test_snapshot_keeps_byzantine_fields", test_snapshot_keeps_byzantine_fields },
     { "test_rule_names_parse_and_print", test_rule_names_parse_and_print },
+    { "test_open_refuses_a_voter_that_is_not_a_cluster_agent",
+      test_open_refuses_a_voter_that_is_not_a_cluster_agent },
     CU_TEST_INFO_NULL,
 };
 

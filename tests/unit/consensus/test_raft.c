@@ -539,6 +539,22 @@ static void test_membership_adds_voters_up_to_three_then_standby_transfers_and_r
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     char *voters[] = { "a", "b" };
+    consensus_cmd na = { .kind = CONSENSUS_CMD_NODE_ADD }; /* voters are cluster agents */
+    na.node.id = 1;
+    na.node.raft_addr = "127.0.0.1:9000";
+    na.node.mesh_addr = "";
+    na.node.api_addr = "";
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(1, &na, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    for (int i = 0; i < 2; i++) {
+        consensus_cmd pc = { .kind = CONSENSUS_CMD_AGENT_PLACE,
+                             .agent_id = voters[i],
+                             .agent_kind = "voter",
+                             .agent_node = 1 };
+        CU_ASSERT_EQUAL_FATAL(propose_cmd(1, &pc, &w, &now), MB_OK);
+        CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+        CU_ASSERT_EQUAL(w.res.code, MB_OK);
+    }
     consensus_cmd po = { .kind = CONSENSUS_CMD_PROPOSAL_OPEN,
                          .proposal_id = "p",
                          .name = "c",

@@ -76,7 +76,8 @@ static void test_defaults_apply_when_no_source_sets_a_key(void)
     CU_ASSERT_STRING_EQUAL(text_of(cfg, NC_CFG_HTTP_ADDRESS), "127.0.0.1:7700");
     CU_ASSERT_EQUAL(nc_config_source_of(cfg, NC_CFG_HTTP_ADDRESS), NC_CS_DEFAULT);
     CU_ASSERT_EQUAL(nc_config_int(cfg, NC_CFG_NODE_ID), 1);
-    CU_ASSERT_EQUAL(nc_config_duration_ms(cfg, NC_CFG_FAILURE_TIMEOUT), 5000);
+    CU_ASSERT_EQUAL(nc_config_duration_ms(cfg, NC_CFG_FAILURE_TIMEOUT), 600);
+    CU_ASSERT_EQUAL(nc_config_duration_ms(cfg, NC_CFG_UNRESPONSIVE_TIMEOUT), 5000);
     CU_ASSERT_EQUAL(nc_config_size_bytes(cfg, NC_CFG_HTTP_MAX_BODY), 1u << 20);
     CU_ASSERT_STRING_EQUAL(nc_config_enum_name(cfg, NC_CFG_DURABILITY), "fast");
     CU_ASSERT_EQUAL(nc_config_version(cfg), 1);
@@ -223,6 +224,8 @@ static void test_bad_values_are_refused_with_key_and_reason(void)
     expect_error(NULL, env, 0, NULL, MB_ERANGE, "environment MABEAM_NODE_ID", "out of range");
     expect_error("heartbeat_interval = 10s\nfailure_timeout = 5s\n", NULL, 0, NULL, MB_EINVAL,
                  "failure_timeout", "greater than heartbeat_interval");
+    expect_error("failure_timeout = 3s\n", NULL, 0, NULL, MB_EINVAL, "key 'unresponsive_timeout'",
+                 "at least 2 x failure_timeout");
 }
 
 static void test_file_syntax_errors_name_the_line(void)
