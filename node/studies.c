@@ -45,13 +45,14 @@
 
 extern char **environ;
 
-#define TICK_MS        100
-#define CLAIM_IDLE_MS  20 /* a follower slot idle this long takes any trial */
-#define SUBMIT_RETRIES 5
-#define STDERR_TAIL    240
-#define LINE_MAX_BYTES 4096
-#define SLOTS_MAX      256
-#define DEFAULT_PYTHON "/usr/bin/python3" /* Debian's, for python3-sklearn */
+#define TICK_MS         100
+#define CLAIM_IDLE_MS   20 /* a follower slot idle this long takes any trial */
+#define SUBMIT_RETRIES  5
+#define STDERR_TAIL     240
+#define LINE_MAX_BYTES  4096
+#define SLOTS_MAX       256
+#define DEFAULT_PYTHON  "/usr/bin/python3" /* Debian's, for python3-sklearn */
+#define CANCEL_GRACE_MS 1000 /* a cancelled objective process: SIGTERM, then SIGKILL */
 
 /* ---------------- messages from slot threads ---------------- */
 
@@ -108,7 +109,7 @@ typedef struct optrun {
     struct optrun *next;
     char id[CONSENSUS_ID_MAX + 1];
     char agent[CONSENSUS_ID_MAX + 1]; /* the optimiser agent hosted here */
-    mb_optim *opt;
+    mb_optim_part *opt;               /* one optimiser, or one per partition group */
     uint32_t n_suggested; /* trials the optimiser suggested (== replicated + inflight) */
     uint32_t n_fed;       /* finished trials fed */
     uint64_t fed_index;   /* raft index of the last one fed */
@@ -376,10 +377,8 @@ static void run_process(slot *sl, const job *j)
         pthread_mutex_lock(&sl->s->mu);
         cancelled = sl->cancel;
         pthread_mutex_unlock(&sl->s->mu);
-        if (cancelled) {
-            kill(-pid, SIGKILL);
-            break;
-        }
+        if (cancelled)
+            break; /* stopped below: SIGTERM, then SIGKILL after a grace */
         int pr = poll(pf, 2, wait);
         if (pr < 0 && errno != EINTR)
             break;
@@ -444,8 +443,21 @@ static void run_process(slot *sl, const job *j)
         if (out[0] < 0 && open_fds > 0 && err[0] < 0)
             break;
     }
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    int status = 0, reaped = 0;
+    if (cancelled) {
+        /* Pruned, re-queued or shut down: ask the process group to stop,
+         * and kill it if it is still there after the grace. */
+        kill(-pid, SIGTERM);
+        uint64_t until = mono_ms() + CANCEL_GRACE_MS;
+        pid_t w;
+        while ((w = waitpid(pid, &status, WNOHANG)) == 0 && mono_ms() < until)
+            poll(NULL, 0, 5);
+        if (w == pid)
+            reaped = 1;
+        else
+            kill(-pid, SIGKILL);
+    }
+    while (!reaped && waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     pthread_mutex_lock(&sl->s->mu);
     sl->child = 0;
@@ -569,7 +581,7 @@ static void slot_cancel(slot *sl)
     pthread_mutex_lock(&sl->s->mu);
     sl->cancel = 1;
     if (sl->child > 0)
-        kill(-sl->child, SIGKILL);
+        kill(-sl->child, SIGTERM); /* the slot thread escalates to SIGKILL */
     pthread_cond_broadcast(&sl->s->cv);
     pthread_mutex_unlock(&sl->s->mu);
 }
@@ -890,16 +902,11 @@ static void cancel_stale(studies *s, const consensus_sm *sm)
         if (t != NULL && t->status == CONSENSUS_TRIAL_RUNNING && t->evaluator != NULL &&
             strcmp(t->evaluator, sl->evaluator) == 0 && t->generation == sl->generation)
             continue;
-        pthread_mutex_lock(&s->mu);
-        sl->cancel = 1;
-        if (sl->child > 0)
-            kill(-sl->child, SIGKILL);
-        pthread_cond_broadcast(&s->cv);
-        pthread_mutex_unlock(&s->mu);
+        slot_cancel(sl); /* pruned, re-queued or the study stopped */
     }
 }
 
-/* ---------------- optimisers (leader) ---------------- */
+/* ---------------- optimisers (the optimiser agent's host) ---------------- */
 
 static int build_space(const consensus_study *st, mb_optim_space **out, mb_error *err)
 {
@@ -939,7 +946,7 @@ static int build_space(const consensus_study *st, mb_optim_space **out, mb_error
     return MB_OK;
 }
 
-static int optim_for(const consensus_study *st, mb_optim **out, mb_error *err)
+static int optim_for(const consensus_study *st, mb_optim_part **out, mb_error *err)
 {
     mb_optim_strategy strat;
     int rc = mb_optim_strategy_parse(st->def.strategy, &strat, err);
@@ -955,7 +962,11 @@ static int optim_for(const consensus_study *st, mb_optim **out, mb_error *err)
     mb_optim_space *sp = NULL;
     if ((rc = build_space(st, &sp, err)) != MB_OK)
         return rc;
-    rc = mb_optim_new(sp, &cfg, out, err);
+    /* A partition: one optimiser per group, in lockstep (studyfeat). */
+    uint32_t groups[CONSENSUS_STUDY_MAX_PARAMS];
+    for (uint32_t i = 0; i < st->def.n_params; i++)
+        groups[i] = st->def.params[i].group;
+    rc = mb_optim_part_new(sp, &cfg, groups, st->def.n_groups, out, err);
     mb_optim_space_free(sp);
     return rc;
 }
@@ -970,10 +981,18 @@ static int cmp_finished(const void *a, const void *b)
 static void feed_one(optrun *r, const consensus_trial *t)
 {
     mb_error e;
-    if (t->status == CONSENSUS_TRIAL_COMPLETED)
-        mb_optim_complete(r->opt, t->number - 1, t->value, &e);
-    else
-        mb_optim_fail(r->opt, t->number - 1, &e);
+    if (t->status == CONSENSUS_TRIAL_COMPLETED) {
+        mb_optim_part_complete(r->opt, t->number - 1, t->value, &e);
+    } else if (t->status == CONSENSUS_TRIAL_PRUNED) {
+        /* Pruned (by the state machine's pruner): the optimiser ranks it
+         * by its learning curve. */
+        for (uint32_t i = 0; i < t->n_reports; i++)
+            mb_optim_part_report(r->opt, t->number - 1, t->report_steps[i], t->report_values[i],
+                                 &e);
+        mb_optim_part_prune(r->opt, t->number - 1, &e);
+    } else {
+        mb_optim_part_fail(r->opt, t->number - 1, &e);
+    }
     r->n_fed++;
     r->fed_index = t->finished;
 }
@@ -997,7 +1016,7 @@ static size_t unfed(const consensus_study *st, uint64_t after, const consensus_t
 static int run_rebuild(studies *s, optrun *r, const consensus_study *st)
 {
     mb_error e;
-    mb_optim_free(r->opt);
+    mb_optim_part_free(r->opt);
     r->opt = NULL;
     r->n_suggested = r->n_fed = 0;
     r->fed_index = 0;
@@ -1018,7 +1037,7 @@ static int run_rebuild(studies *s, optrun *r, const consensus_study *st)
             feed_one(r, fin[j++]);
         double x[MB_OPTIM_MAX_DIMS];
         uint64_t id;
-        if (mb_optim_suggest(r->opt, &id, x, &e) != MB_OK || id != k) {
+        if (mb_optim_part_suggest(r->opt, &id, x, &e) != MB_OK || id != k) {
             diverged = 1;
             break;
         }
@@ -1118,7 +1137,7 @@ static void drive_study(studies *s, const consensus_study *st, const consensus_a
         double x[MB_OPTIM_MAX_DIMS];
         uint64_t id;
         mb_error e;
-        int rc = mb_optim_suggest(r->opt, &id, x, &e);
+        int rc = mb_optim_part_suggest(r->opt, &id, x, &e);
         if (rc == MB_ERANGE) {
             r->exhausted = 1;
             break;
@@ -1132,7 +1151,8 @@ static void drive_study(studies *s, const consensus_study *st, const consensus_a
             submit_new(s, SUB_SUGGEST, CONSENSUS_CMD_TRIAL_SUGGEST, st->def.id, (uint32_t)id + 1);
         if (sb != NULL) {
             sb->sc.params = malloc(st->def.n_params * sizeof(double));
-            sb->sc.strategy = strdup(mb_optim_strategy_name(mb_optim_trial_strategy(r->opt, id)));
+            sb->sc.strategy =
+                strdup(mb_optim_strategy_name(mb_optim_part_trial_strategy(r->opt, id)));
             sb->sc.basis = r->n_fed;
             sb->sc.n_params = st->def.n_params;
             snprintf(sb->by, sizeof(sb->by), "%s", r->agent);
@@ -1165,7 +1185,7 @@ static void drop_runs(studies *s, int unmarked_only)
         optrun *r = *pp;
         if ((!unmarked_only || !r->mark) && r->inflight == 0 && !r->ctl_inflight) {
             *pp = r->next;
-            mb_optim_free(r->opt);
+            mb_optim_part_free(r->opt);
             free(r);
             continue;
         }
@@ -1646,7 +1666,7 @@ void studies_close(studies *s)
     while (s->runs != NULL) {
         optrun *r = s->runs;
         s->runs = r->next;
-        mb_optim_free(r->opt);
+        mb_optim_part_free(r->opt);
         free(r);
     }
     uv_close((uv_handle_t *)&s->tick, handle_closed_cb);
