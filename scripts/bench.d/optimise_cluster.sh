@@ -5,8 +5,10 @@
 #              8 evaluators (4 per node, parallelism 8) against 1
 #              (parallelism 1); target ratio >= 6.
 #   node loss: OPTIM_LOSS_RUNS (20) seeded runs of a 3-node cluster where a
-#              node running evaluators is killed mid-study; every trial of
-#              the budget must complete exactly once (lost = 0, twice = 0).
+#              node running evaluators is killed mid-study: in even runs the
+#              node running the study's optimiser agent, in odd runs a
+#              follower; every trial of the budget must be suggested and
+#              complete exactly once (lost = 0, twice = 0).
 # Real mabeamd processes on 127.0.0.1 from $MB_BENCH_BUILD (Release).
 # JSON lines on stdout, progress on stderr.
 set -euo pipefail
@@ -60,11 +62,14 @@ print(json.dumps({"suite": s, "metric": "study_parallel_speedup", "value": round
                   "unit": "x", "target": 6, "baseline": "1 evaluator", "met": one / eight >= 6}))
 PY
 
-# Node loss: fresh 3-node cluster per run; the seed picks the victim among
-# the followers running trials and the number of trials done before the kill.
+# Node loss: fresh 3-node cluster per run; the seed picks the victim (the
+# optimiser agent's node in even runs, else a follower running trials) and
+# the number of trials done before the kill.
 lost_total=0
 twice_total=0
+sugg_twice_total=0
 requeued_total=0
+opt_kills=0
 for run in $(seq 1 "$runs"); do
     echo "optimise: node loss run $run/$runs" >&2
     HTTP=() MESH=() RAFT=() PID=()
@@ -72,12 +77,24 @@ for run in $(seq 1 "$runs"); do
     CLUSTER_FLAGS=(--write_timeout=5s --log_level=warn --study_evaluators=2 --failure_timeout=1s)
     start_cluster 3
     A=${HTTP[1]}
-    victim=$((2 + run % 2))
+    victim=$((2 + (run / 2) % 2))
     after=$((1 + (run * 7) % 8))
     http POST "http://$A/v1/studies" "{\"id\":\"loss\",\"objective\":\"builtin:sleep:500\",
       \"strategy\":\"tpe\",\"seed\":$run,\"space\":[{\"name\":\"x\",\"type\":\"float\",\"min\":0,\"max\":1}],
       \"budget\":{\"trials\":30},\"parallelism\":6}"
     [ "$HTTP_CODE" = 201 ] || fail "create loss: $HTTP_CODE"
+    if [ $((run % 2)) = 0 ]; then
+        opt_node() {
+            curl -fsS -m 5 "http://$A/v1/cluster/agents?kind=optimiser" | python3 -c '
+import json, sys
+a = [x for x in json.load(sys.stdin)["agents"] if x["id"] == "optimiser-loss" and x["status"] == "running"]
+sys.exit(1) if not a else print(a[0]["node"])'
+        }
+        wait_until 30 opt_node >/dev/null || fail "run $run: no optimiser agent"
+        victim=$(opt_node)
+        opt_kills=$((opt_kills + 1))
+    fi
+    for i in 1 2 3; do [ "$i" = "$victim" ] || Q=${HTTP[$i]}; done
     ready() {
         curl -fsS -m 5 "http://$A/v1/studies/loss" | python3 -c '
 import json, sys
@@ -91,35 +108,40 @@ sys.exit(0 if done >= after and any(t["status"] == "running" and t["node"] == v 
     [ "$(curl -fsS -m 5 "http://$A/v1/studies/loss?trials=0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" = running ] ||
         fail "run $run: the study ended before node $victim could be killed"
     kill_node "$victim"
-    finished() { [ "$(curl -fsS -m 5 "http://$A/v1/studies/loss?trials=0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" = finished ]; }
+    finished() { [ "$(curl -fsS -m 5 "http://$Q/v1/studies/loss?trials=0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" = finished ]; }
     wait_until 120 finished || fail "run $run: study did not finish"
-    curl -fsS "http://$A/v1/studies/loss" >"$T/loss.json"
-    cluster_log "$A" >"$T/events.txt"
-    read -r lost twice requeued < <(python3 - "$T/loss.json" "$T/events.txt" <<'PY'
+    curl -fsS "http://$Q/v1/studies/loss" >"$T/loss.json"
+    cluster_log "$Q" >"$T/events.txt"
+    read -r lost twice sugg_twice requeued < <(python3 - "$T/loss.json" "$T/events.txt" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
-completes = {}
+completes, suggests = {}, {}
 for line in open(sys.argv[2]):
     seq, typ, subj, payload = line.split(" ", 3)
-    if typ == "trial.complete" and subj == "loss":
+    if typ in ("trial.complete", "trial.suggest") and subj == "loss":
         n = json.loads(payload)["number"]
-        completes[n] = completes.get(n, 0) + 1
+        d = completes if typ == "trial.complete" else suggests
+        d[n] = d.get(n, 0) + 1
 lost = sum(1 for n in range(1, 31) if n not in completes) + sum(
     1 for t in j["trials"] if t["status"] != "completed")
 twice = sum(v - 1 for v in completes.values())
-print(lost, twice, sum(t["requeues"] for t in j["trials"]))
+sugg_twice = sum(v - 1 for v in suggests.values())
+print(lost, twice, sugg_twice, sum(t["requeues"] for t in j["trials"]))
 PY
 )
     lost_total=$((lost_total + lost))
     twice_total=$((twice_total + twice))
+    sugg_twice_total=$((sugg_twice_total + sugg_twice))
     requeued_total=$((requeued_total + requeued))
     for i in 1 2 3; do [ "$i" = "$victim" ] || kill_node "$i"; done
 done
-python3 - "$runs" "$lost_total" "$twice_total" "$requeued_total" >&3 <<'PY'
+python3 - "$runs" "$lost_total" "$twice_total" "$requeued_total" "$sugg_twice_total" "$opt_kills" >&3 <<'PY'
 import json, sys
-runs, lost, twice, req = map(int, sys.argv[1:])
+runs, lost, twice, req, sugg_twice, opt_kills = map(int, sys.argv[1:])
 s = "optimise"
 print(json.dumps({"suite": s, "metric": "node_loss_runs", "value": runs, "unit": "runs"}))
+print(json.dumps({"suite": s, "metric": "node_loss_runs_killing_the_optimiser_agents_node", "value": opt_kills, "unit": "runs"}))
+print(json.dumps({"suite": s, "metric": "node_loss_trials_suggested_twice", "value": sugg_twice, "unit": "trials", "target": 0, "met": sugg_twice == 0}))
 print(json.dumps({"suite": s, "metric": "node_loss_trials_lost", "value": lost, "unit": "trials", "target": 0, "met": lost == 0}))
 print(json.dumps({"suite": s, "metric": "node_loss_trials_counted_twice", "value": twice, "unit": "trials", "target": 0, "met": twice == 0}))
 print(json.dumps({"suite": s, "metric": "node_loss_trials_requeued", "value": req, "unit": "trials"}))
