@@ -381,7 +381,8 @@ typedef enum consensus_cmd_kind {
     CONSENSUS_CMD_TRIAL_START = 54,   /* study_id, number, evaluator, generation, node */
     CONSENSUS_CMD_TRIAL_REPORT = 55,  /* study_id, number, evaluator, generation, step, value */
     CONSENSUS_CMD_TRIAL_FINISH = 56,  /* ... status (COMPLETED/PRUNED/FAILED), value, error */
-    CONSENSUS_CMD_TRIAL_REQUEUE = 57, /* study_id, number, reason */
+    CONSENSUS_CMD_TRIAL_REQUEUE =
+        57, /* study_id, number, reason; evaluator+generation: only that claim */
 } consensus_cmd_kind;
 
 /* One vote of a PROPOSAL_VOTES batch. */

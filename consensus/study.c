@@ -722,6 +722,14 @@ int cs_study_check(const consensus_sm *sm, const cs_studies *t, const consensus_
             strlen(s->reason) > CONSENSUS_TRIAL_ERROR_MAX)
             return mb_errorf(err, MB_EINVAL, "a re-queue needs a reason of 1 to %d bytes",
                              CONSENSUS_TRIAL_ERROR_MAX);
+        /* studyagents: a conditional re-queue names the claim it ends. */
+        if (s->evaluator != NULL &&
+            (tr->evaluator == NULL || strcmp(s->evaluator, tr->evaluator) != 0 ||
+             s->generation != tr->generation))
+            return mb_errorf(
+                err, MB_ESTATE,
+                "study \"%s\": trial %u no longer runs on evaluator %s generation %llu", st->def.id,
+                s->number, s->evaluator, (unsigned long long)s->generation);
         return MB_OK;
     }
     default:
@@ -1667,6 +1675,9 @@ int cs_study_cmd_pack(const consensus_cmd *cmd, Mabeam__Command *c, void *(*allo
         tq.has_number = 1;
         tq.number = s->number;
         tq.reason = s->reason;
+        tq.evaluator = s->evaluator; /* studyagents: conditional re-queue */
+        tq.has_generation = s->evaluator != NULL;
+        tq.generation = s->generation;
         c->body_case = MABEAM__COMMAND__BODY_TRIAL_REQUEUE;
         c->trial_requeue = &tq;
         break;
@@ -1775,6 +1786,8 @@ int cs_study_cmd_decode(const Mabeam__Command *c, consensus_cmd *d, mb_error *er
         s->study_id = cs_strdup_or_null(m->study, &ok);
         s->number = m->number;
         s->reason = cs_strdup_or_null(m->reason, &ok);
+        s->evaluator = cs_strdup_or_null(m->evaluator, &ok); /* studyagents */
+        s->generation = m->generation;
         break;
     }
     default:

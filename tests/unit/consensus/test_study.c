@@ -366,6 +366,31 @@ static void test_crashed_evaluator_and_down_node_requeue_running_trials(void)
     CU_ASSERT_EQUAL(study("s1")->n_pending, 2);
 }
 
+/* studyagents: a re-queue that names the claim it ends (evaluator and
+ * generation, through the codec) does not hit a later claim of the trial. */
+static void test_conditional_requeue_only_ends_the_named_claim(void)
+{
+    add_node(1);
+    CU_ASSERT_EQUAL(create_json(BRANIN), MB_OK);
+    suggest("s1", 1, 1);
+    CU_ASSERT_EQUAL(start("s1", 1, "evaluator-1-1", 4, 1).code, MB_OK);
+    consensus_study_cmd s = { .study_id = "s1",
+                              .number = 1,
+                              .reason = "lost",
+                              .evaluator = "evaluator-1-2",
+                              .generation = 4 };
+    consensus_cmd rq = { .kind = CONSENSUS_CMD_TRIAL_REQUEUE, .study = &s };
+    CU_ASSERT_EQUAL(run(&rq).code, MB_ESTATE); /* another evaluator */
+    s.evaluator = "evaluator-1-1";
+    s.generation = 3;
+    CU_ASSERT_EQUAL(run(&rq).code, MB_ESTATE); /* an older generation */
+    CU_ASSERT_EQUAL(consensus_study_trial(study("s1"), 1)->status, CONSENSUS_TRIAL_RUNNING);
+    s.generation = 4;
+    CU_ASSERT_EQUAL(run(&rq).code, MB_OK);
+    CU_ASSERT_EQUAL(consensus_study_trial(study("s1"), 1)->status, CONSENSUS_TRIAL_SUGGESTED);
+    CU_ASSERT_EQUAL(count_events("trial.requeue"), 1);
+}
+
 static void test_prune_keeps_value_and_reports(void)
 {
     add_node(1);
@@ -778,6 +803,8 @@ static CU_TestInfo study_tests[] = {
       test_reassigned_evaluator_requeues_trial_and_stale_completion_is_refused },
     { "test_crashed_evaluator_and_down_node_requeue_running_trials",
       test_crashed_evaluator_and_down_node_requeue_running_trials },
+    { "test_conditional_requeue_only_ends_the_named_claim",
+      test_conditional_requeue_only_ends_the_named_claim },
     { "test_prune_keeps_value_and_reports", test_prune_keeps_value_and_reports },
     { "test_stop_refuses_new_trials_but_takes_running_results",
       test_stop_refuses_new_trials_but_takes_running_results },
