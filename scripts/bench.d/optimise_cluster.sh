@@ -9,12 +9,55 @@
 #              the budget must complete exactly once (lost = 0, twice = 0).
 # Real mabeamd processes on 127.0.0.1 from $MB_BENCH_BUILD (Release).
 # JSON lines on stdout, progress on stderr.
+# OPTIM_CLUSTER_PARTS: "speedup loss" (default) or one of them. The
+# node-loss runs wait on sleeping objectives and failure detectors, not on
+# the CPU: OPTIM_LOSS_WORKERS (2) clusters run side by side, each its share
+# of the seeded runs (run r has seed r whoever runs it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${MB_BENCH_BUILD:?set MB_BENCH_BUILD to the Release bench build}
 export MABEAMD="$build/node/mabeamd" MABEAM="$build/node/cli/mabeam"
 runs=${OPTIM_LOSS_RUNS:-20}
+parts=${OPTIM_CLUSTER_PARTS:-speedup loss}
+workers=${OPTIM_LOSS_WORKERS:-2}
+first=${OPTIM_LOSS_FIRST:-1}
+here=$(cd "$(dirname "$0")" && pwd)
+
+# The loss part with several workers: each is this script on a share of
+# the runs (OPTIM_CLUSTER_PARTS=loss-worker prints one line per run), the
+# totals summed here.
+if [[ " $parts " == *" loss "* ]] && [ "$workers" -gt 1 ]; then
+    if [[ " $parts " == *" speedup "* ]]; then # timing-sensitive: alone, first
+        OPTIM_CLUSTER_PARTS=speedup bash "$here/optimise_cluster.sh"
+    fi
+    raw=$(mktemp -d)
+    pids=()
+    trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$raw"; exit 143' TERM INT
+    per=$(((runs + workers - 1) / workers))
+    for w in $(seq 0 $((workers - 1))); do
+        f=$((1 + w * per))
+        n=$((runs - w * per < per ? runs - w * per : per))
+        [ "$n" -gt 0 ] || continue
+        OPTIM_CLUSTER_PARTS=loss-worker OPTIM_LOSS_FIRST=$f OPTIM_LOSS_RUNS=$n \
+            bash "$here/optimise_cluster.sh" >"$raw/w$w" &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+    cat "$raw"/w* | python3 -c '
+import json, sys
+r = [json.loads(l) for l in sys.stdin if l.strip()]
+runs, lost = len(r), sum(x["lost"] for x in r)
+twice, req = sum(x["twice"] for x in r), sum(x["requeued"] for x in r)
+s = "optimise"
+print(json.dumps({"suite": s, "metric": "node_loss_runs", "value": runs, "unit": "runs"}))
+print(json.dumps({"suite": s, "metric": "node_loss_trials_lost", "value": lost, "unit": "trials", "target": 0, "met": lost == 0}))
+print(json.dumps({"suite": s, "metric": "node_loss_trials_counted_twice", "value": twice, "unit": "trials", "target": 0, "met": twice == 0}))
+print(json.dumps({"suite": s, "metric": "node_loss_trials_requeued", "value": req, "unit": "trials"}))'
+    rm -rf "$raw"
+    exit 0
+fi
 . tests/integration/cluster/lib.sh >/dev/null
+trap 'exit 143' TERM INT # so that lib.sh's EXIT cleanup stops the nodes
 exec 3>&1 1>&2 # lib helpers print to stdout: keep stdout for the results
 
 # run_study ADDR ID JSON: create the study, wait until it ends, print its
@@ -40,6 +83,7 @@ sleep_study() { # ID PARALLELISM TRIALS
       \"budget\":{\"trials\":$3},\"parallelism\":$2}"
 }
 
+if [[ " $parts " == *" speedup "* ]]; then
 echo "optimise: speed-up, 2 nodes x 4 evaluators, 200 trials of sleep:50" >&2
 CLUSTER_FLAGS=(--write_timeout=5s --log_level=warn --study_evaluators=4 ${OPTIM_CLUSTER_FLAGS:-})
 start_cluster 2
@@ -59,14 +103,16 @@ print(json.dumps({"suite": s, "metric": "study_200x50ms_8_evaluators_2_nodes_s",
 print(json.dumps({"suite": s, "metric": "study_parallel_speedup", "value": round(one / eight, 2),
                   "unit": "x", "target": 6, "baseline": "1 evaluator", "met": one / eight >= 6}))
 PY
+fi
+[[ " $parts " == *" loss"* ]] || exit 0
 
 # Node loss: fresh 3-node cluster per run; the seed picks the victim among
 # the followers running trials and the number of trials done before the kill.
 lost_total=0
 twice_total=0
 requeued_total=0
-for run in $(seq 1 "$runs"); do
-    echo "optimise: node loss run $run/$runs" >&2
+for run in $(seq "$first" $((first + runs - 1))); do
+    echo "optimise: node loss run $run (of $first..$((first + runs - 1)))" >&2
     HTTP=() MESH=() RAFT=() PID=()
     rm -rf "$T"/n*
     CLUSTER_FLAGS=(--write_timeout=5s --log_level=warn --study_evaluators=2 --failure_timeout=1s)
@@ -110,11 +156,15 @@ twice = sum(v - 1 for v in completes.values())
 print(lost, twice, sum(t["requeues"] for t in j["trials"]))
 PY
 )
+    if [ "$parts" = loss-worker ]; then
+        echo "{\"run\":$run,\"lost\":$lost,\"twice\":$twice,\"requeued\":$requeued}" >&3
+    fi
     lost_total=$((lost_total + lost))
     twice_total=$((twice_total + twice))
     requeued_total=$((requeued_total + requeued))
     for i in 1 2 3; do [ "$i" = "$victim" ] || kill_node "$i"; done
 done
+[ "$parts" != loss-worker ] || exit 0
 python3 - "$runs" "$lost_total" "$twice_total" "$requeued_total" >&3 <<'PY'
 import json, sys
 runs, lost, twice, req = map(int, sys.argv[1:])
