@@ -120,7 +120,16 @@ for run in $(seq "$first" $((first + runs - 1))); do
     A=${HTTP[1]}
     victim=$((2 + run % 2))
     after=$((1 + (run * 7) % 8))
-    http POST "http://$A/v1/studies" "{\"id\":\"loss\",\"objective\":\"builtin:sleep:500\",
+    # Every node's evaluator agents placed and running first (they are
+    # placed cluster agents: on a loaded machine the victim's may lag, and
+    # the study would end before a trial ran there).
+    evaluators_up() {
+        curl -fsS -m 5 "http://$A/v1/cluster/agents?kind=evaluator&limit=1000" | python3 -c '
+import json, sys
+sys.exit(0 if sum(a["status"] == "running" for a in json.load(sys.stdin)["agents"]) >= 6 else 1)'
+    }
+    wait_until 60 evaluators_up || fail "run $run: evaluator agents not running"
+    http POST "http://$A/v1/studies" "{\"id\":\"loss\",\"objective\":\"builtin:sleep:1000\",
       \"strategy\":\"tpe\",\"seed\":$run,\"space\":[{\"name\":\"x\",\"type\":\"float\",\"min\":0,\"max\":1}],
       \"budget\":{\"trials\":30},\"parallelism\":6}"
     [ "$HTTP_CODE" = 201 ] || fail "create loss: $HTTP_CODE"
