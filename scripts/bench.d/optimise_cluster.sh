@@ -18,6 +18,9 @@ cd "$(dirname "$0")/../.."
 build=${MB_BENCH_BUILD:?set MB_BENCH_BUILD to the Release bench build}
 export MABEAMD="$build/node/mabeamd" MABEAM="$build/node/cli/mabeam"
 runs=${OPTIM_LOSS_RUNS:-20}
+# Trials of 1 s per node-loss study (6 at a time): long enough for the
+# kill to find the victim mid-study on a loaded machine.
+loss_trials=${OPTIM_LOSS_TRIALS:-60}
 parts=${OPTIM_CLUSTER_PARTS:-speedup loss}
 workers=${OPTIM_LOSS_WORKERS:-2}
 first=${OPTIM_LOSS_FIRST:-1}
@@ -131,7 +134,7 @@ sys.exit(0 if sum(a["status"] == "running" for a in json.load(sys.stdin)["agents
     wait_until 60 evaluators_up || fail "run $run: evaluator agents not running"
     http POST "http://$A/v1/studies" "{\"id\":\"loss\",\"objective\":\"builtin:sleep:1000\",
       \"strategy\":\"tpe\",\"seed\":$run,\"space\":[{\"name\":\"x\",\"type\":\"float\",\"min\":0,\"max\":1}],
-      \"budget\":{\"trials\":30},\"parallelism\":6}"
+      \"budget\":{\"trials\":$loss_trials},\"parallelism\":6}"
     [ "$HTTP_CODE" = 201 ] || fail "create loss: $HTTP_CODE"
     ready() {
         curl -fsS -m 5 "http://$A/v1/studies/loss" | python3 -c '
@@ -150,7 +153,7 @@ sys.exit(0 if done >= after and any(t["status"] == "running" and t["node"] == v 
     wait_until 120 finished || fail "run $run: study did not finish"
     curl -fsS "http://$A/v1/studies/loss" >"$T/loss.json"
     cluster_log "$A" >"$T/events.txt"
-    read -r lost twice requeued < <(python3 - "$T/loss.json" "$T/events.txt" <<'PY'
+    read -r lost twice requeued < <(python3 - "$T/loss.json" "$T/events.txt" "$loss_trials" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
 completes = {}
@@ -159,7 +162,7 @@ for line in open(sys.argv[2]):
     if typ == "trial.complete" and subj == "loss":
         n = json.loads(payload)["number"]
         completes[n] = completes.get(n, 0) + 1
-lost = sum(1 for n in range(1, 31) if n not in completes) + sum(
+lost = sum(1 for n in range(1, int(sys.argv[3]) + 1) if n not in completes) + sum(
     1 for t in j["trials"] if t["status"] != "completed")
 twice = sum(v - 1 for v in completes.values())
 print(lost, twice, sum(t["requeues"] for t in j["trials"]))
