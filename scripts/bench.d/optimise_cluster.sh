@@ -45,7 +45,9 @@ if [[ " $parts " == *" loss "* ]] && [ "$workers" -gt 1 ]; then
             bash "$here/optimise_cluster.sh" >"$raw/w$w" &
         pids+=($!)
     done
-    for p in "${pids[@]}"; do wait "$p"; done
+    failed=0
+    for p in "${pids[@]}"; do wait "$p" || failed=1; done # every worker ends
+    [ "$failed" = 0 ] || exit 1
     cat "$raw"/w* | python3 -c '
 import json, sys
 r = [json.loads(l) for l in sys.stdin if l.strip()]
