@@ -365,10 +365,6 @@ static int studyfeat_def_check(const consensus_study_def *d, mb_error *err)
                              "it cannot be pruned",
                              d->id);
     }
-    if (d->n_groups > 1 && d->strategy != NULL && strcmp(d->strategy, "grid") == 0)
-        return mb_errorf(err, MB_EINVAL,
-                         "study \"%s\": a grid covers the whole space: no partition with it",
-                         d->id);
     if (d->on_finish != CONSENSUS_ON_FINISH_PROPOSE) {
         if (d->n_propose_caps > 0 || d->propose_rule != CONSENSUS_RULE_MAJORITY)
             return mb_errorf(err, MB_EINVAL,
@@ -1566,6 +1562,15 @@ static int def_from_pb(const Mabeam__StudyDef *m, consensus_study_def *d, mb_err
         ok = 0;
     for (size_t i = 0; ok && i < m->n_propose_caps; i++)
         d->propose_caps[d->n_propose_caps++] = cs_strdup_or_null(m->propose_caps[i], &ok);
+    /* Logs and snapshots from before on_finish propose was carried out
+     * have no voter capabilities: the default, on every replica alike. */
+    if (ok && d->on_finish == CONSENSUS_ON_FINISH_PROPOSE && m->n_propose_caps == 0) {
+        if ((d->propose_caps = calloc(1, sizeof(char *))) == NULL ||
+            (d->propose_caps[0] = strdup("voter")) == NULL)
+            ok = 0;
+        else
+            d->n_propose_caps = 1;
+    }
     if (ok && m->n_params > 0 && (d->params = calloc(m->n_params, sizeof(*d->params))) == NULL)
         ok = 0;
     for (size_t i = 0; ok && i < m->n_params; i++) {
@@ -2439,6 +2444,13 @@ int consensus_study_from_json(const cJSON *j, int64_t now_ms, consensus_cmd *out
     }
     if ((rc = studyfeat_parse(j, d, err)) != MB_OK)
         goto fail;
+    /* At the API only: logs written before partitioned search existed may
+     * hold a partitioned grid (its optimiser ignores the partition). */
+    if (d->n_groups > 1 && strcmp(d->strategy, "grid") == 0) {
+        rc = mb_errorf(err, MB_EINVAL,
+                       "study \"%s\": a grid covers the whole space: no partition with it", d->id);
+        goto fail;
+    }
     if ((rc = def_check(d, err)) != MB_OK)
         goto fail;
     out->kind = CONSENSUS_CMD_STUDY_CREATE;

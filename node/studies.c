@@ -970,7 +970,10 @@ static int optim_for(const consensus_study *st, mb_optim_part **out, mb_error *e
     uint32_t groups[CONSENSUS_STUDY_MAX_PARAMS];
     for (uint32_t i = 0; i < st->def.n_params; i++)
         groups[i] = st->def.params[i].group;
-    rc = mb_optim_part_new(sp, &cfg, groups, st->def.n_groups, out, err);
+    /* A grid is one optimiser: studies created before partitioned search
+     * existed may combine the two. */
+    rc = mb_optim_part_new(sp, &cfg, groups, strat == MB_OPTIM_GRID ? 1 : st->def.n_groups, out,
+                           err);
     mb_optim_space_free(sp);
     return rc;
 }
