@@ -62,7 +62,9 @@ pass "crashing, hanging, garbage-printing and signalled objectives give failed t
 
 # 3. Kill a node that runs evaluators mid-study: every trial still
 #    completes exactly once.
-http POST "http://$A/v1/studies" '{"id":"survive","objective":"builtin:sleep:400",
+# Trials of 1.5 s: the kill lands while node 3 still runs the one seen
+# (a 0.4 s trial could end between the check and the kill under load).
+http POST "http://$A/v1/studies" '{"id":"survive","objective":"builtin:sleep:1500",
   "strategy":"random","space":[{"name":"x","type":"float","min":0,"max":1}],
   "budget":{"trials":30},"parallelism":6}'
 [ "$HTTP_CODE" = 201 ] || fail "create survive: $HTTP_CODE"
