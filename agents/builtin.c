@@ -1,6 +1,7 @@
 /* Built-in agent kinds: echo, counter (checkpointed), crasher (crashes on
- * command) and voter (answers proposals by a rule from its config). Their
- * message tags are in <mabeam/agent_runtime.h>. */
+ * command), voter (answers proposals by a rule from its config), and the
+ * studies' optimiser and evaluator (placed cluster agents). Their message
+ * tags are in <mabeam/agent_runtime.h>. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -317,4 +318,101 @@ const mb_agent_kind mb_kind_voter = {
     .vote = voter_vote,
     .terminate = voter_terminate,
     .destroy = voter_free,
+};
+
+/* ---- optimiser and evaluator (studies: docs/studies.md "Who runs what") ----
+ * The identity, lifecycle and supervision unit of a study's optimiser and
+ * of an evaluator slot, as placed cluster agents. The work itself is done
+ * by the studies driver of the node that runs the agent (node/studies.c):
+ * the optimiser's suggestion duty on the control loop (its state is the
+ * replicated trials, rebuilt on any host, so the agent keeps no
+ * checkpoint), the evaluation on a helper thread of that node.
+ * Config: optimiser {"study": ID}; evaluator {"home": NODE, "slot": N}.
+ * A user message is answered with the config (who am I). */
+
+struct study_role {
+    char *config; /* the validated config, answered on request */
+};
+
+static void study_role_free(void *state)
+{
+    struct study_role *r = state;
+    if (r != NULL)
+        free(r->config);
+    free(r);
+}
+
+static int study_role_init(const char *config, int optimiser, void **state)
+{
+    if (config == NULL || config[0] == '\0')
+        return MB_EINVAL;
+    cJSON *j = cJSON_Parse(config);
+    int ok = cJSON_IsObject(j);
+    if (ok && optimiser) {
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "study");
+        ok = cJSON_IsString(s) && s->valuestring[0] != '\0';
+    } else if (ok) {
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(j, "home");
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, "slot");
+        ok = cJSON_IsNumber(h) && h->valuedouble >= 1 && h->valuedouble <= 65535 &&
+             cJSON_IsNumber(n) && n->valuedouble >= 1 && n->valuedouble <= 256;
+    }
+    cJSON_Delete(j);
+    if (!ok)
+        return MB_EINVAL;
+    struct study_role *r = calloc(1, sizeof(*r));
+    if (r == NULL || (r->config = strdup(config)) == NULL) {
+        free(r);
+        return MB_ENOMEM;
+    }
+    *state = r;
+    return 0;
+}
+
+static int optimiser_init(mb_ctx *ctx, const char *config, void **state)
+{
+    (void)ctx;
+    return study_role_init(config, 1, state);
+}
+
+static int evaluator_init(mb_ctx *ctx, const char *config, void **state)
+{
+    (void)ctx;
+    return study_role_init(config, 0, state);
+}
+
+static int study_role_handle(mb_ctx *ctx, void *state, const mb_msg *msg)
+{
+    struct study_role *r = state;
+    if (msg->type != MB_MSG_USER || msg->from == 0)
+        return 0;
+    int rc = mb_send(ctx, msg->from, msg->tag, r->config, strlen(r->config));
+    return rc == MB_ENOAGENT || rc == MB_EFULL ? 0 : rc;
+}
+
+static void study_role_terminate(mb_ctx *ctx, void *state, int reason)
+{
+    (void)ctx;
+    (void)reason;
+    study_role_free(state);
+}
+
+const mb_agent_kind mb_kind_optimiser = {
+    .abi = MB_AGENT_ABI,
+    .name = "optimiser",
+    .version = 1,
+    .init = optimiser_init,
+    .handle = study_role_handle,
+    .terminate = study_role_terminate,
+    .destroy = study_role_free,
+};
+
+const mb_agent_kind mb_kind_evaluator = {
+    .abi = MB_AGENT_ABI,
+    .name = "evaluator",
+    .version = 1,
+    .init = evaluator_init,
+    .handle = study_role_handle,
+    .terminate = study_role_terminate,
+    .destroy = study_role_free,
 };

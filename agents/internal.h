@@ -211,7 +211,9 @@ void rt_port_event(mb_ctx *ctx, void *state, uint32_t tag, const void *data, siz
 extern const mb_agent_kind mb_kind_echo;
 extern const mb_agent_kind mb_kind_counter;
 extern const mb_agent_kind mb_kind_crasher;
-extern const mb_agent_kind mb_kind_voter; /* proposals piece */
+extern const mb_agent_kind mb_kind_voter;     /* proposals piece */
+extern const mb_agent_kind mb_kind_optimiser; /* studies: a study's optimiser */
+extern const mb_agent_kind mb_kind_evaluator; /* studies: an evaluator slot */
 extern const mb_agent_kind mb_kind_supervisor;
 extern const mb_agent_kind mb_kind_pool;
 extern const mb_agent_kind mb_kind_port;

@@ -66,9 +66,10 @@ static int kind_add(struct mb_runtime *rt, const mb_agent_kind *k, const char *p
 
 int rt_kinds_init(struct mb_runtime *rt)
 {
-    const mb_agent_kind *builtin[] = { &mb_kind_echo,       &mb_kind_counter, &mb_kind_crasher,
-                                       &mb_kind_supervisor, &mb_kind_pool,    &mb_kind_port,
-                                       &mb_kind_voter };
+    const mb_agent_kind *builtin[] = {
+        &mb_kind_echo, &mb_kind_counter, &mb_kind_crasher,   &mb_kind_supervisor, &mb_kind_pool,
+        &mb_kind_port, &mb_kind_voter,   &mb_kind_optimiser, &mb_kind_evaluator
+    };
     for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++) {
         int rc = kind_add(rt, builtin[i], NULL, NULL);
         if (rc != 0)

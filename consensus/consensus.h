@@ -195,6 +195,16 @@ typedef struct consensus_study_param {
 #define CONSENSUS_TRIAL_ERROR_MAX    1024
 #define CONSENSUS_STUDY_MAX_PARALLEL 1024
 
+/* studyfeat: a study's pruner, the pruner part of mb_optim_config
+ * (<mabeam/optim.h>); kind 0 none, 1 median, 2 asha, 3 hyperband. */
+typedef struct consensus_study_pruner {
+    uint32_t kind;
+    uint32_t n_startup_trials, n_min_trials, reduction_factor, min_early_stopping_rate;
+    uint64_t n_warmup_steps, min_resource, max_resource;
+} consensus_study_pruner;
+
+#define CONSENSUS_STUDY_MAX_CAPS 16
+
 /* What a study is: its definition, as created. */
 typedef struct consensus_study_def {
     char *id;
@@ -215,6 +225,15 @@ typedef struct consensus_study_def {
     consensus_on_finish on_finish;
     uint32_t n_groups; /* partition: groups of params, each its own optimiser; 0 = none */
     uint64_t trial_timeout_ms;
+    /* studyfeat: the pruner the state machine runs on every report, and
+     * for on_finish propose the rule (majority, supermajority, unanimous),
+     * its fraction and the capabilities of the voters (resolved when the
+     * study finishes) */
+    consensus_study_pruner pruner;
+    consensus_rule propose_rule;
+    double propose_fraction;
+    char **propose_caps;
+    uint32_t n_propose_caps;
 } consensus_study_def;
 
 typedef struct consensus_trial {
@@ -362,7 +381,8 @@ typedef enum consensus_cmd_kind {
     CONSENSUS_CMD_TRIAL_START = 54,   /* study_id, number, evaluator, generation, node */
     CONSENSUS_CMD_TRIAL_REPORT = 55,  /* study_id, number, evaluator, generation, step, value */
     CONSENSUS_CMD_TRIAL_FINISH = 56,  /* ... status (COMPLETED/PRUNED/FAILED), value, error */
-    CONSENSUS_CMD_TRIAL_REQUEUE = 57, /* study_id, number, reason */
+    CONSENSUS_CMD_TRIAL_REQUEUE =
+        57, /* study_id, number, reason; evaluator+generation: only that claim */
 } consensus_cmd_kind;
 
 /* One vote of a PROPOSAL_VOTES batch. */

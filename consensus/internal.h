@@ -97,6 +97,11 @@ int cs_sm_event(consensus_effects *fx, const char *type, const char *subject, cJ
                 uint64_t index);
 int cs_sm_var_write(consensus_sm *sm, uint64_t index, const char *name, const mb_value *v,
                     const char *who, consensus_effects *fx);
+/* studyfeat: open proposal `c` (a PROPOSAL_OPEN, borrowed) within the
+ * current apply, as that command would (check then execute); the check's
+ * refusal is returned with its message in `err`. */
+int cs_sm_proposal_open(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
+                        consensus_effects *fx, mb_error *err);
 /* cs_ident_check (the ident rule of ids) is declared below. */
 
 /* ---- coordination (piece: agents/coord): consensus/coord.c ---- */

@@ -1479,6 +1479,19 @@ static int exec_proposal_open(consensus_sm *sm, uint64_t index, const consensus_
     return MB_OK;
 }
 
+/* studyfeat: open a proposal from inside another command's apply (a
+ * study's on_finish propose): checked as PROPOSAL_OPEN, then executed. */
+int cs_sm_proposal_open(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
+                        consensus_effects *fx, mb_error *err)
+{
+    int rc = check_proposal_open(sm, c, err);
+    if (rc != MB_OK)
+        return rc;
+    consensus_result res;
+    memset(&res, 0, sizeof(res));
+    return exec_proposal_open(sm, index, c, &res, fx);
+}
+
 /* Record the vote of voter `vi` of the proposal at `pos` (checked) and
  * close the proposal if that decided it. */
 static int prop_vote(consensus_sm *sm, uint64_t index, size_t pos, uint32_t vi, int yes,

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mabeam/optim.h>
+
 #include "consensus/consensus.h"
 #include "consensus/internal.h"
 
@@ -56,6 +58,7 @@ void consensus_study_def_free(consensus_study_def *d)
     strv_free(d->argv, d->argc);
     free(d->strategy);
     free(d->bandit);
+    strv_free(d->propose_caps, d->n_propose_caps);
     memset(d, 0, sizeof(*d));
 }
 
@@ -117,8 +120,9 @@ static int def_copy(consensus_study_def *dst, const consensus_study_def *src)
     dst->bandit = cs_strdup_or_null(src->bandit, &ok);
     dst->params = NULL;
     dst->argv = NULL;
-    uint32_t np = dst->n_params, na = dst->argc;
-    dst->n_params = dst->argc = 0;
+    dst->propose_caps = NULL;
+    uint32_t np = dst->n_params, na = dst->argc, nc = dst->n_propose_caps;
+    dst->n_params = dst->argc = dst->n_propose_caps = 0;
     if (np > 0 && (dst->params = calloc(np, sizeof(*dst->params))) == NULL)
         ok = 0;
     for (uint32_t i = 0; ok && i < np; i++) {
@@ -134,6 +138,12 @@ static int def_copy(consensus_study_def *dst, const consensus_study_def *src)
     for (uint32_t i = 0; ok && i < na; i++) {
         dst->argc++;
         dst->argv[i] = cs_strdup_or_null(src->argv[i], &ok);
+    }
+    if (ok && nc > 0 && (dst->propose_caps = calloc(nc, sizeof(char *))) == NULL)
+        ok = 0;
+    for (uint32_t i = 0; ok && i < nc; i++) {
+        dst->n_propose_caps++;
+        dst->propose_caps[i] = cs_strdup_or_null(src->propose_caps[i], &ok);
     }
     if (!ok) {
         consensus_study_def_free(dst);
@@ -322,6 +332,66 @@ static int builtin_check(const consensus_study_def *d, mb_error *err)
     return MB_OK;
 }
 
+/* ---- studyfeat: pruner and on_finish propose settings ---- */
+
+/* The optimiser configuration whose pruner part is the study's. */
+static void pruner_config(const consensus_study_def *d, mb_optim_config *cfg)
+{
+    mb_optim_config_default(cfg, MB_OPTIM_RANDOM);
+    cfg->seed = d->seed;
+    cfg->maximize = d->maximize;
+    cfg->pruner.kind = (mb_optim_pruner)d->pruner.kind;
+    cfg->pruner.n_startup_trials = d->pruner.n_startup_trials;
+    cfg->pruner.n_warmup_steps = d->pruner.n_warmup_steps;
+    cfg->pruner.n_min_trials = d->pruner.n_min_trials;
+    cfg->pruner.min_resource = d->pruner.min_resource;
+    cfg->pruner.reduction_factor = d->pruner.reduction_factor;
+    cfg->pruner.min_early_stopping_rate = d->pruner.min_early_stopping_rate;
+    cfg->pruner.max_resource = d->pruner.max_resource;
+}
+
+static int studyfeat_def_check(const consensus_study_def *d, mb_error *err)
+{
+    int rc;
+    if (d->pruner.kind != MB_OPTIM_PRUNE_NONE) {
+        mb_optim_config cfg;
+        pruner_config(d, &cfg);
+        mb_error e;
+        if ((rc = mb_optim_pruner_check(&cfg, &e)) != MB_OK)
+            return mb_errorf(err, rc, "study \"%s\": %s", d->id, e.msg);
+        if (d->objective_kind == CONSENSUS_OBJECTIVE_BUILTIN)
+            return mb_errorf(err, MB_EINVAL,
+                             "study \"%s\": a builtin objective reports no intermediate values: "
+                             "it cannot be pruned",
+                             d->id);
+    }
+    if (d->on_finish != CONSENSUS_ON_FINISH_PROPOSE) {
+        if (d->n_propose_caps > 0 || d->propose_rule != CONSENSUS_RULE_MAJORITY)
+            return mb_errorf(err, MB_EINVAL,
+                             "study \"%s\": \"propose\" settings need on_finish propose", d->id);
+        return MB_OK;
+    }
+    if (d->propose_rule != CONSENSUS_RULE_MAJORITY &&
+        d->propose_rule != CONSENSUS_RULE_SUPERMAJORITY &&
+        d->propose_rule != CONSENSUS_RULE_UNANIMOUS)
+        return mb_errorf(err, MB_EINVAL,
+                         "study \"%s\": propose rule is majority, supermajority or unanimous",
+                         d->id);
+    if (d->propose_rule == CONSENSUS_RULE_SUPERMAJORITY
+            ? !(d->propose_fraction > 0.5 && d->propose_fraction <= 1.0)
+            : d->propose_fraction != 0)
+        return mb_errorf(err, MB_EINVAL,
+                         "study \"%s\": propose fraction is in (0.5, 1], for supermajority only",
+                         d->id);
+    if (d->n_propose_caps == 0 || d->n_propose_caps > CONSENSUS_STUDY_MAX_CAPS)
+        return mb_errorf(err, MB_EINVAL, "study \"%s\": propose needs 1 to %d voter capabilities",
+                         d->id, CONSENSUS_STUDY_MAX_CAPS);
+    for (uint32_t i = 0; i < d->n_propose_caps; i++)
+        if ((rc = cs_ident_check("capability", d->propose_caps[i], err)) != MB_OK)
+            return rc;
+    return MB_OK;
+}
+
 /* The checks of a definition that do not depend on the state. Params whose
  * spec type is NONE (from a variable, not yet resolved) skip spec checks. */
 static int def_check(const consensus_study_def *d, mb_error *err)
@@ -427,6 +497,8 @@ static int def_check(const consensus_study_def *d, mb_error *err)
                          CONSENSUS_STUDY_MAX_PARALLEL);
     if ((unsigned)d->on_finish > CONSENSUS_ON_FINISH_PROPOSE)
         return mb_errorf(err, MB_EINVAL, "study \"%s\": unknown on_finish", d->id);
+    if ((rc = studyfeat_def_check(d, err)) != MB_OK)
+        return rc;
     return MB_OK;
 }
 
@@ -646,6 +718,14 @@ int cs_study_check(const consensus_sm *sm, const cs_studies *t, const consensus_
             strlen(s->reason) > CONSENSUS_TRIAL_ERROR_MAX)
             return mb_errorf(err, MB_EINVAL, "a re-queue needs a reason of 1 to %d bytes",
                              CONSENSUS_TRIAL_ERROR_MAX);
+        /* studyagents: a conditional re-queue names the claim it ends. */
+        if (s->evaluator != NULL &&
+            (tr->evaluator == NULL || strcmp(s->evaluator, tr->evaluator) != 0 ||
+             s->generation != tr->generation))
+            return mb_errorf(
+                err, MB_ESTATE,
+                "study \"%s\": trial %u no longer runs on evaluator %s generation %llu", st->def.id,
+                s->number, s->evaluator, (unsigned long long)s->generation);
         return MB_OK;
     }
     default:
@@ -716,6 +796,45 @@ int consensus_trial_to_json(const consensus_study *st, const consensus_trial *t,
     return MB_OK;
 }
 
+/* studyfeat: "pruner" and "propose" of a definition; 0 on ENOMEM. */
+static int studyfeat_def_json(const consensus_study_def *d, cJSON *o)
+{
+    if (d->pruner.kind != 0) {
+        const consensus_study_pruner *p = &d->pruner;
+        cJSON *q = cJSON_AddObjectToObject(o, "pruner");
+        if (q == NULL ||
+            !cJSON_AddStringToObject(q, "kind", mb_optim_pruner_name((mb_optim_pruner)p->kind)))
+            return 0;
+        if (p->kind == MB_OPTIM_PRUNE_MEDIAN) {
+            if (!add_u64(q, "n_startup_trials", p->n_startup_trials) ||
+                !add_u64(q, "n_warmup_steps", p->n_warmup_steps) ||
+                !add_u64(q, "n_min_trials", p->n_min_trials))
+                return 0;
+        } else if (!add_u64(q, "min_resource", p->min_resource) ||
+                   !add_u64(q, "reduction_factor", p->reduction_factor) ||
+                   (p->kind == MB_OPTIM_PRUNE_ASHA &&
+                    !add_u64(q, "min_early_stopping_rate", p->min_early_stopping_rate)) ||
+                   (p->kind == MB_OPTIM_PRUNE_HYPERBAND &&
+                    !add_u64(q, "max_resource", p->max_resource))) {
+            return 0;
+        }
+    }
+    if (d->on_finish == CONSENSUS_ON_FINISH_PROPOSE) {
+        cJSON *q = cJSON_AddObjectToObject(o, "propose");
+        cJSON *caps = q != NULL ? cJSON_AddArrayToObject(q, "caps") : NULL;
+        if (caps == NULL ||
+            !cJSON_AddStringToObject(q, "rule", consensus_rule_name(d->propose_rule)))
+            return 0;
+        if (d->propose_rule == CONSENSUS_RULE_SUPERMAJORITY &&
+            !cJSON_AddNumberToObject(q, "fraction", d->propose_fraction))
+            return 0;
+        for (uint32_t i = 0; i < d->n_propose_caps; i++)
+            if (!cJSON_AddItemToArray(caps, cJSON_CreateString(d->propose_caps[i])))
+                return 0;
+    }
+    return 1;
+}
+
 static cJSON *def_json(const consensus_study *st)
 {
     const consensus_study_def *d = &st->def;
@@ -769,6 +888,8 @@ static cJSON *def_json(const consensus_study *st)
                     ok = cJSON_AddItemToArray(grp, cJSON_CreateString(d->params[i].name));
         }
     }
+    if (ok)
+        ok = studyfeat_def_json(d, o);
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
@@ -895,6 +1016,83 @@ static int on_finish_write(consensus_sm *sm, uint64_t index, const consensus_stu
     return MB_OK;
 }
 
+/* studyfeat: on_finish propose. Each parameter's best value is opened as
+ * a proposal on its variable, in this apply: voters are the agents placed
+ * or running with all of propose_caps (resolved from this state, so every
+ * replica opens the same), rule and fraction from the definition, no
+ * deadline. Ids are decimal, 2^51 + 64 * index + k (k the parameter's
+ * position), so that agents, which see proposals as numbers, tell apart
+ * the proposals opened by one entry. The event lists "proposals"
+ * ({variable, id}) and "not_proposed" ({variable, error}: a variable
+ * deleted or changed, one already open, no eligible voter). */
+static int on_finish_propose(consensus_sm *sm, uint64_t index, const consensus_study *st, cJSON *ev,
+                             consensus_effects *fx)
+{
+    if (st->best == 0)
+        return MB_OK;
+    const consensus_trial *bt = st->trials[st->best - 1];
+    const consensus_study_def *d = &st->def;
+    cJSON *opened = cJSON_AddArrayToObject(ev, "proposals");
+    cJSON *refused = cJSON_AddArrayToObject(ev, "not_proposed");
+    size_t na = consensus_sm_agent_count(sm);
+    char **voters = calloc(na > 0 ? na : 1, sizeof(char *));
+    int rc = opened != NULL && refused != NULL && voters != NULL ? MB_OK : MB_ENOMEM;
+    uint32_t nv = 0;
+    for (size_t i = 0; rc == MB_OK && i < na && nv < CONSENSUS_MAX_VOTERS; i++) {
+        const consensus_agent *a = consensus_sm_agent_at(sm, i);
+        if (a->status != CONSENSUS_AGENT_PLACED && a->status != CONSENSUS_AGENT_RUNNING)
+            continue;
+        uint32_t have = 0;
+        for (uint32_t c = 0; c < d->n_propose_caps; c++)
+            for (uint32_t k = 0; k < a->n_caps; k++)
+                if (strcmp(a->caps[k], d->propose_caps[c]) == 0) {
+                    have++;
+                    break;
+                }
+        if (have == d->n_propose_caps)
+            voters[nv++] = a->id;
+    }
+    for (uint32_t i = 0; rc == MB_OK && i < d->n_params; i++) {
+        const consensus_study_param *p = &d->params[i];
+        char id[32];
+        snprintf(id, sizeof(id), "%llu",
+                 (unsigned long long)((1ull << 51) + 64 * index + (uint64_t)i));
+        consensus_cmd c;
+        memset(&c, 0, sizeof(c));
+        c.kind = CONSENSUS_CMD_PROPOSAL_OPEN;
+        c.proposal_id = id;
+        c.name = p->name;
+        c.by = d->id;
+        c.rule = d->propose_rule;
+        c.fraction = d->propose_fraction;
+        c.voters = voters;
+        c.n_voters = nv;
+        mb_error e = { 0 };
+        const consensus_var *v = consensus_sm_var_get(sm, p->name);
+        if (v == NULL || !mb_var_spec_equal(&v->spec, &p->spec))
+            rc = mb_errorf(&e, MB_ESTATE, "variable deleted or redefined since the study began");
+        else if ((rc = param_to_value(p, bt->params[i], &c.value)) == MB_OK)
+            rc = cs_sm_proposal_open(sm, index, &c, fx, &e);
+        mb_value_free(&c.value);
+        cJSON *o = cJSON_CreateObject();
+        if (o == NULL || !cJSON_AddItemToArray(rc == MB_OK ? opened : refused, o)) {
+            cJSON_Delete(o);
+            rc = MB_ENOMEM;
+            break;
+        }
+        if (!cJSON_AddStringToObject(o, "variable", p->name) ||
+            !(rc == MB_OK ? cJSON_AddStringToObject(o, "id", id) != NULL
+                          : cJSON_AddStringToObject(o, "error", e.msg) != NULL)) {
+            rc = MB_ENOMEM;
+            break;
+        }
+        if (rc != MB_ENOMEM)
+            rc = MB_OK; /* a refused proposal does not stop the others */
+    }
+    free(voters);
+    return rc;
+}
+
 static int study_end(consensus_sm *sm, uint64_t index, consensus_study *st,
                      consensus_study_status status, const char *reason, consensus_effects *fx)
 {
@@ -911,6 +1109,9 @@ static int study_end(consensus_sm *sm, uint64_t index, consensus_study *st,
     if (rc == MB_OK && status == CONSENSUS_STUDY_FINISHED &&
         st->def.on_finish == CONSENSUS_ON_FINISH_WRITE)
         rc = on_finish_write(sm, index, st, ev, fx);
+    if (rc == MB_OK && status == CONSENSUS_STUDY_FINISHED &&
+        st->def.on_finish == CONSENSUS_ON_FINISH_PROPOSE)
+        rc = on_finish_propose(sm, index, st, ev, fx);
     if (rc != MB_OK) {
         cJSON_Delete(ev);
         return rc;
@@ -1011,6 +1212,59 @@ static int exec_suggest(consensus_study *st, uint64_t index, const consensus_cmd
     return MB_OK;
 }
 
+/* studyfeat: after a report of running trial `t`, run the study's pruner
+ * on the replicated learning curves (the same state on every replica, so
+ * the same decision); a pruned trial finishes here as PRUNED with its
+ * last reported value ("trial.prune", with the step), and its evaluator,
+ * whose later results are refused, stops it. */
+static int trial_maybe_prune(consensus_sm *sm, consensus_study *st, consensus_trial *t,
+                             uint64_t index, consensus_effects *fx)
+{
+    mb_optim_curve *cv = malloc(st->n_trials * sizeof(*cv));
+    if (cv == NULL)
+        return MB_ENOMEM;
+    for (uint32_t i = 0; i < st->n_trials; i++) {
+        const consensus_trial *u = st->trials[i];
+        cv[i] = (mb_optim_curve){ .id = u->number - 1,
+                                  .complete = u->status == CONSENSUS_TRIAL_COMPLETED,
+                                  .steps = u->report_steps,
+                                  .values = u->report_values,
+                                  .n = u->n_reports };
+    }
+    mb_optim_config cfg;
+    pruner_config(&st->def, &cfg);
+    int prune = 0;
+    int rc = mb_optim_prune_decide(&cfg, cv, st->n_trials, t->number - 1, &prune, NULL);
+    free(cv);
+    if (rc == MB_ENOMEM)
+        return rc;
+    if (rc != MB_OK || !prune)
+        return MB_OK; /* checked at create: cannot fail otherwise */
+    consensus_trial next = *t;
+    next.status = CONSENSUS_TRIAL_PRUNED;
+    next.has_value = 1;
+    next.value = t->report_values[t->n_reports - 1];
+    next.finished = index;
+    cJSON *o = NULL;
+    if ((rc = consensus_trial_to_json(st, &next, &o)) != MB_OK)
+        return rc;
+    if (!add_u64(o, "step", t->report_steps[t->n_reports - 1]) ||
+        !cJSON_AddStringToObject(o, "pruner", mb_optim_pruner_name(cfg.pruner.kind))) {
+        cJSON_Delete(o);
+        return MB_ENOMEM;
+    }
+    if ((rc = cs_sm_event(fx, "trial.prune", st->def.id, o, index)) != MB_OK)
+        return rc;
+    *t = next;
+    st->n_pending--;
+    st->n_running--;
+    st->n_done++;
+    if (st->status == CONSENSUS_STUDY_RUNNING && st->def.max_trials > 0 &&
+        st->n_done >= st->def.max_trials)
+        return study_end(sm, index, st, CONSENSUS_STUDY_FINISHED, "trial budget used up", fx);
+    return MB_OK;
+}
+
 static int exec_trial(consensus_sm *sm, consensus_study *st, uint64_t index, const consensus_cmd *c,
                       consensus_effects *fx)
 {
@@ -1059,7 +1313,7 @@ static int exec_trial(consensus_sm *sm, consensus_study *st, uint64_t index, con
         if ((rc = cs_sm_event(fx, "trial.report", st->def.id, o, index)) != MB_OK)
             return rc;
         t->n_reports++;
-        return MB_OK;
+        return st->def.pruner.kind != 0 ? trial_maybe_prune(sm, st, t, index, fx) : MB_OK;
     }
     case CONSENSUS_CMD_TRIAL_FINISH: {
         char *error = cs_strdup_or_null(s->error, &ok);
@@ -1178,6 +1432,7 @@ int cs_studies_evaluator_gone(cs_studies *t, uint64_t index, const char *agent, 
 
 typedef struct def_pb {
     Mabeam__StudyDef d;
+    Mabeam__StudyPruner pruner;
     Mabeam__StudyParam *p;
     Mabeam__StudyParam **pp;
     Mabeam__VarSpec *spec;
@@ -1228,6 +1483,29 @@ static int def_to_pb(const consensus_study_def *d, int with_flags, def_pb *out)
     m->on_finish = (uint32_t)d->on_finish;
     m->n_groups = d->n_groups;
     m->trial_timeout_ms = d->trial_timeout_ms;
+    /* studyfeat */
+    if (d->pruner.kind != 0) {
+        Mabeam__StudyPruner *q = &out->pruner;
+        mabeam__study_pruner__init(q);
+        q->has_kind = q->has_n_startup_trials = q->has_n_warmup_steps = q->has_n_min_trials = 1;
+        q->has_min_resource = q->has_reduction_factor = q->has_min_early_stopping_rate = 1;
+        q->has_max_resource = 1;
+        q->kind = d->pruner.kind;
+        q->n_startup_trials = d->pruner.n_startup_trials;
+        q->n_warmup_steps = d->pruner.n_warmup_steps;
+        q->n_min_trials = d->pruner.n_min_trials;
+        q->min_resource = d->pruner.min_resource;
+        q->reduction_factor = d->pruner.reduction_factor;
+        q->min_early_stopping_rate = d->pruner.min_early_stopping_rate;
+        q->max_resource = d->pruner.max_resource;
+        m->pruner = q;
+    }
+    m->has_propose_rule = d->propose_rule != 0;
+    m->propose_rule = (uint32_t)d->propose_rule;
+    m->has_propose_fraction = d->propose_fraction != 0;
+    m->propose_fraction = d->propose_fraction;
+    m->n_propose_caps = d->n_propose_caps;
+    m->propose_caps = d->propose_caps;
     return MB_OK;
 }
 
@@ -1245,8 +1523,12 @@ static int def_from_pb(const Mabeam__StudyDef *m, consensus_study_def *d, mb_err
     memset(d, 0, sizeof(*d));
     if (m == NULL)
         return mb_errorf(err, MB_EPROTO, "study command without a definition");
-    if (m->n_params > CONSENSUS_STUDY_MAX_PARAMS || m->n_argv > CONSENSUS_STUDY_MAX_ARGS)
+    if (m->n_params > CONSENSUS_STUDY_MAX_PARAMS || m->n_argv > CONSENSUS_STUDY_MAX_ARGS ||
+        m->n_propose_caps > CONSENSUS_STUDY_MAX_CAPS)
         return mb_errorf(err, MB_EPROTO, "study definition too large");
+    if (m->propose_rule > CONSENSUS_RULE_BYZANTINE ||
+        (m->pruner != NULL && m->pruner->kind > MB_OPTIM_PRUNE_HYPERBAND))
+        return mb_errorf(err, MB_EPROTO, "study definition has an unknown enum");
     if (m->objective_kind > CONSENSUS_OBJECTIVE_PYTHON || m->on_finish > 2)
         return mb_errorf(err, MB_EPROTO, "study definition has an unknown enum");
     d->id = cs_strdup_or_null(m->id, &ok);
@@ -1263,6 +1545,32 @@ static int def_from_pb(const Mabeam__StudyDef *m, consensus_study_def *d, mb_err
     d->on_finish = (consensus_on_finish)m->on_finish;
     d->n_groups = m->n_groups;
     d->trial_timeout_ms = m->trial_timeout_ms;
+    if (m->pruner != NULL) { /* studyfeat */
+        d->pruner.kind = m->pruner->kind;
+        d->pruner.n_startup_trials = m->pruner->n_startup_trials;
+        d->pruner.n_warmup_steps = m->pruner->n_warmup_steps;
+        d->pruner.n_min_trials = m->pruner->n_min_trials;
+        d->pruner.min_resource = m->pruner->min_resource;
+        d->pruner.reduction_factor = m->pruner->reduction_factor;
+        d->pruner.min_early_stopping_rate = m->pruner->min_early_stopping_rate;
+        d->pruner.max_resource = m->pruner->max_resource;
+    }
+    d->propose_rule = (consensus_rule)m->propose_rule;
+    d->propose_fraction = m->propose_fraction;
+    if (ok && m->n_propose_caps > 0 &&
+        (d->propose_caps = calloc(m->n_propose_caps, sizeof(char *))) == NULL)
+        ok = 0;
+    for (size_t i = 0; ok && i < m->n_propose_caps; i++)
+        d->propose_caps[d->n_propose_caps++] = cs_strdup_or_null(m->propose_caps[i], &ok);
+    /* Logs and snapshots from before on_finish propose was carried out
+     * have no voter capabilities: the default, on every replica alike. */
+    if (ok && d->on_finish == CONSENSUS_ON_FINISH_PROPOSE && m->n_propose_caps == 0) {
+        if ((d->propose_caps = calloc(1, sizeof(char *))) == NULL ||
+            (d->propose_caps[0] = strdup("voter")) == NULL)
+            ok = 0;
+        else
+            d->n_propose_caps = 1;
+    }
     if (ok && m->n_params > 0 && (d->params = calloc(m->n_params, sizeof(*d->params))) == NULL)
         ok = 0;
     for (size_t i = 0; ok && i < m->n_params; i++) {
@@ -1372,6 +1680,9 @@ int cs_study_cmd_pack(const consensus_cmd *cmd, Mabeam__Command *c, void *(*allo
         tq.has_number = 1;
         tq.number = s->number;
         tq.reason = s->reason;
+        tq.evaluator = s->evaluator; /* studyagents: conditional re-queue */
+        tq.has_generation = s->evaluator != NULL;
+        tq.generation = s->generation;
         c->body_case = MABEAM__COMMAND__BODY_TRIAL_REQUEUE;
         c->trial_requeue = &tq;
         break;
@@ -1480,6 +1791,8 @@ int cs_study_cmd_decode(const Mabeam__Command *c, consensus_cmd *d, mb_error *er
         s->study_id = cs_strdup_or_null(m->study, &ok);
         s->number = m->number;
         s->reason = cs_strdup_or_null(m->reason, &ok);
+        s->evaluator = cs_strdup_or_null(m->evaluator, &ok); /* studyagents */
+        s->generation = m->generation;
         break;
     }
     default:
@@ -1905,11 +2218,118 @@ static int parse_partition(const cJSON *part, consensus_study_def *d, mb_error *
     return MB_OK;
 }
 
+/* studyfeat: "pruner": "median" | {"kind": "asha", "min_resource": 1, ...}
+ * (absent settings take mb_optim_config_default's values) and
+ * "propose": {"rule": "majority", "fraction": 0.75, "caps": ["voter"]}. */
+static int studyfeat_parse(const cJSON *j, consensus_study_def *d, mb_error *err)
+{
+    static const struct {
+        const char *key;
+        int wide;
+        size_t off;
+    } pf[] = {
+        { "n_startup_trials", 0, offsetof(consensus_study_pruner, n_startup_trials) },
+        { "n_warmup_steps", 1, offsetof(consensus_study_pruner, n_warmup_steps) },
+        { "n_min_trials", 0, offsetof(consensus_study_pruner, n_min_trials) },
+        { "min_resource", 1, offsetof(consensus_study_pruner, min_resource) },
+        { "reduction_factor", 0, offsetof(consensus_study_pruner, reduction_factor) },
+        { "min_early_stopping_rate", 0, offsetof(consensus_study_pruner, min_early_stopping_rate) },
+        { "max_resource", 1, offsetof(consensus_study_pruner, max_resource) },
+    };
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "pruner");
+    if (f != NULL) {
+        const cJSON *kind = cJSON_IsObject(f) ? cJSON_GetObjectItemCaseSensitive(f, "kind") : f;
+        mb_optim_pruner k;
+        if (!cJSON_IsString(kind) || mb_optim_pruner_parse(kind->valuestring, &k, NULL) != MB_OK)
+            return mb_errorf(err, MB_EINVAL,
+                             "study: pruner is \"none\", \"median\", \"asha\", \"hyperband\" or "
+                             "{\"kind\": ..., settings}");
+        mb_optim_config cfg;
+        mb_optim_config_default(&cfg, MB_OPTIM_RANDOM);
+        consensus_study_pruner *p = &d->pruner;
+        p->kind = (uint32_t)k;
+        p->n_startup_trials = cfg.pruner.n_startup_trials;
+        p->n_warmup_steps = cfg.pruner.n_warmup_steps;
+        p->n_min_trials = cfg.pruner.n_min_trials;
+        p->min_resource = cfg.pruner.min_resource;
+        p->reduction_factor = cfg.pruner.reduction_factor;
+        p->min_early_stopping_rate = cfg.pruner.min_early_stopping_rate;
+        p->max_resource = cfg.pruner.max_resource;
+        const cJSON *it, *settings = cJSON_IsObject(f) ? f : NULL;
+        cJSON_ArrayForEach(it, settings)
+        {
+            size_t i = 0;
+            while (i < sizeof(pf) / sizeof(pf[0]) && strcmp(pf[i].key, it->string) != 0)
+                i++;
+            if (strcmp(it->string, "kind") == 0)
+                continue;
+            uint64_t u;
+            if (i == sizeof(pf) / sizeof(pf[0]) ||
+                !json_uint(it, pf[i].wide ? 9007199254740992.0 : 4294967295.0, &u))
+                return mb_errorf(err, MB_EINVAL,
+                                 "study: pruner setting \"%.64s\" unknown or not an unsigned "
+                                 "integer",
+                                 it->string);
+            if (pf[i].wide)
+                *(uint64_t *)((char *)p + pf[i].off) = u;
+            else
+                *(uint32_t *)((char *)p + pf[i].off) = (uint32_t)u;
+        }
+    }
+    f = cJSON_GetObjectItemCaseSensitive(j, "propose");
+    if (f == NULL) {
+        if (d->on_finish == CONSENSUS_ON_FINISH_PROPOSE) { /* default: majority of "voter"s */
+            if ((d->propose_caps = calloc(1, sizeof(char *))) == NULL ||
+                (d->propose_caps[0] = strdup("voter")) == NULL)
+                return MB_ENOMEM;
+            d->n_propose_caps = 1;
+        }
+        return MB_OK;
+    }
+    const cJSON *rule = cJSON_GetObjectItemCaseSensitive(f, "rule");
+    const cJSON *frac = cJSON_GetObjectItemCaseSensitive(f, "fraction");
+    const cJSON *caps = cJSON_GetObjectItemCaseSensitive(f, "caps");
+    if (!cJSON_IsObject(f) || (rule != NULL && !cJSON_IsString(rule)) ||
+        (frac != NULL && !cJSON_IsNumber(frac)) ||
+        (caps != NULL &&
+         (!cJSON_IsArray(caps) || cJSON_GetArraySize(caps) > CONSENSUS_STUDY_MAX_CAPS)) ||
+        cJSON_GetArraySize(f) != (rule != NULL) + (frac != NULL) + (caps != NULL))
+        return mb_errorf(err, MB_EINVAL,
+                         "study: propose is {\"rule\": \"majority\"|\"supermajority\"|"
+                         "\"unanimous\", \"fraction\": F, \"caps\": [up to %d capabilities]}",
+                         CONSENSUS_STUDY_MAX_CAPS);
+    if (rule != NULL && consensus_rule_parse(rule->valuestring, &d->propose_rule) != MB_OK)
+        return mb_errorf(err, MB_EINVAL, "study: unknown propose rule \"%.32s\"",
+                         rule->valuestring);
+    if (frac != NULL)
+        d->propose_fraction = frac->valuedouble;
+    int n = caps != NULL ? cJSON_GetArraySize(caps) : 1;
+    if (n > 0 && (d->propose_caps = calloc((size_t)n, sizeof(char *))) == NULL)
+        return MB_ENOMEM;
+    if (caps == NULL) {
+        if ((d->propose_caps[0] = strdup("voter")) == NULL)
+            return MB_ENOMEM;
+        d->n_propose_caps = 1;
+        return MB_OK;
+    }
+    const cJSON *c;
+    cJSON_ArrayForEach(c, caps)
+    {
+        if (!cJSON_IsString(c))
+            return mb_errorf(err, MB_EINVAL, "study: propose caps are strings");
+        if ((d->propose_caps[d->n_propose_caps] = strdup(c->valuestring)) == NULL)
+            return MB_ENOMEM;
+        d->n_propose_caps++;
+    }
+    return MB_OK;
+}
+
 int consensus_study_from_json(const cJSON *j, int64_t now_ms, consensus_cmd *out, mb_error *err)
 {
     static const char *const keys[] = { "id",       "space",     "objective", "direction",
                                         "strategy", "bandit",    "budget",    "parallelism",
-                                        "seed",     "on_finish", "partition", "trial_timeout_s" };
+                                        "seed",     "on_finish", "partition", "trial_timeout_s",
+                                        "pruner",   "propose" };
     memset(out, 0, sizeof(*out));
     if (!cJSON_IsObject(j))
         return mb_errorf(err, MB_EINVAL, "a study is a JSON object");
@@ -2021,6 +2441,15 @@ int consensus_study_from_json(const cJSON *j, int64_t now_ms, consensus_cmd *out
             goto fail;
         }
         d->trial_timeout_ms = (uint64_t)(f->valuedouble * 1000.0);
+    }
+    if ((rc = studyfeat_parse(j, d, err)) != MB_OK)
+        goto fail;
+    /* At the API only: logs written before partitioned search existed may
+     * hold a partitioned grid (its optimiser ignores the partition). */
+    if (d->n_groups > 1 && strcmp(d->strategy, "grid") == 0) {
+        rc = mb_errorf(err, MB_EINVAL,
+                       "study \"%s\": a grid covers the whole space: no partition with it", d->id);
+        goto fail;
     }
     if ((rc = def_check(d, err)) != MB_OK)
         goto fail;

@@ -1,17 +1,23 @@
 /* node/studies.c: the studies driver (see node/studies.h, docs/studies.md).
  *
- * Leader side, per running study: an mb_optim rebuilt from the replicated
- * trials (suggest k after feeding the first `basis` finished trials in
- * the order they finished: the same calls in the same order give the same
- * optimiser), kept in step with the log, proposing TRIAL_SUGGEST with the
- * expected trial number so that pipelined suggestions never skip; the
- * time budget (STUDY_FINISH) and re-queueing trials of nodes the failure
- * detector declares down.
+ * Optimiser duty, on the node that runs the study's optimiser agent (a
+ * placed cluster agent of kind `optimiser`, placed by the raft leader when
+ * the study runs and removed when it ends): an mb_optim rebuilt from the
+ * replicated trials (suggest k after feeding the first `basis` finished
+ * trials in the order they finished: the same calls in the same order give
+ * the same optimiser), kept in step with the log, proposing TRIAL_SUGGEST
+ * with the expected trial number so that pipelined suggestions never skip;
+ * the time budget (STUDY_FINISH) and re-queueing trials of nodes the
+ * failure detector declares down.
  *
- * Every node: evaluator slots claim suggested trials (TRIAL_START with
- * the slot's evaluator id and this process's generation), evaluate them on
- * their thread and report (TRIAL_REPORT, TRIAL_FINISH). A claim race is
- * settled by the state machine (the loser gets MB_ESTATE). */
+ * Evaluators: every node places `study_evaluators` cluster agents of kind
+ * `evaluator` on itself (`evaluator-<node>-<k>`); every evaluator agent
+ * that runs on a node (its own, or moved there by failover) gets a slot
+ * (a helper thread) that claims suggested trials (TRIAL_START with the
+ * agent's id and placed generation), evaluates them and reports
+ * (TRIAL_REPORT, TRIAL_FINISH). A claim race is settled by the state
+ * machine (the loser gets MB_ESTATE); when the agent crashes, stops or
+ * moves, the state machine re-queues its trials. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,18 +39,22 @@
 #include "consensus/consensus.h"
 #include "node/node.h"
 #include "node/node_log.h"
+#include "node/placement.h"
 #include "node/replication.h"
 #include "node/studies.h"
 
 extern char **environ;
 
-#define TICK_MS        100
-#define CLAIM_IDLE_MS  20 /* a follower slot idle this long takes any trial */
-#define SUBMIT_RETRIES 5
-#define STDERR_TAIL    240
-#define LINE_MAX_BYTES 4096
-#define SLOTS_MAX      256
-#define DEFAULT_PYTHON "/usr/bin/python3" /* Debian's, for python3-sklearn */
+#define TICK_MS          100
+#define STARTING_TICK_MS 5    /* while an agent placed here is being started, */
+#define STARTING_MAX_MS  1000 /* for at most this long */
+#define CLAIM_IDLE_MS    20   /* a follower slot idle this long takes any trial */
+#define SUBMIT_RETRIES   5
+#define STDERR_TAIL      240
+#define LINE_MAX_BYTES   4096
+#define SLOTS_MAX        256
+#define DEFAULT_PYTHON   "/usr/bin/python3" /* Debian's, for python3-sklearn */
+#define CANCEL_GRACE_MS  1000 /* a cancelled objective process: SIGTERM, then SIGKILL */
 
 /* ---------------- messages from slot threads ---------------- */
 
@@ -86,7 +96,9 @@ typedef struct slot {
     char study[CONSENSUS_ID_MAX + 1];
     uint32_t number;
     uint64_t idle_since;
-    char evaluator[48];
+    int bound;           /* runs for evaluator agent `evaluator` (placed here) */
+    uint64_t generation; /* that agent's placed generation */
+    char evaluator[CONSENSUS_ID_MAX + 1];
     struct slot_msg *held; /* CLAIMING: results waiting for the claim */
     /* shared under s->mu */
     int has_job;
@@ -98,7 +110,8 @@ typedef struct slot {
 typedef struct optrun {
     struct optrun *next;
     char id[CONSENSUS_ID_MAX + 1];
-    mb_optim *opt;
+    char agent[CONSENSUS_ID_MAX + 1]; /* the optimiser agent hosted here */
+    mb_optim_part *opt;               /* one optimiser, or one per partition group */
     uint32_t n_suggested; /* trials the optimiser suggested (== replicated + inflight) */
     uint32_t n_fed;       /* finished trials fed */
     uint64_t fed_index;   /* raft index of the last one fed */
@@ -116,13 +129,19 @@ struct studies {
     int handles; /* open handles */
     int closing;
     unsigned pending; /* submits not answered yet */
-    uint64_t generation;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     slot_msg *msgs, **msgs_tail;
-    slot *slots;
-    unsigned n_slots;
-    unsigned threads; /* started */
+    slot *slots;             /* SLOTS_MAX, the first n_slots in use */
+    unsigned n_slots;        /* bound now or earlier (threads started) */
+    unsigned threads;        /* started: slots[0..threads) */
+    unsigned home_slots;     /* evaluator agents this node places on itself */
+    int ev_busy;             /* an evaluator agent place/move/remove in flight */
+    int opt_busy;            /* leader: an optimiser agent place/remove in flight */
+    int orphan_busy;         /* a re-queue of a lost trial in flight */
+    int starting;            /* an agent placed here has no local copy yet: tick soon */
+    uint64_t starting_since; /* ... since then (a copy that does not start: back to TICK_MS) */
+    struct submit *live;     /* submits not answered yet */
     optrun *runs;
     uint64_t applied_seen;
 };
@@ -362,10 +381,8 @@ static void run_process(slot *sl, const job *j)
         pthread_mutex_lock(&sl->s->mu);
         cancelled = sl->cancel;
         pthread_mutex_unlock(&sl->s->mu);
-        if (cancelled) {
-            kill(-pid, SIGKILL);
-            break;
-        }
+        if (cancelled)
+            break; /* stopped below: SIGTERM, then SIGKILL after a grace */
         int pr = poll(pf, 2, wait);
         if (pr < 0 && errno != EINTR)
             break;
@@ -430,8 +447,21 @@ static void run_process(slot *sl, const job *j)
         if (out[0] < 0 && open_fds > 0 && err[0] < 0)
             break;
     }
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    int status = 0, reaped = 0;
+    if (cancelled) {
+        /* Pruned, re-queued or shut down: ask the process group to stop,
+         * and kill it if it is still there after the grace. */
+        kill(-pid, SIGTERM);
+        uint64_t until = mono_ms() + CANCEL_GRACE_MS;
+        pid_t w;
+        while ((w = waitpid(pid, &status, WNOHANG)) == 0 && mono_ms() < until)
+            poll(NULL, 0, 5);
+        if (w == pid)
+            reaped = 1;
+        else
+            kill(-pid, SIGKILL);
+    }
+    while (!reaped && waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     pthread_mutex_lock(&sl->s->mu);
     sl->child = 0;
@@ -493,16 +523,19 @@ static void *slot_main(void *arg)
 
 typedef struct submit {
     studies *s;
-    int kind; /* what to do with the answer */
+    struct submit *live_next; /* s->live */
+    int kind;                 /* what to do with the answer */
     unsigned slot;
     char study[CONSENSUS_ID_MAX + 1];
     uint32_t number;
     int retries;
     consensus_cmd cmd; /* kept for retries (study part owned) */
     consensus_study_cmd sc;
+    char ev[CONSENSUS_ID_MAX + 1]; /* SUB_CTL/SUB_ORPHAN re-queue: the claim it ends */
+    char by[CONSENSUS_ID_MAX + 1];
 } submit;
 
-enum { SUB_SUGGEST = 1, SUB_START, SUB_REPORT, SUB_FINISH, SUB_CTL };
+enum { SUB_SUGGEST = 1, SUB_START, SUB_REPORT, SUB_FINISH, SUB_CTL, SUB_ORPHAN };
 
 static optrun *run_find(studies *s, const char *id)
 {
@@ -514,6 +547,11 @@ static optrun *run_find(studies *s, const char *id)
 
 static void submit_free(submit *sb)
 {
+    for (submit **pp = &sb->s->live; *pp != NULL; pp = &(*pp)->live_next)
+        if (*pp == sb) {
+            *pp = sb->live_next;
+            break;
+        }
     free(sb->sc.params);
     free(sb->sc.strategy);
     free(sb->sc.error);
@@ -547,7 +585,7 @@ static void slot_cancel(slot *sl)
     pthread_mutex_lock(&sl->s->mu);
     sl->cancel = 1;
     if (sl->child > 0)
-        kill(-sl->child, SIGKILL);
+        kill(-sl->child, SIGTERM); /* the slot thread escalates to SIGKILL */
     pthread_cond_broadcast(&sl->s->cv);
     pthread_mutex_unlock(&sl->s->mu);
 }
@@ -594,7 +632,7 @@ static void submit_cb(void *arg, const consensus_result *res)
             const consensus_study *st = consensus_sm_study_get(repl_sm(s->n->repl), sb->study);
             const consensus_trial *t = consensus_study_trial(st, sb->number);
             if (t != NULL && t->status == CONSENSUS_TRIAL_RUNNING &&
-                strcmp(t->evaluator, sl->evaluator) == 0 && t->generation == s->generation) {
+                strcmp(t->evaluator, sl->evaluator) == 0 && t->generation == sl->generation) {
                 sl->state = SLOT_RUNNING;
                 slot_msg *held = sl->held;
                 sl->held = NULL;
@@ -627,6 +665,9 @@ static void submit_cb(void *arg, const consensus_result *res)
         if (r != NULL)
             r->ctl_inflight = 0;
         break;
+    case SUB_ORPHAN:
+        s->orphan_busy = 0;
+        break;
     default:
         break;
     }
@@ -644,6 +685,8 @@ static submit *submit_new(studies *s, int kind, consensus_cmd_kind ck, const cha
     if (sb == NULL)
         return NULL;
     sb->s = s;
+    sb->live_next = s->live;
+    s->live = sb;
     sb->kind = kind;
     sb->cmd.kind = ck;
     snprintf(sb->study, sizeof(sb->study), "%s", study);
@@ -694,7 +737,7 @@ static void slot_send_msg(studies *s, slot *sl, slot_msg *m)
         sb->slot = sl->idx;
         sb->cmd.by = sl->evaluator;
         sb->sc.evaluator = sl->evaluator;
-        sb->sc.generation = s->generation;
+        sb->sc.generation = sl->generation;
         sb->sc.step = m->step;
         sb->sc.value = m->value;
         sb->sc.status = m->status;
@@ -800,7 +843,7 @@ static void claim_trials(studies *s, const consensus_sm *sm)
     uint64_t now = uv_now(&s->n->loop);
     for (unsigned k = 0; k < s->n_slots; k++) {
         slot *sl = &s->slots[k];
-        if (sl->state != SLOT_IDLE)
+        if (sl->state != SLOT_IDLE || !sl->bound)
             continue;
         int any = now - sl->idle_since >= CLAIM_IDLE_MS;
         int leader = repl_is_leader(s->n->repl);
@@ -837,7 +880,7 @@ static void claim_trials(studies *s, const consensus_sm *sm)
         sb->slot = k;
         sb->cmd.by = sl->evaluator;
         sb->sc.evaluator = sl->evaluator;
-        sb->sc.generation = s->generation;
+        sb->sc.generation = sl->generation;
         sb->sc.node = self;
         snprintf(sl->study, sizeof(sl->study), "%s", pick->def.id);
         sl->number = pt->number;
@@ -861,18 +904,13 @@ static void cancel_stale(studies *s, const consensus_sm *sm)
         const consensus_trial *t =
             consensus_study_trial(consensus_sm_study_get(sm, sl->study), sl->number);
         if (t != NULL && t->status == CONSENSUS_TRIAL_RUNNING && t->evaluator != NULL &&
-            strcmp(t->evaluator, sl->evaluator) == 0 && t->generation == s->generation)
+            strcmp(t->evaluator, sl->evaluator) == 0 && t->generation == sl->generation)
             continue;
-        pthread_mutex_lock(&s->mu);
-        sl->cancel = 1;
-        if (sl->child > 0)
-            kill(-sl->child, SIGKILL);
-        pthread_cond_broadcast(&s->cv);
-        pthread_mutex_unlock(&s->mu);
+        slot_cancel(sl); /* pruned, re-queued or the study stopped */
     }
 }
 
-/* ---------------- optimisers (leader) ---------------- */
+/* ---------------- optimisers (the optimiser agent's host) ---------------- */
 
 static int build_space(const consensus_study *st, mb_optim_space **out, mb_error *err)
 {
@@ -912,7 +950,7 @@ static int build_space(const consensus_study *st, mb_optim_space **out, mb_error
     return MB_OK;
 }
 
-static int optim_for(const consensus_study *st, mb_optim **out, mb_error *err)
+static int optim_for(const consensus_study *st, mb_optim_part **out, mb_error *err)
 {
     mb_optim_strategy strat;
     int rc = mb_optim_strategy_parse(st->def.strategy, &strat, err);
@@ -928,7 +966,14 @@ static int optim_for(const consensus_study *st, mb_optim **out, mb_error *err)
     mb_optim_space *sp = NULL;
     if ((rc = build_space(st, &sp, err)) != MB_OK)
         return rc;
-    rc = mb_optim_new(sp, &cfg, out, err);
+    /* A partition: one optimiser per group, in lockstep (studyfeat). */
+    uint32_t groups[CONSENSUS_STUDY_MAX_PARAMS];
+    for (uint32_t i = 0; i < st->def.n_params; i++)
+        groups[i] = st->def.params[i].group;
+    /* A grid is one optimiser: studies created before partitioned search
+     * existed may combine the two. */
+    rc = mb_optim_part_new(sp, &cfg, groups, strat == MB_OPTIM_GRID ? 1 : st->def.n_groups, out,
+                           err);
     mb_optim_space_free(sp);
     return rc;
 }
@@ -943,10 +988,18 @@ static int cmp_finished(const void *a, const void *b)
 static void feed_one(optrun *r, const consensus_trial *t)
 {
     mb_error e;
-    if (t->status == CONSENSUS_TRIAL_COMPLETED)
-        mb_optim_complete(r->opt, t->number - 1, t->value, &e);
-    else
-        mb_optim_fail(r->opt, t->number - 1, &e);
+    if (t->status == CONSENSUS_TRIAL_COMPLETED) {
+        mb_optim_part_complete(r->opt, t->number - 1, t->value, &e);
+    } else if (t->status == CONSENSUS_TRIAL_PRUNED) {
+        /* Pruned (by the state machine's pruner): the optimiser ranks it
+         * by its learning curve. */
+        for (uint32_t i = 0; i < t->n_reports; i++)
+            mb_optim_part_report(r->opt, t->number - 1, t->report_steps[i], t->report_values[i],
+                                 &e);
+        mb_optim_part_prune(r->opt, t->number - 1, &e);
+    } else {
+        mb_optim_part_fail(r->opt, t->number - 1, &e);
+    }
     r->n_fed++;
     r->fed_index = t->finished;
 }
@@ -970,7 +1023,7 @@ static size_t unfed(const consensus_study *st, uint64_t after, const consensus_t
 static int run_rebuild(studies *s, optrun *r, const consensus_study *st)
 {
     mb_error e;
-    mb_optim_free(r->opt);
+    mb_optim_part_free(r->opt);
     r->opt = NULL;
     r->n_suggested = r->n_fed = 0;
     r->fed_index = 0;
@@ -991,7 +1044,7 @@ static int run_rebuild(studies *s, optrun *r, const consensus_study *st)
             feed_one(r, fin[j++]);
         double x[MB_OPTIM_MAX_DIMS];
         uint64_t id;
-        if (mb_optim_suggest(r->opt, &id, x, &e) != MB_OK || id != k) {
+        if (mb_optim_part_suggest(r->opt, &id, x, &e) != MB_OK || id != k) {
             diverged = 1;
             break;
         }
@@ -1008,14 +1061,22 @@ static int run_rebuild(studies *s, optrun *r, const consensus_study *st)
     return MB_OK;
 }
 
+/* A control command of the optimiser duty; a re-queue names the claim it
+ * ends (`ev`, `gen`; NULL = any). */
 static void ctl_submit(studies *s, optrun *r, consensus_cmd_kind kind, uint32_t number,
-                       const char *reason)
+                       const char *reason, const char *ev, uint64_t gen)
 {
     submit *sb = submit_new(s, SUB_CTL, kind, r->id, number);
     if (sb == NULL)
         return;
     sb->sc.reason = strdup(reason);
-    sb->cmd.by = "studies";
+    snprintf(sb->by, sizeof(sb->by), "%s", r->agent);
+    sb->cmd.by = sb->by;
+    if (ev != NULL) {
+        snprintf(sb->ev, sizeof(sb->ev), "%s", ev);
+        sb->sc.evaluator = sb->ev;
+        sb->sc.generation = gen;
+    }
     r->ctl_inflight = 1;
     if (sb->sc.reason == NULL || submit_send(sb) != MB_OK) {
         r->ctl_inflight = 0;
@@ -1023,7 +1084,7 @@ static void ctl_submit(studies *s, optrun *r, consensus_cmd_kind kind, uint32_t 
     }
 }
 
-static void drive_study(studies *s, const consensus_study *st)
+static void drive_study(studies *s, const consensus_study *st, const consensus_agent *agent)
 {
     optrun *r = run_find(s, st->def.id);
     if (r == NULL) {
@@ -1031,16 +1092,20 @@ static void drive_study(studies *s, const consensus_study *st)
         if (r == NULL)
             return;
         snprintf(r->id, sizeof(r->id), "%s", st->def.id);
-        r->broken = 1;
+        r->broken = 1; /* built from the replicated trials on first use */
         r->next = s->runs;
         s->runs = r;
+        NC_LOGKV(s->n->log, NC_LOG_INFO, "studies", "optimiser agent runs here: rebuilding",
+                 NC_F_STR("study", st->def.id), NC_F_STR("agent", agent->id),
+                 NC_F_U64("generation", agent->generation), NC_F_U64("trials", st->n_trials));
     }
+    snprintf(r->agent, sizeof(r->agent), "%s", agent->id);
     r->mark = 1;
     if (r->ctl_inflight)
         return;
     /* Time budget. */
     if (st->def.deadline_ms > 0 && node_wall_ms() >= st->def.deadline_ms) {
-        ctl_submit(s, r, CONSENSUS_CMD_STUDY_FINISH, 0, "time budget used up");
+        ctl_submit(s, r, CONSENSUS_CMD_STUDY_FINISH, 0, "time budget used up", NULL, 0);
         return;
     }
     /* Trials of nodes the failure detector declares down. */
@@ -1050,7 +1115,8 @@ static void drive_study(studies *s, const consensus_study *st)
             repl_peer_status(s->n->repl, t->node) == 2 /* CLUSTER_PEER_DOWN */) {
             char why[96];
             snprintf(why, sizeof(why), "evaluator node %llu is down", (unsigned long long)t->node);
-            ctl_submit(s, r, CONSENSUS_CMD_TRIAL_REQUEUE, t->number, why);
+            ctl_submit(s, r, CONSENSUS_CMD_TRIAL_REQUEUE, t->number, why, t->evaluator,
+                       t->generation);
             return;
         }
     }
@@ -1078,7 +1144,7 @@ static void drive_study(studies *s, const consensus_study *st)
         double x[MB_OPTIM_MAX_DIMS];
         uint64_t id;
         mb_error e;
-        int rc = mb_optim_suggest(r->opt, &id, x, &e);
+        int rc = mb_optim_part_suggest(r->opt, &id, x, &e);
         if (rc == MB_ERANGE) {
             r->exhausted = 1;
             break;
@@ -1092,10 +1158,12 @@ static void drive_study(studies *s, const consensus_study *st)
             submit_new(s, SUB_SUGGEST, CONSENSUS_CMD_TRIAL_SUGGEST, st->def.id, (uint32_t)id + 1);
         if (sb != NULL) {
             sb->sc.params = malloc(st->def.n_params * sizeof(double));
-            sb->sc.strategy = strdup(mb_optim_strategy_name(mb_optim_trial_strategy(r->opt, id)));
+            sb->sc.strategy =
+                strdup(mb_optim_strategy_name(mb_optim_part_trial_strategy(r->opt, id)));
             sb->sc.basis = r->n_fed;
             sb->sc.n_params = st->def.n_params;
-            sb->cmd.by = "optimiser";
+            snprintf(sb->by, sizeof(sb->by), "%s", r->agent);
+            sb->cmd.by = sb->by;
         }
         if (sb == NULL || sb->sc.params == NULL || sb->sc.strategy == NULL) {
             if (sb != NULL)
@@ -1114,7 +1182,7 @@ static void drive_study(studies *s, const consensus_study *st)
     }
     /* A grid used up: nothing more to suggest. */
     if (r->exhausted && st->n_pending == 0 && r->inflight == 0)
-        ctl_submit(s, r, CONSENSUS_CMD_STUDY_FINISH, 0, "search space exhausted");
+        ctl_submit(s, r, CONSENSUS_CMD_STUDY_FINISH, 0, "search space exhausted", NULL, 0);
 }
 
 static void drop_runs(studies *s, int unmarked_only)
@@ -1124,12 +1192,352 @@ static void drop_runs(studies *s, int unmarked_only)
         optrun *r = *pp;
         if ((!unmarked_only || !r->mark) && r->inflight == 0 && !r->ctl_inflight) {
             *pp = r->next;
-            mb_optim_free(r->opt);
+            mb_optim_part_free(r->opt);
             free(r);
             continue;
         }
         r->mark = 0;
         pp = &r->next;
+    }
+}
+
+/* ---------------- the studies' cluster agents (piece "studyagents") ---------------- */
+
+#define OPTIMISER_KIND "optimiser"
+#define EVALUATOR_KIND "evaluator"
+
+static int agent_id_char_ok(char c)
+{
+    return (unsigned char)c > ' ' && (unsigned char)c < 0x7f && c != '"' && c != '\\';
+}
+
+void studies_optimiser_name(const char *study_id, char *out, size_t size)
+{
+    static const char prefix[] = "optimiser-";
+    size_t len = strlen(study_id);
+    int ok = len + sizeof(prefix) - 1 <= CONSENSUS_ID_MAX;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = agent_id_char_ok(study_id[i]);
+    if (ok) {
+        snprintf(out, size, "%s%s", prefix, study_id);
+        return;
+    }
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const char *c = study_id; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    snprintf(out, size, "%s%016llx", prefix, (unsigned long long)h);
+}
+
+static int agent_live(const consensus_agent *a)
+{
+    return a->status == CONSENSUS_AGENT_PLACED || a->status == CONSENSUS_AGENT_RUNNING;
+}
+
+/* The local copy of cluster agent `name` runs on this node. */
+static int local_copy_runs(studies *s, const char *name)
+{
+    mb_agent_id id;
+    return s->n->placement != NULL && placement_local_id(s->n->placement, name, &id) == MB_OK;
+}
+
+/* Study `st`'s optimiser agent when this node runs it (placed here, live
+ * and its local copy running), else NULL. */
+static const consensus_agent *optimiser_here(studies *s, const consensus_sm *sm,
+                                             const consensus_study *st)
+{
+    char name[CONSENSUS_ID_MAX + 1];
+    studies_optimiser_name(st->def.id, name, sizeof(name));
+    const consensus_agent *a = consensus_sm_agent_get(sm, name);
+    if (a == NULL || a->node != repl_node_id(s->n->repl) || !agent_live(a) ||
+        strcmp(a->kind, OPTIMISER_KIND) != 0)
+        return NULL;
+    if (!local_copy_runs(s, name)) {
+        s->starting = 1; /* placement starts it within a few ms */
+        return NULL;
+    }
+    return a;
+}
+
+static void agent_op_cb(void *arg, const consensus_result *res, int *busy, const char *what)
+{
+    studies *s = arg;
+    s->pending--;
+    *busy = 0;
+    if (res->code != MB_OK && !s->closing)
+        NC_LOGKV(s->n->log, NC_LOG_DEBUG, "studies", what, NC_F_STR("code", mb_errname(res->code)),
+                 NC_F_STR("error", res->msg));
+    if (s->closing)
+        studies_maybe_free(s);
+    else
+        uv_timer_start(&s->tick, tick_cb, 0, 0);
+}
+
+static void optimiser_op_cb(void *arg, const consensus_result *res)
+{
+    studies *s = arg;
+    agent_op_cb(arg, res, &s->opt_busy, "optimiser agent change not applied");
+}
+
+static void evaluator_op_cb(void *arg, const consensus_result *res)
+{
+    studies *s = arg;
+    agent_op_cb(arg, res, &s->ev_busy, "evaluator agent change not applied");
+}
+
+static int agent_op(studies *s, consensus_cmd *cmd, repl_submit_cb cb, int *busy)
+{
+    cmd->by = "studies";
+    if (repl_submit(s->n->repl, cmd, 0, cb, s) != MB_OK)
+        return 0;
+    s->pending++;
+    *busy = 1;
+    return 1;
+}
+
+/* Leader: every running study has its optimiser agent (placed `any`, the
+ * least loaded live node); an optimiser agent whose study ended, was
+ * stopped or is unknown is removed. One change in flight. */
+static void ensure_optimisers(studies *s, const consensus_sm *sm)
+{
+    if (s->opt_busy || s->n->placement == NULL)
+        return;
+    char name[CONSENSUS_ID_MAX + 1];
+    for (size_t i = 0; i < consensus_sm_study_count(sm); i++) {
+        const consensus_study *st = consensus_sm_study_at(sm, i);
+        if (st->status != CONSENSUS_STUDY_RUNNING)
+            continue;
+        studies_optimiser_name(st->def.id, name, sizeof(name));
+        if (consensus_sm_agent_get(sm, name) != NULL)
+            continue;
+        uint64_t target = 0;
+        mb_error e;
+        if (placement_choose(s->n->placement, sm, PLACEMENT_ANY, 0, NULL, &target, &e) != MB_OK)
+            return;
+        cJSON *cfg = cJSON_CreateObject();
+        char *text = NULL;
+        if (cfg != NULL && cJSON_AddStringToObject(cfg, "study", st->def.id) != NULL)
+            text = cJSON_PrintUnformatted(cfg);
+        cJSON_Delete(cfg);
+        if (text == NULL)
+            return;
+        consensus_cmd cmd = { .kind = CONSENSUS_CMD_AGENT_PLACE,
+                              .agent_id = name,
+                              .agent_kind = OPTIMISER_KIND,
+                              .agent_config = text,
+                              .agent_node = target };
+        if (agent_op(s, &cmd, optimiser_op_cb, &s->opt_busy))
+            NC_LOGKV(s->n->log, NC_LOG_INFO, "studies", "placing the optimiser agent of a study",
+                     NC_F_STR("study", st->def.id), NC_F_STR("agent", name),
+                     NC_F_U64("node", target));
+        cJSON_free(text);
+        return;
+    }
+    for (size_t i = 0; i < consensus_sm_agent_count(sm); i++) {
+        const consensus_agent *a = consensus_sm_agent_at(sm, i);
+        if (strcmp(a->kind, OPTIMISER_KIND) != 0)
+            continue;
+        cJSON *cfg = a->config != NULL ? cJSON_Parse(a->config) : NULL;
+        const cJSON *sid = cJSON_GetObjectItemCaseSensitive(cfg, "study");
+        const consensus_study *st =
+            cJSON_IsString(sid) ? consensus_sm_study_get(sm, sid->valuestring) : NULL;
+        int ended = st == NULL || st->status != CONSENSUS_STUDY_RUNNING;
+        cJSON_Delete(cfg);
+        if (!ended)
+            continue;
+        consensus_cmd cmd = { .kind = CONSENSUS_CMD_AGENT_REMOVE, .agent_id = a->id };
+        agent_op(s, &cmd, optimiser_op_cb, &s->opt_busy);
+        return;
+    }
+}
+
+/* No trial runs on evaluator agent `name`. */
+static int evaluator_idle(const consensus_sm *sm, const char *name)
+{
+    for (size_t i = 0; i < consensus_sm_study_count(sm); i++) {
+        const consensus_study *st = consensus_sm_study_at(sm, i);
+        if (st->n_running == 0)
+            continue;
+        for (uint32_t k = 0; k < st->n_trials; k++) {
+            const consensus_trial *t = st->trials[k];
+            if (t->status == CONSENSUS_TRIAL_RUNNING && t->evaluator != NULL &&
+                strcmp(t->evaluator, name) == 0)
+                return 0;
+        }
+    }
+    return 1;
+}
+
+/* This node's own evaluator agents `evaluator-<node>-<k>`, k = 1..
+ * home_slots: placed here when missing, moved back here when failover
+ * moved them away and they are idle, removed beyond home_slots (a smaller
+ * study_evaluators after a restart) when idle. One change in flight. */
+static void ensure_evaluators(studies *s, const consensus_sm *sm)
+{
+    uint64_t self = repl_node_id(s->n->repl);
+    const consensus_node *me = consensus_sm_node_get(sm, self);
+    if (s->ev_busy || me == NULL || me->status != CONSENSUS_NODE_UP)
+        return;
+    char name[CONSENSUS_ID_MAX + 1];
+    for (unsigned k = 1; k <= s->home_slots; k++) {
+        snprintf(name, sizeof(name), "evaluator-%llu-%u", (unsigned long long)self, k);
+        const consensus_agent *a = consensus_sm_agent_get(sm, name);
+        if (a == NULL) {
+            char cfg[64];
+            snprintf(cfg, sizeof(cfg), "{\"home\":%llu,\"slot\":%u}", (unsigned long long)self, k);
+            consensus_cmd cmd = { .kind = CONSENSUS_CMD_AGENT_PLACE,
+                                  .agent_id = name,
+                                  .agent_kind = EVALUATOR_KIND,
+                                  .agent_config = cfg,
+                                  .agent_node = self };
+            agent_op(s, &cmd, evaluator_op_cb, &s->ev_busy);
+            return;
+        }
+        if (a->node != self && a->status != CONSENSUS_AGENT_STOPPED &&
+            strcmp(a->kind, EVALUATOR_KIND) == 0 && evaluator_idle(sm, name)) {
+            consensus_cmd cmd = { .kind = CONSENSUS_CMD_AGENT_REASSIGN,
+                                  .agent_id = name,
+                                  .agent_node = self,
+                                  .has_expected = 1,
+                                  .expected = a->generation };
+            if (agent_op(s, &cmd, evaluator_op_cb, &s->ev_busy))
+                NC_LOGKV(s->n->log, NC_LOG_INFO, "studies", "moving an evaluator agent home",
+                         NC_F_STR("agent", name), NC_F_U64("from", a->node));
+            return;
+        }
+    }
+    for (size_t i = 0; i < consensus_sm_agent_count(sm); i++) {
+        const consensus_agent *a = consensus_sm_agent_at(sm, i);
+        unsigned long long home;
+        unsigned k;
+        int used = 0;
+        if (strcmp(a->kind, EVALUATOR_KIND) != 0 ||
+            sscanf(a->id, "evaluator-%llu-%u%n", &home, &k, &used) != 2 || a->id[used] != '\0' ||
+            home != self || k <= s->home_slots || !evaluator_idle(sm, a->id))
+            continue;
+        consensus_cmd cmd = { .kind = CONSENSUS_CMD_AGENT_REMOVE, .agent_id = a->id };
+        agent_op(s, &cmd, evaluator_op_cb, &s->ev_busy);
+        return;
+    }
+}
+
+static int slot_thread_start(studies *s, unsigned idx)
+{
+    slot *sl = &s->slots[idx];
+    sl->s = s;
+    sl->idx = idx;
+    if (pthread_create(&sl->th, NULL, slot_main, sl) != 0)
+        return MB_EIO;
+    s->threads++;
+    return MB_OK;
+}
+
+/* Slots follow the evaluator agents that run here: a slot whose agent is
+ * gone, moved, crashed or of another generation is unbound (its running
+ * evaluation is cancelled by cancel_stale once the state machine re-queued
+ * the trial); every live evaluator agent whose local copy runs here gets
+ * a free slot (a new helper thread when none is free). */
+static void bind_slots(studies *s, const consensus_sm *sm)
+{
+    uint64_t self = repl_node_id(s->n->repl);
+    for (unsigned k = 0; k < s->n_slots; k++) {
+        slot *sl = &s->slots[k];
+        if (!sl->bound)
+            continue;
+        const consensus_agent *a = consensus_sm_agent_get(sm, sl->evaluator);
+        if (a != NULL && a->node == self && a->generation == sl->generation && agent_live(a) &&
+            local_copy_runs(s, sl->evaluator))
+            continue;
+        sl->bound = 0;
+        slog(s, NC_LOG_INFO, "evaluator agent left this node's slot", "agent", sl->evaluator);
+    }
+    for (size_t i = 0; i < consensus_sm_agent_count(sm); i++) {
+        const consensus_agent *a = consensus_sm_agent_at(sm, i);
+        if (a->node != self || !agent_live(a) || strcmp(a->kind, EVALUATOR_KIND) != 0)
+            continue;
+        if (!local_copy_runs(s, a->id)) {
+            s->starting = 1; /* placement starts it within a few ms */
+            continue;
+        }
+        unsigned k, free_k = s->n_slots;
+        for (k = 0; k < s->n_slots; k++) {
+            const slot *sl = &s->slots[k];
+            if (sl->bound && strcmp(sl->evaluator, a->id) == 0)
+                break;
+            if (free_k == s->n_slots && !sl->bound && sl->state == SLOT_IDLE)
+                free_k = k;
+        }
+        if (k < s->n_slots)
+            continue; /* bound already */
+        if (free_k == s->n_slots) {
+            if (s->n_slots == SLOTS_MAX)
+                return;
+            if (slot_thread_start(s, s->n_slots) != MB_OK) {
+                slog(s, NC_LOG_ERROR, "cannot start an evaluator thread", "agent", a->id);
+                return;
+            }
+            s->n_slots++;
+        }
+        slot *sl = &s->slots[free_k];
+        snprintf(sl->evaluator, sizeof(sl->evaluator), "%s", a->id);
+        sl->generation = a->generation;
+        sl->bound = 1;
+        sl->idle_since = uv_now(&s->n->loop);
+        NC_LOGKV(s->n->log, NC_LOG_DEBUG, "studies", "evaluator agent runs here",
+                 NC_F_STR("agent", a->id), NC_F_U64("generation", a->generation),
+                 NC_F_U64("slot", free_k + 1));
+    }
+}
+
+/* A claim of this process on (study, number): a busy slot or a write. */
+static int trial_held_here(const studies *s, const char *study, uint32_t number)
+{
+    if (trial_claimed_here(s, study, number))
+        return 1;
+    for (const submit *sb = s->live; sb != NULL; sb = sb->live_next)
+        if (sb->number == number && strcmp(sb->study, study) == 0)
+            return 1;
+    return 0;
+}
+
+/* A trial that runs, in the log, on an evaluator agent this node runs now
+ * (same generation) but that no slot of this process evaluates was lost:
+ * the process restarted before its node was declared down, or a claim's
+ * answer timed out after it committed. Re-queue it (naming the claim, so
+ * that a lagging view cannot end a later one). One in flight. */
+static void requeue_orphans(studies *s, const consensus_sm *sm)
+{
+    if (s->orphan_busy)
+        return;
+    for (size_t i = 0; i < consensus_sm_study_count(sm); i++) {
+        const consensus_study *st = consensus_sm_study_at(sm, i);
+        for (uint32_t n = 0; st->n_running > 0 && n < st->n_trials; n++) {
+            const consensus_trial *t = st->trials[n];
+            if (t->status != CONSENSUS_TRIAL_RUNNING || t->evaluator == NULL)
+                continue;
+            int ours = 0;
+            for (unsigned k = 0; k < s->n_slots && !ours; k++)
+                ours = s->slots[k].bound && s->slots[k].generation == t->generation &&
+                       strcmp(s->slots[k].evaluator, t->evaluator) == 0;
+            if (!ours || trial_held_here(s, st->def.id, t->number))
+                continue;
+            submit *sb =
+                submit_new(s, SUB_ORPHAN, CONSENSUS_CMD_TRIAL_REQUEUE, st->def.id, t->number);
+            if (sb == NULL)
+                return;
+            snprintf(sb->ev, sizeof(sb->ev), "%s", t->evaluator);
+            sb->sc.evaluator = sb->ev;
+            sb->sc.generation = t->generation;
+            sb->sc.reason = strdup("its evaluator lost it (the node restarted)");
+            sb->cmd.by = sb->ev;
+            if (sb->sc.reason == NULL || submit_send(sb) != MB_OK) {
+                submit_free(sb);
+                return;
+            }
+            s->orphan_busy = 1;
+            slog(s, NC_LOG_WARN, "re-queueing a trial this node's evaluator lost", "study",
+                 st->def.id);
+            return;
+        }
     }
 }
 
@@ -1141,19 +1549,32 @@ static void tick_cb(uv_timer_t *t)
     const consensus_sm *sm = repl_sm(s->n->repl);
     if (sm == NULL)
         return;
+    s->starting = 0;
     cancel_stale(s, sm);
-    if (repl_is_leader(s->n->repl)) {
-        for (size_t i = 0; i < consensus_sm_study_count(sm); i++) {
-            const consensus_study *st = consensus_sm_study_at(sm, i);
-            if (st->status == CONSENSUS_STUDY_RUNNING)
-                drive_study(s, st);
-        }
-        drop_runs(s, 1);
-    } else {
-        drop_runs(s, 0);
+    bind_slots(s, sm);
+    if (repl_is_leader(s->n->repl))
+        ensure_optimisers(s, sm);
+    ensure_evaluators(s, sm);
+    /* The optimiser duty of the studies whose optimiser agent runs here. */
+    for (size_t i = 0; i < consensus_sm_study_count(sm); i++) {
+        const consensus_study *st = consensus_sm_study_at(sm, i);
+        const consensus_agent *a =
+            st->status == CONSENSUS_STUDY_RUNNING ? optimiser_here(s, sm, st) : NULL;
+        if (a != NULL)
+            drive_study(s, st, a);
     }
+    drop_runs(s, 1);
+    requeue_orphans(s, sm);
     claim_trials(s, sm);
-    uv_timer_start(&s->tick, tick_cb, TICK_MS, 0);
+    /* A new optimiser or evaluator agent here starts its work as soon as
+     * placement has started its local copy. */
+    uint64_t now = uv_now(&s->n->loop);
+    if (!s->starting)
+        s->starting_since = 0;
+    else if (s->starting_since == 0)
+        s->starting_since = now;
+    int soon = s->starting && now - s->starting_since < STARTING_MAX_MS;
+    uv_timer_start(&s->tick, tick_cb, soon ? STARTING_TICK_MS : TICK_MS, 0);
 }
 
 /* ---------------- lifecycle ---------------- */
@@ -1171,16 +1592,23 @@ void studies_local_json(const studies *s, cJSON *obj)
     unsigned busy = 0;
     for (unsigned i = 0; s != NULL && i < s->n_slots; i++)
         busy += s->slots[i].state != SLOT_IDLE;
+    unsigned bound = 0;
+    for (unsigned i = 0; s != NULL && i < s->n_slots; i++)
+        bound += s->slots[i].bound;
     static const char *const names[] = { "idle", "claiming", "running", "draining" };
     cJSON *e = cJSON_AddObjectToObject(obj, "evaluators");
     if (e != NULL) {
-        cJSON_AddNumberToObject(e, "slots", s != NULL ? s->n_slots : 0);
+        cJSON_AddNumberToObject(e, "slots", bound);
         cJSON_AddNumberToObject(e, "busy", busy);
+        cJSON_AddNumberToObject(e, "home_agents", s != NULL ? s->home_slots : 0);
         cJSON *a = cJSON_AddArrayToObject(e, "slot_states");
         for (unsigned i = 0; a != NULL && s != NULL && i < s->n_slots; i++) {
-            char buf[CONSENSUS_ID_MAX + 48];
-            snprintf(buf, sizeof(buf), "%s %s %u", names[s->slots[i].state], s->slots[i].study,
-                     s->slots[i].number);
+            const slot *sl = &s->slots[i];
+            if (!sl->bound && sl->state == SLOT_IDLE)
+                continue;
+            char buf[2 * CONSENSUS_ID_MAX + 48];
+            snprintf(buf, sizeof(buf), "%s %s %s %u", sl->bound ? sl->evaluator : "(unbound)",
+                     names[sl->state], sl->study, sl->number);
             cJSON_AddItemToArray(a, cJSON_CreateString(buf));
         }
     }
@@ -1195,32 +1623,18 @@ int studies_open(node *n, unsigned slots, mb_error *err)
         return mb_errorf(err, MB_ENOMEM, "studies: out of memory");
     s->n = n;
     s->msgs_tail = &s->msgs;
-    /* A restarted process is a new generation of its evaluators: results
-     * of the previous one are refused. */
-    s->generation = (uint64_t)node_wall_ms();
+    s->home_slots = slots;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     uv_timer_init(&n->loop, &s->tick);
     uv_async_init(&n->loop, &s->wake, wake_cb);
     s->tick.data = s->wake.data = s;
     s->handles = 2;
-    if (slots > 0 && (s->slots = calloc(slots, sizeof(*s->slots))) == NULL) {
+    /* Slots (and their threads) are bound to the evaluator agents that run
+     * here as they appear: this node's own and those failover moves in. */
+    if ((s->slots = calloc(SLOTS_MAX, sizeof(*s->slots))) == NULL) {
         studies_close(s);
         return mb_errorf(err, MB_ENOMEM, "studies: out of memory");
-    }
-    s->n_slots = slots;
-    for (unsigned i = 0; i < slots; i++) {
-        slot *sl = &s->slots[i];
-        sl->s = s;
-        sl->idx = i;
-        sl->idle_since = uv_now(&n->loop);
-        snprintf(sl->evaluator, sizeof(sl->evaluator), "ev-%llu-%u", (unsigned long long)n->node_id,
-                 i + 1);
-        if (pthread_create(&sl->th, NULL, slot_main, sl) != 0) {
-            studies_close(s);
-            return mb_errorf(err, MB_EIO, "studies: cannot start evaluator thread %u", i + 1);
-        }
-        s->threads++;
     }
     n->studies = s;
     uv_timer_start(&s->tick, tick_cb, TICK_MS, 0);
@@ -1275,7 +1689,7 @@ void studies_close(studies *s)
     while (s->runs != NULL) {
         optrun *r = s->runs;
         s->runs = r->next;
-        mb_optim_free(r->opt);
+        mb_optim_part_free(r->opt);
         free(r);
     }
     uv_close((uv_handle_t *)&s->tick, handle_closed_cb);

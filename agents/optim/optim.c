@@ -506,6 +506,18 @@ int mb_optim_complete(mb_optim *o, uint64_t trial_id, double value, mb_error *er
     return MB_OK;
 }
 
+int mb_optim_prune(mb_optim *o, uint64_t trial_id, mb_error *err)
+{
+    struct optim_trial *t = NULL;
+    int rv = running_trial(o, trial_id, "prune", &t, err);
+    if (rv != MB_OK)
+        return rv;
+    if (log_event(o, OPTIM_EV_PRUNE, trial_id, 0, 0.0) != MB_OK)
+        return mb_errorf(err, MB_ENOMEM, "prune");
+    finish(o, t, MB_OPTIM_PRUNED);
+    return MB_OK;
+}
+
 int mb_optim_fail(mb_optim *o, uint64_t trial_id, mb_error *err)
 {
     struct optim_trial *t = NULL;
@@ -661,6 +673,9 @@ static int replay_event(mb_optim *o, const cJSON *a, size_t i, mb_error *err)
         break;
     case OPTIM_EV_FAIL:
         rv = mb_optim_fail(o, trial, &e2);
+        break;
+    case OPTIM_EV_PRUNE:
+        rv = mb_optim_prune(o, trial, &e2);
         break;
     default:
         return mb_errorf(err, MB_EINVAL, "restore: event %zu unknown kind '%c'", i, kind);

@@ -104,7 +104,8 @@ enum optim_event_kind {
     OPTIM_EV_SUGGEST = 's',
     OPTIM_EV_REPORT = 'r',
     OPTIM_EV_COMPLETE = 'c',
-    OPTIM_EV_FAIL = 'f'
+    OPTIM_EV_FAIL = 'f',
+    OPTIM_EV_PRUNE = 'p' /* pruned by a decision taken outside (mb_optim_prune) */
 };
 
 struct optim_event {

@@ -203,6 +203,12 @@ int mb_optim_report(mb_optim *opt, uint64_t trial_id, uint64_t step, double valu
 int mb_optim_complete(mb_optim *opt, uint64_t trial_id, double value, mb_error *err);
 int mb_optim_fail(mb_optim *opt, uint64_t trial_id, mb_error *err);
 
+/* Finish a running trial as PRUNED by a decision taken elsewhere (its
+ * intermediate values given with mb_optim_report first; e.g. a replicated
+ * study whose state machine runs the pruner). Model-based strategies rank
+ * it by its last intermediate value, as a pruned trial of their own. */
+int mb_optim_prune(mb_optim *opt, uint64_t trial_id, mb_error *err);
+
 /* The strategy that suggested trial `trial_id`: for a portfolio the arm
  * the bandit chose (TPE, CMA-ES, Sobol or random), else the optimiser's own
  * strategy; 0 for an unknown trial. */
@@ -225,6 +231,75 @@ int mb_optim_save(const mb_optim *opt, char **out, size_t *len, mb_error *err);
  * those the saved optimiser would have made. Malformed or inconsistent input
  * returns MB_EINVAL or MB_ECORRUPT; *out is set only on success. */
 int mb_optim_restore(const char *json, size_t len, mb_optim **out, mb_error *err);
+
+/* ---- Coordinated search over a partitioned space ---- */
+
+/* Several optimisers, one per group of dimensions, each owning its part of
+ * the space. They suggest in lockstep: trial k of the whole is trial k of
+ * every group optimiser, its configuration the union of their parts, so
+ * every evaluated configuration is complete. Every outcome (reports,
+ * completion, pruning, failure) is told to every group optimiser with the
+ * full configuration's value, so each learns from all trials, seeing only
+ * its own coordinates (the others' parts act as noise it averages over).
+ * With several groups, group g is seeded from the configuration's seed and
+ * g: deterministic per seed. With one group it is exactly mb_optim with
+ * the same configuration. */
+typedef struct mb_optim_part mb_optim_part;
+
+/* `groups` (borrowed; ndims entries, may be NULL when ngroups <= 1) gives
+ * each dimension's group 0..ngroups-1; every group must be non-empty.
+ * `space` and `cfg` are borrowed (copied). A grid cannot be partitioned
+ * (MB_EINVAL). *out owned by the caller (mb_optim_part_free). */
+int mb_optim_part_new(const mb_optim_space *space, const mb_optim_config *cfg,
+                      const uint32_t *groups, uint32_t ngroups, mb_optim_part **out, mb_error *err);
+void mb_optim_part_free(mb_optim_part *p);
+uint32_t mb_optim_part_ngroups(const mb_optim_part *p);
+/* As mb_optim_suggest etc. for the whole space (`values`: ndims doubles,
+ * caller-owned). A call that fails in one group after another group took
+ * it leaves the groups out of step: later calls return MB_ESTATE (rebuild
+ * it). mb_optim_part_report never prunes by itself (decide elsewhere and
+ * call mb_optim_part_prune). */
+int mb_optim_part_suggest(mb_optim_part *p, uint64_t *trial_id, double *values, mb_error *err);
+int mb_optim_part_report(mb_optim_part *p, uint64_t trial_id, uint64_t step, double value,
+                         mb_error *err);
+int mb_optim_part_complete(mb_optim_part *p, uint64_t trial_id, double value, mb_error *err);
+int mb_optim_part_prune(mb_optim_part *p, uint64_t trial_id, mb_error *err);
+int mb_optim_part_fail(mb_optim_part *p, uint64_t trial_id, mb_error *err);
+/* The strategy (a portfolio's arm) group 0 used for the trial. */
+mb_optim_strategy mb_optim_part_trial_strategy(const mb_optim_part *p, uint64_t trial_id);
+/* Group g's optimiser (borrowed), NULL when out of range. */
+const mb_optim *mb_optim_part_group(const mb_optim_part *p, uint32_t g);
+
+/* ---- Pruning decided from recorded learning curves ---- */
+
+/* The intermediate values of one trial (all borrowed): `n` reports with
+ * strictly increasing steps and finite values as the objective gave them
+ * (not sign-adjusted). `id` places the trial in its Hyperband bracket;
+ * `complete` marks a trial that finished with a value (the median
+ * pruner's reference set). */
+typedef struct mb_optim_curve {
+    uint64_t id;
+    int complete;
+    const uint64_t *steps;
+    const double *values;
+    size_t n;
+} mb_optim_curve;
+
+/* MB_OK when the pruner part of `cfg` is valid (as mb_optim_new checks). */
+int mb_optim_pruner_check(const mb_optim_config *cfg, mb_error *err);
+
+/* Should trial `curves[self]` stop after its latest report (its last
+ * element)? Decided from `cfg` (pruner, seed, maximize) and the curves of
+ * all `n` trials as they stand, with no state of its own: the same
+ * decisions an optimiser's pruner makes when it was told the same reports
+ * in the same order (median: best value so far worse than the median of
+ * the completed trials at that step; ASHA/Hyperband: the rungs are the
+ * values every trial of the bracket had when it first reached them). For
+ * replicated state machines, where every replica must decide alike.
+ * *prune = 1 to stop. MB_EINVAL for a bad configuration or a bad `self`
+ * curve (the other curves are trusted to be well formed). */
+int mb_optim_prune_decide(const mb_optim_config *cfg, const mb_optim_curve *curves, size_t n,
+                          size_t self, int *prune, mb_error *err);
 
 /* ---- Built-in test functions (minimisation) ---- */
 

@@ -150,6 +150,22 @@ static int study_show(cli_ctx *ctx, const char *id, int trials)
     fprintf(ctx->out, "objective %s, %s, parallelism %.0f\n",
             cJSON_IsString(cJSON_GetObjectItem(j, "objective")) ? str(j, "objective") : "command",
             str(j, "direction"), num(j, "parallelism"));
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "trials_by_status");
+    fprintf(ctx->out,
+            "trials: %.0f completed, %.0f pruned, %.0f failed, %.0f running, %.0f re-queues",
+            num(c, "completed"), num(c, "pruned"), num(c, "failed"), num(c, "running"),
+            num(c, "requeues"));
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "pruner");
+    if (pr != NULL)
+        fprintf(ctx->out, " (pruner %s)", str(pr, "kind"));
+    fputc('\n', ctx->out);
+    const cJSON *part = cJSON_GetObjectItemCaseSensitive(j, "partition");
+    if (cJSON_IsArray(part)) {
+        char *t = cJSON_PrintUnformatted(part);
+        fprintf(ctx->out, "partition: %d optimisers over %s\n", cJSON_GetArraySize(part),
+                t != NULL ? t : "");
+        free(t);
+    }
     const cJSON *al = cJSON_GetObjectItemCaseSensitive(j, "allocation"), *a;
     cJSON_ArrayForEach(a, al)
     {

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """Turn the raw records of the `optimise` suite into its JSON result lines:
 one line per (system, problem, sampler), then the comparisons: MABEAM's
-CMA-ES against Optuna's best sampler per problem, and the TPE overhead."""
+CMA-ES against Optuna's best sampler per problem, the TPE overhead, and
+(with a third file) partitioned search (k optimisers, one per group of
+dimensions) against one optimiser owning every dimension."""
 import json
 import sys
 
@@ -50,6 +52,32 @@ def main():
                 "value": m[0]["suggest_ms_mean"], "unit": "ms", "optuna_sampler": theirs_name,
                 "optuna": o[0]["suggest_ms_mean"], "ratio": ratio, "target": 0.1,
                 "pass": ratio <= 0.1}))
+
+    if len(sys.argv) > 3:
+        partition(mabeam, load(sys.argv[3]))
+
+
+def partition(mabeam, part):
+    """Each partitioned run against the same strategy owning everything
+    (same problem, budget, seeds); lower is better on every problem."""
+    for r in part:
+        base = r["sampler"].rsplit("-part", 1)[0]
+        one = [m for m in mabeam if m["problem"] == r["problem"] and m["sampler"] == base
+               and m["trials"] == r["trials"] and m["seeds"] == r["seeds"]]
+        if not one:
+            continue
+        one = one[0]
+        print(json.dumps({
+            "suite": "optimise", "metric": "%s_partitioned_best_median" % r["problem"],
+            "value": r["best_median"], "unit": "objective", "sampler": base,
+            "groups": r["groups"], "baseline": one["best_median"],
+            "baseline_sampler": base + " (one optimiser)",
+            "difference": r["best_median"] - one["best_median"],
+            "partitioned_wins": r["best_median"] < one["best_median"],
+            "trials": r["trials"], "seeds": r["seeds"], "best_min": r["best_min"],
+            "best_max": r["best_max"], "suggest_ms_mean": r["suggest_ms_mean"],
+            "baseline_suggest_ms_mean": one["suggest_ms_mean"]}))
+
 
 if __name__ == "__main__":
     main()

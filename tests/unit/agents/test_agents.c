@@ -146,6 +146,47 @@ static void test_unknown_kind_and_bad_config_are_clear_errors(void)
     stop_rt();
 }
 
+/* The studies' placed agents (docs/studies.md "Who runs what"): their
+ * config is checked at init, and they answer any message with it. */
+static void test_optimiser_and_evaluator_kinds_check_config_and_answer_with_it(void)
+{
+    start_rt(0, 2);
+    mb_error err;
+    mb_agent_id id;
+    mb_spawn_opts o = { .kind = "optimiser", .config = "{\"study\":\"\"}" };
+    CU_ASSERT_EQUAL(mb_runtime_spawn(RT, &o, &id, &err), MB_EINVAL);
+    o.config = "";
+    CU_ASSERT_EQUAL(mb_runtime_spawn(RT, &o, &id, &err), MB_EINVAL);
+    o.kind = "evaluator";
+    o.config = "{\"home\":0,\"slot\":1}";
+    CU_ASSERT_EQUAL(mb_runtime_spawn(RT, &o, &id, &err), MB_EINVAL);
+    o.config = "{\"home\":2,\"slot\":257}";
+    CU_ASSERT_EQUAL(mb_runtime_spawn(RT, &o, &id, &err), MB_EINVAL);
+    CU_ASSERT_EQUAL(mb_runtime_agent_count(RT), 0);
+
+    static struct probe p;
+    probe_reset(&p);
+    mb_agent_id pr = probe_spawn(RT, &p);
+    o.kind = "optimiser";
+    o.config = "{\"study\":\"branin\"}";
+    mb_agent_id opt, ev;
+    CU_ASSERT_EQUAL_FATAL(mb_runtime_spawn(RT, &o, &opt, &err), 0);
+    o.kind = "evaluator";
+    o.config = "{\"home\":2,\"slot\":3}";
+    CU_ASSERT_EQUAL_FATAL(mb_runtime_spawn(RT, &o, &ev, &err), 0);
+    probe_cmd(RT, pr, PROBE_SEND, (int64_t)opt);
+    probe_cmd(RT, pr, PROBE_SEND, (int64_t)ev);
+    CU_ASSERT(MB_WAIT_UNTIL(probe_find(&p, MB_MSG_USER, 5) >= 0 && atomic_load(&p.n) >= 2, 5000));
+    int seen_opt = 0, seen_ev = 0;
+    for (size_t i = 0; i < atomic_load(&p.n); i++) {
+        seen_opt |= p.rec[i].from == opt && strcmp(p.rec[i].text, "{\"study\":\"branin\"}") == 0;
+        seen_ev |= p.rec[i].from == ev && strcmp(p.rec[i].text, "{\"home\":2,\"slot\":3}") == 0;
+    }
+    CU_ASSERT(seen_opt);
+    CU_ASSERT(seen_ev);
+    stop_rt();
+}
+
 static void test_names_and_capabilities_go_to_the_registry(void)
 {
     start_rt(0, 2);
@@ -478,6 +519,8 @@ static CU_TestInfo core_tests[] = {
       test_send_to_dead_agent_fails_and_notifies_on_request },
     { "unknown_kind_and_bad_config_are_clear_errors",
       test_unknown_kind_and_bad_config_are_clear_errors },
+    { "optimiser_and_evaluator_kinds_check_config_and_answer_with_it",
+      test_optimiser_and_evaluator_kinds_check_config_and_answer_with_it },
     { "names_and_capabilities_go_to_the_registry", test_names_and_capabilities_go_to_the_registry },
     { "monitor_receives_down_with_reason", test_monitor_receives_down_with_reason },
     { "link_takes_down_non_trapping_partner_and_informs_trapping_one",

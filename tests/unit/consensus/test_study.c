@@ -2,6 +2,7 @@
  * command, bad definitions, re-queue of trials whose evaluator or node went
  * away, refusal of stale and double completions, snapshot round trip. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -359,6 +360,31 @@ static void test_crashed_evaluator_and_down_node_requeue_running_trials(void)
     CU_ASSERT_EQUAL(study("s1")->n_pending, 2);
 }
 
+/* studyagents: a re-queue that names the claim it ends (evaluator and
+ * generation, through the codec) does not hit a later claim of the trial. */
+static void test_conditional_requeue_only_ends_the_named_claim(void)
+{
+    add_node(1);
+    CU_ASSERT_EQUAL(create_json(BRANIN), MB_OK);
+    suggest("s1", 1, 1);
+    CU_ASSERT_EQUAL(start("s1", 1, "evaluator-1-1", 4, 1).code, MB_OK);
+    consensus_study_cmd s = { .study_id = "s1",
+                              .number = 1,
+                              .reason = "lost",
+                              .evaluator = "evaluator-1-2",
+                              .generation = 4 };
+    consensus_cmd rq = { .kind = CONSENSUS_CMD_TRIAL_REQUEUE, .study = &s };
+    CU_ASSERT_EQUAL(run(&rq).code, MB_ESTATE); /* another evaluator */
+    s.evaluator = "evaluator-1-1";
+    s.generation = 3;
+    CU_ASSERT_EQUAL(run(&rq).code, MB_ESTATE); /* an older generation */
+    CU_ASSERT_EQUAL(consensus_study_trial(study("s1"), 1)->status, CONSENSUS_TRIAL_RUNNING);
+    s.generation = 4;
+    CU_ASSERT_EQUAL(run(&rq).code, MB_OK);
+    CU_ASSERT_EQUAL(consensus_study_trial(study("s1"), 1)->status, CONSENSUS_TRIAL_SUGGESTED);
+    CU_ASSERT_EQUAL(count_events("trial.requeue"), 1);
+}
+
 static void test_prune_keeps_value_and_reports(void)
 {
     add_node(1);
@@ -505,6 +531,258 @@ static void test_study_json_shows_best_allocation_and_trials(void)
     cJSON_Delete(o);
 }
 
+/* ---------------- studyfeat: pruning, on_finish propose ---------------- */
+
+#define CURVES                                                                                     \
+    "{\"id\":\"c\",\"objective\":\"command:/bin/obj\",\"strategy\":\"random\","                    \
+    "\"space\":[{\"name\":\"x0\",\"type\":\"float\",\"min\":-5,\"max\":10},"                       \
+    "{\"name\":\"x1\",\"type\":\"float\",\"min\":0,\"max\":15}],"                                  \
+    "\"pruner\":{\"kind\":\"median\",\"n_startup_trials\":2},"                                     \
+    "\"budget\":{\"trials\":5},\"parallelism\":2}"
+
+/* Run trial n of "c" through reports (1, a) and (2, b); `done` completes it. */
+static void curve(uint32_t n, double a, double b, int done)
+{
+    CU_ASSERT_EQUAL(suggest("c", 1, 1).code, MB_OK);
+    CU_ASSERT_EQUAL(start("c", n, "e", 1, 1).code, MB_OK);
+    CU_ASSERT_EQUAL(report("c", n, "e", 1, 1, a).code, MB_OK);
+    CU_ASSERT_EQUAL(report("c", n, "e", 1, 2, b).code, MB_OK);
+    if (done)
+        CU_ASSERT_EQUAL(finish("c", n, "e", 1, CONSENSUS_TRIAL_COMPLETED, b, NULL).code, MB_OK);
+}
+
+static void test_median_pruner_prunes_bad_curves_in_the_state_machine(void)
+{
+    add_node(1);
+    CU_ASSERT_EQUAL_FATAL(create_json(CURVES), MB_OK);
+    curve(1, 10, 5, 1);
+    curve(2, 12, 6, 1);
+    CU_ASSERT_EQUAL(study("c")->n_done, 2);
+    /* a good curve goes on */
+    curve(3, 9, 4, 0);
+    CU_ASSERT_EQUAL(consensus_study_trial(study("c"), 3)->status, CONSENSUS_TRIAL_RUNNING);
+    /* a bad one: worse than the median (11) at step 1 — pruned by the report itself */
+    CU_ASSERT_EQUAL(suggest("c", 1, 1).code, MB_OK);
+    CU_ASSERT_EQUAL(start("c", 4, "e", 1, 1).code, MB_OK);
+    CU_ASSERT_EQUAL(report("c", 4, "e", 1, 1, 30).code, MB_OK);
+    CU_ASSERT_EQUAL(count_events("trial.report"), 1);
+    CU_ASSERT_EQUAL(count_events("trial.prune"), 1);
+    const consensus_trial *t = consensus_study_trial(study("c"), 4);
+    CU_ASSERT_EQUAL(t->status, CONSENSUS_TRIAL_PRUNED);
+    CU_ASSERT_TRUE(t->has_value);
+    CU_ASSERT_EQUAL(t->value, 30);
+    CU_ASSERT_EQUAL(t->n_reports, 1);
+    CU_ASSERT_EQUAL(study("c")->n_done, 3);
+    CU_ASSERT_EQUAL(study("c")->n_running, 1);
+    /* the evaluator's late results are refused: its trial is over */
+    CU_ASSERT_EQUAL(report("c", 4, "e", 1, 2, 29).code, MB_ESTATE);
+    CU_ASSERT_EQUAL(finish("c", 4, "e", 1, CONSENSUS_TRIAL_COMPLETED, 29, NULL).code, MB_ESTATE);
+    /* a pruned trial counts for the budget: the 5th finish ends the study */
+    CU_ASSERT_EQUAL(finish("c", 3, "e", 1, CONSENSUS_TRIAL_COMPLETED, 4, NULL).code, MB_OK);
+    CU_ASSERT_EQUAL(suggest("c", 1, 1).code, MB_OK);
+    CU_ASSERT_EQUAL(start("c", 5, "e", 1, 1).code, MB_OK);
+    CU_ASSERT_EQUAL(report("c", 5, "e", 1, 1, 10).code, MB_OK); /* median 10: not worse */
+    CU_ASSERT_EQUAL(report("c", 5, "e", 1, 2, 50).code, MB_OK); /* best so far 10 > 5.5 */
+    CU_ASSERT_EQUAL(count_events("trial.prune"), 1);
+    CU_ASSERT_EQUAL(count_events("study.finish"), 1);
+    CU_ASSERT_EQUAL(study("c")->status, CONSENSUS_STUDY_FINISHED);
+    cJSON *o = NULL;
+    CU_ASSERT_EQUAL_FATAL(consensus_study_to_json(study("c"), 0, &o), MB_OK);
+    cJSON *by = cJSON_GetObjectItem(o, "trials_by_status");
+    CU_ASSERT_EQUAL(cJSON_GetObjectItem(by, "pruned")->valueint, 2);
+    CU_ASSERT_STRING_EQUAL(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(o, "pruner"), "kind")->valuestring, "median");
+    cJSON_Delete(o);
+}
+
+static void test_without_pruner_reports_never_prune(void)
+{
+    add_node(1);
+    CU_ASSERT_EQUAL_FATAL(create_json("{\"id\":\"c\",\"objective\":\"command:/bin/obj\","
+                                      "\"space\":[{\"name\":\"x0\",\"type\":\"float\",\"min\":0,"
+                                      "\"max\":1},{\"name\":\"x1\",\"type\":\"float\",\"min\":0,"
+                                      "\"max\":1}],\"budget\":{\"trials\":9}}"),
+                          MB_OK);
+    for (uint32_t n = 1; n <= 6; n++)
+        curve(n, n == 6 ? 1000 : 1, 1, n < 6);
+    CU_ASSERT_EQUAL(count_events("trial.prune"), 0);
+    CU_ASSERT_EQUAL(consensus_study_trial(study("c"), 6)->status, CONSENSUS_TRIAL_RUNNING);
+}
+
+static void test_create_rejects_bad_pruner_and_propose_settings(void)
+{
+    define_float("k", 0, 1, MB_POLICY_CONSENSUS);
+    static const char *const bad[] = {
+        "\"objective\":\"builtin:sphere\",\"pruner\":\"median\"",
+        "\"objective\":\"command:/x\",\"pruner\":\"sometimes\"",
+        "\"objective\":\"command:/x\",\"pruner\":{\"kind\":\"asha\",\"reduction_factor\":1}",
+        "\"objective\":\"command:/x\",\"pruner\":{\"kind\":\"median\",\"n_min_trials\":0}",
+        "\"objective\":\"command:/x\",\"pruner\":{\"kind\":\"median\",\"bogus\":1}",
+        "\"objective\":\"command:/x\",\"pruner\":{\"kind\":\"hyperband\",\"max_resource\":-3}",
+        "\"objective\":\"command:/x\",\"propose\":{\"rule\":\"majority\"}",
+        "\"objective\":\"command:/"
+        "x\",\"on_finish\":\"propose\",\"propose\":{\"rule\":\"weighted\"}",
+        "\"objective\":\"command:/x\",\"on_finish\":\"propose\",\"propose\":{\"caps\":[]}",
+        "\"objective\":\"command:/x\",\"on_finish\":\"propose\",\"propose\":{\"fraction\":0.8}",
+        "\"objective\":\"command:/x\",\"on_finish\":\"propose\","
+        "\"propose\":{\"rule\":\"supermajority\",\"fraction\":0.4}",
+        "\"objective\":\"command:/x\",\"on_finish\":\"propose\",\"propose\":{\"caps\":[\"a b\"]}",
+        "\"objective\":\"command:/x\",\"on_finish\":\"propose\",\"propose\":{\"quorum\":3}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[512];
+        snprintf(text, sizeof(text),
+                 "{\"id\":\"b\",\"space\":[\"k\"],\"budget\":{\"trials\":2},%s}", bad[i]);
+        int rc = create_json(text);
+        if (rc != MB_EINVAL)
+            fprintf(stderr, "accepted or wrong code %d: %s\n", rc, text);
+        CU_ASSERT_EQUAL(rc, MB_EINVAL);
+    }
+    /* a grid cannot be partitioned */
+    CU_ASSERT_EQUAL(create_json("{\"id\":\"g\",\"objective\":\"builtin:branin\",\"strategy\":"
+                                "\"grid\",\"space\":[{\"name\":\"a\",\"type\":\"float\",\"min\":-5,"
+                                "\"max\":10},{\"name\":\"b\",\"type\":\"float\",\"min\":0,\"max\":"
+                                "15}],\"partition\":[[\"a\"],[\"b\"]],\"budget\":{\"trials\":2}}"),
+                    MB_EINVAL);
+    CU_ASSERT_EQUAL(create_json("{\"id\":\"ok\",\"space\":[\"k\"],\"budget\":{\"trials\":2},"
+                                "\"objective\":\"command:/x\",\"on_finish\":\"propose\","
+                                "\"propose\":{\"rule\":\"supermajority\",\"fraction\":0.75,"
+                                "\"caps\":[\"voter\",\"tuner\"]},\"pruner\":\"hyperband\"}"),
+                    MB_OK);
+    const consensus_study_def *d = &study("ok")->def;
+    CU_ASSERT_EQUAL(d->propose_rule, CONSENSUS_RULE_SUPERMAJORITY);
+    CU_ASSERT_EQUAL(d->n_propose_caps, 2);
+    CU_ASSERT_EQUAL(d->pruner.kind, 3);
+    CU_ASSERT_EQUAL(d->pruner.max_resource, 81);
+}
+
+static void place_voter(const char *id, const char *cap)
+{
+    char *caps[1] = { (char *)cap };
+    consensus_cmd c = { .kind = CONSENSUS_CMD_AGENT_PLACE,
+                        .agent_id = (char *)id,
+                        .agent_kind = "voter",
+                        .agent_node = 1,
+                        .agent_caps = caps,
+                        .n_agent_caps = 1 };
+    CU_ASSERT_EQUAL_FATAL(run(&c).code, MB_OK);
+}
+
+static void test_finish_opens_a_proposal_per_variable_and_votes_decide(void)
+{
+    add_node(1);
+    define_float("x0", -5, 10, MB_POLICY_CONSENSUS);
+    define_float("x1", 0, 15, MB_POLICY_CONSENSUS);
+    place_voter("v1", "voter");
+    place_voter("v2", "voter");
+    place_voter("v3", "voter");
+    place_voter("other", "tuner"); /* not eligible: lacks the capability */
+    double x0_before = consensus_sm_var_get(sm, "x0")->value.u.f;
+    double x1_before = consensus_sm_var_get(sm, "x1")->value.u.f;
+    CU_ASSERT_NOT_EQUAL(x0_before, 3);
+    CU_ASSERT_NOT_EQUAL(x1_before, 2);
+    CU_ASSERT_EQUAL(create_json("{\"id\":\"w\",\"objective\":\"builtin:branin\","
+                                "\"space\":[\"x0\",\"x1\"],\"on_finish\":\"write\","
+                                "\"budget\":{\"trials\":2}}"),
+                    MB_EINVAL); /* consensus variables are not written */
+    CU_ASSERT_EQUAL_FATAL(create_json("{\"id\":\"w\",\"objective\":\"builtin:branin\","
+                                      "\"space\":[\"x0\",\"x1\"],\"on_finish\":\"propose\","
+                                      "\"budget\":{\"trials\":2}}"),
+                          MB_OK);
+    suggest("w", 3, 2);
+    start("w", 1, "e", 1, 1);
+    finish("w", 1, "e", 1, CONSENSUS_TRIAL_COMPLETED, 0.4, NULL);
+    suggest("w", 1, 1);
+    start("w", 2, "e", 1, 1);
+    uint64_t at = next_index + 1;
+    CU_ASSERT_EQUAL(finish("w", 2, "e", 1, CONSENSUS_TRIAL_COMPLETED, 9, NULL).code, MB_OK);
+    CU_ASSERT_EQUAL(count_events("study.finish"), 1);
+    CU_ASSERT_EQUAL(count_events("proposal.open"), 2);
+    CU_ASSERT_EQUAL(count_events("var.set"), 0);
+    CU_ASSERT_EQUAL(consensus_sm_var_get(sm, "x0")->value.u.f, x0_before);
+    char id0[32], id1[32];
+    snprintf(id0, sizeof(id0), "%llu", (unsigned long long)((1ull << 51) + 64 * at));
+    snprintf(id1, sizeof(id1), "%llu", (unsigned long long)((1ull << 51) + 64 * at + 1));
+    const consensus_proposal *p = consensus_sm_proposal_get(sm, id0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_STRING_EQUAL(p->variable, "x0");
+    CU_ASSERT_EQUAL(p->n_voters, 3);
+    CU_ASSERT_EQUAL(p->value.u.f, 3);
+    CU_ASSERT_STRING_EQUAL(p->proposer, "w");
+    /* the finish event names the proposals */
+    const consensus_study *st = study("w");
+    CU_ASSERT_EQUAL(st->status, CONSENSUS_STUDY_FINISHED);
+    consensus_cmd v = { .kind = CONSENSUS_CMD_PROPOSAL_VOTE, .proposal_id = id0, .yes = 1 };
+    v.voter = "v1";
+    CU_ASSERT_EQUAL(run(&v).code, MB_OK);
+    CU_ASSERT_EQUAL(consensus_sm_var_get(sm, "x0")->value.u.f, x0_before); /* 1 of 3 */
+    v.voter = "v2";
+    CU_ASSERT_EQUAL(run(&v).code, MB_OK); /* 2 of 3: majority */
+    CU_ASSERT_EQUAL(consensus_sm_var_get(sm, "x0")->value.u.f, 3);
+    v.proposal_id = id1;
+    v.yes = 0;
+    v.voter = "v1";
+    run(&v);
+    v.voter = "v3";
+    CU_ASSERT_EQUAL(run(&v).code, MB_OK); /* 2 no of 3: rejected */
+    CU_ASSERT_PTR_NULL(consensus_sm_proposal_get(sm, id1));
+    CU_ASSERT_EQUAL(consensus_sm_var_get(sm, "x1")->value.u.f, x1_before);
+}
+
+static void test_propose_skips_variables_it_cannot_propose(void)
+{
+    add_node(1);
+    define_float("x0", -5, 10, MB_POLICY_CONSENSUS);
+    define_float("x1", 0, 15, MB_POLICY_CONSENSUS);
+    place_voter("v1", "voter");
+    CU_ASSERT_EQUAL_FATAL(create_json("{\"id\":\"w\",\"objective\":\"builtin:branin\","
+                                      "\"space\":[\"x0\",\"x1\"],\"on_finish\":\"propose\","
+                                      "\"budget\":{\"trials\":1}}"),
+                          MB_OK);
+    char *voters[1] = { "v1" };
+    consensus_cmd o = { .kind = CONSENSUS_CMD_PROPOSAL_OPEN,
+                        .proposal_id = "mine",
+                        .name = "x1",
+                        .by = "user",
+                        .voters = voters,
+                        .n_voters = 1 };
+    o.value = (mb_value){ .type = MB_VT_FLOAT, .u.f = 1 };
+    CU_ASSERT_EQUAL_FATAL(run(&o).code, MB_OK);
+    suggest("w", 3, 2);
+    start("w", 1, "e", 1, 1);
+    CU_ASSERT_EQUAL(finish("w", 1, "e", 1, CONSENSUS_TRIAL_COMPLETED, 0.4, NULL).code, MB_OK);
+    CU_ASSERT_EQUAL(count_events("proposal.open"), 1); /* x0 only: x1 has one open */
+    CU_ASSERT_EQUAL(study("w")->status, CONSENSUS_STUDY_FINISHED);
+    CU_ASSERT_EQUAL(consensus_sm_proposal_count(sm), 2);
+}
+
+static void test_snapshot_keeps_pruner_and_propose_settings(void)
+{
+    define_float("k", 0, 1, MB_POLICY_CONSENSUS);
+    CU_ASSERT_EQUAL_FATAL(create_json("{\"id\":\"ok\",\"space\":[\"k\"],\"budget\":{\"trials\":2},"
+                                      "\"objective\":\"command:/x\",\"on_finish\":\"propose\","
+                                      "\"propose\":{\"rule\":\"unanimous\",\"caps\":[\"tuner\"]},"
+                                      "\"pruner\":{\"kind\":\"asha\",\"min_resource\":2,"
+                                      "\"reduction_factor\":4}}"),
+                          MB_OK);
+    void *a = NULL;
+    size_t la;
+    CU_ASSERT_EQUAL_FATAL(consensus_sm_snapshot(sm, NULL, &a, &la, NULL), MB_OK);
+    consensus_sm *r = NULL;
+    mb_error e;
+    CU_ASSERT_EQUAL_FATAL(consensus_sm_restore(a, la, &r, &e), MB_OK);
+    const consensus_study *st = consensus_sm_study_get(r, "ok");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    CU_ASSERT_EQUAL(st->def.pruner.kind, 2);
+    CU_ASSERT_EQUAL(st->def.pruner.min_resource, 2);
+    CU_ASSERT_EQUAL(st->def.pruner.reduction_factor, 4);
+    CU_ASSERT_EQUAL(st->def.propose_rule, CONSENSUS_RULE_UNANIMOUS);
+    CU_ASSERT_EQUAL_FATAL(st->def.n_propose_caps, 1);
+    CU_ASSERT_STRING_EQUAL(st->def.propose_caps[0], "tuner");
+    free(a);
+    consensus_sm_free(r);
+}
+
 static CU_TestInfo study_tests[] = {
     { "test_create_study_resolves_variables_and_emits_event",
       test_create_study_resolves_variables_and_emits_event },
@@ -519,6 +797,8 @@ static CU_TestInfo study_tests[] = {
       test_reassigned_evaluator_requeues_trial_and_stale_completion_is_refused },
     { "test_crashed_evaluator_and_down_node_requeue_running_trials",
       test_crashed_evaluator_and_down_node_requeue_running_trials },
+    { "test_conditional_requeue_only_ends_the_named_claim",
+      test_conditional_requeue_only_ends_the_named_claim },
     { "test_prune_keeps_value_and_reports", test_prune_keeps_value_and_reports },
     { "test_stop_refuses_new_trials_but_takes_running_results",
       test_stop_refuses_new_trials_but_takes_running_results },
@@ -529,6 +809,17 @@ static CU_TestInfo study_tests[] = {
       test_snapshot_round_trip_keeps_studies_and_trials },
     { "test_study_json_shows_best_allocation_and_trials",
       test_study_json_shows_best_allocation_and_trials },
+    { "test_median_pruner_prunes_bad_curves_in_the_state_machine",
+      test_median_pruner_prunes_bad_curves_in_the_state_machine },
+    { "test_without_pruner_reports_never_prune", test_without_pruner_reports_never_prune },
+    { "test_create_rejects_bad_pruner_and_propose_settings",
+      test_create_rejects_bad_pruner_and_propose_settings },
+    { "test_finish_opens_a_proposal_per_variable_and_votes_decide",
+      test_finish_opens_a_proposal_per_variable_and_votes_decide },
+    { "test_propose_skips_variables_it_cannot_propose",
+      test_propose_skips_variables_it_cannot_propose },
+    { "test_snapshot_keeps_pruner_and_propose_settings",
+      test_snapshot_keeps_pruner_and_propose_settings },
     CU_TEST_INFO_NULL,
 };
 
