@@ -112,6 +112,7 @@ struct rt_agent {
     void *state;
     const mb_agent_kind *_Atomic kind;
     _Atomic uint64_t msgs;
+    _Atomic uint64_t turns; /* callbacks that may change the state: all but checkpoints */
     _Atomic uint64_t cpu_ns;
     _Atomic uint32_t restarts;
     uint8_t exiting;

@@ -737,6 +737,9 @@ static void do_checkpoint(mb_ctx *ctx, struct rt_agent *a);
 static void dispatch(mb_ctx *ctx, struct rt_agent *a, struct rt_msg *m)
 {
     const mb_agent_kind *k = atomic_load_explicit(&a->kind, memory_order_relaxed);
+    if (m->type != RT_SIG_CHECKPOINT) /* written only by the agent's own turn */
+        atomic_store_explicit(&a->turns, atomic_load_explicit(&a->turns, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
     switch (m->type) {
     case MB_MSG_USER:
     case MB_MSG_TIMER:
@@ -1788,6 +1791,7 @@ static void fill_info(struct rt_agent *a, mb_agent_info *out)
     out->usage.memory_bytes = sizeof(*a) + (a->ext ? sizeof(*a->ext) : 0) +
                               (uint64_t)out->usage.mailbox_len * sizeof(struct rt_msg);
     out->usage.cpu_ns = atomic_load_explicit(&a->cpu_ns, memory_order_relaxed);
+    out->turns = atomic_load_explicit(&a->turns, memory_order_relaxed);
     out->is_port = k == &mb_kind_port;
 }
 

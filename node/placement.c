@@ -12,8 +12,9 @@
 #include "node/services.h"
 
 #define TICK_MS           20
-#define FULL_PASS_MS      100 /* reconcile at least this often without new entries */
-#define FAILOVER_MS       50  /* leader: how often peers' liveness is compared with the table */
+#define FULL_PASS_MS      1000 /* reconcile at least this often without new entries */
+#define COPY_CHECK_MS     100  /* ... and look at the local copies this often */
+#define FAILOVER_MS       50   /* leader: how often peers' liveness is compared with the table */
 #define BACKOFF_MIN_MS    100
 #define BACKOFF_MAX_MS    5000
 #define NAME_BUSY_MS      20 /* a killed copy still holds its name: retry soon */
@@ -37,7 +38,9 @@ typedef struct copy {
     int has_pending;      /* newest checkpoint not yet replicated */
     void *pending;
     size_t pending_len;
-    int has_final; /* drain: the checkpoint taken right before the stop */
+    int ckpt_asked;      /* a periodic checkpoint was asked of this run ... */
+    uint64_t ckpt_turns; /* ... when the agent had run this many turns */
+    int has_final;       /* drain: the checkpoint taken right before the stop */
     void *final;
     size_t final_len;
 } copy;
@@ -57,11 +60,13 @@ struct placement {
     int timer_open;
     int closing;
     unsigned inflight; /* repl_submit callbacks still to come */
+    int ckpt_dirty;    /* some copy may have a checkpoint to replicate */
     copy **buckets;
     size_t nbuckets, ncopies;
 
     uint64_t last_applied;
     uint64_t last_pass_ms;
+    uint64_t last_check_ms;
     uint64_t last_tick_ms;
     uint64_t no_leader_since;
     int caught_up;
@@ -402,6 +407,7 @@ static void copy_start(placement *p, copy *c, const consensus_agent *a)
     }
     c->id = id;
     c->alive = 1;
+    c->ckpt_asked = 0;
     c->crashed = 0;
     nc_counter_inc(p->c_started);
     NC_LOGKV(p->n->log, NC_LOG_DEBUG, "placement", "cluster agent started",
@@ -534,8 +540,10 @@ static void ckpt_done_cb(void *arg, const consensus_result *res)
 /* Replicate the pending checkpoints, many per command. */
 static void flush_checkpoints(placement *p)
 {
-    if (p->ckpt_busy)
+    /* Walk the copies only when one has something (this runs every tick). */
+    if (p->ckpt_busy || !p->ckpt_dirty)
         return;
+    p->ckpt_dirty = 0;
     consensus_agent_item *items = NULL;
     copy **from = NULL;
     uint32_t n = 0;
@@ -543,14 +551,19 @@ static void flush_checkpoints(placement *p)
     FOR_EACH_COPY(p, c, next)
     {
         (void)next;
-        if (!c->has_pending || n >= CONSENSUS_BATCH_MAX || bytes + c->pending_len > BATCH_BYTES_MAX)
+        if (!c->has_pending)
             continue;
+        if (n >= CONSENSUS_BATCH_MAX || bytes + c->pending_len > BATCH_BYTES_MAX) {
+            p->ckpt_dirty = 1; /* the next batch */
+            continue;
+        }
         if (items == NULL) {
             items = calloc(CONSENSUS_BATCH_MAX, sizeof(*items));
             from = calloc(CONSENSUS_BATCH_MAX, sizeof(*from));
             if (items == NULL || from == NULL) {
                 free(items);
                 free(from);
+                p->ckpt_dirty = 1;
                 return;
             }
         }
@@ -577,6 +590,8 @@ static void flush_checkpoints(placement *p)
             from[i]->pending_len = 0;
             from[i]->has_pending = 0;
         }
+    } else {
+        p->ckpt_dirty = 1; /* not sent: try again next tick */
     }
     free(items);
     free(from);
@@ -641,6 +656,7 @@ void placement_checkpoint_saved(placement *p, mb_agent_id id, const void *blob, 
         c->pending = copy_blob;
         c->pending_len = len;
         c->has_pending = 1;
+        p->ckpt_dirty = 1;
     }
 }
 
@@ -1122,6 +1138,24 @@ static void report_return(placement *p)
 
 /* ---- the tick ---- */
 
+/* Between log entries only the local copies change (an agent ended, a
+ * restart is due, a crash is unreported): walking them is much cheaper
+ * than a reconcile pass over the whole agents table. */
+static int copies_need_pass(placement *p, uint64_t now)
+{
+    p->last_check_ms = now;
+    FOR_EACH_COPY(p, c, next)
+    {
+        (void)next;
+        if (c->draining)
+            continue;
+        if (c->crash_unreported || (c->alive && !copy_running(p, c)) ||
+            (!c->alive && c->crashed && now >= c->restart_at))
+            return 1;
+    }
+    return 0;
+}
+
 static void tick_cb(uv_timer_t *t)
 {
     placement *p = t->data;
@@ -1163,7 +1197,8 @@ static void tick_cb(uv_timer_t *t)
     if (!p->return_reported)
         report_return(p);
     uint64_t applied = consensus_sm_applied_index(sm);
-    if (applied != p->last_applied || now - p->last_pass_ms >= FULL_PASS_MS) {
+    if (applied != p->last_applied || now - p->last_pass_ms >= FULL_PASS_MS ||
+        (now - p->last_check_ms >= COPY_CHECK_MS && copies_need_pass(p, now))) {
         p->last_applied = applied;
         p->last_pass_ms = now;
         reconcile(p, sm);
@@ -1183,8 +1218,21 @@ static void tick_cb(uv_timer_t *t)
         FOR_EACH_COPY(p, c, next)
         {
             (void)next;
-            if (c->alive && !c->draining && rt != NULL)
-                mb_runtime_checkpoint_agent(rt, c->id);
+            if (!c->alive || c->draining || rt == NULL)
+                continue;
+            /* An agent that ran no callback since the last round has the
+             * state that round's checkpoint saw: asking again would wake a
+             * worker for nothing (1,000 idle agents: half the node's idle
+             * CPU). Port agents' processes run on their own: always ask. */
+            mb_agent_info info;
+            if (mb_runtime_agent_info(rt, c->id, &info) != MB_OK)
+                continue;
+            if (!info.is_port && c->ckpt_asked && info.turns == c->ckpt_turns)
+                continue;
+            if (mb_runtime_checkpoint_agent(rt, c->id) == MB_OK) {
+                c->ckpt_asked = 1;
+                c->ckpt_turns = info.turns;
+            }
         }
     }
     if (p->drains != NULL)

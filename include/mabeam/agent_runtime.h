@@ -196,6 +196,11 @@ typedef struct mb_agent_info {
     char last_error_msg[128];
     int is_port;
     int os_pid; /* port agents: the process, else 0 */
+    /* Deliveries that ran a callback able to change the agent's state
+     * (every kind of message but checkpoint requests). Unchanged since a
+     * checkpoint was taken: the state is still what it saw (not for port
+     * agents, whose process runs on its own). */
+    uint64_t turns;
 } mb_agent_info;
 
 int mb_runtime_agent_info(mb_runtime *rt, mb_agent_id id, mb_agent_info *out);
