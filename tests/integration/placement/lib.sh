@@ -4,7 +4,8 @@
 # deadline.
 . "$(dirname "${BASH_SOURCE[0]}")/../cluster/lib.sh"
 
-CLUSTER_FLAGS+=(--heartbeat_interval=100ms --failure_timeout=1500ms)
+# No study evaluator agents: these tests count the cluster agents they place.
+CLUSTER_FLAGS+=(--heartbeat_interval=100ms --failure_timeout=1500ms --study_evaluators=0)
 
 # spawn NODE NAME PLACEMENT: a counter cluster agent through node NODE's API.
 spawn() {
