@@ -45,14 +45,16 @@
 
 extern char **environ;
 
-#define TICK_MS         100
-#define CLAIM_IDLE_MS   20 /* a follower slot idle this long takes any trial */
-#define SUBMIT_RETRIES  5
-#define STDERR_TAIL     240
-#define LINE_MAX_BYTES  4096
-#define SLOTS_MAX       256
-#define DEFAULT_PYTHON  "/usr/bin/python3" /* Debian's, for python3-sklearn */
-#define CANCEL_GRACE_MS 1000 /* a cancelled objective process: SIGTERM, then SIGKILL */
+#define TICK_MS          100
+#define STARTING_TICK_MS 5    /* while an agent placed here is being started, */
+#define STARTING_MAX_MS  1000 /* for at most this long */
+#define CLAIM_IDLE_MS    20   /* a follower slot idle this long takes any trial */
+#define SUBMIT_RETRIES   5
+#define STDERR_TAIL      240
+#define LINE_MAX_BYTES   4096
+#define SLOTS_MAX        256
+#define DEFAULT_PYTHON   "/usr/bin/python3" /* Debian's, for python3-sklearn */
+#define CANCEL_GRACE_MS  1000 /* a cancelled objective process: SIGTERM, then SIGKILL */
 
 /* ---------------- messages from slot threads ---------------- */
 
@@ -130,14 +132,16 @@ struct studies {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     slot_msg *msgs, **msgs_tail;
-    slot *slots;         /* SLOTS_MAX, the first n_slots in use */
-    unsigned n_slots;    /* bound now or earlier (threads started) */
-    unsigned threads;    /* started: slots[0..threads) */
-    unsigned home_slots; /* evaluator agents this node places on itself */
-    int ev_busy;         /* an evaluator agent place/move/remove in flight */
-    int opt_busy;        /* leader: an optimiser agent place/remove in flight */
-    int orphan_busy;     /* a re-queue of a lost trial in flight */
-    struct submit *live; /* submits not answered yet */
+    slot *slots;             /* SLOTS_MAX, the first n_slots in use */
+    unsigned n_slots;        /* bound now or earlier (threads started) */
+    unsigned threads;        /* started: slots[0..threads) */
+    unsigned home_slots;     /* evaluator agents this node places on itself */
+    int ev_busy;             /* an evaluator agent place/move/remove in flight */
+    int opt_busy;            /* leader: an optimiser agent place/remove in flight */
+    int orphan_busy;         /* a re-queue of a lost trial in flight */
+    int starting;            /* an agent placed here has no local copy yet: tick soon */
+    uint64_t starting_since; /* ... since then (a copy that does not start: back to TICK_MS) */
+    struct submit *live;     /* submits not answered yet */
     optrun *runs;
     uint64_t applied_seen;
 };
@@ -906,7 +910,7 @@ static void cancel_stale(studies *s, const consensus_sm *sm)
     }
 }
 
-/* ---------------- optimisers (leader) ---------------- */
+/* ---------------- optimisers (the optimiser agent's host) ---------------- */
 
 static int build_space(const consensus_study *st, mb_optim_space **out, mb_error *err)
 {
@@ -1245,8 +1249,12 @@ static const consensus_agent *optimiser_here(studies *s, const consensus_sm *sm,
     studies_optimiser_name(st->def.id, name, sizeof(name));
     const consensus_agent *a = consensus_sm_agent_get(sm, name);
     if (a == NULL || a->node != repl_node_id(s->n->repl) || !agent_live(a) ||
-        strcmp(a->kind, OPTIMISER_KIND) != 0 || !local_copy_runs(s, name))
+        strcmp(a->kind, OPTIMISER_KIND) != 0)
         return NULL;
+    if (!local_copy_runs(s, name)) {
+        s->starting = 1; /* placement starts it within a few ms */
+        return NULL;
+    }
     return a;
 }
 
@@ -1444,9 +1452,12 @@ static void bind_slots(studies *s, const consensus_sm *sm)
     }
     for (size_t i = 0; i < consensus_sm_agent_count(sm); i++) {
         const consensus_agent *a = consensus_sm_agent_at(sm, i);
-        if (a->node != self || !agent_live(a) || strcmp(a->kind, EVALUATOR_KIND) != 0 ||
-            !local_copy_runs(s, a->id))
+        if (a->node != self || !agent_live(a) || strcmp(a->kind, EVALUATOR_KIND) != 0)
             continue;
+        if (!local_copy_runs(s, a->id)) {
+            s->starting = 1; /* placement starts it within a few ms */
+            continue;
+        }
         unsigned k, free_k = s->n_slots;
         for (k = 0; k < s->n_slots; k++) {
             const slot *sl = &s->slots[k];
@@ -1538,6 +1549,7 @@ static void tick_cb(uv_timer_t *t)
     const consensus_sm *sm = repl_sm(s->n->repl);
     if (sm == NULL)
         return;
+    s->starting = 0;
     cancel_stale(s, sm);
     bind_slots(s, sm);
     if (repl_is_leader(s->n->repl))
@@ -1554,7 +1566,15 @@ static void tick_cb(uv_timer_t *t)
     drop_runs(s, 1);
     requeue_orphans(s, sm);
     claim_trials(s, sm);
-    uv_timer_start(&s->tick, tick_cb, TICK_MS, 0);
+    /* A new optimiser or evaluator agent here starts its work as soon as
+     * placement has started its local copy. */
+    uint64_t now = uv_now(&s->n->loop);
+    if (!s->starting)
+        s->starting_since = 0;
+    else if (s->starting_since == 0)
+        s->starting_since = now;
+    int soon = s->starting && now - s->starting_since < STARTING_MAX_MS;
+    uv_timer_start(&s->tick, tick_cb, soon ? STARTING_TICK_MS : TICK_MS, 0);
 }
 
 /* ---------------- lifecycle ---------------- */

@@ -150,7 +150,9 @@ py() {
     curl -fsS -m 3 "http://$(http "$1")$2" 2>/dev/null | python3 -c '
 import json, sys
 j = json.load(sys.stdin)
-a = {x["id"]: x for x in j.get("agents", [])} if isinstance(j, dict) else {}
+# The cluster agents of studies (kinds optimiser, evaluator) are left out:
+# the demo follows the agents it spawned.
+a = {x["id"]: x for x in j.get("agents", []) if x.get("kind") not in ("optimiser", "evaluator")} if isinstance(j, dict) else {}
 r = eval(sys.argv[1])
 if r is False: sys.exit(1)
 if r is not True: print(r)' "$3"
@@ -204,8 +206,8 @@ if len(first) == len(pats):
     print(max(first.values()))
 PY
 }
-local_agents() {
-    py "$1" "/v1/agents?namespace=cluster" 'j["total"]'
+local_agents() { # the cluster agents of studies (optimiser, evaluator) left out
+    py "$1" "/v1/agents?namespace=cluster&limit=1000" 'sum(1 for x in j["agents"] if x.get("kind") not in ("optimiser", "evaluator"))'
 }
 
 FLAGS="--heartbeat_interval=100ms --failure_timeout=1s"

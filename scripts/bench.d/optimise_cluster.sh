@@ -5,8 +5,10 @@
 #              8 evaluators (4 per node, parallelism 8) against 1
 #              (parallelism 1); target ratio >= 6.
 #   node loss: OPTIM_LOSS_RUNS (20) seeded runs of a 3-node cluster where a
-#              node running evaluators is killed mid-study; every trial of
-#              the budget must complete exactly once (lost = 0, twice = 0).
+#              node running evaluators is killed mid-study: in even runs the
+#              node running the study's optimiser agent, in odd runs a
+#              follower; every trial of the budget must be suggested and
+#              complete exactly once (lost = 0, twice = 0).
 # Real mabeamd processes on 127.0.0.1 from $MB_BENCH_BUILD (Release).
 # JSON lines on stdout, progress on stderr.
 # OPTIM_CLUSTER_PARTS: "speedup loss" (default) or one of them. The
@@ -53,8 +55,11 @@ import json, sys
 r = [json.loads(l) for l in sys.stdin if l.strip()]
 runs, lost = len(r), sum(x["lost"] for x in r)
 twice, req = sum(x["twice"] for x in r), sum(x["requeued"] for x in r)
+sugg, okill = sum(x["sugg_twice"] for x in r), sum(x["opt_kill"] for x in r)
 s = "optimise"
 print(json.dumps({"suite": s, "metric": "node_loss_runs", "value": runs, "unit": "runs"}))
+print(json.dumps({"suite": s, "metric": "node_loss_runs_killing_the_optimiser_agents_node", "value": okill, "unit": "runs"}))
+print(json.dumps({"suite": s, "metric": "node_loss_trials_suggested_twice", "value": sugg, "unit": "trials", "target": 0, "met": sugg == 0}))
 print(json.dumps({"suite": s, "metric": "node_loss_trials_lost", "value": lost, "unit": "trials", "target": 0, "met": lost == 0}))
 print(json.dumps({"suite": s, "metric": "node_loss_trials_counted_twice", "value": twice, "unit": "trials", "target": 0, "met": twice == 0}))
 print(json.dumps({"suite": s, "metric": "node_loss_trials_requeued", "value": req, "unit": "trials"}))'
@@ -115,7 +120,9 @@ fi
 # the followers running trials and the number of trials done before the kill.
 lost_total=0
 twice_total=0
+sugg_twice_total=0
 requeued_total=0
+opt_kills=0
 for run in $(seq "$first" $((first + runs - 1))); do
     echo "optimise: node loss run $run (of $first..$((first + runs - 1)))" >&2
     HTTP=() MESH=() RAFT=() PID=()
@@ -138,6 +145,19 @@ sys.exit(0 if sum(a["status"] == "running" for a in json.load(sys.stdin)["agents
       \"strategy\":\"tpe\",\"seed\":$run,\"space\":[{\"name\":\"x\",\"type\":\"float\",\"min\":0,\"max\":1}],
       \"budget\":{\"trials\":$loss_trials},\"parallelism\":6}"
     [ "$HTTP_CODE" = 201 ] || fail "create loss: $HTTP_CODE"
+    opt_kill=0
+    if [ $((run % 2)) = 0 ]; then # the node running the optimiser agent
+        opt_node() {
+            curl -fsS -m 5 "http://$A/v1/cluster/agents?kind=optimiser" | python3 -c '
+import json, sys
+a = [x for x in json.load(sys.stdin)["agents"] if x["id"] == "optimiser-loss" and x["status"] == "running"]
+sys.exit(1) if not a else print(a[0]["node"])'
+        }
+        wait_until 30 opt_node >/dev/null || fail "run $run: no optimiser agent"
+        victim=$(opt_node)
+        opt_kill=1
+    fi
+    for i in 1 2 3; do [ "$i" = "$victim" ] || Q=${HTTP[$i]}; done
     ready() {
         curl -fsS -m 5 "http://$A/v1/studies/loss" | python3 -c '
 import json, sys
@@ -151,39 +171,45 @@ sys.exit(0 if done >= after and any(t["status"] == "running" and t["node"] == v 
     [ "$(curl -fsS -m 5 "http://$A/v1/studies/loss?trials=0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" = running ] ||
         fail "run $run: the study ended before node $victim could be killed"
     kill_node "$victim"
-    finished() { [ "$(curl -fsS -m 5 "http://$A/v1/studies/loss?trials=0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" = finished ]; }
+    finished() { [ "$(curl -fsS -m 5 "http://$Q/v1/studies/loss?trials=0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" = finished ]; }
     wait_until 120 finished || fail "run $run: study did not finish"
-    curl -fsS "http://$A/v1/studies/loss" >"$T/loss.json"
-    cluster_log "$A" >"$T/events.txt"
-    read -r lost twice requeued < <(python3 - "$T/loss.json" "$T/events.txt" "$loss_trials" <<'PY'
+    curl -fsS "http://$Q/v1/studies/loss" >"$T/loss.json"
+    cluster_log "$Q" >"$T/events.txt"
+    read -r lost twice sugg_twice requeued < <(python3 - "$T/loss.json" "$T/events.txt" "$loss_trials" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
-completes = {}
+completes, suggests = {}, {}
 for line in open(sys.argv[2]):
     seq, typ, subj, payload = line.split(" ", 3)
-    if typ == "trial.complete" and subj == "loss":
+    if typ in ("trial.complete", "trial.suggest") and subj == "loss":
         n = json.loads(payload)["number"]
-        completes[n] = completes.get(n, 0) + 1
+        d = completes if typ == "trial.complete" else suggests
+        d[n] = d.get(n, 0) + 1
 lost = sum(1 for n in range(1, int(sys.argv[3]) + 1) if n not in completes) + sum(
     1 for t in j["trials"] if t["status"] != "completed")
 twice = sum(v - 1 for v in completes.values())
-print(lost, twice, sum(t["requeues"] for t in j["trials"]))
+sugg_twice = sum(v - 1 for v in suggests.values())
+print(lost, twice, sugg_twice, sum(t["requeues"] for t in j["trials"]))
 PY
 )
     if [ "$parts" = loss-worker ]; then
-        echo "{\"run\":$run,\"lost\":$lost,\"twice\":$twice,\"requeued\":$requeued}" >&3
+        echo "{\"run\":$run,\"lost\":$lost,\"twice\":$twice,\"sugg_twice\":$sugg_twice,\"opt_kill\":$opt_kill,\"requeued\":$requeued}" >&3
     fi
     lost_total=$((lost_total + lost))
     twice_total=$((twice_total + twice))
+    sugg_twice_total=$((sugg_twice_total + sugg_twice))
+    opt_kills=$((opt_kills + opt_kill))
     requeued_total=$((requeued_total + requeued))
     for i in 1 2 3; do [ "$i" = "$victim" ] || kill_node "$i"; done
 done
 [ "$parts" != loss-worker ] || exit 0
-python3 - "$runs" "$lost_total" "$twice_total" "$requeued_total" >&3 <<'PY'
+python3 - "$runs" "$lost_total" "$twice_total" "$requeued_total" "$sugg_twice_total" "$opt_kills" >&3 <<'PY'
 import json, sys
-runs, lost, twice, req = map(int, sys.argv[1:])
+runs, lost, twice, req, sugg, okill = map(int, sys.argv[1:])
 s = "optimise"
 print(json.dumps({"suite": s, "metric": "node_loss_runs", "value": runs, "unit": "runs"}))
+print(json.dumps({"suite": s, "metric": "node_loss_runs_killing_the_optimiser_agents_node", "value": okill, "unit": "runs"}))
+print(json.dumps({"suite": s, "metric": "node_loss_trials_suggested_twice", "value": sugg, "unit": "trials", "target": 0, "met": sugg == 0}))
 print(json.dumps({"suite": s, "metric": "node_loss_trials_lost", "value": lost, "unit": "trials", "target": 0, "met": lost == 0}))
 print(json.dumps({"suite": s, "metric": "node_loss_trials_counted_twice", "value": twice, "unit": "trials", "target": 0, "met": twice == 0}))
 print(json.dumps({"suite": s, "metric": "node_loss_trials_requeued", "value": req, "unit": "trials"}))
