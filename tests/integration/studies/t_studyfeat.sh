@@ -130,5 +130,6 @@ assert all(len(x["params"]) == 6 for x in t)
 assert len({json.dumps(x["params"], sort_keys=True) for x in t}) == 40
 assert j["best"]["value"] < -1.0, j["best"]
 PY
-"$MABEAM" --addr "$A" study show part | grep -q "partition: 2 optimisers" || fail "study show part"
+"$MABEAM" --addr "$A" study show part >"$T/show-part.txt" || fail "study show part"
+grep -q "partition: 2 optimisers" "$T/show-part.txt" || fail "study show part: $(cat "$T/show-part.txt")"
 pass "a partitioned study (2 optimisers) evaluates complete configurations and finishes its budget"
