@@ -55,6 +55,12 @@ int repl_is_leader(const repl *r);
  * for changes someone waits for on other nodes (watches). No-op on
  * followers or a one-node cluster. Loop thread. */
 void repl_commit_nudge(repl *r);
+/* raftperf2: repl_commit_nudge only when some follower has watchers
+ * (parked API long-polls or agents' variable watches), as each follower
+ * tells the leader every second while it has some (docs/consensus.md §4
+ * "Commit nudges"). Without watchers a change costs one raft entry, not
+ * two. Loop thread. */
+void repl_commit_nudge_watched(repl *r);
 
 struct mesh;
 /* The node's mesh endpoint (borrowed; valid until repl_close). Only
