@@ -4,6 +4,7 @@
  * the close sequence of LIBS.md §1. Loop thread only. */
 #include <assert.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,10 @@ struct consensus_raft {
     int transfer_busy;
     consensus_done_cb transfer_cb;
     void *transfer_arg;
+
+    /* raftperf2: raft's I/O start and tick callback (consensus_raft_send_commit) */
+    int (*io_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv);
+    raft_io_tick_cb tick_cb;
 
     consensus_status last_status;
     uint64_t last_expiry_ms; /* loop time of the last expiry sweep */
@@ -733,6 +738,38 @@ int consensus_raft_transfer(consensus_raft *r, uint64_t id, consensus_done_cb cb
 
 /* ---------------- status monitor ---------------- */
 
+/* raftperf2: raft's I/O start, intercepted to learn raft's tick callback. */
+static int io_start_capture(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                            raft_io_recv_cb recv)
+{
+    consensus_raft *r = (consensus_raft *)((char *)io - offsetof(consensus_raft, io));
+    r->tick_cb = tick;
+    return r->io_start(io, msecs, tick, recv);
+}
+
+int consensus_raft_send_commit(consensus_raft *r, int *lagging)
+{
+    struct raft *raft = &r->raft;
+    *lagging = 0;
+    if (!r->started || r->raft_close_called || r->tick_cb == NULL ||
+        raft_state(raft) != RAFT_LEADER)
+        return MB_ENOTLEADER;
+    /* One tick with a zero heartbeat interval: raft 0.15 sends every
+     * follower an AppendEntries now (empty when it is up to date) with the
+     * commit index; everything else a tick does is time-based. */
+    unsigned hb = raft->heartbeat_timeout;
+    raft_set_heartbeat_timeout(raft, 0);
+    r->tick_cb(&r->io);
+    raft_set_heartbeat_timeout(raft, hb);
+    if (raft_state(raft) != RAFT_LEADER)
+        return MB_ENOTLEADER;
+    for (unsigned i = 0; i < raft->configuration.n; i++)
+        if (raft->configuration.servers[i].id != raft->id &&
+            raft->leader_state.progress[i].match_index < raft->commit_index)
+            *lagging = 1;
+    return MB_OK;
+}
+
 void consensus_raft_status(const consensus_raft *r, consensus_status *out)
 {
     struct raft *raft = (struct raft *)&r->raft;
@@ -907,6 +944,8 @@ int consensus_raft_init(uv_loop_t *loop, const consensus_raft_config *cfg, conse
             mb_errorf(err, from_raft(rv), "raft io init at %s: %s", r->data_dir, raft_strerror(rv));
         goto err_transport;
     }
+    r->io_start = r->io.start;
+    r->io.start = io_start_capture;
     rv = raft_init(&r->raft, &r->io, consensus_fsm_raft(r->fsm), cfg->id, r->address);
     if (rv != 0) {
         rc = mb_errorf(err, from_raft(rv), "raft init at %s: %s", r->data_dir, raft_strerror(rv));

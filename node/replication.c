@@ -33,13 +33,14 @@ enum {
     M_WATCHING = MESH_METHOD_USER_MIN + 6,
 };
 
-#define TICK_MS          20
-#define RETRY_MS         40
-#define SLOW_TICK_MS     250
-#define STATUS_RPC_MS    600
-#define META_APPLIED     "raft.applied"
-#define ATTEMPT_MAX_MS   2000
-#define NUDGE_RECHECK_MS 2
+#define TICK_MS            20
+#define RETRY_MS           40
+#define SLOW_TICK_MS       250
+#define STATUS_RPC_MS      600
+#define META_APPLIED       "raft.applied"
+#define ATTEMPT_MAX_MS     2000
+#define NUDGE_RECHECK_MS   2
+#define NUDGE_LAG_RECHECKS 10 /* rounds for a follower still storing entries */
 /* raftperf2: a follower with watchers says so to the leader every
  * INTEREST_REFRESH_MS; the leader forgets it after INTEREST_TTL_MS. */
 #define INTEREST_REFRESH_MS 1000
@@ -103,8 +104,8 @@ struct repl {
     op *ops;
     uint64_t client_id; /* idempotency ids of this process */
     uint64_t next_seq;
-    int nudge_inflight, nudge_again; /* repl_commit_nudge */
-    uv_timer_t *nudge_timer;         /* own allocation: closed with free() */
+    unsigned nudge_lag_rechecks; /* repl_commit_nudge */
+    uv_timer_t *nudge_timer;     /* own allocation: closed with free() */
     int join_inflight, selfreg_inflight, join_srv_busy;
     int leaving;
     int promote_inflight;
@@ -855,58 +856,61 @@ mesh *repl_mesh(repl *r)
     return r->m;
 }
 
-static void nudge_done(void *arg, const consensus_result *res)
-{
-    repl *r = arg;
-    (void)res;
-    r->nudge_inflight = 0;
-    if (r->nudge_again) {
-        r->nudge_again = 0;
-        repl_commit_nudge(r);
-    }
-}
+static void nudge(repl *r, int from_timer);
 
 static void nudge_timer_cb(uv_timer_t *t)
 {
-    repl_commit_nudge(t->data);
+    nudge(t->data, 1);
 }
 
-void repl_commit_nudge(repl *r)
+/* Look again in NUDGE_RECHECK_MS. */
+static void nudge_later(repl *r)
+{
+    if (r->nudge_timer == NULL) {
+        uv_timer_t *t = malloc(sizeof(*t));
+        if (t == NULL || uv_timer_init(&r->n->loop, t) != 0) {
+            free(t);
+            return;
+        }
+        t->data = r;
+        r->nudge_timer = t;
+    }
+    if (!uv_is_active((uv_handle_t *)r->nudge_timer))
+        uv_timer_start(r->nudge_timer, nudge_timer_cb, NUDGE_RECHECK_MS, 0);
+}
+
+/* raftperf2: the nudge is a heartbeat round sent now
+ * (consensus_raft_send_commit), not a barrier entry: no log entry, no disk
+ * write, and a follower applies on receipt instead of after storing one
+ * more entry. */
+static void nudge(repl *r, int from_timer)
 {
     if (r == NULL || r->closing)
         return;
-    if (r->nudge_inflight) {
-        r->nudge_again = 1;
-        return;
-    }
+    if (!from_timer)
+        r->nudge_lag_rechecks = 0;
     consensus_status st;
     consensus_raft_status(r->raft, &st);
     if (st.role != CONSENSUS_LEADER || consensus_sm_node_count(consensus_raft_sm(r->raft)) <= 1)
         return;
     if (st.last_index > st.commit_index) {
-        /* Entries in flight: their appends, or the nudge after the last
-         * of them, carry the commit index. Look again shortly in case they
-         * end without a watched change. */
-        if (r->nudge_timer == NULL) {
-            uv_timer_t *t = malloc(sizeof(*t));
-            if (t == NULL || uv_timer_init(&r->n->loop, t) != 0) {
-                free(t);
-                return;
-            }
-            t->data = r;
-            r->nudge_timer = t;
-        }
-        if (!uv_is_active((uv_handle_t *)r->nudge_timer))
-            uv_timer_start(r->nudge_timer, nudge_timer_cb, NUDGE_RECHECK_MS, 0);
+        /* Entries in flight: look again once they may have committed. */
+        nudge_later(r);
         return;
     }
-    consensus_result now;
-    memset(&now, 0, sizeof(now));
-    r->nudge_inflight = 1;
-    if (consensus_raft_barrier(r->raft, nudge_done, r, &now) != MB_OK)
-        r->nudge_inflight = 0;
-    else
-        r->stat_nudges++;
+    int lagging = 0;
+    if (consensus_raft_send_commit(r->raft, &lagging) != MB_OK)
+        return;
+    r->stat_nudges++;
+    /* A follower still storing the entries learns the commit from the
+     * next round (a down one: a bounded number of times). */
+    if (lagging && r->nudge_lag_rechecks++ < NUDGE_LAG_RECHECKS)
+        nudge_later(r);
+}
+
+void repl_commit_nudge(repl *r)
+{
+    nudge(r, 0);
 }
 
 /* ---- raftperf2: commit nudges only for followers that wait ---- */
