@@ -881,10 +881,12 @@ void consensus_raft_status(const consensus_raft *r, consensus_status *out);
 /* raftperf2: leader only: send every follower the commit index now (a
  * heartbeat round; libraft 0.15 otherwise sends it only with the next
  * append or heartbeat), so followers apply committed entries at once.
- * No log entry, no disk write. *lagging = 1 when some follower has not
- * stored every committed entry yet (it learns the commit from a later
- * round). MB_ENOTLEADER otherwise. Loop thread. */
-int consensus_raft_send_commit(consensus_raft *r, int *lagging);
+ * No log entry, no disk write. The round goes (*sent = 1) only when some
+ * follower can apply more than the last round told it (a follower applies
+ * up to what it has stored). *lagging = 1 while some follower has not
+ * stored every committed entry (call again once it may have).
+ * MB_ENOTLEADER otherwise. Loop thread. */
+int consensus_raft_send_commit(consensus_raft *r, int *sent, int *lagging);
 
 /* Close: refuse new requests, let pending ones finish (bounded by the
  * quorum timeout), close raft and its transport, then call `cb` (may be

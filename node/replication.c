@@ -33,14 +33,14 @@ enum {
     M_WATCHING = MESH_METHOD_USER_MIN + 6,
 };
 
-#define TICK_MS            20
-#define RETRY_MS           40
-#define SLOW_TICK_MS       250
-#define STATUS_RPC_MS      600
-#define META_APPLIED       "raft.applied"
-#define ATTEMPT_MAX_MS     2000
-#define NUDGE_RECHECK_MS   2
-#define NUDGE_LAG_RECHECKS 10 /* rounds for a follower still storing entries */
+#define TICK_MS          20
+#define RETRY_MS         40
+#define SLOW_TICK_MS     250
+#define STATUS_RPC_MS    600
+#define META_APPLIED     "raft.applied"
+#define ATTEMPT_MAX_MS   2000
+#define NUDGE_RECHECK_MS 2
+#define NUDGE_LAG_MS     200 /* rechecks for a follower still storing entries */
 /* raftperf2: a follower with watchers says so to the leader every
  * INTEREST_REFRESH_MS; the leader forgets it after INTEREST_TTL_MS. */
 #define INTEREST_REFRESH_MS 1000
@@ -104,8 +104,8 @@ struct repl {
     op *ops;
     uint64_t client_id; /* idempotency ids of this process */
     uint64_t next_seq;
-    unsigned nudge_lag_rechecks; /* repl_commit_nudge */
-    uv_timer_t *nudge_timer;     /* own allocation: closed with free() */
+    uint64_t nudge_since_ms; /* repl_commit_nudge: when the last one was asked */
+    uv_timer_t *nudge_timer; /* own allocation: closed with free() */
     int join_inflight, selfreg_inflight, join_srv_busy;
     int leaving;
     int promote_inflight;
@@ -887,8 +887,9 @@ static void nudge(repl *r, int from_timer)
 {
     if (r == NULL || r->closing)
         return;
+    uint64_t now_ms = uv_now(&r->n->loop);
     if (!from_timer)
-        r->nudge_lag_rechecks = 0;
+        r->nudge_since_ms = now_ms;
     consensus_status st;
     consensus_raft_status(r->raft, &st);
     if (st.role != CONSENSUS_LEADER || consensus_sm_node_count(consensus_raft_sm(r->raft)) <= 1)
@@ -898,13 +899,13 @@ static void nudge(repl *r, int from_timer)
         nudge_later(r);
         return;
     }
-    int lagging = 0;
-    if (consensus_raft_send_commit(r->raft, &lagging) != MB_OK)
+    int sent = 0, lagging = 0;
+    if (consensus_raft_send_commit(r->raft, &sent, &lagging) != MB_OK)
         return;
-    r->stat_nudges++;
-    /* A follower still storing the entries learns the commit from the
-     * next round (a down one: a bounded number of times). */
-    if (lagging && r->nudge_lag_rechecks++ < NUDGE_LAG_RECHECKS)
+    r->stat_nudges += (uint64_t)sent;
+    /* A follower still storing the entries gets a round once it stored
+     * them; for at most NUDGE_LAG_MS (then the regular heartbeat). */
+    if (lagging && now_ms - r->nudge_since_ms < NUDGE_LAG_MS)
         nudge_later(r);
 }
 
