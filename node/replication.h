@@ -48,12 +48,13 @@ const consensus_sm *repl_sm(const repl *r);
 /* Whether this node is the raft leader now (0 for NULL or closing). */
 int repl_is_leader(const repl *r);
 /* Followers learn that an entry committed only from the leader's next
- * append, and libraft 0.15 sends none when the commit index moves: they
- * would apply a change up to one heartbeat late. On the leader, this
- * appends a no-op barrier now (its append carries the commit index), at
- * most one in flight plus one more for changes applied meanwhile. Called
- * for changes someone waits for on other nodes (watches). No-op on
- * followers or a one-node cluster. Loop thread. */
+ * append or heartbeat, and libraft 0.15 sends none when the commit index
+ * moves: they would apply a change up to one heartbeat late. On the
+ * leader, this sends a heartbeat round now (consensus_raft_send_commit:
+ * no log entry), once the entries in flight have committed, and again
+ * for followers still storing them. Called for changes someone waits for
+ * on other nodes (forwarded writes, proposals). No-op on followers or a
+ * one-node cluster. Loop thread. */
 void repl_commit_nudge(repl *r);
 /* raftperf2: repl_commit_nudge only when some follower has watchers
  * (parked API long-polls or agents' variable watches), as each follower
