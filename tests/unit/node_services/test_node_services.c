@@ -47,10 +47,13 @@ static int open_node(void)
     char dd[300], lf[320];
     snprintf(dd, sizeof(dd), "--data_dir=%s/data", g_dir);
     snprintf(lf, sizeof(lf), "--log_file=%s/node.log", g_dir);
-    char ha[64];
+    /* Free ports for every listener: tests run in parallel. */
+    char ha[64], ma[64], ra[64];
     snprintf(ha, sizeof(ha), "--http_address=127.0.0.1:%d", free_port());
-    char *argv[] = { dd, lf, ha, "--agent_workers=2" };
-    nc_config_sources src = { .argc = 4, .argv = argv };
+    snprintf(ma, sizeof(ma), "--mesh_address=127.0.0.1:%d", free_port());
+    snprintf(ra, sizeof(ra), "--raft_address=127.0.0.1:%d", free_port());
+    char *argv[] = { dd, lf, ha, ma, ra, "--agent_workers=2" };
+    nc_config_sources src = { .argc = 6, .argv = argv };
     if (nc_config_new(&g_cfg, &e) != MB_OK || nc_config_load(g_cfg, &src, &e) != MB_OK) {
         fprintf(stderr, "config: %s\n", e.msg);
         return -1;
