@@ -7,16 +7,6 @@
 
 #include "node/node.h"
 
-#define WATCH_DEFAULT_MS 30000
-#define WATCH_MAX_MS     300000
-
-/* A parked GET /v1/config/watch. */
-typedef struct cfg_watcher {
-    api_call *call;
-    uint64_t from_version;
-    struct cfg_watcher *next;
-} cfg_watcher;
-
 static void reply_raw_json(api_call *c, int status, char *text)
 {
     if (text == NULL) {
@@ -135,20 +125,14 @@ static void config_set(node *n, api_call *c)
     api_reply_json(c, 200, j);
 }
 
-static void watcher_forget(node *n, cfg_watcher *w)
+/* An api_park_answer_fn: answer with the changes after from_version (or
+ * `force`, even when there are none); 1 if answered. */
+static int watch_answer(node *n, api_call *c, const char *key, uint64_t from_version, int force,
+                        const void *wake)
 {
-    for (cfg_watcher **p = &n->watchers; *p != NULL; p = &(*p)->next)
-        if (*p == w) {
-            *p = w->next;
-            break;
-        }
-    free(w);
-}
-
-/* Answer with the changes after from_version; 1 if answered. */
-static int watch_answer(node *n, api_call *c, uint64_t from_version, int even_if_empty)
-{
-    if (!even_if_empty && nc_config_version(n->cfg) <= from_version)
+    (void)key;
+    (void)wake;
+    if (!force && nc_config_version(n->cfg) <= from_version)
         return 0;
     char *json = NULL;
     int rv = nc_config_changes_json(n->cfg, from_version, &json);
@@ -169,65 +153,25 @@ static int watch_answer(node *n, api_call *c, uint64_t from_version, int even_if
     return 1;
 }
 
-static void watch_expired(node *n, api_call *c, void *arg, int code)
-{
-    cfg_watcher *w = arg;
-    uint64_t from = w->from_version;
-    watcher_forget(n, w);
-    if (code == MB_ECLOSED) {
-        api_reply_error(c, MB_ECLOSED, "node is shutting down");
-        return;
-    }
-    watch_answer(n, c, from, 1);
-}
-
 static void config_watch(node *n, api_call *c)
 {
-    uint64_t from, timeout;
+    uint64_t from;
+    uint64_t timeout;
     if (api_query_u64(c, "from_version", nc_config_version(n->cfg), &from) != MB_OK ||
-        api_query_u64(c, "timeout_ms", WATCH_DEFAULT_MS, &timeout) != MB_OK)
+        api_park_timeout(c, &timeout) != MB_OK)
         return;
-    if (timeout > WATCH_MAX_MS)
-        timeout = WATCH_MAX_MS;
     if (from > nc_config_version(n->cfg)) {
         api_reply_error(c, MB_ERANGE,
                         "from_version %llu is ahead of the configuration (version %llu)",
                         (unsigned long long)from, (unsigned long long)nc_config_version(n->cfg));
         return;
     }
-    if (watch_answer(n, c, from, timeout == 0))
-        return;
-    cfg_watcher *w = calloc(1, sizeof(*w));
-    if (w == NULL) {
-        api_reply_error(c, MB_ENOMEM, "out of memory for a watcher");
-        return;
-    }
-    w->call = c;
-    w->from_version = from;
-    int rv = api_call_park(n, c, timeout, watch_expired, w);
-    if (rv != MB_OK) {
-        free(w);
-        api_reply_error(c, rv, "too many watches are waiting; retry later");
-        return;
-    }
-    w->next = n->watchers;
-    n->watchers = w;
+    api_park_watch(&n->config_watches, n, c, NULL, from, timeout, watch_answer);
 }
 
 void api_config_notify_watchers(node *n)
 {
-    uint64_t version = nc_config_version(n->cfg);
-    cfg_watcher **p = &n->watchers;
-    while (*p != NULL) {
-        cfg_watcher *w = *p;
-        if (version > w->from_version) {
-            *p = w->next;
-            watch_answer(n, w->call, w->from_version, 1);
-            free(w);
-        } else {
-            p = &w->next;
-        }
-    }
+    api_park_wake(&n->config_watches, n, NULL, NULL);
 }
 
 static const api_route routes[] = {

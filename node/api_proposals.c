@@ -13,8 +13,6 @@
 #include "node/replication.h"
 
 #define TIMEOUT_DEFAULT_MS 60000
-#define WATCH_DEFAULT_MS   30000
-#define WATCH_MAX_MS       300000
 #define CAPS_MAX           16
 
 static void reply_err(api_call *c, int code, const char *msg)
@@ -417,86 +415,41 @@ static void proposals_get(node *n, api_call *c)
 
 /* ---- watch ---- */
 
-typedef struct proposal_watcher {
-    struct proposal_watcher *next, *prev;
-    api_call *call;
-    char *id;
-} proposal_watcher;
+/* What api_proposals_notify hands to the watches of a closed proposal. */
+typedef struct proposal_close {
+    uint64_t index;
+    const char *close_json; /* the close event's payload, or NULL */
+} proposal_close;
 
-static void watcher_unlink(node *n, proposal_watcher *w)
+/* An api_park_answer_fn: the proposal's current state when forced; once it
+ * closed (`wake`), the close event with the version it was decided at. */
+static int watch_answer(node *n, api_call *c, const char *id, uint64_t from, int force,
+                        const void *wake)
 {
-    if (w->prev != NULL)
-        w->prev->next = w->next;
-    else
-        n->proposal_watchers = w->next;
-    if (w->next != NULL)
-        w->next->prev = w->prev;
-    free(w->id);
-    free(w);
-}
-
-static void watch_expire(node *n, api_call *c, void *arg, int code)
-{
-    proposal_watcher *w = arg;
-    char *id = w->id;
-    w->id = NULL;
-    watcher_unlink(n, w);
-    if (code == MB_ECLOSED)
-        api_reply_error(c, MB_ECLOSED, "node is shutting down");
-    else
-        answer_proposal(n, c, id, 1); /* still open: its current state */
-    free(id);
+    (void)from;
+    const proposal_close *pc = wake;
+    if (pc == NULL)
+        return answer_proposal(n, c, id, force);
+    cJSON *j = pc->close_json != NULL ? cJSON_Parse(pc->close_json) : NULL;
+    if (j == NULL)
+        return answer_proposal(n, c, id, 1);
+    cJSON_AddNumberToObject(j, "decided_version", (double)pc->index);
+    api_reply_json(c, 200, j);
+    return 1;
 }
 
 void api_proposals_notify(node *n, const char *id, uint64_t index, const char *close_json)
 {
-    for (proposal_watcher *w = n->proposal_watchers, *next; w != NULL; w = next) {
-        next = w->next;
-        if (strcmp(w->id, id) != 0)
-            continue;
-        api_call *c = w->call;
-        watcher_unlink(n, w);
-        cJSON *j = close_json != NULL ? cJSON_Parse(close_json) : NULL;
-        if (j == NULL) {
-            answer_proposal(n, c, id, 1);
-            continue;
-        }
-        cJSON_AddNumberToObject(j, "decided_version", (double)index);
-        api_reply_json(c, 200, j);
-    }
+    proposal_close pc = { .index = index, .close_json = close_json };
+    api_park_wake(&n->proposal_watches, n, id, &pc);
 }
 
 static void proposals_watch(node *n, api_call *c)
 {
-    const char *id = api_call_param(c, 0);
     uint64_t timeout;
-    if (api_query_u64(c, "timeout_ms", WATCH_DEFAULT_MS, &timeout) != MB_OK)
+    if (api_park_timeout(c, &timeout) != MB_OK)
         return;
-    if (timeout > WATCH_MAX_MS)
-        timeout = WATCH_MAX_MS;
-    if (answer_proposal(n, c, id, timeout == 0))
-        return;
-    proposal_watcher *w = calloc(1, sizeof(*w));
-    char *s = strdup(id);
-    if (w == NULL || s == NULL) {
-        free(w);
-        free(s);
-        api_reply_error(c, MB_ENOMEM, "out of memory");
-        return;
-    }
-    w->call = c;
-    w->id = s;
-    int rv = api_call_park(n, c, timeout, watch_expire, w);
-    if (rv != MB_OK) {
-        free(s);
-        free(w);
-        api_reply_error(c, rv, "cannot park the watch");
-        return;
-    }
-    w->next = n->proposal_watchers;
-    if (n->proposal_watchers != NULL)
-        n->proposal_watchers->prev = w;
-    n->proposal_watchers = w;
+    api_park_watch(&n->proposal_watches, n, c, api_call_param(c, 0), 0, timeout, watch_answer);
 }
 
 static const api_route routes[] = {

@@ -10,16 +10,6 @@
 #include "node/replication.h"
 #include "node/studies.h"
 
-#define WATCH_DEFAULT_MS 30000
-#define WATCH_MAX_MS     300000
-
-typedef struct study_watcher {
-    struct study_watcher *next, *prev;
-    api_call *call;
-    char *id;
-    uint64_t done; /* answer once the finished-trial count differs */
-} study_watcher;
-
 static const consensus_study *find_study(node *n, api_call *c)
 {
     const char *id = api_call_param(c, 0);
@@ -268,22 +258,12 @@ static void studies_export(node *n, api_call *c)
 
 /* ---- watch ---- */
 
-static void watcher_unlink(node *n, study_watcher *w)
+/* An api_park_answer_fn: answer when the study changed from `done`
+ * finished trials or ended (or `force`); 1 when answered. */
+static int watch_answer(node *n, api_call *c, const char *id, uint64_t done, int force,
+                        const void *wake)
 {
-    if (w->prev != NULL)
-        w->prev->next = w->next;
-    else
-        n->study_watchers = w->next;
-    if (w->next != NULL)
-        w->next->prev = w->prev;
-    free(w->id);
-    free(w);
-}
-
-/* Answer when the study changed from `done` finished trials or ended (or
- * `force`); 1 when answered. */
-static int watch_try(node *n, api_call *c, const char *id, uint64_t done, int force)
-{
+    (void)wake;
     const consensus_study *st = consensus_sm_study_get(repl_sm(n->repl), id);
     if (st == NULL) {
         api_reply_error(c, MB_ENOTFOUND, "study \"%s\" not found", id);
@@ -295,27 +275,9 @@ static int watch_try(node *n, api_call *c, const char *id, uint64_t done, int fo
     return 1;
 }
 
-static void watch_expire(node *n, api_call *c, void *arg, int code)
-{
-    study_watcher *w = arg;
-    char *id = w->id;
-    uint64_t done = w->done;
-    w->id = NULL;
-    watcher_unlink(n, w);
-    if (code == MB_ECLOSED)
-        api_reply_error(c, MB_ECLOSED, "node is shutting down");
-    else
-        watch_try(n, c, id, done, 1);
-    free(id);
-}
-
 void api_studies_notify(node *n)
 {
-    for (study_watcher *w = n->study_watchers, *next; w != NULL; w = next) {
-        next = w->next;
-        if (watch_try(n, w->call, w->id, w->done, 0))
-            watcher_unlink(n, w);
-    }
+    api_park_wake(&n->study_watches, n, NULL, NULL);
 }
 
 static void studies_watch(node *n, api_call *c)
@@ -325,34 +287,9 @@ static void studies_watch(node *n, api_call *c)
         return;
     uint64_t done, timeout;
     if (api_query_u64(c, "done", UINT64_MAX, &done) != MB_OK ||
-        api_query_u64(c, "timeout_ms", WATCH_DEFAULT_MS, &timeout) != MB_OK)
+        api_park_timeout(c, &timeout) != MB_OK)
         return;
-    if (timeout > WATCH_MAX_MS)
-        timeout = WATCH_MAX_MS;
-    if (watch_try(n, c, st->def.id, done, timeout == 0))
-        return;
-    study_watcher *w = calloc(1, sizeof(*w));
-    char *id = strdup(st->def.id);
-    if (w == NULL || id == NULL) {
-        free(w);
-        free(id);
-        api_reply_error(c, MB_ENOMEM, "out of memory");
-        return;
-    }
-    w->call = c;
-    w->id = id;
-    w->done = done;
-    int rv = api_call_park(n, c, timeout, watch_expire, w);
-    if (rv != MB_OK) {
-        free(id);
-        free(w);
-        api_reply_error(c, rv, "cannot park the watch");
-        return;
-    }
-    w->next = n->study_watchers;
-    if (n->study_watchers != NULL)
-        n->study_watchers->prev = w;
-    n->study_watchers = w;
+    api_park_watch(&n->study_watches, n, c, st->def.id, done, timeout, watch_answer);
 }
 
 static const api_route routes[] = {

@@ -10,8 +10,6 @@
 #include "node/node_log.h"
 #include "node/replication.h"
 
-#define WATCH_DEFAULT_MS 30000
-#define WATCH_MAX_MS     300000
 #define WATCH_MAX_EVENTS 1000
 
 /* Reply with an error; constraint violations are 422 as the API says. */
@@ -401,30 +399,12 @@ static void vars_history(node *n, api_call *c)
     api_reply_json(c, 200, j);
 }
 
-typedef struct var_watcher {
-    struct var_watcher *next, *prev;
-    node *n;
-    api_call *call;
-    char *name;
-    uint64_t from_version;
-} var_watcher;
-
-static void watcher_unlink(node *n, var_watcher *w)
+/* Answer with every version > from_version in order if there is one (or
+ * `force`): an api_park_answer_fn. Returns 1 when the call was answered. */
+static int watch_answer(node *n, api_call *c, const char *name, uint64_t from_version, int force,
+                        const void *wake)
 {
-    if (w->prev != NULL)
-        w->prev->next = w->next;
-    else
-        n->var_watchers = w->next;
-    if (w->next != NULL)
-        w->next->prev = w->prev;
-    free(w->name);
-    free(w);
-}
-
-/* Answer with every version > from_version in order if there is one.
- * Returns 1 when the call was answered. */
-static int watch_try(node *n, api_call *c, const char *name, uint64_t from_version, int force)
-{
+    (void)wake;
     collect col = { .arr = cJSON_CreateArray(), .last_version = from_version };
     mb_error e;
     mb_error_clear(&e);
@@ -455,70 +435,23 @@ static int watch_try(node *n, api_call *c, const char *name, uint64_t from_versi
     return 1;
 }
 
-static void watch_expire(node *n, api_call *c, void *arg, int code)
-{
-    var_watcher *w = arg;
-    char *name = w->name;
-    uint64_t from = w->from_version;
-    w->name = NULL;
-    watcher_unlink(n, w);
-    if (code == MB_ECLOSED)
-        api_reply_error(c, MB_ECLOSED, "node is shutting down");
-    else
-        watch_try(n, c, name, from, 1);
-    free(name);
-}
-
 void api_vars_notify(node *n, const char *name, uint64_t version)
 {
     (void)version;
-    for (var_watcher *w = n->var_watchers, *next; w != NULL; w = next) {
-        next = w->next;
-        if (strcmp(w->name, name) != 0)
-            continue;
-        if (watch_try(n, w->call, w->name, w->from_version, 0))
-            watcher_unlink(n, w);
-    }
+    api_park_wake(&n->var_watches, n, name, NULL);
 }
 
 static void vars_watch(node *n, api_call *c)
 {
-    const char *name = api_call_param(c, 0);
     uint64_t from, timeout;
     if (api_query_u64(c, "from_version", 0, &from) != MB_OK ||
-        api_query_u64(c, "timeout_ms", WATCH_DEFAULT_MS, &timeout) != MB_OK)
+        api_park_timeout(c, &timeout) != MB_OK)
         return;
-    if (timeout > WATCH_MAX_MS)
-        timeout = WATCH_MAX_MS;
     if (from > (UINT64_MAX / REPL_SEQ_PER_ENTRY) - 2) {
         api_reply_error(c, MB_EINVAL, "from_version out of range");
         return;
     }
-    if (watch_try(n, c, name, from, timeout == 0))
-        return;
-    var_watcher *w = calloc(1, sizeof(*w));
-    char *nm = strdup(name);
-    if (w == NULL || nm == NULL) {
-        free(w);
-        free(nm);
-        api_reply_error(c, MB_ENOMEM, "out of memory");
-        return;
-    }
-    w->n = n;
-    w->call = c;
-    w->name = nm;
-    w->from_version = from;
-    int rv = api_call_park(n, c, timeout, watch_expire, w);
-    if (rv != MB_OK) {
-        free(nm);
-        free(w);
-        api_reply_error(c, rv, "cannot park the watch");
-        return;
-    }
-    w->next = n->var_watchers;
-    if (n->var_watchers != NULL)
-        n->var_watchers->prev = w;
-    n->var_watchers = w;
+    api_park_watch(&n->var_watches, n, c, api_call_param(c, 0), from, timeout, watch_answer);
 }
 
 static const api_route routes[] = {

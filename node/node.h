@@ -19,16 +19,15 @@
 #include "node/core/config.h"
 #include "node/core/log.h"
 #include "node/core/telemetry.h"
+#include "node/api_park.h"
 #include "node/http_server.h"
 #include "storage/storage.h"
 
 #define MABEAMD_VERSION "0.1.0"
 
-struct cfg_watcher;
 struct node_services; /* node/services.h: the agent runtime and its services */
 struct repl;
 struct consensus_raft;
-struct var_watcher;
 struct node_coord;
 struct api_mailbox;
 
@@ -58,8 +57,8 @@ typedef struct node {
 
     uint64_t cfg_sub_id;
     int cfg_subscribed;
-    uint64_t cfg_seen_version; /* changes up to here have been handled */
-    struct cfg_watcher *watchers;
+    uint64_t cfg_seen_version;    /* changes up to here have been handled */
+    api_park_list config_watches; /* parked GET /v1/config/watch (api_config.c) */
 
     /* HTTP metrics: per route (router index; the last is "unmatched") and
      * per status class 1xx..5xx. */
@@ -76,15 +75,15 @@ typedef struct node {
     struct consensus_raft *raft_spent; /* closed raft glue, freed after the loop ran dry */
     struct node_cluster *cluster;      /* agents' cluster ops (node/cluster_ops.c) */
     struct placement *placement;       /* cluster agents (node/placement.c) */
-    struct var_watcher *var_watchers;  /* parked variable watches (api_vars.c) */
+    api_park_list var_watches;         /* parked variable watches (api_vars.c) */
 
     /* proposals piece */
-    struct node_proposals *proposals;           /* node/proposals.c */
-    struct proposal_watcher *proposal_watchers; /* parked watches (api_proposals.c) */
-    struct node_coord *coord;                   /* lease/barrier expiry (node/coord.c) */
-    struct api_mailbox *mailbox;                /* sender of API messages (node/api_mailbox.c) */
-    struct studies *studies;                    /* piece "studies": node/studies.c */
-    struct study_watcher *study_watchers;       /* parked study watches (api_studies.c) */
+    struct node_proposals *proposals; /* node/proposals.c */
+    api_park_list proposal_watches;   /* parked watches (api_proposals.c) */
+    struct node_coord *coord;         /* lease/barrier expiry (node/coord.c) */
+    struct api_mailbox *mailbox;      /* sender of API messages (node/api_mailbox.c) */
+    struct studies *studies;          /* piece "studies": node/studies.c */
+    api_park_list study_watches;      /* parked study watches (api_studies.c) */
 } node;
 
 /* Open the node: take the data directory lock, open storage, register

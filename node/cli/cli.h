@@ -76,6 +76,43 @@ int cli_open_sub(cli_ctx *ctx, const char *what, int argc, char **argv, const cl
                  size_t nopts, const char **pos, size_t max_pos, size_t *npos,
                  void (*help)(FILE *out));
 
+/* What an action of a subcommand is run with (see cli_run_actions); all
+ * borrowed for the call. */
+typedef struct cli_action_call {
+    const char *act;         /* the action word, e.g. "acquire" */
+    const char *const *args; /* the positionals after it */
+    size_t nargs;
+    const void *opts; /* the subcommand's struct of parsed option values */
+} cli_action_call;
+
+/* One action of a subcommand whose options may stand anywhere ("mabeam
+ * lease acquire NAME --holder A"): the action word, how many positionals
+ * follow it, and the function that runs it (returns a CLI_* code). */
+typedef struct cli_action {
+    const char *name;
+    size_t min_args, max_args;
+    int (*run)(cli_ctx *ctx, const cli_action_call *ac);
+} cli_action;
+
+/* Open the subcommand with `opts` (cli_open_sub) and run the action named
+ * by the first positional with the rest. No action, an unknown one or a
+ * wrong number of arguments prints "mabeam WHAT: ..." and help(ctx->err)
+ * and returns CLI_USAGE; --help prints help(ctx->out) and returns CLI_OK.
+ * `o` (usually the struct the option values in `opts` point into) is
+ * passed to the action. All borrowed. */
+int cli_run_actions(cli_ctx *ctx, const char *what, int argc, char **argv, const cli_opt *opts,
+                    size_t nopts, const cli_action *acts, size_t nacts, const void *o,
+                    void (*help)(FILE *out));
+
+/* A subcommand whose actions take options of their own ("mabeam agent
+ * spawn KIND --name N"): run the entry of `subs` named argv[1] with
+ * argv[1..argc) (its argv[0] is the action word; it opens itself with
+ * cli_open_sub). "help", "--help" and "-h" print help(ctx->out) and return
+ * CLI_OK; no action prints help(ctx->err) and an unknown one "mabeam WHAT:
+ * unknown command", both CLI_USAGE. */
+int cli_run_subcmds(cli_ctx *ctx, const char *what, int argc, char **argv, const cli_cmd *subs,
+                    size_t nsubs, void (*help)(FILE *out));
+
 /* Options shared by the watch subcommands: --from-version (NULL: not given,
  * *has_from = 0), --count (0 = unlimited) and --timeout-ms (default 30000).
  * All strings are borrowed. Prints "mabeam WHAT: ..." on ctx->err and

@@ -1,4 +1,5 @@
 /* node/cli/cli_args.c: pure option parsing of the mabeam CLI (cli.h). */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,4 +323,73 @@ int cli_open_sub(cli_ctx *ctx, const char *what, int argc, char **argv, const cl
         return CLI_HELPED;
     }
     return CLI_OK;
+}
+
+/* "a, b or c" of the action names, for messages. */
+static void print_action_names(FILE *f, const cli_action *acts, size_t nacts)
+{
+    for (size_t i = 0; i < nacts; i++)
+        fprintf(f, "%s%s", i == 0 ? "" : i + 1 == nacts ? " or " : ", ", acts[i].name);
+}
+
+int cli_run_actions(cli_ctx *ctx, const char *what, int argc, char **argv, const cli_opt *opts,
+                    size_t nopts, const cli_action *acts, size_t nacts, const void *o,
+                    void (*help)(FILE *out))
+{
+    enum { POS_MAX = 8 };
+    size_t max_pos = 1;
+    for (size_t i = 0; i < nacts; i++) {
+        assert(acts[i].max_args < POS_MAX && acts[i].min_args <= acts[i].max_args);
+        if (acts[i].max_args + 1 > max_pos)
+            max_pos = acts[i].max_args + 1;
+    }
+    const char *pos[POS_MAX];
+    size_t npos;
+    int orv = cli_open_sub(ctx, what, argc, argv, opts, nopts, pos, max_pos, &npos, help);
+    if (orv != CLI_OK)
+        return orv == CLI_HELPED ? CLI_OK : orv;
+    const cli_action *a = NULL;
+    for (size_t i = 0; npos > 0 && i < nacts && a == NULL; i++)
+        if (strcmp(pos[0], acts[i].name) == 0)
+            a = &acts[i];
+    if (a == NULL) {
+        if (npos == 0)
+            fprintf(ctx->err, "mabeam %s: missing action (", what);
+        else
+            fprintf(ctx->err, "mabeam %s: unknown action '%s' (expected ", what, pos[0]);
+        print_action_names(ctx->err, acts, nacts);
+        fprintf(ctx->err, ")\n");
+        help(ctx->err);
+        return CLI_USAGE;
+    }
+    size_t nargs = npos - 1;
+    if (nargs < a->min_args || nargs > a->max_args) {
+        fprintf(ctx->err, "mabeam %s %s: expects %zu", what, a->name, a->min_args);
+        if (a->max_args != a->min_args)
+            fprintf(ctx->err, " to %zu", a->max_args);
+        fprintf(ctx->err, " argument%s, got %zu\n", a->max_args == 1 ? "" : "s", nargs);
+        help(ctx->err);
+        return CLI_USAGE;
+    }
+    cli_action_call ac = { .act = a->name, .args = pos + 1, .nargs = nargs, .opts = o };
+    return a->run(ctx, &ac);
+}
+
+int cli_run_subcmds(cli_ctx *ctx, const char *what, int argc, char **argv, const cli_cmd *subs,
+                    size_t nsubs, void (*help)(FILE *out))
+{
+    if (argc < 2) {
+        help(ctx->err);
+        return CLI_USAGE;
+    }
+    const char *sub = argv[1];
+    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
+        help(ctx->out);
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < nsubs; i++)
+        if (strcmp(sub, subs[i].name) == 0)
+            return subs[i].run(ctx, argc - 1, argv + 1);
+    fprintf(ctx->err, "mabeam %s: unknown command '%s' (see mabeam %s --help)\n", what, sub, what);
+    return CLI_USAGE;
 }

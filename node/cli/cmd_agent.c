@@ -106,15 +106,10 @@ static int do_spawn(cli_ctx *ctx, int argc, char **argv)
     };
     const char *pos[64];
     size_t npos;
-    int help;
-    mb_error e;
-    if (cli_parse_opts(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos, 64, &npos, &help,
-                       &e) != CLI_OK)
-        return usage_err(ctx, "spawn", e.msg);
-    if (help) {
-        agent_help(ctx->out);
-        return CLI_OK;
-    }
+    int orv = cli_open_sub(ctx, "agent spawn", argc, argv, opts, sizeof(opts) / sizeof(opts[0]),
+                           pos, 64, &npos, agent_help);
+    if (orv != CLI_OK)
+        return orv == CLI_HELPED ? CLI_OK : orv;
     if (npos < 1)
         return usage_err(ctx, "spawn", "missing KIND (see `mabeam kind list`)");
     cJSON *b = cJSON_CreateObject();
@@ -233,15 +228,10 @@ static int do_list(cli_ctx *ctx, int argc, char **argv)
     };
     const char *pos[1];
     size_t npos;
-    int help;
-    mb_error e;
-    if (cli_parse_opts(argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos, 0, &npos, &help,
-                       &e) != CLI_OK)
-        return usage_err(ctx, "list", e.msg);
-    if (help) {
-        agent_help(ctx->out);
-        return CLI_OK;
-    }
+    int orv = cli_open_sub(ctx, "agent list", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos,
+                           0, &npos, agent_help);
+    if (orv != CLI_OK)
+        return orv == CLI_HELPED ? CLI_OK : orv;
     if (cluster != NULL || node != NULL)
         return list_cluster(ctx, node, kind, status, cap, limit, offset);
     char path[2048] = "/v1/agents";
@@ -270,24 +260,22 @@ static int do_list(cli_ctx *ctx, int argc, char **argv)
 }
 
 /* info, stop, kill, restart, checkpoint, send: one AGENT positional. */
-static int do_one(cli_ctx *ctx, const char *sub, int argc, char **argv)
+static int do_one(cli_ctx *ctx, int argc, char **argv)
 {
+    const char *sub = argv[0];
     const char *ns = NULL, *tag = NULL, *data = NULL, *b64 = NULL, *json = NULL, *wait = NULL;
     int is_send = strcmp(sub, "send") == 0;
     const cli_opt opts[] = {
         { "namespace", 1, &ns }, { "tag", 1, &tag },   { "data", 1, &data },
         { "b64", 1, &b64 },      { "json", 1, &json }, { "wait", 1, &wait },
     };
+    char what[32];
+    snprintf(what, sizeof(what), "agent %s", sub);
     const char *pos[1];
     size_t npos;
-    int help;
-    mb_error e;
-    if (cli_parse_opts(argc, argv, opts, is_send ? 6 : 1, pos, 1, &npos, &help, &e) != CLI_OK)
-        return usage_err(ctx, sub, e.msg);
-    if (help) {
-        agent_help(ctx->out);
-        return CLI_OK;
-    }
+    int orv = cli_open_sub(ctx, what, argc, argv, opts, is_send ? 6 : 1, pos, 1, &npos, agent_help);
+    if (orv != CLI_OK)
+        return orv == CLI_HELPED ? CLI_OK : orv;
     if (npos != 1)
         return usage_err(ctx, sub, "missing AGENT (an id or a name)");
     const char *method = "POST", *suffix = sub;
@@ -388,25 +376,14 @@ static int do_one(cli_ctx *ctx, const char *sub, int argc, char **argv)
 
 static int agent_run(cli_ctx *ctx, int argc, char **argv)
 {
-    if (argc < 2) {
-        agent_help(ctx->err);
-        return CLI_USAGE;
-    }
-    const char *sub = argv[1];
-    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
-        agent_help(ctx->out);
-        return CLI_OK;
-    }
-    if (strcmp(sub, "spawn") == 0)
-        return do_spawn(ctx, argc - 1, argv + 1);
-    if (strcmp(sub, "list") == 0)
-        return do_list(ctx, argc - 1, argv + 1);
-    static const char *const one[] = { "info", "stop", "kill", "restart", "send", "checkpoint" };
-    for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++)
-        if (strcmp(sub, one[i]) == 0)
-            return do_one(ctx, one[i], argc - 1, argv + 1);
-    fprintf(ctx->err, "mabeam agent: unknown command '%s' (see mabeam agent --help)\n", sub);
-    return CLI_USAGE;
+    static const cli_cmd subs[] = {
+        { .name = "spawn", .run = do_spawn }, { .name = "list", .run = do_list },
+        { .name = "info", .run = do_one },    { .name = "stop", .run = do_one },
+        { .name = "kill", .run = do_one },    { .name = "restart", .run = do_one },
+        { .name = "send", .run = do_one },    { .name = "checkpoint", .run = do_one },
+    };
+    return cli_run_subcmds(ctx, "agent", argc, argv, subs, sizeof(subs) / sizeof(subs[0]),
+                           agent_help);
 }
 
 const cli_cmd cli_cmd_agent = {

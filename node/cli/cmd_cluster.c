@@ -54,18 +54,16 @@ static int cluster_status(cli_ctx *ctx)
     return CLI_OK;
 }
 
+static int act_status(cli_ctx *ctx, const cli_action_call *ac)
+{
+    (void)ac;
+    return cluster_status(ctx);
+}
+
 static int cluster_run(cli_ctx *ctx, int argc, char **argv)
 {
-    const char *pos[2];
-    size_t npos;
-    int orv = cli_open_sub(ctx, "cluster", argc, argv, NULL, 0, pos, 2, &npos, cluster_help);
-    if (orv != CLI_OK)
-        return orv == CLI_HELPED ? CLI_OK : orv;
-    if (npos == 1 && strcmp(pos[0], "status") == 0)
-        return cluster_status(ctx);
-    fprintf(ctx->err, "mabeam cluster: expected 'status'\n");
-    cluster_help(ctx->err);
-    return CLI_USAGE;
+    static const cli_action acts[] = { { "status", 0, 0, act_status } };
+    return cli_run_actions(ctx, "cluster", argc, argv, NULL, 0, acts, 1, NULL, cluster_help);
 }
 
 const cli_cmd cli_cmd_cluster = { "cluster", "show the cluster's nodes, roles and indexes",
@@ -184,48 +182,63 @@ static int node_drain(cli_ctx *ctx, const char *node, long timeout_ms)
     }
 }
 
+/* --timeout-ms of node join/drain (a positive number; `dflt` if absent). */
+static int node_timeout(cli_ctx *ctx, const cli_action_call *ac, long dflt, long *out)
+{
+    const char *timeout = *(const char *const *)ac->opts;
+    char *end;
+    *out = timeout != NULL ? strtol(timeout, &end, 10) : dflt;
+    if (timeout != NULL && (*end != '\0' || *out <= 0)) {
+        fprintf(ctx->err, "mabeam node %s: --timeout-ms must be a positive integer\n", ac->act);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+static int act_join(cli_ctx *ctx, const cli_action_call *ac)
+{
+    long t;
+    if (node_timeout(ctx, ac, 30000, &t) != CLI_OK)
+        return CLI_USAGE;
+    return node_join(ctx, t);
+}
+
+static int act_drain(cli_ctx *ctx, const cli_action_call *ac)
+{
+    long t;
+    if (node_timeout(ctx, ac, 60000, &t) != CLI_OK)
+        return CLI_USAGE;
+    return node_drain(ctx, ac->args[0], t);
+}
+
+static int act_leave(cli_ctx *ctx, const cli_action_call *ac)
+{
+    if (*(const char *const *)ac->opts != NULL) {
+        fprintf(ctx->err, "mabeam node leave: takes no --timeout-ms\n");
+        return CLI_USAGE;
+    }
+    cJSON *j;
+    int rv = cli_call_json(ctx, "POST", "/v1/cluster/leave", NULL, 20000, &j);
+    if (rv != CLI_OK)
+        return rv;
+    if (ctx->json)
+        cli_print_json(ctx, j);
+    else
+        fprintf(ctx->out, "node %.0f left the cluster and is stopping\n", num(j, "node_id"));
+    cJSON_Delete(j);
+    return CLI_OK;
+}
+
 static int node_run(cli_ctx *ctx, int argc, char **argv)
 {
     const char *timeout = NULL;
     const cli_opt opts[] = { { "timeout-ms", 1, &timeout } };
-    const char *pos[2];
-    size_t npos;
-    int orv = cli_open_sub(ctx, "node", argc, argv, opts, 1, pos, 2, &npos, node_help);
-    if (orv != CLI_OK)
-        return orv == CLI_HELPED ? CLI_OK : orv;
-    if (npos == 1 && strcmp(pos[0], "join") == 0) {
-        char *end;
-        long t = timeout != NULL ? strtol(timeout, &end, 10) : 30000;
-        if (timeout != NULL && (*end != '\0' || t <= 0)) {
-            fprintf(ctx->err, "mabeam node join: --timeout-ms must be a positive integer\n");
-            return CLI_USAGE;
-        }
-        return node_join(ctx, t);
-    }
-    if (npos == 2 && strcmp(pos[0], "drain") == 0) {
-        char *end;
-        long t = timeout != NULL ? strtol(timeout, &end, 10) : 60000;
-        if (timeout != NULL && (*end != '\0' || t <= 0)) {
-            fprintf(ctx->err, "mabeam node drain: --timeout-ms must be a positive integer\n");
-            return CLI_USAGE;
-        }
-        return node_drain(ctx, pos[1], t);
-    }
-    if (npos == 1 && strcmp(pos[0], "leave") == 0 && timeout == NULL) {
-        cJSON *j;
-        int rv = cli_call_json(ctx, "POST", "/v1/cluster/leave", NULL, 20000, &j);
-        if (rv != CLI_OK)
-            return rv;
-        if (ctx->json)
-            cli_print_json(ctx, j);
-        else
-            fprintf(ctx->out, "node %.0f left the cluster and is stopping\n", num(j, "node_id"));
-        cJSON_Delete(j);
-        return CLI_OK;
-    }
-    fprintf(ctx->err, "mabeam node: expected 'join', 'leave' or 'drain NODE'\n");
-    node_help(ctx->err);
-    return CLI_USAGE;
+    static const cli_action acts[] = {
+        { "join", 0, 0, act_join },
+        { "leave", 0, 0, act_leave },
+        { "drain", 1, 1, act_drain },
+    };
+    return cli_run_actions(ctx, "node", argc, argv, opts, 1, acts, 3, &timeout, node_help);
 }
 
 const cli_cmd cli_cmd_node = { "node", "join, leave or drain nodes", node_run, node_help };

@@ -154,32 +154,52 @@ static int config_watch(cli_ctx *ctx, const char *from, const char *count, const
                           print_change, NULL);
 }
 
+typedef struct config_opts {
+    const char *from, *count, *timeout; /* watch only */
+} config_opts;
+
+static int bad_watch_opts(cli_ctx *ctx, const char *act, const config_opts *o)
+{
+    if (o->from == NULL && o->count == NULL && o->timeout == NULL)
+        return 0;
+    fprintf(ctx->err, "mabeam config %s: --from-version, --count and --timeout-ms are for watch\n",
+            act);
+    config_help(ctx->err);
+    return 1;
+}
+
+static int act_get(cli_ctx *ctx, const cli_action_call *ac)
+{
+    if (bad_watch_opts(ctx, ac->act, ac->opts))
+        return CLI_USAGE;
+    return config_get(ctx, ac->nargs == 1 ? ac->args[0] : NULL);
+}
+
+static int act_set(cli_ctx *ctx, const cli_action_call *ac)
+{
+    if (bad_watch_opts(ctx, ac->act, ac->opts))
+        return CLI_USAGE;
+    return config_set(ctx, ac->args[0], ac->args[1]);
+}
+
+static int act_watch(cli_ctx *ctx, const cli_action_call *ac)
+{
+    const config_opts *o = ac->opts;
+    return config_watch(ctx, o->from, o->count, o->timeout);
+}
+
 static int config_run(cli_ctx *ctx, int argc, char **argv)
 {
-    const char *from = NULL, *count = NULL, *timeout = NULL;
-    const cli_opt opts[] = { { "from-version", 1, &from },
-                             { "count", 1, &count },
-                             { "timeout-ms", 1, &timeout } };
-    const char *pos[3];
-    size_t npos;
-    int orv = cli_open_sub(ctx, "config", argc, argv, opts, 3, pos, 3, &npos, config_help);
-    if (orv != CLI_OK)
-        return orv == CLI_HELPED ? CLI_OK : orv;
-    if (npos == 0) {
-        fprintf(ctx->err, "mabeam config: missing action (get, set or watch)\n");
-        config_help(ctx->err);
-        return CLI_USAGE;
-    }
-    int watch_opts = from != NULL || count != NULL || timeout != NULL;
-    if (strcmp(pos[0], "get") == 0 && npos <= 2 && !watch_opts)
-        return config_get(ctx, npos == 2 ? pos[1] : NULL);
-    if (strcmp(pos[0], "set") == 0 && npos == 3 && !watch_opts)
-        return config_set(ctx, pos[1], pos[2]);
-    if (strcmp(pos[0], "watch") == 0 && npos == 1)
-        return config_watch(ctx, from, count, timeout);
-    fprintf(ctx->err, "mabeam config: bad arguments for '%s'\n", pos[0]);
-    config_help(ctx->err);
-    return CLI_USAGE;
+    config_opts o = { 0 };
+    const cli_opt opts[] = { { "from-version", 1, &o.from },
+                             { "count", 1, &o.count },
+                             { "timeout-ms", 1, &o.timeout } };
+    static const cli_action acts[] = {
+        { "get", 0, 1, act_get },
+        { "set", 2, 2, act_set },
+        { "watch", 0, 0, act_watch },
+    };
+    return cli_run_actions(ctx, "config", argc, argv, opts, 3, acts, 3, &o, config_help);
 }
 
 const cli_cmd cli_cmd_config = { "config", "get, set or watch the node's configuration", config_run,

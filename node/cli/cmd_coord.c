@@ -177,36 +177,51 @@ static void lease_help(FILE *out)
                  "The token printed is a fencing token: it changes with every new holder.\n");
 }
 
+typedef struct coord_opts {
+    const char *holder, *ttl;                   /* lease */
+    const char *who, *parties, *timeout, *wait; /* barrier */
+    const char *member;                         /* election */
+} coord_opts;
+
+static int lease_list(cli_ctx *ctx, const cli_action_call *ac)
+{
+    (void)ac;
+    return coord_get(ctx, "leases", NULL, print_lease);
+}
+
+static int lease_show(cli_ctx *ctx, const cli_action_call *ac)
+{
+    return coord_get(ctx, "leases", ac->args[0], print_lease);
+}
+
+/* acquire, renew and release */
+static int lease_change(cli_ctx *ctx, const cli_action_call *ac)
+{
+    const coord_opts *o = ac->opts;
+    if (o->holder == NULL) {
+        fprintf(ctx->err, "mabeam lease %s: --holder AGENT is required\n", ac->act);
+        return CLI_USAGE;
+    }
+    unsigned long long ttl_ms;
+    if (opt_u64(ctx, "lease", "ttl-ms", o->ttl, 10000, &ttl_ms) != CLI_OK)
+        return CLI_USAGE;
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddStringToObject(body, "holder", o->holder);
+    if (strcmp(ac->act, "release") != 0)
+        cJSON_AddNumberToObject(body, "ttl_ms", (double)ttl_ms);
+    return coord_post(ctx, "leases", ac->args[0], ac->act, body, "lease", print_lease, NULL);
+}
+
 static int lease_run(cli_ctx *ctx, int argc, char **argv)
 {
-    const char *holder = NULL, *ttl = NULL, *pos[3];
-    cli_opt opts[] = { { "holder", 1, &holder }, { "ttl-ms", 1, &ttl } };
-    size_t npos;
-    int orv = cli_open_sub(ctx, "lease", argc, argv, opts, 2, pos, 3, &npos, lease_help);
-    if (orv != CLI_OK)
-        return orv == CLI_HELPED ? CLI_OK : orv;
-    if (npos == 1 && strcmp(pos[0], "list") == 0)
-        return coord_get(ctx, "leases", NULL, print_lease);
-    if (npos == 2 && strcmp(pos[0], "show") == 0)
-        return coord_get(ctx, "leases", pos[1], print_lease);
-    if (npos == 2 && (strcmp(pos[0], "acquire") == 0 || strcmp(pos[0], "renew") == 0 ||
-                      strcmp(pos[0], "release") == 0)) {
-        if (holder == NULL) {
-            fprintf(ctx->err, "mabeam lease %s: --holder AGENT is required\n", pos[0]);
-            return CLI_USAGE;
-        }
-        unsigned long long ttl_ms;
-        if (opt_u64(ctx, "lease", "ttl-ms", ttl, 10000, &ttl_ms) != CLI_OK)
-            return CLI_USAGE;
-        cJSON *body = cJSON_CreateObject();
-        cJSON_AddStringToObject(body, "holder", holder);
-        if (strcmp(pos[0], "release") != 0)
-            cJSON_AddNumberToObject(body, "ttl_ms", (double)ttl_ms);
-        return coord_post(ctx, "leases", pos[1], pos[0], body, "lease", print_lease, NULL);
-    }
-    fprintf(ctx->err, "mabeam lease: expected list, show, acquire, renew or release\n");
-    lease_help(ctx->err);
-    return CLI_USAGE;
+    coord_opts o = { 0 };
+    const cli_opt opts[] = { { "holder", 1, &o.holder }, { "ttl-ms", 1, &o.ttl } };
+    static const cli_action acts[] = {
+        { "list", 0, 0, lease_list },      { "show", 1, 1, lease_show },
+        { "acquire", 1, 1, lease_change }, { "renew", 1, 1, lease_change },
+        { "release", 1, 1, lease_change },
+    };
+    return cli_run_actions(ctx, "lease", argc, argv, opts, 2, acts, 5, &o, lease_help);
 }
 
 const cli_cmd cli_cmd_lease = { "lease", "acquire, renew, release and list leases held by agents",
@@ -262,48 +277,57 @@ static int barrier_wait(cli_ctx *ctx, const char *name, double round, unsigned l
     }
 }
 
+static int barrier_list(cli_ctx *ctx, const cli_action_call *ac)
+{
+    (void)ac;
+    return coord_get(ctx, "barriers", NULL, print_barrier);
+}
+
+static int barrier_show(cli_ctx *ctx, const cli_action_call *ac)
+{
+    return coord_get(ctx, "barriers", ac->args[0], print_barrier);
+}
+
+static int barrier_arrive(cli_ctx *ctx, const cli_action_call *ac)
+{
+    const coord_opts *o = ac->opts;
+    unsigned long long np, tmo;
+    if (o->who == NULL) {
+        fprintf(ctx->err, "mabeam barrier arrive: --participant AGENT is required\n");
+        return CLI_USAGE;
+    }
+    if (opt_u64(ctx, "barrier", "parties", o->parties, 0, &np) != CLI_OK ||
+        opt_u64(ctx, "barrier", "timeout-ms", o->timeout, 0, &tmo) != CLI_OK)
+        return CLI_USAGE;
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddStringToObject(body, "participant", o->who);
+    cJSON_AddNumberToObject(body, "parties", (double)np);
+    cJSON_AddNumberToObject(body, "timeout_ms", (double)tmo);
+    cJSON *ans = NULL;
+    int rv = coord_post(ctx, "barriers", ac->args[0], "arrive", body, "barrier", print_barrier,
+                        o->wait != NULL ? &ans : NULL);
+    if (rv != CLI_OK || o->wait == NULL)
+        return rv;
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(ans, "barrier");
+    double round = num(b, "round");
+    unsigned long long t = (unsigned long long)num(b, "timeout_ms");
+    cJSON_Delete(ans);
+    return barrier_wait(ctx, ac->args[0], round, t);
+}
+
 static int barrier_run(cli_ctx *ctx, int argc, char **argv)
 {
-    const char *who = NULL, *parties = NULL, *timeout = NULL, *wait = NULL, *pos[3];
-    cli_opt opts[] = { { "participant", 1, &who },
-                       { "parties", 1, &parties },
-                       { "timeout-ms", 1, &timeout },
-                       { "wait", 0, &wait } };
-    size_t npos;
-    int orv = cli_open_sub(ctx, "barrier", argc, argv, opts, 4, pos, 3, &npos, barrier_help);
-    if (orv != CLI_OK)
-        return orv == CLI_HELPED ? CLI_OK : orv;
-    if (npos == 1 && strcmp(pos[0], "list") == 0)
-        return coord_get(ctx, "barriers", NULL, print_barrier);
-    if (npos == 2 && strcmp(pos[0], "show") == 0)
-        return coord_get(ctx, "barriers", pos[1], print_barrier);
-    if (npos == 2 && strcmp(pos[0], "arrive") == 0) {
-        unsigned long long np, tmo;
-        if (who == NULL) {
-            fprintf(ctx->err, "mabeam barrier arrive: --participant AGENT is required\n");
-            return CLI_USAGE;
-        }
-        if (opt_u64(ctx, "barrier", "parties", parties, 0, &np) != CLI_OK ||
-            opt_u64(ctx, "barrier", "timeout-ms", timeout, 0, &tmo) != CLI_OK)
-            return CLI_USAGE;
-        cJSON *body = cJSON_CreateObject();
-        cJSON_AddStringToObject(body, "participant", who);
-        cJSON_AddNumberToObject(body, "parties", (double)np);
-        cJSON_AddNumberToObject(body, "timeout_ms", (double)tmo);
-        cJSON *ans = NULL;
-        int rv = coord_post(ctx, "barriers", pos[1], "arrive", body, "barrier", print_barrier,
-                            wait != NULL ? &ans : NULL);
-        if (rv != CLI_OK || wait == NULL)
-            return rv;
-        const cJSON *b = cJSON_GetObjectItemCaseSensitive(ans, "barrier");
-        double round = num(b, "round");
-        unsigned long long t = (unsigned long long)num(b, "timeout_ms");
-        cJSON_Delete(ans);
-        return barrier_wait(ctx, pos[1], round, t);
-    }
-    fprintf(ctx->err, "mabeam barrier: expected list, show or arrive\n");
-    barrier_help(ctx->err);
-    return CLI_USAGE;
+    coord_opts o = { 0 };
+    const cli_opt opts[] = { { "participant", 1, &o.who },
+                             { "parties", 1, &o.parties },
+                             { "timeout-ms", 1, &o.timeout },
+                             { "wait", 0, &o.wait } };
+    static const cli_action acts[] = {
+        { "list", 0, 0, barrier_list },
+        { "show", 1, 1, barrier_show },
+        { "arrive", 1, 1, barrier_arrive },
+    };
+    return cli_run_actions(ctx, "barrier", argc, argv, opts, 4, acts, 3, &o, barrier_help);
 }
 
 const cli_cmd cli_cmd_barrier = { "barrier", "arrive at and list barriers of n agents", barrier_run,
@@ -322,30 +346,42 @@ static void election_help(FILE *out)
                  "the group's term grows by one.\n");
 }
 
+static int election_list(cli_ctx *ctx, const cli_action_call *ac)
+{
+    (void)ac;
+    return coord_get(ctx, "elections", NULL, print_election);
+}
+
+static int election_show(cli_ctx *ctx, const cli_action_call *ac)
+{
+    return coord_get(ctx, "elections", ac->args[0], print_election);
+}
+
+/* join and leave */
+static int election_change(cli_ctx *ctx, const cli_action_call *ac)
+{
+    const coord_opts *o = ac->opts;
+    if (o->member == NULL) {
+        fprintf(ctx->err, "mabeam election %s: --member AGENT is required\n", ac->act);
+        return CLI_USAGE;
+    }
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddStringToObject(body, "member", o->member);
+    return coord_post(ctx, "elections", ac->args[0], ac->act, body, "election", print_election,
+                      NULL);
+}
+
 static int election_run(cli_ctx *ctx, int argc, char **argv)
 {
-    const char *member = NULL, *pos[3];
-    cli_opt opts[] = { { "member", 1, &member } };
-    size_t npos;
-    int orv = cli_open_sub(ctx, "election", argc, argv, opts, 1, pos, 3, &npos, election_help);
-    if (orv != CLI_OK)
-        return orv == CLI_HELPED ? CLI_OK : orv;
-    if (npos == 1 && strcmp(pos[0], "list") == 0)
-        return coord_get(ctx, "elections", NULL, print_election);
-    if (npos == 2 && strcmp(pos[0], "show") == 0)
-        return coord_get(ctx, "elections", pos[1], print_election);
-    if (npos == 2 && (strcmp(pos[0], "join") == 0 || strcmp(pos[0], "leave") == 0)) {
-        if (member == NULL) {
-            fprintf(ctx->err, "mabeam election %s: --member AGENT is required\n", pos[0]);
-            return CLI_USAGE;
-        }
-        cJSON *body = cJSON_CreateObject();
-        cJSON_AddStringToObject(body, "member", member);
-        return coord_post(ctx, "elections", pos[1], pos[0], body, "election", print_election, NULL);
-    }
-    fprintf(ctx->err, "mabeam election: expected list, show, join or leave\n");
-    election_help(ctx->err);
-    return CLI_USAGE;
+    coord_opts o = { 0 };
+    const cli_opt opts[] = { { "member", 1, &o.member } };
+    static const cli_action acts[] = {
+        { "list", 0, 0, election_list },
+        { "show", 1, 1, election_show },
+        { "join", 1, 1, election_change },
+        { "leave", 1, 1, election_change },
+    };
+    return cli_run_actions(ctx, "election", argc, argv, opts, 1, acts, 4, &o, election_help);
 }
 
 const cli_cmd cli_cmd_election = { "election", "join, leave and list leader-election groups",

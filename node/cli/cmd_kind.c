@@ -35,53 +35,9 @@ static void print_kinds(cli_ctx *ctx, const cJSON *j)
     }
 }
 
-static int kind_run(cli_ctx *ctx, int argc, char **argv)
+/* The answer of GET or POST /v1/kinds, printed. */
+static int print_answer(cli_ctx *ctx, int rv, cJSON *j)
 {
-    if (argc < 2) {
-        kind_help(ctx->err);
-        return CLI_USAGE;
-    }
-    const char *sub = argv[1];
-    const char *pos[1];
-    size_t npos;
-    int help;
-    mb_error e;
-    if (strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0 || strcmp(sub, "help") == 0) {
-        kind_help(ctx->out);
-        return CLI_OK;
-    }
-    int is_load = strcmp(sub, "load") == 0;
-    if (!is_load && strcmp(sub, "list") != 0) {
-        fprintf(ctx->err, "mabeam kind: unknown command '%s' (see mabeam kind --help)\n", sub);
-        return CLI_USAGE;
-    }
-    if (cli_parse_opts(argc - 1, argv + 1, NULL, 0, pos, is_load ? 1 : 0, &npos, &help, &e) !=
-        CLI_OK) {
-        fprintf(ctx->err, "mabeam kind %s: %s\n", sub, e.msg);
-        return CLI_USAGE;
-    }
-    if (help) {
-        kind_help(ctx->out);
-        return CLI_OK;
-    }
-    cJSON *j = NULL;
-    int rv;
-    if (is_load) {
-        if (npos != 1) {
-            fprintf(ctx->err, "mabeam kind load: missing PATH\n");
-            return CLI_USAGE;
-        }
-        char abs[PATH_MAX];
-        const char *path = realpath(pos[0], abs) != NULL ? abs : pos[0];
-        cJSON *b = cJSON_CreateObject();
-        cJSON_AddStringToObject(b, "path", path);
-        char *body = cJSON_PrintUnformatted(b);
-        cJSON_Delete(b);
-        rv = cli_call_json(ctx, "POST", "/v1/kinds", body, 15000, &j);
-        free(body);
-    } else {
-        rv = cli_call_json(ctx, "GET", "/v1/kinds", NULL, 10000, &j);
-    }
     if (rv != CLI_OK)
         return rv;
     if (ctx->json)
@@ -90,6 +46,50 @@ static int kind_run(cli_ctx *ctx, int argc, char **argv)
         print_kinds(ctx, j);
     cJSON_Delete(j);
     return CLI_OK;
+}
+
+static int kind_list(cli_ctx *ctx, int argc, char **argv)
+{
+    const char *pos[1];
+    size_t npos;
+    int orv = cli_open_sub(ctx, "kind list", argc, argv, NULL, 0, pos, 0, &npos, kind_help);
+    if (orv != CLI_OK)
+        return orv == CLI_HELPED ? CLI_OK : orv;
+    cJSON *j = NULL;
+    int rv = cli_call_json(ctx, "GET", "/v1/kinds", NULL, 10000, &j);
+    return print_answer(ctx, rv, j);
+}
+
+static int kind_load(cli_ctx *ctx, int argc, char **argv)
+{
+    const char *pos[1];
+    size_t npos;
+    int orv = cli_open_sub(ctx, "kind load", argc, argv, NULL, 0, pos, 1, &npos, kind_help);
+    if (orv != CLI_OK)
+        return orv == CLI_HELPED ? CLI_OK : orv;
+    if (npos != 1) {
+        fprintf(ctx->err, "mabeam kind load: missing PATH\n");
+        return CLI_USAGE;
+    }
+    char abs[PATH_MAX];
+    const char *path = realpath(pos[0], abs) != NULL ? abs : pos[0];
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "path", path);
+    char *body = cJSON_PrintUnformatted(b);
+    cJSON_Delete(b);
+    cJSON *j = NULL;
+    int rv = cli_call_json(ctx, "POST", "/v1/kinds", body, 15000, &j);
+    free(body);
+    return print_answer(ctx, rv, j);
+}
+
+static int kind_run(cli_ctx *ctx, int argc, char **argv)
+{
+    static const cli_cmd subs[] = {
+        { .name = "list", .run = kind_list },
+        { .name = "load", .run = kind_load },
+    };
+    return cli_run_subcmds(ctx, "kind", argc, argv, subs, 2, kind_help);
 }
 
 const cli_cmd cli_cmd_kind = {

@@ -231,72 +231,81 @@ static int propose_run(cli_ctx *ctx, int argc, char **argv)
     return watch_until_decided(ctx, idbuf, 0);
 }
 
+typedef struct proposal_opts {
+    const char *variable, *timeout;
+} proposal_opts;
+
+static int act_list(cli_ctx *ctx, const cli_action_call *ac)
+{
+    const char *variable = ((const proposal_opts *)ac->opts)->variable;
+    char path[300] = "/v1/proposals";
+    if (variable != NULL && cli_query_add(path, sizeof(path), "variable", variable) != MB_OK)
+        return CLI_USAGE;
+    cJSON *j;
+    int rv = cli_call_json(ctx, "GET", path, NULL, 15000, &j);
+    if (rv != CLI_OK)
+        return rv;
+    if (ctx->json) {
+        cli_print_json(ctx, j);
+    } else {
+        const cJSON *p;
+        cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(j, "proposals"))
+        {
+            char *val = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(p, "value"));
+            fprintf(ctx->out, "%-20s %-20s %-14s %-10s yes %.0f no %.0f of %.0f deadline %.0f\n",
+                    str_of(p, "id"), str_of(p, "variable"), val != NULL ? val : "?",
+                    str_of(p, "rule"), num_of(p, "yes"), num_of(p, "no"), num_of(p, "n_voters"),
+                    num_of(p, "deadline_ms"));
+            free(val);
+        }
+    }
+    cJSON_Delete(j);
+    return CLI_OK;
+}
+
+static int act_show(cli_ctx *ctx, const cli_action_call *ac)
+{
+    if (!id_ok(ctx, ac->args[0]))
+        return CLI_USAGE;
+    char path[256];
+    snprintf(path, sizeof(path), "/v1/proposals/%s", ac->args[0]);
+    cJSON *j;
+    int rv = cli_call_json(ctx, "GET", path, NULL, 15000, &j);
+    if (rv != CLI_OK)
+        return rv;
+    cli_print_json(ctx, j);
+    cJSON_Delete(j);
+    return CLI_OK;
+}
+
+static int act_watch(cli_ctx *ctx, const cli_action_call *ac)
+{
+    const char *timeout = ((const proposal_opts *)ac->opts)->timeout;
+    if (!id_ok(ctx, ac->args[0]))
+        return CLI_USAGE;
+    long tmo = 0;
+    if (timeout != NULL) {
+        char *end;
+        tmo = strtol(timeout, &end, 10);
+        if (*end != '\0' || tmo < 0) {
+            fprintf(ctx->err, "mabeam proposal watch: bad --timeout-ms\n");
+            return CLI_USAGE;
+        }
+    }
+    return watch_until_decided(ctx, ac->args[0], tmo);
+}
+
 static int proposal_run(cli_ctx *ctx, int argc, char **argv)
 {
-    const char *variable = NULL, *timeout = NULL;
-    const cli_opt opts[] = { { "variable", 1, &variable }, { "timeout-ms", 1, &timeout } };
-    const char *pos[3];
-    size_t npos;
-    int orv = cli_open_sub(ctx, "proposal", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos,
-                           3, &npos, proposal_help);
-    if (orv != CLI_OK)
-        return orv == CLI_HELPED ? CLI_OK : orv;
-    if (npos == 1 && strcmp(pos[0], "list") == 0) {
-        char path[300] = "/v1/proposals";
-        if (variable != NULL && cli_query_add(path, sizeof(path), "variable", variable) != MB_OK)
-            return CLI_USAGE;
-        cJSON *j;
-        int rv = cli_call_json(ctx, "GET", path, NULL, 15000, &j);
-        if (rv != CLI_OK)
-            return rv;
-        if (ctx->json) {
-            cli_print_json(ctx, j);
-        } else {
-            const cJSON *p;
-            cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(j, "proposals"))
-            {
-                char *val = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(p, "value"));
-                fprintf(ctx->out,
-                        "%-20s %-20s %-14s %-10s yes %.0f no %.0f of %.0f deadline %.0f\n",
-                        str_of(p, "id"), str_of(p, "variable"), val != NULL ? val : "?",
-                        str_of(p, "rule"), num_of(p, "yes"), num_of(p, "no"), num_of(p, "n_voters"),
-                        num_of(p, "deadline_ms"));
-                free(val);
-            }
-        }
-        cJSON_Delete(j);
-        return CLI_OK;
-    }
-    if (npos == 2 && strcmp(pos[0], "show") == 0) {
-        if (!id_ok(ctx, pos[1]))
-            return CLI_USAGE;
-        char path[256];
-        snprintf(path, sizeof(path), "/v1/proposals/%s", pos[1]);
-        cJSON *j;
-        int rv = cli_call_json(ctx, "GET", path, NULL, 15000, &j);
-        if (rv != CLI_OK)
-            return rv;
-        cli_print_json(ctx, j);
-        cJSON_Delete(j);
-        return CLI_OK;
-    }
-    if (npos == 2 && strcmp(pos[0], "watch") == 0) {
-        if (!id_ok(ctx, pos[1]))
-            return CLI_USAGE;
-        long tmo = 0;
-        if (timeout != NULL) {
-            char *end;
-            tmo = strtol(timeout, &end, 10);
-            if (*end != '\0' || tmo < 0) {
-                fprintf(ctx->err, "mabeam proposal watch: bad --timeout-ms\n");
-                return CLI_USAGE;
-            }
-        }
-        return watch_until_decided(ctx, pos[1], tmo);
-    }
-    fprintf(ctx->err, "mabeam proposal: bad arguments\n");
-    proposal_help(ctx->err);
-    return CLI_USAGE;
+    proposal_opts o = { 0 };
+    const cli_opt opts[] = { { "variable", 1, &o.variable }, { "timeout-ms", 1, &o.timeout } };
+    static const cli_action acts[] = {
+        { "list", 0, 0, act_list },
+        { "show", 1, 1, act_show },
+        { "watch", 1, 1, act_watch },
+    };
+    return cli_run_actions(ctx, "proposal", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), acts,
+                           sizeof(acts) / sizeof(acts[0]), &o, proposal_help);
 }
 
 const cli_cmd cli_cmd_propose = { "propose", "propose a value for a consensus variable",

@@ -303,49 +303,50 @@ static int study_export(cli_ctx *ctx, const char *id, const char *format)
     return rv;
 }
 
+typedef struct study_opts {
+    const char *no_trials, *timeout, *reason, *format;
+} study_opts;
+
+static int act_list(cli_ctx *ctx, const cli_action_call *ac)
+{
+    return study_list(ctx);
+}
+
+static int act_create(cli_ctx *ctx, const cli_action_call *ac)
+{
+    return study_create(ctx, ac->args[0]);
+}
+
+/* show, watch, stop and export: one study id. */
+static int act_one(cli_ctx *ctx, const cli_action_call *ac)
+{
+    const study_opts *o = ac->opts;
+    if (!id_ok(ctx, ac->args[0]))
+        return CLI_USAGE;
+    if (strcmp(ac->act, "show") == 0)
+        return study_show(ctx, ac->args[0], o->no_trials == NULL);
+    if (strcmp(ac->act, "watch") == 0)
+        return study_watch(ctx, ac->args[0], o->timeout);
+    if (strcmp(ac->act, "stop") == 0)
+        return study_stop(ctx, ac->args[0], o->reason);
+    return study_export(ctx, ac->args[0], o->format);
+}
+
 static int study_run(cli_ctx *ctx, int argc, char **argv)
 {
-    const char *no_trials = NULL, *timeout = NULL, *reason = NULL, *format = NULL;
+    study_opts o = { 0 };
     const cli_opt opts[] = {
-        { "no-trials", 0, &no_trials },
-        { "timeout-ms", 1, &timeout },
-        { "reason", 1, &reason },
-        { "format", 1, &format },
+        { "no-trials", 0, &o.no_trials },
+        { "timeout-ms", 1, &o.timeout },
+        { "reason", 1, &o.reason },
+        { "format", 1, &o.format },
     };
-    const char *pos[3];
-    size_t npos;
-    int orv = cli_open_sub(ctx, "study", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos, 3,
-                           &npos, study_help);
-    if (orv != CLI_OK)
-        return orv == CLI_HELPED ? CLI_OK : orv;
-    if (npos == 0) {
-        fprintf(ctx->err, "mabeam study: missing action\n");
-        study_help(ctx->err);
-        return CLI_USAGE;
-    }
-    const char *act = pos[0];
-    if (strcmp(act, "list") == 0 && npos == 1)
-        return study_list(ctx);
-    if (strcmp(act, "create") == 0 && npos == 2)
-        return study_create(ctx, pos[1]);
-    if (npos != 2) {
-        fprintf(ctx->err, "mabeam study %s: expects one study id\n", act);
-        study_help(ctx->err);
-        return CLI_USAGE;
-    }
-    if (!id_ok(ctx, pos[1]))
-        return CLI_USAGE;
-    if (strcmp(act, "show") == 0)
-        return study_show(ctx, pos[1], no_trials == NULL);
-    if (strcmp(act, "watch") == 0)
-        return study_watch(ctx, pos[1], timeout);
-    if (strcmp(act, "stop") == 0)
-        return study_stop(ctx, pos[1], reason);
-    if (strcmp(act, "export") == 0)
-        return study_export(ctx, pos[1], format);
-    fprintf(ctx->err, "mabeam study: unknown action '%s'\n", act);
-    study_help(ctx->err);
-    return CLI_USAGE;
+    static const cli_action acts[] = {
+        { "list", 0, 0, act_list }, { "create", 1, 1, act_create }, { "show", 1, 1, act_one },
+        { "watch", 1, 1, act_one }, { "stop", 1, 1, act_one },      { "export", 1, 1, act_one },
+    };
+    return cli_run_actions(ctx, "study", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), acts,
+                           sizeof(acts) / sizeof(acts[0]), &o, study_help);
 }
 
 const cli_cmd cli_cmd_study = { "study", "run and follow hyperparameter optimisation studies",

@@ -71,7 +71,7 @@ static int print_version(cli_ctx *ctx, cJSON *j, const char *what, const char *n
     return CLI_OK;
 }
 
-static int var_define(cli_ctx *ctx, const char *name, const char *type, const char **o)
+static int var_define(cli_ctx *ctx, const char *name, const char *type, const char *const *o)
 {
     /* o: min, max, options, dim, policy, value, spec */
     cJSON *b = o[6] != NULL ? cJSON_Parse(o[6]) : cJSON_CreateObject();
@@ -248,85 +248,118 @@ static int var_watch(cli_ctx *ctx, const char *name, const char *from, const cha
                           print_watch_event, (void *)name);
 }
 
+typedef struct var_opts {
+    const char *o[7]; /* define: min, max, options, dim, policy, value, spec */
+    const char *stale, *rid, *expv, *from, *count, *timeout, *limit;
+} var_opts;
+
+static int act_list(cli_ctx *ctx, const cli_action_call *ac)
+{
+    const var_opts *o = ac->opts;
+    return var_list(ctx, o->stale != NULL);
+}
+
+static int act_define(cli_ctx *ctx, const cli_action_call *ac)
+{
+    const var_opts *o = ac->opts;
+    if (!name_ok(ctx, ac->args[0]))
+        return CLI_USAGE;
+    return var_define(ctx, ac->args[0], ac->args[1], o->o);
+}
+
+static int act_get(cli_ctx *ctx, const cli_action_call *ac)
+{
+    const var_opts *o = ac->opts;
+    if (!name_ok(ctx, ac->args[0]))
+        return CLI_USAGE;
+    return var_get(ctx, ac->args[0], o->stale != NULL);
+}
+
+/* set and cas */
+static int act_set(cli_ctx *ctx, const cli_action_call *ac)
+{
+    const var_opts *o = ac->opts;
+    const char *name = ac->args[0];
+    if (!name_ok(ctx, name))
+        return CLI_USAGE;
+    int cas = strcmp(ac->act, "cas") == 0;
+    double ev = -1;
+    if (cas) {
+        char *end;
+        ev = o->expv != NULL ? strtod(o->expv, &end) : -1;
+        if (o->expv == NULL || *end != '\0' || ev < 0) {
+            fprintf(ctx->err, "mabeam var cas: --expected-version N is required\n");
+            return CLI_USAGE;
+        }
+    }
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddItemToObject(b, "value", parse_value(ac->args[1]));
+    if (o->rid != NULL)
+        cJSON_AddStringToObject(b, "request_id", o->rid);
+    if (cas)
+        cJSON_AddNumberToObject(b, "expected_version", ev);
+    char path[512];
+    snprintf(path, sizeof(path), "/v1/vars/%s%s", name, cas ? "/cas" : "");
+    cJSON *j;
+    int rv = send_json(ctx, cas ? "POST" : "PUT", path, b, &j);
+    if (rv != CLI_OK)
+        return rv;
+    return print_version(ctx, j, "set", name);
+}
+
+static int act_delete(cli_ctx *ctx, const cli_action_call *ac)
+{
+    const var_opts *o = ac->opts;
+    const char *name = ac->args[0];
+    if (!name_ok(ctx, name))
+        return CLI_USAGE;
+    char path[512];
+    snprintf(path, sizeof(path), "/v1/vars/%s", name);
+    if (o->expv != NULL && cli_query_add(path, sizeof(path), "expected_version", o->expv) != MB_OK)
+        return CLI_USAGE;
+    cJSON *j;
+    int rv = cli_call_json(ctx, "DELETE", path, NULL, 15000, &j);
+    if (rv != CLI_OK)
+        return rv;
+    return print_version(ctx, j, "deleted", name);
+}
+
+static int act_watch(cli_ctx *ctx, const cli_action_call *ac)
+{
+    const var_opts *o = ac->opts;
+    if (!name_ok(ctx, ac->args[0]))
+        return CLI_USAGE;
+    return var_watch(ctx, ac->args[0], o->from, o->count, o->timeout);
+}
+
+static int act_history(cli_ctx *ctx, const cli_action_call *ac)
+{
+    const var_opts *o = ac->opts;
+    if (!name_ok(ctx, ac->args[0]))
+        return CLI_USAGE;
+    return var_history(ctx, ac->args[0], o->limit);
+}
+
 static int var_run(cli_ctx *ctx, int argc, char **argv)
 {
-    const char *o[7] = { 0 };
-    const char *stale = NULL, *rid = NULL, *expv = NULL, *from = NULL, *count = NULL,
-               *timeout = NULL, *limit = NULL;
+    var_opts v = { 0 };
     const cli_opt opts[] = {
-        { "min", 1, &o[0] },           { "max", 1, &o[1] },
-        { "options", 1, &o[2] },       { "dim", 1, &o[3] },
-        { "policy", 1, &o[4] },        { "value", 1, &o[5] },
-        { "spec", 1, &o[6] },          { "stale", 0, &stale },
-        { "request-id", 1, &rid },     { "expected-version", 1, &expv },
-        { "from-version", 1, &from },  { "count", 1, &count },
-        { "timeout-ms", 1, &timeout }, { "limit", 1, &limit },
+        { "min", 1, &v.o[0] },           { "max", 1, &v.o[1] },
+        { "options", 1, &v.o[2] },       { "dim", 1, &v.o[3] },
+        { "policy", 1, &v.o[4] },        { "value", 1, &v.o[5] },
+        { "spec", 1, &v.o[6] },          { "stale", 0, &v.stale },
+        { "request-id", 1, &v.rid },     { "expected-version", 1, &v.expv },
+        { "from-version", 1, &v.from },  { "count", 1, &v.count },
+        { "timeout-ms", 1, &v.timeout }, { "limit", 1, &v.limit },
     };
-    const char *pos[4];
-    size_t npos;
-    int orv = cli_open_sub(ctx, "var", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), pos, 4,
-                           &npos, var_help);
-    if (orv != CLI_OK)
-        return orv == CLI_HELPED ? CLI_OK : orv;
-    if (npos == 0) {
-        fprintf(ctx->err, "mabeam var: missing action\n");
-        var_help(ctx->err);
-        return CLI_USAGE;
-    }
-    const char *act = pos[0];
-    if (strcmp(act, "list") == 0 && npos == 1)
-        return var_list(ctx, stale != NULL);
-    if (npos < 2 || !name_ok(ctx, pos[1])) {
-        if (npos < 2)
-            fprintf(ctx->err, "mabeam var %s: missing NAME\n", act);
-        return CLI_USAGE;
-    }
-    const char *name = pos[1];
-    char path[512];
-    if (strcmp(act, "define") == 0 && npos == 3)
-        return var_define(ctx, name, pos[2], o);
-    if (strcmp(act, "get") == 0 && npos == 2)
-        return var_get(ctx, name, stale != NULL);
-    if ((strcmp(act, "set") == 0 || strcmp(act, "cas") == 0) && npos == 3) {
-        int cas = act[0] == 'c';
-        cJSON *b = cJSON_CreateObject();
-        cJSON_AddItemToObject(b, "value", parse_value(pos[2]));
-        if (rid != NULL)
-            cJSON_AddStringToObject(b, "request_id", rid);
-        if (cas) {
-            char *end;
-            double ev = expv != NULL ? strtod(expv, &end) : -1;
-            if (expv == NULL || *end != '\0' || ev < 0) {
-                cJSON_Delete(b);
-                fprintf(ctx->err, "mabeam var cas: --expected-version N is required\n");
-                return CLI_USAGE;
-            }
-            cJSON_AddNumberToObject(b, "expected_version", ev);
-        }
-        snprintf(path, sizeof(path), "/v1/vars/%s%s", name, cas ? "/cas" : "");
-        cJSON *j;
-        int rv = send_json(ctx, cas ? "POST" : "PUT", path, b, &j);
-        if (rv != CLI_OK)
-            return rv;
-        return print_version(ctx, j, "set", name);
-    }
-    if (strcmp(act, "delete") == 0 && npos == 2) {
-        snprintf(path, sizeof(path), "/v1/vars/%s", name);
-        if (expv != NULL && cli_query_add(path, sizeof(path), "expected_version", expv) != MB_OK)
-            return CLI_USAGE;
-        cJSON *j;
-        int rv = cli_call_json(ctx, "DELETE", path, NULL, 15000, &j);
-        if (rv != CLI_OK)
-            return rv;
-        return print_version(ctx, j, "deleted", name);
-    }
-    if (strcmp(act, "watch") == 0 && npos == 2)
-        return var_watch(ctx, name, from, count, timeout);
-    if (strcmp(act, "history") == 0 && npos == 2)
-        return var_history(ctx, name, limit);
-    fprintf(ctx->err, "mabeam var: bad arguments for '%s'\n", act);
-    var_help(ctx->err);
-    return CLI_USAGE;
+    static const cli_action acts[] = {
+        { "list", 0, 0, act_list },   { "define", 2, 2, act_define },
+        { "get", 1, 1, act_get },     { "set", 2, 2, act_set },
+        { "cas", 2, 2, act_set },     { "delete", 1, 1, act_delete },
+        { "watch", 1, 1, act_watch }, { "history", 1, 1, act_history },
+    };
+    return cli_run_actions(ctx, "var", argc, argv, opts, sizeof(opts) / sizeof(opts[0]), acts,
+                           sizeof(acts) / sizeof(acts[0]), &v, var_help);
 }
 
 const cli_cmd cli_cmd_var = { "var", "define, read, change and watch shared variables", var_run,

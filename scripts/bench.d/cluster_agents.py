@@ -90,6 +90,30 @@ def sent_bytes(pids):
     return tot
 
 
+def wait_watches(leader, agents, var, timeout_s=120):
+    """Wait until every agent's watch has reached its node's loop (an agent
+    registers it from init, through a queue): set one probe value and wait,
+    bounded, until each agent's checkpoint holds a sample. That first sample
+    is the probe's and is left out at collection."""
+    st, body = leader.call("PUT", "/v1/vars/%s" % var, {"value": time.time_ns() // 1000})
+    if st != 200:
+        sys.exit("probe set: %s %s" % (st, body))
+    deadline = time.time() + timeout_s
+    for n, aid in agents:
+        asked = 0.0
+        while True:
+            if time.time() - asked > 0.2:  # a checkpoint taken before the probe arrived
+                n.call("POST", "/v1/agents/%s/messages" % aid, {"tag": 1})
+                asked = time.time()
+            st, body = n.call("GET", "/v1/agents/%s/checkpoint" % aid)
+            if st == 200 and body.get("bytes", 0) >= 8:
+                break
+            if time.time() > deadline:
+                sys.exit("agent %s on %s never saw the probe change" % (aid, n.addr))
+            time.sleep(0.02)  # polling interval of the condition above
+    log("every watch registered (probe change seen by %d agents)" % len(agents))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--http", required=True, help="comma-separated HTTP addresses of the nodes")
@@ -139,7 +163,7 @@ def main():
             sys.exit("spawn on %s: %s %s" % (n.addr, st, body))
         agents.append((n, body["id"]))
     log("spawned in %.1f s" % (time.time() - t0))
-    time.sleep(0.5)  # let the watch registrations reach the loops
+    wait_watches(leader, agents, var)
 
     log("%d changes, %d ms apart, set on the leader" % (a.changes, a.gap_ms))
     put_ms = []
@@ -163,14 +187,14 @@ def main():
         got = None
         while got is None:
             st, body = n.call("GET", "/v1/agents/%s/checkpoint" % aid)
-            if st == 200 and body.get("bytes", 0) >= 8 * a.changes:
+            if st == 200 and body.get("bytes", 0) >= 8 * (a.changes + 1):
                 got = body
             elif time.time() > deadline:
                 got = body if st == 200 else {"data_b64": ""}
             else:
                 time.sleep(0.02)
         raw = base64.b64decode(got.get("data_b64", ""))
-        vals = list(struct.unpack("<%dq" % (len(raw) // 8), raw[: len(raw) // 8 * 8]))
+        vals = list(struct.unpack("<%dq" % (len(raw) // 8), raw[: len(raw) // 8 * 8]))[1:]
         missing += max(0, a.changes - len(vals))
         lat.extend(vals)
         per_node[n.addr].extend(vals)

@@ -61,8 +61,10 @@ curl -fsS "http://$A/v1/studies/faulty/export?format=csv" >"$T/faulty.csv"
 pass "crashing, hanging, garbage-printing and signalled objectives give failed trials with reasons"
 
 # 3. Kill a node that runs evaluators mid-study: every trial still
-#    completes exactly once.
-http POST "http://$A/v1/studies" '{"id":"survive","objective":"builtin:sleep:400",
+#    completes exactly once. Trials last 2 s so that the one seen running
+#    on node 3 is still running when the kill lands (with 400 ms a loaded
+#    machine let it finish in between: "no trial was re-queued").
+http POST "http://$A/v1/studies" '{"id":"survive","objective":"builtin:sleep:2000",
   "strategy":"random","space":[{"name":"x","type":"float","min":0,"max":1}],
   "budget":{"trials":30},"parallelism":6}'
 [ "$HTTP_CODE" = 201 ] || fail "create survive: $HTTP_CODE"

@@ -25,6 +25,12 @@ int sm_fixture_teardown(void)
     return 0;
 }
 
+void sm_fixture_fresh(void)
+{
+    sm_fixture_teardown();
+    sm_fixture_setup();
+}
+
 consensus_result run(const consensus_cmd *c)
 {
     consensus_result res;
@@ -60,4 +66,67 @@ void add_node(uint64_t id)
     c.node.mesh_addr = "";
     c.node.api_addr = "";
     CU_ASSERT_EQUAL_FATAL(run(&c).code, MB_OK);
+}
+
+static int effect_is(const consensus_effect *e, consensus_effect_kind kind, const char *type)
+{
+    return e->kind == kind && (type == NULL || (e->type != NULL && strcmp(e->type, type) == 0));
+}
+
+const consensus_effect *find_effect(consensus_effect_kind kind, const char *type)
+{
+    for (size_t i = 0; i < fx.n; i++)
+        if (effect_is(&fx.items[i], kind, type))
+            return &fx.items[i];
+    return NULL;
+}
+
+size_t count_effects(consensus_effect_kind kind, const char *type)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < fx.n; i++)
+        n += effect_is(&fx.items[i], kind, type);
+    return n;
+}
+
+void define_consensus_int(const char *name)
+{
+    consensus_cmd c = { .kind = CONSENSUS_CMD_VAR_DEFINE,
+                        .name = (char *)name,
+                        .policy = MB_POLICY_CONSENSUS };
+    c.spec = (mb_var_spec){ .type = MB_VT_INT, .imin = 0, .imax = 100 };
+    CU_ASSERT_EQUAL_FATAL(run(&c).code, MB_OK);
+}
+
+consensus_result place_agent(const char *id, const char *kind, uint64_t node, char **caps,
+                             uint32_t ncaps)
+{
+    consensus_cmd c = { .kind = CONSENSUS_CMD_AGENT_PLACE,
+                        .agent_id = (char *)id,
+                        .agent_kind = (char *)kind,
+                        .agent_config = "",
+                        .agent_node = node,
+                        .agent_caps = caps,
+                        .n_agent_caps = ncaps };
+    return run(&c);
+}
+
+consensus_result agent_status(const char *id, consensus_agent_status st)
+{
+    const consensus_agent *a = consensus_sm_agent_get(sm, id);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    consensus_cmd c = { .kind = CONSENSUS_CMD_AGENT_STATUS,
+                        .agent_id = (char *)id,
+                        .generation = a->generation,
+                        .agent_status = st };
+    return run(&c);
+}
+
+consensus_result vote(const char *id, const char *voter, int yes)
+{
+    consensus_cmd c = { .kind = CONSENSUS_CMD_PROPOSAL_VOTE,
+                        .proposal_id = (char *)id,
+                        .voter = (char *)voter,
+                        .yes = yes };
+    return run(&c);
 }

@@ -18,12 +18,40 @@ int sm_fixture_setup(void);
 /* Free it (CUnit cleanup: always 0). */
 int sm_fixture_teardown(void);
 
+/* Free the state machine and start a fresh one (CUnit per-test setup). */
+void sm_fixture_fresh(void);
+
 /* Encode `c` (borrowed), apply it at the next index and return the result.
  * An encoding error comes back as the result's code (no apply). */
 consensus_result run(const consensus_cmd *c);
 
 /* Number of event effects of the last run() whose type is `type`. */
 size_t count_events(const char *type);
+
+/* The first effect of the last run() of `kind` whose type is `type` (any
+ * type when NULL), or NULL. Borrowed from fx. */
+const consensus_effect *find_effect(consensus_effect_kind kind, const char *type);
+
+/* Number of effects of the last run() of `kind` and type `type` (any type
+ * when NULL). */
+size_t count_effects(consensus_effect_kind kind, const char *type);
+
+/* --- Command builders: each builds one command and runs it. Strings and
+ * arrays are borrowed. --- */
+
+/* Define `name`: int in [0, 100], consensus policy; asserts success. */
+void define_consensus_int(const char *name);
+
+/* Place agent `id` of `kind` on `node` with capabilities caps[0..ncaps)
+ * (NULL, 0 for none). */
+consensus_result place_agent(const char *id, const char *kind, uint64_t node, char **caps,
+                             uint32_t ncaps);
+
+/* Report status `st` of the placed agent `id` at its current generation. */
+consensus_result agent_status(const char *id, consensus_agent_status st);
+
+/* Vote yes/no on proposal `id` as `voter`. */
+consensus_result vote(const char *id, const char *voter, int yes);
 
 /* Add node `id` (addresses 127.0.0.1:9000 / "" / ""); asserts success. */
 void add_node(uint64_t id);

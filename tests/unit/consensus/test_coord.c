@@ -11,11 +11,7 @@
 
 static int place(const char *id, uint64_t node)
 {
-    consensus_cmd c = { .kind = CONSENSUS_CMD_AGENT_PLACE,
-                        .agent_id = (char *)id,
-                        .agent_kind = "echo",
-                        .agent_node = node };
-    return run(&c).code;
+    return place_agent(id, "echo", node, NULL, 0).code;
 }
 
 static int setup(void)
@@ -74,15 +70,6 @@ static consensus_result expire(int64_t now_ms)
     return run(&c);
 }
 
-static consensus_result agent_status(const char *id, consensus_agent_status st)
-{
-    consensus_cmd c = { .kind = CONSENSUS_CMD_AGENT_STATUS,
-                        .agent_id = (char *)id,
-                        .generation = consensus_sm_agent_get(sm, id)->generation,
-                        .agent_status = st };
-    return run(&c);
-}
-
 /* The n-th effect of `kind` (0-based), or NULL. */
 static const consensus_effect *effect(consensus_effect_kind kind, size_t nth)
 {
@@ -94,10 +81,7 @@ static const consensus_effect *effect(consensus_effect_kind kind, size_t nth)
 
 static const consensus_effect *event(const char *type)
 {
-    for (size_t i = 0; i < fx.n; i++)
-        if (fx.items[i].kind == CONSENSUS_FX_EVENT && strcmp(fx.items[i].type, type) == 0)
-            return &fx.items[i];
-    return NULL;
+    return find_effect(CONSENSUS_FX_EVENT, type);
 }
 
 /* ---------------- leases ---------------- */

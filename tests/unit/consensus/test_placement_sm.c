@@ -9,12 +9,6 @@
 #include "mb_test.h"
 #include "sm_fixture.h"
 
-static void fresh(void)
-{
-    sm_fixture_teardown();
-    sm_fixture_setup();
-}
-
 static void set_node_status(uint64_t id, consensus_node_status st)
 {
     consensus_cmd c = { .kind = CONSENSUS_CMD_NODE_UPDATE,
@@ -26,14 +20,7 @@ static void set_node_status(uint64_t id, consensus_node_status st)
 
 static consensus_result place(const char *id, uint64_t node, char **caps, uint32_t ncaps)
 {
-    consensus_cmd c = { .kind = CONSENSUS_CMD_AGENT_PLACE,
-                        .agent_id = (char *)id,
-                        .agent_kind = "counter",
-                        .agent_config = "",
-                        .agent_node = node,
-                        .agent_caps = caps,
-                        .n_agent_caps = ncaps };
-    return run(&c);
+    return place_agent(id, "counter", node, caps, ncaps);
 }
 
 static consensus_result batch(consensus_cmd_kind kind, consensus_agent_item *items, uint32_t n)
@@ -312,7 +299,7 @@ static CU_TestInfo tests[] = {
 int main(int argc, char **argv)
 {
     CU_SuiteInfo suites[] = {
-        { "placement", sm_fixture_setup, sm_fixture_teardown, fresh, NULL, tests },
+        { "placement", sm_fixture_setup, sm_fixture_teardown, sm_fixture_fresh, NULL, tests },
         CU_SUITE_INFO_NULL,
     };
     return mb_test_run(argc, argv, suites);

@@ -10,53 +10,14 @@
 #include "mb_test.h"
 #include "sm_fixture.h"
 
-static void fresh(void)
-{
-    sm_fixture_teardown();
-    sm_fixture_setup();
-}
-
-static size_t count_effects(consensus_effect_kind kind, const char *type)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < fx.n; i++)
-        n += fx.items[i].kind == kind && (type == NULL || strcmp(fx.items[i].type, type) == 0);
-    return n;
-}
-
-static const consensus_effect *find_effect(consensus_effect_kind kind, const char *type)
-{
-    for (size_t i = 0; i < fx.n; i++)
-        if (fx.items[i].kind == kind && (type == NULL || strcmp(fx.items[i].type, type) == 0))
-            return &fx.items[i];
-    return NULL;
-}
-
-static void define_consensus_int(const char *name)
-{
-    consensus_cmd c = { .kind = CONSENSUS_CMD_VAR_DEFINE,
-                        .name = (char *)name,
-                        .policy = MB_POLICY_CONSENSUS };
-    c.spec = (mb_var_spec){ .type = MB_VT_INT, .imin = 0, .imax = 100 };
-    CU_ASSERT_EQUAL_FATAL(run(&c).code, MB_OK);
-}
-
 static void place(const char *id)
 {
-    consensus_cmd c = { .kind = CONSENSUS_CMD_AGENT_PLACE,
-                        .agent_id = (char *)id,
-                        .agent_kind = "voter",
-                        .agent_node = 1 };
-    CU_ASSERT_EQUAL_FATAL(run(&c).code, MB_OK);
+    CU_ASSERT_EQUAL_FATAL(place_agent(id, "voter", 1, NULL, 0).code, MB_OK);
 }
 
 static void set_status(const char *id, consensus_agent_status st)
 {
-    consensus_cmd c = { .kind = CONSENSUS_CMD_AGENT_STATUS,
-                        .agent_id = (char *)id,
-                        .generation = 1,
-                        .agent_status = st };
-    CU_ASSERT_EQUAL_FATAL(run(&c).code, MB_OK);
+    CU_ASSERT_EQUAL_FATAL(agent_status(id, st).code, MB_OK);
 }
 
 static consensus_result open_p(const char *id, const char *var, consensus_rule rule, uint32_t f,
@@ -71,15 +32,6 @@ static consensus_result open_p(const char *id, const char *var, consensus_rule r
                         .voters = voters,
                         .n_voters = n };
     c.value = (mb_value){ .type = MB_VT_INT, .u.i = value };
-    return run(&c);
-}
-
-static consensus_result vote(const char *id, const char *voter, int yes)
-{
-    consensus_cmd c = { .kind = CONSENSUS_CMD_PROPOSAL_VOTE,
-                        .proposal_id = (char *)id,
-                        .voter = (char *)voter,
-                        .yes = yes };
     return run(&c);
 }
 
@@ -111,7 +63,7 @@ static int64_t int_value(const char *var)
 
 static void test_byzantine_open_refused_below_3f_plus_1_and_says_how_many(void)
 {
-    fresh();
+    sm_fixture_fresh();
     define_consensus_int("k");
     char **v = names(7);
     consensus_result r = open_p("b", "k", CONSENSUS_RULE_BYZANTINE, 2, v, 6, 1);
@@ -131,7 +83,7 @@ static void test_byzantine_open_refused_below_3f_plus_1_and_says_how_many(void)
 
 static void test_byzantine_accepts_at_two_thirds_plus_one_yes(void)
 {
-    fresh();
+    sm_fixture_fresh();
     define_consensus_int("k");
     char **v = names(7);
     CU_ASSERT_EQUAL_FATAL(open_p("b", "k", CONSENSUS_RULE_BYZANTINE, 2, v, 7, 42).code, MB_OK);
@@ -147,7 +99,7 @@ static void test_byzantine_accepts_at_two_thirds_plus_one_yes(void)
 
 static void test_byzantine_rejects_once_the_quorum_is_out_of_reach(void)
 {
-    fresh();
+    sm_fixture_fresh();
     define_consensus_int("k");
     char **v = names(4);
     CU_ASSERT_EQUAL_FATAL(open_p("b", "k", CONSENSUS_RULE_BYZANTINE, 1, v, 4, 9).code, MB_OK);
@@ -164,7 +116,7 @@ static void test_byzantine_rejects_once_the_quorum_is_out_of_reach(void)
 
 static void test_byzantine_dead_voters_leave_but_the_quorum_stays(void)
 {
-    fresh();
+    sm_fixture_fresh();
     define_consensus_int("k");
     add_node(1);
     char *v[] = { "a", "b", "c", "d", "e" };
@@ -213,7 +165,7 @@ static consensus_result vote_batch(const char *id, char **voters, uint32_t from,
 
 static void test_vote_batch_counts_each_vote_and_skips_late_ones(void)
 {
-    fresh();
+    sm_fixture_fresh();
     define_consensus_int("k");
     uint32_t n = 1000;
     char **v = names(n);
@@ -284,7 +236,7 @@ static void test_vote_batch_size_is_bounded_on_encode_and_decode(void)
 
 static void test_open_takes_4096_voters_and_refuses_more(void)
 {
-    fresh();
+    sm_fixture_fresh();
     define_consensus_int("k");
     char **v = names(CONSENSUS_MAX_VOTERS + 1);
     /* Refused by the decoder (MB_EPROTO) before the state is looked at. */
@@ -316,7 +268,7 @@ static void test_open_takes_4096_voters_and_refuses_more(void)
 
 static void test_second_open_on_a_variable_is_refused_until_the_first_is_decided(void)
 {
-    fresh();
+    sm_fixture_fresh();
     define_consensus_int("k");
     define_consensus_int("other");
     char *v[] = { "a", "b", "c" };
@@ -338,7 +290,7 @@ static void test_second_open_on_a_variable_is_refused_until_the_first_is_decided
 
 static void test_deleting_the_variable_cancels_its_open_proposal(void)
 {
-    fresh();
+    sm_fixture_fresh();
     define_consensus_int("k");
     char *v[] = { "a", "b", "c" };
     CU_ASSERT_EQUAL_FATAL(open_p("p1", "k", CONSENSUS_RULE_MAJORITY, 0, v, 3, 1).code, MB_OK);
@@ -355,7 +307,7 @@ static void test_deleting_the_variable_cancels_its_open_proposal(void)
 
 static void test_cluster_names_a_proposal_after_its_raft_index(void)
 {
-    fresh();
+    sm_fixture_fresh();
     define_consensus_int("k");
     char *v[] = { "a", "b" };
     consensus_result r = open_p(NULL, "k", CONSENSUS_RULE_UNANIMOUS, 0, v, 2, 3);
@@ -374,7 +326,7 @@ static void test_cluster_names_a_proposal_after_its_raft_index(void)
 
 static void test_proposal_events_have_the_variable_as_subject(void)
 {
-    fresh();
+    sm_fixture_fresh();
     define_consensus_int("lr_k");
     char *v[] = { "a", "b" };
     CU_ASSERT_EQUAL_FATAL(open_p("p", "lr_k", CONSENSUS_RULE_UNANIMOUS, 0, v, 2, 3).code, MB_OK);
@@ -398,7 +350,7 @@ static void test_proposal_events_have_the_variable_as_subject(void)
 
 static void test_removed_agent_leaves_the_voters_at_once(void)
 {
-    fresh();
+    sm_fixture_fresh();
     define_consensus_int("k");
     add_node(1);
     char *v[] = { "a", "b", "c" };
@@ -415,7 +367,7 @@ static void test_removed_agent_leaves_the_voters_at_once(void)
 
 static void test_snapshot_keeps_byzantine_fields(void)
 {
-    fresh();
+    sm_fixture_fresh();
     define_consensus_int("k");
     char **v = names(4);
     CU_ASSERT_EQUAL_FATAL(open_p("b", "k", CONSENSUS_RULE_BYZANTINE, 1, v, 4, 9).code, MB_OK);

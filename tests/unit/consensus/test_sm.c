@@ -35,14 +35,6 @@ static consensus_result set_float(const char *name, double v)
     return run(&c);
 }
 
-static const consensus_effect *find_effect(consensus_effect_kind kind, const char *type)
-{
-    for (size_t i = 0; i < fx.n; i++)
-        if (fx.items[i].kind == kind && (type == NULL || strcmp(fx.items[i].type, type) == 0))
-            return &fx.items[i];
-    return NULL;
-}
-
 /* ---------------- variables ---------------- */
 
 static void test_define_then_get_returns_value_and_version(void)
@@ -587,15 +579,6 @@ static void test_agent_place_reassign_checkpoint_with_generation_fencing(void)
 
 /* ---------------- proposals ---------------- */
 
-static void define_consensus_int(const char *name)
-{
-    consensus_cmd c = { .kind = CONSENSUS_CMD_VAR_DEFINE,
-                        .name = (char *)name,
-                        .policy = MB_POLICY_CONSENSUS };
-    c.spec = (mb_var_spec){ .type = MB_VT_INT, .imin = 0, .imax = 100 };
-    CU_ASSERT_EQUAL_FATAL(run(&c).code, MB_OK);
-}
-
 static consensus_result open_proposal(const char *id, consensus_rule rule, double fraction,
                                       char **voters, double *weights, uint32_t n, int64_t value)
 {
@@ -610,15 +593,6 @@ static consensus_result open_proposal(const char *id, consensus_rule rule, doubl
                         .n_voters = n,
                         .deadline_ms = 1000 };
     c.value = (mb_value){ .type = MB_VT_INT, .u.i = value };
-    return run(&c);
-}
-
-static consensus_result vote(const char *id, const char *voter, int yes)
-{
-    consensus_cmd c = { .kind = CONSENSUS_CMD_PROPOSAL_VOTE,
-                        .proposal_id = (char *)id,
-                        .voter = (char *)voter,
-                        .yes = yes };
     return run(&c);
 }
 
@@ -1086,19 +1060,12 @@ static CU_TestInfo snapshot_tests[] = {
     CU_TEST_INFO_NULL,
 };
 
-/* Each test gets a fresh state machine. */
-static void fresh(void)
-{
-    sm_fixture_teardown();
-    sm_fixture_setup();
-}
-
 int main(int argc, char **argv)
 {
     CU_SuiteInfo suites[] = {
-        { "variables", sm_fixture_setup, sm_fixture_teardown, fresh, NULL, var_tests },
-        { "apply", sm_fixture_setup, sm_fixture_teardown, fresh, NULL, apply_tests },
-        { "codec", sm_fixture_setup, sm_fixture_teardown, fresh, NULL, snapshot_tests },
+        { "variables", sm_fixture_setup, sm_fixture_teardown, sm_fixture_fresh, NULL, var_tests },
+        { "apply", sm_fixture_setup, sm_fixture_teardown, sm_fixture_fresh, NULL, apply_tests },
+        { "codec", sm_fixture_setup, sm_fixture_teardown, sm_fixture_fresh, NULL, snapshot_tests },
         CU_SUITE_INFO_NULL,
     };
     return mb_test_run(argc, argv, suites);

@@ -9,12 +9,6 @@
 #include "mb_test.h"
 #include "sm_fixture.h"
 
-static void fresh(void)
-{
-    sm_fixture_teardown();
-    sm_fixture_setup();
-}
-
 /* Create a study from JSON text: the result code (parse errors as is). */
 static int create_json(const char *text)
 {
@@ -541,7 +535,7 @@ static CU_TestInfo study_tests[] = {
 int main(int argc, char **argv)
 {
     CU_SuiteInfo suites[] = {
-        { "studies", sm_fixture_setup, sm_fixture_teardown, fresh, NULL, study_tests },
+        { "studies", sm_fixture_setup, sm_fixture_teardown, sm_fixture_fresh, NULL, study_tests },
         CU_SUITE_INFO_NULL,
     };
     return mb_test_run(argc, argv, suites);

@@ -17,19 +17,12 @@
 #include <uv.h>
 
 #include "mb_test.h"
-#include "node/cli/cli.h"
-#include "node/http_server.h"
+#include "http_fixture.h"
 
 typedef struct fixture {
-    uv_loop_t loop;
-    uv_async_t stop;
-    pthread_t thread;
-    http_server *srv;
-    api_router router;
-    cli_ctx ctx;
+    http_fixture h;
     atomic_int handled;
     atomic_int parks;
-    int loop_close_rv;
 } fixture;
 
 static fixture fx;
@@ -81,43 +74,11 @@ static const api_route routes[] = {
     { "GET", "/t/park", h_park, 0, "park" },
 };
 
-static void stop_cb(uv_async_t *a)
-{
-    http_server_close(fx.srv);
-    uv_close((uv_handle_t *)a, NULL);
-}
-
-static void *loop_main(void *arg)
-{
-    (void)arg;
-    uv_run(&fx.loop, UV_RUN_DEFAULT);
-    return NULL;
-}
-
 static int start_with(size_t body_limit, size_t parked_max)
 {
     memset(&fx, 0, sizeof(fx));
-    uv_loop_init(&fx.loop);
-    uv_async_init(&fx.loop, &fx.stop, stop_cb);
-    api_router_add(&fx.router, routes, sizeof(routes) / sizeof(routes[0]));
-    http_server_opts o = {
-        .listen = "127.0.0.1:0",
-        .body_limit_bytes = body_limit,
-        .router = &fx.router,
-        .loop = &fx.loop,
-        .parked_max = parked_max,
-    };
-    mb_error e;
-    if (http_server_start(&o, &fx.srv, &e) != MB_OK) {
-        fprintf(stderr, "start: %s\n", e.msg);
-        return -1;
-    }
-    char addr[64];
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", http_server_port(fx.srv));
-    fx.ctx.out = stdout;
-    fx.ctx.err = stderr;
-    cli_set_addr(&fx.ctx, addr, NULL);
-    return pthread_create(&fx.thread, NULL, loop_main, NULL);
+    return http_fixture_start(&fx.h, routes, sizeof(routes) / sizeof(routes[0]), body_limit,
+                              parked_max);
 }
 
 static int start(size_t body_limit)
@@ -127,15 +88,12 @@ static int start(size_t body_limit)
 
 static void stop(void)
 {
-    uv_async_send(&fx.stop);
-    pthread_join(fx.thread, NULL);
-    fx.loop_close_rv = uv_loop_close(&fx.loop);
+    http_fixture_stop(&fx.h);
 }
 
 static int request(const char *method, const char *path, const char *body, cli_response *r)
 {
-    mb_error e;
-    return cli_http(&fx.ctx, method, path, body, 10000, r, &e);
+    return http_fixture_request(&fx.h, method, path, body, 10000, r);
 }
 
 typedef struct client_arg {
@@ -174,13 +132,13 @@ static void test_concurrent_requests_are_all_answered_by_the_loop(void)
     }
     CU_ASSERT_EQUAL(atomic_load(&fx.handled), 200);
     stop();
-    CU_ASSERT_EQUAL(fx.loop_close_rv, 0);
+    CU_ASSERT_EQUAL(fx.h.loop_close_rv, 0);
 }
 
 static void test_token_guards_every_route_but_open_ones(void)
 {
     CU_ASSERT_EQUAL_FATAL(start(1 << 20), 0);
-    CU_ASSERT_EQUAL(http_server_set_token(fx.srv, "tok"), MB_OK);
+    CU_ASSERT_EQUAL(http_server_set_token(fx.h.srv, "tok"), MB_OK);
     cli_response r;
     CU_ASSERT_EQUAL(request("PUT", "/t/echo/1", "{\"value\":1}", &r), MB_OK);
     CU_ASSERT_EQUAL(r.status, 401);
@@ -189,13 +147,13 @@ static void test_token_guards_every_route_but_open_ones(void)
     CU_ASSERT_EQUAL(request("GET", "/t/open", NULL, &r), MB_OK);
     CU_ASSERT_EQUAL(r.status, 200);
     cli_response_free(&r);
-    fx.ctx.token = "tok";
+    fx.h.ctx.token = "tok";
     CU_ASSERT_EQUAL(request("PUT", "/t/echo/1", "{\"value\":1}", &r), MB_OK);
     CU_ASSERT_EQUAL(r.status, 200);
     cli_response_free(&r);
     CU_ASSERT_EQUAL(atomic_load(&fx.handled), 1);
     stop();
-    CU_ASSERT_EQUAL(fx.loop_close_rv, 0);
+    CU_ASSERT_EQUAL(fx.h.loop_close_rv, 0);
 }
 
 static void test_body_limit_and_malformed_json_never_reach_handlers(void)
@@ -219,13 +177,13 @@ static void test_body_limit_and_malformed_json_never_reach_handlers(void)
     CU_ASSERT_EQUAL(request("GET", "/t/none", NULL, &r), MB_OK);
     CU_ASSERT_EQUAL(r.status, 404);
     cli_response_free(&r);
-    http_server_set_body_limit(fx.srv, 1024);
+    http_server_set_body_limit(fx.h.srv, 1024);
     CU_ASSERT_EQUAL(request("PUT", "/t/echo/1", big, &r), MB_OK);
     CU_ASSERT_EQUAL(r.status, 200);
     cli_response_free(&r);
     CU_ASSERT_EQUAL(atomic_load(&fx.handled), 1);
     stop();
-    CU_ASSERT_EQUAL(fx.loop_close_rv, 0);
+    CU_ASSERT_EQUAL(fx.h.loop_close_rv, 0);
 }
 
 static void test_parked_call_is_answered_at_its_timeout(void)
@@ -240,7 +198,7 @@ static void test_parked_call_is_answered_at_its_timeout(void)
     CU_ASSERT(el >= 95);
     cli_response_free(&r);
     stop();
-    CU_ASSERT_EQUAL(fx.loop_close_rv, 0);
+    CU_ASSERT_EQUAL(fx.h.loop_close_rv, 0);
 }
 
 static atomic_int parked_status;
@@ -281,7 +239,7 @@ static void test_shutdown_answers_parked_calls_and_closes_the_loop(void)
      * after the close grace shows up as a closed connection (-1). */
     CU_ASSERT(st == 503 || st == -1);
     CU_ASSERT(atomic_load(&parked_503) >= 1);
-    CU_ASSERT_EQUAL(fx.loop_close_rv, 0);
+    CU_ASSERT_EQUAL(fx.h.loop_close_rv, 0);
 }
 
 static void test_parking_beyond_the_limit_is_refused_with_429(void)
@@ -300,7 +258,7 @@ static void test_parking_beyond_the_limit_is_refused_with_429(void)
     stop();
     for (int i = 0; i < 2; i++)
         pthread_join(th[i], NULL);
-    CU_ASSERT_EQUAL(fx.loop_close_rv, 0);
+    CU_ASSERT_EQUAL(fx.h.loop_close_rv, 0);
 }
 
 /* Raw socket client for the connection-level behaviour. */
@@ -308,7 +266,7 @@ static int raw_connect(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = { .sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)http_server_port(fx.srv)) };
+                             .sin_port = htons((uint16_t)http_server_port(fx.h.srv)) };
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
         if (fd >= 0)
@@ -385,7 +343,7 @@ static void test_keep_alive_connection_answers_pipelined_requests_in_order(void)
     CU_ASSERT_EQUAL(strncmp(buf, "HTTP/1.1 400", 12), 0);
     close(fd);
     stop();
-    CU_ASSERT_EQUAL(fx.loop_close_rv, 0);
+    CU_ASSERT_EQUAL(fx.h.loop_close_rv, 0);
 }
 
 static CU_TestInfo tests[] = {
