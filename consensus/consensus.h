@@ -898,6 +898,16 @@ int consensus_raft_transfer(consensus_raft *r, uint64_t id, consensus_done_cb cb
 
 void consensus_raft_status(const consensus_raft *r, consensus_status *out);
 
+/* raftperf2: leader only: send every follower the commit index now (a
+ * heartbeat round; libraft 0.15 otherwise sends it only with the next
+ * append or heartbeat), so followers apply committed entries at once.
+ * No log entry, no disk write. The round goes (*sent = 1) only when some
+ * follower can apply more than the last round told it (a follower applies
+ * up to what it has stored). *lagging = 1 while some follower has not
+ * stored every committed entry (call again once it may have).
+ * MB_ENOTLEADER otherwise. Loop thread. */
+int consensus_raft_send_commit(consensus_raft *r, int *sent, int *lagging);
+
 /* Close: refuse new requests, let pending ones finish (bounded by the
  * quorum timeout), close raft and its transport, then call `cb` (may be
  * NULL). The loop must keep running until then. `r` stays allocated:

@@ -4,6 +4,7 @@
  * the close sequence of LIBS.md §1. Loop thread only. */
 #include <assert.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,14 @@ struct consensus_raft {
     int transfer_busy;
     consensus_done_cb transfer_cb;
     void *transfer_arg;
+
+    /* raftperf2: raft's I/O start and tick callback (consensus_raft_send_commit) */
+    int (*io_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv);
+    raft_io_tick_cb tick_cb;
+    struct told { /* per follower: commit index it could apply from our last round */
+        uint64_t id, commit;
+    } told[16];
+    uint64_t told_term;
 
     consensus_status last_status;
     uint64_t last_expiry_ms; /* loop time of the last expiry sweep */
@@ -733,6 +742,81 @@ int consensus_raft_transfer(consensus_raft *r, uint64_t id, consensus_done_cb cb
 
 /* ---------------- status monitor ---------------- */
 
+/* raftperf2: raft's I/O start, intercepted to learn raft's tick callback. */
+static int io_start_capture(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                            raft_io_recv_cb recv)
+{
+    consensus_raft *r = (consensus_raft *)((char *)io - offsetof(consensus_raft, io));
+    r->tick_cb = tick;
+    return r->io_start(io, msecs, tick, recv);
+}
+
+static struct told *told_of(consensus_raft *r, uint64_t id)
+{
+    struct told *free_slot = NULL;
+    for (size_t i = 0; i < sizeof(r->told) / sizeof(r->told[0]); i++) {
+        if (r->told[i].id == id)
+            return &r->told[i];
+        if (r->told[i].id == 0 && free_slot == NULL)
+            free_slot = &r->told[i];
+    }
+    if (free_slot != NULL)
+        *free_slot = (struct told){ .id = id, .commit = 0 };
+    return free_slot; /* NULL: more followers than slots, always told */
+}
+
+int consensus_raft_send_commit(consensus_raft *r, int *sent, int *lagging)
+{
+    struct raft *raft = &r->raft;
+    *sent = 0;
+    *lagging = 0;
+    if (!r->started || r->raft_close_called || r->tick_cb == NULL ||
+        raft_state(raft) != RAFT_LEADER)
+        return MB_ENOTLEADER;
+    if (r->told_term != raft->current_term) {
+        memset(r->told, 0, sizeof(r->told));
+        r->told_term = raft->current_term;
+    }
+    /* A follower can apply min(commit, what it stored): worth a round when
+     * that is more than our last round told it. */
+    raft_index commit = raft->commit_index;
+    int need = 0;
+    for (unsigned i = 0; i < raft->configuration.n; i++) {
+        const struct raft_server *sv = &raft->configuration.servers[i];
+        if (sv->id == raft->id)
+            continue;
+        raft_index match = raft->leader_state.progress[i].match_index;
+        raft_index can = match < commit ? match : commit;
+        struct told *t = told_of(r, sv->id);
+        if (t == NULL || can > t->commit)
+            need = 1;
+        if (match < commit)
+            *lagging = 1;
+    }
+    if (!need)
+        return MB_OK;
+    /* One tick with a zero heartbeat interval: raft 0.15 sends every
+     * follower an AppendEntries now (empty when it is up to date) with the
+     * commit index; everything else a tick does is time-based. */
+    unsigned hb = raft->heartbeat_timeout;
+    raft_set_heartbeat_timeout(raft, 0);
+    r->tick_cb(&r->io);
+    raft_set_heartbeat_timeout(raft, hb);
+    if (raft_state(raft) != RAFT_LEADER)
+        return MB_ENOTLEADER;
+    *sent = 1;
+    for (unsigned i = 0; i < raft->configuration.n; i++) {
+        const struct raft_server *sv = &raft->configuration.servers[i];
+        if (sv->id == raft->id)
+            continue;
+        raft_index match = raft->leader_state.progress[i].match_index;
+        struct told *t = told_of(r, sv->id);
+        if (t != NULL)
+            t->commit = match < commit ? match : commit;
+    }
+    return MB_OK;
+}
+
 void consensus_raft_status(const consensus_raft *r, consensus_status *out)
 {
     struct raft *raft = (struct raft *)&r->raft;
@@ -907,6 +991,8 @@ int consensus_raft_init(uv_loop_t *loop, const consensus_raft_config *cfg, conse
             mb_errorf(err, from_raft(rv), "raft io init at %s: %s", r->data_dir, raft_strerror(rv));
         goto err_transport;
     }
+    r->io_start = r->io.start;
+    r->io.start = io_start_capture;
     rv = raft_init(&r->raft, &r->io, consensus_fsm_raft(r->fsm), cfg->id, r->address);
     if (rv != 0) {
         rc = mb_errorf(err, from_raft(rv), "raft init at %s: %s", r->data_dir, raft_strerror(rv));

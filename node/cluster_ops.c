@@ -107,6 +107,7 @@ struct node_cluster {
     unsigned sync_ticks;
 
     wvar *watches[WATCH_BUCKETS];
+    size_t n_wvars; /* watched variables (raftperf2: node_cluster_watching) */
     chain *chains[CHAIN_BUCKETS];
 
     nc_counter *set_failed;
@@ -219,6 +220,7 @@ static wvar *wvar_get(node_cluster *c, const char *name)
     wvar **b = &c->watches[hash_str(name) % WATCH_BUCKETS];
     w->next = *b;
     *b = w;
+    c->n_wvars++;
     return w;
 }
 
@@ -228,6 +230,7 @@ static void wvar_drop(node_cluster *c, wvar *w)
     while (*p != w)
         p = &(*p)->next;
     *p = w->next;
+    c->n_wvars--;
     free(w->name);
     free(w->w);
     free(w);
@@ -295,6 +298,11 @@ nomem:
              NC_F_U64("agent", agent), NC_F_STR("var", name));
 }
 
+int node_cluster_watching(const node_cluster *c)
+{
+    return c != NULL && c->n_wvars > 0;
+}
+
 /* A change of `name`: refresh the copy and tell the watchers. */
 static void var_refresh(node_cluster *c, const char *name)
 {
@@ -310,7 +318,7 @@ void node_cluster_var_changed(node_cluster *c, const char *name, uint64_t versio
     (void)version; /* the state machine's current version is the one delivered */
     if (c == NULL || c->closed)
         return;
-    repl_commit_nudge(c->n->repl); /* followers' watchers learn it now */
+    repl_commit_nudge_watched(c->n->repl); /* followers' watchers learn it now */
     var_refresh(c, name);
 }
 

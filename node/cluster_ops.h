@@ -35,6 +35,9 @@ void node_cluster_close(node_cluster *c);
  * copy and call the var_changed callback of its local watchers. */
 void node_cluster_var_changed(node_cluster *c, const char *name, uint64_t version);
 
+/* Whether some local agent watches a variable (loop thread; 0 for NULL). */
+int node_cluster_watching(const node_cluster *c);
+
 /* Mesh hook: an agent message from node `from_node` (pointers borrowed
  * for the call) is delivered to the local agent it names. */
 void node_cluster_agent_message(node_cluster *c, uint64_t from_node, const char *from_agent,

@@ -14,16 +14,23 @@
 
 #include "cluster/cluster.h"
 #include "node/cluster_ops.h"
+#include "node/forward.h"
+#include "node/http_server.h"
 #include "node/node.h"
 #include "node/proposals.h"
 
 /* Mesh methods of this module. */
 enum {
-    M_PROPOSE = MESH_METHOD_USER_MIN + 0, /* encoded command -> encoded result */
-    M_READ = MESH_METHOD_USER_MIN + 1,    /* name ("" = list) -> JSON text */
-    M_JOIN = MESH_METHOD_USER_MIN + 2,    /* {"id","raft","mesh","api"} -> status */
-    M_STATUS = MESH_METHOD_USER_MIN + 3,  /* "" -> this node's raft status JSON */
-    M_LEAVE = MESH_METHOD_USER_MIN + 4,   /* {"id"} -> status */
+    /* MESH_METHOD_USER_MIN + 0: single forwarded writes, replaced by
+     * M_PROPOSE_BATCH (raftperf2) */
+    M_READ = MESH_METHOD_USER_MIN + 1,   /* name ("" = list) -> JSON text */
+    M_JOIN = MESH_METHOD_USER_MIN + 2,   /* {"id","raft","mesh","api"} -> status */
+    M_STATUS = MESH_METHOD_USER_MIN + 3, /* "" -> this node's raft status JSON */
+    M_LEAVE = MESH_METHOD_USER_MIN + 4,  /* {"id"} -> status */
+    /* raftperf2: ForwardBatch -> ForwardResults (node/forward.h) */
+    M_PROPOSE_BATCH = MESH_METHOD_USER_MIN + 5,
+    /* raftperf2: "" -> "": this follower has watchers (see repl_commit_nudge_watched) */
+    M_WATCHING = MESH_METHOD_USER_MIN + 6,
 };
 
 #define TICK_MS          20
@@ -33,6 +40,12 @@ enum {
 #define META_APPLIED     "raft.applied"
 #define ATTEMPT_MAX_MS   2000
 #define NUDGE_RECHECK_MS 2
+#define NUDGE_LAG_MS     200 /* rechecks for a follower still storing entries */
+/* raftperf2: a follower with watchers says so to the leader every
+ * INTEREST_REFRESH_MS; the leader forgets it after INTEREST_TTL_MS. */
+#define INTEREST_REFRESH_MS 1000
+#define INTEREST_TTL_MS     3000
+#define INTEREST_MAX        16
 
 typedef enum op_kind { OP_WRITE, OP_READ, OP_STATUS, OP_LEAVE } op_kind;
 
@@ -91,8 +104,8 @@ struct repl {
     op *ops;
     uint64_t client_id; /* idempotency ids of this process */
     uint64_t next_seq;
-    int nudge_inflight, nudge_again; /* repl_commit_nudge */
-    uv_timer_t *nudge_timer;         /* own allocation: closed with free() */
+    uint64_t nudge_since_ms; /* repl_commit_nudge: when the last one was asked */
+    uv_timer_t *nudge_timer; /* own allocation: closed with free() */
     int join_inflight, selfreg_inflight, join_srv_busy;
     int leaving;
     int promote_inflight;
@@ -124,6 +137,21 @@ struct repl {
     uv_check_t evq_check;
     uv_idle_t evq_idle; /* active while dirty: the loop must not block */
     int evq_handles;
+    /* raftperf2: writes to forward, sent as one mesh request per loop
+     * iteration (flush_forwards). */
+    struct attempt *fwdq;
+    size_t fwdq_n, fwdq_bytes;
+    uint64_t fwdq_to; /* leader they go to */
+    /* raftperf2: followers that have watchers (leader side), and when
+     * this follower last said it has some (follower side). */
+    struct interest {
+        uint64_t node_id;
+        uint64_t until_ms;
+    } interest[INTEREST_MAX];
+    uint64_t interest_sent_ms, interest_sent_to;
+    int interest_inflight;
+    /* raftperf2: counters shown in the node's cluster status */
+    uint64_t stat_fwd_batches, stat_fwd_writes, stat_nudges;
 };
 
 static node *N(repl *r)
@@ -398,11 +426,8 @@ static void local_read_done(void *arg, const consensus_result *res)
 
 /* A forward callback: the op if it is the current attempt, else NULL
  * (and the op freed if nothing else holds it). */
-static op *attempt_end(attempt *a)
+static op *attempt_end_at(op *o, unsigned gen)
 {
-    op *o = a->o;
-    unsigned gen = a->gen;
-    free(a);
     o->outstanding--;
     if (gen == o->gen && o->inflight)
         return o;
@@ -411,18 +436,132 @@ static op *attempt_end(attempt *a)
     return NULL;
 }
 
-static void fwd_write_done(void *user, int status, const void *payload, size_t len)
+static op *attempt_end(attempt *a)
 {
-    op *o = attempt_end(user);
+    op *o = a->o;
+    unsigned gen = a->gen;
+    free(a);
+    return attempt_end_at(o, gen);
+}
+
+/* ---- raftperf2: forwarded writes, batched ----
+ * A follower queues the writes it forwards during one loop iteration and
+ * sends them to the leader in one mesh request (M_PROPOSE_BATCH) from the
+ * check handle; the leader proposes them in the same iteration, so they
+ * join one raft batch, and answers with one result per write. */
+
+typedef struct fwd_call {
+    size_t n;
+    attempt items[];
+} fwd_call;
+
+static void evq_idle_cb(uv_idle_t *h);
+
+/* The forward of `a` ended without an answer from the leader. */
+static void fwd_item_failed(attempt *a, int code, const char *what)
+{
+    op *o = attempt_end_at(a->o, a->gen);
     if (o == NULL)
         return;
     consensus_result res;
     memset(&res, 0, sizeof(res));
-    if (status != MB_OK || consensus_result_decode(payload, len, &res) != MB_OK) {
-        res.code = status != MB_OK ? status : MB_EPROTO;
-        snprintf(res.msg, sizeof(res.msg), "forward to leader: %s", mb_strerror(res.code));
-    }
+    res.code = code;
+    snprintf(res.msg, sizeof(res.msg), "forward to leader: %s", what);
     op_result(o, &res, NULL);
+}
+
+static void fwd_batch_done(void *user, int status, const void *payload, size_t len)
+{
+    fwd_call *fc = user;
+    consensus_result *res = NULL;
+    if (status == MB_OK) {
+        res = malloc(fc->n * sizeof(*res));
+        if (res == NULL || fwd_results_decode(payload, len, fc->n, res) != MB_OK) {
+            status = res == NULL ? MB_ENOMEM : MB_EPROTO;
+        }
+    }
+    for (size_t i = 0; i < fc->n; i++) {
+        if (status != MB_OK) {
+            fwd_item_failed(&fc->items[i], status, mb_strerror(status));
+            continue;
+        }
+        op *o = attempt_end_at(fc->items[i].o, fc->items[i].gen);
+        if (o != NULL)
+            op_result(o, &res[i], NULL);
+    }
+    free(res);
+    free(fc);
+}
+
+/* Send the queued forwards as one request. */
+static void flush_forwards(repl *r)
+{
+    size_t n = r->fwdq_n;
+    if (n == 0)
+        return;
+    attempt q[FWD_BATCH_MAX]; /* failures below may queue new forwards */
+    memcpy(q, r->fwdq, n * sizeof(attempt));
+    r->fwdq_n = 0;
+    r->fwdq_bytes = 0;
+    fwd_call *fc = malloc(sizeof(*fc) + n * sizeof(attempt));
+    fwd_item items[FWD_BATCH_MAX];
+    void *buf = NULL;
+    size_t len = 0;
+    int rc = MB_ENOMEM;
+    if (fc == NULL)
+        goto fail;
+    fc->n = n;
+    memcpy(fc->items, q, n * sizeof(attempt));
+    for (size_t i = 0; i < n; i++)
+        items[i] = (fwd_item){ .data = q[i].o->cmd, .len = q[i].o->cmd_len };
+    if ((rc = fwd_batch_encode(items, n, &buf, &len)) != MB_OK)
+        goto fail;
+    int64_t left = r->write_timeout_ms;
+    mesh_call_args a = {
+        .peer_id = r->fwdq_to,
+        .method = M_PROPOSE_BATCH,
+        .payload = buf,
+        .len = len,
+        .timeout_ms = (uint32_t)(left < ATTEMPT_MAX_MS ? left : ATTEMPT_MAX_MS),
+        .cb = fwd_batch_done,
+        .user = fc,
+    };
+    mb_error e;
+    mb_error_clear(&e);
+    rc = mesh_call(r->m, &a, NULL, &e);
+    free(buf);
+    if (rc == MB_OK) {
+        r->stat_fwd_batches++;
+        r->stat_fwd_writes += n;
+        return;
+    }
+    free(fc);
+    for (size_t i = 0; i < n; i++)
+        fwd_item_failed(&q[i], MB_EUNAVAIL, e.msg);
+    return;
+fail:
+    free(fc);
+    for (size_t i = 0; i < n; i++)
+        fwd_item_failed(&q[i], rc, mb_strerror(rc));
+}
+
+/* Queue the forward of write `o` to leader `lid`. */
+static int fwd_enqueue(repl *r, op *o, uint64_t lid)
+{
+    if (r->fwdq_n > 0 && (r->fwdq_to != lid || r->fwdq_n == FWD_BATCH_MAX ||
+                          r->fwdq_bytes + o->cmd_len > FWD_BATCH_BYTES))
+        flush_forwards(r);
+    if (r->fwdq == NULL && (r->fwdq = malloc(FWD_BATCH_MAX * sizeof(attempt))) == NULL)
+        return MB_ENOMEM;
+    r->fwdq_to = lid;
+    r->fwdq[r->fwdq_n++] = (attempt){ .o = o, .gen = ++o->gen };
+    r->fwdq_bytes += o->cmd_len;
+    o->inflight = 1;
+    o->outstanding++;
+    o->fwd_to = lid;
+    if (r->evq_handles)
+        uv_idle_start(&r->evq_idle, evq_idle_cb); /* the loop must not block before the flush */
+    return MB_OK;
 }
 
 static void fwd_read_done(void *user, int status, const void *payload, size_t len)
@@ -544,6 +683,13 @@ static void op_attempt(op *o)
         o->retry_at = uv_now(&N(r)->loop) + RETRY_MS;
         return;
     }
+    if (o->kind == OP_WRITE) {
+        if (fwd_enqueue(r, o, lid) != MB_OK) {
+            snprintf(o->last, sizeof(o->last), "forward: out of memory");
+            o->retry_at = uv_now(&N(r)->loop) + RETRY_MS;
+        }
+        return;
+    }
     int64_t left = r->write_timeout_ms;
     attempt *at = malloc(sizeof(*at));
     if (at == NULL) {
@@ -554,11 +700,11 @@ static void op_attempt(op *o)
     at->gen = ++o->gen;
     mesh_call_args a = {
         .peer_id = lid,
-        .method = o->kind == OP_WRITE ? M_PROPOSE : M_READ,
+        .method = M_READ,
         .payload = o->cmd,
         .len = o->cmd_len,
         .timeout_ms = (uint32_t)(left < ATTEMPT_MAX_MS ? left : ATTEMPT_MAX_MS),
-        .cb = o->kind == OP_WRITE ? fwd_write_done : fwd_read_done,
+        .cb = fwd_read_done,
         .user = at,
     };
     mb_error e;
@@ -710,87 +856,252 @@ mesh *repl_mesh(repl *r)
     return r->m;
 }
 
-static void nudge_done(void *arg, const consensus_result *res)
-{
-    repl *r = arg;
-    (void)res;
-    r->nudge_inflight = 0;
-    if (r->nudge_again) {
-        r->nudge_again = 0;
-        repl_commit_nudge(r);
-    }
-}
+static void nudge(repl *r, int from_timer);
 
 static void nudge_timer_cb(uv_timer_t *t)
 {
-    repl_commit_nudge(t->data);
+    nudge(t->data, 1);
 }
 
-void repl_commit_nudge(repl *r)
+/* Look again in NUDGE_RECHECK_MS. */
+static void nudge_later(repl *r)
+{
+    if (r->nudge_timer == NULL) {
+        uv_timer_t *t = malloc(sizeof(*t));
+        if (t == NULL || uv_timer_init(&r->n->loop, t) != 0) {
+            free(t);
+            return;
+        }
+        t->data = r;
+        r->nudge_timer = t;
+    }
+    if (!uv_is_active((uv_handle_t *)r->nudge_timer))
+        uv_timer_start(r->nudge_timer, nudge_timer_cb, NUDGE_RECHECK_MS, 0);
+}
+
+/* raftperf2: the nudge is a heartbeat round sent now
+ * (consensus_raft_send_commit), not a barrier entry: no log entry, no disk
+ * write, and a follower applies on receipt instead of after storing one
+ * more entry. */
+static void nudge(repl *r, int from_timer)
 {
     if (r == NULL || r->closing)
         return;
-    if (r->nudge_inflight) {
-        r->nudge_again = 1;
-        return;
-    }
+    uint64_t now_ms = uv_now(&r->n->loop);
+    if (!from_timer)
+        r->nudge_since_ms = now_ms;
     consensus_status st;
     consensus_raft_status(r->raft, &st);
     if (st.role != CONSENSUS_LEADER || consensus_sm_node_count(consensus_raft_sm(r->raft)) <= 1)
         return;
     if (st.last_index > st.commit_index) {
-        /* Entries in flight: their appends, or the nudge after the last
-         * of them, carry the commit index. Look again shortly in case they
-         * end without a watched change. */
-        if (r->nudge_timer == NULL) {
-            uv_timer_t *t = malloc(sizeof(*t));
-            if (t == NULL || uv_timer_init(&r->n->loop, t) != 0) {
-                free(t);
-                return;
-            }
-            t->data = r;
-            r->nudge_timer = t;
-        }
-        if (!uv_is_active((uv_handle_t *)r->nudge_timer))
-            uv_timer_start(r->nudge_timer, nudge_timer_cb, NUDGE_RECHECK_MS, 0);
+        /* Entries in flight: look again once they may have committed. */
+        nudge_later(r);
         return;
     }
-    consensus_result now;
-    memset(&now, 0, sizeof(now));
-    r->nudge_inflight = 1;
-    if (consensus_raft_barrier(r->raft, nudge_done, r, &now) != MB_OK)
-        r->nudge_inflight = 0;
+    int sent = 0, lagging = 0;
+    if (consensus_raft_send_commit(r->raft, &sent, &lagging) != MB_OK)
+        return;
+    r->stat_nudges += (uint64_t)sent;
+    /* A follower still storing the entries gets a round once it stored
+     * them; for at most NUDGE_LAG_MS (then the regular heartbeat). */
+    if (lagging && now_ms - r->nudge_since_ms < NUDGE_LAG_MS)
+        nudge_later(r);
+}
+
+void repl_commit_nudge(repl *r)
+{
+    nudge(r, 0);
+}
+
+/* ---- raftperf2: commit nudges only for followers that wait ---- */
+
+static struct interest *interest_find(repl *r, uint64_t node_id)
+{
+    for (size_t i = 0; i < INTEREST_MAX; i++)
+        if (r->interest[i].node_id == node_id)
+            return &r->interest[i];
+    return NULL;
+}
+
+/* Whether some follower said it has watchers within INTEREST_TTL_MS. */
+static int followers_watching(repl *r)
+{
+    uint64_t now = uv_now(&r->n->loop);
+    for (size_t i = 0; i < INTEREST_MAX; i++)
+        if (r->interest[i].node_id != 0 && r->interest[i].until_ms > now)
+            return 1;
+    return 0;
+}
+
+void repl_commit_nudge_watched(repl *r)
+{
+    if (r != NULL && followers_watching(r))
+        repl_commit_nudge(r);
+}
+
+/* Leader: a follower has watchers. */
+static void h_watching(void *user, mesh *m, mesh_request *req)
+{
+    repl *r = user;
+    (void)m;
+    uint64_t from = mesh_request_sender(req), now = uv_now(&r->n->loop);
+    struct interest *in = interest_find(r, from);
+    int fresh = in == NULL || in->until_ms <= now;
+    if (in == NULL) {
+        /* A free or expired slot (the oldest expiry otherwise). */
+        in = &r->interest[0];
+        for (size_t i = 1; i < INTEREST_MAX && in->until_ms > now; i++)
+            if (r->interest[i].until_ms < in->until_ms)
+                in = &r->interest[i];
+        in->node_id = from;
+    }
+    in->until_ms = now + INTEREST_TTL_MS;
+    mesh_reply(req, MB_OK, NULL, 0);
+    if (fresh)
+        repl_commit_nudge(r); /* a change committed just before it is seen now */
+}
+
+static void watching_done(void *user, int status, const void *payload, size_t len)
+{
+    repl *r = user;
+    (void)payload;
+    (void)len;
+    r->interest_inflight = 0;
+    if (status != MB_OK)
+        r->interest_sent_to = 0; /* try again at the next tick */
+}
+
+/* Follower: whether something here waits for changes to be applied soon
+ * (parked API long-polls, agents' variable watches). */
+static int local_watchers(repl *r)
+{
+    node *n = r->n;
+    return (n->http != NULL && http_server_parked(n->http) > 0) ||
+           node_cluster_watching(n->cluster);
+}
+
+/* Follower: tell the leader about our watchers (every INTEREST_REFRESH_MS
+ * while there are some, at once for a new leader). */
+static void interest_tick(repl *r, uint64_t now)
+{
+    consensus_status st;
+    if (r->interest_inflight || r->closing || !local_watchers(r))
+        return;
+    uint64_t lid = leader_of(r, &st);
+    if (st.role == CONSENSUS_LEADER || lid == 0 || lid == r->id)
+        return;
+    if (lid == r->interest_sent_to && now < r->interest_sent_ms + INTEREST_REFRESH_MS)
+        return;
+    if (!ensure_peer(r, lid))
+        return;
+    mesh_call_args a = {
+        .peer_id = lid,
+        .method = M_WATCHING,
+        .timeout_ms = INTEREST_REFRESH_MS,
+        .cb = watching_done,
+        .user = r,
+    };
+    mb_error e;
+    mb_error_clear(&e);
+    if (mesh_call(r->m, &a, NULL, &e) != MB_OK)
+        return;
+    r->interest_inflight = 1;
+    r->interest_sent_to = lid;
+    r->interest_sent_ms = now;
 }
 
 /* ---- leader side of forwarded requests ---- */
 
-static void srv_propose_done(void *arg, const consensus_result *res)
+/* raftperf2: a batch of forwarded writes (M_PROPOSE_BATCH). Every command
+ * is proposed now, so they join the raft batch of this loop iteration; the
+ * answer goes once all have a result. */
+typedef struct srv_batch srv_batch;
+typedef struct srv_item {
+    srv_batch *b;
+    size_t i;
+} srv_item;
+struct srv_batch {
+    repl *r;
+    mesh_request *req;
+    size_t n, pending;
+    srv_item *items;
+    consensus_result *res;
+};
+
+static void srv_batch_step(srv_batch *b)
 {
-    mesh_request *req = arg;
+    if (--b->pending > 0)
+        return;
+    repl *r = b->r;
     void *buf = NULL;
     size_t len = 0;
-    if (consensus_result_encode(res, &buf, &len) != MB_OK) {
-        mesh_reply(req, MB_ENOMEM, NULL, 0);
-        return;
-    }
-    mesh_reply(req, MB_OK, buf, len);
+    int ok = 0;
+    for (size_t i = 0; i < b->n; i++)
+        ok |= b->res[i].code == MB_OK;
+    if (fwd_results_encode(b->res, b->n, &buf, &len) != MB_OK)
+        mesh_reply(b->req, MB_ENOMEM, NULL, 0);
+    else
+        mesh_reply(b->req, MB_OK, buf, len);
     free(buf);
+    free(b->items);
+    free(b->res);
+    free(b);
+    /* The follower answers its client once it applied the write itself:
+     * let it learn the commit index now, not at the next heartbeat. */
+    if (ok)
+        repl_commit_nudge(r);
 }
 
-static void h_propose(void *user, mesh *m, mesh_request *req)
+static void srv_item_done(void *arg, const consensus_result *res)
+{
+    srv_item *it = arg;
+    it->b->res[it->i] = *res;
+    srv_batch_step(it->b);
+}
+
+static void h_propose_batch(void *user, mesh *m, mesh_request *req)
 {
     repl *r = user;
     (void)m;
     size_t len = 0;
     const void *p = mesh_request_payload(req, &len);
-    consensus_result now;
-    memset(&now, 0, sizeof(now));
-    int rv = consensus_raft_propose(r->raft, p, len, srv_propose_done, req, &now);
-    if (rv != MB_OK) {
-        if (now.code == 0)
-            now.code = rv;
-        srv_propose_done(req, &now);
+    fwd_batch *fb = NULL;
+    int rc = fwd_batch_decode(p, len, &fb);
+    if (rc != MB_OK) {
+        mesh_reply(req, rc, NULL, 0);
+        return;
     }
+    size_t n = fwd_batch_count(fb);
+    srv_batch *b = calloc(1, sizeof(*b));
+    if (b == NULL || (b->items = calloc(n, sizeof(*b->items))) == NULL ||
+        (b->res = calloc(n, sizeof(*b->res))) == NULL) {
+        if (b != NULL)
+            free(b->items);
+        free(b);
+        fwd_batch_free(fb);
+        mesh_reply(req, MB_ENOMEM, NULL, 0);
+        return;
+    }
+    b->r = r;
+    b->req = req;
+    b->n = n;
+    b->pending = n + 1; /* + this loop: no answer before every command is in */
+    for (size_t i = 0; i < n; i++) {
+        fwd_item it = fwd_batch_item(fb, i);
+        b->items[i] = (srv_item){ .b = b, .i = i };
+        consensus_result now;
+        memset(&now, 0, sizeof(now));
+        int rv =
+            consensus_raft_propose(r->raft, it.data, it.len, srv_item_done, &b->items[i], &now);
+        if (rv != MB_OK) {
+            if (now.code == 0)
+                now.code = rv;
+            srv_item_done(&b->items[i], &now);
+        }
+    }
+    fwd_batch_free(fb);
+    srv_batch_step(b);
 }
 
 static void srv_read_done(void *arg, const consensus_result *res)
@@ -1034,8 +1345,27 @@ static cJSON *local_status(repl *r)
     cJSON_AddNumberToObject(j, "applied_index", (double)st.applied_index);
     cJSON_AddNumberToObject(j, "voters", st.voters);
     cJSON_AddStringToObject(j, "api", r->api_addr);
+    /* raftperf2: the write path's counters (docs/consensus.md §4) */
+    cJSON_AddNumberToObject(j, "last_index", (double)st.last_index);
+    cJSON_AddNumberToObject(j, "forward_batches", (double)r->stat_fwd_batches);
+    cJSON_AddNumberToObject(j, "forwarded_writes", (double)r->stat_fwd_writes);
+    cJSON_AddNumberToObject(j, "commit_nudges", (double)r->stat_nudges);
+    cJSON *w = cJSON_AddArrayToObject(j, "followers_watching");
+    uint64_t now = uv_now(&r->n->loop);
+    for (size_t i = 0; w != NULL && i < INTEREST_MAX; i++)
+        if (r->interest[i].node_id != 0 && r->interest[i].until_ms > now)
+            cJSON_AddItemToArray(w, cJSON_CreateNumber((double)r->interest[i].node_id));
     return j;
 }
+
+/* Fields of a node's status copied into GET /v1/cluster's node entries. */
+static const char *const status_keys[] = {
+    "raft_state",      "term",
+    "leader_id",       "commit_index",
+    "applied_index",   "last_index",
+    "forward_batches", "forwarded_writes",
+    "commit_nudges",   "followers_watching",
+};
 
 static void h_status(void *user, mesh *m, mesh_request *req)
 {
@@ -1080,11 +1410,10 @@ static void status_rpc_done(void *user, int status, const void *payload, size_t 
     free(a);
     cJSON *s = status == MB_OK ? cJSON_ParseWithLength(payload, len) : NULL;
     if (s != NULL) {
-        const char *keys[] = { "raft_state", "term", "leader_id", "commit_index", "applied_index" };
-        for (size_t i = 0; i < 5; i++) {
-            cJSON *it = cJSON_DetachItemFromObjectCaseSensitive(s, keys[i]);
+        for (size_t i = 0; i < sizeof(status_keys) / sizeof(status_keys[0]); i++) {
+            cJSON *it = cJSON_DetachItemFromObjectCaseSensitive(s, status_keys[i]);
             if (it != NULL)
-                cJSON_AddItemToObject(entry, keys[i], it);
+                cJSON_AddItemToObject(entry, status_keys[i], it);
         }
         cJSON_AddBoolToObject(entry, "reachable", 1);
         cJSON_Delete(s);
@@ -1142,11 +1471,11 @@ void repl_cluster_status(repl *r, api_call *c)
         if (id == r->id) {
             self_listed = 1;
             cJSON *s = local_status(r);
-            const char *keys[] = { "raft_state", "term", "leader_id", "commit_index",
-                                   "applied_index" };
-            for (size_t k = 0; k < 5; k++)
-                cJSON_AddItemToObject(e, keys[k],
-                                      cJSON_DetachItemFromObjectCaseSensitive(s, keys[k]));
+            for (size_t k = 0; k < sizeof(status_keys) / sizeof(status_keys[0]); k++) {
+                cJSON *it = cJSON_DetachItemFromObjectCaseSensitive(s, status_keys[k]);
+                if (it != NULL)
+                    cJSON_AddItemToObject(e, status_keys[k], it);
+            }
             cJSON_AddBoolToObject(e, "reachable", 1);
             cJSON_Delete(s);
             continue;
@@ -1499,6 +1828,7 @@ static void tick_cb(uv_timer_t *t)
                 op_attempt(o);
         }
     }
+    interest_tick(r, now);
     if (now - r->last_slow < SLOW_TICK_MS)
         return;
     r->last_slow = now;
@@ -1568,7 +1898,7 @@ static void flush_events(repl *r)
         free((void *)r->evq[i].type); /* one block per event */
     r->evq_n = 0;
     r->evq_dirty = 0;
-    if (r->evq_handles)
+    if (r->evq_handles && r->fwdq_n == 0)
         uv_idle_stop(&r->evq_idle);
     /* Notify after the write: a watcher reads the log. Take the list
      * first: a notification may answer calls that apply nothing, but keep
@@ -1594,14 +1924,24 @@ void repl_flush_events(repl *r)
         flush_events(r);
 }
 
+/* Once per loop iteration (and before the loop would block): forwards
+ * queued in this iteration go out, then the applied entries' events. */
+static void loop_flush(repl *r)
+{
+    flush_forwards(r);
+    flush_events(r);
+    if (r->evq_handles && !r->evq_dirty && r->fwdq_n == 0)
+        uv_idle_stop(&r->evq_idle);
+}
+
 static void evq_check_cb(uv_check_t *h)
 {
-    flush_events(h->data);
+    loop_flush(h->data);
 }
 
 static void evq_idle_cb(uv_idle_t *h)
 {
-    flush_events(h->data);
+    loop_flush(h->data);
 }
 
 /* Queue one event (strings copied into one block owned by the queue). */
@@ -1641,8 +1981,10 @@ static void on_effects(void *arg, uint64_t index, const consensus_effects *fx)
 {
     repl *r = arg;
     int64_t now = node_wall_ms();
-    /* Events of consecutive entries join one storage batch: the sequence
-     * order is the index order, so the batch stays increasing. */
+    int study = 0;
+    /* One pass over the effects (raftperf2). Events of consecutive entries
+     * join one storage batch: the sequence order is the index order, so
+     * the batch stays increasing. */
     for (size_t i = 0; i < fx->n; i++) {
         const consensus_effect *e = &fx->items[i];
         if (e->kind == CONSENSUS_FX_EVENT) {
@@ -1662,6 +2004,9 @@ static void on_effects(void *arg, uint64_t index, const consensus_effects *fx)
                 if (storage_append(r->n->store, &one, 1, &err) != MB_OK)
                     rlog(r, NC_LOG_ERROR, "cannot append replicated events", "error", err.msg);
             }
+            if (e->type != NULL &&
+                (strncmp(e->type, "trial.", 6) == 0 || strncmp(e->type, "study.", 6) == 0))
+                study = 1;
         } else if (e->kind == CONSENSUS_FX_WATCH && e->subject != NULL) {
             if (r->wq_n == r->wq_cap) {
                 size_t ncap = r->wq_cap != 0 ? r->wq_cap * 2 : 16;
@@ -1673,6 +2018,8 @@ static void on_effects(void *arg, uint64_t index, const consensus_effects *fx)
             }
             if (r->wq_n < r->wq_cap && (r->wq[r->wq_n].name = strdup(e->subject)) != NULL)
                 r->wq_n++;
+            /* Agents' watches read the state machine, not the event log: now. */
+            node_cluster_var_changed(r->n->cluster, e->subject, e->version);
         }
     }
     if (index > r->evq_index)
@@ -1682,15 +2029,8 @@ static void on_effects(void *arg, uint64_t index, const consensus_effects *fx)
     r->evq_dirty = 1;
     if (index > r->applied)
         r->applied = index;
-    /* Agents' watches read the state machine, not the event log: now. */
-    for (size_t i = 0; i < fx->n; i++) {
-        const consensus_effect *e = &fx->items[i];
-        if (e->kind == CONSENSUS_FX_WATCH)
-            node_cluster_var_changed(r->n->cluster, e->subject, e->version);
-        if (e->kind == CONSENSUS_FX_EVENT && e->type != NULL &&
-            (strncmp(e->type, "trial.", 6) == 0 || strncmp(e->type, "study.", 6) == 0))
-            studies_notify(r->n); /* piece "studies" */
-    }
+    if (study)
+        studies_notify(r->n);                              /* piece "studies" */
     node_proposals_on_effects(r->n->proposals, index, fx); /* proposals piece */
     node_coord_effects(r->n, fx);                          /* coordination (piece: agents/coord) */
     if (!r->evq_handles)
@@ -1887,7 +2227,8 @@ int repl_open(node *n, mb_error *err)
         r->raft = NULL;
         goto fail;
     }
-    mesh_register(r->m, M_PROPOSE, h_propose, r);
+    mesh_register(r->m, M_PROPOSE_BATCH, h_propose_batch, r);
+    mesh_register(r->m, M_WATCHING, h_watching, r);
     mesh_register(r->m, M_READ, h_read, r);
     mesh_register(r->m, M_JOIN, h_join, r);
     mesh_register(r->m, M_STATUS, h_status, r);
@@ -1929,6 +2270,7 @@ static void repl_free(repl *r)
     r->n->raft_spent = r->raft; /* node_close frees it once the loop is done */
     free(r->evq);
     free(r->wq);
+    free(r->fwdq);
     free(r);
 }
 
@@ -1985,6 +2327,12 @@ void repl_close(repl *r)
         uv_close((uv_handle_t *)r->nudge_timer, (uv_close_cb)free);
         r->nudge_timer = NULL;
     }
+    /* Forwards not sent yet end now (their ops are answered below or
+     * when their calls expire). */
+    size_t nq = r->fwdq_n;
+    r->fwdq_n = 0;
+    for (size_t i = 0; i < nq; i++)
+        fwd_item_failed(&r->fwdq[i], MB_ECLOSED, "node is shutting down");
     /* Internal submitters learn now; their ops' raft/mesh callbacks still
      * come (op_idle frees them then). */
     for (op *o = r->ops, *next; o != NULL; o = next) {

@@ -48,13 +48,20 @@ const consensus_sm *repl_sm(const repl *r);
 /* Whether this node is the raft leader now (0 for NULL or closing). */
 int repl_is_leader(const repl *r);
 /* Followers learn that an entry committed only from the leader's next
- * append, and libraft 0.15 sends none when the commit index moves: they
- * would apply a change up to one heartbeat late. On the leader, this
- * appends a no-op barrier now (its append carries the commit index), at
- * most one in flight plus one more for changes applied meanwhile. Called
- * for changes someone waits for on other nodes (watches). No-op on
- * followers or a one-node cluster. Loop thread. */
+ * append or heartbeat, and libraft 0.15 sends none when the commit index
+ * moves: they would apply a change up to one heartbeat late. On the
+ * leader, this sends a heartbeat round now (consensus_raft_send_commit:
+ * no log entry), once the entries in flight have committed, and again
+ * for followers still storing them. Called for changes someone waits for
+ * on other nodes (forwarded writes, proposals). No-op on followers or a
+ * one-node cluster. Loop thread. */
 void repl_commit_nudge(repl *r);
+/* raftperf2: repl_commit_nudge only when some follower has watchers
+ * (parked API long-polls or agents' variable watches), as each follower
+ * tells the leader every second while it has some (docs/consensus.md §4
+ * "Commit nudges"). Without watchers a change costs one raft entry, not
+ * two. Loop thread. */
+void repl_commit_nudge_watched(repl *r);
 
 struct mesh;
 /* The node's mesh endpoint (borrowed; valid until repl_close). Only
