@@ -68,6 +68,20 @@ void add_node(uint64_t id)
     CU_ASSERT_EQUAL_FATAL(run(&c).code, MB_OK);
 }
 
+void place_voters(char **voters, uint32_t n)
+{
+    if (n > 0 && consensus_sm_node_get(sm, 1) == NULL)
+        add_node(1);
+    for (uint32_t i = 0; i < n; i++) {
+        consensus_cmd pc = { .kind = CONSENSUS_CMD_AGENT_PLACE,
+                             .agent_id = voters[i],
+                             .agent_kind = "voter",
+                             .agent_node = 1 };
+        if (consensus_sm_agent_get(sm, voters[i]) == NULL)
+            run(&pc);
+    }
+}
+
 static int effect_is(const consensus_effect *e, consensus_effect_kind kind, const char *type)
 {
     return e->kind == kind && (type == NULL || (e->type != NULL && strcmp(e->type, type) == 0));

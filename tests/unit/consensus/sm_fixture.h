@@ -56,4 +56,8 @@ consensus_result vote(const char *id, const char *voter, int yes);
 /* Add node `id` (addresses 127.0.0.1:9000 / "" / ""); asserts success. */
 void add_node(uint64_t id);
 
+/* Voters are cluster agents: place those of `voters` (borrowed) not in
+ * the table yet, kind "voter", on node 1 (added if missing). */
+void place_voters(char **voters, uint32_t n);
+
 #endif /* MB_TEST_SM_FIXTURE_H */

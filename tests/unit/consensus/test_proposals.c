@@ -23,17 +23,7 @@ static void set_status(const char *id, consensus_agent_status st)
 static consensus_result open_p(const char *id, const char *var, consensus_rule rule, uint32_t f,
                                char **voters, uint32_t n, int64_t value)
 {
-    /* voters are cluster agents: place those not in the table yet */
-    if (n > 0 && consensus_sm_node_get(sm, 1) == NULL)
-        add_node(1);
-    for (uint32_t i = 0; i < n; i++) {
-        consensus_cmd pc = { .kind = CONSENSUS_CMD_AGENT_PLACE,
-                             .agent_id = voters[i],
-                             .agent_kind = "voter",
-                             .agent_node = 1 };
-        if (consensus_sm_agent_get(sm, voters[i]) == NULL)
-            run(&pc);
-    }
+    place_voters(voters, n);
     consensus_cmd c = { .kind = CONSENSUS_CMD_PROPOSAL_OPEN,
                         .proposal_id = (char *)id,
                         .name = (char *)var,

@@ -579,21 +579,6 @@ static void test_agent_place_reassign_checkpoint_with_generation_fencing(void)
 
 /* ---------------- proposals ---------------- */
 
-/* Voters are cluster agents: place those not in the table yet (on node 1). */
-static void place_voters(char **voters, uint32_t n)
-{
-    if (n > 0 && consensus_sm_node_get(sm, 1) == NULL)
-        add_node(1);
-    for (uint32_t i = 0; i < n; i++) {
-        consensus_cmd pc = { .kind = CONSENSUS_CMD_AGENT_PLACE,
-                             .agent_id = voters[i],
-                             .agent_kind = "voter",
-                             .agent_node = 1 };
-        if (consensus_sm_agent_get(sm, voters[i]) == NULL)
-            run(&pc);
-    }
-}
-
 static consensus_result open_proposal(const char *id, consensus_rule rule, double fraction,
                                       char **voters, double *weights, uint32_t n, int64_t value)
 {
