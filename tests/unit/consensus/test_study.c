@@ -418,6 +418,17 @@ static void test_stop_refuses_new_trials_but_takes_running_results(void)
     CU_ASSERT_STRING_EQUAL(study("s1")->reason, "user");
 }
 
+/* Two trials of study `id` (budget 2) through evaluator "e": the first
+ * completes at 0.4; the second is started and left for the caller. */
+static void run_first_of_two(const char *id)
+{
+    suggest(id, 3, 2);
+    start(id, 1, "e", 1, 1);
+    finish(id, 1, "e", 1, CONSENSUS_TRIAL_COMPLETED, 0.4, NULL);
+    suggest(id, 1, 1);
+    start(id, 2, "e", 1, 1);
+}
+
 static void test_finish_writes_best_configuration_to_variables(void)
 {
     add_node(1);
@@ -427,11 +438,7 @@ static void test_finish_writes_best_configuration_to_variables(void)
                                 "\"space\":[\"x0\",\"x1\"],\"on_finish\":\"write\","
                                 "\"budget\":{\"trials\":2}}"),
                     MB_OK);
-    suggest("w", 3, 2);
-    start("w", 1, "e", 1, 1);
-    finish("w", 1, "e", 1, CONSENSUS_TRIAL_COMPLETED, 0.4, NULL);
-    suggest("w", 1, 1);
-    start("w", 2, "e", 1, 1);
+    run_first_of_two("w");
     CU_ASSERT_EQUAL(finish("w", 2, "e", 1, CONSENSUS_TRIAL_COMPLETED, 9, NULL).code, MB_OK);
     CU_ASSERT_EQUAL(count_events("study.finish"), 1);
     CU_ASSERT_EQUAL(count_events("var.set"), 2);
@@ -689,11 +696,7 @@ static void test_finish_opens_a_proposal_per_variable_and_votes_decide(void)
                                       "\"space\":[\"x0\",\"x1\"],\"on_finish\":\"propose\","
                                       "\"budget\":{\"trials\":2}}"),
                           MB_OK);
-    suggest("w", 3, 2);
-    start("w", 1, "e", 1, 1);
-    finish("w", 1, "e", 1, CONSENSUS_TRIAL_COMPLETED, 0.4, NULL);
-    suggest("w", 1, 1);
-    start("w", 2, "e", 1, 1);
+    run_first_of_two("w");
     uint64_t at = next_index + 1;
     CU_ASSERT_EQUAL(finish("w", 2, "e", 1, CONSENSUS_TRIAL_COMPLETED, 9, NULL).code, MB_OK);
     CU_ASSERT_EQUAL(count_events("study.finish"), 1);
