@@ -460,6 +460,11 @@ static void open_agent_proposal(node_proposals *p, agent_prop *ap)
     uint32_t nv = 0;
     for (size_t i = 0; rc == MB_OK && i < na && nv < CONSENSUS_MAX_VOTERS; i++) {
         const consensus_agent *a = consensus_sm_agent_at(sm, i);
+        /* The studies' own service agents never vote: counting them would
+         * keep a majority out of reach. */
+        if (a->kind != NULL &&
+            (strcmp(a->kind, "optimiser") == 0 || strcmp(a->kind, "evaluator") == 0))
+            continue;
         if (a->status == CONSENSUS_AGENT_PLACED || a->status == CONSENSUS_AGENT_RUNNING)
             voters[nv++] = a->id;
     }

@@ -374,10 +374,11 @@ mb 1 events --log cluster --type agent.reassign --limit 12 | cut -c1-160
 returned=""
 wait_for 10 py "$victim" "/v1/events?log=local&type=placement.returned&limit=1" 'len(j["events"]) == 1' &&
     returned=$(py "$victim" "/v1/events?log=local&type=placement.returned&limit=1" \
-        '"%d %d %d" % tuple(j["events"][-1]["payload"][k] for k in ("moved", "generation_max", "assigned_here"))')
-read -r r_moved r_gen r_here <<<"${returned:-0 0 0}"
+        '(lambda p: "%d %d %d %d" % (sum(1 for x in p.get("agents", []) if not x.startswith(("evaluator-", "optimiser-"))), p["moved"], p["generation_max"], p["assigned_here"]))(j["events"][-1]["payload"])')
+# r_moved: the demo's own agents among them (study evaluators move too).
+read -r r_moved r_all r_gen r_here <<<"${returned:-0 0 0 0}"
 if [ -n "$returned" ]; then
-    step "node $victim back (its event placement.returned): $r_moved agents moved away at generation $r_gen while it was down, not started (fenced); $r_here assigned to it now"
+    step "node $victim back (its event placement.returned): $r_all agents moved away at generation $r_gen while it was down ($r_moved of the demo's, the rest study evaluators), not started (fenced); $r_here assigned to it now"
     logline "returning node: agents moved away" "$victim"
 else
     fenced_ok=no
