@@ -709,6 +709,18 @@ static int check_batch(const consensus_sm *sm, const consensus_cmd *c, mb_error 
 }
 
 /* Everything apply checks before changing anything. */
+
+/* Studies' evaluator agents on a node are the node's own service agents:
+ * they go with it when it is removed instead of blocking the removal
+ * (a node's placed user agents must be drained first). */
+static int node_service_agent(const consensus_agent *a, uint64_t node)
+{
+    return a->node == node && a->kind != NULL && strcmp(a->kind, "evaluator") == 0;
+}
+
+static int agent_remove_at(consensus_sm *sm, uint64_t index, size_t pos, const char *why,
+                           consensus_effects *fx);
+
 static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *err)
 {
     size_t pos;
@@ -782,7 +794,8 @@ static int check_cmd(const consensus_sm *sm, const consensus_cmd *c, mb_error *e
         if (c->kind == CONSENSUS_CMD_NODE_REMOVE) {
             size_t placed = 0;
             for (size_t i = 0; i < sm->n_agents; i++)
-                placed += sm->agents[i]->node == c->node.id;
+                placed += sm->agents[i]->node == c->node.id &&
+                          !node_service_agent(sm->agents[i], c->node.id);
             if (placed > 0)
                 return mb_errorf(err, MB_ESTATE, "node %llu still has %zu agents placed on it",
                                  (unsigned long long)c->node.id, placed);
@@ -1083,6 +1096,13 @@ static int exec_node(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
             return rc;
     }
     if (c->kind == CONSENSUS_CMD_NODE_REMOVE) {
+        for (size_t i = sm->n_agents; i-- > 0;) {
+            if (!node_service_agent(sm->agents[i], c->node.id))
+                continue;
+            int rc = agent_remove_at(sm, index, i, "was removed with its node", fx);
+            if (rc != MB_OK)
+                return rc;
+        }
         cJSON *o = node_json(sm->nodes[pos]);
         int rc = fx_event(fx, "node.remove", sid, o, index);
         if (rc != MB_OK)
@@ -1594,6 +1614,29 @@ static int props_voter_left(consensus_sm *sm, uint64_t index, const char *id, co
     return MB_OK;
 }
 
+/* Remove agents[pos]: events, its stop, and what it held (votes, trials,
+ * leases) let go. */
+static int agent_remove_at(consensus_sm *sm, uint64_t index, size_t pos, const char *why,
+                           consensus_effects *fx)
+{
+    consensus_agent *a = sm->agents[pos];
+    int rc;
+    if ((rc = fx_event(fx, "agent.remove", a->id, agent_json(a), index)) != MB_OK ||
+        (rc = fx_push(fx, CONSENSUS_FX_AGENT_STOP, NULL, a->id, NULL, index, 0, a->node,
+                      a->generation)) != MB_OK)
+        return rc;
+    if ((rc = props_voter_left(sm, index, a->id, fx)) != MB_OK)
+        return rc;
+    if ((rc = cs_studies_evaluator_gone(&sm->studies, index, a->id, UINT64_MAX, 0, why, fx)) !=
+        MB_OK) /* piece "studies" */
+        return rc;
+    if ((rc = cs_coord_agent_gone(sm, index, a, "removed", fx)) != MB_OK)
+        return rc; /* coordination (piece: agents/coord) */
+    cs_arr_remove((void **)sm->agents, &sm->n_agents, pos);
+    agent_free(a);
+    return MB_OK;
+}
+
 static int exec_agent(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
                       consensus_result *res, consensus_effects *fx)
 {
@@ -1675,19 +1718,8 @@ static int exec_agent(consensus_sm *sm, uint64_t index, const consensus_cmd *c,
         break;
     }
     case CONSENSUS_CMD_AGENT_REMOVE:
-        if ((rc = fx_event(fx, "agent.remove", a->id, agent_json(a), index)) != MB_OK ||
-            (rc = fx_push(fx, CONSENSUS_FX_AGENT_STOP, NULL, a->id, NULL, index, 0, a->node,
-                          a->generation)) != MB_OK)
+        if ((rc = agent_remove_at(sm, index, pos, "was removed", fx)) != MB_OK)
             return rc;
-        if ((rc = props_voter_left(sm, index, a->id, fx)) != MB_OK)
-            return rc;
-        if ((rc = cs_studies_evaluator_gone(&sm->studies, index, a->id, UINT64_MAX, 0,
-                                            "was removed", fx)) != MB_OK) /* piece "studies" */
-            return rc;
-        if ((rc = cs_coord_agent_gone(sm, index, a, "removed", fx)) != MB_OK)
-            return rc; /* coordination (piece: agents/coord) */
-        cs_arr_remove((void **)sm->agents, &sm->n_agents, pos);
-        agent_free(a);
         break;
     default:
         return MB_EINTERNAL;

@@ -577,6 +577,31 @@ static void test_agent_place_reassign_checkpoint_with_generation_fencing(void)
     CU_ASSERT_EQUAL(run(&rm).code, MB_OK);
 }
 
+/* A node's study evaluator agents go with it when it is removed; any
+ * other agent placed on it still blocks the removal. */
+static void test_node_remove_takes_its_evaluators_and_refuses_with_other_agents(void)
+{
+    add_node(1);
+    add_node(2);
+    CU_ASSERT_EQUAL_FATAL(place_agent("evaluator-2-1", "evaluator", 2, NULL, 0).code, MB_OK);
+    CU_ASSERT_EQUAL_FATAL(place_agent("evaluator-2-2", "evaluator", 2, NULL, 0).code, MB_OK);
+    CU_ASSERT_EQUAL_FATAL(place_agent("evaluator-1-1", "evaluator", 1, NULL, 0).code, MB_OK);
+    CU_ASSERT_EQUAL_FATAL(place_agent("c", "counter", 2, NULL, 0).code, MB_OK);
+    consensus_cmd rm = { .kind = CONSENSUS_CMD_NODE_REMOVE };
+    rm.node.id = 2;
+    CU_ASSERT_EQUAL(run(&rm).code, MB_ESTATE); /* the counter */
+    CU_ASSERT_PTR_NOT_NULL(consensus_sm_agent_get(sm, "evaluator-2-1"));
+    consensus_cmd del = { .kind = CONSENSUS_CMD_AGENT_REMOVE, .agent_id = "c" };
+    CU_ASSERT_EQUAL_FATAL(run(&del).code, MB_OK);
+    CU_ASSERT_EQUAL(run(&rm).code, MB_OK);
+    CU_ASSERT_PTR_NULL(consensus_sm_agent_get(sm, "evaluator-2-1"));
+    CU_ASSERT_PTR_NULL(consensus_sm_agent_get(sm, "evaluator-2-2"));
+    CU_ASSERT_PTR_NOT_NULL(consensus_sm_agent_get(sm, "evaluator-1-1"));
+    CU_ASSERT_EQUAL(count_effects(CONSENSUS_FX_AGENT_STOP, NULL), 2);
+    CU_ASSERT_EQUAL(count_events("agent.remove"), 2);
+    CU_ASSERT_PTR_NULL(consensus_sm_node_get(sm, 2));
+}
+
 /* ---------------- proposals ---------------- */
 
 static consensus_result open_proposal(const char *id, consensus_rule rule, double fraction,
@@ -1041,6 +1066,8 @@ static CU_TestInfo apply_tests[] = {
     { "test_node_add_update_remove", test_node_add_update_remove },
     { "test_agent_place_reassign_checkpoint_with_generation_fencing",
       test_agent_place_reassign_checkpoint_with_generation_fencing },
+    { "test_node_remove_takes_its_evaluators_and_refuses_with_other_agents",
+      test_node_remove_takes_its_evaluators_and_refuses_with_other_agents },
     { "test_majority_proposal_sets_the_variable_when_decided",
       test_majority_proposal_sets_the_variable_when_decided },
     { "test_proposal_rules_reject_and_accept_as_specified",
