@@ -1795,6 +1795,20 @@ static void fill_info(struct rt_agent *a, mb_agent_info *out)
     out->is_port = k == &mb_kind_port;
 }
 
+int mb_runtime_agent_state(mb_runtime *rt, mb_agent_id id, mb_agent_state *out)
+{
+    struct map_shard *s = shard_of(rt, id);
+    pthread_mutex_lock(&s->mu);
+    struct rt_agent *a = map_find_locked(s, id);
+    if (a != NULL) {
+        out->running = !atomic_load_explicit(&a->kill_req, memory_order_relaxed);
+        out->turns = atomic_load_explicit(&a->turns, memory_order_relaxed);
+        out->is_port = atomic_load_explicit(&a->kind, memory_order_relaxed) == &mb_kind_port;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return a != NULL ? MB_OK : MB_ENOAGENT;
+}
+
 int mb_runtime_agent_info(mb_runtime *rt, mb_agent_id id, mb_agent_info *out)
 {
     if (out == NULL)

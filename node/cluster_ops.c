@@ -372,8 +372,8 @@ static void prune_watches(node_cluster *c)
             wvar *next = w->next;
             size_t k = 0;
             for (size_t i = 0; i < w->n; i++) {
-                mb_agent_info info;
-                if (mb_runtime_agent_info(c->rt, w->w[i].agent, &info) == MB_OK)
+                mb_agent_state st;
+                if (mb_runtime_agent_state(c->rt, w->w[i].agent, &st) == MB_OK)
                     w->w[k++] = w->w[i];
             }
             w->n = k;

@@ -175,10 +175,10 @@ static uint64_t now_ms(placement *p)
 
 static int copy_running(placement *p, const copy *c)
 {
-    mb_agent_info info;
+    mb_agent_state st;
     mb_runtime *rt = rt_of(p);
-    return rt != NULL && c->id != 0 && mb_runtime_agent_info(rt, c->id, &info) == MB_OK &&
-           info.status == MB_AGENT_RUNNING;
+    return rt != NULL && c->id != 0 && mb_runtime_agent_state(rt, c->id, &st) == MB_OK &&
+           st.running;
 }
 
 static void maybe_free(placement *p);
@@ -1224,8 +1224,8 @@ static void tick_cb(uv_timer_t *t)
              * state that round's checkpoint saw: asking again would wake a
              * worker for nothing (1,000 idle agents: half the node's idle
              * CPU). Port agents' processes run on their own: always ask. */
-            mb_agent_info info;
-            if (mb_runtime_agent_info(rt, c->id, &info) != MB_OK)
+            mb_agent_state info;
+            if (mb_runtime_agent_state(rt, c->id, &info) != MB_OK)
                 continue;
             if (!info.is_port && c->ckpt_asked && info.turns == c->ckpt_turns)
                 continue;

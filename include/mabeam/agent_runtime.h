@@ -205,6 +205,17 @@ typedef struct mb_agent_info {
 
 int mb_runtime_agent_info(mb_runtime *rt, mb_agent_id id, mb_agent_info *out);
 
+/* The part of mb_agent_info a node asks about every agent many times a
+ * second, without formatting names or reading /proc: running (no stop or
+ * kill requested), turns and is_port as in mb_agent_info. MB_ENOAGENT when
+ * the agent is gone. */
+typedef struct mb_agent_state {
+    int running;
+    int is_port;
+    uint64_t turns;
+} mb_agent_state;
+int mb_runtime_agent_state(mb_runtime *rt, mb_agent_id id, mb_agent_state *out);
+
 /* Filter for list; NULL/0 fields match everything. */
 typedef struct mb_agent_filter {
     const char *kind;
