@@ -182,4 +182,10 @@ int cli_query_add(char *buf, size_t size, const char *key, const char *value);
 /* Print a JSON value pretty on ctx->out. */
 void cli_print_json(cli_ctx *ctx, const cJSON *j);
 
+/* Whether `name` (borrowed) can go into a URL path as one segment: 1 to
+ * `max` bytes, none of "/?#% ". Otherwise says "mabeam WHAT: bad NOUN
+ * 'name'" on ctx->err and returns 0. */
+int cli_path_name_ok(cli_ctx *ctx, const char *what, const char *noun, const char *name,
+                     size_t max);
+
 #endif /* MB_NODE_CLI_H */

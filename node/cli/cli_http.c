@@ -336,6 +336,15 @@ int cli_call_json(cli_ctx *ctx, const char *method, const char *path, const char
     return CLI_OK;
 }
 
+int cli_path_name_ok(cli_ctx *ctx, const char *what, const char *noun, const char *name, size_t max)
+{
+    if (name[0] == '\0' || strlen(name) > max || strpbrk(name, "/?#% ") != NULL) {
+        fprintf(ctx->err, "mabeam %s: bad %s '%s'\n", what, noun, name);
+        return 0;
+    }
+    return 1;
+}
+
 void cli_print_json(cli_ctx *ctx, const cJSON *j)
 {
     char *s = cJSON_Print(j);

@@ -81,11 +81,7 @@ static cJSON *split_list(const char *s)
 
 static int id_ok(cli_ctx *ctx, const char *id)
 {
-    if (id[0] == '\0' || strlen(id) > 128 || strpbrk(id, "/?#% ") != NULL) {
-        fprintf(ctx->err, "mabeam proposal: bad proposal id '%s'\n", id);
-        return 0;
-    }
-    return 1;
+    return cli_path_name_ok(ctx, "proposal", "proposal id", id, 128);
 }
 
 /* Print an outcome line (or the JSON) and give the exit code. */

@@ -35,11 +35,7 @@ static cJSON *parse_value(const char *text)
 
 static int name_ok(cli_ctx *ctx, const char *name)
 {
-    if (name[0] == '\0' || strlen(name) > 200 || strpbrk(name, "/?#% ") != NULL) {
-        fprintf(ctx->err, "mabeam var: bad variable name '%s'\n", name);
-        return 0;
-    }
-    return 1;
+    return cli_path_name_ok(ctx, "var", "variable name", name, 200);
 }
 
 static void print_value(cli_ctx *ctx, const cJSON *v)

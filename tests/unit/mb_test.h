@@ -10,6 +10,7 @@
 #include <CUnit/CUnit.h>
 #include <errno.h>
 #include <ftw.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,30 @@ static inline long long mb_test_now_ms(void)
         }                                                                                          \
         mb_ok_;                                                                                    \
     })
+
+/* Read one line (without its newline) from in_fd into buf, waiting at most
+ * timeout_ms; its length, or -1 on timeout, end of file or error. */
+static inline int mb_test_read_line(int in_fd, char *buf, size_t size, int timeout_ms)
+{
+    size_t n = 0;
+    long long deadline = mb_test_now_ms() + timeout_ms;
+    while (n + 1 < size) {
+        long long left = deadline - mb_test_now_ms();
+        if (left <= 0)
+            return -1;
+        struct pollfd pfd = { .fd = in_fd, .events = POLLIN };
+        if (poll(&pfd, 1, (int)left) <= 0)
+            continue;
+        char c;
+        if (read(in_fd, &c, 1) <= 0)
+            return -1;
+        if (c == '\n')
+            break;
+        buf[n++] = c;
+    }
+    buf[n] = '\0';
+    return (int)n;
+}
 
 /* Create a fresh directory under $TMPDIR (or /tmp) into `buf` (at least 256
  * bytes). Returns 0 on success. */

@@ -896,30 +896,6 @@ static pid_t spawn_helper(char *const argv[], int *out_fd)
     return pid;
 }
 
-/* Read one line from fd with a deadline; returns its length or -1. */
-static int read_line(int fd, char *buf, size_t size, int timeout_ms)
-{
-    size_t n = 0;
-    long long deadline = mb_test_now_ms() + timeout_ms;
-    while (n + 1 < size) {
-        long long left = deadline - mb_test_now_ms();
-        if (left <= 0)
-            return -1;
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        if (poll(&pfd, 1, (int)left) <= 0)
-            continue;
-        char c;
-        ssize_t r = read(fd, &c, 1);
-        if (r <= 0)
-            return -1;
-        if (c == '\n')
-            break;
-        buf[n++] = c;
-    }
-    buf[n] = '\0';
-    return (int)n;
-}
-
 static void test_second_open_fails_with_ebusy(void)
 {
     setup();
@@ -936,7 +912,7 @@ static void test_second_open_fails_with_ebusy(void)
     int fd;
     pid_t pid = spawn_helper(argv, &fd);
     char line[512];
-    CU_ASSERT(read_line(fd, line, sizeof(line), 20000) > 0);
+    CU_ASSERT(mb_test_read_line(fd, line, sizeof(line), 20000) > 0);
     int code = -1;
     sscanf(line, "open %d", &code);
     CU_ASSERT_EQUAL(code, MB_EBUSY);
@@ -996,7 +972,7 @@ static void kill_writer_and_verify(const char *mode, int acks)
     uint64_t last_acked = 0;
     char line[256];
     for (int i = 0; i < acks; i++) {
-        if (read_line(fd, line, sizeof(line), 30000) <= 0)
+        if (mb_test_read_line(fd, line, sizeof(line), 30000) <= 0)
             break;
         unsigned long long v;
         if (sscanf(line, "ack %llu", &v) == 1)
@@ -1116,7 +1092,7 @@ static void test_kill9_during_background_index_flush_leaves_index_complete(void)
     int paused = 0;
     char line[256];
     for (int i = 0; i < 100000 && !paused; i++) { /* bounded; the writer blocks soon */
-        if (read_line(fd, line, sizeof(line), 30000) <= 0)
+        if (mb_test_read_line(fd, line, sizeof(line), 30000) <= 0)
             break;
         unsigned long long v;
         if (sscanf(line, "ack %llu", &v) == 1)

@@ -74,29 +74,6 @@ static pid_t spawn_writer(const char *db, const char *shadow, int *out_fd)
     return pid;
 }
 
-/* Read one line from fd with a deadline; its length, or -1. */
-static int read_line(int fd, char *buf, size_t size, int timeout_ms)
-{
-    size_t n = 0;
-    long long deadline = mb_test_now_ms() + timeout_ms;
-    while (n + 1 < size) {
-        long long left = deadline - mb_test_now_ms();
-        if (left <= 0)
-            return -1;
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        if (poll(&pfd, 1, (int)left) <= 0)
-            continue;
-        char c;
-        if (read(fd, &c, 1) <= 0)
-            return -1;
-        if (c == '\n')
-            break;
-        buf[n++] = c;
-    }
-    buf[n] = '\0';
-    return (int)n;
-}
-
 static int copy_file(const char *from, const char *to)
 {
     int in = open(from, O_RDONLY);
@@ -208,7 +185,7 @@ static void power_cut_after(int acks)
     uint64_t last_acked = 0;
     char line[256];
     for (int i = 0; i < acks; i++) {
-        if (read_line(fd, line, sizeof(line), 30000) <= 0)
+        if (mb_test_read_line(fd, line, sizeof(line), 30000) <= 0)
             break;
         unsigned long long v;
         if (sscanf(line, "ack %llu", &v) == 1)
