@@ -137,7 +137,7 @@ static const nc_config_key schema[NC_CFG_COUNT_] = {
                                      "demoted to standby when a live standby can take its place; "
                                      "0 never replaces." },
     [NC_CFG_SNAPSHOT_THRESHOLD] = { NC_CFG_SNAPSHOT_THRESHOLD, "snapshot_threshold", NC_CT_INT,
-                                    "1024", false, false, 4, 100000000, NULL, NULL,
+                                    "65536", false, false, 4, 100000000, NULL, NULL,
                                     "Raft entries applied between two snapshots of the replicated "
                                     "state." },
     [NC_CFG_SNAPSHOT_TRAILING] = { NC_CFG_SNAPSHOT_TRAILING, "snapshot_trailing", NC_CT_INT, "8192",

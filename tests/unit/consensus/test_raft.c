@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -463,6 +464,65 @@ static void test_proposals_made_together_each_get_their_own_result(void)
     close_loop();
 }
 
+/* Connected TCP sockets of this process whose local or peer port is one of
+ * the raft ports; each one's TCP_NODELAY setting is ORed into `*nagle` (1 =
+ * Nagle still on for some socket). */
+static int raft_sockets(int *nagle)
+{
+    int n = 0;
+    *nagle = 0;
+    for (int fd = 0; fd < 4096; fd++) {
+        struct sockaddr_in me, peer;
+        socklen_t ml = sizeof(me), pl = sizeof(peer);
+        if (getsockname(fd, (struct sockaddr *)&me, &ml) != 0 || me.sin_family != AF_INET ||
+            getpeername(fd, (struct sockaddr *)&peer, &pl) != 0)
+            continue;
+        int type = 0;
+        socklen_t tl = sizeof(type);
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_STREAM)
+            continue;
+        int ours = 0;
+        for (int i = 0; i < N; i++) {
+            int port = atoi(strchr(nodes[i].addr, ':') + 1);
+            ours |= ntohs(me.sin_port) == port || ntohs(peer.sin_port) == port;
+        }
+        if (!ours)
+            continue;
+        int on = 0;
+        socklen_t ol = sizeof(on);
+        CU_ASSERT_EQUAL(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &ol), 0);
+        *nagle |= !on;
+        n++;
+    }
+    return n;
+}
+
+/* libraft 0.15's TCP transport leaves Nagle on; the glue turns it off on
+ * both ends of every raft connection (accepted and dialled), or a small
+ * AppendEntries result waits for the peer's delayed ACK. */
+static void test_raft_connections_have_nagle_off(void)
+{
+    CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
+    setup_nodes(3, 3);
+    for (int i = 0; i < N; i++)
+        start_node(i, 400, 50, 3000);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(leader() >= 0, 15000));
+    int l = leader();
+    waiter w;
+    consensus_result now;
+    consensus_cmd d = { .kind = CONSENSUS_CMD_VAR_DEFINE, .name = "x" };
+    d.spec = (mb_var_spec){ .type = MB_VT_INT, .imin = 0, .imax = 100 };
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(l, &d, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    /* The leader dialled both followers and they dialled back (raft sends
+     * over outgoing connections only): 2 x 2 connections, 2 ends each. */
+    int nagle = 0;
+    CU_ASSERT_TRUE(LOOP_UNTIL(raft_sockets(&nagle) >= 8, 10000));
+    CU_ASSERT_EQUAL(nagle, 0);
+    teardown_nodes();
+    close_loop();
+}
+
 static void test_membership_adds_voters_up_to_three_then_standby_transfers_and_removes(void)
 {
     CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
@@ -666,6 +726,7 @@ static void test_start_failure_and_close_without_start_release_everything(void)
 static CU_TestInfo raft_tests[] = {
     { "test_proposals_made_together_each_get_their_own_result",
       test_proposals_made_together_each_get_their_own_result },
+    { "test_raft_connections_have_nagle_off", test_raft_connections_have_nagle_off },
 #if !defined(__SANITIZE_THREAD__)
     /* Under TSan the slowed loop makes libuv's thread pool reuse file
      * descriptors in an order that TSan, not seeing inside the
