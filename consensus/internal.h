@@ -21,6 +21,13 @@
 /* Shortest text of `x` that reads back as the same double; integral values
  * get ".0" ("1.0", "2.5", "1e-05"). */
 void cs_fmt_double(char *buf, size_t size, double x);
+/* The payload of a var.set event, byte for byte what cJSON_PrintUnformatted
+ * gives for {"name","value","version","prev_version","by"}, without building
+ * a cJSON tree: float, probability and bool values whose name and author
+ * need no escaping. `*out` is malloc'd (caller frees). MB_ENOTSUP: use
+ * cJSON; MB_ENOMEM. */
+int cs_var_set_event_json(const char *name, const mb_value *v, uint64_t version,
+                          uint64_t prev_version, const char *by, char **out);
 
 /* Fill `pb` (initialised here) so that it points into `v` (borrowed: `pb`
  * is valid while `v` is). Only the fields of v->type are set. */

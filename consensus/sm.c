@@ -1002,6 +1002,17 @@ static int var_assign(uint64_t index, consensus_var *v, const mb_value *value, c
         free(by);
         return rc;
     }
+    char *fast = NULL;
+    rc =
+        by != NULL ? cs_var_set_event_json(v->name, &nv, index, v->version, by, &fast) : MB_ENOTSUP;
+    if (rc == MB_OK) {
+        /* The write path's common case: no cJSON tree (same bytes). */
+        rc = fx_push(fx, CONSENSUS_FX_EVENT, "var.set", v->name, fast, index, 0, 0, 0);
+        goto watch;
+    }
+    if (rc != MB_ENOTSUP)
+        goto fail;
+    rc = MB_OK;
     cJSON *o = cJSON_CreateObject(), *jv = NULL;
     if (o == NULL || consensus_value_to_json(&nv, &jv) != MB_OK ||
         !cJSON_AddStringToObject(o, "name", v->name) || !cJSON_AddItemToObject(o, "value", jv) ||
@@ -1016,8 +1027,10 @@ static int var_assign(uint64_t index, consensus_var *v, const mb_value *value, c
         o = NULL;
     }
     cJSON_Delete(o);
+watch:
     if (rc == MB_OK)
         rc = fx_push(fx, CONSENSUS_FX_WATCH, NULL, v->name, NULL, index, 0, 0, 0);
+fail:
     if (rc != MB_OK) {
         mb_value_free(&nv);
         free(by);

@@ -474,6 +474,8 @@ int mb_value_validate(const char *name, const mb_var_spec *s, const mb_value *v,
     case MB_VT_PROBABILITY: {
         double lo = s->type == MB_VT_FLOAT ? s->min : 0.0;
         double hi = s->type == MB_VT_FLOAT ? s->max : 1.0;
+        if (isfinite(v->u.f) && v->u.f >= lo && v->u.f <= hi)
+            return MB_OK; /* the common case: no number formatted */
         cs_fmt_double(a, sizeof(a), v->u.f);
         if (!isfinite(v->u.f))
             return mb_errorf(err, MB_EINVAL, "variable \"%s\": value %s is not a finite number", n,

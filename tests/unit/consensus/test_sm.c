@@ -2,10 +2,14 @@
  * validation of every variable type, idempotency, replay, snapshot round
  * trip, restore of garbage, JSON mapping. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "consensus/consensus.h"
+#include "consensus/internal.h"
 #include "mb_test.h"
 #include "sm_fixture.h"
 
@@ -1035,7 +1039,87 @@ static void test_json_value_round_trip_for_every_type(void)
     }
 }
 
+/* What var_assign printed through cJSON before the direct formatter. */
+static char *event_by_cjson(const char *name, const mb_value *v, uint64_t version, uint64_t prev,
+                            const char *by)
+{
+    cJSON *o = cJSON_CreateObject(), *jv = NULL;
+    CU_ASSERT_FATAL(o != NULL && consensus_value_to_json(v, &jv) == MB_OK);
+    cJSON_AddStringToObject(o, "name", name);
+    cJSON_AddItemToObject(o, "value", jv);
+    cJSON_AddNumberToObject(o, "version", (double)version);
+    cJSON_AddNumberToObject(o, "prev_version", (double)prev);
+    cJSON_AddStringToObject(o, "by", by);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+static void test_var_set_event_is_byte_identical_to_cjson(void)
+{
+    static const double fixed[] = { 0.0,
+                                    -0.0,
+                                    1.0,
+                                    -1.0,
+                                    0.1,
+                                    0.5,
+                                    1e-300,
+                                    5e-324,
+                                    1e300,
+                                    -1e300,
+                                    2147483647.0,
+                                    2147483648.0,
+                                    -2147483648.0,
+                                    -2147483649.0,
+                                    2147483646.5,
+                                    0.30000000000000004,
+                                    123456789.123456789,
+                                    1.0 / 3.0,
+                                    9007199254740993.0,
+                                    4.35e-7 };
+    uint64_t seed = 88172645463325252ull;
+    int n_checked = 0;
+    for (int i = 0; i < 20000; i++) {
+        mb_value v = { .type = i % 3 == 2 ? MB_VT_PROBABILITY : MB_VT_FLOAT };
+        if (i < (int)(sizeof(fixed) / sizeof(fixed[0]))) {
+            v.u.f = fixed[i];
+        } else {
+            seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+            uint64_t bits = seed;
+            if (i % 2 == 0)
+                v.u.f = (double)(bits % 2000001) / 1000000.0; /* typical decimal inputs */
+            else
+                memcpy(&v.u.f, &bits, sizeof(v.u.f)); /* any bit pattern */
+        }
+        if (i % 97 == 5)
+            v = (mb_value){ .type = MB_VT_BOOL, .u.b = i % 2 };
+        uint64_t version = i % 5 == 0 ? 5000000000ull + (uint64_t)i : (uint64_t)i + 1;
+        const char *by = i % 4 == 0 ? "" : "api:127.0.0.1";
+        char *fast = NULL;
+        CU_ASSERT_EQUAL_FATAL(cs_var_set_event_json("lr.x-1", &v, version, version - 1, by, &fast),
+                              MB_OK);
+        char *slow = event_by_cjson("lr.x-1", &v, version, version - 1, by);
+        CU_ASSERT_STRING_EQUAL(fast, slow);
+        if (strcmp(fast, slow) != 0)
+            fprintf(stderr, "differs: %s vs %s\n", fast, slow);
+        n_checked++;
+        free(fast);
+        cJSON_free(slow);
+    }
+    CU_ASSERT_EQUAL(n_checked, 20000);
+    /* Names or authors that need escapes, and other types, go through cJSON. */
+    mb_value f = { .type = MB_VT_FLOAT, .u.f = 0.25 };
+    char *out = (char *)1;
+    CU_ASSERT_EQUAL(cs_var_set_event_json("a\"b", &f, 2, 1, "", &out), MB_ENOTSUP);
+    CU_ASSERT_PTR_NULL(out);
+    CU_ASSERT_EQUAL(cs_var_set_event_json("a", &f, 2, 1, "line\n", &out), MB_ENOTSUP);
+    mb_value i64 = { .type = MB_VT_INT, .u.i = 3 };
+    CU_ASSERT_EQUAL(cs_var_set_event_json("a", &i64, 2, 1, "", &out), MB_ENOTSUP);
+}
+
 static CU_TestInfo var_tests[] = {
+    { "test_var_set_event_is_byte_identical_to_cjson",
+      test_var_set_event_is_byte_identical_to_cjson },
     { "test_define_then_get_returns_value_and_version",
       test_define_then_get_returns_value_and_version },
     { "test_define_rejects_existing_name", test_define_rejects_existing_name },
