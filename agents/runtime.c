@@ -361,6 +361,28 @@ static void rq_push_locked(struct mb_runtime *rt, struct rt_agent *a)
         pthread_cond_signal(&rt->rq_cv);
 }
 
+/* Several agents made runnable together: one lock, and at most as many
+ * wake-ups as there are sleeping workers (not one per agent). */
+static void rq_push_many(struct mb_runtime *rt, struct rt_agent **as, size_t n)
+{
+    if (n == 0)
+        return;
+    pthread_mutex_lock(&rt->rq_mu);
+    unsigned sleepers = rt->sleepers;
+    rt->sleepers = 0; /* no per-agent signal from rq_push_locked */
+    for (size_t i = 0; i < n; i++)
+        rq_push_locked(rt, as[i]);
+    rt->sleepers = sleepers;
+    if (sleepers > 0) {
+        if (n >= sleepers)
+            pthread_cond_broadcast(&rt->rq_cv);
+        else
+            for (size_t i = 0; i < n; i++)
+                pthread_cond_signal(&rt->rq_cv);
+    }
+    pthread_mutex_unlock(&rt->rq_mu);
+}
+
 static void rq_push(struct mb_runtime *rt, struct rt_agent *a)
 {
     pthread_mutex_lock(&rt->rq_mu);
@@ -1710,32 +1732,91 @@ static void rt_vote_free(void *p)
     free(v);
 }
 
+/* One change shared by the messages of a fan-out (ext of each); the last
+ * message freed frees it. */
+struct rt_var_shared {
+    struct rt_var v; /* first: m->ext points at it for run_turn */
+    atomic_size_t refs;
+};
+
+static void rt_var_shared_put(void *p)
+{
+    struct rt_var_shared *s = p;
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1)
+        rt_var_free(&s->v); /* frees s too: v is its first member */
+}
+
+int mb_runtime_var_changed_many(mb_runtime *rt, const mb_agent_id *to, size_t n, const char *name,
+                                const mb_value *value, uint64_t version, int *rcs)
+{
+    if (name == NULL || value == NULL || (n > 0 && (to == NULL || rcs == NULL)))
+        return MB_EINVAL;
+    if (n == 0)
+        return 0;
+    struct rt_var_shared *sh = calloc(1, sizeof(*sh));
+    if (sh != NULL) {
+        sh->v.name = strdup(name);
+        sh->v.version = version;
+        if (sh->v.name == NULL || mb_value_copy(&sh->v.value, value) != 0) {
+            free(sh->v.name);
+            free(sh);
+            sh = NULL;
+        }
+    }
+    if (sh == NULL) {
+        for (size_t i = 0; i < n; i++)
+            rcs[i] = MB_ENOMEM;
+        return MB_ENOMEM;
+    }
+    /* One reference for this function, dropped at the end: the shared copy
+     * outlives the loop below even if every agent ran and freed its
+     * message already. */
+    atomic_store_explicit(&sh->refs, 1, memory_order_relaxed);
+    struct rt_agent *ready[64];
+    size_t n_ready = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct rt_msg *m = rt_msg_new(0, RT_SIG_VAR, 0, NULL, 0);
+        if (m == NULL) {
+            rcs[i] = MB_ENOMEM;
+            continue;
+        }
+        atomic_fetch_add_explicit(&sh->refs, 1, memory_order_relaxed);
+        m->ext = &sh->v;
+        m->ext_free = rt_var_shared_put;
+        struct map_shard *s = shard_of(rt, to[i]);
+        pthread_mutex_lock(&s->mu);
+        struct rt_agent *a = map_find_locked(s, to[i]);
+        if (a == NULL) {
+            pthread_mutex_unlock(&s->mu);
+            rt_msg_free(m);
+            rcs[i] = MB_ENOAGENT;
+            continue;
+        }
+        atomic_fetch_add_explicit(&a->mlen, 1, memory_order_seq_cst);
+        mbox_push(a, m);
+        /* As schedule(), but the run-queue push is collected. */
+        if (atomic_fetch_add_explicit(&a->sched, 1, memory_order_seq_cst) == 0) {
+            atomic_fetch_add_explicit(&rt->pending, 1, memory_order_relaxed);
+            ready[n_ready++] = a;
+        }
+        pthread_mutex_unlock(&s->mu);
+        rcs[i] = 0;
+        if (n_ready == sizeof(ready) / sizeof(ready[0])) {
+            rq_push_many(rt, ready, n_ready);
+            n_ready = 0;
+        }
+    }
+    rq_push_many(rt, ready, n_ready);
+    rt_var_shared_put(sh);
+    return 0;
+}
+
 int mb_runtime_var_changed(mb_runtime *rt, mb_agent_id to, const char *name, const mb_value *value,
                            uint64_t version)
 {
-    if (name == NULL || value == NULL)
-        return MB_EINVAL;
-    struct rt_var *v = calloc(1, sizeof(*v));
-    if (v == NULL)
-        return MB_ENOMEM;
-    v->name = strdup(name);
-    v->version = version;
-    if (v->name == NULL || mb_value_copy(&v->value, value) != 0) {
-        free(v->name);
-        free(v);
-        return MB_ENOMEM;
-    }
-    struct rt_msg *m = rt_msg_new(0, RT_SIG_VAR, 0, NULL, 0);
-    if (m == NULL) {
-        rt_var_free(v);
-        return MB_ENOMEM;
-    }
-    m->ext = v;
-    m->ext_free = rt_var_free;
-    int rc = rt_deliver(rt, to, m);
-    if (rc != 0)
-        rt_msg_free(m);
-    return rc;
+    int rc = 0;
+    int all = mb_runtime_var_changed_many(rt, &to, 1, name, value, version, &rc);
+    return all == MB_EINVAL ? all : rc;
 }
 
 int mb_runtime_vote_request(mb_runtime *rt, mb_agent_id to, const mb_proposal *p)

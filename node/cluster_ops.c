@@ -240,11 +240,34 @@ static void wvar_drop(node_cluster *c, wvar *w)
  * `v` (the current state); watchers whose agent is gone are dropped. */
 static void watchers_notify(node_cluster *c, wvar *w, const consensus_var *v)
 {
-    size_t k = 0;
+    /* Everyone behind gets this version in one fan-out (one shared copy of
+     * the value, one run-queue lock for all): see mb_runtime_var_changed_many. */
+    mb_agent_id ids_small[64];
+    int rcs_small[64];
+    mb_agent_id *ids = ids_small;
+    int *rcs = rcs_small;
+    size_t n = 0;
+    for (size_t i = 0; i < w->n; i++)
+        n += v->version > w->w[i].last;
+    if (n > sizeof(ids_small) / sizeof(ids_small[0])) {
+        ids = malloc(n * sizeof(*ids));
+        rcs = malloc(n * sizeof(*rcs));
+    }
+    if (ids != NULL && rcs != NULL) {
+        n = 0;
+        for (size_t i = 0; i < w->n; i++)
+            if (v->version > w->w[i].last)
+                ids[n++] = w->w[i].agent;
+        (void)mb_runtime_var_changed_many(c->rt, ids, n, v->name, &v->value, v->version, rcs);
+    } else {
+        for (size_t i = 0; rcs != NULL && i < n; i++)
+            rcs[i] = MB_ENOMEM;
+    }
+    size_t k = 0, j = 0;
     for (size_t i = 0; i < w->n; i++) {
         watcher *e = &w->w[i];
         if (v->version > e->last) {
-            int rc = mb_runtime_var_changed(c->rt, e->agent, v->name, &v->value, v->version);
+            int rc = rcs != NULL ? rcs[j++] : MB_ENOMEM;
             if (rc == MB_ENOAGENT)
                 continue; /* the agent ended: forget its watch */
             if (rc == MB_OK) {
@@ -260,6 +283,10 @@ static void watchers_notify(node_cluster *c, wvar *w, const consensus_var *v)
         w->w[k++] = *e;
     }
     w->n = k;
+    if (ids != ids_small)
+        free(ids);
+    if (rcs != rcs_small)
+        free(rcs);
     if (w->n == 0)
         wvar_drop(c, w);
 }

@@ -176,6 +176,15 @@ int mb_runtime_deliver(mb_runtime *rt, mb_agent_id from, mb_agent_id to, uint32_
  * watch/proposal machinery). Arguments are copied. */
 int mb_runtime_var_changed(mb_runtime *rt, mb_agent_id to, const char *name, const mb_value *value,
                            uint64_t version);
+/* The same change to `n` agents at once (a watch fan-out): one shared copy
+ * of name and value, and the agents that became runnable go to the run
+ * queue under one lock with one wake-up, instead of a lock, a copy and a
+ * possible futex wake per agent. `rcs[i]` gets each agent's result (0,
+ * MB_ENOAGENT, MB_ENOMEM); `to` and `rcs` are the caller's (n entries).
+ * Returns MB_ENOMEM if the shared copy cannot be made (then every rcs[i] is
+ * MB_ENOMEM), else 0. */
+int mb_runtime_var_changed_many(mb_runtime *rt, const mb_agent_id *to, size_t n, const char *name,
+                                const mb_value *value, uint64_t version, int *rcs);
 int mb_runtime_vote_request(mb_runtime *rt, mb_agent_id to, const mb_proposal *p);
 
 typedef enum mb_agent_status {

@@ -5,7 +5,9 @@
  * test_supervision.c; port agents in test_port.c. */
 #include <cjson/cJSON.h>
 #include <mabeam/agent_json.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agents/fake_services.h"
@@ -465,6 +467,70 @@ static void test_var_changes_and_vote_requests_reach_the_agent(void)
     stop_rt();
 }
 
+/* Kind "watcher": counts the var_changed callbacks that carry name "lr",
+ * 0.25 and version 9 (anything else counts as wrong). */
+static atomic_int watch_right, watch_wrong;
+
+static int watcher_var_changed(mb_ctx *ctx, void *st, const char *name, const mb_value *value,
+                               uint64_t version)
+{
+    (void)ctx;
+    (void)st;
+    int right =
+        strcmp(name, "lr") == 0 && value->type == MB_VT_FLOAT && value->u.f == 0.25 && version == 9;
+    atomic_fetch_add(right ? &watch_right : &watch_wrong, 1);
+    return 0;
+}
+
+static int watcher_handle(mb_ctx *ctx, void *st, const mb_msg *m)
+{
+    (void)ctx;
+    (void)st;
+    (void)m;
+    return 0;
+}
+
+static const mb_agent_kind watcher_kind = {
+    .abi = MB_AGENT_ABI,
+    .name = "watcher",
+    .version = 1,
+    .handle = watcher_handle,
+    .var_changed = watcher_var_changed,
+};
+
+/* A fan-out: one call hands the change to many agents (more than one
+ * batch of the run queue), each gets it once with the caller's value
+ * copied (freed by the caller at once), an unknown id gets MB_ENOAGENT and
+ * the others are not affected; under ASan the shared copy is freed once. */
+static void test_var_change_to_many_agents_reaches_each_once(void)
+{
+    start_rt(0, 2);
+    mb_error err;
+    CU_ASSERT_FATAL(mb_runtime_kind_register(RT, &watcher_kind, &err) == 0);
+    atomic_store(&watch_right, 0);
+    atomic_store(&watch_wrong, 0);
+    enum { N = 300 };
+    static mb_agent_id ids[N + 1];
+    static int rcs[N + 1];
+    for (int i = 0; i < N; i++)
+        ids[i] = spawn_kind("watcher", NULL);
+    ids[N] = MB_AGENT_ID(7, 999999); /* no such agent */
+    char *name = strdup("lr");
+    mb_value v = { .type = MB_VT_FLOAT, .u.f = 0.25 };
+    CU_ASSERT_EQUAL(mb_runtime_var_changed_many(RT, ids, N + 1, name, &v, 9, rcs), 0);
+    free(name);
+    for (int i = 0; i < N; i++)
+        CU_ASSERT_EQUAL(rcs[i], 0);
+    CU_ASSERT_EQUAL(rcs[N], MB_ENOAGENT);
+    CU_ASSERT_EQUAL(mb_runtime_quiesce(RT, 5000), 0);
+    CU_ASSERT_EQUAL(atomic_load(&watch_right), N);
+    CU_ASSERT_EQUAL(atomic_load(&watch_wrong), 0);
+    /* Nobody to tell: nothing happens. */
+    CU_ASSERT_EQUAL(mb_runtime_var_changed_many(RT, ids, 0, "lr", &v, 9, rcs), 0);
+    CU_ASSERT_EQUAL(mb_runtime_var_changed_many(RT, ids, 1, NULL, &v, 9, rcs), MB_EINVAL);
+    stop_rt();
+}
+
 static void test_sends_to_other_nodes_go_through_services(void)
 {
     start_rt(0, 2);
@@ -534,6 +600,8 @@ static CU_TestInfo core_tests[] = {
       test_bounded_mailbox_rejects_or_crashes_on_overflow },
     { "restart_in_place_resumes_from_checkpoint", test_restart_in_place_resumes_from_checkpoint },
     { "info_list_and_json_renderers", test_info_list_and_json_renderers },
+    { "var_change_to_many_agents_reaches_each_once",
+      test_var_change_to_many_agents_reaches_each_once },
     { "var_changes_and_vote_requests_reach_the_agent",
       test_var_changes_and_vote_requests_reach_the_agent },
     { "sends_to_other_nodes_go_through_services", test_sends_to_other_nodes_go_through_services },
