@@ -823,6 +823,7 @@ int storage_open(const storage_options *opts, storage **out, mb_error *err)
     rocksdb_options_set_keep_log_file_num(s->dbopts, 4);
     rocksdb_options_set_max_total_wal_size(s->dbopts, 512u << 20);
     rocksdb_options_set_bytes_per_sync(s->dbopts, 1u << 20);
+    rocksdb_options_set_wal_bytes_per_sync(s->dbopts, 1u << 20);
     /* One writer at a time (our group commit). */
     rocksdb_options_set_allow_concurrent_memtable_write(s->dbopts, 0);
     /* Posting rows are written without WAL, which makes RocksDB flush
