@@ -785,6 +785,15 @@ const consensus_sm *consensus_fsm_sm(const consensus_fsm *f);
  * glue uses it to answer each entry of a batched raft_apply. */
 typedef void (*consensus_applied_cb)(void *arg, uint64_t index, const consensus_result *res);
 void consensus_fsm_set_applied_cb(consensus_fsm *f, consensus_applied_cb cb, void *arg);
+/* Snapshot policy of the attached raft (set after consensus_fsm_attach):
+ * a snapshot every `threshold` entries, or sooner once the entries applied
+ * since the last one reach `max_bytes` (0 = by count only); each snapshot
+ * keeps `trailing` entries, fewer when that many entries of the average
+ * size seen since the last snapshot would exceed `max_bytes`. So the raft
+ * log held in memory stays near 2 x max_bytes whatever the value sizes
+ * (tensors of megabytes), and small writes keep the long interval. */
+void consensus_fsm_set_snapshot_policy(consensus_fsm *f, unsigned threshold, unsigned trailing,
+                                       uint64_t max_bytes);
 /* The result of the entry applied last (valid in the apply callback). */
 const consensus_result *consensus_fsm_last_result(const consensus_fsm *f);
 
@@ -826,8 +835,9 @@ typedef struct consensus_raft_config {
     unsigned election_timeout_ms;    /* 0 = 3000 */
     unsigned heartbeat_timeout_ms;   /* 0 = 500 */
     int disable_pre_vote;            /* pre-vote is on unless set */
-    unsigned snapshot_threshold;     /* 0 = 1024 */
+    unsigned snapshot_threshold;     /* 0 = 65536 */
     unsigned snapshot_trailing;      /* 0 = 8192 */
+    uint64_t snapshot_max_bytes;     /* 0 = 64 MiB; see consensus_fsm_set_snapshot_policy */
     unsigned quorum_timeout_ms;      /* proposal not committed by then: MB_ENOQUORUM; 0 = 5000 */
     unsigned monitor_interval_ms;    /* 0 = 50 */
     unsigned max_voters;             /* 3 or 5; 0 = 3 */

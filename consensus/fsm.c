@@ -19,7 +19,58 @@ struct consensus_fsm {
     consensus_result last;
     consensus_applied_cb applied_cb; /* raft-perf: per-entry result hook */
     void *applied_arg;
+    /* snapshot policy (consensus_fsm_set_snapshot_policy) */
+    unsigned snap_threshold, snap_trailing;
+    uint64_t snap_max_bytes;
+    uint64_t bytes_since, entries_since; /* applied since the last snapshot */
+    int snap_forced;                     /* threshold lowered to 1 by the byte limit */
 };
+
+void consensus_fsm_set_snapshot_policy(consensus_fsm *f, unsigned threshold, unsigned trailing,
+                                       uint64_t max_bytes)
+{
+    f->snap_threshold = threshold;
+    f->snap_trailing = trailing;
+    f->snap_max_bytes = max_bytes;
+    if (f->raft != NULL) {
+        raft_set_snapshot_threshold(f->raft, threshold);
+        raft_set_snapshot_trailing(f->raft, trailing);
+    }
+}
+
+/* An entry of `len` bytes was applied: past the byte limit, the next check
+ * raft makes after this apply pass takes a snapshot. */
+static void snap_count(consensus_fsm *f, size_t len)
+{
+    f->bytes_since += len;
+    f->entries_since++;
+    if (f->snap_max_bytes > 0 && f->bytes_since >= f->snap_max_bytes && !f->snap_forced &&
+        f->raft != NULL) {
+        raft_set_snapshot_threshold(f->raft, 1);
+        f->snap_forced = 1;
+    }
+}
+
+/* A snapshot is being taken (or was installed): start counting again,
+ * with the trailing entries it keeps bounded by the byte limit. */
+static void snap_reset(consensus_fsm *f)
+{
+    if (f->raft != NULL && f->snap_threshold > 0) {
+        unsigned trailing = f->snap_trailing;
+        if (f->snap_max_bytes > 0 && f->entries_since > 0) {
+            uint64_t avg = f->bytes_since / f->entries_since;
+            if (avg > 0 && (uint64_t)trailing * avg > f->snap_max_bytes) {
+                uint64_t fit = f->snap_max_bytes / avg;
+                trailing = fit < 2 ? 2 : (unsigned)fit;
+            }
+        }
+        raft_set_snapshot_trailing(f->raft, trailing);
+        raft_set_snapshot_threshold(f->raft, f->snap_threshold);
+    }
+    f->snap_forced = 0;
+    f->bytes_since = 0;
+    f->entries_since = 0;
+}
 
 #define ENTRY_MAGIC "MBE1"
 
@@ -80,6 +131,7 @@ static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, voi
         cmd = NULL;
         cmd_len = 0;
     }
+    snap_count(f, buf->len);
     consensus_sm_apply(f->sm, index, cmd, cmd_len, &f->last, &f->fx);
     if (f->cb != NULL && f->fx.n > 0 && index > f->skip_through)
         f->cb(f->cb_arg, index, &f->fx);
@@ -106,6 +158,8 @@ static int fsm_snapshot_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], uns
     }
     *bufs = b;
     *n_bufs = 1;
+    /* raft reads the trailing count when this snapshot is stored. */
+    snap_reset(f);
     return 0;
 }
 
@@ -125,6 +179,7 @@ static int fsm_restore_cb(struct raft_fsm *fsm, struct raft_buffer *buf)
     consensus_sm_free(f->sm);
     f->sm = sm;
     raft_free(buf->base);
+    snap_reset(f);
     uint64_t index = consensus_sm_applied_index(sm);
     if (f->cb != NULL && index > had) {
         /* Entries had+1..index were not applied here one by one: their

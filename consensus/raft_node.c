@@ -1026,6 +1026,7 @@ int consensus_raft_init(uv_loop_t *loop, const consensus_raft_config *cfg, conse
     r->cfg.heartbeat_timeout_ms = cfg->heartbeat_timeout_ms ? cfg->heartbeat_timeout_ms : 500;
     r->cfg.snapshot_threshold = cfg->snapshot_threshold ? cfg->snapshot_threshold : 65536;
     r->cfg.snapshot_trailing = cfg->snapshot_trailing ? cfg->snapshot_trailing : 8192;
+    r->cfg.snapshot_max_bytes = cfg->snapshot_max_bytes ? cfg->snapshot_max_bytes : 64u << 20;
     r->cfg.quorum_timeout_ms = cfg->quorum_timeout_ms ? cfg->quorum_timeout_ms : 5000;
     r->cfg.monitor_interval_ms = cfg->monitor_interval_ms ? cfg->monitor_interval_ms : 50;
     r->cfg.max_voters = cfg->max_voters ? cfg->max_voters : 3;
@@ -1083,8 +1084,8 @@ int consensus_raft_init(uv_loop_t *loop, const consensus_raft_config *cfg, conse
     raft_set_election_timeout(&r->raft, r->cfg.election_timeout_ms);
     raft_set_heartbeat_timeout(&r->raft, r->cfg.heartbeat_timeout_ms);
     raft_set_pre_vote(&r->raft, !cfg->disable_pre_vote);
-    raft_set_snapshot_threshold(&r->raft, r->cfg.snapshot_threshold);
-    raft_set_snapshot_trailing(&r->raft, r->cfg.snapshot_trailing);
+    consensus_fsm_set_snapshot_policy(r->fsm, r->cfg.snapshot_threshold, r->cfg.snapshot_trailing,
+                                      r->cfg.snapshot_max_bytes);
     consensus_fsm_set_applied_cb(r->fsm, entry_applied_cb, r);
     uv_timer_init(loop, &r->monitor);
     r->monitor.data = r;

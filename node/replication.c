@@ -2180,6 +2180,7 @@ int repl_open(node *n, mb_error *err)
         .max_voters = (unsigned)nc_config_int(n->cfg, NC_CFG_MAX_VOTERS),
         .snapshot_threshold = (unsigned)nc_config_int(n->cfg, NC_CFG_SNAPSHOT_THRESHOLD),
         .snapshot_trailing = (unsigned)nc_config_int(n->cfg, NC_CFG_SNAPSHOT_TRAILING),
+        .snapshot_max_bytes = nc_config_size_bytes(n->cfg, NC_CFG_SNAPSHOT_MAX_BYTES),
         .on_effects = on_effects,
         .effects_arg = r,
         .skip_effects_through = skip,

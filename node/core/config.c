@@ -145,6 +145,11 @@ static const nc_config_key schema[NC_CFG_COUNT_] = {
                                    "Raft entries kept in the log after a snapshot; a node further "
                                    "behind gets the whole snapshot (its event log then has a "
                                    "gap)." },
+    [NC_CFG_SNAPSHOT_MAX_BYTES] = { NC_CFG_SNAPSHOT_MAX_BYTES, "snapshot_max_bytes", NC_CT_SIZE,
+                                    "64MiB", false, false, 1LL << 20, 1LL << 40, NULL, NULL,
+                                    "Raft entries of this many bytes applied since the last "
+                                    "snapshot start one before snapshot_threshold; also bounds the "
+                                    "trailing entries kept (large values)." },
     [NC_CFG_STUDY_EVALUATORS] = { NC_CFG_STUDY_EVALUATORS, "study_evaluators", NC_CT_INT, "4",
                                   false, false, 0, 256, NULL, NULL,
                                   "Evaluator slots of this node for study trials (threads; "

@@ -78,8 +78,9 @@ extern "C" {
     X(CHECKPOINT_MAX_BYTES, "checkpoint_max_bytes")     /* size, reloadable */                     \
     X(VOTER_REPLACE_AFTER, "voter_replace_after")       /* duration, dead voter -> standby swap */ \
     X(SNAPSHOT_THRESHOLD, "snapshot_threshold")         /* int, raft entries between snapshots */  \
-    X(SNAPSHOT_TRAILING, "snapshot_trailing") /* int, raft entries kept after a snapshot */        \
-    X(STUDY_EVALUATORS, "study_evaluators")   /* int 0..256, study evaluator slots */
+    X(SNAPSHOT_TRAILING, "snapshot_trailing")   /* int, raft entries kept after a snapshot */      \
+    X(SNAPSHOT_MAX_BYTES, "snapshot_max_bytes") /* size, raft log bytes that start a snapshot */   \
+    X(STUDY_EVALUATORS, "study_evaluators")     /* int 0..256, study evaluator slots */
 
 typedef enum nc_config_id {
 #define NC_CFG_ENUM_(id, name) NC_CFG_##id,

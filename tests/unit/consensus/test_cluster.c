@@ -384,7 +384,64 @@ static void test_leader_with_trailing_log_sends_entries_to_slightly_lagging_serv
     lag_after_install(0);
 }
 
+/* Raft entries held in memory by server i (the fixture's log). */
+static size_t log_entries(unsigned i)
+{
+    const struct raft_log *lg = &raft_fixture_get(&f, i)->log;
+    return lg->back >= lg->front ? lg->back - lg->front : lg->size - lg->front + lg->back;
+}
+
+/* Large values: the byte limit starts snapshots long before the entry
+ * threshold, and each keeps only the trailing entries that fit in it, so
+ * the log in memory stays near twice the limit. */
+static void test_snapshot_starts_on_bytes_and_bounds_trailing_entries(void)
+{
+    cluster_up(3, 0);
+    enum { DIM = 1000 };        /* one entry ~ 8 KB (float64 elements) */
+    uint64_t limit = 64u << 10; /* ~8 entries */
+    for (unsigned i = 0; i < n_servers; i++)
+        consensus_fsm_set_snapshot_policy(fsms[i], 1000000, 8192, limit);
+    unsigned l = raft_fixture_leader_index(&f);
+    consensus_cmd d = { .kind = CONSENSUS_CMD_VAR_DEFINE, .name = "emb" };
+    d.spec.type = MB_VT_EMBEDDING;
+    d.spec.dim = DIM;
+    consensus_result res;
+    CU_ASSERT_EQUAL_FATAL(propose_and_wait(l, &d, &res), 0);
+    CU_ASSERT_EQUAL_FATAL(res.code, MB_OK);
+    static double data[DIM];
+    size_t most = 0;
+    for (int k = 1; k <= 60; k++) {
+        data[0] = k;
+        consensus_cmd s = {
+            .kind = CONSENSUS_CMD_VAR_SET, .name = "emb", .client_id = 5, .request_seq = (uint64_t)k
+        };
+        s.value.type = MB_VT_EMBEDDING;
+        s.value.u.vec.n = DIM;
+        s.value.u.vec.data = data;
+        CU_ASSERT_EQUAL_FATAL(propose_and_wait(l, &s, &res), 0);
+        CU_ASSERT_EQUAL(res.code, MB_OK);
+        for (unsigned i = 0; i < n_servers; i++)
+            if (log_entries(i) > most)
+                most = log_entries(i);
+    }
+    raft_index last = raft_last_applied(raft_fixture_get(&f, l));
+    CU_ASSERT_TRUE(raft_fixture_step_until_applied(&f, n_servers, last, 5000));
+    for (unsigned i = 0; i < n_servers; i++) {
+        /* 61 entries, far below the threshold of 1,000,000: snapshots
+         * come from the byte limit alone. */
+        CU_ASSERT_TRUE(raft_fixture_get(&f, i)->log.snapshot.last_index > 8);
+        CU_ASSERT_EQUAL(consensus_sm_var_get(consensus_fsm_sm(fsms[i]), "emb")->value.u.vec.data[0],
+                        60);
+    }
+    /* Without the bound the log would hold all 60 (trailing 8192); with it
+     * about 8 since the last snapshot plus 8 kept. */
+    CU_ASSERT_TRUE(most <= 24);
+    cluster_down();
+}
+
 static CU_TestInfo cluster_tests[] = {
+    { "test_snapshot_starts_on_bytes_and_bounds_trailing_entries",
+      test_snapshot_starts_on_bytes_and_bounds_trailing_entries },
     { "test_commands_replicate_to_every_server_identically",
       test_commands_replicate_to_every_server_identically },
     { "test_minority_partition_cannot_commit_and_heals_by_catching_up",
