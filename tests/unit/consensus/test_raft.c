@@ -413,10 +413,9 @@ static int batch_all_answered(void)
     return 1;
 }
 
-/* Proposals made in one loop iteration go to raft as one multi-entry
- * raft_apply; each still gets the result of its own entry (raft 0.15 calls
- * a multi-entry request back once, for the first entry only). */
-static void test_proposals_made_together_each_get_their_own_result(void)
+/* Three bootstrapped nodes with a leader and int variable "x" (0..100)
+ * defined through it; returns the leader's index. */
+static int three_nodes_with_x(void)
 {
     CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
     setup_nodes(3, 3);
@@ -430,6 +429,17 @@ static void test_proposals_made_together_each_get_their_own_result(void)
     d.spec = (mb_var_spec){ .type = MB_VT_INT, .imin = 0, .imax = 100 };
     CU_ASSERT_EQUAL_FATAL(propose_cmd(l, &d, &w, &now), MB_OK);
     CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    return l;
+}
+
+/* Proposals made in one loop iteration go to raft as one multi-entry
+ * raft_apply; each still gets the result of its own entry (raft 0.15 calls
+ * a multi-entry request back once, for the first entry only). */
+static void test_proposals_made_together_each_get_their_own_result(void)
+{
+    int l = three_nodes_with_x();
+    waiter w;
+    consensus_result now;
     /* No loop turn between them; number 7 breaks the variable's range. */
     for (int k = 0; k < BATCH_N; k++) {
         consensus_cmd c = set_x(k == 7 ? 500 : k, 1000 + (uint64_t)k);
@@ -502,18 +512,7 @@ static int raft_sockets(int *nagle)
  * AppendEntries result waits for the peer's delayed ACK. */
 static void test_raft_connections_have_nagle_off(void)
 {
-    CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
-    setup_nodes(3, 3);
-    for (int i = 0; i < N; i++)
-        start_node(i, 400, 50, 3000);
-    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(leader() >= 0, 15000));
-    int l = leader();
-    waiter w;
-    consensus_result now;
-    consensus_cmd d = { .kind = CONSENSUS_CMD_VAR_DEFINE, .name = "x" };
-    d.spec = (mb_var_spec){ .type = MB_VT_INT, .imin = 0, .imax = 100 };
-    CU_ASSERT_EQUAL_FATAL(propose_cmd(l, &d, &w, &now), MB_OK);
-    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    three_nodes_with_x();
     /* The leader dialled both followers and they dialled back (raft sends
      * over outgoing connections only): 2 x 2 connections, 2 ends each. */
     int nagle = 0;
