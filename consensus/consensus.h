@@ -917,6 +917,11 @@ void consensus_raft_status(const consensus_raft *r, consensus_status *out);
  * stored every committed entry (call again once it may have).
  * MB_ENOTLEADER otherwise. Loop thread. */
 int consensus_raft_send_commit(consensus_raft *r, int *sent, int *lagging);
+/* `cb(arg)` runs on the loop thread each time raft has handled an
+ * AppendEntries result from a follower (it stored entries, or refused):
+ * the moment a lagging follower may be told the commit index
+ * (consensus_raft_send_commit) without polling. NULL clears it. */
+void consensus_raft_on_append_result(consensus_raft *r, void (*cb)(void *arg), void *arg);
 
 /* Close: refuse new requests, let pending ones finish (bounded by the
  * quorum timeout), close raft and its transport, then call `cb` (may be

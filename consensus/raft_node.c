@@ -108,6 +108,9 @@ struct consensus_raft {
     /* raftperf2: raft's I/O start and tick callback (consensus_raft_send_commit) */
     int (*io_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv);
     raft_io_tick_cb tick_cb;
+    raft_io_recv_cb recv_cb;             /* raft's, wrapped by recv_capture */
+    void (*append_result_cb)(void *arg); /* consensus_raft_on_append_result */
+    void *append_result_arg;
     struct told { /* per follower: commit index it could apply from our last round */
         uint64_t id, commit;
     } told[16];
@@ -817,13 +820,32 @@ static int nodelay_connect(struct raft_uv_transport *t, struct raft_uv_connect *
 
 /* ---------------- status monitor ---------------- */
 
-/* raftperf2: raft's I/O start, intercepted to learn raft's tick callback. */
+/* Every message raft receives; after an AppendEntries result, the hook of
+ * consensus_raft_on_append_result. */
+static void recv_capture(struct raft_io *io, struct raft_message *m)
+{
+    consensus_raft *r = (consensus_raft *)((char *)io - offsetof(consensus_raft, io));
+    int result = m->type == RAFT_IO_APPEND_ENTRIES_RESULT;
+    r->recv_cb(io, m);
+    if (result && r->append_result_cb != NULL && !r->closing)
+        r->append_result_cb(r->append_result_arg);
+}
+
+/* raftperf2: raft's I/O start, intercepted to learn raft's tick callback
+ * (and to see its incoming messages). */
 static int io_start_capture(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
                             raft_io_recv_cb recv)
 {
     consensus_raft *r = (consensus_raft *)((char *)io - offsetof(consensus_raft, io));
     r->tick_cb = tick;
-    return r->io_start(io, msecs, tick, recv);
+    r->recv_cb = recv;
+    return r->io_start(io, msecs, tick, recv_capture);
+}
+
+void consensus_raft_on_append_result(consensus_raft *r, void (*cb)(void *arg), void *arg)
+{
+    r->append_result_cb = cb;
+    r->append_result_arg = arg;
 }
 
 static struct told *told_of(consensus_raft *r, uint64_t id)

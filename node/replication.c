@@ -914,6 +914,18 @@ void repl_commit_nudge(repl *r)
     nudge(r, 0);
 }
 
+/* A follower answered an AppendEntries: if a nudge waits for a follower
+ * still storing entries, that may be this one; look now rather than at the
+ * next recheck (NUDGE_RECHECK_MS is the fallback). */
+static void nudge_on_append_result(void *arg)
+{
+    repl *r = arg;
+    if (r->nudge_timer != NULL && uv_is_active((uv_handle_t *)r->nudge_timer)) {
+        uv_timer_stop(r->nudge_timer);
+        nudge(r, 1);
+    }
+}
+
 /* ---- raftperf2: commit nudges only for followers that wait ---- */
 
 static struct interest *interest_find(repl *r, uint64_t node_id)
@@ -2189,6 +2201,7 @@ int repl_open(node *n, mb_error *err)
     };
     if ((rv = consensus_raft_init(&n->loop, &rc, &r->raft, err)) != MB_OK)
         goto fail;
+    consensus_raft_on_append_result(r->raft, nudge_on_append_result, r);
 
     const char *seed_urls[32];
     char seed_buf[32][300];

@@ -522,6 +522,37 @@ static void test_raft_connections_have_nagle_off(void)
     close_loop();
 }
 
+static void count_cb(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* The hook runs on the leader each time a follower's AppendEntries result
+ * is handled (what lets a commit nudge reach a lagging follower at once);
+ * followers, which receive no results, never run it. */
+static void test_append_results_are_reported_on_the_leader(void)
+{
+    int l = three_nodes_with_x();
+    static int seen[3];
+    memset(seen, 0, sizeof(seen));
+    for (int i = 0; i < N; i++)
+        consensus_raft_on_append_result(nodes[i].r, count_cb, &seen[i]);
+    waiter w;
+    consensus_result now;
+    consensus_cmd c = set_x(5, 4242);
+    CU_ASSERT_EQUAL_FATAL(propose_cmd(l, &c, &w, &now), MB_OK);
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(w.calls == 1, 10000));
+    /* Both followers stored the entry and said so. */
+    CU_ASSERT_TRUE(LOOP_UNTIL(seen[l] >= 2, 10000));
+    for (int i = 0; i < N; i++)
+        if (i != l)
+            CU_ASSERT_EQUAL(seen[i], 0);
+    for (int i = 0; i < N; i++)
+        consensus_raft_on_append_result(nodes[i].r, NULL, NULL);
+    teardown_nodes();
+    close_loop();
+}
+
 static void test_membership_adds_voters_up_to_three_then_standby_transfers_and_removes(void)
 {
     CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
@@ -726,6 +757,8 @@ static CU_TestInfo raft_tests[] = {
     { "test_proposals_made_together_each_get_their_own_result",
       test_proposals_made_together_each_get_their_own_result },
     { "test_raft_connections_have_nagle_off", test_raft_connections_have_nagle_off },
+    { "test_append_results_are_reported_on_the_leader",
+      test_append_results_are_reported_on_the_leader },
 #if !defined(__SANITIZE_THREAD__)
     /* Under TSan the slowed loop makes libuv's thread pool reuse file
      * descriptors in an order that TSan, not seeing inside the
