@@ -24,6 +24,23 @@ static int cjson_number(char *buf, size_t size, double d)
 {
     if (isnan(d) || isinf(d))
         return snprintf(buf, size, "null");
+    /* Whole numbers below 1e15 (versions, counters): "%1.15g" prints their
+     * digits, which this writes without the formatter. */
+    if (d == floor(d) && fabs(d) < 1e15 && size >= 18) {
+        char tmp[20];
+        size_t t = 0;
+        uint64_t u = (uint64_t)fabs(d);
+        do
+            tmp[t++] = (char)('0' + u % 10);
+        while ((u /= 10) != 0);
+        size_t k = 0;
+        if (signbit(d))
+            buf[k++] = '-';
+        while (t > 0)
+            buf[k++] = tmp[--t];
+        buf[k] = '\0';
+        return (int)k;
+    }
     int n = snprintf(buf, size, "%1.15g", d);
     char *end = NULL;
     double back = strtod(buf, &end);
