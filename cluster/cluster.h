@@ -280,6 +280,7 @@ typedef struct mesh_stats {
     uint64_t agent_delivered, agent_duplicates; /* as receiver */
     uint64_t agent_acked, agent_dropped, agent_batches_sent; /* as sender */
     uint64_t calls_timed_out;
+    uint64_t hb_calls, hb_skipped; /* heartbeat calls made, and skipped (the peer's came in) */
 } mesh_stats;
 
 /* A snapshot of the counters. Loop thread. */
