@@ -12,6 +12,7 @@
 #include "node/services.h"
 
 #define TICK_MS           20
+#define IDLE_TICK_MS      100  /* idle: the timer's period when nothing waits (see plan_next) */
 #define FULL_PASS_MS      1000 /* reconcile at least this often without new entries */
 #define COPY_CHECK_MS     100  /* ... and look at the local copies this often */
 #define FAILOVER_MS       50   /* leader: how often peers' liveness is compared with the table */
@@ -58,6 +59,10 @@ struct placement {
     node *n;
     uv_timer_t timer;
     int timer_open;
+    uv_check_t check; /* idle: runs the step after loop iterations that changed something */
+    int check_open;
+    uint64_t last_step_ms;
+    int is_leader; /* as of the last step */
     int closing;
     unsigned inflight; /* repl_submit callbacks still to come */
     int ckpt_dirty;    /* some copy may have a checkpoint to replicate */
@@ -1156,11 +1161,77 @@ static int copies_need_pass(placement *p, uint64_t now)
     return 0;
 }
 
+static void tick_cb(uv_timer_t *t);
+
+/* idle: whether the step has work now (new entries, checkpoints to
+ * replicate, a catch-up or drain under way, commands in flight); the
+ * leader's failover look also runs every FAILOVER_MS after any wake-up. */
+static int step_wanted(placement *p, uint64_t now)
+{
+    if (!p->caught_up || p->ckpt_dirty || p->drains != NULL || p->inflight > 0)
+        return 1;
+    if (p->is_leader && now - p->last_failover_ms >= FAILOVER_MS)
+        return 1;
+    return consensus_sm_applied_index(sm_of(p)) != p->last_applied;
+}
+
+/* Run the step again in `in_ms`, unless the timer fires sooner already. */
+static void arm(placement *p, uint64_t in_ms)
+{
+    if (p->closing || !p->timer_open)
+        return;
+    if (uv_is_active((uv_handle_t *)&p->timer) && uv_timer_get_due_in(&p->timer) <= in_ms)
+        return;
+    uv_timer_start(&p->timer, tick_cb, in_ms, 0);
+}
+
+static void step(placement *p);
+
+/* idle: after every loop iteration, a cheap look whether the step has work;
+ * it then runs at once (at most every TICK_MS), not at the next tick. So the
+ * timer itself can be slow (IDLE_TICK_MS) while nothing happens. */
+static void check_cb(uv_check_t *h)
+{
+    placement *p = h->data;
+    if (p->closing || p->n->repl == NULL)
+        return;
+    uint64_t now = now_ms(p);
+    if (!step_wanted(p, now))
+        return;
+    if (now - p->last_step_ms >= TICK_MS)
+        step(p);
+    else
+        arm(p, p->last_step_ms + TICK_MS - now);
+}
+
 static void tick_cb(uv_timer_t *t)
 {
     placement *p = t->data;
-    if (p->closing || p->n->repl == NULL)
+    if (p->closing || p->n->repl == NULL) {
+        arm(p, TICK_MS);
         return;
+    }
+    step(p);
+}
+
+static void step_body(placement *p);
+
+static void step(placement *p)
+{
+    p->last_step_ms = now_ms(p);
+    step_body(p);
+    if (p->closing)
+        return;
+    /* The next step: soon while work is under way, else IDLE_TICK_MS (crash
+     * restarts and copy checks are due at COPY_CHECK_MS = that period). */
+    int busy =
+        !p->caught_up || p->ckpt_dirty || p->drains != NULL || p->inflight > 0 || p->barrier_busy;
+    uv_timer_start(&p->timer, tick_cb,
+                   busy ? TICK_MS : node_aligned_delay(&p->n->loop, IDLE_TICK_MS), 0);
+}
+
+static void step_body(placement *p)
+{
     uint64_t now = now_ms(p);
     /* While this process lives its connections stay open, so the others
      * declare it down only after unresponsive_timeout of silence (docs/
@@ -1179,6 +1250,7 @@ static void tick_cb(uv_timer_t *t)
 
     consensus_status st;
     repl_raft_status(p->n->repl, &st);
+    p->is_leader = st.role == CONSENSUS_LEADER;
     int leader_known =
         st.role == CONSENSUS_LEADER || (st.role == CONSENSUS_FOLLOWER && st.leader_id != 0);
     if (leader_known) {
@@ -1297,7 +1369,11 @@ int placement_open(node *n, mb_error *err)
     uv_timer_init(&n->loop, &p->timer);
     p->timer.data = p;
     p->timer_open = 1;
-    uv_timer_start(&p->timer, tick_cb, TICK_MS, TICK_MS);
+    uv_timer_start(&p->timer, tick_cb, TICK_MS, 0);
+    uv_check_init(&n->loop, &p->check);
+    p->check.data = p;
+    p->check_open = 1;
+    uv_check_start(&p->check, check_cb);
     n->placement = p;
     return MB_OK;
 }
@@ -1315,7 +1391,7 @@ static void free_now(placement *p)
 
 static void maybe_free(placement *p)
 {
-    if (p->closing && !p->timer_open && p->inflight == 0 && p->drains == NULL)
+    if (p->closing && !p->timer_open && !p->check_open && p->inflight == 0 && p->drains == NULL)
         free_now(p);
 }
 
@@ -1323,6 +1399,13 @@ static void timer_closed_cb(uv_handle_t *h)
 {
     placement *p = h->data;
     p->timer_open = 0;
+    maybe_free(p);
+}
+
+static void check_closed_cb(uv_handle_t *h)
+{
+    placement *p = h->data;
+    p->check_open = 0;
     maybe_free(p);
 }
 
@@ -1341,4 +1424,6 @@ void placement_close(placement *p)
     }
     uv_timer_stop(&p->timer);
     uv_close((uv_handle_t *)&p->timer, timer_closed_cb);
+    uv_check_stop(&p->check);
+    uv_close((uv_handle_t *)&p->check, check_closed_cb);
 }
