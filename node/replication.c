@@ -870,6 +870,11 @@ int repl_is_leader(const repl *r)
     return st.role == CONSENSUS_LEADER;
 }
 
+uint64_t repl_tick_ms(const repl *r)
+{
+    return r->tick_ms;
+}
+
 mesh *repl_mesh(repl *r)
 {
     return r->m;

@@ -47,6 +47,10 @@ const consensus_sm *repl_sm(const repl *r);
 
 /* Whether this node is the raft leader now (0 for NULL or closing). */
 int repl_is_leader(const repl *r);
+
+/* idle: the period of repl's housekeeping tick now (ms): 20 while some
+ * write, read or leave is open, 250 otherwise (`r` borrowed; tests). */
+uint64_t repl_tick_ms(const repl *r);
 /* Followers learn that an entry committed only from the leader's next
  * append or heartbeat, and libraft 0.15 sends none when the commit index
  * moves: they would apply a change up to one heartbeat late. On the
