@@ -193,6 +193,9 @@ int mesh_add_peer(mesh *m, uint64_t node_id, const char *url, mb_error *err);
 int mesh_remove_peer(mesh *m, uint64_t node_id);
 /* The detector's view of one peer; MB_ENOTFOUND if unknown. */
 int mesh_peer(const mesh *m, uint64_t node_id, fd_peer_view *out);
+/* How many status transitions the detector has made so far: a cheap test
+ * for "some peer's status changed" (loop thread). */
+uint64_t mesh_status_changes(const mesh *m);
 size_t mesh_peer_count(const mesh *m);
 /* 1 if this node has a connection open to the peer, 0 if not, -1 if the
  * peer is unknown. */

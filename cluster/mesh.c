@@ -173,8 +173,9 @@ struct mesh {
      * uv_async_send, and on 2 busy cores the woken loop often preempts
      * that sender (idle: a fifth of the loop thread's CPU). */
     uv_poll_t wake;
-    int wake_fd;    /* eventfd, -1 until opened */
-    int wake_armed; /* a write to wake_fd is not yet consumed (atomic) */
+    int wake_fd;             /* eventfd, -1 until opened */
+    int wake_armed;          /* a write to wake_fd is not yet consumed (atomic) */
+    uint64_t status_changes; /* detector transitions so far (mesh_status_changes) */
     uv_timer_t timer;
     int handles_open;
     int closing;
@@ -1795,6 +1796,7 @@ static void fd_changed_cb(void *user, uint64_t node_id, cluster_peer_status from
                           cluster_peer_status to)
 {
     mesh *m = user;
+    m->status_changes++;
     mesh_log(m, to == CLUSTER_PEER_ALIVE ? MESH_LOG_INFO : MESH_LOG_WARN,
              "mesh: node %" PRIu64 " %s -> %s", node_id, cluster_peer_status_name(from),
              cluster_peer_status_name(to));
@@ -2077,6 +2079,11 @@ int mesh_remove_peer(mesh *m, uint64_t node_id)
         return MB_OK;
     }
     return MB_ENOTFOUND;
+}
+
+uint64_t mesh_status_changes(const mesh *m)
+{
+    return m->status_changes;
 }
 
 int mesh_peer(const mesh *m, uint64_t node_id, fd_peer_view *out)

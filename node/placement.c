@@ -62,7 +62,10 @@ struct placement {
     uv_check_t check; /* idle: runs the step after loop iterations that changed something */
     int check_open;
     uint64_t last_step_ms;
-    int is_leader; /* as of the last step */
+    int is_leader;         /* as of the last step */
+    int draining_me;       /* this node is being drained (as of the last step) */
+    uint64_t peer_changes; /* repl_peer_changes at the last failover look */
+    int rerun;             /* a command finished: reconcile again (completed) */
     int closing;
     unsigned inflight; /* repl_submit callbacks still to come */
     int ckpt_dirty;    /* some copy may have a checkpoint to replicate */
@@ -460,10 +463,18 @@ static void submitted(placement *p)
     p->inflight++;
 }
 
+/* A command of ours finished: the next step makes a full reconcile pass
+ * (what it left for later, e.g. the next status batch, is due now). */
+static void completed(placement *p)
+{
+    p->inflight--;
+    p->rerun = 1;
+}
+
 static void status_done_cb(void *arg, const consensus_result *res)
 {
     placement *p = arg;
-    p->inflight--;
+    completed(p);
     p->status_busy = 0;
     if (!p->closing) {
         /* Applied (or refused for good): the crash is on record. */
@@ -532,7 +543,7 @@ static void report_status(placement *p, const consensus_sm *sm)
 static void ckpt_done_cb(void *arg, const consensus_result *res)
 {
     placement *p = arg;
-    p->inflight--;
+    completed(p);
     p->ckpt_busy = 0;
     if (res->code == MB_OK)
         nc_counter_inc(p->c_replicated);
@@ -725,7 +736,7 @@ static void reconcile(placement *p, const consensus_sm *sm)
 static void move_done_cb(void *arg, const consensus_result *res)
 {
     placement *p = arg;
-    p->inflight--;
+    completed(p);
     p->move_busy = 0;
     if (res->code != MB_OK && !p->closing)
         NC_LOGKV(p->n->log, NC_LOG_WARN, "placement", "drain move not applied",
@@ -794,7 +805,7 @@ static void drain_step(placement *p, const consensus_sm *sm)
 static void failover_done_cb(void *arg, const consensus_result *res)
 {
     placement *p = arg;
-    p->inflight--;
+    completed(p);
     p->failover_busy = 0;
     if (res->code != MB_OK && !p->closing)
         NC_LOGKV(p->n->log, NC_LOG_WARN, "placement", "failover command not applied",
@@ -968,7 +979,7 @@ static void drain_mark_done_cb(void *arg, const consensus_result *res)
 {
     drain_wait *w = arg;
     placement *p = w->p;
-    p->inflight--;
+    completed(p);
     if (res->code != MB_OK) {
         api_reply_error(w->call, res->code, "drain of node %llu: %s",
                         (unsigned long long)w->node_id, res->msg);
@@ -1036,7 +1047,7 @@ void placement_drain(placement *p, api_call *c, uint64_t node_id, int wait, uint
 static void barrier_done_cb(void *arg, const consensus_result *res)
 {
     placement *p = arg;
-    p->inflight--;
+    completed(p);
     p->barrier_busy = 0;
     /* Any answer but these means the write was applied here, so every entry
      * committed before it (the moves of this node's agents included) is
@@ -1168,9 +1179,11 @@ static void tick_cb(uv_timer_t *t);
  * leader's failover look also runs every FAILOVER_MS after any wake-up. */
 static int step_wanted(placement *p, uint64_t now)
 {
-    if (!p->caught_up || p->ckpt_dirty || p->drains != NULL || p->inflight > 0)
+    if (!p->caught_up || p->ckpt_dirty || p->drains != NULL || p->inflight > 0 || p->draining_me ||
+        p->rerun)
         return 1;
-    if (p->is_leader && now - p->last_failover_ms >= FAILOVER_MS)
+    if (p->is_leader && (now - p->last_failover_ms >= FAILOVER_MS ||
+                         repl_peer_changes(p->n->repl) != p->peer_changes))
         return 1;
     return consensus_sm_applied_index(sm_of(p)) != p->last_applied;
 }
@@ -1198,7 +1211,9 @@ static void check_cb(uv_check_t *h)
     uint64_t now = now_ms(p);
     if (!step_wanted(p, now))
         return;
-    if (now - p->last_step_ms >= TICK_MS)
+    /* a detector verdict (a peer went down) is acted on in this iteration */
+    if (now - p->last_step_ms >= TICK_MS ||
+        (p->is_leader && repl_peer_changes(p->n->repl) != p->peer_changes))
         step(p);
     else
         arm(p, p->last_step_ms + TICK_MS - now);
@@ -1224,8 +1239,8 @@ static void step(placement *p)
         return;
     /* The next step: soon while work is under way, else IDLE_TICK_MS (crash
      * restarts and copy checks are due at COPY_CHECK_MS = that period). */
-    int busy =
-        !p->caught_up || p->ckpt_dirty || p->drains != NULL || p->inflight > 0 || p->barrier_busy;
+    int busy = !p->caught_up || p->ckpt_dirty || p->drains != NULL || p->inflight > 0 ||
+               p->barrier_busy || p->draining_me;
     uv_timer_start(&p->timer, tick_cb,
                    busy ? TICK_MS : node_aligned_delay(&p->n->loop, IDLE_TICK_MS), 0);
 }
@@ -1269,17 +1284,22 @@ static void step_body(placement *p)
     if (!p->return_reported)
         report_return(p);
     uint64_t applied = consensus_sm_applied_index(sm);
-    if (applied != p->last_applied || now - p->last_pass_ms >= FULL_PASS_MS ||
+    if (applied != p->last_applied || p->rerun || now - p->last_pass_ms >= FULL_PASS_MS ||
         (now - p->last_check_ms >= COPY_CHECK_MS && copies_need_pass(p, now))) {
         p->last_applied = applied;
+        p->rerun = 0;
         p->last_pass_ms = now;
         reconcile(p, sm);
     }
     const consensus_node *me = consensus_sm_node_get(sm, p->n->node_id);
-    if (me != NULL && me->status == CONSENSUS_NODE_DRAINING)
+    p->draining_me = me != NULL && me->status == CONSENSUS_NODE_DRAINING;
+    if (p->draining_me)
         drain_step(p, sm);
     flush_checkpoints(p);
-    if (st.role == CONSENSUS_LEADER && now - p->last_failover_ms >= FAILOVER_MS) {
+    uint64_t changes = repl_peer_changes(p->n->repl);
+    if (st.role == CONSENSUS_LEADER &&
+        (now - p->last_failover_ms >= FAILOVER_MS || changes != p->peer_changes)) {
+        p->peer_changes = changes;
         p->last_failover_ms = now;
         failover(p, sm);
     }

@@ -2087,6 +2087,11 @@ uint64_t repl_node_id(const repl *r)
     return r->id;
 }
 
+uint64_t repl_peer_changes(const repl *r)
+{
+    return r->m != NULL ? mesh_status_changes(r->m) : 0;
+}
+
 int repl_peer_status(const repl *r, uint64_t node_id)
 {
     fd_peer_view pv;

@@ -155,4 +155,8 @@ void repl_request_id(const char *request_id, uint64_t *client_id, uint64_t *seq)
 uint64_t repl_node_id(const repl *r);
 int repl_peer_status(const repl *r, uint64_t node_id);
 
+/* Failure-detector transitions so far (any peer, any direction): changes
+ * when some repl_peer_status answer may have changed. Loop thread. */
+uint64_t repl_peer_changes(const repl *r);
+
 #endif /* MB_NODE_REPLICATION_H */
