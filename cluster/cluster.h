@@ -193,6 +193,9 @@ int mesh_add_peer(mesh *m, uint64_t node_id, const char *url, mb_error *err);
 int mesh_remove_peer(mesh *m, uint64_t node_id);
 /* The detector's view of one peer; MB_ENOTFOUND if unknown. */
 int mesh_peer(const mesh *m, uint64_t node_id, fd_peer_view *out);
+/* How many status transitions the detector has made so far: a cheap test
+ * for "some peer's status changed" (loop thread). */
+uint64_t mesh_status_changes(const mesh *m);
 size_t mesh_peer_count(const mesh *m);
 /* 1 if this node has a connection open to the peer, 0 if not, -1 if the
  * peer is unknown. */
@@ -280,6 +283,7 @@ typedef struct mesh_stats {
     uint64_t agent_delivered, agent_duplicates; /* as receiver */
     uint64_t agent_acked, agent_dropped, agent_batches_sent; /* as sender */
     uint64_t calls_timed_out;
+    uint64_t hb_calls, hb_skipped; /* heartbeat calls made, and skipped (the peer's came in) */
 } mesh_stats;
 
 /* A snapshot of the counters. Loop thread. */

@@ -8,6 +8,7 @@
  * mesh_send_agent() only appends to the outbox under `lock`. */
 #include <assert.h>
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -19,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cluster/cluster.h"
 #include "cluster/wire.h"
@@ -108,6 +111,10 @@ typedef struct peer {
     int pipes; /* open connections; written by NNG pipe callbacks (atomics) */
     uint64_t tx_counter;
     mesh_callx *hb_call, *join_call, *agent_call;
+    /* idle: when this peer's own heartbeat call last reached us, and our
+     * heartbeat rounds it let us skip since (see hb_needed) */
+    int64_t hb_in_ms;
+    unsigned hb_skipped;
     /* outgoing agent channel */
     agent_msg *q_head, *q_tail;
     size_t q_len;
@@ -161,7 +168,14 @@ typedef struct handler {
 
 struct mesh {
     uv_loop_t *loop;
-    uv_async_t wake;
+    /* NNG threads -> loop: an eventfd the loop polls, not a uv_async_t:
+     * libuv 1.44's loop side spins while a sender is inside
+     * uv_async_send, and on 2 busy cores the woken loop often preempts
+     * that sender (idle: a fifth of the loop thread's CPU). */
+    uv_poll_t wake;
+    int wake_fd;             /* eventfd, -1 until opened */
+    int wake_armed;          /* a write to wake_fd is not yet consumed (atomic) */
+    uint64_t status_changes; /* detector transitions so far (mesh_status_changes) */
     uv_timer_t timer;
     int handles_open;
     int closing;
@@ -353,6 +367,18 @@ static void notices_flush(mesh *m)
 
 /* ---- event queue (NNG threads -> loop) ----------------------------------- */
 
+/* Wake the loop (any thread): one eventfd write until the loop has run
+ * wake_cb, which clears wake_armed before it looks at the queues. */
+static void mesh_wake(mesh *m)
+{
+    if (__atomic_exchange_n(&m->wake_armed, 1, __ATOMIC_SEQ_CST) != 0)
+        return;
+    uint64_t one = 1;
+    while (write(m->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
+    /* any other failure: EAGAIN means the counter is full and readable */
+}
+
 static void mesh_post(mesh *m, mesh_event *ev)
 {
     pthread_mutex_lock(&m->lock);
@@ -365,7 +391,7 @@ static void mesh_post(mesh *m, mesh_event *ev)
         m->q_head = ev;
     m->q_tail = ev;
     pthread_mutex_unlock(&m->lock);
-    uv_async_send(&m->wake);
+    mesh_wake(m);
 }
 
 /* Take `ev` out of the queue if it is there (after its aio was stopped). */
@@ -1073,8 +1099,11 @@ static void handle_heartbeat(mesh *m, srv_slot *s, const wire_header *h,
         return;
     }
     heard_heartbeat(m, h->sender_id, hb);
-    if (peer_find(m, h->sender_id))
-        fd_heard(m->fd, h->sender_id, mesh_now_ms(), -1);
+    peer *from = peer_find(m, h->sender_id);
+    if (from != NULL) {
+        from->hb_in_ms = mesh_now_ms();
+        fd_heard(m->fd, h->sender_id, from->hb_in_ms, -1);
+    }
     mabeam__mesh__heartbeat__free_unpacked(hb, NULL);
     size_t len = 0;
     uint8_t *out = pack_heartbeat(m, &len);
@@ -1352,9 +1381,16 @@ static void drain_outbox(mesh *m)
             agent_flush(m, m->peers[i]);
 }
 
-static void wake_cb(uv_async_t *h)
+static void wake_cb(uv_poll_t *h, int status, int events)
 {
     mesh *m = h->data;
+    (void)status;
+    (void)events;
+    uint64_t count;
+    while (read(m->wake_fd, &count, sizeof(count)) < 0 && errno == EINTR)
+        ;
+    /* after the read: a post from now on writes again (and wakes us) */
+    __atomic_store_n(&m->wake_armed, 0, __ATOMIC_SEQ_CST);
     /* the whole queue, one event at a time: a callback may close the mesh
      * or cancel a queued call; the cap only keeps a flood from starving the
      * loop (the rest is handled on the next wake-up) */
@@ -1381,7 +1417,7 @@ static void wake_cb(uv_async_t *h)
     if (m->closing)
         return;
     if (budget == 0)
-        uv_async_send(&m->wake);
+        mesh_wake(m);
     drain_outbox(m);
 }
 
@@ -1528,7 +1564,7 @@ int mesh_send_agent(mesh *m, uint64_t peer_id, const char *from_agent, const cha
         m->outbox_head = a;
     m->outbox_tail = a;
     pthread_mutex_unlock(&m->lock);
-    uv_async_send(&m->wake);
+    mesh_wake(m);
     return MB_OK;
 }
 
@@ -1578,11 +1614,52 @@ static void join_done(mesh_callx *c, int status, const void *payload, size_t len
     mabeam__mesh__join_reply__free_unpacked(jr, NULL);
 }
 
+/* idle: one heartbeat call per pair of nodes and interval is enough, as
+ * the request tells the callee and the reply tells the caller that the
+ * other is alive (both carry a heartbeat). The node with the lower id
+ * calls every interval; the higher one skips its call while that peer's
+ * calls keep coming (within 1.5 intervals), but still makes every
+ * HB_SKIP_MAX+1-th one (its RTT estimate and the other direction's
+ * connection stay fresh). Detection is not slower: silence is measured
+ * from the last sign of life either way, and a peer that stops calling is
+ * called again from the next round on. */
+#define HB_SKIP_MAX 9
+static int hb_needed(mesh *m, peer *p, int64_t now)
+{
+    int64_t period = m->cfg.heartbeat_interval_ms;
+    if (m->node_id < p->node_id || p->hb_in_ms == 0 || now - p->hb_in_ms > period + period / 2 ||
+        p->hb_skipped >= HB_SKIP_MAX) {
+        p->hb_skipped = 0;
+        m->stats.hb_calls++;
+        return 1;
+    }
+    p->hb_skipped++;
+    m->stats.hb_skipped++;
+    return 0;
+}
+
+static void timer_cb(uv_timer_t *t);
+
+/* The detector's tick period; each tick is armed for the next multiple of
+ * it in loop time (idle: other periodic timers of the node fire in the same
+ * wake-up of the loop, see node_aligned_delay). */
+static uint64_t tick_ms(const mesh *m)
+{
+    return m->cfg.heartbeat_interval_ms >= 40 ? m->cfg.heartbeat_interval_ms / 4 : 10;
+}
+
+static void timer_arm(mesh *m)
+{
+    uint64_t period = tick_ms(m);
+    uv_timer_start(&m->timer, timer_cb, period - uv_now(m->loop) % period, 0);
+}
+
 static void timer_cb(uv_timer_t *t)
 {
     mesh *m = t->data;
     if (m->closing)
         return;
+    timer_arm(m);
     /* the detector ticks 4 times per heartbeat interval, so that a DOWN is
      * seen within interval/4 of down_after_ms; heartbeats go out once per
      * interval */
@@ -1604,7 +1681,7 @@ static void timer_cb(uv_timer_t *t)
         return;
     for (size_t i = 0; i < m->n_peers; i++) {
         peer *p = m->peers[i];
-        if (p->hb_call == NULL)
+        if (p->hb_call == NULL && hb_needed(m, p, now))
             call_start(m, p, METHOD_HEARTBEAT, hb, len, m->cfg.down_after_ms,
                        2 * m->cfg.heartbeat_interval_ms, 0, hb_done, NULL, NULL, &p->hb_call);
     }
@@ -1719,6 +1796,7 @@ static void fd_changed_cb(void *user, uint64_t node_id, cluster_peer_status from
                           cluster_peer_status to)
 {
     mesh *m = user;
+    m->status_changes++;
     mesh_log(m, to == CLUSTER_PEER_ALIVE ? MESH_LOG_INFO : MESH_LOG_WARN,
              "mesh: node %" PRIu64 " %s -> %s", node_id, cluster_peer_status_name(from),
              cluster_peer_status_name(to));
@@ -1740,6 +1818,7 @@ int mesh_open(uv_loop_t *loop, const mesh_config *cfg, mesh **out, mb_error *err
     mesh *m = calloc(1, sizeof(*m));
     if (m == NULL)
         return mb_errorf(err, MB_ENOMEM, "mesh: out of memory");
+    m->wake_fd = -1;
     int rc;
     m->loop = loop;
     m->cfg = *cfg;
@@ -1832,17 +1911,21 @@ int mesh_open(uv_loop_t *loop, const mesh_config *cfg, mesh **out, mb_error *err
         }
     }
     m->joined = m->n_seeds == 0;
-    if (uv_async_init(loop, &m->wake, wake_cb) != 0 || uv_timer_init(loop, &m->timer) != 0) {
+    if ((m->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        rc = mb_errorf(err, MB_EIO, "mesh: eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    if (uv_poll_init(loop, &m->wake, m->wake_fd) != 0 || uv_timer_init(loop, &m->timer) != 0) {
         rc = mb_errorf(err, MB_EIO, "mesh: libuv handles");
-        goto fail; /* uv_timer_init cannot fail; uv_async_init only on fd exhaustion */
+        goto fail; /* uv_timer_init cannot fail; uv_poll_init only on fd exhaustion */
     }
     m->wake.data = m;
     m->timer.data = m;
     m->handles_open = 2;
+    uv_poll_start(&m->wake, UV_READABLE, wake_cb);
     for (size_t i = 0; i < m->n_slots; i++)
         slot_rearm(&m->slots[i]);
-    uv_timer_start(&m->timer, timer_cb, 0,
-                   c->heartbeat_interval_ms >= 40 ? c->heartbeat_interval_ms / 4 : 10);
+    uv_timer_start(&m->timer, timer_cb, 0, 0);
     mesh_log(m, MESH_LOG_INFO, "mesh: node %" PRIu64 " listening on %s", m->node_id, m->url);
     *out = m;
     return MB_OK;
@@ -1858,6 +1941,7 @@ static void close_cb(uv_handle_t *h)
         return;
     void (*done)(void *) = m->close_done;
     void *user = m->close_user;
+    close(m->wake_fd);
     pthread_mutex_destroy(&m->lock);
     free(m->slots);
     free(m);
@@ -1926,6 +2010,8 @@ static void mesh_free_all(mesh *m)
     free(m->tls_ca_file);
     free(m->tls_server_name);
     if (m->handles_open == 0) {
+        if (m->wake_fd >= 0)
+            close(m->wake_fd);
         pthread_mutex_destroy(&m->lock);
         free(m->slots);
         free(m);
@@ -1993,6 +2079,11 @@ int mesh_remove_peer(mesh *m, uint64_t node_id)
         return MB_OK;
     }
     return MB_ENOTFOUND;
+}
+
+uint64_t mesh_status_changes(const mesh *m)
+{
+    return m->status_changes;
 }
 
 int mesh_peer(const mesh *m, uint64_t node_id, fd_peer_view *out)

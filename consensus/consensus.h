@@ -839,7 +839,7 @@ typedef struct consensus_raft_config {
     unsigned snapshot_trailing;      /* 0 = 8192 */
     uint64_t snapshot_max_bytes;     /* 0 = 64 MiB; see consensus_fsm_set_snapshot_policy */
     unsigned quorum_timeout_ms;      /* proposal not committed by then: MB_ENOQUORUM; 0 = 5000 */
-    unsigned monitor_interval_ms;    /* 0 = 50 */
+    unsigned monitor_interval_ms;    /* 0 = 50; 1 s while nothing waits for raft */
     unsigned max_voters;             /* 3 or 5; 0 = 3 */
     uint32_t dedup_capacity;         /* 0 = default */
     consensus_effects_cb on_effects; /* may be NULL */

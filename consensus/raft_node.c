@@ -117,6 +117,11 @@ struct consensus_raft {
     uint64_t told_term;
 
     consensus_status last_status;
+    /* idle: raft's role, leader and term as last seen by status_poll */
+    int seen_state;
+    raft_id seen_leader;
+    raft_term seen_term;
+    unsigned monitor_ms;     /* the monitor's period now (see monitor_plan) */
     uint64_t last_expiry_ms; /* loop time of the last expiry sweep */
     uint64_t close_deadline_ms;
     void (*close_cb)(void *arg);
@@ -316,6 +321,23 @@ static void pending_unlink(consensus_raft *r, pending *p)
     r->n_waiting--;
 }
 
+static void monitor_cb(uv_timer_t *t);
+
+/* idle: the monitor sweeps every monitor_interval_ms while something waits
+ * for raft, and only for the leader's proposal expiry (every
+ * MONITOR_IDLE_MS) otherwise; status changes need no timer (status_poll). */
+#define MONITOR_IDLE_MS 1000u
+static void monitor_plan(consensus_raft *r)
+{
+    int busy = r->n_waiting > 0 || r->n_pending > 0 || r->queue_head != NULL ||
+               r->fifo_head != NULL || r->closing;
+    unsigned every = busy ? r->cfg.monitor_interval_ms : MONITOR_IDLE_MS;
+    if (every != r->monitor_ms && !r->raft_close_called) {
+        r->monitor_ms = every;
+        uv_timer_start(&r->monitor, monitor_cb, every, every);
+    }
+}
+
 static void pending_link(consensus_raft *r, pending *p)
 {
     p->prev = NULL;
@@ -324,6 +346,7 @@ static void pending_link(consensus_raft *r, pending *p)
         r->pending_head->prev = p;
     r->pending_head = p;
     r->n_waiting++;
+    monitor_plan(r);
 }
 
 static void fifo_remove(consensus_raft *r, pending *p)
@@ -348,6 +371,7 @@ static void fifo_push(consensus_raft *r, pending *p)
     else
         r->fifo_head = p;
     r->fifo_tail = p;
+    monitor_plan(r);
 }
 
 /* The result for a raft status code (0 with `applied` = success). */
@@ -524,9 +548,12 @@ static void flush_queue(consensus_raft *r)
     uv_idle_stop(&r->flush_idle);
 }
 
+static void status_poll(consensus_raft *r);
+
 static void flush_check_cb(uv_check_t *h)
 {
     flush_queue(h->data);
+    status_poll(h->data);
 }
 
 static void flush_idle_cb(uv_idle_t *h)
@@ -1019,6 +1046,26 @@ static void monitor_cb(uv_timer_t *t)
         r->last_expiry_ms = now;
         expire_proposals(r);
     }
+    status_poll(r);
+    monitor_plan(r);
+}
+
+/* idle: role, leader and term change only inside raft's callbacks, so
+ * comparing them after every loop iteration (flush_check) sees each change
+ * at once without a timer; the full status only when one changed. */
+static void status_poll(consensus_raft *r)
+{
+    if (r->started && !r->raft_close_called) {
+        raft_id id = 0;
+        const char *addr = NULL;
+        raft_leader(&r->raft, &id, &addr);
+        int state = raft_state(&r->raft);
+        if (state == r->seen_state && id == r->seen_leader && r->raft.current_term == r->seen_term)
+            return;
+        r->seen_state = state;
+        r->seen_leader = id;
+        r->seen_term = r->raft.current_term;
+    }
     consensus_status st;
     consensus_raft_status(r, &st);
     if (st.role != r->last_status.role || st.leader_id != r->last_status.leader_id ||
@@ -1164,7 +1211,8 @@ int consensus_raft_start(consensus_raft *r, mb_error *err)
     }
     r->started = 1;
     uv_check_start(&r->flush_check, flush_check_cb);
-    uv_timer_start(&r->monitor, monitor_cb, r->cfg.monitor_interval_ms, r->cfg.monitor_interval_ms);
+    r->monitor_ms = r->cfg.monitor_interval_ms;
+    uv_timer_start(&r->monitor, monitor_cb, r->monitor_ms, r->monitor_ms);
     return MB_OK;
 }
 
@@ -1181,5 +1229,6 @@ void consensus_raft_close(consensus_raft *r, void (*cb)(void *arg), void *arg)
         uv_now(r->loop) + r->cfg.quorum_timeout_ms + 2ull * r->cfg.election_timeout_ms;
     /* Continue from the monitor on the next loop iteration: close may be
      * called from a callback that raft is running. */
-    uv_timer_start(&r->monitor, monitor_cb, 0, r->cfg.monitor_interval_ms);
+    r->monitor_ms = r->cfg.monitor_interval_ms;
+    uv_timer_start(&r->monitor, monitor_cb, 0, r->monitor_ms);
 }

@@ -414,6 +414,8 @@ static void prune_watches(node_cluster *c)
 static void sync_cb(uv_timer_t *t)
 {
     node_cluster *c = t->data;
+    /* idle: one-shot on the SYNC_MS grid (woken with the other timers) */
+    uv_timer_start(&c->sync, sync_cb, node_aligned_delay(&c->n->loop, SYNC_MS), 0);
     if (c->closed || c->n->repl == NULL)
         return;
     full_sync(c);
@@ -881,7 +883,7 @@ int node_cluster_open(node *n, mb_error *err)
     uv_timer_init(&n->loop, &c->sync);
     c->sync.data = c;
     c->sync_open = 1;
-    uv_timer_start(&c->sync, sync_cb, SYNC_MS, SYNC_MS);
+    uv_timer_start(&c->sync, sync_cb, node_aligned_delay(&n->loop, SYNC_MS), 0);
     full_sync(c);
     n->cluster = c;
     node_cluster_ops ops = {

@@ -14,15 +14,18 @@
 typedef struct node_coord {
     node *n;
     uv_timer_t timer;
-    int inflight;      /* a COORD_EXPIRE is being replicated */
-    int stopping;      /* node_coord_stop was called */
-    int timer_closed;  /* the timer's close callback ran */
-    uint64_t expiries; /* proposals made */
+    uv_check_t check;    /* idle: starts or stops the timer (plan_cb) */
+    int check_closed;    /* the check's close callback ran */
+    uint64_t planned_at; /* state machine index the timer was planned for */
+    int inflight;        /* a COORD_EXPIRE is being replicated */
+    int stopping;        /* node_coord_stop was called */
+    int timer_closed;    /* the timer's close callback ran */
+    uint64_t expiries;   /* proposals made */
 } node_coord;
 
 static void coord_maybe_free(node_coord *c)
 {
-    if (c->stopping && c->timer_closed && !c->inflight)
+    if (c->stopping && c->timer_closed && c->check_closed && !c->inflight)
         free(c);
 }
 
@@ -64,6 +67,39 @@ static void timer_closed_cb(uv_handle_t *h)
     coord_maybe_free(c);
 }
 
+static void check_closed_cb(uv_handle_t *h)
+{
+    node_coord *c = h->data;
+    c->check_closed = 1;
+    coord_maybe_free(c);
+}
+
+/* idle: the tick runs only while some lease or barrier can expire. Leases
+ * and barriers change only by applied entries, so the plan is made again
+ * after each loop iteration that applied some (a uv_check, no wake-up). */
+static void plan_cb(uv_check_t *h)
+{
+    node_coord *c = h->data;
+    node *n = c->n;
+    if (c->stopping || n->repl == NULL)
+        return;
+    const consensus_sm *sm = repl_sm(n->repl);
+    uint64_t applied = consensus_sm_applied_index(sm);
+    if (applied == c->planned_at && c->planned_at != 0)
+        return;
+    c->planned_at = applied;
+    int want = consensus_sm_coord_next_due(sm) != 0;
+    if (want && !uv_is_active((uv_handle_t *)&c->timer))
+        uv_timer_start(&c->timer, tick_cb, NODE_COORD_TICK_MS, NODE_COORD_TICK_MS);
+    else if (!want)
+        uv_timer_stop(&c->timer);
+}
+
+int node_coord_ticking(const node *n)
+{
+    return n->coord != NULL && uv_is_active((const uv_handle_t *)&n->coord->timer);
+}
+
 int node_coord_start(node *n, mb_error *err)
 {
     node_coord *c = calloc(1, sizeof(*c));
@@ -72,7 +108,9 @@ int node_coord_start(node *n, mb_error *err)
     c->n = n;
     uv_timer_init(&n->loop, &c->timer);
     c->timer.data = c;
-    uv_timer_start(&c->timer, tick_cb, NODE_COORD_TICK_MS, NODE_COORD_TICK_MS);
+    uv_check_init(&n->loop, &c->check);
+    c->check.data = c;
+    uv_check_start(&c->check, plan_cb);
     n->coord = c;
     return MB_OK;
 }
@@ -86,6 +124,8 @@ void node_coord_stop(node *n)
     c->stopping = 1;
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, timer_closed_cb);
+    uv_check_stop(&c->check);
+    uv_close((uv_handle_t *)&c->check, check_closed_cb);
 }
 
 uint64_t node_coord_expiries(const node *n)

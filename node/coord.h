@@ -1,8 +1,8 @@
 /* node/coord.h: the node side of the coordination primitives (leases,
  * barriers, elections; consensus/coord.c holds the replicated tables).
  * While this node leads raft, a timer proposes COORD_EXPIRE once a lease
- * or a barrier deadline is due; applied coordination effects addressed to
- * agents of this node are delivered to them as messages
+ * or a barrier deadline is due (the timer runs only while some exist); applied coordination effects
+ * addressed to agents of this node are delivered to them as messages
  * (<mabeam/coord.h>). Control loop thread only. */
 #ifndef MB_NODE_COORD_H
 #define MB_NODE_COORD_H
@@ -30,6 +30,10 @@ void node_coord_stop(struct node *n);
 /* Deliver the coordination effects of one applied entry (`fx` borrowed)
  * to the local agents they name. */
 void node_coord_effects(struct node *n, const consensus_effects *fx);
+
+/* Whether the expiry timer is armed: only while the replicated tables
+ * hold a lease or a barrier with a deadline (`n` borrowed; tests). */
+int node_coord_ticking(const struct node *n);
 
 /* Expiry proposals made by this node so far (tests, metrics). */
 uint64_t node_coord_expiries(const struct node *n);

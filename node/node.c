@@ -238,18 +238,25 @@ static void alert_cb(void *arg, const nc_alert_event *ev)
              NC_F_F64("threshold", ev->threshold));
 }
 
+static uint64_t alert_every_ms(node *n)
+{
+    int64_t every = nc_config_duration_ms(n->cfg, NC_CFG_ALERT_INTERVAL);
+    return every <= 0 ? 1000 : (uint64_t)every;
+}
+
 static void alert_timer_cb(uv_timer_t *t)
 {
     node *n = t->data;
+    /* idle: one-shot on the interval's grid (woken with the other timers) */
+    uv_timer_start(&n->alert_timer, alert_timer_cb, node_aligned_delay(&n->loop, alert_every_ms(n)),
+                   0);
     nc_alerts_tick(n->alerts, (int64_t)uv_now(&n->loop));
 }
 
 static void alert_timer_restart(node *n)
 {
-    int64_t every = nc_config_duration_ms(n->cfg, NC_CFG_ALERT_INTERVAL);
-    if (every <= 0)
-        every = 1000;
-    uv_timer_start(&n->alert_timer, alert_timer_cb, (uint64_t)every, (uint64_t)every);
+    uv_timer_start(&n->alert_timer, alert_timer_cb, node_aligned_delay(&n->loop, alert_every_ms(n)),
+                   0);
 }
 
 /* ---- retention of the node-local log ---- */

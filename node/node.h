@@ -120,6 +120,16 @@ void node_event(node *n, const char *type, const char *subject, const cJSON *pay
 /* Wall clock in ms since the epoch, and the loop's monotonic ms. */
 int64_t node_wall_ms(void);
 
+/* idle: the delay (1..period_ms) to the next multiple of `period_ms` of
+ * `loop`'s time. Periodic timers armed with it fire in the same loop
+ * iteration as every other one on a multiple of that period (the mesh's
+ * failure-detector tick is on the 50 ms grid), instead of each waking the
+ * loop on its own. */
+static inline uint64_t node_aligned_delay(uv_loop_t *loop, uint64_t period_ms)
+{
+    return period_ms - uv_now(loop) % period_ms;
+}
+
 /* Registered by the API modules (api_config.c): answer every parked watch
  * whose from_version is now behind. */
 void api_config_notify_watchers(node *n);

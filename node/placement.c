@@ -12,6 +12,7 @@
 #include "node/services.h"
 
 #define TICK_MS           20
+#define IDLE_TICK_MS      100  /* idle: the timer's period when nothing waits (see plan_next) */
 #define FULL_PASS_MS      1000 /* reconcile at least this often without new entries */
 #define COPY_CHECK_MS     100  /* ... and look at the local copies this often */
 #define FAILOVER_MS       50   /* leader: how often peers' liveness is compared with the table */
@@ -58,6 +59,13 @@ struct placement {
     node *n;
     uv_timer_t timer;
     int timer_open;
+    uv_check_t check; /* idle: runs the step after loop iterations that changed something */
+    int check_open;
+    uint64_t last_step_ms;
+    int is_leader;         /* as of the last step */
+    int draining_me;       /* this node is being drained (as of the last step) */
+    uint64_t peer_changes; /* repl_peer_changes at the last failover look */
+    int rerun;             /* a command finished: reconcile again (completed) */
     int closing;
     unsigned inflight; /* repl_submit callbacks still to come */
     int ckpt_dirty;    /* some copy may have a checkpoint to replicate */
@@ -455,10 +463,18 @@ static void submitted(placement *p)
     p->inflight++;
 }
 
+/* A command of ours finished: the next step makes a full reconcile pass
+ * (what it left for later, e.g. the next status batch, is due now). */
+static void completed(placement *p)
+{
+    p->inflight--;
+    p->rerun = 1;
+}
+
 static void status_done_cb(void *arg, const consensus_result *res)
 {
     placement *p = arg;
-    p->inflight--;
+    completed(p);
     p->status_busy = 0;
     if (!p->closing) {
         /* Applied (or refused for good): the crash is on record. */
@@ -527,7 +543,7 @@ static void report_status(placement *p, const consensus_sm *sm)
 static void ckpt_done_cb(void *arg, const consensus_result *res)
 {
     placement *p = arg;
-    p->inflight--;
+    completed(p);
     p->ckpt_busy = 0;
     if (res->code == MB_OK)
         nc_counter_inc(p->c_replicated);
@@ -720,7 +736,7 @@ static void reconcile(placement *p, const consensus_sm *sm)
 static void move_done_cb(void *arg, const consensus_result *res)
 {
     placement *p = arg;
-    p->inflight--;
+    completed(p);
     p->move_busy = 0;
     if (res->code != MB_OK && !p->closing)
         NC_LOGKV(p->n->log, NC_LOG_WARN, "placement", "drain move not applied",
@@ -789,7 +805,7 @@ static void drain_step(placement *p, const consensus_sm *sm)
 static void failover_done_cb(void *arg, const consensus_result *res)
 {
     placement *p = arg;
-    p->inflight--;
+    completed(p);
     p->failover_busy = 0;
     if (res->code != MB_OK && !p->closing)
         NC_LOGKV(p->n->log, NC_LOG_WARN, "placement", "failover command not applied",
@@ -963,7 +979,7 @@ static void drain_mark_done_cb(void *arg, const consensus_result *res)
 {
     drain_wait *w = arg;
     placement *p = w->p;
-    p->inflight--;
+    completed(p);
     if (res->code != MB_OK) {
         api_reply_error(w->call, res->code, "drain of node %llu: %s",
                         (unsigned long long)w->node_id, res->msg);
@@ -1031,7 +1047,7 @@ void placement_drain(placement *p, api_call *c, uint64_t node_id, int wait, uint
 static void barrier_done_cb(void *arg, const consensus_result *res)
 {
     placement *p = arg;
-    p->inflight--;
+    completed(p);
     p->barrier_busy = 0;
     /* Any answer but these means the write was applied here, so every entry
      * committed before it (the moves of this node's agents included) is
@@ -1156,11 +1172,81 @@ static int copies_need_pass(placement *p, uint64_t now)
     return 0;
 }
 
+static void tick_cb(uv_timer_t *t);
+
+/* idle: whether the step has work now (new entries, checkpoints to
+ * replicate, a catch-up or drain under way, commands in flight); the
+ * leader's failover look also runs every FAILOVER_MS after any wake-up. */
+static int step_wanted(placement *p, uint64_t now)
+{
+    if (!p->caught_up || p->ckpt_dirty || p->drains != NULL || p->inflight > 0 || p->draining_me ||
+        p->rerun)
+        return 1;
+    if (p->is_leader && (now - p->last_failover_ms >= FAILOVER_MS ||
+                         repl_peer_changes(p->n->repl) != p->peer_changes))
+        return 1;
+    return consensus_sm_applied_index(sm_of(p)) != p->last_applied;
+}
+
+/* Run the step again in `in_ms`, unless the timer fires sooner already. */
+static void arm(placement *p, uint64_t in_ms)
+{
+    if (p->closing || !p->timer_open)
+        return;
+    if (uv_is_active((uv_handle_t *)&p->timer) && uv_timer_get_due_in(&p->timer) <= in_ms)
+        return;
+    uv_timer_start(&p->timer, tick_cb, in_ms, 0);
+}
+
+static void step(placement *p);
+
+/* idle: after every loop iteration, a cheap look whether the step has work;
+ * it then runs at once (at most every TICK_MS), not at the next tick. So the
+ * timer itself can be slow (IDLE_TICK_MS) while nothing happens. */
+static void check_cb(uv_check_t *h)
+{
+    placement *p = h->data;
+    if (p->closing || p->n->repl == NULL)
+        return;
+    uint64_t now = now_ms(p);
+    if (!step_wanted(p, now))
+        return;
+    /* a detector verdict (a peer went down) is acted on in this iteration */
+    if (now - p->last_step_ms >= TICK_MS ||
+        (p->is_leader && repl_peer_changes(p->n->repl) != p->peer_changes))
+        step(p);
+    else
+        arm(p, p->last_step_ms + TICK_MS - now);
+}
+
 static void tick_cb(uv_timer_t *t)
 {
     placement *p = t->data;
-    if (p->closing || p->n->repl == NULL)
+    if (p->closing || p->n->repl == NULL) {
+        arm(p, TICK_MS);
         return;
+    }
+    step(p);
+}
+
+static void step_body(placement *p);
+
+static void step(placement *p)
+{
+    p->last_step_ms = now_ms(p);
+    step_body(p);
+    if (p->closing)
+        return;
+    /* The next step: soon while work is under way, else IDLE_TICK_MS (crash
+     * restarts and copy checks are due at COPY_CHECK_MS = that period). */
+    int busy = !p->caught_up || p->ckpt_dirty || p->drains != NULL || p->inflight > 0 ||
+               p->barrier_busy || p->draining_me;
+    uv_timer_start(&p->timer, tick_cb,
+                   busy ? TICK_MS : node_aligned_delay(&p->n->loop, IDLE_TICK_MS), 0);
+}
+
+static void step_body(placement *p)
+{
     uint64_t now = now_ms(p);
     /* While this process lives its connections stay open, so the others
      * declare it down only after unresponsive_timeout of silence (docs/
@@ -1179,6 +1265,7 @@ static void tick_cb(uv_timer_t *t)
 
     consensus_status st;
     repl_raft_status(p->n->repl, &st);
+    p->is_leader = st.role == CONSENSUS_LEADER;
     int leader_known =
         st.role == CONSENSUS_LEADER || (st.role == CONSENSUS_FOLLOWER && st.leader_id != 0);
     if (leader_known) {
@@ -1197,17 +1284,22 @@ static void tick_cb(uv_timer_t *t)
     if (!p->return_reported)
         report_return(p);
     uint64_t applied = consensus_sm_applied_index(sm);
-    if (applied != p->last_applied || now - p->last_pass_ms >= FULL_PASS_MS ||
+    if (applied != p->last_applied || p->rerun || now - p->last_pass_ms >= FULL_PASS_MS ||
         (now - p->last_check_ms >= COPY_CHECK_MS && copies_need_pass(p, now))) {
         p->last_applied = applied;
+        p->rerun = 0;
         p->last_pass_ms = now;
         reconcile(p, sm);
     }
     const consensus_node *me = consensus_sm_node_get(sm, p->n->node_id);
-    if (me != NULL && me->status == CONSENSUS_NODE_DRAINING)
+    p->draining_me = me != NULL && me->status == CONSENSUS_NODE_DRAINING;
+    if (p->draining_me)
         drain_step(p, sm);
     flush_checkpoints(p);
-    if (st.role == CONSENSUS_LEADER && now - p->last_failover_ms >= FAILOVER_MS) {
+    uint64_t changes = repl_peer_changes(p->n->repl);
+    if (st.role == CONSENSUS_LEADER &&
+        (now - p->last_failover_ms >= FAILOVER_MS || changes != p->peer_changes)) {
+        p->peer_changes = changes;
         p->last_failover_ms = now;
         failover(p, sm);
     }
@@ -1297,7 +1389,11 @@ int placement_open(node *n, mb_error *err)
     uv_timer_init(&n->loop, &p->timer);
     p->timer.data = p;
     p->timer_open = 1;
-    uv_timer_start(&p->timer, tick_cb, TICK_MS, TICK_MS);
+    uv_timer_start(&p->timer, tick_cb, TICK_MS, 0);
+    uv_check_init(&n->loop, &p->check);
+    p->check.data = p;
+    p->check_open = 1;
+    uv_check_start(&p->check, check_cb);
     n->placement = p;
     return MB_OK;
 }
@@ -1315,7 +1411,7 @@ static void free_now(placement *p)
 
 static void maybe_free(placement *p)
 {
-    if (p->closing && !p->timer_open && p->inflight == 0 && p->drains == NULL)
+    if (p->closing && !p->timer_open && !p->check_open && p->inflight == 0 && p->drains == NULL)
         free_now(p);
 }
 
@@ -1323,6 +1419,13 @@ static void timer_closed_cb(uv_handle_t *h)
 {
     placement *p = h->data;
     p->timer_open = 0;
+    maybe_free(p);
+}
+
+static void check_closed_cb(uv_handle_t *h)
+{
+    placement *p = h->data;
+    p->check_open = 0;
     maybe_free(p);
 }
 
@@ -1341,4 +1444,6 @@ void placement_close(placement *p)
     }
     uv_timer_stop(&p->timer);
     uv_close((uv_handle_t *)&p->timer, timer_closed_cb);
+    uv_check_stop(&p->check);
+    uv_close((uv_handle_t *)&p->check, check_closed_cb);
 }

@@ -540,6 +540,8 @@ static void async_cb(uv_async_t *h)
 static void sweep_cb(uv_timer_t *t)
 {
     node_proposals *p = t->data;
+    /* idle: one-shot on the SWEEP_MS grid (woken with the other timers) */
+    uv_timer_start(&p->sweep, sweep_cb, node_aligned_delay(&p->n->loop, SWEEP_MS), 0);
     if (p->n->repl == NULL)
         return;
     const consensus_sm *sm = repl_sm(p->n->repl);
@@ -784,7 +786,7 @@ int node_proposals_start(node *n, mb_error *err)
     uv_timer_init(&n->loop, &p->sweep);
     p->sweep.data = p;
     p->refs++;
-    uv_timer_start(&p->sweep, sweep_cb, SWEEP_MS, SWEEP_MS);
+    uv_timer_start(&p->sweep, sweep_cb, node_aligned_delay(&n->loop, SWEEP_MS), 0);
     p->handles = 2;
     pthread_mutex_lock(&modules_mu);
     p->next_module = modules;

@@ -45,6 +45,7 @@ enum {
  * INTEREST_REFRESH_MS; the leader forgets it after INTEREST_TTL_MS. */
 #define INTEREST_REFRESH_MS 1000
 #define INTEREST_TTL_MS     3000
+#define INTEREST_CHECK_MS   5
 #define INTEREST_MAX        16
 
 typedef enum op_kind { OP_WRITE, OP_READ, OP_STATUS, OP_LEAVE } op_kind;
@@ -97,6 +98,8 @@ struct repl {
     int has_seeds;
     int64_t write_timeout_ms;
     uv_timer_t tick;
+    uint64_t tick_ms; /* its period: TICK_MS while ops are open, SLOW_TICK_MS when none */
+    uint64_t interest_checked_ms;
     int tick_open;
     uint64_t last_slow;
     int closing;
@@ -201,6 +204,21 @@ static void op_free(op *o)
     free(o);
 }
 
+static void tick_cb(uv_timer_t *t);
+
+/* idle: the tick runs every TICK_MS only while some op may need it
+ * (deadlines, retries, waiting for the local apply). */
+static void tick_set(repl *r, uint64_t every_ms)
+{
+    if (r->tick_ms == every_ms || !r->tick_open || r->closing)
+        return;
+    r->tick_ms = every_ms;
+    if (every_ms == SLOW_TICK_MS) /* one-shot, re-armed on the grid by tick_cb */
+        uv_timer_start(&r->tick, tick_cb, node_aligned_delay(&r->n->loop, every_ms), 0);
+    else
+        uv_timer_start(&r->tick, tick_cb, every_ms, every_ms);
+}
+
 static op *op_new(repl *r, api_call *c, op_kind kind)
 {
     op *o = calloc(1, sizeof(*o));
@@ -213,6 +231,7 @@ static op *op_new(repl *r, api_call *c, op_kind kind)
     if (r->ops != NULL)
         r->ops->prev = o;
     r->ops = o;
+    tick_set(r, TICK_MS);
     return o;
 }
 
@@ -849,6 +868,11 @@ int repl_is_leader(const repl *r)
         return 0;
     consensus_raft_status(r->raft, &st);
     return st.role == CONSENSUS_LEADER;
+}
+
+uint64_t repl_tick_ms(const repl *r)
+{
+    return r->tick_ms;
 }
 
 mesh *repl_mesh(repl *r)
@@ -1813,9 +1837,19 @@ static void maybe_replace_dead_voter(repl *r)
 
 /* ---- tick ---- */
 
+static void tick_body(repl *r);
+
 static void tick_cb(uv_timer_t *t)
 {
     repl *r = t->data;
+    tick_body(r);
+    if (r->tick_ms == SLOW_TICK_MS && r->tick_open && !r->closing &&
+        !uv_is_active((uv_handle_t *)&r->tick))
+        uv_timer_start(&r->tick, tick_cb, node_aligned_delay(&r->n->loop, SLOW_TICK_MS), 0);
+}
+
+static void tick_body(repl *r)
+{
     uint64_t now = uv_now(&r->n->loop);
     for (op *o = r->ops, *next; o != NULL; o = next) {
         next = o->next;
@@ -1841,7 +1875,8 @@ static void tick_cb(uv_timer_t *t)
         }
     }
     interest_tick(r, now);
-    if (now - r->last_slow < SLOW_TICK_MS)
+    tick_set(r, r->ops != NULL ? TICK_MS : SLOW_TICK_MS);
+    if (r->tick_ms != SLOW_TICK_MS && now - r->last_slow < SLOW_TICK_MS)
         return;
     r->last_slow = now;
     const consensus_sm *sm = consensus_raft_sm(r->raft);
@@ -1948,7 +1983,16 @@ static void loop_flush(repl *r)
 
 static void evq_check_cb(uv_check_t *h)
 {
-    loop_flush(h->data);
+    repl *r = h->data;
+    loop_flush(r);
+    /* idle: watchers that appeared, or a new leader, are told to the
+     * leader within INTEREST_CHECK_MS of the loop's next wake-up, not at
+     * the next (slow) tick */
+    uint64_t now = uv_now(&r->n->loop);
+    if (now - r->interest_checked_ms >= INTEREST_CHECK_MS && !r->interest_inflight) {
+        r->interest_checked_ms = now;
+        interest_tick(r, now);
+    }
 }
 
 static void evq_idle_cb(uv_idle_t *h)
@@ -2053,6 +2097,11 @@ static void on_effects(void *arg, uint64_t index, const consensus_effects *fx)
 uint64_t repl_node_id(const repl *r)
 {
     return r->id;
+}
+
+uint64_t repl_peer_changes(const repl *r)
+{
+    return r->m != NULL ? mesh_status_changes(r->m) : 0;
 }
 
 int repl_peer_status(const repl *r, uint64_t node_id)
@@ -2262,7 +2311,7 @@ int repl_open(node *n, mb_error *err)
     uv_timer_init(&n->loop, &r->tick);
     r->tick.data = r;
     r->tick_open = 1;
-    uv_timer_start(&r->tick, tick_cb, TICK_MS, TICK_MS);
+    tick_set(r, TICK_MS);
     n->repl = r;
     NC_LOGKV(n->log, NC_LOG_INFO, "cluster", "raft and mesh started", NC_F_U64("id", r->id),
              NC_F_STR("raft", r->raft_addr), NC_F_STR("mesh", r->mesh_url),

@@ -47,6 +47,10 @@ const consensus_sm *repl_sm(const repl *r);
 
 /* Whether this node is the raft leader now (0 for NULL or closing). */
 int repl_is_leader(const repl *r);
+
+/* idle: the period of repl's housekeeping tick now (ms): 20 while some
+ * write, read or leave is open, 250 otherwise (`r` borrowed; tests). */
+uint64_t repl_tick_ms(const repl *r);
 /* Followers learn that an entry committed only from the leader's next
  * append or heartbeat, and libraft 0.15 sends none when the commit index
  * moves: they would apply a change up to one heartbeat late. On the
@@ -150,5 +154,9 @@ void repl_request_id(const char *request_id, uint64_t *client_id, uint64_t *seq)
  * unknown; this node is always alive). */
 uint64_t repl_node_id(const repl *r);
 int repl_peer_status(const repl *r, uint64_t node_id);
+
+/* Failure-detector transitions so far (any peer, any direction): changes
+ * when some repl_peer_status answer may have changed. Loop thread. */
+uint64_t repl_peer_changes(const repl *r);
 
 #endif /* MB_NODE_REPLICATION_H */

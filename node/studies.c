@@ -1574,7 +1574,8 @@ static void tick_cb(uv_timer_t *t)
     else if (s->starting_since == 0)
         s->starting_since = now;
     int soon = s->starting && now - s->starting_since < STARTING_MAX_MS;
-    uv_timer_start(&s->tick, tick_cb, soon ? STARTING_TICK_MS : TICK_MS, 0);
+    uv_timer_start(&s->tick, tick_cb,
+                   soon ? STARTING_TICK_MS : node_aligned_delay(&s->n->loop, TICK_MS), 0);
 }
 
 /* ---------------- lifecycle ---------------- */

@@ -545,6 +545,41 @@ static void test_heartbeats_detect_peer_down_and_back(void)
 /* A peer whose process holds its connection open but never answers (hung,
  * paused): it is declared down only after down_connected_after_ms, and at
  * once when its connection goes away. */
+/* idle: one heartbeat call per pair and interval. The higher id skips its
+ * calls while the lower one's keep coming, still sees the lower one go
+ * down within down_after_ms of silence, and calls again meanwhile. */
+static void test_higher_id_skips_heartbeats_but_detects_lower_down(void)
+{
+    node a, b;
+    opts o = { .fast = 1 };
+    node_open(&a, 1, "tcp://127.0.0.1:0", &o);
+    node_open(&b, 2, "tcp://127.0.0.1:0", &o);
+    link_nodes(&a, &b);
+    char url[256];
+    snprintf(url, sizeof(url), "%s", a.url);
+    mesh_stats sa, sb;
+    CU_ASSERT_FATAL(RUN_UNTIL((mesh_get_stats(b.m, &sb), sb.hb_skipped >= 5), 5000));
+    mesh_get_stats(a.m, &sa);
+    CU_ASSERT_EQUAL(sa.hb_skipped, 0);
+    CU_ASSERT(sa.hb_calls >= 5);
+    CU_ASSERT(sb.hb_calls < sa.hb_calls);
+    fd_peer_view v;
+    CU_ASSERT(mesh_peer(b.m, 1, &v) == MB_OK && v.status == CLUSTER_PEER_ALIVE);
+    CU_ASSERT(mesh_peer(a.m, 2, &v) == MB_OK && v.status == CLUSTER_PEER_ALIVE);
+    CU_ASSERT(a.n_changes == 0 && b.n_changes == 0); /* never suspected */
+    node_close(&a);
+    CU_ASSERT_FATAL(RUN_UNTIL(b.last_changed == 1 && b.last_to == CLUSTER_PEER_DOWN, 5000));
+    CU_ASSERT(mesh_peer(b.m, 1, &v) == MB_OK && v.since_ms - v.last_heard_ms >= 500);
+    /* back: B calls it again (no calls come in to skip for) */
+    mesh_get_stats(b.m, &sb);
+    uint64_t calls = sb.hb_calls;
+    CU_ASSERT_FATAL(RUN_UNTIL((mesh_get_stats(b.m, &sb), sb.hb_calls >= calls + 3), 5000));
+    node_open(&a, 1, url, &o);
+    CU_ASSERT_FATAL(RUN_UNTIL(b.last_to == CLUSTER_PEER_ALIVE, 5000));
+    node_close(&a);
+    node_close(&b);
+}
+
 static void test_connected_silent_peer_is_down_only_after_longer_timeout(void)
 {
     node a;
@@ -932,6 +967,8 @@ static CU_TestInfo mesh_tests[] = {
     { "test_agent_messages_ordered_once_across_reconnect",
       test_agent_messages_ordered_once_across_reconnect },
     { "test_heartbeats_detect_peer_down_and_back", test_heartbeats_detect_peer_down_and_back },
+    { "test_higher_id_skips_heartbeats_but_detects_lower_down",
+      test_higher_id_skips_heartbeats_but_detects_lower_down },
     { "test_connected_silent_peer_is_down_only_after_longer_timeout",
       test_connected_silent_peer_is_down_only_after_longer_timeout },
     { "test_join_through_seed_and_learn_leader", test_join_through_seed_and_learn_leader },
