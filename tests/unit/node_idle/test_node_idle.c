@@ -17,6 +17,7 @@
 #include "node/node.h"
 #include "node/replication.h"
 #include "../mb_test.h"
+#include "../node_fixture.h"
 
 static char g_dir[256];
 static nc_config *g_cfg;
@@ -24,21 +25,6 @@ static nc_log *g_log;
 static node g_node;
 
 #define RUN_UNTIL(expr, ms) MB_WAIT_UNTIL((uv_run(&g_node.loop, UV_RUN_NOWAIT), (expr)), ms)
-
-/* A loopback TCP port nobody listens on right now. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof(a);
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
 
 static const char *const EVALUATOR = "evaluator-1-1";
 
@@ -54,31 +40,8 @@ static int settled(void)
 
 static int suite_init(void)
 {
-    mb_error e;
-    mb_error_clear(&e);
-    if (mb_test_mkdtemp(g_dir, sizeof(g_dir), "idle") != 0)
+    if (nf_node_open(g_dir, sizeof(g_dir), "idle", NC_LOG_INFO, &g_cfg, &g_log, &g_node) != 0)
         return -1;
-    char dd[300], lf[320], ha[64], ma[64], ra[64];
-    snprintf(dd, sizeof(dd), "--data_dir=%s/data", g_dir);
-    snprintf(lf, sizeof(lf), "--log_file=%s/node.log", g_dir);
-    snprintf(ha, sizeof(ha), "--http_address=127.0.0.1:%d", free_port());
-    snprintf(ma, sizeof(ma), "--mesh_address=127.0.0.1:%d", free_port());
-    snprintf(ra, sizeof(ra), "--raft_address=127.0.0.1:%d", free_port());
-    char *argv[] = { dd, lf, ha, ma, ra, "--agent_workers=2" };
-    nc_config_sources src = { .argc = 6, .argv = argv };
-    if (nc_config_new(&g_cfg, &e) != MB_OK || nc_config_load(g_cfg, &src, &e) != MB_OK) {
-        fprintf(stderr, "config: %s\n", e.msg);
-        return -1;
-    }
-    char path[400];
-    snprintf(path, sizeof(path), "%s/node.log", g_dir);
-    nc_log_options lo = { .level = NC_LOG_INFO, .format = NC_LOG_FORMAT_TEXT, .path = path };
-    if (nc_log_open(&g_log, &lo, &e) != MB_OK)
-        return -1;
-    if (node_open(&g_node, g_cfg, g_log, &e) != MB_OK) {
-        fprintf(stderr, "node_open: %s\n", e.msg);
-        return -1;
-    }
     if (!RUN_UNTIL(settled(), 20000)) {
         fprintf(stderr, "the node did not settle\n");
         return -1;

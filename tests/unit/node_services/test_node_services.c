@@ -12,6 +12,7 @@
 #include <CUnit/CUnit.h>
 
 #include "node/node.h"
+#include "../node_fixture.h"
 #include "node/node_log.h"
 #include "node/services.h"
 #include "../mb_test.h"
@@ -21,53 +22,9 @@ static nc_config *g_cfg;
 static nc_log *g_log;
 static node g_node;
 
-/* A loopback TCP port nobody listens on right now (the config wants 1..65535). */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof(a);
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 static int open_node(void)
 {
-    mb_error e;
-    mb_error_clear(&e);
-    if (mb_test_mkdtemp(g_dir, sizeof(g_dir), "svc") != 0) {
-        fprintf(stderr, "mkdtemp failed\n");
-        return -1;
-    }
-    char dd[300], lf[320];
-    snprintf(dd, sizeof(dd), "--data_dir=%s/data", g_dir);
-    snprintf(lf, sizeof(lf), "--log_file=%s/node.log", g_dir);
-    /* Free ports for every listener: tests run in parallel. */
-    char ha[64], ma[64], ra[64];
-    snprintf(ha, sizeof(ha), "--http_address=127.0.0.1:%d", free_port());
-    snprintf(ma, sizeof(ma), "--mesh_address=127.0.0.1:%d", free_port());
-    snprintf(ra, sizeof(ra), "--raft_address=127.0.0.1:%d", free_port());
-    char *argv[] = { dd, lf, ha, ma, ra, "--agent_workers=2" };
-    nc_config_sources src = { .argc = 6, .argv = argv };
-    if (nc_config_new(&g_cfg, &e) != MB_OK || nc_config_load(g_cfg, &src, &e) != MB_OK) {
-        fprintf(stderr, "config: %s\n", e.msg);
-        return -1;
-    }
-    char path[400];
-    snprintf(path, sizeof(path), "%s/node.log", g_dir);
-    nc_log_options lo = { .level = NC_LOG_DEBUG, .format = NC_LOG_FORMAT_TEXT, .path = path };
-    if (nc_log_open(&g_log, &lo, &e) != MB_OK)
-        return -1;
-    if (node_open(&g_node, g_cfg, g_log, &e) != MB_OK) {
-        fprintf(stderr, "node_open: %s\n", e.msg);
-        return -1;
-    }
-    return 0;
+    return nf_node_open(g_dir, sizeof(g_dir), "svc", NC_LOG_DEBUG, &g_cfg, &g_log, &g_node);
 }
 
 static void close_node(void)
