@@ -669,10 +669,11 @@ static int op_propose(void *ctx, mb_agent_id who, const char *name, const mb_val
         return MB_ENOMEM;
     }
     ap->who = who;
+    uint64_t num = 0;
     pthread_mutex_lock(&p->mu);
     int rc = p->closed ? MB_ECLOSED : MB_OK;
     if (rc == MB_OK) {
-        ap->num = p->next_num++;
+        ap->num = num = p->next_num++;
         ap->next = p->props;
         p->props = ap;
     }
@@ -681,8 +682,10 @@ static int op_propose(void *ctx, mb_agent_id who, const char *name, const mb_val
         agent_prop_free(ap);
         return rc;
     }
+    /* Not ap->num: once queued, the loop may have opened and freed it (an
+     * async_cb woken by someone else's send), TSan saw that read race. */
     if (proposal_id != NULL)
-        *proposal_id = ap->num;
+        *proposal_id = num;
     uv_async_send(&p->async);
     return MB_OK;
 }
