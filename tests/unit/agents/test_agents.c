@@ -384,7 +384,10 @@ static void test_bounded_mailbox_rejects_or_crashes_on_overflow(void)
         full = mb_runtime_deliver(RT, 0, b, 1, "x", 1) == MB_EFULL;
     CU_ASSERT(full);
     CU_ASSERT(MB_WAIT_UNTIL(!agent_alive(b), 5000));
-    size_t i = fake_find_event(&F, MB_AEV_CRASHED, b);
+    /* The agent leaves the registry before its worker records the crash
+     * event: wait for the event too (a TSan run caught the gap). */
+    size_t i = 0;
+    CU_ASSERT(MB_WAIT_UNTIL((i = fake_find_event(&F, MB_AEV_CRASHED, b)) > 0, 5000));
     CU_ASSERT(i > 0 && F.ev[i - 1].code == MB_EFULL);
     stop_rt();
 }
