@@ -797,6 +797,11 @@ static consensus_raft *of_transport(struct raft_uv_transport *t)
     return (consensus_raft *)((char *)t - offsetof(consensus_raft, transport));
 }
 
+static consensus_raft *of_io(struct raft_io *io)
+{
+    return (consensus_raft *)((char *)io - offsetof(consensus_raft, io));
+}
+
 static void nodelay_accept_cb(struct raft_uv_transport *t, raft_id id, const char *address,
                               struct uv_stream_s *stream)
 {
@@ -851,7 +856,7 @@ static int nodelay_connect(struct raft_uv_transport *t, struct raft_uv_connect *
  * consensus_raft_on_append_result. */
 static void recv_capture(struct raft_io *io, struct raft_message *m)
 {
-    consensus_raft *r = (consensus_raft *)((char *)io - offsetof(consensus_raft, io));
+    consensus_raft *r = of_io(io);
     int result = m->type == RAFT_IO_APPEND_ENTRIES_RESULT;
     r->recv_cb(io, m);
     if (result && r->append_result_cb != NULL && !r->closing)
@@ -863,7 +868,7 @@ static void recv_capture(struct raft_io *io, struct raft_message *m)
 static int io_start_capture(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick,
                             raft_io_recv_cb recv)
 {
-    consensus_raft *r = (consensus_raft *)((char *)io - offsetof(consensus_raft, io));
+    consensus_raft *r = of_io(io);
     r->tick_cb = tick;
     r->recv_cb = recv;
     return r->io_start(io, msecs, tick, recv_capture);

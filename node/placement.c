@@ -1177,13 +1177,25 @@ static void tick_cb(uv_timer_t *t);
 /* idle: whether the step has work now (new entries, checkpoints to
  * replicate, a catch-up or drain under way, commands in flight); the
  * leader's failover look also runs every FAILOVER_MS after any wake-up. */
+/* Work under way: catch-up, checkpoints to replicate, drains, commands in
+ * flight (the step then runs every TICK_MS). */
+static int work_under_way(const placement *p)
+{
+    return !p->caught_up || p->ckpt_dirty || p->drains != NULL || p->inflight > 0 ||
+           p->barrier_busy || p->draining_me;
+}
+
+/* Leader: the failure detector changed its verdict on some peer since the
+ * last failover look. */
+static int peers_changed(const placement *p)
+{
+    return p->is_leader && repl_peer_changes(p->n->repl) != p->peer_changes;
+}
+
 static int step_wanted(placement *p, uint64_t now)
 {
-    if (!p->caught_up || p->ckpt_dirty || p->drains != NULL || p->inflight > 0 || p->draining_me ||
-        p->rerun)
-        return 1;
-    if (p->is_leader && (now - p->last_failover_ms >= FAILOVER_MS ||
-                         repl_peer_changes(p->n->repl) != p->peer_changes))
+    if (work_under_way(p) || p->rerun || peers_changed(p) ||
+        (p->is_leader && now - p->last_failover_ms >= FAILOVER_MS))
         return 1;
     return consensus_sm_applied_index(sm_of(p)) != p->last_applied;
 }
@@ -1212,8 +1224,7 @@ static void check_cb(uv_check_t *h)
     if (!step_wanted(p, now))
         return;
     /* a detector verdict (a peer went down) is acted on in this iteration */
-    if (now - p->last_step_ms >= TICK_MS ||
-        (p->is_leader && repl_peer_changes(p->n->repl) != p->peer_changes))
+    if (now - p->last_step_ms >= TICK_MS || peers_changed(p))
         step(p);
     else
         arm(p, p->last_step_ms + TICK_MS - now);
@@ -1239,10 +1250,8 @@ static void step(placement *p)
         return;
     /* The next step: soon while work is under way, else IDLE_TICK_MS (crash
      * restarts and copy checks are due at COPY_CHECK_MS = that period). */
-    int busy = !p->caught_up || p->ckpt_dirty || p->drains != NULL || p->inflight > 0 ||
-               p->barrier_busy || p->draining_me;
     uv_timer_start(&p->timer, tick_cb,
-                   busy ? TICK_MS : node_aligned_delay(&p->n->loop, IDLE_TICK_MS), 0);
+                   work_under_way(p) ? TICK_MS : node_aligned_delay(&p->n->loop, IDLE_TICK_MS), 0);
 }
 
 static void step_body(placement *p)
