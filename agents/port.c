@@ -253,6 +253,7 @@ static void *io_main(void *arg)
 {
     struct rt_port_io *io = arg;
     struct epoll_event evs[64];
+    pthread_setname_np(pthread_self(), "mb-port-io");
     for (;;) {
         int n = epoll_wait(io->epfd, evs, 64, -1);
         if (n < 0 && errno != EINTR)

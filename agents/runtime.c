@@ -976,6 +976,9 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct mb_runtime *rt = w->rt;
     tl_worker = w;
+    char name[16];
+    snprintf(name, sizeof(name), "mb-worker-%u", w->idx);
+    pthread_setname_np(pthread_self(), name);
     for (;;) {
         struct rt_agent *a = w->lifo;
         if (a != NULL) {

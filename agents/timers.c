@@ -237,6 +237,7 @@ unsigned rt_timers_tick(struct rt_timers *t)
 static void *timer_main(void *arg)
 {
     struct rt_timers *t = arg;
+    pthread_setname_np(pthread_self(), "mb-timers");
     pthread_mutex_lock(&t->mu);
     while (!t->stop) {
         if (t->n == 0) {

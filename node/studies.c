@@ -499,6 +499,7 @@ static void *slot_main(void *arg)
 {
     slot *sl = arg;
     studies *s = sl->s;
+    pthread_setname_np(pthread_self(), "mb-study");
     for (;;) {
         pthread_mutex_lock(&s->mu);
         while (!sl->has_job && !s->closing)

@@ -1329,6 +1329,7 @@ static int tail_write(storage *s, slog *lg, itail *t, int background, mb_error *
 static void *flusher_main(void *arg)
 {
     storage *s = arg;
+    pthread_setname_np(pthread_self(), "mb-index-flush");
     pthread_mutex_lock(&s->mu);
     for (;;) {
         slog *lg = NULL;

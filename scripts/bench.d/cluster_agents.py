@@ -73,6 +73,26 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
 
 
+def thread_ticks(pid):
+    """utime+stime per thread group name of one process: the loop (the main
+    thread), mb-worker-N, nng:*, rocksdb:*, libuv's pool (named like the
+    process)... so the idle figure says where its CPU went."""
+    tot = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended
+        if int(tid) == pid:
+            name = "loop"
+        name = re.sub(r"[-:]?\d+$", "", name)
+        tot[name] = tot.get(name, 0) + int(fields[11]) + int(fields[12])
+    return tot
+
+
 def sent_bytes(pids):
     out = subprocess.run(["ss", "-tinpH", "state", "established"], capture_output=True,
                          text=True).stdout
@@ -220,16 +240,23 @@ def main():
     time.sleep(2)
     hz = os.sysconf("SC_CLK_TCK")
     c0 = {p: cpu_ticks(p) for p in pids}
+    t0s = {p: thread_ticks(p) for p in pids}
     b0 = sent_bytes(pids)
     t0 = time.time()
     time.sleep(a.idle)
     dt = time.time() - t0
     c1 = {p: cpu_ticks(p) for p in pids}
+    t1s = {p: thread_ticks(p) for p in pids}
     b1 = sent_bytes(pids)
     cpu = [round(100.0 * (c1[p] - c0[p]) / hz / dt, 3) for p in pids]
     bps = [int((b1[p] - b0[p]) / dt) for p in pids]
+    threads = []  # per node: {thread name: CPU %}, the busiest first
+    for p in pids:
+        d = {k: 100.0 * (v - t0s[p].get(k, 0)) / hz / dt for k, v in t1s[p].items()}
+        threads.append({k: round(v, 3) for k, v in sorted(d.items(), key=lambda kv: -kv[1])
+                        if v > 0})
     emit("idle_cpu_pct_per_node_max_with_agents", max(cpu), "%", nodes=cpu, agents=a.agents,
-         seconds=round(dt, 1), target=1)
+         seconds=round(dt, 1), target=1, threads=threads)
     emit("idle_bytes_sent_per_node_max_with_agents", max(bps), "B/s", nodes=bps,
          agents=a.agents, target=10240)
 
