@@ -7,6 +7,7 @@
 
 #include "node/node.h"
 #include "node/node_log.h"
+#include "node/replication.h"
 
 #define EVENTS_DEFAULT_LIMIT 100
 #define EVENTS_MAX_LIMIT     10000
@@ -116,7 +117,9 @@ static void events(node *n, api_call *c)
     uint64_t next = 0;
     mb_error e;
     mb_error_clear(&e);
-    int rv = node_log_query(n->store, cluster, &q, add_event_cb, list, &next, &e);
+    int rv = cluster && n->repl != NULL
+                 ? repl_log_query(n->repl, &q, add_event_cb, list, &next, &e)
+                 : node_log_query(n->store, cluster, &q, add_event_cb, list, &next, &e);
     if (rv != MB_OK) {
         cJSON_Delete(root);
         api_reply_error_status(c, http_status_for_err(rv), rv, e.msg);

@@ -372,7 +372,7 @@ static cJSON *decided_json(node *n, const char *id, mb_error *e)
 {
     find_close f = { .id = id };
     struct storage_query q = { .type = "proposal.close", .limit = 10000, .newest_first = 1 };
-    if (node_log_query(n->store, 1, &q, find_close_cb, &f, NULL, e) != MB_OK)
+    if (repl_log_query(n->repl, &q, find_close_cb, &f, NULL, e) != MB_OK)
         return NULL;
     if (f.found != NULL)
         cJSON_AddNumberToObject(f.found, "decided_version", (double)(f.seq / REPL_SEQ_PER_ENTRY));

@@ -311,8 +311,7 @@ static int query_var_events(node *n, const char *name, uint64_t from_seq, size_t
         .newest_first = newest_first,
         .cursor = cursor,
     };
-    repl_flush_events(n->repl);
-    return node_log_query(n->store, 1, &q, collect_cb, col, next, e);
+    return repl_log_query(n->repl, &q, collect_cb, col, next, e);
 }
 
 /* Gaps of this node's event log: a snapshot install replaced its state, so
@@ -357,7 +356,7 @@ static uint64_t add_gaps(node *n, uint64_t after, cJSON *obj)
     struct storage_query q = { .type = "state.restore", .limit = 10000 };
     mb_error e;
     mb_error_clear(&e);
-    if (node_log_query(n->store, 1, &q, gap_cb, &g, NULL, &e) != MB_OK || g.arr == NULL) {
+    if (repl_log_query(n->repl, &q, gap_cb, &g, NULL, &e) != MB_OK || g.arr == NULL) {
         cJSON_Delete(g.arr);
         return 0;
     }

@@ -1113,7 +1113,6 @@ static void report_return(placement *p)
     p->return_reported = 1;
     if (p->n->store == NULL)
         return;
-    repl_flush_events(p->n->repl);
     return_scan rs = { .self = p->n->node_id, .ids = cJSON_CreateArray() };
     struct storage_query q = { .type = "agent.reassign",
                                .from_time_ms = p->n->start_wall_ms,
@@ -1122,7 +1121,7 @@ static void report_return(placement *p)
     mb_error e;
     mb_error_clear(&e);
     for (int page = 0; page < 100; page++) {
-        if (node_log_query(p->n->store, 1, &q, return_scan_cb, &rs, &next, &e) != MB_OK) {
+        if (repl_log_query(p->n->repl, &q, return_scan_cb, &rs, &next, &e) != MB_OK) {
             NC_LOGKV(p->n->log, NC_LOG_WARN, "placement", "cannot read the moves of this node",
                      NC_F_STR("error", e.msg));
             break;

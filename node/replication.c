@@ -1965,10 +1965,11 @@ static void flush_events(repl *r)
     answer_applied_ops(r);
 }
 
-void repl_flush_events(repl *r)
+int repl_log_query(repl *r, const struct storage_query *q, storage_event_cb cb, void *arg,
+                   uint64_t *next_cursor, mb_error *err)
 {
-    if (r != NULL)
-        flush_events(r);
+    flush_events(r);
+    return node_log_query(r->n->store, 1, q, cb, arg, next_cursor, err);
 }
 
 /* Once per loop iteration (and before the loop would block): forwards

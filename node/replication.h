@@ -15,6 +15,7 @@
 
 #include "consensus/consensus.h"
 #include "node/api.h"
+#include "node/node_log.h"
 
 struct node;
 typedef struct repl repl;
@@ -137,11 +138,14 @@ void repl_leave(repl *r, api_call *c);
  * detector's view of a peer.) */
 void repl_raft_status(repl *r, consensus_status *out);
 
-/* Write the events of entries applied in this loop iteration to the event
- * log now (they are batched and written after the poll phase otherwise).
- * Readers of the replicated event log that must see everything applied so
- * far call it first. NULL is a no-op. */
-void repl_flush_events(repl *r);
+/* Query the replicated event log (node_log_query with cluster = 1) as of
+ * everything applied so far: the events of entries applied in this loop
+ * iteration are batched and written after the poll phase, so they are
+ * written first. `r` is not NULL. Every reader of the replicated log goes through here (a
+ * proposal watch that looked between the apply of its close and that write
+ * answered "not found"). */
+int repl_log_query(repl *r, const struct storage_query *q, storage_event_cb cb, void *arg,
+                   uint64_t *next_cursor, mb_error *err);
 
 /* A fresh idempotency id of this process. */
 void repl_new_id(repl *r, uint64_t *client_id, uint64_t *seq);
