@@ -78,19 +78,34 @@ mbp_attach_() {
 
 # mbp_setup RUN N DIR: create the namespaces and bridge for run RUN
 # (1..250) with N nodes; DIR receives pids, logs and data directories.
+# Creating the bridge namespace claims a run number: when RUN's is taken
+# (another run, or one killed before its teardown), the next free number is
+# used instead, so leftovers never block a run. MBP_RUN holds the number.
 mbp_setup() {
-    MBP_RUN=$1
+    local want=$1 k
     MBP_N=$2
     MBP_DIR=$3
-    if [ "$MBP_RUN" -lt 1 ] || [ "$MBP_RUN" -gt 250 ]; then
+    if [ "$want" -lt 1 ] || [ "$want" -gt 250 ]; then
         echo "mbp_setup: run number must be 1..250" >&2
         return 1
     fi
     mkdir -p "$MBP_DIR" || return 1
     MBP_NEMESIS_LOG="$MBP_DIR/nemesis.log"
     : >"$MBP_NEMESIS_LOG"
+    MBP_RUN=""
+    for k in $(seq 0 249); do
+        local r=$(((want - 1 + k) % 250 + 1))
+        if ip netns add "mbp-$r-br" 2>/dev/null; then
+            MBP_RUN=$r
+            break
+        fi
+    done
+    if [ -z "$MBP_RUN" ]; then
+        echo "mbp_setup: no free run number (ip netns list: leftovers of killed runs?)" >&2
+        return 1
+    fi
+    [ "$MBP_RUN" = "$want" ] || echo "mbp_setup: run $want is taken, using $MBP_RUN" >&2
     local br="mbp-$MBP_RUN-br"
-    ip netns add "$br" || return 1
     ip -n "$br" link add mbpbr type bridge || return 1
     ip -n "$br" link set mbpbr up || return 1
     ip netns add "mbp-$MBP_RUN-c" || return 1

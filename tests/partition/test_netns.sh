@@ -10,7 +10,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/netns.sh"
 mbp_require_root || exit 77
 
-run=$((200 + $$ % 50))
+want=$((200 + $$ % 50))
+# A leftover of a run killed before its teardown holds the wanted number
+# (made here on purpose): setup must claim another one.
+stale=""
+if ip netns add "mbp-$want-br" 2>/dev/null; then stale="mbp-$want-br"; fi
 dir=$(mktemp -d "${TMPDIR:-/tmp}/mbp-selftest-XXXXXX")
 listeners=()
 failures=0
@@ -19,6 +23,7 @@ cleanup() {
     local p
     for p in "${listeners[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
     mbp_teardown
+    [ -z "$stale" ] || ip netns del "$stale" 2>/dev/null
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -94,7 +99,9 @@ all_links() {
     echo "$out"
 }
 
-mbp_setup "$run" 5 "$dir" || { fail "setup"; exit 1; }
+mbp_setup "$want" 5 "$dir" || { fail "setup"; exit 1; }
+run=$MBP_RUN
+[ "$run" != "$want" ] || fail "setup used run $want, held by a leftover namespace"
 for i in 1 2 3 4 5; do
     # ip netns exec execs python3 itself, so $! is the listener's own pid.
     ip netns exec "$(mbp_ns "$i")" python3 -c '
