@@ -76,9 +76,29 @@ ok = ok and all(x.get("leader_id") == j["leader_id"] for x in nodes)
 sys.exit(0 if ok else 1)' "$j" "$1"
 }
 
+# owned I: node I's HTTP port is served by the process this script started
+# (not by a leftover of another cluster on the same ports).
+owned() {
+    local pid
+    pid=$(curl -fsS -m 2 "http://127.0.0.1:$(http_port "$1")/v1/status" 2>/dev/null |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])' 2>/dev/null) || return 1
+    [ "$pid" = "$(cat "$DIR/n$1.pid" 2>/dev/null)" ]
+}
+
+# wait_healthy N [S]: nodes 1..N are running, serve their own ports and form
+# a healthy cluster within S seconds (60); a node that exits fails at once.
 wait_healthy() {
-    local want=$1 deadline=$(($(now_ms) + ${2:-60} * 1000))
-    until healthy "$want"; do
+    local want=$1 deadline=$(($(now_ms) + ${2:-60} * 1000)) i ok
+    for (( ; ; )); do
+        ok=1
+        for i in $(seq 1 "$want"); do
+            alive "$i" || die "node $i exited; last lines of $DIR/n$i.log:
+$(tail -n 5 "$DIR/n$i.log" 2>/dev/null)"
+        done
+        if healthy "$want"; then
+            for i in $(seq 1 "$want"); do owned "$i" || ok=0; done
+            [ "$ok" = 1 ] && return 0
+        fi
         [ "$(now_ms)" -lt "$deadline" ] || die "cluster not healthy within ${2:-60} s (logs in $DIR)"
         sleep 0.1
     done
