@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
 #include "node/node.h"
 #include "node/placement.h"
 #include "node/replication.h"
@@ -36,6 +37,32 @@ static void add_stats(cJSON *parent, const char *name, node *n, int cluster)
     cJSON_AddNumberToObject(o, "last_seq", (double)st.last_seq);
 }
 
+/* The mesh's counters since start: messages and bytes both ways (the idle
+ * traffic figure of docs/BENCHMARKS.md), refusals, heartbeats. */
+static void add_mesh_stats(cJSON *o, mesh *m)
+{
+    mesh_stats ms;
+    mesh_get_stats(m, &ms);
+    const struct {
+        const char *key;
+        uint64_t v;
+    } f[] = {
+        { "tx_msgs", ms.tx_msgs },
+        { "rx_msgs", ms.rx_msgs },
+        { "tx_bytes", ms.tx_bytes },
+        { "rx_bytes", ms.rx_bytes },
+        { "hb_calls", ms.hb_calls },
+        { "hb_skipped", ms.hb_skipped },
+        { "calls_timed_out", ms.calls_timed_out },
+        { "refused_auth", ms.refused_auth },
+        { "refused_replay", ms.refused_replay },
+        { "agent_delivered", ms.agent_delivered },
+        { "agent_dropped", ms.agent_dropped },
+    };
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+        cJSON_AddNumberToObject(o, f[i].key, (double)f[i].v);
+}
+
 static void status(node *n, api_call *c)
 {
     cJSON *j = cJSON_CreateObject();
@@ -58,6 +85,8 @@ static void status(node *n, api_call *c)
     cJSON *st = cJSON_AddObjectToObject(j, "storage");
     add_stats(st, "local", n, 0);
     add_stats(st, "cluster", n, 1);
+    if (n->repl != NULL)
+        add_mesh_stats(cJSON_AddObjectToObject(j, "mesh"), repl_mesh(n->repl));
     char *alerts = nc_alerts_active_json(n->alerts);
     cJSON *a = alerts != NULL ? cJSON_Parse(alerts) : NULL;
     free(alerts);

@@ -6,6 +6,10 @@
 . "$(dirname "$0")/lib.sh"
 
 start_cluster 3
+# The mesh's counters in /v1/status: the nodes have exchanged heartbeats.
+http GET "http://${HTTP[1]}/v1/status"
+[ "$(jget "$T/body" 'int(j["mesh"]["tx_msgs"] > 0 and j["mesh"]["rx_bytes"] > 0 and j["mesh"]["hb_calls"] + j["mesh"]["hb_skipped"] > 0)')" = 1 ] ||
+    fail "mesh counters in /v1/status: $(cat "$T/body")"
 for k in 1 2 3 4 5; do
     http POST "http://${HTTP[1]}/v1/vars" "{\"name\":\"v$k\",\"type\":\"int\",\"min\":0,\"max\":100,\"value\":$k}"
     [ "$HTTP_CODE" = 201 ] || fail "define v$k: $HTTP_CODE"
