@@ -91,6 +91,13 @@ int fd_set_connected(fd *d, uint64_t node_id, int connected);
  * a gap since the previous tick above stall_after_ms is discounted (see
  * fd_config). */
 void fd_tick(fd *d, int64_t now_ms);
+/* The earliest detector time at which fd_tick could change a status with
+ * no further fd_heard: a watched ALIVE peer's last_heard + suspect_after, a
+ * SUSPECT one's last_heard + down_after (down_connected_after is never
+ * shorter); INT64_MAX when every peer is DOWN or none is watched. A caller
+ * that ticks only then (and when it has other work) sees every transition
+ * on time without polling. */
+int64_t fd_next_deadline(const fd *d);
 /* Status of one peer; MB_ENOTFOUND if unknown. */
 int fd_get(const fd *d, uint64_t node_id, fd_peer_view *out);
 /* Number of peers watched, and the i-th (0 <= i < count) in id order. */

@@ -212,6 +212,20 @@ void fd_tick(fd *d, int64_t now_ms)
     }
 }
 
+int64_t fd_next_deadline(const fd *d)
+{
+    int64_t next = INT64_MAX;
+    for (size_t i = 0; i < d->n; i++) {
+        const fd_peer_view *p = &d->peers[i];
+        int64_t at = p->status == CLUSTER_PEER_ALIVE ? p->last_heard_ms + d->cfg.suspect_after_ms
+                     : p->status == CLUSTER_PEER_SUSPECT ? p->last_heard_ms + d->cfg.down_after_ms
+                                                         : INT64_MAX;
+        if (at < next)
+            next = at;
+    }
+    return next;
+}
+
 int fd_get(const fd *d, uint64_t node_id, fd_peer_view *out)
 {
     int found;

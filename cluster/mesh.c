@@ -1639,19 +1639,37 @@ static int hb_needed(mesh *m, peer *p, int64_t now)
 }
 
 static void timer_cb(uv_timer_t *t);
+static void timer_tick(mesh *m);
 
-/* The detector's tick period; each tick is armed for the next multiple of
- * it in loop time (idle: other periodic timers of the node fire in the same
- * wake-up of the loop, see node_aligned_delay). */
+/* The grid of the mesh's timer: it fires on multiples of this in loop time
+ * (idle: other periodic timers of the node fire in the same wake-up of the
+ * loop, see node_aligned_delay), which also bounds how late after its
+ * deadline a DOWN is seen. */
 static uint64_t tick_ms(const mesh *m)
 {
     return m->cfg.heartbeat_interval_ms >= 40 ? m->cfg.heartbeat_interval_ms / 4 : 10;
 }
 
+/* Arm the timer for the first grid point at or after the next thing it has
+ * to do: the next heartbeat round, or the failure detector's next possible
+ * transition (fd_next_deadline), or, until joined, the next grid point (join
+ * retries). Peers heard in time push the detector's deadline past the next
+ * round, so an idle mesh wakes once per heartbeat interval, not four times. */
 static void timer_arm(mesh *m)
 {
-    uint64_t period = tick_ms(m);
-    uv_timer_start(&m->timer, timer_cb, period - uv_now(m->loop) % period, 0);
+    uint64_t grid = tick_ms(m), loop_now = uv_now(m->loop);
+    uint64_t delay = 1;
+    if (m->joined) {
+        int64_t now = mesh_now_ms(), period = m->cfg.heartbeat_interval_ms;
+        int64_t next = m->last_heartbeat_ms != 0 ? m->last_heartbeat_ms + period - period / 8 : now;
+        int64_t deadline = fd_next_deadline(m->fd);
+        if (deadline < next)
+            next = deadline;
+        if (next > now)
+            delay = (uint64_t)(next - now);
+    }
+    uint64_t at = (loop_now + delay + grid - 1) / grid * grid;
+    uv_timer_start(&m->timer, timer_cb, at > loop_now ? at - loop_now : grid, 0);
 }
 
 static void timer_cb(uv_timer_t *t)
@@ -1659,10 +1677,15 @@ static void timer_cb(uv_timer_t *t)
     mesh *m = t->data;
     if (m->closing)
         return;
-    timer_arm(m);
-    /* the detector ticks 4 times per heartbeat interval, so that a DOWN is
-     * seen within interval/4 of down_after_ms; heartbeats go out once per
-     * interval */
+    /* re-armed on every way out, once this tick's heartbeats and
+     * transitions are known */
+    timer_tick(m);
+    if (!m->closing)
+        timer_arm(m);
+}
+
+static void timer_tick(mesh *m)
+{
     int64_t now = mesh_now_ms();
     for (size_t i = 0; i < m->n_peers; i++)
         fd_set_connected(m->fd, m->peers[i]->node_id,
@@ -1875,10 +1898,11 @@ int mesh_open(uv_loop_t *loop, const mesh_config *cfg, mesh **out, mb_error *err
     c->tls_cert_key_file = c->tls_ca_file = c->tls_server_name = NULL;
     c->listen_url = c->advertise_url = NULL;
 
-    /* the detector ticks every interval/4 (at least every 10 ms): a gap of
-     * a whole heartbeat interval between ticks is a stall of this loop */
+    /* the detector ticks at least once per heartbeat interval (timer_arm,
+     * rounded up to the grid): a gap of one and a half intervals between
+     * ticks is a stall of this loop */
     fd_config fc = { c->suspect_after_ms, c->down_after_ms, c->down_connected_after_ms,
-                     c->heartbeat_interval_ms > 40 ? c->heartbeat_interval_ms : 40 };
+                     c->heartbeat_interval_ms > 40 ? c->heartbeat_interval_ms * 3 / 2 : 60 };
     if ((rc = fd_new(&fc, fd_changed_cb, m, &m->fd, err)) != MB_OK)
         goto fail;
     int uses_tls = strncmp(cfg->listen_url, "tls+tcp://", 10) == 0;

@@ -278,7 +278,36 @@ static void test_config_rejects_down_connected_below_down(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(e.msg, "down_connected_after_ms"));
 }
 
+/* Ticking only at fd_next_deadline sees every transition at the moment it
+ * is due: the deadline is the first time a tick changes anything. */
+static void test_next_deadline_is_the_first_tick_that_changes_a_status(void)
+{
+    fd *d = new_fd(500, 600);
+    CU_ASSERT_EQUAL(fd_next_deadline(d), INT64_MAX);
+    fd_add(d, 2, 0);
+    fd_add(d, 3, 100);
+    CU_ASSERT_EQUAL(fd_next_deadline(d), 500); /* peer 2 suspect */
+    fd_heard(d, 2, 450, -1);
+    CU_ASSERT_EQUAL(fd_next_deadline(d), 600); /* now peer 3 goes first */
+    fd_tick(d, 599);
+    CU_ASSERT_EQUAL(n_changes, 0);
+    fd_tick(d, 600);
+    CU_ASSERT_EQUAL_FATAL(n_changes, 1);
+    CU_ASSERT_EQUAL(changes[0].id, 3);
+    CU_ASSERT_EQUAL(fd_next_deadline(d), 700); /* peer 3 down at 100 + 600 */
+    fd_tick(d, 699);
+    CU_ASSERT_EQUAL(n_changes, 1);
+    fd_tick(d, 700);
+    CU_ASSERT_EQUAL_FATAL(n_changes, 2);
+    CU_ASSERT_EQUAL(changes[1].to, CLUSTER_PEER_DOWN);
+    /* a DOWN peer has no deadline; peer 2's suspicion is next */
+    CU_ASSERT_EQUAL(fd_next_deadline(d), 950);
+    fd_free(d);
+}
+
 static CU_TestInfo fd_tests[] = {
+    { "test_next_deadline_is_the_first_tick_that_changes_a_status",
+      test_next_deadline_is_the_first_tick_that_changes_a_status },
     { "test_new_peer_is_alive_with_grace", test_new_peer_is_alive_with_grace },
     { "test_silence_makes_peer_suspect_then_down", test_silence_makes_peer_suspect_then_down },
     { "test_long_silence_passes_through_suspect_to_down",
