@@ -1,0 +1,45 @@
+#!/bin/bash
+# tests/bench/cluster/idle_ab.sh MABEAMD_A MABEAMD_B [ROUNDS]: idle cost of
+# two mabeamd builds measured side by side (docs/BENCHMARKS.md, suite
+# `cluster`, session 5): each round starts an idle 3-node cluster of each
+# build at the same time (ports 29700+ and 29800+, data under /tmp), waits
+# 5 s, then samples for 30 s each node's CPU (utime+stime of all threads,
+# /proc) and its loop thread's wake-ups (voluntary context switches of the
+# main thread). One JSON line per node and round on stdout. Both clusters
+# see the same machine load, so compare within a round. Run from anywhere.
+set -u
+A=${1:?mabeamd A} B=${2:?mabeamd B} ROUNDS=${3:-3}
+HERE=$(cd "$(dirname "$0")/../../.." && pwd)
+down() { for v in a b; do MABEAM_CLUSTER_DIR=/tmp/mb-idle-$v "$HERE/scripts/cluster.sh" down >/dev/null 2>&1; done; }
+trap 'down; rm -rf /tmp/mb-idle-a /tmp/mb-idle-b' EXIT
+for round in $(seq 1 "$ROUNDS"); do
+    down
+    rm -rf /tmp/mb-idle-a /tmp/mb-idle-b
+    MABEAM_CLUSTER_DIR=/tmp/mb-idle-a MABEAM_CLUSTER_PORT=29700 MABEAMD=$A "$HERE/scripts/cluster.sh" up 3 >&2 || exit 1
+    MABEAM_CLUSTER_DIR=/tmp/mb-idle-b MABEAM_CLUSTER_PORT=29800 MABEAMD=$B "$HERE/scripts/cluster.sh" up 3 >&2 || exit 1
+    sleep 5 # let the start-up work (joins, placement) settle before sampling
+    python3 - "$round" $(cat /tmp/mb-idle-a/n?.pid) $(cat /tmp/mb-idle-b/n?.pid) <<'PY'
+import json, os, sys, time
+rnd, pids = int(sys.argv[1]), [int(x) for x in sys.argv[2:]]
+hz = os.sysconf("SC_CLK_TCK")
+def sample(pid):
+    ticks = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            f = open("/proc/%d/task/%s/stat" % (pid, tid)).read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(f[11]) + int(f[12])
+    wake = 0
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("voluntary_ctxt_switches"):
+            wake = int(line.split()[1])
+    return ticks, wake
+a = {p: sample(p) for p in pids}; t0 = time.time(); time.sleep(30); dt = time.time() - t0
+b = {p: sample(p) for p in pids}
+for i, p in enumerate(pids):
+    print(json.dumps({"round": rnd, "build": "A" if i < 3 else "B", "node": i % 3 + 1,
+                      "cpu_pct": round(100.0 * (b[p][0] - a[p][0]) / hz / dt, 3),
+                      "loop_wakeups_per_s": round((b[p][1] - a[p][1]) / dt, 1)}))
+PY
+done
