@@ -1,11 +1,12 @@
 /* tests/unit/node_fixture.h: one in-process node for unit tests that need
- * the whole daemon core (node_services, node_idle): a temporary data
- * directory (its path in `dir`), free loopback ports for the HTTP, mesh and
- * raft listeners (tests run in parallel), 2 agent workers and a log file
+ * the whole daemon core (node_services, node_idle, node_eventlog): a
+ * temporary data directory (its path in `dir`), free loopback ports for the
+ * HTTP, mesh and raft listeners (tests run in parallel), 2 agent workers
+ * and a log file
  * node.log in that directory at `level`. On success the caller owns *cfg,
- * *log and the opened node (close with node_stop, node_close, nc_log_close,
- * nc_config_free, mb_test_rmtree(dir)); -1 (with a message on stderr) if
- * any step fails. Header-only: include it once per test binary. */
+ * *log and the opened node (close all with nf_node_close); -1 (with a
+ * message on stderr) if any step fails. Header-only: include it once per
+ * test binary. */
 #ifndef MB_TEST_NODE_FIXTURE_H
 #define MB_TEST_NODE_FIXTURE_H
 
@@ -66,6 +67,18 @@ static int nf_node_open(char *dir, size_t dir_size, const char *tag, nc_log_leve
         return -1;
     }
     return 0;
+}
+
+/* Undo nf_node_open: stop and close the node (node_close's result is
+ * returned), close the log, free the config, remove the directory. */
+static int nf_node_close(char *dir, nc_config *cfg, nc_log *log, node *n)
+{
+    node_stop(n);
+    int rc = node_close(n);
+    nc_log_close(log);
+    nc_config_free(cfg);
+    mb_test_rmtree(dir);
+    return rc;
 }
 
 #endif

@@ -33,12 +33,7 @@ static int suite_init(void)
 
 static int suite_clean(void)
 {
-    node_stop(&g_node);
-    int rc = node_close(&g_node);
-    nc_log_close(g_log);
-    nc_config_free(g_cfg);
-    mb_test_rmtree(g_dir);
-    return rc;
+    return nf_node_close(g_dir, g_cfg, g_log, &g_node);
 }
 
 static int count_cb(const storage_event *ev, void *arg)

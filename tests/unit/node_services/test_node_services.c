@@ -29,11 +29,7 @@ static int open_node(void)
 
 static void close_node(void)
 {
-    node_stop(&g_node);
-    CU_ASSERT_EQUAL(node_close(&g_node), 0);
-    nc_log_close(g_log);
-    nc_config_free(g_cfg);
-    mb_test_rmtree(g_dir);
+    CU_ASSERT_EQUAL(nf_node_close(g_dir, g_cfg, g_log, &g_node), 0);
 }
 
 static int count_cb(const storage_event *ev, void *arg)
