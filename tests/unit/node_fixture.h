@@ -2,11 +2,10 @@
  * the whole daemon core (node_services, node_idle, node_eventlog): a
  * temporary data directory (its path in `dir`), free loopback ports for the
  * HTTP, mesh and raft listeners (tests run in parallel), 2 agent workers
- * and a log file
- * node.log in that directory at `level`. On success the caller owns *cfg,
- * *log and the opened node (close all with nf_node_close); -1 (with a
- * message on stderr) if any step fails. Header-only: include it once per
- * test binary. */
+ * and a log file node.log in that directory at `level`. On success the
+ * caller owns *cfg, *log and the opened node (close all with
+ * nf_node_close); -1 (with a message on stderr) if any step fails.
+ * Header-only: include it once per test binary. */
 #ifndef MB_TEST_NODE_FIXTURE_H
 #define MB_TEST_NODE_FIXTURE_H
 
