@@ -291,6 +291,7 @@ typedef struct mesh_stats {
     uint64_t agent_acked, agent_dropped, agent_batches_sent; /* as sender */
     uint64_t calls_timed_out;
     uint64_t hb_calls, hb_skipped; /* heartbeat calls made, and skipped (the peer's came in) */
+    uint64_t ticks;                /* times the heartbeat/detector timer fired */
 } mesh_stats;
 
 /* A snapshot of the counters. Loop thread. */

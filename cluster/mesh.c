@@ -1686,6 +1686,7 @@ static void timer_cb(uv_timer_t *t)
 
 static void timer_tick(mesh *m)
 {
+    m->stats.ticks++;
     int64_t now = mesh_now_ms();
     for (size_t i = 0; i < m->n_peers; i++)
         fd_set_connected(m->fd, m->peers[i]->node_id,

@@ -53,6 +53,7 @@ static void add_mesh_stats(cJSON *o, mesh *m)
         { "rx_bytes", ms.rx_bytes },
         { "hb_calls", ms.hb_calls },
         { "hb_skipped", ms.hb_skipped },
+        { "timer_ticks", ms.ticks },
         { "calls_timed_out", ms.calls_timed_out },
         { "refused_auth", ms.refused_auth },
         { "refused_replay", ms.refused_replay },

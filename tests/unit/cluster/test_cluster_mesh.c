@@ -580,6 +580,34 @@ static void test_higher_id_skips_heartbeats_but_detects_lower_down(void)
     node_close(&b);
 }
 
+/* idle: the detector's timer fires about once per heartbeat interval (the
+ * peers' answers keep its deadline past the next round), not on every
+ * point of its interval/4 grid. */
+static void test_idle_timer_fires_once_per_heartbeat_interval(void)
+{
+    node a, b;
+    opts o = { .fast = 1 }; /* heartbeat every 40 ms: grid 10 ms */
+    node_open(&a, 1, "tcp://127.0.0.1:0", &o);
+    node_open(&b, 2, "tcp://127.0.0.1:0", &o);
+    link_nodes(&a, &b);
+    fd_peer_view v;
+    CU_ASSERT_FATAL(RUN_UNTIL(mesh_peer(a.m, 2, &v) == MB_OK && v.rtt_ms >= 0, 5000));
+    mesh_stats s0, s1;
+    mesh_get_stats(a.m, &s0);
+    int64_t t0 = mb_test_now_ms();
+    RUN_UNTIL(0, 1000); /* a measurement window: nothing to wait for */
+    int64_t ms = mb_test_now_ms() - t0;
+    mesh_get_stats(a.m, &s1);
+    double per_interval = (double)(s1.ticks - s0.ticks) * 40.0 / (double)ms;
+    fprintf(stderr, "\n    idle mesh timer: %.2f ticks per heartbeat interval\n", per_interval);
+    CU_ASSERT(per_interval >= 0.5); /* heartbeats still go out */
+    CU_ASSERT(per_interval <= 2.0); /* every grid point would be 4 */
+    CU_ASSERT(mesh_peer(a.m, 2, &v) == MB_OK && v.status == CLUSTER_PEER_ALIVE);
+    CU_ASSERT(a.n_changes == 0 && b.n_changes == 0);
+    node_close(&a);
+    node_close(&b);
+}
+
 static void test_connected_silent_peer_is_down_only_after_longer_timeout(void)
 {
     node a;
@@ -969,6 +997,8 @@ static CU_TestInfo mesh_tests[] = {
     { "test_heartbeats_detect_peer_down_and_back", test_heartbeats_detect_peer_down_and_back },
     { "test_higher_id_skips_heartbeats_but_detects_lower_down",
       test_higher_id_skips_heartbeats_but_detects_lower_down },
+    { "test_idle_timer_fires_once_per_heartbeat_interval",
+      test_idle_timer_fires_once_per_heartbeat_interval },
     { "test_connected_silent_peer_is_down_only_after_longer_timeout",
       test_connected_silent_peer_is_down_only_after_longer_timeout },
     { "test_join_through_seed_and_learn_leader", test_join_through_seed_and_learn_leader },
