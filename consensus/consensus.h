@@ -794,12 +794,6 @@ void consensus_fsm_set_applied_cb(consensus_fsm *f, consensus_applied_cb cb, voi
  * (tensors of megabytes), and small writes keep the long interval. */
 void consensus_fsm_set_snapshot_policy(consensus_fsm *f, unsigned threshold, unsigned trailing,
                                        uint64_t max_bytes);
-/* Stagger this node's snapshots: they fall on the indexes i with
- * (i + threshold * num / den) % threshold == 0 (at least threshold / 2
- * apart), so nodes of different phases (0..den-1) do not all snapshot, and
- * stall their disks, at the same entry; on average still one per threshold.
- * den 0: plain threshold (the default). */
-void consensus_fsm_set_snapshot_phase(consensus_fsm *f, unsigned num, unsigned den);
 /* The result of the entry applied last (valid in the apply callback). */
 const consensus_result *consensus_fsm_last_result(const consensus_fsm *f);
 
