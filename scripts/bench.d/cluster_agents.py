@@ -93,6 +93,24 @@ def thread_ticks(pid):
     return tot
 
 
+def ctx_switches(pid, main_only=False):
+    """Context switches of a process: voluntary and involuntary ones of all
+    its threads, or (main_only) the voluntary ones of its main thread, that
+    is the event loop's wake-ups. Also used by tests/bench/cluster/
+    idle_round.sh and idle_ab.sh."""
+    tids = [str(pid)] if main_only else os.listdir("/proc/%d/task" % pid)
+    keys = ("voluntary_ctxt_switches",) if main_only else \
+        ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")
+    t = 0
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                t += sum(int(l.split()[1]) for l in f if l.split(":")[0] in keys)
+        except OSError:
+            pass  # the thread ended
+    return t
+
+
 def sent_bytes(pids):
     out = subprocess.run(["ss", "-tinpH", "state", "established"], capture_output=True,
                          text=True).stdout

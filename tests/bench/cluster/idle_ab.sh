@@ -18,23 +18,13 @@ for round in $(seq 1 "$ROUNDS"); do
     MABEAM_CLUSTER_DIR=/tmp/mb-idle-a MABEAM_CLUSTER_PORT=29700 MABEAMD=$A "$HERE/scripts/cluster.sh" up 3 >&2 || exit 1
     MABEAM_CLUSTER_DIR=/tmp/mb-idle-b MABEAM_CLUSTER_PORT=29800 MABEAMD=$B "$HERE/scripts/cluster.sh" up 3 >&2 || exit 1
     sleep 5 # let the start-up work (joins, placement) settle before sampling
-    python3 - "$round" $(cat /tmp/mb-idle-a/n?.pid) $(cat /tmp/mb-idle-b/n?.pid) <<'PY'
+    python3 - "$HERE/scripts/bench.d" "$round" $(cat /tmp/mb-idle-a/n?.pid) $(cat /tmp/mb-idle-b/n?.pid) <<'PY'
 import json, os, sys, time
-rnd, pids = int(sys.argv[1]), [int(x) for x in sys.argv[2:]]
+sys.path.insert(0, sys.argv[1])
+from cluster_agents import cpu_ticks, ctx_switches
+rnd, pids = int(sys.argv[2]), [int(x) for x in sys.argv[3:]]
 hz = os.sysconf("SC_CLK_TCK")
-def sample(pid):
-    ticks = 0
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            f = open("/proc/%d/task/%s/stat" % (pid, tid)).read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(f[11]) + int(f[12])
-    wake = 0
-    for line in open("/proc/%d/status" % pid):
-        if line.startswith("voluntary_ctxt_switches"):
-            wake = int(line.split()[1])
-    return ticks, wake
+sample = lambda pid: (cpu_ticks(pid), ctx_switches(pid, main_only=True))
 a = {p: sample(p) for p in pids}; t0 = time.time(); time.sleep(30); dt = time.time() - t0
 b = {p: sample(p) for p in pids}
 for i, p in enumerate(pids):

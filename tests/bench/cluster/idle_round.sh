@@ -13,20 +13,12 @@ scripts/cluster.sh up 3 >/dev/null 2>&1 || { echo "up failed"; exit 1; }
 P="$(cat /tmp/idle-m/n1.pid) $(cat /tmp/idle-m/n2.pid) $(cat /tmp/idle-m/n3.pid)"
 sleep 5
 python3 - $LABEL $P <<'PY'
-import os, sys, time, json
+import json, os, sys, time
+sys.path.insert(0, "scripts/bench.d")
+from cluster_agents import cpu_ticks, ctx_switches
 label=sys.argv[1]; pids=[int(x) for x in sys.argv[2:]]
-def ticks(p):
-    f=open("/proc/%d/stat"%p).read().rsplit(")",1)[1].split(); return int(f[11])+int(f[12])
-def cs(p):
-    t=0
-    for d in os.listdir("/proc/%d/task"%p):
-        try:
-            for l in open("/proc/%d/task/%s/status"%(p,d)):
-                if "ctxt_switches" in l: t+=int(l.split()[1])
-        except OSError: pass
-    return t
-a=[ticks(p) for p in pids]; c=[cs(p) for p in pids]; t0=time.time(); time.sleep(30); dt=time.time()-t0
-b=[ticks(p) for p in pids]; d=[cs(p) for p in pids]
+a=[cpu_ticks(p) for p in pids]; c=[ctx_switches(p) for p in pids]; t0=time.time(); time.sleep(30); dt=time.time()-t0
+b=[cpu_ticks(p) for p in pids]; d=[ctx_switches(p) for p in pids]
 hz=os.sysconf("SC_CLK_TCK")
 print(json.dumps({"label":label,"phase":"no_agents","cpu_pct":[round(100.0*(y-x)/hz/dt,3) for x,y in zip(a,b)],"cs_per_s":[round((y-x)/dt) for x,y in zip(c,d)],"load":os.getloadavg()[0]}),flush=True)
 PY
@@ -39,17 +31,11 @@ for l in sys.stdin:
     if j["metric"].startswith("watch_fanout"): print(json.dumps({"label":sys.argv[1],"phase":"fanout","p50":j["p50_ms"],"p99":j["value"],"missing":j["missing"]}))
 ' $LABEL
 python3 - $LABEL $P <<'PY'
-import os, sys, time, json
+import json, sys, time
+sys.path.insert(0, "scripts/bench.d")
+from cluster_agents import ctx_switches
 label=sys.argv[1]; pids=[int(x) for x in sys.argv[2:]]
-def cs(p):
-    t=0
-    for d in os.listdir("/proc/%d/task"%p):
-        try:
-            for l in open("/proc/%d/task/%s/status"%(p,d)):
-                if "ctxt_switches" in l: t+=int(l.split()[1])
-        except OSError: pass
-    return t
-c=[cs(p) for p in pids]; t0=time.time(); time.sleep(15); dt=time.time()-t0; d=[cs(p) for p in pids]
+c=[ctx_switches(p) for p in pids]; t0=time.time(); time.sleep(15); dt=time.time()-t0; d=[ctx_switches(p) for p in pids]
 print(json.dumps({"label":label,"phase":"with_agents_cs","cs_per_s":[round((y-x)/dt) for x,y in zip(c,d)]}),flush=True)
 PY
 scripts/cluster.sh down >/dev/null 2>&1
