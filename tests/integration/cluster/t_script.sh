@@ -3,6 +3,7 @@
 # cluster. A second cluster started on the ports of a running one must fail
 # at once with its node's log, not be taken for healthy because the first
 # cluster answers on those ports; `down` stops only its own nodes.
+# Also: the daemon's threads carry their names (mb-worker-N, ...).
 . "$(dirname "$0")/../daemon/lib.sh"
 SCRIPT=$(cd "$(dirname "$0")/../../.." && pwd)/scripts/cluster.sh
 base=$(free_port)
@@ -14,6 +15,13 @@ a up 1 >"$T/a.out" 2>&1 || fail "up 1: $(cat "$T/a.out")"
 a status >"$T/a.json" || fail "status"
 [ "$(jget "$T/a.json" 'j["leader_id"]')" = 1 ] || fail "status: $(cat "$T/a.json")"
 pass "up 1 and status"
+
+# The daemon names its threads (docs/operations.md, Monitoring).
+names=$(cat /proc/"$(cat "$T/a/n1.pid")"/task/*/comm)
+for want in mb-worker-0 mb-timers mb-port-io mb-index-flush; do
+    grep -qx "$want" <<<"$names" || fail "no thread named $want: $(echo $names)"
+done
+pass "thread names"
 
 start=$(now_ms)
 if b up 1 >"$T/b.out" 2>&1; then
