@@ -68,6 +68,14 @@ static int nf_node_open(char *dir, size_t dir_size, const char *tag, nc_log_leve
     return 0;
 }
 
+/* A storage_event_cb counting the events into the int at `arg`. */
+static inline int nf_count_events(const storage_event *ev, void *arg)
+{
+    (void)ev;
+    (*(int *)arg)++;
+    return 0;
+}
+
 /* Undo nf_node_open: stop and close the node (node_close's result is
  * returned), close the log, free the config, remove the directory. */
 static int nf_node_close(char *dir, nc_config *cfg, nc_log *log, node *n)

@@ -36,13 +36,6 @@ static int suite_clean(void)
     return nf_node_close(g_dir, g_cfg, g_log, &g_node);
 }
 
-static int count_cb(const storage_event *ev, void *arg)
-{
-    (void)ev;
-    (*(int *)arg)++;
-    return 0;
-}
-
 static const char *const VAR = "evlog-probe";
 
 /* What the check handle saw in the first loop iteration that had applied
@@ -64,8 +57,8 @@ static void probe_check_cb(uv_check_t *h)
     struct storage_query q = { .subject = VAR, .type = "var.define", .limit = 10 };
     mb_error e;
     mb_error_clear(&e);
-    node_log_query(g_node.store, 1, &q, count_cb, &g_probe.raw_found, NULL, &e);
-    repl_log_query(g_node.repl, &q, count_cb, &g_probe.found, NULL, &e);
+    node_log_query(g_node.store, 1, &q, nf_count_events, &g_probe.raw_found, NULL, &e);
+    repl_log_query(g_node.repl, &q, nf_count_events, &g_probe.found, NULL, &e);
 }
 
 static int g_done, g_code;

@@ -32,13 +32,6 @@ static void close_node(void)
     CU_ASSERT_EQUAL(nf_node_close(g_dir, g_cfg, g_log, &g_node), 0);
 }
 
-static int count_cb(const storage_event *ev, void *arg)
-{
-    (void)ev;
-    (*(int *)arg)++;
-    return 0;
-}
-
 /* Run the loop once (writes queued events) and count events of `type`
  * about `subject` in the node-local log. */
 static int events_of(const char *type, mb_agent_id id)
@@ -50,7 +43,7 @@ static int events_of(const char *type, mb_agent_id id)
     int n = 0;
     uint64_t next;
     mb_error e;
-    if (node_log_query(g_node.store, 0, &q, count_cb, &n, &next, &e) != MB_OK)
+    if (node_log_query(g_node.store, 0, &q, nf_count_events, &n, &next, &e) != MB_OK)
         return -1;
     return n;
 }
