@@ -794,6 +794,16 @@ void consensus_fsm_set_applied_cb(consensus_fsm *f, consensus_applied_cb cb, voi
  * (tensors of megabytes), and small writes keep the long interval. */
 void consensus_fsm_set_snapshot_policy(consensus_fsm *f, unsigned threshold, unsigned trailing,
                                        uint64_t max_bytes);
+/* Snapshots raft asked for and the adapter put off (RAFT_BUSY, raft asks
+ * again after its next apply) because a log truncation could meet them:
+ * libraft 0.15 drops a truncation issued during a snapshot's barrier. */
+uint64_t consensus_fsm_snapshots_deferred(const consensus_fsm *f);
+/* The rule behind it, pure: 1 when no leader is known, or when the log has
+ * uncommitted entries (last_index > commit_index) whose last term is older
+ * than the current term (a new leader may cut them). */
+int consensus_snapshot_may_meet_truncation(uint64_t commit_index, uint64_t last_index,
+                                           uint64_t last_term, uint64_t current_term,
+                                           int leader_known);
 /* The result of the entry applied last (valid in the apply callback). */
 const consensus_result *consensus_fsm_last_result(const consensus_fsm *f);
 

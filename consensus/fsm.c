@@ -24,6 +24,7 @@ struct consensus_fsm {
     uint64_t snap_max_bytes;
     uint64_t bytes_since, entries_since; /* applied since the last snapshot */
     int snap_forced;                     /* threshold lowered to 1 by the byte limit */
+    uint64_t snap_deferred;              /* snapshots put off (snapshot_must_wait) */
 };
 
 void consensus_fsm_set_snapshot_policy(consensus_fsm *f, unsigned threshold, unsigned trailing,
@@ -146,9 +147,62 @@ static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf, voi
     return 0;
 }
 
+int consensus_snapshot_may_meet_truncation(uint64_t commit_index, uint64_t last_index,
+                                           uint64_t last_term, uint64_t current_term,
+                                           int leader_known)
+{
+    if (!leader_known)
+        return 1;
+    /* Committed entries are never truncated; an entry of the current term
+     * came from the current leader, and by log matching so did all before
+     * it, so that leader has nothing of ours to cut. */
+    return last_index > commit_index && last_term < current_term;
+}
+
+/* Term of the last entry of raft's log: libraft 0.15 keeps struct raft_log
+ * public (a circular buffer [front, back) after offset) and has no getter. */
+static uint64_t last_log_term(const struct raft *r)
+{
+    const struct raft_log *l = &r->log;
+    if (l->entries == NULL || l->size == 0 || l->front == l->back)
+        return l->snapshot.last_term;
+    size_t pos = l->back == 0 ? l->size - 1 : l->back - 1;
+    return l->entries[pos].term;
+}
+
+/* libraft 0.15 loses a follower's log truncation that arrives while one of
+ * its snapshots waits for the open segments to close: the truncation's
+ * barrier attaches to no segment and never fires (canonical/raft#372,
+ * fixed after 0.15), so the disk keeps the entries the memory log dropped
+ * and a restart loads them (a segfault in libraft's refsDecr in CI). A
+ * follower truncates only an uncommitted tail of an older term than the
+ * current one, so no snapshot starts while such a tail exists or while no
+ * leader is known: raft retries after its next apply. The window left is a
+ * new leader cutting this node's current-term tail within the few
+ * milliseconds a snapshot's barrier lasts, which needs an election first. */
+static int snapshot_must_wait(consensus_fsm *f)
+{
+    struct raft *r = f->raft;
+    if (r == NULL)
+        return 0;
+    raft_id id = 0;
+    const char *address = NULL;
+    int leader = raft_state(r) == RAFT_LEADER;
+    if (!leader) {
+        raft_leader(r, &id, &address);
+        leader = id != 0;
+    }
+    return consensus_snapshot_may_meet_truncation(r->commit_index, raft_last_index(r),
+                                                  last_log_term(r), r->current_term, leader);
+}
+
 static int fsm_snapshot_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     consensus_fsm *f = fsm->data;
+    if (snapshot_must_wait(f)) {
+        f->snap_deferred++;
+        return RAFT_BUSY;
+    }
     struct raft_buffer *b = raft_malloc(sizeof(*b));
     if (b == NULL)
         return RAFT_NOMEM;
@@ -243,6 +297,11 @@ struct raft_fsm *consensus_fsm_raft(consensus_fsm *f)
 void consensus_fsm_attach(consensus_fsm *f, struct raft *r)
 {
     f->raft = r;
+}
+
+uint64_t consensus_fsm_snapshots_deferred(const consensus_fsm *f)
+{
+    return f->snap_deferred;
 }
 
 const consensus_sm *consensus_fsm_sm(const consensus_fsm *f)
