@@ -804,6 +804,12 @@ uint64_t consensus_fsm_snapshots_deferred(const consensus_fsm *f);
 int consensus_snapshot_may_meet_truncation(uint64_t commit_index, uint64_t last_index,
                                            uint64_t last_term, uint64_t current_term,
                                            int leader_known);
+/* Stagger this node's snapshots: they fall on the indexes i with
+ * (i + threshold * num / den) % threshold == 0 (at least threshold / 2
+ * apart), so nodes of different phases (0..den-1) do not all snapshot, and
+ * stall their disks, at the same entry; on average still one per threshold.
+ * den 0: plain threshold (the default). */
+void consensus_fsm_set_snapshot_phase(consensus_fsm *f, unsigned num, unsigned den);
 /* The result of the entry applied last (valid in the apply callback). */
 const consensus_result *consensus_fsm_last_result(const consensus_fsm *f);
 

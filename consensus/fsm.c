@@ -22,10 +22,29 @@ struct consensus_fsm {
     /* snapshot policy (consensus_fsm_set_snapshot_policy) */
     unsigned snap_threshold, snap_trailing;
     uint64_t snap_max_bytes;
-    uint64_t bytes_since, entries_since; /* applied since the last snapshot */
-    int snap_forced;                     /* threshold lowered to 1 by the byte limit */
-    uint64_t snap_deferred;              /* snapshots put off (snapshot_must_wait) */
+    uint64_t bytes_since, entries_since;     /* applied since the last snapshot */
+    int snap_forced;                         /* threshold lowered to 1 by the byte limit */
+    uint64_t snap_deferred;                  /* snapshots put off (snapshot_must_wait) */
+    unsigned snap_phase_num, snap_phase_den; /* consensus_fsm_set_snapshot_phase; den 0 = none */
 };
+
+/* Entries from the last snapshot (at the applied index now: this is called
+ * when one is taken, installed or the policy set) to the next one. With a
+ * phase num/den, the next snapshot falls on the next index i with
+ * (i + threshold * num / den) % threshold == 0 at least half a threshold
+ * away: nodes of different phases snapshot at different indexes, one
+ * threshold apart on average. */
+static unsigned snap_threshold_now(const consensus_fsm *f)
+{
+    uint64_t t = f->snap_threshold;
+    if (f->snap_phase_den == 0 || t < 4)
+        return (unsigned)t;
+    uint64_t phase = t * f->snap_phase_num / f->snap_phase_den;
+    uint64_t d = t - (consensus_sm_applied_index(f->sm) + phase) % t;
+    if (d < t / 2)
+        d += t;
+    return (unsigned)d;
+}
 
 void consensus_fsm_set_snapshot_policy(consensus_fsm *f, unsigned threshold, unsigned trailing,
                                        uint64_t max_bytes)
@@ -34,9 +53,17 @@ void consensus_fsm_set_snapshot_policy(consensus_fsm *f, unsigned threshold, uns
     f->snap_trailing = trailing;
     f->snap_max_bytes = max_bytes;
     if (f->raft != NULL) {
-        raft_set_snapshot_threshold(f->raft, threshold);
+        raft_set_snapshot_threshold(f->raft, snap_threshold_now(f));
         raft_set_snapshot_trailing(f->raft, trailing);
     }
+}
+
+void consensus_fsm_set_snapshot_phase(consensus_fsm *f, unsigned num, unsigned den)
+{
+    f->snap_phase_num = den > 0 ? num % den : 0;
+    f->snap_phase_den = den;
+    if (f->raft != NULL && f->snap_threshold > 0 && !f->snap_forced)
+        raft_set_snapshot_threshold(f->raft, snap_threshold_now(f));
 }
 
 /* An entry of `len` bytes was applied: past the byte limit, the next check
@@ -66,7 +93,7 @@ static void snap_reset(consensus_fsm *f)
             }
         }
         raft_set_snapshot_trailing(f->raft, trailing);
-        raft_set_snapshot_threshold(f->raft, f->snap_threshold);
+        raft_set_snapshot_threshold(f->raft, snap_threshold_now(f));
     }
     f->snap_forced = 0;
     f->bytes_since = 0;

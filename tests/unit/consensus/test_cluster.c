@@ -490,9 +490,49 @@ static void test_snapshot_waits_while_an_older_term_tail_could_be_truncated(void
     consensus_fsm_free(fsm);
 }
 
+/* With phases 0, 1 and 2 of 3 the servers snapshot at different indexes
+ * (never two at the same one), each about once per threshold. */
+static void test_snapshot_phases_stagger_the_servers_snapshots(void)
+{
+    enum { T = 30, N = 150 };
+    cluster_up(3, 0);
+    for (unsigned i = 0; i < n_servers; i++) {
+        consensus_fsm_set_snapshot_policy(fsms[i], T, 2, 0);
+        consensus_fsm_set_snapshot_phase(fsms[i], i, 3);
+    }
+    unsigned l = raft_fixture_leader_index(&f);
+    consensus_cmd d = define_cmd("x");
+    consensus_result res;
+    CU_ASSERT_EQUAL_FATAL(propose_and_wait(l, &d, &res), 0);
+    raft_index snaps[3][16];
+    unsigned nsnaps[3] = { 0 };
+    for (int k = 1; k <= N; k++) {
+        consensus_cmd c = set_cmd("x", k, 9, (uint64_t)k);
+        CU_ASSERT_EQUAL_FATAL(propose_and_wait(l, &c, &res), 0);
+        raft_index last = raft_last_applied(raft_fixture_get(&f, l));
+        CU_ASSERT_TRUE_FATAL(raft_fixture_step_until_applied(&f, n_servers, last, 5000));
+        for (unsigned i = 0; i < n_servers; i++) {
+            raft_index at = raft_fixture_get(&f, i)->log.snapshot.last_index;
+            if (at != 0 && (nsnaps[i] == 0 || snaps[i][nsnaps[i] - 1] != at) && nsnaps[i] < 16)
+                snaps[i][nsnaps[i]++] = at;
+        }
+    }
+    for (unsigned i = 0; i < n_servers; i++) {
+        /* ~150 entries / 30: about 5 each, a phase shifts the first one */
+        CU_ASSERT_TRUE(nsnaps[i] >= 3 && nsnaps[i] <= 6);
+        for (unsigned j = 0; j < i; j++)
+            for (unsigned a = 0; a < nsnaps[i]; a++)
+                for (unsigned b = 0; b < nsnaps[j]; b++)
+                    CU_ASSERT_NOT_EQUAL(snaps[i][a], snaps[j][b]);
+    }
+    cluster_down();
+}
+
 static CU_TestInfo cluster_tests[] = {
     { "test_snapshot_waits_while_an_older_term_tail_could_be_truncated",
       test_snapshot_waits_while_an_older_term_tail_could_be_truncated },
+    { "test_snapshot_phases_stagger_the_servers_snapshots",
+      test_snapshot_phases_stagger_the_servers_snapshots },
     { "test_snapshot_starts_on_bytes_and_bounds_trailing_entries",
       test_snapshot_starts_on_bytes_and_bounds_trailing_entries },
     { "test_commands_replicate_to_every_server_identically",
