@@ -836,6 +836,9 @@ typedef struct consensus_status {
     unsigned pending; /* proposals waiting for their result */
     /* wiring: last entry of this node's log (committed or not) */
     uint64_t last_index;
+    uint64_t snapshot_index;     /* last snapshot taken or installed here; 0 none */
+    uint64_t snapshots_deferred; /* consensus_fsm_snapshots_deferred */
+    uint64_t appends_clipped;    /* consensus_raft_clip_compacted rewrites */
 } consensus_status;
 
 typedef void (*consensus_status_cb)(void *arg, const consensus_status *st);
@@ -938,6 +941,21 @@ int consensus_raft_send_commit(consensus_raft *r, int *sent, int *lagging);
  * the moment a lagging follower may be told the commit index
  * (consensus_raft_send_commit) without polling. NULL clears it. */
 void consensus_raft_on_append_result(consensus_raft *r, void (*cb)(void *arg), void *arg);
+/* libraft 0.15 (and 0.18) checks nothing for an AppendEntries with
+ * prev_log_index 0 and takes every entry it no longer holds (compacted into
+ * its snapshot) as missing: it appends them after its last entry, at wrong
+ * indexes (in a release build a segfault follows, in its entry reference
+ * counts). A leader that never got a success from a follower rewinds it to
+ * index 1, and with staggered snapshots the follower may have compacted
+ * while the leader still holds entry 1. Before raft sees such a message the
+ * glue rewrites it to start at the snapshot's index (prev_log_index = the
+ * snapshot's, its term; the entries up to it dropped and freed). Returns 1
+ * when rewritten, 0 when left alone (another prev_log_index, nothing
+ * compacted, or a disagreement with the snapshot's term, left to raft), -1
+ * out of memory (message unchanged). */
+struct raft_log;
+struct raft_append_entries;
+int consensus_raft_clip_compacted(const struct raft_log *log, struct raft_append_entries *a);
 
 /* Close: refuse new requests, let pending ones finish (bounded by the
  * quorum timeout), close raft and its transport, then call `cb` (may be

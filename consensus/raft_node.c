@@ -109,6 +109,7 @@ struct consensus_raft {
     int (*io_start)(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv);
     raft_io_tick_cb tick_cb;
     raft_io_recv_cb recv_cb;             /* raft's, wrapped by recv_capture */
+    uint64_t clipped;                    /* AppendEntries clipped to the snapshot */
     void (*append_result_cb)(void *arg); /* consensus_raft_on_append_result */
     void *append_result_arg;
     struct told { /* per follower: commit index it could apply from our last round */
@@ -852,12 +853,72 @@ static int nodelay_connect(struct raft_uv_transport *t, struct raft_uv_connect *
 
 /* ---------------- status monitor ---------------- */
 
-/* Every message raft receives; after an AppendEntries result, the hook of
- * consensus_raft_on_append_result. */
+int consensus_raft_clip_compacted(const struct raft_log *log, struct raft_append_entries *a)
+{
+    raft_index s = log->snapshot.last_index;
+    if (a->prev_log_index != 0 || a->n_entries == 0 || log->offset == 0 || s == 0)
+        return 0;
+    /* The snapshot's entry is committed, so any current leader has it with
+     * the same term; a message saying otherwise is left to raft. */
+    if (a->n_entries >= s && a->entries[s - 1].term != log->snapshot.last_term)
+        return 0;
+    size_t n = a->n_entries;
+    size_t keep = n > s ? n - (size_t)s : 0;
+    struct raft_entry *kept = NULL;
+    if (keep > 0) {
+        kept = raft_malloc(keep * sizeof(*kept));
+        if (kept == NULL)
+            return -1;
+        memcpy(kept, a->entries + s, keep * sizeof(*kept));
+    }
+    /* Free what only the dropped entries hold: their batches (entries of a
+     * batch are adjacent, so a batch also held by a kept entry is the first
+     * kept one's) or, without a batch, their buffers. */
+    for (size_t i = 0; i < n - keep; i++) {
+        struct raft_entry *e = &a->entries[i];
+        if (e->batch == NULL)
+            raft_free(e->buf.base);
+        else if ((i == 0 || e->batch != a->entries[i - 1].batch) &&
+                 (keep == 0 || e->batch != kept[0].batch))
+            raft_free(e->batch);
+    }
+    raft_free(a->entries);
+    a->entries = kept;
+    a->n_entries = (unsigned)keep;
+    a->prev_log_index = s;
+    a->prev_log_term = log->snapshot.last_term;
+    return 1;
+}
+
+/* Drop a message raft never saw (as the network may): its entries. */
+static void drop_append(struct raft_append_entries *a)
+{
+    for (unsigned i = 0; i < a->n_entries; i++) {
+        struct raft_entry *e = &a->entries[i];
+        if (e->batch == NULL)
+            raft_free(e->buf.base);
+        else if (i == 0 || e->batch != a->entries[i - 1].batch)
+            raft_free(e->batch);
+    }
+    raft_free(a->entries);
+}
+
+/* Every message raft receives; AppendEntries from index 1 clipped to this
+ * node's snapshot (consensus_raft_clip_compacted); after an AppendEntries
+ * result, the hook of consensus_raft_on_append_result. */
 static void recv_capture(struct raft_io *io, struct raft_message *m)
 {
     consensus_raft *r = of_io(io);
     int result = m->type == RAFT_IO_APPEND_ENTRIES_RESULT;
+    if (m->type == RAFT_IO_APPEND_ENTRIES) {
+        int rc = consensus_raft_clip_compacted(&r->raft.log, &m->append_entries);
+        if (rc < 0) {
+            /* Out of memory: lose the message; the leader sends again. */
+            drop_append(&m->append_entries);
+            return;
+        }
+        r->clipped += (unsigned)rc;
+    }
     r->recv_cb(io, m);
     if (result && r->append_result_cb != NULL && !r->closing)
         r->append_result_cb(r->append_result_arg);
@@ -980,6 +1041,9 @@ void consensus_raft_status(const consensus_raft *r, consensus_status *out)
     out->voters = count_voters(raft);
     out->pending = r->n_waiting;
     out->last_index = raft_last_index(raft); /* wiring (repl_commit_nudge) */
+    out->snapshot_index = raft->log.snapshot.last_index;
+    out->snapshots_deferred = consensus_fsm_snapshots_deferred(r->fsm);
+    out->appends_clipped = r->clipped;
 }
 
 static void expiry_done_cb(void *arg, const consensus_result *res)

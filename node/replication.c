@@ -1386,6 +1386,10 @@ static cJSON *local_status(repl *r)
     cJSON_AddNumberToObject(j, "forward_batches", (double)r->stat_fwd_batches);
     cJSON_AddNumberToObject(j, "forwarded_writes", (double)r->stat_fwd_writes);
     cJSON_AddNumberToObject(j, "commit_nudges", (double)r->stat_nudges);
+    /* libraft 0.15 workarounds (docs/consensus.md §4, "Snapshots") */
+    cJSON_AddNumberToObject(j, "snapshot_index", (double)st.snapshot_index);
+    cJSON_AddNumberToObject(j, "snapshots_deferred", (double)st.snapshots_deferred);
+    cJSON_AddNumberToObject(j, "appends_clipped", (double)st.appends_clipped);
     cJSON *w = cJSON_AddArrayToObject(j, "followers_watching");
     uint64_t now = uv_now(&r->n->loop);
     for (size_t i = 0; w != NULL && i < INTEREST_MAX; i++)
@@ -1401,6 +1405,8 @@ static const char *const status_keys[] = {
     "applied_index",   "last_index",
     "forward_batches", "forwarded_writes",
     "commit_nudges",   "followers_watching",
+    "snapshot_index",  "snapshots_deferred",
+    "appends_clipped",
 };
 
 static void h_status(void *user, mesh *m, mesh_request *req)
