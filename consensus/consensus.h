@@ -949,10 +949,11 @@ void consensus_raft_on_append_result(consensus_raft *r, void (*cb)(void *arg), v
  * index 1, and with staggered snapshots the follower may have compacted
  * while the leader still holds entry 1. Before raft sees such a message the
  * glue rewrites it to start at the snapshot's index (prev_log_index = the
- * snapshot's, its term; the entries up to it dropped and freed). Returns 1
- * when rewritten, 0 when left alone (another prev_log_index, nothing
- * compacted, or a disagreement with the snapshot's term, left to raft), -1
- * out of memory (message unchanged). */
+ * snapshot's, its term; the entries up to it dropped and freed; with none
+ * past it, leader_commit capped at the snapshot). Returns 1 when rewritten,
+ * 0 when left alone (another prev_log_index, nothing compacted, or a
+ * disagreement with the snapshot's term, left to raft), -1 out of memory
+ * (message unchanged). */
 struct raft_log;
 struct raft_append_entries;
 int consensus_raft_clip_compacted(const struct raft_log *log, struct raft_append_entries *a);

@@ -887,6 +887,11 @@ int consensus_raft_clip_compacted(const struct raft_log *log, struct raft_append
     a->n_entries = (unsigned)keep;
     a->prev_log_index = s;
     a->prev_log_term = log->snapshot.last_term;
+    /* Nothing past the snapshot: the message vouches for no entry of ours
+     * after it, so it commits none (raft would take its commit index up to
+     * the last entry it stored). */
+    if (keep == 0 && a->leader_commit > s)
+        a->leader_commit = s;
     return 1;
 }
 

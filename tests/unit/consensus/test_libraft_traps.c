@@ -242,7 +242,9 @@ static void test_append_from_index_1_is_clipped_to_the_snapshot(void)
     struct raft_append_entries a;
 
     message_from_1(&a, terms, 10);
+    a.leader_commit = 12;
     CU_ASSERT_EQUAL(consensus_raft_clip_compacted(&log, &a), 1);
+    CU_ASSERT_EQUAL(a.leader_commit, 12);
     CU_ASSERT_EQUAL(a.prev_log_index, 8);
     CU_ASSERT_EQUAL(a.prev_log_term, 2);
     CU_ASSERT_EQUAL_FATAL(a.n_entries, 2);
@@ -254,7 +256,9 @@ static void test_append_from_index_1_is_clipped_to_the_snapshot(void)
     /* Nothing past the snapshot: an empty message at the snapshot (the
      * batch is freed here, as the leak checker of the ASan build shows). */
     message_from_1(&a, terms, 6);
+    a.leader_commit = 12;
     CU_ASSERT_EQUAL(consensus_raft_clip_compacted(&log, &a), 1);
+    CU_ASSERT_EQUAL(a.leader_commit, 8); /* vouches for nothing after 8 */
     CU_ASSERT_EQUAL(a.prev_log_index, 8);
     CU_ASSERT_EQUAL(a.n_entries, 0);
     CU_ASSERT_PTR_NULL(a.entries);
