@@ -13,6 +13,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <raft.h>
+#include <raft/uv.h>
+
 #include "consensus/consensus.h"
 #include "mb_test.h"
 
@@ -753,7 +756,135 @@ static void test_start_failure_and_close_without_start_release_everything(void)
     close_loop();
 }
 
+/* A stand-in leader: libraft's own disk and TCP backend with id 2, used
+ * only to send hand-made messages to node 1 (it never runs raft). */
+typedef struct fake_leader {
+    struct raft_uv_transport transport;
+    struct raft_io io;
+    char dir[256];
+    int sent, closed;
+} fake_leader;
+
+static void fake_sent(struct raft_io_send *req, int status)
+{
+    fake_leader *fl = req->data;
+    (void)status; /* the node may not answer; only the send matters */
+    fl->sent++;
+}
+
+static void fake_tick(struct raft_io *io)
+{
+    (void)io;
+}
+
+static void fake_recv(struct raft_io *io, struct raft_message *m)
+{
+    (void)io;
+    (void)m; /* append results and votes carry no allocation */
+}
+
+static void fake_closed(struct raft_io *io)
+{
+    ((fake_leader *)io->data)->closed = 1;
+}
+
+/* Send AppendEntries (term 2) with entries prev+1..prev+n: entry 1 is the
+ * bootstrap configuration (term 1), later ones 8-byte commands of term 2
+ * (not MABEAM frames: the state machine skips them). */
+static void fake_append(fake_leader *fl, raft_index prev, unsigned n, raft_index commit)
+{
+    struct raft_entry entries[64];
+    CU_ASSERT_FATAL(n <= 64);
+    for (unsigned i = 0; i < n; i++) {
+        raft_index idx = prev + 1 + i;
+        entries[i] = (struct raft_entry){ .term = idx == 1 ? 1 : 2,
+                                          .type = idx == 1 ? RAFT_CHANGE : RAFT_COMMAND };
+        if (idx == 1) {
+            struct raft_configuration conf;
+            raft_configuration_init(&conf);
+            CU_ASSERT_EQUAL_FATAL(raft_configuration_add(&conf, 1, nodes[0].addr, RAFT_VOTER), 0);
+            CU_ASSERT_EQUAL_FATAL(raft_configuration_add(&conf, 2, nodes[1].addr, RAFT_VOTER), 0);
+            CU_ASSERT_EQUAL_FATAL(raft_configuration_encode(&conf, &entries[i].buf), 0);
+            raft_configuration_close(&conf);
+        } else {
+            entries[i].buf.len = 8;
+            entries[i].buf.base = raft_malloc(8);
+            memset(entries[i].buf.base, (int)idx, 8);
+        }
+    }
+    struct raft_message m = { .type = RAFT_IO_APPEND_ENTRIES,
+                              .server_id = 1,
+                              .server_address = nodes[0].addr };
+    m.append_entries = (struct raft_append_entries){ .term = 2,
+                                                     .prev_log_index = prev,
+                                                     .prev_log_term = prev == 0   ? 0
+                                                                      : prev == 1 ? 1
+                                                                                  : 2,
+                                                     .leader_commit = commit,
+                                                     .entries = entries,
+                                                     .n_entries = n };
+    struct raft_io_send req = { .data = fl };
+    int sent = fl->sent;
+    CU_ASSERT_EQUAL_FATAL(fl->io.send(&fl->io, &req, &m, fake_sent), 0);
+    CU_ASSERT_TRUE(LOOP_UNTIL(fl->sent > sent, 5000));
+    for (unsigned i = 0; i < n; i++)
+        raft_free(entries[i].buf.base);
+}
+
+/* libraft 0.15 takes the entries it compacted into its snapshot as missing
+ * when an AppendEntries starts at index 1, and appends them after its last
+ * entry (docs/consensus.md §4). The glue rewrites such a message to start
+ * at the snapshot: node 1, with a snapshot, gets entries 1..25 from its
+ * leader and ends with exactly 25 entries, all applied. */
+static void test_append_from_index_1_after_a_snapshot_lands_at_the_right_indexes(void)
+{
+    CU_ASSERT_EQUAL_FATAL(uv_loop_init(&loop), 0);
+    setup_nodes(2, 2);
+    snap_threshold = 8;             /* trailing 2: entries up to the snapshot's - 2 go */
+    start_node(0, 5000, 500, 3000); /* node 1 alone: a follower all along */
+    fake_leader fl = { 0 };
+    CU_ASSERT_EQUAL_FATAL(mb_test_mkdtemp(fl.dir, sizeof(fl.dir), "fakeleader"), 0);
+    CU_ASSERT_EQUAL_FATAL(raft_uv_tcp_init(&fl.transport, &loop), 0);
+    CU_ASSERT_EQUAL_FATAL(raft_uv_init(&fl.io, &loop, fl.dir, &fl.transport), 0);
+    fl.io.data = &fl;
+    CU_ASSERT_EQUAL_FATAL(fl.io.init(&fl.io, 2, nodes[1].addr), 0);
+    CU_ASSERT_EQUAL_FATAL(fl.io.start(&fl.io, 1000, fake_tick, fake_recv), 0);
+
+    /* Entries 2..21 of term 2, committed: node 1 applies them and snapshots. */
+    fake_append(&fl, 1, 20, 21);
+    consensus_status st;
+    CU_ASSERT_TRUE_FATAL(LOOP_UNTIL(
+        (consensus_raft_status(nodes[0].r, &st), st.applied_index == 21 && st.snapshot_index >= 8),
+        10000));
+    CU_ASSERT_EQUAL(st.appends_clipped, 0);
+    CU_ASSERT_EQUAL(st.last_index, 21);
+
+    /* The leader rewinds node 1 to index 1 and sends everything again, plus
+     * four new entries. */
+    fake_append(&fl, 0, 25, 25);
+    CU_ASSERT_TRUE(LOOP_UNTIL(
+        (consensus_raft_status(nodes[0].r, &st), st.applied_index == 25 || st.last_index > 25),
+        10000));
+    CU_ASSERT_EQUAL(st.appends_clipped, 1);
+    CU_ASSERT_EQUAL(st.last_index, 25);
+    CU_ASSERT_EQUAL(st.applied_index, 25);
+    CU_ASSERT_EQUAL(st.commit_index, 25);
+
+    fl.io.close(&fl.io, fake_closed);
+    CU_ASSERT_TRUE(LOOP_UNTIL(fl.closed, 5000));
+    raft_uv_close(&fl.io);
+    raft_uv_tcp_close(&fl.transport);
+    close_node(0);
+    snap_threshold = 0;
+    mb_test_rmtree(fl.dir);
+    mb_test_rmtree(nodes[0].dir);
+    mb_test_rmtree(nodes[1].dir);
+    close_loop();
+}
+
 static CU_TestInfo raft_tests[] = {
+    { "test_append_from_index_1_after_a_snapshot_lands_at_the_right_indexes",
+      test_append_from_index_1_after_a_snapshot_lands_at_the_right_indexes },
     { "test_proposals_made_together_each_get_their_own_result",
       test_proposals_made_together_each_get_their_own_result },
     { "test_raft_connections_have_nagle_off", test_raft_connections_have_nagle_off },
