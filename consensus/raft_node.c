@@ -853,6 +853,20 @@ static int nodelay_connect(struct raft_uv_transport *t, struct raft_uv_connect *
 
 /* ---------------- status monitor ---------------- */
 
+/* Free what entries[0..n) of a received message hold: their batches (the
+ * entries of a batch are adjacent), except `spare`, still held elsewhere,
+ * or, without a batch, their buffers. */
+static void free_received_entries(const struct raft_entry *entries, size_t n, const void *spare)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct raft_entry *e = &entries[i];
+        if (e->batch == NULL)
+            raft_free(e->buf.base);
+        else if ((i == 0 || e->batch != entries[i - 1].batch) && e->batch != spare)
+            raft_free(e->batch);
+    }
+}
+
 int consensus_raft_clip_compacted(const struct raft_log *log, struct raft_append_entries *a)
 {
     raft_index s = log->snapshot.last_index;
@@ -871,17 +885,8 @@ int consensus_raft_clip_compacted(const struct raft_log *log, struct raft_append
             return -1;
         memcpy(kept, a->entries + s, keep * sizeof(*kept));
     }
-    /* Free what only the dropped entries hold: their batches (entries of a
-     * batch are adjacent, so a batch also held by a kept entry is the first
-     * kept one's) or, without a batch, their buffers. */
-    for (size_t i = 0; i < n - keep; i++) {
-        struct raft_entry *e = &a->entries[i];
-        if (e->batch == NULL)
-            raft_free(e->buf.base);
-        else if ((i == 0 || e->batch != a->entries[i - 1].batch) &&
-                 (keep == 0 || e->batch != kept[0].batch))
-            raft_free(e->batch);
-    }
+    /* A batch shared with the kept entries is the first kept one's. */
+    free_received_entries(a->entries, n - keep, keep > 0 ? kept[0].batch : NULL);
     raft_free(a->entries);
     a->entries = kept;
     a->n_entries = (unsigned)keep;
@@ -895,19 +900,6 @@ int consensus_raft_clip_compacted(const struct raft_log *log, struct raft_append
     return 1;
 }
 
-/* Drop a message raft never saw (as the network may): its entries. */
-static void drop_append(struct raft_append_entries *a)
-{
-    for (unsigned i = 0; i < a->n_entries; i++) {
-        struct raft_entry *e = &a->entries[i];
-        if (e->batch == NULL)
-            raft_free(e->buf.base);
-        else if (i == 0 || e->batch != a->entries[i - 1].batch)
-            raft_free(e->batch);
-    }
-    raft_free(a->entries);
-}
-
 /* Every message raft receives; AppendEntries from index 1 clipped to this
  * node's snapshot (consensus_raft_clip_compacted); after an AppendEntries
  * result, the hook of consensus_raft_on_append_result. */
@@ -919,7 +911,8 @@ static void recv_capture(struct raft_io *io, struct raft_message *m)
         int rc = consensus_raft_clip_compacted(&r->raft.log, &m->append_entries);
         if (rc < 0) {
             /* Out of memory: lose the message; the leader sends again. */
-            drop_append(&m->append_entries);
+            free_received_entries(m->append_entries.entries, m->append_entries.n_entries, NULL);
+            raft_free(m->append_entries.entries);
             return;
         }
         r->clipped += (unsigned)rc;
