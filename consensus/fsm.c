@@ -201,7 +201,8 @@ static uint64_t last_log_term(const struct raft *r)
  * its snapshots waits for the open segments to close: the truncation's
  * barrier attaches to no segment and never fires (canonical/raft#372,
  * fixed after 0.15), so the disk keeps the entries the memory log dropped
- * and a restart loads them (a segfault in libraft's refsDecr in CI). A
+ * and a restart loads them instead of their replacements (shown by
+ * tests/unit/consensus/test_libraft_traps.c). A
  * follower truncates only an uncommitted tail of an older term than the
  * current one, so no snapshot starts while such a tail exists or while no
  * leader is known: raft retries after its next apply. The window left is a

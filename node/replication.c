@@ -1386,7 +1386,7 @@ static cJSON *local_status(repl *r)
     cJSON_AddNumberToObject(j, "forward_batches", (double)r->stat_fwd_batches);
     cJSON_AddNumberToObject(j, "forwarded_writes", (double)r->stat_fwd_writes);
     cJSON_AddNumberToObject(j, "commit_nudges", (double)r->stat_nudges);
-    /* libraft 0.15 workarounds (docs/consensus.md §4, "Snapshots") */
+    /* libraft 0.15 workarounds (docs/consensus.md §4) */
     cJSON_AddNumberToObject(j, "snapshot_index", (double)st.snapshot_index);
     cJSON_AddNumberToObject(j, "snapshots_deferred", (double)st.snapshots_deferred);
     cJSON_AddNumberToObject(j, "appends_clipped", (double)st.appends_clipped);
