@@ -85,7 +85,7 @@ struct placement {
     drain_wait *drains;
     int return_reported; /* the "returning node" report was made */
 
-    nc_counter *c_started, *c_fenced, *c_refused, *c_replicated, *c_failovers;
+    nc_counter *c_started, *c_fenced, *c_refused, *c_replicated, *c_failovers, *c_rounds;
 };
 
 /* ---- the copy table ---- */
@@ -1314,6 +1314,7 @@ static void step_body(placement *p)
     int64_t every = nc_config_int(p->n->cfg, NC_CFG_CHECKPOINT_INTERVAL_MS);
     if (every > 0 && now - p->last_periodic_ms >= (uint64_t)every) {
         p->last_periodic_ms = now;
+        nc_counter_inc(p->c_rounds);
         mb_runtime *rt = rt_of(p);
         FOR_EACH_COPY(p, c, next)
         {
@@ -1371,7 +1372,11 @@ static int register_metrics(placement *p, mb_error *err)
                                  &p->c_replicated, err)) != MB_OK ||
         (rv = nc_metrics_counter(m, "mb_placement_failovers_total",
                                  "Failover commands proposed by this node as leader.", NULL, 0,
-                                 &p->c_failovers, err)) != MB_OK)
+                                 &p->c_failovers, err)) != MB_OK ||
+        (rv = nc_metrics_counter(m, "mb_placement_checkpoint_rounds_total",
+                                 "Periodic checkpoint rounds run on this node "
+                                 "(every checkpoint_interval_ms).",
+                                 NULL, 0, &p->c_rounds, err)) != MB_OK)
         return rv;
     return nc_metrics_gauge_fn(m, "mb_placement_local_agents",
                                "Cluster agents running on this node.", NULL, 0, g_local, p, err);

@@ -61,6 +61,15 @@ def wait(cond, secs, what):
     raise SystemExit("failover bench: timed out waiting for " + what)
 
 
+def checkpoint_rounds(node):
+    """mb_placement_checkpoint_rounds_total of a node (its /metrics)."""
+    with urllib.request.urlopen(url(node, "/metrics"), timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("mb_placement_checkpoint_rounds_total "):
+                return float(line.split()[1])
+    raise SystemExit("failover bench: no mb_placement_checkpoint_rounds_total on node %d" % node)
+
+
 # Only the bench's own counters: every node also places its study evaluators.
 def counts(node, query=""):
     j = call(node, "GET", "/v1/cluster/agents?limit=1&kind=counter" + query, timeout=5)
@@ -151,7 +160,11 @@ def one_run(run, flags):
         add_all(pool, names)
     wait(lambda: all_checkpointed(total), 60, "checkpoints replicated")
     if run == 1 and idle_s > 0:
-        time.sleep(6)  # past one periodic checkpoint round (checkpoint_interval_ms 5000)
+        # Past one periodic checkpoint round on every node (it checkpoints
+        # the agents the adds woke), so the idle window measures idle.
+        r0 = {i: checkpoint_rounds(i) for i in (1, 2, 3)}
+        wait(lambda: all(checkpoint_rounds(i) > r0[i] for i in r0), 30,
+             "a periodic checkpoint round on every node")
         cpu, bps = idle(idle_s)
         log("run %d: idle %d s with %d agents: cpu %% %s, bytes sent/s %s" %
             (run, idle_s, total, cpu, bps))

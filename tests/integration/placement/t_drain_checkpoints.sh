@@ -6,6 +6,16 @@
 . "$(dirname "$0")/lib.sh"
 
 start_cluster 3
+# The periodic checkpoint round runs on every node and is counted.
+rounds() {
+    curl -fsS -m 3 "http://${HTTP[$1]}/metrics" |
+        awk '$1 == "mb_placement_checkpoint_rounds_total" {print $2}'
+}
+r0=$(rounds 1)
+[ -n "$r0" ] || fail "no mb_placement_checkpoint_rounds_total in node 1's metrics"
+more_rounds() { [ "$(rounds 1)" -gt "$r0" ]; }
+wait_until 15 more_rounds || fail "no periodic checkpoint round in 15 s (still $(rounds 1))"
+pass "periodic checkpoint rounds are counted (mb_placement_checkpoint_rounds_total)"
 for i in 1 2 3 4; do spawn 1 "d$i" node:2; done
 "$MABEAM" --addr "${HTTP[1]}" agent spawn counter --name e1 --placement node:3 >"$T/cli.txt" ||
     fail "CLI spawn: $(cat "$T/cli.txt")"
