@@ -915,7 +915,7 @@ static void recv_capture(struct raft_io *io, struct raft_message *m)
             raft_free(m->append_entries.entries);
             return;
         }
-        r->clipped += (unsigned)rc;
+        r->clipped += rc == 1;
     }
     r->recv_cb(io, m);
     if (result && r->append_result_cb != NULL && !r->closing)

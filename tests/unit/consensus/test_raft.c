@@ -874,11 +874,9 @@ static void test_append_from_index_1_after_a_snapshot_lands_at_the_right_indexes
     CU_ASSERT_TRUE(LOOP_UNTIL(fl.closed, 5000));
     raft_uv_close(&fl.io);
     raft_uv_tcp_close(&fl.transport);
-    close_node(0);
-    snap_threshold = 0;
     mb_test_rmtree(fl.dir);
-    mb_test_rmtree(nodes[0].dir);
-    mb_test_rmtree(nodes[1].dir);
+    teardown_nodes();
+    snap_threshold = 0;
     close_loop();
 }
 
