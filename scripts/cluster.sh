@@ -27,7 +27,17 @@ now_ms() { date +%s%3N; }
 http_port() { echo $((BASE + 10 * ($1 - 1))); }
 mesh_port() { echo $((BASE + 10 * ($1 - 1) + 1)); }
 raft_port() { echo $((BASE + 10 * ($1 - 1) + 2)); }
-alive() { [ -f "$DIR/n$1.pid" ] && kill -0 "$(cat "$DIR/n$1.pid")" 2>/dev/null; }
+# running PID: the process exists and has not exited. A node started by an
+# earlier `up` is an orphan that PID 1 reaps; until it does, the exited
+# process is a zombie (state Z) that `kill -0` still finds, but it has
+# already closed its sockets and files. Some inits reap late (this VM's took
+# up to 2 s), which `kill` would otherwise add to every failover it times.
+running() {
+    local s
+    s=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$s" ] && [ "${s%% *}" != Z ]
+}
+alive() { [ -f "$DIR/n$1.pid" ] && running "$(cat "$DIR/n$1.pid")"; }
 
 start_one() {
     local i=$1 seeds=""
@@ -131,7 +141,7 @@ down)
     done
     deadline=$(($(now_ms) + 30000))
     for p in "${pids[@]}"; do
-        while kill -0 "$p" 2>/dev/null; do
+        while running "$p"; do
             [ "$(now_ms)" -lt "$deadline" ] || { kill -KILL "$p" 2>/dev/null || true; }
             sleep 0.05
         done
@@ -143,7 +153,7 @@ kill)
     alive "$i" || die "node $i is not running"
     p=$(cat "$DIR/n$i.pid")
     kill -KILL "$p"
-    while kill -0 "$p" 2>/dev/null; do sleep 0.02; done
+    while running "$p"; do sleep 0.02; done
     rm -f "$DIR/n$i.pid"
     ;;
 restart)
