@@ -2129,8 +2129,9 @@ static void on_status(void *arg, const consensus_status *st)
     if (st->applied_index > r->applied)
         r->applied = st->applied_index;
     /* Forwards to a node that is no longer the leader: retry now at the new
-     * one (same idempotency id) instead of waiting for their timeout. */
-    if (st->leader_id != 0 && st->leader_id != r->id) {
+     * one (same idempotency id) instead of waiting for their timeout. The
+     * new leader may be this node: the retry then proposes here. */
+    if (st->leader_id != 0) {
         for (op *o = r->ops; o != NULL; o = o->next)
             if (o->inflight && o->fwd_to != 0 && o->fwd_to != st->leader_id &&
                 (o->kind == OP_WRITE || o->kind == OP_READ)) {
