@@ -93,6 +93,19 @@ leader_of() {
     curl -fsS -m 3 "http://$1/v1/cluster" | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader_id"])'
 }
 
+# roles_of_3 ADDR: in a 3-node cluster, set L to the leader's node number
+# (as ADDR sees it) and F, O to the two followers, lower number first.
+roles_of_3() {
+    local i
+    L=$(leader_of "$1")
+    F=""
+    O=""
+    for i in 1 2 3; do
+        [ "$i" = "$L" ] && continue
+        if [ -z "$F" ]; then F=$i; else O=$i; fi
+    done
+}
+
 # kill_node I: SIGKILL and reap.
 kill_node() {
     kill -KILL "${PID[$1]}"

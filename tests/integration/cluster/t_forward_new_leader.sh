@@ -14,13 +14,7 @@
 
 CLUSTER_FLAGS=(--write_timeout=5s --election_timeout=200ms --log_level=debug)
 start_cluster 3
-L=$(leader_of "${HTTP[1]}")
-F=""
-O=""
-for i in 1 2 3; do
-    [ "$i" = "$L" ] && continue
-    if [ -z "$F" ]; then F=$i; else O=$i; fi
-done
+roles_of_3 "${HTTP[1]}"
 http POST "http://${HTTP[$L]}/v1/vars" '{"name":"x","type":"int","min":0,"max":100,"value":1}'
 [ "$HTTP_CODE" = 201 ] || fail "define: $HTTP_CODE $(cat "$T/body")"
 v=$(jget "$T/body" 'j["version"]')

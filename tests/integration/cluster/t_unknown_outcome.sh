@@ -12,13 +12,7 @@
 
 CLUSTER_FLAGS=(--write_timeout=1s --log_level=debug)
 start_cluster 3
-L=$(leader_of "${HTTP[1]}")
-F=""
-O=""
-for i in 1 2 3; do
-    [ "$i" = "$L" ] && continue
-    if [ -z "$F" ]; then F=$i; else O=$i; fi
-done
+roles_of_3 "${HTTP[1]}"
 http POST "http://${HTTP[$F]}/v1/vars" '{"name":"x","type":"int","min":0,"max":100,"value":1}'
 [ "$HTTP_CODE" = 201 ] || fail "define: $HTTP_CODE $(cat "$T/body")"
 
