@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <nng/nng.h>
 #include <uv.h>
 
 #include <mabeam/error.h>
@@ -172,6 +173,9 @@ typedef struct mesh_config {
      * default (0) MESH_LOG_DEBUG. The node maps levels as nc = mesh + 1. */
     int log_level;
     mesh_callbacks cb;
+    /* How the mesh closes a socket it no longer uses, on its closer thread
+     * (cluster/closer.h); NULL = nng_close. Tests pass a close that hangs. */
+    int (*close_socket)(nng_socket s);
 } mesh_config;
 
 /* Open the endpoint: listen on cfg->listen_url, start heartbeats and join

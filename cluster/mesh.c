@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/closer.h"
 #include "cluster/cluster.h"
 #include "cluster/wire.h"
 
@@ -108,7 +109,10 @@ typedef struct peer {
     char url[WIRE_URL_MAX + 1];
     nng_socket sock;
     int sock_open;
-    int pipes; /* open connections; written by NNG pipe callbacks (atomics) */
+    /* Open connections; written by NNG pipe callbacks (atomics). On the
+     * heap: a callback may still run after the peer is freed, until its
+     * socket's close (on the closer's thread) returns; freed there. */
+    int *pipes;
     uint64_t tx_counter;
     mesh_callx *hb_call, *join_call, *agent_call;
     /* idle: when this peer's own heartbeat call last reached us, and our
@@ -168,6 +172,10 @@ typedef struct handler {
 
 struct mesh {
     uv_loop_t *loop;
+    /* Replaced and removed peers' sockets are closed off the loop thread
+     * (cluster/closer.h: libnng 1.5.2's close can hang). NULL until open
+     * and when its thread could not start: then they close here. */
+    sock_closer *closer;
     /* NNG threads -> loop: an eventfd the loop polls, not a uv_async_t:
      * libuv 1.44's loop side spins while a sender is inside
      * uv_async_send, and on 2 busy cores the woken loop often preempts
@@ -255,6 +263,9 @@ static uint64_t wall_ms(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
+
+/* How long closing the mesh waits for its sockets' closes (closer.h). */
+#define CLOSER_WAIT_MS 5000
 
 static void mesh_log(mesh *m, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -601,16 +612,18 @@ static sender_state *sender_get(mesh *m, uint64_t node_id)
 /* NNG thread, socket lock held: only count. */
 static void peer_pipe_cb(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
-    peer *p = arg;
+    int *pipes = arg;
     (void)pipe;
     if (ev == NNG_PIPE_EV_ADD_POST)
-        __atomic_add_fetch(&p->pipes, 1, __ATOMIC_RELEASE);
+        __atomic_add_fetch(pipes, 1, __ATOMIC_RELEASE);
     else if (ev == NNG_PIPE_EV_REM_POST)
-        __atomic_sub_fetch(&p->pipes, 1, __ATOMIC_RELEASE);
+        __atomic_sub_fetch(pipes, 1, __ATOMIC_RELEASE);
 }
 
 static int peer_open_socket(mesh *m, peer *p, mb_error *err)
 {
+    if (p->pipes == NULL && (p->pipes = calloc(1, sizeof(*p->pipes))) == NULL)
+        return mb_errorf(err, MB_ENOMEM, "mesh: out of memory");
     int rv = nng_req0_open(&p->sock);
     if (rv != 0)
         return mb_errorf(err, nng_to_mb(rv), "mesh: open req socket for %s: %s", p->url,
@@ -620,8 +633,8 @@ static int peer_open_socket(mesh *m, peer *p, mb_error *err)
      * repeat a counter the peer's replay window already holds. */
     nng_socket_set_ms(p->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
     nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, m->cfg.max_message_bytes + 64);
-    nng_pipe_notify(p->sock, NNG_PIPE_EV_ADD_POST, peer_pipe_cb, p);
-    nng_pipe_notify(p->sock, NNG_PIPE_EV_REM_POST, peer_pipe_cb, p);
+    nng_pipe_notify(p->sock, NNG_PIPE_EV_ADD_POST, peer_pipe_cb, p->pipes);
+    nng_pipe_notify(p->sock, NNG_PIPE_EV_REM_POST, peer_pipe_cb, p->pipes);
     nng_dialer d;
     if ((rv = nng_dialer_create(&d, p->sock, p->url)) != 0)
         return mb_errorf(err, nng_to_mb(rv), "mesh: dialer for %s: %s", p->url, nng_strerror(rv));
@@ -660,6 +673,21 @@ static void agent_msgs_free(mesh *m, agent_msg *a, int dropped)
     pthread_mutex_unlock(&m->lock);
 }
 
+/* Close a socket none of the mesh's aios or contexts use any more, then
+ * free `after` (what its pipe callbacks use, or NULL). */
+static void mesh_close_socket(mesh *m, nng_socket s, void *after)
+{
+    if (m->closer != NULL) {
+        sock_closer_submit(m->closer, s, after);
+        return;
+    }
+    if (m->cfg.close_socket != NULL)
+        m->cfg.close_socket(s);
+    else
+        nng_close(s);
+    free(after);
+}
+
 static void peer_free(mesh *m, peer *p)
 {
     if (p == NULL)
@@ -676,7 +704,9 @@ static void peer_free(mesh *m, peer *p)
         }
     }
     if (p->sock_open)
-        nng_close(p->sock);
+        mesh_close_socket(m, p->sock, p->pipes);
+    else
+        free(p->pipes);
     agent_msgs_free(m, p->inflight, 1);
     agent_msgs_free(m, p->q_head, 1);
     free(p);
@@ -1690,7 +1720,7 @@ static void timer_tick(mesh *m)
     int64_t now = mesh_now_ms();
     for (size_t i = 0; i < m->n_peers; i++)
         fd_set_connected(m->fd, m->peers[i]->node_id,
-                         __atomic_load_n(&m->peers[i]->pipes, __ATOMIC_ACQUIRE) > 0);
+                         __atomic_load_n(m->peers[i]->pipes, __ATOMIC_ACQUIRE) > 0);
     fd_tick(m->fd, now);
     notices_flush(m);
     if (m->closing)
@@ -1849,6 +1879,8 @@ int mesh_open(uv_loop_t *loop, const mesh_config *cfg, mesh **out, mb_error *err
     m->cb = cfg->cb;
     m->node_id = cfg->node_id;
     pthread_mutex_init(&m->lock, NULL);
+    if (sock_closer_open(&m->closer, cfg->close_socket) != MB_OK)
+        m->closer = NULL; /* sockets then close on the loop thread */
     mesh_config *c = &m->cfg;
     c->seeds = NULL;
     c->n_seeds = 0;
@@ -2006,7 +2038,14 @@ static void mesh_free_all(mesh *m)
         peer_free(m, m->peers[i]);
     free(m->peers);
     if (m->rep_open)
-        nng_close(m->rep);
+        mesh_close_socket(m, m->rep, NULL);
+    if (m->closer != NULL &&
+        sock_closer_close(m->closer, CLOSER_WAIT_MS) != MB_OK) /* frees it, or leaves it */
+        mesh_log(m, MESH_LOG_ERROR,
+                 "mesh: a socket close did not finish in %d ms and is left behind (libnng 1.5.2 "
+                 "can lose a pipe's receive when it closes during a message, nanomsg/nng#1636)",
+                 CLOSER_WAIT_MS);
+    m->closer = NULL;
     agent_msgs_free(m, m->outbox_head, 1);
     m->outbox_head = m->outbox_tail = NULL;
     for (size_t b = 0; m->dedup_buckets && b < m->dedup_nbuckets; b++) {
@@ -2121,7 +2160,7 @@ int mesh_peer_connected(const mesh *m, uint64_t node_id)
     peer *p = peer_find(m, node_id);
     if (p == NULL)
         return -1;
-    return __atomic_load_n(&p->pipes, __ATOMIC_ACQUIRE) > 0;
+    return __atomic_load_n(p->pipes, __ATOMIC_ACQUIRE) > 0;
 }
 
 size_t mesh_peer_count(const mesh *m)

@@ -11,6 +11,7 @@
 
 #include <nng/nng.h>
 
+#include "cluster/closer.h"
 #include "node/node.h"
 
 extern char **environ;
@@ -230,8 +231,14 @@ int main(int argc, char **argv)
     }
 out:
     free(n);
+    /* nng_fini waits for every socket: one whose close hung in libnng
+     * (cluster/closer.h) would hold the exit forever. */
+    int nng_stuck = sock_closer_stuck() != 0;
+    if (nng_stuck)
+        NC_ERROR(log, "node", "a mesh socket close hung in libnng: exiting without nng_fini");
     nc_log_close(log);
     nc_config_free(cfg);
-    nng_fini();
+    if (!nng_stuck)
+        nng_fini();
     return status;
 }

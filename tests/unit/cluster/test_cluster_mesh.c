@@ -6,6 +6,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -150,6 +151,7 @@ typedef struct opts {
     uint32_t attempt_ms;
     int tls;
     uint32_t down_connected_ms; /* 0 = the mesh default */
+    int (*close_socket)(nng_socket s);
 } opts;
 
 static void node_open(node *n, uint64_t id, const char *url, const opts *o)
@@ -172,6 +174,7 @@ static void node_open(node *n, uint64_t id, const char *url, const opts *o)
             c.down_after_ms = 500;
         }
         c.down_connected_after_ms = o->down_connected_ms;
+        c.close_socket = o->close_socket;
         c.rpc_attempt_ms = o->attempt_ms;
         if (o->tls) {
             c.tls_cert_key_file = MB_CLUSTER_CERT_DIR "/node.pem";
@@ -506,6 +509,50 @@ static void test_agent_messages_ordered_once_across_reconnect(void)
     /* a batch delivered on the old connection but acknowledged on neither
      * comes again and is dropped by sequence (covered deterministically by
      * test_agent_batch_resent_is_delivered_once) */
+    node_close(&a);
+    node_close(&b);
+}
+
+/* The mesh closes sockets on its closer thread: a close that hangs in
+ * libnng (docs/cluster.md, "Known limits") must not stop the loop. */
+static atomic_int g_hold_close, g_closes_seen;
+
+static int held_close(nng_socket s)
+{
+    atomic_fetch_add(&g_closes_seen, 1);
+    long long until = mb_test_now_ms() + 10000; /* bounded, even if the test fails */
+    while (atomic_load(&g_hold_close) && mb_test_now_ms() < until) {
+        struct timespec ts = { 0, 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    return nng_close(s);
+}
+
+static void test_a_hanging_socket_close_does_not_stop_the_loop(void)
+{
+    static node a, b;
+    opts o = { .close_socket = held_close };
+    atomic_store(&g_hold_close, 1);
+    atomic_store(&g_closes_seen, 0);
+    node_open(&a, 1, "tcp://127.0.0.1:0", &o);
+    node_open(&b, 2, "tcp://127.0.0.1:0", NULL);
+    link_nodes(&a, &b);
+    const char *port = strrchr(b.url, ':');
+    char other[64];
+    snprintf(other, sizeof(other), "tcp://localhost%s", port);
+    /* the same node at another address: A closes its old connection's
+     * socket, and that close hangs */
+    long long t0 = mb_test_now_ms();
+    CU_ASSERT_EQUAL(mesh_add_peer(a.m, 2, other, NULL), MB_OK);
+    CU_ASSERT(mb_test_now_ms() - t0 < 2000); /* the loop thread did not wait for it */
+    CU_ASSERT_FATAL(RUN_UNTIL(atomic_load(&g_closes_seen) == 1, 5000));
+    /* while it hangs, A's loop serves a call to B over the new connection */
+    result r;
+    CU_ASSERT_EQUAL(start_call(&a, 2, M_ECHO, "still", 5000, 0, &r, NULL), MB_OK);
+    CU_ASSERT_FATAL(RUN_UNTIL(r.done, 5000));
+    CU_ASSERT_EQUAL(r.status, MB_OK);
+    CU_ASSERT(mb_test_now_ms() - t0 < 5000);
+    atomic_store(&g_hold_close, 0);
     node_close(&a);
     node_close(&b);
 }
@@ -994,6 +1041,8 @@ static CU_TestInfo mesh_tests[] = {
     { "test_agent_batch_resent_is_delivered_once", test_agent_batch_resent_is_delivered_once },
     { "test_agent_messages_ordered_once_across_reconnect",
       test_agent_messages_ordered_once_across_reconnect },
+    { "test_a_hanging_socket_close_does_not_stop_the_loop",
+      test_a_hanging_socket_close_does_not_stop_the_loop },
     { "test_heartbeats_detect_peer_down_and_back", test_heartbeats_detect_peer_down_and_back },
     { "test_higher_id_skips_heartbeats_but_detects_lower_down",
       test_higher_id_skips_heartbeats_but_detects_lower_down },

@@ -1,0 +1,174 @@
+/* NNG sockets closed on a thread of their own: see closer.h for why. */
+#include "cluster/closer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mabeam/error.h>
+
+struct sock_closer {
+    pthread_mutex_t mu;
+    pthread_cond_t work; /* queue not empty, or stop */
+    pthread_cond_t idle; /* a close finished */
+    pthread_t thr;
+    int (*close_fn)(nng_socket);
+    struct closing {
+        nng_socket sock;
+        void *after; /* freed once sock is closed */
+    } * q;           /* FIFO: q[head .. head + n) */
+    size_t head, n, cap;
+    int running;   /* a close is in progress */
+    int stop;      /* the owner is closing: exit once the queue is empty */
+    int abandoned; /* the owner gave up waiting: the thread frees c */
+};
+
+static atomic_uint g_stuck;
+
+static int close_default(nng_socket s)
+{
+    return nng_close(s);
+}
+
+static void closer_free(sock_closer *c)
+{
+    pthread_cond_destroy(&c->work);
+    pthread_cond_destroy(&c->idle);
+    pthread_mutex_destroy(&c->mu);
+    free(c->q);
+    free(c);
+}
+
+static void *closer_main(void *arg)
+{
+    sock_closer *c = arg;
+    pthread_setname_np(pthread_self(), "mb-nng-close");
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        while (c->n == 0 && !c->stop)
+            pthread_cond_wait(&c->work, &c->mu);
+        if (c->n == 0)
+            break; /* stop, and nothing left */
+        struct closing one = c->q[c->head];
+        c->head++;
+        c->n--;
+        c->running = 1;
+        pthread_mutex_unlock(&c->mu);
+        c->close_fn(one.sock); /* NNG_ECLOSED for a socket closed twice: nothing to do */
+        free(one.after);
+        pthread_mutex_lock(&c->mu);
+        c->running = 0;
+        pthread_cond_broadcast(&c->idle);
+    }
+    int abandoned = c->abandoned;
+    pthread_mutex_unlock(&c->mu);
+    if (abandoned) {
+        /* The owner left while a close hung; it finished after all. */
+        atomic_fetch_sub(&g_stuck, 1);
+        closer_free(c);
+    }
+    return NULL;
+}
+
+int sock_closer_open(sock_closer **out, int (*close_fn)(nng_socket))
+{
+    *out = NULL;
+    sock_closer *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return MB_ENOMEM;
+    c->close_fn = close_fn != NULL ? close_fn : close_default;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->work, NULL);
+    pthread_cond_init(&c->idle, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&c->thr, NULL, closer_main, c) != 0) {
+        closer_free(c);
+        return MB_EIO;
+    }
+    *out = c;
+    return MB_OK;
+}
+
+/* Room for one more entry at the tail; mu held. 0 or -1 (no memory). */
+static int closer_grow(sock_closer *c)
+{
+    if (c->head > 0 && c->head + c->n == c->cap) {
+        memmove(c->q, c->q + c->head, c->n * sizeof(*c->q));
+        c->head = 0;
+    }
+    if (c->head + c->n < c->cap)
+        return 0;
+    size_t ncap = c->cap != 0 ? c->cap * 2 : 8;
+    struct closing *nq = realloc(c->q, ncap * sizeof(*nq));
+    if (nq == NULL)
+        return -1;
+    c->q = nq;
+    c->cap = ncap;
+    return 0;
+}
+
+void sock_closer_submit(sock_closer *c, nng_socket s, void *after)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->stop || closer_grow(c) != 0) {
+        pthread_mutex_unlock(&c->mu);
+        c->close_fn(s);
+        free(after);
+        return;
+    }
+    c->q[c->head + c->n++] = (struct closing){ .sock = s, .after = after };
+    pthread_cond_signal(&c->work);
+    pthread_mutex_unlock(&c->mu);
+}
+
+unsigned sock_closer_pending(sock_closer *c)
+{
+    pthread_mutex_lock(&c->mu);
+    unsigned n = (unsigned)c->n + (unsigned)c->running;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+int sock_closer_close(sock_closer *c, uint64_t timeout_ms)
+{
+    if (c == NULL)
+        return MB_OK;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)(timeout_ms / 1000);
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&c->mu);
+    c->stop = 1;
+    pthread_cond_signal(&c->work);
+    int timed_out = 0;
+    while ((c->n > 0 || c->running) && !timed_out)
+        timed_out = pthread_cond_timedwait(&c->idle, &c->mu, &until) == ETIMEDOUT;
+    if (c->n > 0 || c->running) {
+        /* The thread frees c if the close ever returns. */
+        pthread_t thr = c->thr; /* c may be gone once mu is released */
+        c->abandoned = 1;
+        atomic_fetch_add(&g_stuck, 1);
+        pthread_mutex_unlock(&c->mu);
+        pthread_detach(thr);
+        return MB_ETIMEDOUT;
+    }
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->thr, NULL);
+    closer_free(c);
+    return MB_OK;
+}
+
+unsigned sock_closer_stuck(void)
+{
+    return atomic_load(&g_stuck);
+}
