@@ -1879,8 +1879,10 @@ int mesh_open(uv_loop_t *loop, const mesh_config *cfg, mesh **out, mb_error *err
     m->cb = cfg->cb;
     m->node_id = cfg->node_id;
     pthread_mutex_init(&m->lock, NULL);
-    if (sock_closer_open(&m->closer, cfg->close_socket) != MB_OK)
+    if (sock_closer_open(&m->closer, cfg->close_socket) != MB_OK) {
         m->closer = NULL; /* sockets then close on the loop thread */
+        mesh_log(m, MESH_LOG_WARN, "mesh: no closer thread; sockets close on the loop thread");
+    }
     mesh_config *c = &m->cfg;
     c->seeds = NULL;
     c->n_seeds = 0;
