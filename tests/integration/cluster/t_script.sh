@@ -12,7 +12,16 @@ a() { MABEAM_CLUSTER_DIR=$T/a MABEAM_CLUSTER_PORT=$base "$SCRIPT" "$@"; }
 b() { MABEAM_CLUSTER_DIR=$T/b MABEAM_CLUSTER_PORT=$base "$SCRIPT" "$@"; }
 trap 'a down >/dev/null 2>&1; b down >/dev/null 2>&1; cleanup' EXIT
 
-a up 1 >"$T/a.out" 2>&1 || fail "up 1: $(cat "$T/a.out")"
+# The node's mesh and raft ports (base+1, base+2) are not checked by
+# free_port: a test running beside this one may hold them. Then the node
+# exits with "Address in use" and a new base is tried (at most 3 times).
+for try in 1 2 3; do
+    a up 1 >"$T/a.out" 2>&1 && break
+    grep -q "Address in use" "$T/a.out" && [ "$try" -lt 3 ] || fail "up 1: $(cat "$T/a.out")"
+    a down >/dev/null 2>&1
+    rm -rf "${T:?}/a"
+    base=$(free_port)
+done
 a status >"$T/a.json" || fail "status"
 [ "$(jget "$T/a.json" 'j["leader_id"]')" = 1 ] || fail "status: $(cat "$T/a.json")"
 pass "up 1 and status"
