@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
 #include <mabeam/error.h>
@@ -19,11 +18,11 @@ struct sock_closer {
     struct closing {
         nng_socket sock;
         void *after; /* freed once sock is closed */
-    } * q;           /* FIFO: q[head .. head + n) */
-    size_t head, n, cap;
-    int running;   /* a close is in progress */
-    int stop;      /* the owner is closing: exit once the queue is empty */
-    int abandoned; /* the owner gave up waiting: the thread frees c */
+        struct closing *next;
+    } * head, *tail; /* FIFO */
+    int running;     /* a close is in progress */
+    int stop;        /* the owner is closing: exit once the queue is empty */
+    int abandoned;   /* the owner gave up waiting: the thread frees c */
 };
 
 static atomic_uint g_stuck;
@@ -38,7 +37,6 @@ static void closer_free(sock_closer *c)
     pthread_cond_destroy(&c->work);
     pthread_cond_destroy(&c->idle);
     pthread_mutex_destroy(&c->mu);
-    free(c->q);
     free(c);
 }
 
@@ -48,17 +46,18 @@ static void *closer_main(void *arg)
     pthread_setname_np(pthread_self(), "mb-nng-close");
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (c->n == 0 && !c->stop)
+        while (c->head == NULL && !c->stop)
             pthread_cond_wait(&c->work, &c->mu);
-        if (c->n == 0)
+        struct closing *one = c->head;
+        if (one == NULL)
             break; /* stop, and nothing left */
-        struct closing one = c->q[c->head];
-        c->head++;
-        c->n--;
+        if ((c->head = one->next) == NULL)
+            c->tail = NULL;
         c->running = 1;
         pthread_mutex_unlock(&c->mu);
-        c->close_fn(one.sock); /* NNG_ECLOSED for a socket closed twice: nothing to do */
-        free(one.after);
+        c->close_fn(one->sock); /* NNG_ECLOSED for a socket closed twice: nothing to do */
+        free(one->after);
+        free(one);
         pthread_mutex_lock(&c->mu);
         c->running = 0;
         pthread_cond_broadcast(&c->idle);
@@ -95,34 +94,23 @@ int sock_closer_open(sock_closer **out, int (*close_fn)(nng_socket))
     return MB_OK;
 }
 
-/* Room for one more entry at the tail; mu held. 0 or -1 (no memory). */
-static int closer_grow(sock_closer *c)
-{
-    if (c->head > 0 && c->head + c->n == c->cap) {
-        memmove(c->q, c->q + c->head, c->n * sizeof(*c->q));
-        c->head = 0;
-    }
-    if (c->head + c->n < c->cap)
-        return 0;
-    size_t ncap = c->cap != 0 ? c->cap * 2 : 8;
-    struct closing *nq = realloc(c->q, ncap * sizeof(*nq));
-    if (nq == NULL)
-        return -1;
-    c->q = nq;
-    c->cap = ncap;
-    return 0;
-}
-
 void sock_closer_submit(sock_closer *c, nng_socket s, void *after)
 {
+    struct closing *one = malloc(sizeof(*one));
     pthread_mutex_lock(&c->mu);
-    if (c->stop || closer_grow(c) != 0) {
+    if (c->stop || one == NULL) {
         pthread_mutex_unlock(&c->mu);
+        free(one);
         c->close_fn(s);
         free(after);
         return;
     }
-    c->q[c->head + c->n++] = (struct closing){ .sock = s, .after = after };
+    *one = (struct closing){ .sock = s, .after = after };
+    if (c->tail != NULL)
+        c->tail->next = one;
+    else
+        c->head = one;
+    c->tail = one;
     pthread_cond_signal(&c->work);
     pthread_mutex_unlock(&c->mu);
 }
@@ -130,7 +118,9 @@ void sock_closer_submit(sock_closer *c, nng_socket s, void *after)
 unsigned sock_closer_pending(sock_closer *c)
 {
     pthread_mutex_lock(&c->mu);
-    unsigned n = (unsigned)c->n + (unsigned)c->running;
+    unsigned n = (unsigned)c->running;
+    for (const struct closing *q = c->head; q != NULL; q = q->next)
+        n++;
     pthread_mutex_unlock(&c->mu);
     return n;
 }
@@ -151,9 +141,9 @@ int sock_closer_close(sock_closer *c, uint64_t timeout_ms)
     c->stop = 1;
     pthread_cond_signal(&c->work);
     int timed_out = 0;
-    while ((c->n > 0 || c->running) && !timed_out)
+    while ((c->head != NULL || c->running) && !timed_out)
         timed_out = pthread_cond_timedwait(&c->idle, &c->mu, &until) == ETIMEDOUT;
-    if (c->n > 0 || c->running) {
+    if (c->head != NULL || c->running) {
         /* The thread frees c if the close ever returns. */
         pthread_t thr = c->thr; /* c may be gone once mu is released */
         c->abandoned = 1;
