@@ -43,7 +43,6 @@ grep -q "Address in use" "$T/b.out" || fail "the node's reason is not shown: $(c
 pass "up on ports held by another cluster fails at once, with the node's log"
 
 a status >/dev/null || fail "the first cluster is gone"
-
 a down || fail "down"
 pid=$(cat "$T/a/n1.pid" 2>/dev/null || true)
 [ -z "$pid" ] || fail "pid file left after down"
