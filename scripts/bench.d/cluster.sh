@@ -7,12 +7,17 @@
 # line also gives the server CPU per write (user+system of the 3 processes,
 # from /proc) for both systems: robust to the shared machine's load.
 # Run through scripts/bench.sh cluster ($MB_BENCH_BUILD = Release build).
-# MB_CLUSTER_DURATION (s per wrk run, default 10), MB_CLUSTER_KILLS (3).
+# MB_CLUSTER_DURATION (s per wrk run, default 10), MB_CLUSTER_ROUNDS (wrk
+# runs per system and connection count, alternating MABEAM and etcd;
+# medians reported, default 3), MB_CLUSTER_WARMUP (s of unrecorded load on
+# each system before the first round, default 3), MB_CLUSTER_KILLS (3).
 set -euo pipefail
 B=${MB_BENCH_BUILD:?run through scripts/bench.sh}
 HERE=$(cd "$(dirname "$0")/../.." && pwd)
 DUR=${MB_CLUSTER_DURATION:-10}
 KILLS=${MB_CLUSTER_KILLS:-3}
+ROUNDS=${MB_CLUSTER_ROUNDS:-3}
+WARMUP=${MB_CLUSTER_WARMUP:-3}
 W=$(mktemp -d "${TMPDIR:-/tmp}/mb-bench-cluster-XXXXXX")
 export MABEAM_CLUSTER_DIR=$W/mabeam MABEAM_CLUSTER_PORT=${MB_CLUSTER_PORT:-27700}
 export MABEAMD=$B/node/mabeamd
@@ -29,10 +34,10 @@ now_ms() { date +%s%3N; }
 emit() { # metric value unit [extra json]
     echo "{\"suite\":\"cluster\",\"metric\":\"$1\",\"value\":$2,\"unit\":\"$3\"${4:+,$4}}"
 }
-# wrk_run URL SCRIPT CONNS -> "rps p50_ms p99_ms"
+# wrk_run URL SCRIPT CONNS [SECONDS] -> "rps p50_ms p99_ms non2xx"
 wrk_run() {
     local t=$(($3 < 2 ? 1 : 2))
-    wrk -t"$t" -c"$3" -d"${DUR}s" --latency -s "$2" "$1" 2>&1 | tee -a "$W/wrk.log" | python3 -c '
+    wrk -t"$t" -c"$3" -d"${4:-$DUR}s" --latency -s "$2" "$1" 2>&1 | tee -a "$W/wrk.log" | python3 -c '
 import re, sys
 t = sys.stdin.read()
 def ms(s):
@@ -93,17 +98,55 @@ MB_PIDS=$(cat "$MABEAM_CLUSTER_DIR"/n[123].pid)
 us_per_write() { # ticks rps
     python3 -c "import sys; t,r,d,hz=map(float,sys.argv[1:]); print(round(t/hz*1e6/max(r*d,1),1))" "$1" "$2" "$DUR" "$HZ"
 }
+# median V...: the middle value (mean of the two middle ones for an even
+# count).
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {
+        if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+# Warm-up, not recorded: both systems have just started (segment files
+# being preallocated, caches cold), which showed as a doubled 1-connection
+# p50 in whichever run came first.
+if [ "$WARMUP" -gt 0 ]; then
+    echo "cluster: ${WARMUP} s warm-up on each system" >&2
+    wrk_run "http://$A" "$HERE/tests/bench/cluster/wrk_mabeam.lua" 4 "$WARMUP" >/dev/null
+    [ "$HAVE_ETCD" = 0 ] ||
+        wrk_run "http://127.0.0.1:23791" "$HERE/tests/bench/cluster/wrk_etcd.lua" 4 "$WARMUP" >/dev/null
+fi
+# Each connection count runs ROUNDS times, MABEAM and etcd alternating, so
+# that both meet the same moments of the shared machine's load; the figures
+# are the medians over rounds, each round's are kept in "rounds".
 for c in 1 64 256; do
-    t0=$(cpu_ticks $MB_PIDS)
-    read -r m_rps m_p50 m_p99 m_bad < <(wrk_run "http://$A" "$HERE/tests/bench/cluster/wrk_mabeam.lua" "$c")
-    m_cpu=$(us_per_write $(($(cpu_ticks $MB_PIDS) - t0)) "$m_rps")
-    extra="\"connections\":$c,\"p50_ms\":$m_p50,\"p99_ms\":$m_p99,\"errors\":$m_bad,\"cpu_us_per_write\":$m_cpu"
+    mr=() m50=() m99=() er=() e50=() e99=() rounds=()
+    m_ticks=0 e_ticks=0 m_bad=0 e_bad=0
+    for r in $(seq 1 "$ROUNDS"); do
+        echo "cluster: $c connection(s), round $r of $ROUNDS" >&2
+        t0=$(cpu_ticks $MB_PIDS)
+        read -r a b d bad < <(wrk_run "http://$A" "$HERE/tests/bench/cluster/wrk_mabeam.lua" "$c")
+        m_ticks=$((m_ticks + $(cpu_ticks $MB_PIDS) - t0))
+        mr+=("$a") m50+=("$b") m99+=("$d")
+        m_bad=$((m_bad + bad))
+        round="\"writes_per_s\":$a,\"p50_ms\":$b,\"p99_ms\":$d"
+        if [ "$HAVE_ETCD" = 1 ]; then
+            t0=$(cpu_ticks "${ETCD_PIDS[@]}")
+            read -r a b d bad < <(wrk_run "http://127.0.0.1:23791" "$HERE/tests/bench/cluster/wrk_etcd.lua" "$c")
+            e_ticks=$((e_ticks + $(cpu_ticks "${ETCD_PIDS[@]}") - t0))
+            er+=("$a") e50+=("$b") e99+=("$d")
+            e_bad=$((e_bad + bad))
+            round="$round,\"etcd_writes_per_s\":$a,\"etcd_p50_ms\":$b,\"etcd_p99_ms\":$d"
+        fi
+        rounds+=("{$round}")
+    done
+    m_rps=$(median "${mr[@]}")
+    # CPU per write over all rounds: ticks / (DUR * the sum of the rates).
+    m_cpu=$(us_per_write "$m_ticks" "$(python3 -c "import sys; print(sum(map(float, sys.argv[1:])))" "${mr[@]}")")
+    extra="\"connections\":$c,\"p50_ms\":$(median "${m50[@]}"),\"p99_ms\":$(median "${m99[@]}"),\"errors\":$m_bad,\"cpu_us_per_write\":$m_cpu"
     if [ "$HAVE_ETCD" = 1 ]; then
-        t0=$(cpu_ticks "${ETCD_PIDS[@]}")
-        read -r e_rps e_p50 e_p99 e_bad < <(wrk_run "http://127.0.0.1:23791" "$HERE/tests/bench/cluster/wrk_etcd.lua" "$c")
-        e_cpu=$(us_per_write $(($(cpu_ticks "${ETCD_PIDS[@]}") - t0)) "$e_rps")
-        extra="$extra,\"etcd_writes_per_s\":$e_rps,\"etcd_p50_ms\":$e_p50,\"etcd_p99_ms\":$e_p99,\"etcd_cpu_us_per_write\":$e_cpu,\"ratio\":$(python3 -c "print(round($m_rps/$e_rps,3))")"
+        e_rps=$(median "${er[@]}")
+        e_cpu=$(us_per_write "$e_ticks" "$(python3 -c "import sys; print(sum(map(float, sys.argv[1:])))" "${er[@]}")")
+        extra="$extra,\"etcd_writes_per_s\":$e_rps,\"etcd_p50_ms\":$(median "${e50[@]}"),\"etcd_p99_ms\":$(median "${e99[@]}"),\"etcd_errors\":$e_bad,\"etcd_cpu_us_per_write\":$e_cpu,\"ratio\":$(python3 -c "print(round($m_rps/$e_rps,3))")"
     fi
+    extra="$extra,\"rounds\":[$(IFS=,; echo "${rounds[*]}")]"
     emit "writes_per_s_c$c" "$m_rps" "writes/s" "$extra"
 done
 
