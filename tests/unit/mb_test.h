@@ -8,12 +8,16 @@
 
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +48,46 @@ static inline long long mb_test_now_ms(void)
         }                                                                                          \
         mb_ok_;                                                                                    \
     })
+
+/* A TCP port on 127.0.0.1 that nobody listens on right now, for a server
+ * the test starts next; -1 if none was found. Chosen at random below the
+ * kernel's ephemeral range (net.ipv4.ip_local_port_range): a port from
+ * bind(port 0) is an ephemeral one, and any outgoing connection of a test
+ * running beside this one (curl, a mesh dial) may take it as its source
+ * port before the server binds it. */
+static inline int mb_test_free_port(void)
+{
+    int lo = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%d", &lo) != 1)
+            lo = 32768;
+        fclose(f);
+    }
+    const int first = 12000, span = lo - 64 - first;
+    if (span <= 0)
+        return -1;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint32_t x = (uint32_t)getpid() * 2654435761u ^ (uint32_t)ts.tv_nsec;
+    for (int tries = 0; tries < 200; tries++) {
+        x ^= x << 13; /* xorshift32: leaves rand()'s sequence to the tests */
+        x ^= x >> 17;
+        x ^= x << 5;
+        int port = first + (int)(x % (uint32_t)span);
+        int sock = socket(AF_INET, SOCK_STREAM, 0);
+        if (sock < 0)
+            return -1;
+        struct sockaddr_in a = { .sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int ok = bind(sock, (struct sockaddr *)&a, sizeof(a)) == 0;
+        close(sock);
+        if (ok)
+            return port;
+    }
+    return -1;
+}
 
 /* Read one line (without its newline) from in_fd into buf, waiting at most
  * timeout_ms; its length, or -1 on timeout, end of file or error. */

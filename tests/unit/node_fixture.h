@@ -10,28 +10,9 @@
 #define MB_TEST_NODE_FIXTURE_H
 
 #include <stdio.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "node/node.h"
 #include "mb_test.h"
-
-/* A loopback TCP port nobody listens on right now (the config wants 1..65535). */
-static int nf_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof(a);
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
 
 static int nf_node_open(char *dir, size_t dir_size, const char *tag, nc_log_level level,
                         nc_config **cfg, nc_log **log, node *n)
@@ -45,9 +26,9 @@ static int nf_node_open(char *dir, size_t dir_size, const char *tag, nc_log_leve
     char dd[300], lf[320], ha[64], ma[64], ra[64];
     snprintf(dd, sizeof(dd), "--data_dir=%s/data", dir);
     snprintf(lf, sizeof(lf), "--log_file=%s/node.log", dir);
-    snprintf(ha, sizeof(ha), "--http_address=127.0.0.1:%d", nf_free_port());
-    snprintf(ma, sizeof(ma), "--mesh_address=127.0.0.1:%d", nf_free_port());
-    snprintf(ra, sizeof(ra), "--raft_address=127.0.0.1:%d", nf_free_port());
+    snprintf(ha, sizeof(ha), "--http_address=127.0.0.1:%d", mb_test_free_port());
+    snprintf(ma, sizeof(ma), "--mesh_address=127.0.0.1:%d", mb_test_free_port());
+    snprintf(ra, sizeof(ra), "--raft_address=127.0.0.1:%d", mb_test_free_port());
     char *argv[] = { dd, lf, ha, ma, ra, "--agent_workers=2" };
     nc_config_sources src = { .argc = 6, .argv = argv };
     if (nc_config_new(cfg, &e) != MB_OK || nc_config_load(*cfg, &src, &e) != MB_OK) {

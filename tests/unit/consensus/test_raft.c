@@ -63,21 +63,6 @@ static int n_boot = 3;          /* the first n_boot nodes bootstrap together */
 /* Run the loop while waiting for `expr`, with a deadline. */
 #define LOOP_UNTIL(expr, ms) MB_WAIT_UNTIL((uv_run(&loop, UV_RUN_NOWAIT), (expr)), ms)
 
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof(a);
-    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) != 0 ||
-        getsockname(s, (struct sockaddr *)&a, &len) != 0) {
-        if (s >= 0)
-            close(s);
-        return -1;
-    }
-    close(s);
-    return ntohs(a.sin_port);
-}
-
 /* Whether raft wrote a snapshot file into `dir`. */
 static int has_snapshot_file(const char *dir)
 {
@@ -139,7 +124,7 @@ static void setup_nodes(int n, int boot)
     memset(nodes, 0, sizeof(nodes));
     for (int i = 0; i < N; i++) {
         nodes[i].id = (uint64_t)i + 1;
-        int port = free_port();
+        int port = mb_test_free_port();
         CU_ASSERT_FATAL(port > 0);
         snprintf(nodes[i].addr, sizeof(nodes[i].addr), "127.0.0.1:%d", port);
         CU_ASSERT_EQUAL_FATAL(mb_test_mkdtemp(nodes[i].dir, sizeof(nodes[i].dir), "raft"), 0);
