@@ -210,7 +210,7 @@ if [ -f "$KIND_FANOUT" ]; then
     done
     python3 "$HERE/scripts/bench.d/cluster_agents.py" --http "$hs" --pids "$ps" \
         --kind "$(cd "$(dirname "$KIND_FANOUT")" && pwd)/$(basename "$KIND_FANOUT")" \
-        --agents "${MB_CLUSTER_AGENTS:-1000}" --changes "${MB_CLUSTER_CHANGES:-100}" \
+        --agents "${MB_CLUSTER_AGENTS:-1000}" --changes "${MB_CLUSTER_CHANGES:-300}" \
         --idle "${MB_CLUSTER_IDLE_S:-30}"
 else
     echo "cluster: $KIND_FANOUT not built; agents part skipped" >&2

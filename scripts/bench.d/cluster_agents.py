@@ -158,7 +158,7 @@ def main():
     ap.add_argument("--pids", required=True, help="comma-separated pids, same order")
     ap.add_argument("--kind", required=True, help="absolute path of libbench_kind_fanout.so")
     ap.add_argument("--agents", type=int, default=1000)
-    ap.add_argument("--changes", type=int, default=100)
+    ap.add_argument("--changes", type=int, default=300)
     ap.add_argument("--gap-ms", type=int, default=30, help="pause between changes")
     ap.add_argument("--idle", type=int, default=30, help="idle measurement, seconds")
     a = ap.parse_args()
