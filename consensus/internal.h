@@ -18,6 +18,25 @@
 #include "snapshot.pb-c.h"
 #include "value.pb-c.h"
 
+/* Deferred io_destroy (aio_reap.c): libraft 0.15 destroys a segment
+ * writer's AIO context on the loop thread, which waits 38-42 ms for the
+ * kernel; aio_reap.c's syscall() hands SYS_io_destroy to a helper thread
+ * instead. Process-wide. */
+typedef struct consensus_aio_reap_counts {
+    uint64_t deferred;    /* io_destroy calls handed to the helper thread */
+    uint64_t synchronous; /* made by the caller: deferral off, queue full,
+                             draining, or no thread could be started */
+    uint64_t failed;      /* destroys the helper saw fail */
+    unsigned queued;      /* waiting, or being destroyed now */
+    int thread;           /* the helper thread exists */
+} consensus_aio_reap_counts;
+/* On (the default) or off, for every later io_destroy of the process. */
+void consensus_aio_reap_set(int on);
+/* Wait until every deferred destroy is done, then end the helper thread (a
+ * later io_destroy starts a new one). Any thread but the helper. */
+void consensus_aio_reap_drain(void);
+void consensus_aio_reap_stats(consensus_aio_reap_counts *out);
+
 /* Shortest text of `x` that reads back as the same double; integral values
  * get ".0" ("1.0", "2.5", "1e-05"). */
 void cs_fmt_double(char *buf, size_t size, double x);

@@ -14,6 +14,7 @@
 #include <raft/uv.h>
 
 #include "consensus/consensus.h"
+#include "consensus/internal.h"
 
 #define PROPOSAL_MAX_BYTES (16u << 20)
 
@@ -265,6 +266,10 @@ void consensus_raft_free(consensus_raft *r)
     assert(r->closed);
     raft_uv_close(&r->io);
     raft_uv_tcp_close(&r->transport);
+    /* The writers' AIO contexts this node handed off are destroyed before
+     * it is gone, and the helper thread ends with it (a node still running
+     * in this process starts a new one when it needs it). */
+    consensus_aio_reap_drain();
     consensus_fsm_free(r->fsm);
     free(r->address);
     free(r->data_dir);
@@ -1042,6 +1047,10 @@ void consensus_raft_status(const consensus_raft *r, consensus_status *out)
     out->snapshot_index = raft->log.snapshot.last_index;
     out->snapshots_deferred = consensus_fsm_snapshots_deferred(r->fsm);
     out->appends_clipped = r->clipped;
+    consensus_aio_reap_counts ac;
+    consensus_aio_reap_stats(&ac);
+    out->aio_destroys_deferred = ac.deferred;
+    out->aio_destroys_synchronous = ac.synchronous;
 }
 
 static void expiry_done_cb(void *arg, const consensus_result *res)
@@ -1166,6 +1175,7 @@ int consensus_raft_init(uv_loop_t *loop, const consensus_raft_config *cfg, conse
     r->cfg.quorum_timeout_ms = cfg->quorum_timeout_ms ? cfg->quorum_timeout_ms : 5000;
     r->cfg.monitor_interval_ms = cfg->monitor_interval_ms ? cfg->monitor_interval_ms : 50;
     r->cfg.max_voters = cfg->max_voters ? cfg->max_voters : 3;
+    consensus_aio_reap_set(!cfg->sync_aio_destroy);
     r->address = dup_str(cfg->address);
     r->data_dir = dup_str(cfg->data_dir);
     r->cfg.address = r->address;

@@ -1390,6 +1390,8 @@ static cJSON *local_status(repl *r)
     cJSON_AddNumberToObject(j, "snapshot_index", (double)st.snapshot_index);
     cJSON_AddNumberToObject(j, "snapshots_deferred", (double)st.snapshots_deferred);
     cJSON_AddNumberToObject(j, "appends_clipped", (double)st.appends_clipped);
+    cJSON_AddNumberToObject(j, "aio_destroys_deferred", (double)st.aio_destroys_deferred);
+    cJSON_AddNumberToObject(j, "aio_destroys_synchronous", (double)st.aio_destroys_synchronous);
     cJSON *w = cJSON_AddArrayToObject(j, "followers_watching");
     uint64_t now = uv_now(&r->n->loop);
     for (size_t i = 0; w != NULL && i < INTEREST_MAX; i++)
@@ -1400,13 +1402,21 @@ static cJSON *local_status(repl *r)
 
 /* Fields of a node's status copied into GET /v1/cluster's node entries. */
 static const char *const status_keys[] = {
-    "raft_state",      "term",
-    "leader_id",       "commit_index",
-    "applied_index",   "last_index",
-    "forward_batches", "forwarded_writes",
-    "commit_nudges",   "followers_watching",
-    "snapshot_index",  "snapshots_deferred",
+    "raft_state",
+    "term",
+    "leader_id",
+    "commit_index",
+    "applied_index",
+    "last_index",
+    "forward_batches",
+    "forwarded_writes",
+    "commit_nudges",
+    "followers_watching",
+    "snapshot_index",
+    "snapshots_deferred",
     "appends_clipped",
+    "aio_destroys_deferred",
+    "aio_destroys_synchronous",
 };
 
 static void h_status(void *user, mesh *m, mesh_request *req)
@@ -2256,6 +2266,7 @@ int repl_open(node *n, mb_error *err)
         .snapshot_threshold = (unsigned)nc_config_int(n->cfg, NC_CFG_SNAPSHOT_THRESHOLD),
         .snapshot_trailing = (unsigned)nc_config_int(n->cfg, NC_CFG_SNAPSHOT_TRAILING),
         .snapshot_max_bytes = nc_config_size_bytes(n->cfg, NC_CFG_SNAPSHOT_MAX_BYTES),
+        .sync_aio_destroy = !nc_config_bool(n->cfg, NC_CFG_RAFT_DEFER_AIO_DESTROY),
         .on_effects = on_effects,
         .effects_arg = r,
         .skip_effects_through = skip,

@@ -154,6 +154,11 @@ static const nc_config_key schema[NC_CFG_COUNT_] = {
                                   false, false, 0, 256, NULL, NULL,
                                   "Evaluator slots of this node for study trials (threads; "
                                   "objective processes run one per busy slot)." },
+    [NC_CFG_RAFT_DEFER_AIO_DESTROY] = { NC_CFG_RAFT_DEFER_AIO_DESTROY, "raft_defer_aio_destroy",
+                                        NC_CT_BOOL, "true", false, false, 0, 0, NULL, NULL,
+                                        "Destroy a closed raft log segment's kernel AIO context "
+                                        "on a helper thread instead of the loop thread, where "
+                                        "libraft 0.15 waits tens of milliseconds for it." },
 };
 
 const nc_config_key *nc_config_schema(void)

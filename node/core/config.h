@@ -80,7 +80,8 @@ extern "C" {
     X(SNAPSHOT_THRESHOLD, "snapshot_threshold")         /* int, raft entries between snapshots */  \
     X(SNAPSHOT_TRAILING, "snapshot_trailing")   /* int, raft entries kept after a snapshot */      \
     X(SNAPSHOT_MAX_BYTES, "snapshot_max_bytes") /* size, raft log bytes that start a snapshot */   \
-    X(STUDY_EVALUATORS, "study_evaluators")     /* int 0..256, study evaluator slots */
+    X(STUDY_EVALUATORS, "study_evaluators")     /* int 0..256, study evaluator slots */            \
+    X(RAFT_DEFER_AIO_DESTROY, "raft_defer_aio_destroy") /* bool, io_destroy off the loop thread */
 
 typedef enum nc_config_id {
 #define NC_CFG_ENUM_(id, name) NC_CFG_##id,

@@ -46,3 +46,17 @@ curl -fsS -m 10 "http://${HTTP[$K]}/v1/vars/x/watch?from_version=1&timeout_ms=50
 [ "$(jget "$T/w.json" 'len(j.get("gaps", []))')" -ge 1 ] || fail "watch hides the gap: $(cat "$T/w.json")"
 [ "$(jget "$T/w.json" 'j["last_version"]')" -ge "$to" ] || fail "watch did not move past the gap"
 pass "watch reports the gap"
+
+# The leader closed log segments at its snapshots (and at start-up, libraft
+# probes AIO with a context of its own). Every context went to the helper
+# thread, none stayed on the loop thread: libraft.so called mabeamd's
+# syscall() (consensus/aio_reap.c, docs/consensus.md §4).
+curl -fsS "http://$A/v1/cluster" | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+n = [x for x in j["nodes"] if x["id"] == int(sys.argv[1])][0]
+print(n["aio_destroys_deferred"], n["aio_destroys_synchronous"])' "$L" >"$T/aio"
+read -r deferred sync <"$T/aio"
+[ "$deferred" -ge 2 ] && [ "$sync" = 0 ] ||
+    fail "leader: $deferred io_destroy calls deferred, $sync on the loop thread"
+pass "libraft's io_destroy calls left the loop thread ($deferred deferred)"

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "consensus/consensus.h"
+#include "consensus/internal.h"
 #include "mb_test.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -116,6 +117,7 @@ static void disk_close(struct disk *d)
     CU_ASSERT(d->closes >= 1 && d->closes <= 2);
     raft_uv_close(&d->io);
     raft_uv_tcp_close(&d->transport);
+    consensus_aio_reap_drain(); /* the writers' AIO contexts (aio_reap.c) */
     CU_ASSERT_EQUAL(uv_loop_close(&d->loop), 0);
 }
 

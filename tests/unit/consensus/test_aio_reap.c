@@ -1,0 +1,183 @@
+/* consensus/aio_reap.c: libraft 0.15's io_destroy calls leave the calling
+ * (loop) thread for a helper thread; every other system call made through
+ * syscall() passes through unchanged. */
+#include <errno.h>
+#include <linux/aio_abi.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <raft.h>
+#include <raft/uv.h>
+#include <uv.h>
+
+#include "consensus/internal.h"
+#include "mb_test.h"
+
+static consensus_aio_reap_counts counts(void)
+{
+    consensus_aio_reap_counts c;
+    consensus_aio_reap_stats(&c);
+    return c;
+}
+
+static void test_other_system_calls_pass_through(void)
+{
+    CU_ASSERT_EQUAL(syscall(SYS_getpid), (long)getpid());
+    CU_ASSERT(syscall(SYS_gettid) > 0);
+    errno = 0;
+    CU_ASSERT_EQUAL(syscall(SYS_close, -1), -1);
+    CU_ASSERT_EQUAL(errno, EBADF);
+    char buf[4] = { 0 };
+    int fds[2];
+    CU_ASSERT_EQUAL_FATAL(pipe(fds), 0);
+    CU_ASSERT_EQUAL(syscall(SYS_write, fds[1], "abc", 3), 3);
+    CU_ASSERT_EQUAL(syscall(SYS_read, fds[0], buf, 3), 3);
+    CU_ASSERT_STRING_EQUAL(buf, "abc");
+    close(fds[0]);
+    close(fds[1]);
+}
+
+static void test_io_destroy_is_handed_to_the_helper_and_done(void)
+{
+    consensus_aio_reap_set(1);
+    consensus_aio_reap_counts before = counts();
+    aio_context_t ctx = 0;
+    CU_ASSERT_EQUAL_FATAL(syscall(SYS_io_setup, 4, &ctx), 0);
+    CU_ASSERT_EQUAL(syscall(SYS_io_destroy, ctx), 0);
+    consensus_aio_reap_counts after = counts();
+    CU_ASSERT_EQUAL(after.deferred, before.deferred + 1);
+    CU_ASSERT_EQUAL(after.synchronous, before.synchronous);
+    CU_ASSERT_EQUAL(after.thread, 1);
+    consensus_aio_reap_drain();
+    after = counts();
+    CU_ASSERT_EQUAL(after.thread, 0);
+    CU_ASSERT_EQUAL(after.queued, 0);
+    CU_ASSERT_EQUAL(after.failed, before.failed);
+    /* The helper destroyed it: the kernel no longer knows the context. */
+    consensus_aio_reap_set(0);
+    errno = 0;
+    CU_ASSERT_EQUAL(syscall(SYS_io_destroy, ctx), -1);
+    CU_ASSERT_EQUAL(errno, EINVAL);
+    consensus_aio_reap_set(1);
+}
+
+static void test_turned_off_the_caller_destroys(void)
+{
+    consensus_aio_reap_set(0);
+    consensus_aio_reap_counts before = counts();
+    aio_context_t ctx = 0;
+    CU_ASSERT_EQUAL_FATAL(syscall(SYS_io_setup, 4, &ctx), 0);
+    CU_ASSERT_EQUAL(syscall(SYS_io_destroy, ctx), 0);
+    consensus_aio_reap_counts after = counts();
+    CU_ASSERT_EQUAL(after.deferred, before.deferred);
+    CU_ASSERT_EQUAL(after.synchronous, before.synchronous + 1);
+    CU_ASSERT_EQUAL(after.thread, 0);
+    /* Already gone when the call returned. */
+    errno = 0;
+    CU_ASSERT_EQUAL(syscall(SYS_io_destroy, ctx), -1);
+    CU_ASSERT_EQUAL(errno, EINVAL);
+    consensus_aio_reap_set(1);
+}
+
+struct disk {
+    uv_loop_t loop;
+    struct raft_uv_transport transport;
+    struct raft_io io;
+    int pending, closes;
+};
+
+static void append_done(struct raft_io_append *req, int status)
+{
+    struct disk *d = req->data;
+    CU_ASSERT_EQUAL(status, 0);
+    d->pending--;
+}
+
+static void closed(struct raft_io *io)
+{
+    struct disk *d = io->data;
+    d->closes++;
+}
+
+/* libraft.so's own io_destroy calls (its I/O capability probe at init, the
+ * segment writer's close) come to this process's syscall(): the binding the
+ * daemon relies on. */
+static void test_libraft_destroys_its_contexts_through_the_helper(void)
+{
+    consensus_aio_reap_set(1);
+    consensus_aio_reap_counts before = counts();
+    char dir[256];
+    CU_ASSERT_EQUAL_FATAL(mb_test_mkdtemp(dir, sizeof(dir), "aioreap"), 0);
+    struct disk d;
+    memset(&d, 0, sizeof(d));
+    CU_ASSERT_EQUAL_FATAL(uv_loop_init(&d.loop), 0);
+    CU_ASSERT_EQUAL_FATAL(raft_uv_tcp_init(&d.transport, &d.loop), 0);
+    CU_ASSERT_EQUAL_FATAL(raft_uv_init(&d.io, &d.loop, dir, &d.transport), 0);
+    d.io.data = &d;
+    CU_ASSERT_EQUAL_FATAL(d.io.init(&d.io, 1, "127.0.0.1:9"), 0);
+    raft_term term;
+    raft_id vote;
+    struct raft_snapshot *snap = NULL;
+    raft_index start = 0;
+    struct raft_entry *loaded = NULL;
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(d.io.load(&d.io, &term, &vote, &snap, &start, &loaded, &n), 0);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_PTR_NULL(snap);
+    raft_free(loaded);
+    CU_ASSERT_EQUAL_FATAL(d.io.set_term(&d.io, 1), 0);
+
+    struct raft_entry e[4];
+    for (int i = 0; i < 4; i++) {
+        e[i] = (struct raft_entry){ .term = 1, .type = RAFT_COMMAND };
+        e[i].buf.len = 8;
+        e[i].buf.base = raft_malloc(8);
+        memset(e[i].buf.base, i, 8);
+    }
+    struct raft_io_append req = { .data = &d };
+    d.pending = 1;
+    CU_ASSERT_EQUAL_FATAL(d.io.append(&d.io, &req, e, 4, append_done), 0);
+    for (int i = 0; i < 100000 && d.pending > 0; i++)
+        uv_run(&d.loop, UV_RUN_ONCE);
+    CU_ASSERT_EQUAL(d.pending, 0);
+    for (int i = 0; i < 4; i++)
+        raft_free(e[i].buf.base);
+
+    d.io.close(&d.io, closed);
+    for (int i = 0; i < 100000 && uv_run(&d.loop, UV_RUN_ONCE) != 0; i++) {
+    }
+    CU_ASSERT(d.closes >= 1);
+    raft_uv_close(&d.io);
+    raft_uv_tcp_close(&d.transport);
+    CU_ASSERT_EQUAL(uv_loop_close(&d.loop), 0);
+
+    consensus_aio_reap_counts after = counts();
+    /* The probe's context and the open segment writer's. */
+    CU_ASSERT(after.deferred >= before.deferred + 2);
+    CU_ASSERT_EQUAL(after.synchronous, before.synchronous);
+    consensus_aio_reap_drain();
+    after = counts();
+    CU_ASSERT_EQUAL(after.failed, before.failed);
+    CU_ASSERT_EQUAL(after.queued, 0);
+    mb_test_rmtree(dir);
+}
+
+static CU_TestInfo reap_tests[] = {
+    { "test_other_system_calls_pass_through", test_other_system_calls_pass_through },
+    { "test_io_destroy_is_handed_to_the_helper_and_done",
+      test_io_destroy_is_handed_to_the_helper_and_done },
+    { "test_turned_off_the_caller_destroys", test_turned_off_the_caller_destroys },
+    { "test_libraft_destroys_its_contexts_through_the_helper",
+      test_libraft_destroys_its_contexts_through_the_helper },
+    CU_TEST_INFO_NULL,
+};
+
+int main(int argc, char **argv)
+{
+    CU_SuiteInfo suites[] = {
+        { "aio_reap", NULL, NULL, NULL, NULL, reap_tests },
+        CU_SUITE_INFO_NULL,
+    };
+    return mb_test_run(argc, argv, suites);
+}
