@@ -7,12 +7,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <raft.h>
-#include <raft/uv.h>
-#include <uv.h>
-
 #include "consensus/internal.h"
 #include "mb_test.h"
+#include "raft_disk.h"
 
 static consensus_aio_reap_counts counts(void)
 {
@@ -80,26 +77,6 @@ static void test_turned_off_the_caller_destroys(void)
     consensus_aio_reap_set(1);
 }
 
-struct disk {
-    uv_loop_t loop;
-    struct raft_uv_transport transport;
-    struct raft_io io;
-    int pending, closes;
-};
-
-static void append_done(struct raft_io_append *req, int status)
-{
-    struct disk *d = req->data;
-    CU_ASSERT_EQUAL(status, 0);
-    d->pending--;
-}
-
-static void closed(struct raft_io *io)
-{
-    struct disk *d = io->data;
-    d->closes++;
-}
-
 /* libraft.so's own io_destroy calls (its I/O capability probe at init, the
  * segment writer's close) come to this process's syscall(): the binding the
  * daemon relies on. */
@@ -110,56 +87,18 @@ static void test_libraft_destroys_its_contexts_through_the_helper(void)
     char dir[256];
     CU_ASSERT_EQUAL_FATAL(mb_test_mkdtemp(dir, sizeof(dir), "aioreap"), 0);
     struct disk d;
-    memset(&d, 0, sizeof(d));
-    CU_ASSERT_EQUAL_FATAL(uv_loop_init(&d.loop), 0);
-    CU_ASSERT_EQUAL_FATAL(raft_uv_tcp_init(&d.transport, &d.loop), 0);
-    CU_ASSERT_EQUAL_FATAL(raft_uv_init(&d.io, &d.loop, dir, &d.transport), 0);
-    d.io.data = &d;
-    CU_ASSERT_EQUAL_FATAL(d.io.init(&d.io, 1, "127.0.0.1:9"), 0);
-    raft_term term;
-    raft_id vote;
-    struct raft_snapshot *snap = NULL;
-    raft_index start = 0;
-    struct raft_entry *loaded = NULL;
-    size_t n = 0;
-    CU_ASSERT_EQUAL_FATAL(d.io.load(&d.io, &term, &vote, &snap, &start, &loaded, &n), 0);
-    CU_ASSERT_EQUAL(n, 0);
-    CU_ASSERT_PTR_NULL(snap);
-    raft_free(loaded);
+    CU_ASSERT_EQUAL(disk_open(&d, dir, NULL, 0), 0);
     CU_ASSERT_EQUAL_FATAL(d.io.set_term(&d.io, 1), 0);
-
-    struct raft_entry e[4];
-    for (int i = 0; i < 4; i++) {
-        e[i] = (struct raft_entry){ .term = 1, .type = RAFT_COMMAND };
-        e[i].buf.len = 8;
-        e[i].buf.base = raft_malloc(8);
-        memset(e[i].buf.base, i, 8);
-    }
-    struct raft_io_append req = { .data = &d };
-    d.pending = 1;
-    CU_ASSERT_EQUAL_FATAL(d.io.append(&d.io, &req, e, 4, append_done), 0);
-    for (int i = 0; i < 100000 && d.pending > 0; i++)
-        uv_run(&d.loop, UV_RUN_ONCE);
-    CU_ASSERT_EQUAL(d.pending, 0);
-    for (int i = 0; i < 4; i++)
-        raft_free(e[i].buf.base);
-
-    d.io.close(&d.io, closed);
-    for (int i = 0; i < 100000 && uv_run(&d.loop, UV_RUN_ONCE) != 0; i++) {
-    }
-    CU_ASSERT(d.closes >= 1);
-    raft_uv_close(&d.io);
-    raft_uv_tcp_close(&d.transport);
-    CU_ASSERT_EQUAL(uv_loop_close(&d.loop), 0);
-
+    struct raft_io_append req;
+    append(&d, &req, 1, 4);
+    disk_close(&d); /* drains the helper's queue */
     consensus_aio_reap_counts after = counts();
     /* The probe's context and the open segment writer's. */
     CU_ASSERT(after.deferred >= before.deferred + 2);
     CU_ASSERT_EQUAL(after.synchronous, before.synchronous);
-    consensus_aio_reap_drain();
-    after = counts();
     CU_ASSERT_EQUAL(after.failed, before.failed);
     CU_ASSERT_EQUAL(after.queued, 0);
+    CU_ASSERT_EQUAL(after.thread, 0);
     mb_test_rmtree(dir);
 }
 
