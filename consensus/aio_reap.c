@@ -3,7 +3,7 @@
  * libraft's uv backend gives each open segment a kernel AIO context and
  * destroys it with io_destroy(2) when the writer closes: at every segment
  * roll-over and every snapshot's barrier. io_destroy waits until the kernel
- * has retired the context (an RCU grace period), 38-42 ms on the project's
+ * has retired the context (an RCU grace period), 30-42 ms on the project's
  * 2-vCPU machine, and libraft makes the call on the loop thread, which then
  * neither reads requests nor handles raft messages (docs/consensus.md §4).
  * libraft 0.15 has no setting for it, and its io_destroy wrapper is a

@@ -874,7 +874,7 @@ typedef struct consensus_raft_config {
      * proposals whose deadline_ms (wall clock) has passed, unless set. */
     int disable_proposal_expiry;
     /* Leave libraft's io_destroy of a closed segment writer on the loop
-     * thread (38-42 ms there on the project's machine) instead of handing
+     * thread (30-42 ms there on the project's machine) instead of handing
      * it to a helper thread (consensus/aio_reap.c). Process-wide: the last
      * consensus_raft_init decides. */
     int sync_aio_destroy;

@@ -19,7 +19,7 @@
 #include "value.pb-c.h"
 
 /* Deferred io_destroy (aio_reap.c): libraft 0.15 destroys a segment
- * writer's AIO context on the loop thread, which waits 38-42 ms for the
+ * writer's AIO context on the loop thread, which waits 30-42 ms for the
  * kernel; aio_reap.c's syscall() hands SYS_io_destroy to a helper thread
  * instead. Process-wide. */
 typedef struct consensus_aio_reap_counts {
