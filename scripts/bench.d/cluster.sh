@@ -18,6 +18,9 @@ DUR=${MB_CLUSTER_DURATION:-10}
 KILLS=${MB_CLUSTER_KILLS:-3}
 ROUNDS=${MB_CLUSTER_ROUNDS:-3}
 WARMUP=${MB_CLUSTER_WARMUP:-3}
+case "$ROUNDS:$WARMUP" in
+*[!0-9:]* | 0:* | :*) echo "cluster: MB_CLUSTER_ROUNDS must be a whole number >= 1 and MB_CLUSTER_WARMUP >= 0 (got '$ROUNDS', '$WARMUP')" >&2; exit 2 ;;
+esac
 W=$(mktemp -d "${TMPDIR:-/tmp}/mb-bench-cluster-XXXXXX")
 export MABEAM_CLUSTER_DIR=$W/mabeam MABEAM_CLUSTER_PORT=${MB_CLUSTER_PORT:-27700}
 export MABEAMD=$B/node/mabeamd
