@@ -35,14 +35,34 @@ static void test_other_system_calls_pass_through(void)
     close(fds[1]);
 }
 
-static void test_io_destroy_is_handed_to_the_helper_and_done(void)
+/* Set the deferral, create a context and destroy it through syscall();
+ * the counters from before the destroy and after it. */
+static aio_context_t destroy_one(int defer, consensus_aio_reap_counts *before,
+                                 consensus_aio_reap_counts *after)
 {
-    consensus_aio_reap_set(1);
-    consensus_aio_reap_counts before = counts();
+    consensus_aio_reap_set(defer);
+    *before = counts();
     aio_context_t ctx = 0;
     CU_ASSERT_EQUAL_FATAL(syscall(SYS_io_setup, 4, &ctx), 0);
     CU_ASSERT_EQUAL(syscall(SYS_io_destroy, ctx), 0);
-    consensus_aio_reap_counts after = counts();
+    *after = counts();
+    return ctx;
+}
+
+/* The kernel no longer knows `ctx` (asked synchronously). */
+static void assert_gone(aio_context_t ctx)
+{
+    consensus_aio_reap_set(0);
+    errno = 0;
+    CU_ASSERT_EQUAL(syscall(SYS_io_destroy, ctx), -1);
+    CU_ASSERT_EQUAL(errno, EINVAL);
+    consensus_aio_reap_set(1);
+}
+
+static void test_io_destroy_is_handed_to_the_helper_and_done(void)
+{
+    consensus_aio_reap_counts before, after;
+    aio_context_t ctx = destroy_one(1, &before, &after);
     CU_ASSERT_EQUAL(after.deferred, before.deferred + 1);
     CU_ASSERT_EQUAL(after.synchronous, before.synchronous);
     CU_ASSERT_EQUAL(after.thread, 1);
@@ -51,30 +71,17 @@ static void test_io_destroy_is_handed_to_the_helper_and_done(void)
     CU_ASSERT_EQUAL(after.thread, 0);
     CU_ASSERT_EQUAL(after.queued, 0);
     CU_ASSERT_EQUAL(after.failed, before.failed);
-    /* The helper destroyed it: the kernel no longer knows the context. */
-    consensus_aio_reap_set(0);
-    errno = 0;
-    CU_ASSERT_EQUAL(syscall(SYS_io_destroy, ctx), -1);
-    CU_ASSERT_EQUAL(errno, EINVAL);
-    consensus_aio_reap_set(1);
+    assert_gone(ctx); /* the helper destroyed it */
 }
 
 static void test_turned_off_the_caller_destroys(void)
 {
-    consensus_aio_reap_set(0);
-    consensus_aio_reap_counts before = counts();
-    aio_context_t ctx = 0;
-    CU_ASSERT_EQUAL_FATAL(syscall(SYS_io_setup, 4, &ctx), 0);
-    CU_ASSERT_EQUAL(syscall(SYS_io_destroy, ctx), 0);
-    consensus_aio_reap_counts after = counts();
+    consensus_aio_reap_counts before, after;
+    aio_context_t ctx = destroy_one(0, &before, &after);
     CU_ASSERT_EQUAL(after.deferred, before.deferred);
     CU_ASSERT_EQUAL(after.synchronous, before.synchronous + 1);
     CU_ASSERT_EQUAL(after.thread, 0);
-    /* Already gone when the call returned. */
-    errno = 0;
-    CU_ASSERT_EQUAL(syscall(SYS_io_destroy, ctx), -1);
-    CU_ASSERT_EQUAL(errno, EINVAL);
-    consensus_aio_reap_set(1);
+    assert_gone(ctx); /* already when the call returned */
 }
 
 /* libraft.so's own io_destroy calls (its I/O capability probe at init, the
