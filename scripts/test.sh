@@ -51,14 +51,20 @@ if [ "$sanitize" = thread ]; then
     # Only the modules with threads of their own are worth TSan's slowdown.
     ctest_args=(-L threaded "${ctest_args[@]}")
 fi
-# Unit, fuzz and partition-checker tests run once. Tests with real daemon
-# processes (label "integration") get one retry: a rare crash at mabeamd
+# Unit (but for label "nng", below), fuzz and partition-checker tests run
+# once. Tests with real daemon processes (label "integration") get one retry: a rare crash at mabeamd
 # shutdown (seen once in CI, 2026-11-25, not reproduced in 36 reruns) is
 # being tracked down; a retried failure still prints its output and the
 # crash backtrace from the node log, and a test that fails twice fails CI.
+# Unit tests that drive real NNG 1.5.2 sockets (label "nng") get the same
+# single retry: libnng 1.5.2 can leak a closed listener's objects, which
+# LeakSanitizer reported once in CI (session 8; every assertion had
+# passed), or hang in a close (nng#1636, fixed in 1.6.0).
 status=0
-ctest --test-dir "$dir" --output-on-failure -j "$jobs" -LE integration "${ctest_args[@]}" ||
+ctest --test-dir "$dir" --output-on-failure -j "$jobs" -LE 'integration|nng' "${ctest_args[@]}" ||
     status=1
+ctest --test-dir "$dir" --output-on-failure -j "$jobs" -L nng --repeat until-pass:2 \
+    "${ctest_args[@]}" || status=1
 ctest --test-dir "$dir" --output-on-failure -j "$jobs" -L integration --repeat until-pass:2 \
     "${ctest_args[@]}" || status=1
 exit $status

@@ -156,6 +156,18 @@ typedef struct opts {
 
 static void node_open(node *n, uint64_t id, const char *url, const opts *o)
 {
+    /* Port 0 is replaced by one below the ephemeral range: several tests
+     * reopen a node on the URL it had, and an ephemeral port can be taken
+     * meanwhile as the source port of any outgoing connection (a test in
+     * parallel). */
+    char picked[64];
+    const char *zero = strstr(url, "://127.0.0.1:0");
+    if (zero != NULL && zero[strlen("://127.0.0.1:0")] == '\0') {
+        int port = mb_test_free_port();
+        CU_ASSERT_FATAL(port > 0);
+        snprintf(picked, sizeof(picked), "%.*s://127.0.0.1:%d", (int)(zero - url), url, port);
+        url = picked;
+    }
     uint64_t keep_id = id;
     memset(n, 0, sizeof(*n));
     n->id = keep_id;
