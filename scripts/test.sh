@@ -52,9 +52,9 @@ if [ "$sanitize" = thread ]; then
     ctest_args=(-L threaded "${ctest_args[@]}")
 fi
 # Unit (but for label "nng", below), fuzz and partition-checker tests run
-# once. Tests with real daemon processes (label "integration") get one retry: a rare crash at mabeamd
-# shutdown (seen once in CI, 2026-11-25, not reproduced in 36 reruns) is
-# being tracked down; a retried failure still prints its output and the
+# once. Tests with real daemon processes (label "integration") get one
+# retry: a rare crash at mabeamd shutdown (seen once in CI, 2026-11-25, not
+# reproduced in 36 reruns) is being tracked down; a retried failure still prints its output and the
 # crash backtrace from the node log, and a test that fails twice fails CI.
 # Unit tests that drive real NNG 1.5.2 sockets (label "nng") get the same
 # single retry: libnng 1.5.2 can leak a closed listener's objects, which
