@@ -54,8 +54,9 @@ fi
 # Unit (but for label "nng", below), fuzz and partition-checker tests run
 # once. Tests with real daemon processes (label "integration") get one
 # retry: a rare crash at mabeamd shutdown (seen once in CI, 2026-11-25, not
-# reproduced in 36 reruns) is being tracked down; a retried failure still prints its output and the
-# crash backtrace from the node log, and a test that fails twice fails CI.
+# reproduced in 36 reruns) is being tracked down; a retried failure still
+# prints its output and the crash backtrace from the node log, and a test
+# that fails twice fails CI.
 # Unit tests that drive real NNG 1.5.2 sockets (label "nng") get the same
 # single retry: libnng 1.5.2 can leak a closed listener's objects, which
 # LeakSanitizer reported once in CI (session 8; every assertion had
