@@ -180,6 +180,11 @@ static int register_metrics(node *n, mb_error *err)
                                  "Node-local events removed by event_retention.", NULL, 0,
                                  &n->events_pruned, err)) != MB_OK)
         return rv;
+    if ((rv = nc_metrics_hist(n->metrics, "mb_event_log_append_seconds",
+                              "Time the control loop spent writing one batch of applied "
+                              "commands to the event log.",
+                              NULL, 0, &lat, &n->event_log_append, err)) != MB_OK)
+        return rv;
     for (size_t r = 0; r <= n->router.n; r++) {
         const char *route = r < n->router.n ? n->router.routes[r]->name : "unmatched";
         for (int k = 0; k < 5; k++) {

@@ -1954,9 +1954,11 @@ static void flush_events(repl *r)
         ((unsigned char *)&be)[i] = (unsigned char)(r->evq_index >> (56 - 8 * i));
     mb_error err;
     mb_error_clear(&err);
+    uint64_t t0 = uv_hrtime();
     if (storage_append_meta(n->store, r->evq, r->evq_n, META_APPLIED, &be, sizeof(be), &err) !=
         MB_OK)
         rlog(r, NC_LOG_ERROR, "cannot append replicated events", "error", err.msg);
+    nc_hist_record(n->event_log_append, uv_hrtime() - t0);
     for (size_t i = 0; i < r->evq_n; i++)
         free((void *)r->evq[i].type); /* one block per event */
     r->evq_n = 0;
