@@ -73,6 +73,22 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
 
 
+def wait_quiet(pids, pct=3.0, window_s=1.0, timeout_s=60.0):
+    """Wait until start-up work (joins, placement, spawns) has settled: a
+    window of window_s in which every process used under pct % of a CPU.
+    True when it did, False at the deadline (the caller says so)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        c0 = {p: cpu_ticks(p) for p in pids}
+        t0 = time.time()
+        time.sleep(window_s)  # the measurement window, not a settling guess
+        dt = time.time() - t0
+        if all(100.0 * (cpu_ticks(p) - c0[p]) / hz / dt < pct for p in pids):
+            return True
+    return False
+
+
 def thread_ticks(pid):
     """utime+stime per thread group name of one process: the loop (the main
     thread), mb-worker-N, nng:*, rocksdb:*, libuv's pool (named like the
@@ -255,7 +271,8 @@ def main():
                               for k, v in per_node.items()})
 
     log("idle %d s with %d agents" % (a.idle, a.agents))
-    time.sleep(2)
+    if not wait_quiet(pids):
+        log("the nodes never went quiet (3 % CPU over 1 s) in 60 s: measuring anyway")
     hz = os.sysconf("SC_CLK_TCK")
     c0 = {p: cpu_ticks(p) for p in pids}
     t0s = {p: thread_ticks(p) for p in pids}

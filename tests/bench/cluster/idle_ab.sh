@@ -3,10 +3,11 @@
 # two mabeamd builds measured side by side (docs/BENCHMARKS.md, suite
 # `cluster`, session 5): each round starts an idle 3-node cluster of each
 # build at the same time (ports 29700+ and 29800+, data under /tmp), waits
-# 5 s, then samples for 30 s each node's CPU (utime+stime of all threads,
-# /proc) and its loop thread's wake-ups (voluntary context switches of the
-# main thread). One JSON line per node and round on stdout. Both clusters
-# see the same machine load, so compare within a round. Run from anywhere.
+# until every node is quiet (under 3 % CPU over 1 s), then samples for
+# 30 s each node's CPU (utime+stime of all threads, /proc) and its loop
+# thread's wake-ups (voluntary context switches of the main thread). One
+# JSON line per node and round on stdout. Both clusters see the same
+# machine load, so compare within a round. Run from anywhere.
 set -u
 A=${1:?mabeamd A} B=${2:?mabeamd B} ROUNDS=${3:-3}
 HERE=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -17,12 +18,13 @@ for round in $(seq 1 "$ROUNDS"); do
     rm -rf /tmp/mb-idle-a /tmp/mb-idle-b
     MABEAM_CLUSTER_DIR=/tmp/mb-idle-a MABEAM_CLUSTER_PORT=29700 MABEAMD=$A "$HERE/scripts/cluster.sh" up 3 >&2 || exit 1
     MABEAM_CLUSTER_DIR=/tmp/mb-idle-b MABEAM_CLUSTER_PORT=29800 MABEAMD=$B "$HERE/scripts/cluster.sh" up 3 >&2 || exit 1
-    sleep 5 # let the start-up work (joins, placement) settle before sampling
     python3 - "$HERE/scripts/bench.d" "$round" $(cat /tmp/mb-idle-a/n?.pid) $(cat /tmp/mb-idle-b/n?.pid) <<'PY'
 import json, os, sys, time
 sys.path.insert(0, sys.argv[1])
-from cluster_agents import cpu_ticks, ctx_switches
+from cluster_agents import cpu_ticks, ctx_switches, wait_quiet
 rnd, pids = int(sys.argv[2]), [int(x) for x in sys.argv[3:]]
+if not wait_quiet(pids):  # start-up work (joins, placement) settled
+    sys.exit("idle_ab: the nodes never went quiet in 60 s")
 hz = os.sysconf("SC_CLK_TCK")
 sample = lambda pid: (cpu_ticks(pid), ctx_switches(pid, main_only=True))
 a = {p: sample(p) for p in pids}; t0 = time.time(); time.sleep(30); dt = time.time() - t0

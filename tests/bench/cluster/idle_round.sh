@@ -11,12 +11,12 @@ export MABEAM_CLUSTER_DIR=/tmp/idle-m MABEAM_CLUSTER_PORT=28200 MABEAMD=$BIN
 scripts/cluster.sh down >/dev/null 2>&1; rm -rf /tmp/idle-m
 scripts/cluster.sh up 3 >/dev/null 2>&1 || { echo "up failed"; exit 1; }
 P="$(cat /tmp/idle-m/n1.pid) $(cat /tmp/idle-m/n2.pid) $(cat /tmp/idle-m/n3.pid)"
-sleep 5
 python3 - $LABEL $P <<'PY'
 import json, os, sys, time
 sys.path.insert(0, "scripts/bench.d")
-from cluster_agents import cpu_ticks, ctx_switches
+from cluster_agents import cpu_ticks, ctx_switches, wait_quiet
 label=sys.argv[1]; pids=[int(x) for x in sys.argv[2:]]
+if not wait_quiet(pids): sys.exit("idle_round: the nodes never went quiet in 60 s")
 a=[cpu_ticks(p) for p in pids]; c=[ctx_switches(p) for p in pids]; t0=time.time(); time.sleep(30); dt=time.time()-t0
 b=[cpu_ticks(p) for p in pids]; d=[ctx_switches(p) for p in pids]
 hz=os.sysconf("SC_CLK_TCK")
