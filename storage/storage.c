@@ -323,13 +323,6 @@ static int index_persist(storage *s, mb_error *err)
     return rc;
 }
 
-/* Compression by level: none in L0-L1 (flushes and the first compactions
- * stay cheap), LZ4 below. */
-static int hot_plain_levels[7] = { rocksdb_no_compression,  rocksdb_no_compression,
-                                   rocksdb_lz4_compression, rocksdb_lz4_compression,
-                                   rocksdb_lz4_compression, rocksdb_lz4_compression,
-                                   rocksdb_lz4_compression };
-
 static rocksdb_options_t *cf_options(storage *s, int cf)
 {
     rocksdb_options_t *o = rocksdb_options_create();
@@ -339,8 +332,10 @@ static rocksdb_options_t *cf_options(storage *s, int cf)
         rocksdb_options_set_block_based_table_factory(o, s->table_plain);
         rocksdb_options_set_write_buffer_size(o, cf == CF_EVENTS ? 64u << 20 : 8u << 20);
         rocksdb_options_set_max_write_buffer_number(o, 4);
-        /* Hot levels uncompressed, LZ4 below: appends stay cheap. */
-        rocksdb_options_set_compression_per_level(o, hot_plain_levels, 7);
+        /* LZ4 from the first flush on: in the daemon the log shares the
+         * disk with raft's synchronous appends, and an uncompressed flush
+         * wrote bursts that stalled them (docs/storage.md, "Tuning"). */
+        rocksdb_options_set_compression(o, rocksdb_lz4_compression);
         break;
     }
     case CF_EVENTS_SUBJECT:
@@ -352,9 +347,8 @@ static rocksdb_options_t *cf_options(storage *s, int cf)
         rocksdb_options_set_write_buffer_size(
             o, cf == CF_EVENTS_SUBJECT || cf == CF_EVENTS_TYPE ? 32u << 20 : 4u << 20);
         rocksdb_options_set_max_write_buffer_number(o, 4);
-        /* The subject rows carry a copy of every record: like the record
-         * rows, hot levels stay uncompressed. */
-        rocksdb_options_set_compression_per_level(o, hot_plain_levels, 7);
+        /* The subject rows carry a copy of every record: LZ4 like them. */
+        rocksdb_options_set_compression(o, rocksdb_lz4_compression);
         break;
     case CF_EVENTS_TIME:
     case CF_LOCAL_TIME:
@@ -2937,38 +2931,56 @@ int storage_testing_flush_memtables(storage *s, mb_error *err)
     return rc;
 }
 
+/* Our column family named `cf_name`, or NULL. */
+static rocksdb_column_family_handle_t *testing_cf(storage *s, const char *cf_name)
+{
+    for (int i = 0; i < CF_OURS; i++)
+        if (strcmp(cf_names[i], cf_name) == 0)
+            return s->cf[i];
+    return NULL;
+}
+
 int storage_testing_put_raw(storage *s, const char *cf_name, const void *key, size_t key_len,
                             const void *val, size_t val_len, mb_error *err)
 {
-    for (int i = 0; i < CF_OURS; i++) {
-        if (strcmp(cf_names[i], cf_name) != 0)
-            continue;
-        char *e = NULL;
-        rocksdb_put_cf(s->db, s->wo, s->cf[i], key, key_len, val, val_len, &e);
-        if (e != NULL)
-            return rdb_fail(err, &e, "raw put into %s", cf_name);
-        return 0;
-    }
-    return mb_errorf(err, MB_ENOTFOUND, "raw put: no column family %s", cf_name);
+    rocksdb_column_family_handle_t *cf = testing_cf(s, cf_name);
+    if (cf == NULL)
+        return mb_errorf(err, MB_ENOTFOUND, "raw put: no column family %s", cf_name);
+    char *e = NULL;
+    rocksdb_put_cf(s->db, s->wo, cf, key, key_len, val, val_len, &e);
+    if (e != NULL)
+        return rdb_fail(err, &e, "raw put into %s", cf_name);
+    return 0;
 }
 
 int storage_testing_count_rows(storage *s, const char *cf_name, uint64_t *rows, mb_error *err)
 {
     *rows = 0;
-    for (int i = 0; i < CF_OURS; i++) {
-        if (strcmp(cf_names[i], cf_name) != 0)
-            continue;
-        rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, s->cf[i]);
-        for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it))
-            (*rows)++;
-        char *e = NULL;
-        rocksdb_iter_get_error(it, &e);
-        rocksdb_iter_destroy(it);
-        if (e != NULL)
-            return rdb_fail(err, &e, "count rows of %s", cf_name);
-        return 0;
-    }
-    return mb_errorf(err, MB_ENOTFOUND, "count rows: no column family %s", cf_name);
+    rocksdb_column_family_handle_t *cf = testing_cf(s, cf_name);
+    if (cf == NULL)
+        return mb_errorf(err, MB_ENOTFOUND, "count rows: no column family %s", cf_name);
+    rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, s->ro, cf);
+    for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it); rocksdb_iter_next(it))
+        (*rows)++;
+    char *e = NULL;
+    rocksdb_iter_get_error(it, &e);
+    rocksdb_iter_destroy(it);
+    if (e != NULL)
+        return rdb_fail(err, &e, "count rows of %s", cf_name);
+    return 0;
+}
+
+int storage_testing_level0_ratio(storage *s, const char *cf_name, double *ratio, mb_error *err)
+{
+    rocksdb_column_family_handle_t *cf = testing_cf(s, cf_name);
+    if (cf == NULL)
+        return mb_errorf(err, MB_ENOTFOUND, "compression ratio: no column family %s", cf_name);
+    char *v = rocksdb_property_value_cf(s->db, cf, "rocksdb.compression-ratio-at-level0");
+    if (v == NULL)
+        return mb_errorf(err, MB_EIO, "compression ratio of %s: no such property", cf_name);
+    *ratio = strtod(v, NULL);
+    rocksdb_free(v);
+    return 0;
 }
 
 int storage_testing_replace_record(storage *s, uint64_t seq, const void *rec, size_t len,

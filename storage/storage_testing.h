@@ -53,4 +53,10 @@ uint64_t storage_testing_append_writes(storage *s);
  * events, not one per event). MB_ENOTFOUND for an unknown family. */
 int storage_testing_count_rows(storage *s, const char *cf_name, uint64_t *rows, mb_error *err);
 
+/* RocksDB's compression ratio (uncompressed over stored bytes) of the SST
+ * files at level 0 of the column family named `cf_name`: about 1 when they
+ * are stored uncompressed, -1 when level 0 has no file. MB_ENOTFOUND for
+ * an unknown family. */
+int storage_testing_level0_ratio(storage *s, const char *cf_name, double *ratio, mb_error *err);
+
 #endif /* MB_STORAGE_TESTING_H */

@@ -1277,6 +1277,43 @@ static void test_prune_before_time_rewrites_runs_it_cuts_through(void)
     teardown();
 }
 
+/* Records and the subject rows that copy them reach disk LZ4-compressed
+ * from the first flush on: in the daemon the event log shares the disk with
+ * raft's synchronous appends, and uncompressed flushes stalled them. */
+static void test_flushed_records_are_compressed_from_level0(void)
+{
+    setup();
+    mb_error err;
+    char payload[2000][64];
+    storage_event evs[2000];
+    char subj[10][8];
+    for (int i = 0; i < 10; i++)
+        snprintf(subj[i], sizeof(subj[i]), "var%d", i);
+    for (int i = 0; i < 2000; i++) {
+        int n = snprintf(payload[i], sizeof(payload[i]),
+                         "{\"version\":%d,\"value\":0.%012d,\"by\":\"\"}", i + 1, i * 7919);
+        evs[i] = (storage_event){ .type = "var.set",
+                                  .subject = subj[i % 10],
+                                  .time_ms = 1700000000000 + i,
+                                  .payload = payload[i],
+                                  .payload_len = (size_t)n };
+    }
+    CU_ASSERT_EQUAL_FATAL(storage_append(st, evs, 2000, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(storage_testing_index_sync(st, &err), 0);
+    CU_ASSERT_EQUAL_FATAL(storage_testing_flush_memtables(st, &err), 0);
+    const char *cfs[] = { "events", "events_by_subject" };
+    for (int i = 0; i < 2; i++) {
+        double ratio = 0;
+        CU_ASSERT_EQUAL_FATAL(storage_testing_level0_ratio(st, cfs[i], &ratio, &err), 0);
+        if (ratio < 1.5)
+            fprintf(stderr, "%s: level-0 compression ratio %.2f\n", cfs[i], ratio);
+        CU_ASSERT(ratio >= 1.5);
+    }
+    double r;
+    CU_ASSERT_EQUAL(storage_testing_level0_ratio(st, "no_such_family", &r, &err), MB_ENOTFOUND);
+    teardown();
+}
+
 static CU_TestInfo append_tests[] = {
     { "append_assigns_sequences_and_get_returns_event",
       test_append_assigns_sequences_and_get_returns_event },
@@ -1284,6 +1321,8 @@ static CU_TestInfo append_tests[] = {
     { "replay_of_existing_seq_is_skipped", test_replay_of_existing_seq_is_skipped },
     { "append_rejects_bad_input_and_writes_nothing",
       test_append_rejects_bad_input_and_writes_nothing },
+    { "flushed_records_are_compressed_from_level0",
+      test_flushed_records_are_compressed_from_level0 },
     CU_TEST_INFO_NULL,
 };
 
