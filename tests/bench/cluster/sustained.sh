@@ -8,9 +8,10 @@
 # writes/s, the percentiles of wrk_mabeam_pct.lua, the disk's write rate
 # (vmstat "bo", mean and highest 1 s sample, KB/s), the bytes each node
 # wrote to storage per write (all of it, and RocksDB's flush and compaction
-# threads alone: /proc io write_bytes over the point) and the leader's
-# event-log appends during the point (mb_event_log_append_seconds: count,
-# total, and how many took longer than 2^22 and 2^24 ns, 4.2 and 16.8 ms).
+# threads alone: /proc io write_bytes over the point), the three nodes'
+# CPU time per write, and the leader's event-log appends during the point
+# (mb_event_log_append_seconds: count, total, and how many took longer
+# than 2^22 and 2^24 ns, 4.2 and 16.8 ms).
 # Extra mabeamd flags: MABEAM_CLUSTER_FLAGS.
 # docs/BENCHMARKS.md, suite `cluster`, session 8: with PRE=0 and the flag
 # alternated, the io_destroy A/B; with PRE=40, the sustained-load tail.
@@ -36,18 +37,20 @@ if [ "$PRE" -gt 0 ]; then
 fi
 # iosnap FILE: bytes the three nodes wrote to storage so far (/proc io
 # write_bytes, counted where pages are dirtied or direct I/O submitted):
-# "all" per process, "rocksdb" for RocksDB's flush and compaction threads.
+# "all" per process, "rocksdb" for RocksDB's flush and compaction threads;
+# then their CPU ticks (utime+stime).
 iosnap() {
-    local all=0 rdb=0 p t
+    local all=0 rdb=0 ticks=0 p t
     for p in $(cat "$D"/n*.pid); do
         all=$((all + $(awk '/^write_bytes/ {print $2}' "/proc/$p/io")))
+        ticks=$((ticks + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
         for t in /proc/"$p"/task/*; do
             case $(cat "$t/comm" 2>/dev/null) in
             rocksdb:*) rdb=$((rdb + $(awk '/^write_bytes/ {print $2}' "$t/io" 2>/dev/null || echo 0))) ;;
             esac
         done
     done
-    echo "$all $rdb" >"$1"
+    echo "$all $rdb $ticks" >"$1"
 }
 for k in $(seq 1 "$POINTS"); do
     for c in $CONNS; do
@@ -61,7 +64,7 @@ for k in $(seq 1 "$POINTS"); do
         curl -fsS "http://$LA/metrics" >"$D/metrics.1"
         python3 - "$LABEL" "$k" "$c" "$D/vmstat" "$D/metrics.0" \
             "$D/metrics.1" "$D/io.0" "$D/io.1" <<PY
-import json, re, sys
+import json, os, re, sys
 label, k, c, vmf = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 def appends(f):
     h = {}
@@ -85,6 +88,7 @@ print(json.dumps({"label": label, "point": k, "connections": c,
                   "disk_write_kb_s_max": max(bo, default=0),
                   "node_bytes_written_per_write": per_write(io[0]),
                   "node_rocksdb_bg_bytes_per_write": per_write(io[1]),
+                  "cpu_us_per_write": round(io[2] * 1e6 / os.sysconf("SC_CLK_TCK") / max(wps * $DUR, 1), 1),
                   "event_log_appends": int(d["count"]), "event_log_append_ms_total": round(d["sum"] * 1e3, 1),
                   "event_log_appends_over_4ms": int(over(0.0042)), "event_log_appends_over_16ms": int(over(0.0168))}))
 PY
