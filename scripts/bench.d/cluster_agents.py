@@ -4,7 +4,9 @@ mabeamd cluster (scripts/bench.d/cluster.sh calls it at its end).
 
 1. Watch fan-out: AGENTS agents of kind "fanout" (tests/bench/cluster/
    kind_fanout.c) spread round-robin over the nodes watch one float
-   variable; CHANGES times a client takes CLOCK_REALTIME in microseconds and
+   variable; once every node is quiet (under 3 % CPU over 1 s: spawns
+   and the suite's earlier phases done; "settled_s" says how long that
+   took), CHANGES times a client takes CLOCK_REALTIME in microseconds and
    PUTs it as the new value on the leader's HTTP API; each agent records
    (its var_changed time - that value). Percentiles over every (agent,
    change) sample; a missing delivery is counted, never hidden.
@@ -218,6 +220,14 @@ def main():
         agents.append((n, body["id"]))
     log("spawned in %.1f s" % (time.time() - t0))
     wait_watches(leader, agents, var)
+    # Measure the steady state: the spawns, and the suite's earlier phases
+    # (a failover's catch-up, compactions after the write rounds), first
+    # finish their work.
+    t0 = time.time()
+    quiet = wait_quiet(pids)
+    settle_s = round(time.time() - t0, 1)
+    log("nodes quiet after %.1f s" % settle_s if quiet else
+        "the nodes never went quiet (3 %% CPU over 1 s) in %.0f s: measuring anyway" % settle_s)
 
     log("%d changes, %d ms apart, set on the leader" % (a.changes, a.gap_ms))
     put_ms = []
@@ -265,6 +275,7 @@ def main():
          p90_ms=round(pct(ms, 90), 3), max_ms=round(ms[-1], 3) if ms else -1,
          agents=a.agents, nodes=len(nodes), changes=a.changes, samples=len(ms),
          missing=missing, set_http_p50_ms=round(pct(sorted(put_ms), 50), 3), target=5,
+         settled_s=settle_s, settled=quiet,
          per_node_p50_p99_ms={k + (" (leader)" if k == leader.addr else ""):
                               [round(pct(sorted(v), 50) / 1000.0, 3),
                                round(pct(sorted(v), 99) / 1000.0, 3)]
