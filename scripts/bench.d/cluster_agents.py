@@ -231,6 +231,7 @@ def main():
 
     log("%d changes, %d ms apart, set on the leader" % (a.changes, a.gap_ms))
     put_ms = []
+    ticks0 = sum(cpu_ticks(p) for p in pids)
     for k in range(a.changes):
         ts = time.time_ns() // 1000
         st, body = leader.call("PUT", "/v1/vars/%s" % var, {"value": ts})
@@ -240,6 +241,10 @@ def main():
         time.sleep(a.gap_ms / 1000.0)
     time.sleep(1.0)
 
+    # CPU of the three nodes over the changes (commits, deliveries and the
+    # idle work of 30 ms gaps), per delivery: a figure the machine's
+    # noise moves less than the latency.
+    change_cpu_s = (sum(cpu_ticks(p) for p in pids) - ticks0) / os.sysconf("SC_CLK_TCK")
     log("collecting")
     for n, aid in agents:
         n.call("POST", "/v1/agents/%s/messages" % aid, {"tag": 1})
@@ -276,6 +281,7 @@ def main():
          agents=a.agents, nodes=len(nodes), changes=a.changes, samples=len(ms),
          missing=missing, set_http_p50_ms=round(pct(sorted(put_ms), 50), 3), target=5,
          settled_s=settle_s, settled=quiet,
+         cpu_us_per_delivery=round(change_cpu_s * 1e6 / max(a.changes * a.agents, 1), 2),
          per_node_p50_p99_ms={k + (" (leader)" if k == leader.addr else ""):
                               [round(pct(sorted(v), 50) / 1000.0, 3),
                                round(pct(sorted(v), 99) / 1000.0, 3)]
