@@ -4,7 +4,7 @@ mabeamd cluster (scripts/bench.d/cluster.sh calls it at its end).
 
 1. Watch fan-out: AGENTS agents of kind "fanout" (tests/bench/cluster/
    kind_fanout.c) spread round-robin over the nodes watch one float
-   variable; once every node is quiet (under 3 % CPU over 1 s: spawns
+   variable; once every node is quiet (under 3 % CPU for 2 s: spawns
    and the suite's earlier phases done; "settled_s" says how long that
    took), CHANGES times a client takes CLOCK_REALTIME in microseconds and
    PUTs it as the new value on the leader's HTTP API; each agent records
@@ -75,19 +75,25 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
 
 
-def wait_quiet(pids, pct=3.0, window_s=1.0, timeout_s=60.0):
-    """Wait until start-up work (joins, placement, spawns) has settled: a
-    window of window_s in which every process used under pct % of a CPU.
-    True when it did, False at the deadline (the caller says so)."""
+def wait_quiet(pids, pct=3.0, window_s=1.0, windows=2, timeout_s=60.0):
+    """Wait until start-up work (joins, placement, spawns) has settled:
+    `windows` windows of window_s in a row in which every process used
+    under pct % of a CPU. True when it did, False at the deadline (the
+    caller says so)."""
     hz = os.sysconf("SC_CLK_TCK")
     deadline = time.time() + timeout_s
+    quiet = 0
     while time.time() < deadline:
         c0 = {p: cpu_ticks(p) for p in pids}
         t0 = time.time()
         time.sleep(window_s)  # the measurement window, not a settling guess
         dt = time.time() - t0
         if all(100.0 * (cpu_ticks(p) - c0[p]) / hz / dt < pct for p in pids):
-            return True
+            quiet += 1
+            if quiet == windows:
+                return True
+        else:
+            quiet = 0
     return False
 
 
@@ -227,7 +233,7 @@ def main():
     quiet = wait_quiet(pids)
     settle_s = round(time.time() - t0, 1)
     log("nodes quiet after %.1f s" % settle_s if quiet else
-        "the nodes never went quiet (3 %% CPU over 1 s) in %.0f s: measuring anyway" % settle_s)
+        "the nodes never went quiet (3 %% CPU over 2 s) in %.0f s: measuring anyway" % settle_s)
 
     log("%d changes, %d ms apart, set on the leader" % (a.changes, a.gap_ms))
     put_ms = []
@@ -289,7 +295,7 @@ def main():
 
     log("idle %d s with %d agents" % (a.idle, a.agents))
     if not wait_quiet(pids):
-        log("the nodes never went quiet (3 % CPU over 1 s) in 60 s: measuring anyway")
+        log("the nodes never went quiet (3 % CPU over 2 s) in 60 s: measuring anyway")
     hz = os.sysconf("SC_CLK_TCK")
     c0 = {p: cpu_ticks(p) for p in pids}
     t0s = {p: thread_ticks(p) for p in pids}
