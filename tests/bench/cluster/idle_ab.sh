@@ -3,11 +3,11 @@
 # two mabeamd builds measured side by side (docs/BENCHMARKS.md, suite
 # `cluster`, session 5): each round starts an idle 3-node cluster of each
 # build at the same time (ports 29700+ and 29800+, data under /tmp), waits
-# until every node is quiet (under 3 % CPU for two 1 s windows), then samples for
-# 30 s each node's CPU (utime+stime of all threads, /proc) and its loop
-# thread's wake-ups (voluntary context switches of the main thread). One
-# JSON line per node and round on stdout. Both clusters see the same
-# machine load, so compare within a round. Run from anywhere.
+# until every node is quiet (under 3 % CPU for two 1 s windows), then
+# samples for 30 s each node's CPU (utime+stime of all threads, /proc) and
+# its loop thread's wake-ups (voluntary context switches of the main
+# thread). One JSON line per node and round on stdout. Both clusters see
+# the same machine load, so compare within a round. Run from anywhere.
 set -u
 A=${1:?mabeamd A} B=${2:?mabeamd B} ROUNDS=${3:-3}
 HERE=$(cd "$(dirname "$0")/../../.." && pwd)
