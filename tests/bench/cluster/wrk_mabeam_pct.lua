@@ -1,12 +1,8 @@
--- wrk script: the writes of wrk_mabeam.lua, and at the end one line
+-- wrk script: the writes of wrk_mabeam.lua (loaded from this script's
+-- directory, not copied), and at the end one line
 -- "PCT p50=.. p90=.. p95=.. p97=.. p98=.. p99=.. p99.5=.. p99.9=.. max=.."
 -- (milliseconds) for tests/bench/cluster/sustained.sh.
-local n = 0
-request = function()
-    n = n + 1
-    local body = string.format('{"value":0.%012d}', n % 1000000000000)
-    return wrk.format("PUT", "/v1/vars/bench", { ["Content-Type"] = "application/json" }, body)
-end
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "wrk_mabeam.lua")
 done = function(summary, latency, requests)
     local out = {}
     for _, p in ipairs({ 50, 90, 95, 97, 98, 99, 99.5, 99.9 }) do
