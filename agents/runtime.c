@@ -1771,19 +1771,22 @@ int mb_runtime_var_changed_many(mb_runtime *rt, const mb_agent_id *to, size_t n,
             rcs[i] = MB_ENOMEM;
         return MB_ENOMEM;
     }
-    /* One reference for this function, dropped at the end: the shared copy
-     * outlives the loop below even if every agent ran and freed its
-     * message already. */
-    atomic_store_explicit(&sh->refs, 1, memory_order_relaxed);
+    /* A reference per message and one for this function, taken at once
+     * (the workers drop theirs meanwhile: counting up per message made
+     * the loop and the workers take turns with the counter's cache line).
+     * A message not sent gives its reference back; ours is dropped at the
+     * end, so the shared copy outlives the loop below even if every agent
+     * ran and freed its message already. */
+    atomic_store_explicit(&sh->refs, n + 1, memory_order_relaxed);
     struct rt_agent *ready[64];
     size_t n_ready = 0;
     for (size_t i = 0; i < n; i++) {
         struct rt_msg *m = rt_msg_new(0, RT_SIG_VAR, 0, NULL, 0);
         if (m == NULL) {
+            rt_var_shared_put(sh);
             rcs[i] = MB_ENOMEM;
             continue;
         }
-        atomic_fetch_add_explicit(&sh->refs, 1, memory_order_relaxed);
         m->ext = &sh->v;
         m->ext_free = rt_var_shared_put;
         struct map_shard *s = shard_of(rt, to[i]);
@@ -1797,18 +1800,19 @@ int mb_runtime_var_changed_many(mb_runtime *rt, const mb_agent_id *to, size_t n,
         }
         atomic_fetch_add_explicit(&a->mlen, 1, memory_order_seq_cst);
         mbox_push(a, m);
-        /* As schedule(), but the run-queue push is collected. */
-        if (atomic_fetch_add_explicit(&a->sched, 1, memory_order_seq_cst) == 0) {
-            atomic_fetch_add_explicit(&rt->pending, 1, memory_order_relaxed);
+        /* As schedule(), but the run-queue push is collected (and so is
+         * the `pending` count, added before the agents can run). */
+        if (atomic_fetch_add_explicit(&a->sched, 1, memory_order_seq_cst) == 0)
             ready[n_ready++] = a;
-        }
         pthread_mutex_unlock(&s->mu);
         rcs[i] = 0;
         if (n_ready == sizeof(ready) / sizeof(ready[0])) {
+            atomic_fetch_add_explicit(&rt->pending, (long)n_ready, memory_order_relaxed);
             rq_push_many(rt, ready, n_ready);
             n_ready = 0;
         }
     }
+    atomic_fetch_add_explicit(&rt->pending, (long)n_ready, memory_order_relaxed);
     rq_push_many(rt, ready, n_ready);
     rt_var_shared_put(sh);
     return 0;

@@ -1,11 +1,13 @@
 /* Agent runtime benchmarks (suite "agents"): spawn cost at 100k and 1M
  * agents, memory per idle agent (RSS delta and malloc delta, unnamed and
  * with a name in node/core's registry, the one mabeamd uses), ping-pong round trip, one-way
- * throughput across the workers, and supervised restart latency with checkpoint restore. Prints one
- * "metric value unit" line per result (medians of repeated runs); scripts/bench.d/agents.sh turns
- * them into JSON next to Erlang's. */
+ * throughput across the workers, supervised restart latency with checkpoint restore, and
+ * a watch fan-out (one change to 333 agents, a node's share of the cluster suite's 1,000). Prints
+ * one "metric value unit" line per result (medians of repeated runs); scripts/bench.d/agents.sh
+ * turns them into JSON next to Erlang's. */
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -265,6 +267,42 @@ static const mb_agent_kind ck_kind = {
 
 /* ---- harness ---- */
 
+/* ---- watch fan-out: one variable change to many agents at once
+ * (mb_runtime_var_changed_many, as node/cluster_ops.c delivers a change to
+ * the watchers on one node). ---- */
+
+static _Atomic uint64_t FO_SEEN;    /* deliveries of the current change */
+static _Atomic uint64_t FO_LAST_NS; /* when the latest one ran */
+
+static int watcher_var_changed(mb_ctx *ctx, void *state, const char *name, const mb_value *value,
+                               uint64_t version)
+{
+    (void)ctx;
+    (void)state;
+    (void)name;
+    (void)value;
+    (void)version;
+    atomic_store(&FO_LAST_NS, now_ns());
+    atomic_fetch_add(&FO_SEEN, 1);
+    return MB_OK;
+}
+
+static int watcher_handle(mb_ctx *ctx, void *state, const mb_msg *msg)
+{
+    (void)ctx;
+    (void)state;
+    (void)msg;
+    return MB_OK;
+}
+
+static const mb_agent_kind watcher_kind = {
+    .abi = MB_AGENT_ABI,
+    .name = "watcher",
+    .version = 1,
+    .handle = watcher_handle,
+    .var_changed = watcher_var_changed,
+};
+
 static mb_runtime *RT;
 
 static void start(void)
@@ -284,6 +322,10 @@ static void start(void)
     mb_runtime_kind_register(RT, &sender_kind, NULL);
     mb_runtime_kind_register(RT, &sink_kind, NULL);
     mb_runtime_kind_register(RT, &ck_kind, NULL);
+    if (mb_runtime_kind_register(RT, &watcher_kind, &err) != 0) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        exit(1);
+    }
 }
 
 static void stop(void)
@@ -438,6 +480,80 @@ static double bench_restart(unsigned samples)
     return m;
 }
 
+static uint64_t cpu_ns(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* `changes` changes of one variable, gap_us apart, each to the same n
+ * watching agents. Medians over the changes of: the span from the call to
+ * the last agent's callback (span_us) and the caller's time in the call
+ * per agent (caller_ns); and the CPU of every other thread (the workers)
+ * per delivery over the whole run (worker_ns). */
+static void bench_fanout(size_t n, unsigned changes, unsigned gap_us, double *span_us,
+                         double *caller_ns, double *worker_ns)
+{
+    mb_agent_id *ids = malloc(n * sizeof(*ids));
+    int *rcs = malloc(n * sizeof(*rcs));
+    double *span = malloc(changes * sizeof(double)), *call = malloc(changes * sizeof(double));
+    if (ids == NULL || rcs == NULL || span == NULL || call == NULL)
+        exit(1);
+    mb_spawn_opts o = { .kind = "watcher" };
+    for (size_t i = 0; i < n; i++)
+        if (mb_runtime_spawn(RT, &o, &ids[i], NULL) != 0) {
+            fprintf(stderr, "bench: spawn failed\n");
+            exit(1);
+        }
+    mb_value v = { .type = MB_VT_FLOAT };
+    uint64_t proc0 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID), self0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
+    for (unsigned c = 0; c < changes; c++) {
+        struct timespec gap = { 0, (long)gap_us * 1000 }; /* pacing: the nodes' 30 ms pauses */
+        nanosleep(&gap, NULL);
+        atomic_store(&FO_SEEN, 0);
+        v.u.f = c;
+        uint64_t t0 = now_ns();
+        if (mb_runtime_var_changed_many(RT, ids, n, "x", &v, c + 1, rcs) != 0) {
+            fprintf(stderr, "bench: var_changed_many failed\n");
+            exit(1);
+        }
+        uint64_t t1 = now_ns(), deadline = t1 + 10000000000ull;
+        while (atomic_load(&FO_SEEN) < n) {
+            if (now_ns() > deadline) {
+                fprintf(stderr, "bench: %llu of %zu deliveries in 10 s\n",
+                        (unsigned long long)atomic_load(&FO_SEEN), n);
+                exit(1);
+            }
+            sched_yield();
+        }
+        span[c] = (double)(atomic_load(&FO_LAST_NS) - t0) / 1000.0;
+        call[c] = (double)(t1 - t0) / (double)n;
+    }
+    uint64_t others =
+        (cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - proc0) - (cpu_ns(CLOCK_THREAD_CPUTIME_ID) - self0);
+    *span_us = median(span, changes);
+    *caller_ns = median(call, changes);
+    *worker_ns = (double)others / ((double)changes * (double)n);
+    for (size_t i = 0; i < n; i++)
+        mb_runtime_stop_agent(RT, ids[i]);
+    wait_for(no_agents);
+    free(ids);
+    free(rcs);
+    free(span);
+    free(call);
+}
+
+static void print_fanout(int runs, unsigned changes)
+{
+    double span[8], caller[8], worker[8];
+    for (int r = 0; r < runs; r++)
+        bench_fanout(333, changes, 30000, &span[r], &caller[r], &worker[r]);
+    printf("fanout_333_span_us %.1f us\n", median(span, runs));
+    printf("fanout_333_caller_ns_per_agent %.1f ns\n", median(caller, runs));
+    printf("fanout_333_worker_cpu_ns_per_delivery %.1f ns\n", median(worker, runs));
+}
+
 int main(int argc, char **argv)
 {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
@@ -448,6 +564,11 @@ int main(int argc, char **argv)
     if (strcmp(only, "restart") == 0) {
         for (int r = 0; r < 5; r++)
             printf("restart_supervised_ns %.0f ns\n", bench_restart(2000));
+        stop();
+        return 0;
+    }
+    if (strcmp(only, "fanout") == 0) {
+        print_fanout(5, 100);
         stop();
         return 0;
     }
@@ -481,6 +602,7 @@ int main(int argc, char **argv)
     printf("throughput_msgs_per_s %.0f msg/s\n", median(v, pr));
 
     printf("restart_supervised_ns %.0f ns\n", bench_restart(quick ? 200 : 2000));
+    print_fanout(runs, quick ? 30 : 100);
     stop();
     return 0;
 }
