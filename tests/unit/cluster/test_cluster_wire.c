@@ -18,6 +18,16 @@ static wire_header hdr(uint64_t counter)
                           .kind = WIRE_KIND_REQUEST };
 }
 
+/* Field by field: the struct has padding (after version and kind) that
+ * neither the initialiser above nor wire_open sets, so memcmp would
+ * compare stack garbage (it failed that way under ASan once). */
+static int hdr_equal(const wire_header *a, const wire_header *b)
+{
+    return a->version == b->version && a->sender_id == b->sender_id &&
+           a->sender_incarnation == b->sender_incarnation && a->receiver_id == b->receiver_id &&
+           a->counter == b->counter && a->timestamp_ms == b->timestamp_ms && a->kind == b->kind;
+}
+
 static void test_sealed_envelope_opens_with_same_secret(void)
 {
     wire_header h = hdr(5), got;
@@ -26,7 +36,7 @@ static void test_sealed_envelope_opens_with_same_secret(void)
     CU_ASSERT_EQUAL_FATAL(wire_seal(key, sizeof(key), &h, "body", 4, &buf, &len), MB_OK);
     Mabeam__Mesh__Envelope *env = NULL;
     CU_ASSERT_EQUAL_FATAL(wire_open(key, sizeof(key), buf, len, &got, &env, NULL), MB_OK);
-    CU_ASSERT(memcmp(&got, &h, sizeof(h)) == 0);
+    CU_ASSERT(hdr_equal(&got, &h));
     CU_ASSERT_EQUAL(env->body.len, 4);
     CU_ASSERT(memcmp(env->body.data, "body", 4) == 0);
     wire_envelope_free(env);
