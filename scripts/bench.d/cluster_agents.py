@@ -69,11 +69,11 @@ class RawSetter:
     keep-alive connection, as the load generator of the write rounds (wrk)
     does it, with the clock read just before the request's bytes go out.
 
-    Python's http.client (Node.call) spends ~0.5 ms at the median building
-    and sending a request when the interpreter comes back from the 30 ms
-    pause between changes, cold; that time is the client's, not the
-    cluster's, and it landed in every sample (docs/BENCHMARKS.md, session
-    10). Here the request is one preformatted byte string and one
+    Python's http.client (Node.call), back cold from the 30 ms pause
+    between changes, spent 0.25-0.45 ms at the median building and sending
+    a request after the timestamp was taken; that time is the client's,
+    not the cluster's, and it landed in every sample (docs/BENCHMARKS.md,
+    session 10). Here the request is one preformatted byte string and one
     sendall()."""
 
     def __init__(self, addr, var):
@@ -85,7 +85,8 @@ class RawSetter:
         self.buf = b""
 
     def set_now(self):
-        """Set the variable to now (µs, CLOCK_REALTIME); (status, µs taken)."""
+        """Set the variable to now (µs, CLOCK_REALTIME); (status, response
+        body, µs the request took)."""
         ts = time.time_ns() // 1000
         body = b'{"value":%d}' % ts
         self.sock.sendall(self.head + b"%d\r\n\r\n" % len(body) + body)
@@ -101,8 +102,9 @@ class RawSetter:
                     if k.strip().lower() == "content-length":
                         length = int(v)
             if length is not None and len(self.buf) >= end + 4 + length:
+                body = self.buf[end + 4:end + 4 + length].decode("utf-8", "replace")
                 self.buf = self.buf[end + 4 + length:]
-                return status, time.time_ns() // 1000 - ts
+                return status, body, time.time_ns() // 1000 - ts
             chunk = self.sock.recv(65536)
             if not chunk:
                 raise ConnectionError("the node closed the connection")
@@ -293,8 +295,7 @@ def main():
     ticks0 = sum(cpu_ticks(p) for p in pids)
     for k in range(a.changes):
         if setter is not None:
-            st, us = setter.set_now()
-            body = ""
+            st, body, us = setter.set_now()
         else:  # the client used before session 10, for comparison
             ts = time.time_ns() // 1000
             st, body = leader.call("PUT", "/v1/vars/%s" % var, {"value": ts})
