@@ -74,7 +74,8 @@ class RawSetter:
     a request after the timestamp was taken; that time is the client's,
     not the cluster's, and it landed in every sample (docs/BENCHMARKS.md,
     session 10). Here the request is one preformatted byte string and one
-    sendall()."""
+    sendall(); the answer, read after the agents' clock started, is parsed
+    by http.client as usual."""
 
     def __init__(self, addr, var):
         host, port = addr.rsplit(":", 1)
@@ -82,7 +83,6 @@ class RawSetter:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.head = ("PUT /v1/vars/%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
                      "Content-Length: " % (var, addr)).encode()
-        self.buf = b""
 
     def set_now(self):
         """Set the variable to now (µs, CLOCK_REALTIME); (status, response
@@ -90,25 +90,10 @@ class RawSetter:
         ts = time.time_ns() // 1000
         body = b'{"value":%d}' % ts
         self.sock.sendall(self.head + b"%d\r\n\r\n" % len(body) + body)
-        status, length = 0, None
-        while True:
-            end = self.buf.find(b"\r\n\r\n")
-            if end >= 0 and length is None:
-                head = self.buf[:end].decode("latin-1").split("\r\n")
-                status = int(head[0].split()[1])
-                length = 0
-                for h in head[1:]:
-                    k, _, v = h.partition(":")
-                    if k.strip().lower() == "content-length":
-                        length = int(v)
-            if length is not None and len(self.buf) >= end + 4 + length:
-                body = self.buf[end + 4:end + 4 + length].decode("utf-8", "replace")
-                self.buf = self.buf[end + 4 + length:]
-                return status, body, time.time_ns() // 1000 - ts
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("the node closed the connection")
-            self.buf += chunk
+        r = http.client.HTTPResponse(self.sock)  # one answer at a time, as HTTPConnection
+        r.begin()
+        text = r.read().decode("utf-8", "replace")
+        return r.status, text, time.time_ns() // 1000 - ts
 
     def close(self):
         self.sock.close()

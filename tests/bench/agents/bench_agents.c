@@ -20,11 +20,18 @@
 
 #include "node/core/registry.h"
 
-static uint64_t now_ns(void)
+/* Clock `c` in ns: CLOCK_MONOTONIC for times, the CPU-time clocks for
+ * the fan-out's CPU per delivery. */
+static uint64_t clock_ns(clockid_t c)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(c, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -480,13 +487,6 @@ static double bench_restart(unsigned samples)
     return m;
 }
 
-static uint64_t cpu_ns(clockid_t c)
-{
-    struct timespec ts;
-    clock_gettime(c, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* `changes` changes of one variable, gap_us apart, each to the same n
  * watching agents. Medians over the changes of: the span from the call to
  * the last agent's callback (span_us) and the caller's time in the call
@@ -507,7 +507,7 @@ static void bench_fanout(size_t n, unsigned changes, unsigned gap_us, double *sp
             exit(1);
         }
     mb_value v = { .type = MB_VT_FLOAT };
-    uint64_t proc0 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID), self0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
+    uint64_t proc0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID), self0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
     for (unsigned c = 0; c < changes; c++) {
         struct timespec gap = { 0, (long)gap_us * 1000 }; /* pacing: the nodes' 30 ms pauses */
         nanosleep(&gap, NULL);
@@ -531,7 +531,7 @@ static void bench_fanout(size_t n, unsigned changes, unsigned gap_us, double *sp
         call[c] = (double)(t1 - t0) / (double)n;
     }
     uint64_t others =
-        (cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - proc0) - (cpu_ns(CLOCK_THREAD_CPUTIME_ID) - self0);
+        (clock_ns(CLOCK_PROCESS_CPUTIME_ID) - proc0) - (clock_ns(CLOCK_THREAD_CPUTIME_ID) - self0);
     *span_us = median(span, changes);
     *caller_ns = median(call, changes);
     *worker_ns = (double)others / ((double)changes * (double)n);
