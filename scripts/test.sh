@@ -45,7 +45,8 @@ cmake --build "$dir" -j "$jobs"
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+# tests/tsan.supp: races inside libraries that are not ours, each explained.
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp"
 export MB_TEST_QUIET=1
 if [ "$sanitize" = thread ]; then
     # Only the modules with threads of their own are worth TSan's slowdown.
