@@ -254,7 +254,7 @@ static void spawn_from(node *n, api_call *c, mb_runtime *rt, const cJSON *body, 
         int status = http_status_for_err(rv);
         if (status >= 500 && rv != MB_ENOMEM && rv != MB_ECLOSED && rv != MB_ENOTSUP)
             status = 422;
-        char msg[400];
+        char msg[520]; /* the error (< 256) and the program name (<= 200) fit */
         const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(body, "cmd");
         const char *text = e.msg[0] != '\0' ? e.msg : mb_strerror(rv);
         if (cJSON_IsArray(cmd) && cJSON_IsString(cJSON_GetArrayItem(cmd, 0)) &&
