@@ -465,6 +465,8 @@ int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err)
         .path = db,
         .durability = nc_config_int(cfg, NC_CFG_DURABILITY) == 1 ? STORAGE_DURABLE : STORAGE_FAST,
         .block_cache_bytes = 0,
+        .background =
+            nc_config_int(cfg, NC_CFG_STORAGE_BACKGROUND) == 1 ? STORAGE_BG_NORMAL : STORAGE_BG_LOW,
     };
     if ((rv = storage_open(&so, &n->store, err)) != MB_OK)
         return rv;

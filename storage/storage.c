@@ -7,6 +7,7 @@
 #include <assert.h>
 #include <dirent.h>
 #include <errno.h>
+#include <linux/ioprio.h>
 #include <pthread.h>
 #include <rocksdb/c.h>
 #include <stdarg.h>
@@ -14,7 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "storage/record.h"
 #include "storage/storage_testing.h"
@@ -184,6 +188,7 @@ struct storage {
     pthread_rwlock_t tail_lock;
     size_t tail_flush_events; /* flush the tail into posting rows at this size */
     int durable;
+    int bg_low; /* STORAGE_BG_LOW: the flusher lowers its own priority */
     /* The flusher thread: writes frozen index tails as posting rows. */
     pthread_cond_t flush_cond; /* with mu: a tail was frozen or a flush ended */
     pthread_t flusher;
@@ -291,6 +296,7 @@ static void tail_append(storage *s, slog *lg, const irow *subj, const irow *type
                         const uint8_t *const *recs, size_t n);
 static int tail_write(storage *s, slog *lg, itail *t, int background, mb_error *err);
 static void *flusher_main(void *arg);
+static void lower_rocksdb_threads(void);
 
 /* Flush the memtables of the index families that got rows without WAL
  * (index_dirty) to disk. */
@@ -763,6 +769,9 @@ int storage_open(const storage_options *opts, storage **out, mb_error *err)
     if (opts->durability != STORAGE_FAST && opts->durability != STORAGE_DURABLE)
         return mb_errorf(err, MB_EINVAL, "open event store at %s: bad durability %d", opts->path,
                          (int)opts->durability);
+    if (opts->background != STORAGE_BG_LOW && opts->background != STORAGE_BG_NORMAL)
+        return mb_errorf(err, MB_EINVAL, "open event store at %s: bad background priority %d",
+                         opts->path, (int)opts->background);
     *out = NULL;
     int existed = 0;
     int rc = check_directory(opts->path, &existed, err);
@@ -786,6 +795,9 @@ int storage_open(const storage_options *opts, storage **out, mb_error *err)
     pthread_cond_init(&s->flush_cond, NULL);
     s->tail_flush_events = TAIL_FLUSH_EVENTS;
     s->durable = opts->durability == STORAGE_DURABLE;
+    s->bg_low = opts->background == STORAGE_BG_LOW;
+    if (s->bg_low)
+        lower_rocksdb_threads();
     s->path = strdup(opts->path);
     if (s->path == NULL) {
         rc = mb_errorf(err, MB_ENOMEM, "open event store at %s: out of memory", opts->path);
@@ -1320,10 +1332,36 @@ static int tail_write(storage *s, slog *lg, itail *t, int background, mb_error *
 }
 
 /* The flusher thread: writes every frozen tail as posting rows. */
+/* The calling thread at nice 19 and in the idle I/O class (both are per
+ * thread on Linux). Failures are ignored: the work is done either way. */
+static void lower_this_thread(void)
+{
+    pid_t tid = (pid_t)syscall(SYS_gettid);
+    (void)setpriority(PRIO_PROCESS, (id_t)tid, 19);
+    (void)syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid, IOPRIO_PRIO_VALUE(IOPRIO_CLASS_IDLE, 0));
+}
+
+/* STORAGE_BG_LOW for RocksDB's two thread pools (flushes, compactions):
+ * each pool thread lowers itself before its next job. Process-wide and
+ * one-way (storage.h). */
+static void lower_rocksdb_threads(void)
+{
+    rocksdb_env_t *env = rocksdb_create_default_env(); /* a handle on the shared env */
+    if (env == NULL)
+        return;
+    rocksdb_env_lower_thread_pool_cpu_priority(env);
+    rocksdb_env_lower_high_priority_thread_pool_cpu_priority(env);
+    rocksdb_env_lower_thread_pool_io_priority(env);
+    rocksdb_env_lower_high_priority_thread_pool_io_priority(env);
+    rocksdb_env_destroy(env); /* the handle only; the env is RocksDB's */
+}
+
 static void *flusher_main(void *arg)
 {
     storage *s = arg;
     pthread_setname_np(pthread_self(), "mb-index-flush");
+    if (s->bg_low)
+        lower_this_thread();
     pthread_mutex_lock(&s->mu);
     for (;;) {
         slog *lg = NULL;

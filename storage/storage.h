@@ -25,10 +25,26 @@ typedef enum storage_durability {
     STORAGE_DURABLE = 1,
 } storage_durability;
 
+/* Priority of the store's background work: RocksDB's memtable flushes and
+ * compactions, and the thread that writes the index tail (docs/storage.md,
+ * "Background priority"). LOW: nice 19 and the idle I/O class, so that the
+ * process's other threads (in the daemon: the control loop and raft's
+ * appends) go first; the work is still done when the machine has time, and
+ * RocksDB slows the writers down if it falls behind. */
+typedef enum storage_bg_priority {
+    STORAGE_BG_LOW = 0,    /* the default */
+    STORAGE_BG_NORMAL = 1, /* the threads keep the priority they started with */
+} storage_bg_priority;
+
 typedef struct storage_options {
     const char *path;              /* database directory; created if missing */
     storage_durability durability; /* default STORAGE_FAST */
     size_t block_cache_bytes;      /* 0 = 32 MiB */
+    /* Default STORAGE_BG_LOW. RocksDB's background threads are shared by
+     * every store of the process and their priority can only go down:
+     * after one store opened with LOW they stay low until the process
+     * exits. The index thread is per store. */
+    storage_bg_priority background;
 } storage_options;
 
 /* Limits of the fields of an event; longer ones are refused with MB_EINVAL. */

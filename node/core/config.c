@@ -27,6 +27,7 @@
 static const char *const log_levels[] = { "trace", "debug", "info", "warn", "error", NULL };
 static const char *const log_formats[] = { "text", "json", NULL };
 static const char *const durabilities[] = { "fast", "durable", NULL };
+static const char *const bg_priorities[] = { "low", "normal", NULL };
 
 static int validate_ipv4_address(const nc_config_key *key, const char *value, mb_error *err);
 static int validate_alert_rules(const nc_config_key *key, const char *value, mb_error *err);
@@ -78,6 +79,11 @@ static const nc_config_key schema[NC_CFG_COUNT_] = {
                             durabilities, NULL,
                             "fast: no fsync per append (survives a process crash); durable: "
                             "fsync the WAL before acknowledging." },
+    [NC_CFG_STORAGE_BACKGROUND] = { NC_CFG_STORAGE_BACKGROUND, "storage_background_priority",
+                                    NC_CT_ENUM, "low", false, false, 0, 0, bg_priorities, NULL,
+                                    "low: the event log's flushes and compactions run at nice 19 "
+                                    "in the idle I/O class, behind raft's appends and the control "
+                                    "loop; normal: at the daemon's own priority." },
     [NC_CFG_AGENT_WORKERS] = { NC_CFG_AGENT_WORKERS, "agent_workers", NC_CT_INT, "0", false, false,
                                0, 1024, NULL, NULL,
                                "Agent worker threads; 0 means one per CPU core." },

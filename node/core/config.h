@@ -50,20 +50,21 @@ extern "C" {
  * with types, defaults, limits and descriptions is in config.c and printed
  * by nc_config_schema_json(); docs/node-services.md lists it. */
 #define NC_CONFIG_KEYS(X)                                                                          \
-    X(NODE_ID, "node_id")                           /* int 1..2^53, raft id */                     \
-    X(NODE_NAME, "node_name")                       /* string, "" = host name */                   \
-    X(DATA_DIR, "data_dir")                         /* string, must be writable */                 \
-    X(HTTP_ADDRESS, "http_address")                 /* address, 127.0.0.1:7700 */                  \
-    X(MESH_ADDRESS, "mesh_address")                 /* address, 127.0.0.1:7701 */                  \
-    X(RAFT_ADDRESS, "raft_address")                 /* IPv4 address, 127.0.0.1:7702 */             \
-    X(SEEDS, "seeds")                               /* addresses (mesh) of peers */                \
-    X(CLUSTER_SECRET, "cluster_secret")             /* string, secret */                           \
-    X(API_TOKEN, "api_token")                       /* string, secret, reloadable */               \
-    X(LOG_LEVEL, "log_level")                       /* enum, reloadable */                         \
-    X(LOG_FORMAT, "log_format")                     /* enum text|json, reloadable */               \
-    X(LOG_FILE, "log_file")                         /* string, "" = stderr, reloadable */          \
-    X(DURABILITY, "durability")                     /* enum fast|durable */                        \
-    X(AGENT_WORKERS, "agent_workers")               /* int 0..1024, 0 = cores */                   \
+    X(NODE_ID, "node_id")                                /* int 1..2^53, raft id */                \
+    X(NODE_NAME, "node_name")                            /* string, "" = host name */              \
+    X(DATA_DIR, "data_dir")                              /* string, must be writable */            \
+    X(HTTP_ADDRESS, "http_address")                      /* address, 127.0.0.1:7700 */             \
+    X(MESH_ADDRESS, "mesh_address")                      /* address, 127.0.0.1:7701 */             \
+    X(RAFT_ADDRESS, "raft_address")                      /* IPv4 address, 127.0.0.1:7702 */        \
+    X(SEEDS, "seeds")                                    /* addresses (mesh) of peers */           \
+    X(CLUSTER_SECRET, "cluster_secret")                  /* string, secret */                      \
+    X(API_TOKEN, "api_token")                            /* string, secret, reloadable */          \
+    X(LOG_LEVEL, "log_level")                            /* enum, reloadable */                    \
+    X(LOG_FORMAT, "log_format")                          /* enum text|json, reloadable */          \
+    X(LOG_FILE, "log_file")                              /* string, "" = stderr, reloadable */     \
+    X(DURABILITY, "durability")                          /* enum fast|durable */                   \
+    X(STORAGE_BACKGROUND, "storage_background_priority") /* enum low|normal */                     \
+    X(AGENT_WORKERS, "agent_workers")                    /* int 0..1024, 0 = cores */              \
     X(ALERT_RULES, "alert_rules")                   /* string, telemetry.h syntax, reloadable */   \
     X(ALERT_INTERVAL, "alert_interval")             /* duration, reloadable */                     \
     X(HEARTBEAT_INTERVAL, "heartbeat_interval")     /* duration, mesh heartbeats */                \

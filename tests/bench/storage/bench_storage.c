@@ -6,7 +6,8 @@
  *
  * Each prints one JSON line per measurement on stdout (the median of its
  * repetitions), progress on stderr. DIR must not exist; it is removed at the
- * end. */
+ * end. MB_BENCH_BG=normal opens the stores with STORAGE_BG_NORMAL instead of
+ * the default low background priority (docs/storage.md, "Tuning in use"). */
 #include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -96,7 +97,12 @@ static void init_names(void)
 
 static storage *open_store_cache(const char *dir, storage_durability d, size_t cache)
 {
-    storage_options o = { .path = dir, .durability = d, .block_cache_bytes = cache };
+    const char *bg = getenv("MB_BENCH_BG");
+    storage_options o = { .path = dir,
+                          .durability = d,
+                          .block_cache_bytes = cache,
+                          .background = bg != NULL && strcmp(bg, "normal") == 0 ? STORAGE_BG_NORMAL
+                                                                                : STORAGE_BG_LOW };
     storage *s;
     mb_error err;
     if (storage_open(&o, &s, &err) != 0) {
