@@ -1331,7 +1331,6 @@ static int tail_write(storage *s, slog *lg, itail *t, int background, mb_error *
     return rc;
 }
 
-/* The flusher thread: writes every frozen tail as posting rows. */
 /* The calling thread at nice 19 and in the idle I/O class (both are per
  * thread on Linux). Failures are ignored: the work is done either way. */
 static void lower_this_thread(void)
@@ -1356,6 +1355,7 @@ static void lower_rocksdb_threads(void)
     rocksdb_env_destroy(env); /* the handle only; the env is RocksDB's */
 }
 
+/* The flusher thread: writes every frozen tail as posting rows. */
 static void *flusher_main(void *arg)
 {
     storage *s = arg;
