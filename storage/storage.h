@@ -27,7 +27,7 @@ typedef enum storage_durability {
 
 /* Priority of the store's background work: RocksDB's memtable flushes and
  * compactions, and the thread that writes the index tail (docs/storage.md,
- * "Background priority"). LOW: nice 19 and the idle I/O class, so that the
+ * "Tuning in use"). LOW: nice 19 and the idle I/O class, so that the
  * process's other threads (in the daemon: the control loop and raft's
  * appends) go first; the work is still done when the machine has time, and
  * RocksDB slows the writers down if it falls behind. */
