@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "storage/record.h"
@@ -122,6 +123,7 @@ typedef struct slog {
     int flush_pending; /* tails[!active] is frozen, waiting for the flusher */
     int flush_failed;  /* its flush failed; retried at the next group write */
     int index_dirty;   /* posting rows written without WAL may still be in memtables */
+    size_t freeze_at;  /* the writer freezes the active tail at this many events (0: draw) */
 } slog;
 
 /* A prepared event of an append request. */
@@ -187,6 +189,8 @@ struct storage {
     pthread_cond_t cond;
     pthread_rwlock_t tail_lock;
     size_t tail_flush_events; /* flush the tail into posting rows at this size */
+    int tail_exact;           /* at exactly that size (tests), not a draw around it */
+    uint64_t tail_rng;        /* xorshift state of those draws; writer only */
     int durable;
     int bg_low; /* STORAGE_BG_LOW: the flusher lowers its own priority */
     /* The flusher thread: writes frozen index tails as posting rows. */
@@ -794,6 +798,14 @@ int storage_open(const storage_options *opts, storage **out, mb_error *err)
     pthread_rwlock_init(&s->tail_lock, NULL);
     pthread_cond_init(&s->flush_cond, NULL);
     s->tail_flush_events = TAIL_FLUSH_EVENTS;
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        s->tail_rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^
+                      ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)s;
+        if (s->tail_rng == 0)
+            s->tail_rng = 0x9E3779B97F4A7C15ull;
+    }
     s->durable = opts->durability == STORAGE_DURABLE;
     s->bg_low = opts->background == STORAGE_BG_LOW;
     if (s->bg_low)
@@ -1388,6 +1400,24 @@ static void *flusher_main(void *arg)
     return NULL;
 }
 
+/* The size at which the writer freezes the next tail: drawn uniformly from
+ * [1/2, 3/2) of tail_flush_events for every freeze. Nodes that apply the
+ * same events would otherwise all flush their index rows (tens of MiB of
+ * covering rows, then RocksDB's flush of them) at the same moment, and a
+ * raft commit needs two of the three disks. Writer only. */
+static size_t next_freeze_at(storage *s)
+{
+    size_t base = s->tail_flush_events;
+    if (s->tail_exact || base < 2)
+        return base;
+    uint64_t x = s->tail_rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    s->tail_rng = x;
+    return base / 2 + (size_t)((x >> 11) % base);
+}
+
 /* After a group write (writer only): when the active tail is big enough,
  * freeze it and wake the flusher; if the frozen one is still being
  * written and the active one has grown to twice the size, wait for the
@@ -1395,7 +1425,9 @@ static void *flusher_main(void *arg)
 static void tail_maybe_freeze(storage *s, slog *lg)
 {
     const itail *a = &lg->tails[lg->active];
-    size_t events = s->tail_flush_events;
+    if (lg->freeze_at == 0)
+        lg->freeze_at = next_freeze_at(s);
+    size_t events = lg->freeze_at;
     if (a->n < events && a->recs_len < TAIL_FLUSH_BYTES)
         return;
     pthread_mutex_lock(&s->mu);
@@ -1411,6 +1443,7 @@ static void tail_maybe_freeze(storage *s, slog *lg)
         lg->active = !lg->active;
         pthread_rwlock_unlock(&s->tail_lock);
         lg->flush_pending = 1;
+        lg->freeze_at = 0; /* the next tail draws its own size */
         pthread_cond_broadcast(&s->flush_cond);
     }
     pthread_mutex_unlock(&s->mu);
@@ -2913,6 +2946,17 @@ void storage_testing_set_index_flush(storage *s, size_t events)
 {
     pthread_mutex_lock(&s->mu);
     s->tail_flush_events = events > 0 ? events : 1;
+    s->tail_exact = 1;
+    for (int i = 0; i < LOG_COUNT; i++)
+        s->logs[i].freeze_at = 0;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void storage_testing_freeze_draws(storage *s, size_t *out, size_t n)
+{
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < n; i++)
+        out[i] = next_freeze_at(s);
     pthread_mutex_unlock(&s->mu);
 }
 

@@ -24,6 +24,11 @@ int storage_testing_replace_record(storage *s, uint64_t seq, const void *rec, si
  * storage_testing_index_sync to wait for them. */
 void storage_testing_set_index_flush(storage *s, size_t events);
 
+/* The next `n` sizes at which the writer would freeze an index tail
+ * (drawn around 131072 events, or exactly the storage_testing_set_index_flush
+ * value once that was called); they are consumed. No append may run. */
+void storage_testing_freeze_draws(storage *s, size_t *out, size_t n);
+
 /* Call `hook` (from the flusher thread) in the middle of every background
  * flush of the index tail: after the subject rows (and their mark) are
  * written, before the type rows. A test uses it to kill the process there.

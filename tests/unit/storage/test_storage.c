@@ -896,6 +896,33 @@ static pid_t spawn_helper(char *const argv[], int *out_fd)
     return pid;
 }
 
+/* Nodes that apply the same events must not freeze (and flush) their index
+ * tails at the same moment: each freeze size is drawn from [1/2, 3/2) of
+ * 131072 events; a test's explicit size is used as it is. */
+static void test_index_tail_freeze_sizes_are_drawn_around_the_default(void)
+{
+    CU_ASSERT_EQUAL_FATAL(mb_test_mkdtemp(dir, sizeof(dir), "storage"), 0);
+    st = open_at(dir, STORAGE_FAST); /* not setup(): it sets an exact size */
+    enum { N = 400 };
+    size_t d[N];
+    storage_testing_freeze_draws(st, d, N);
+    size_t lo = SIZE_MAX, hi = 0;
+    double sum = 0;
+    for (int i = 0; i < N; i++) {
+        CU_ASSERT(d[i] >= 65536 && d[i] < 196608);
+        lo = d[i] < lo ? d[i] : lo;
+        hi = d[i] > hi ? d[i] : hi;
+        sum += (double)d[i];
+    }
+    CU_ASSERT(hi - lo > 65536); /* spread over most of the range */
+    CU_ASSERT(sum / N > 0.9 * 131072 && sum / N < 1.1 * 131072);
+    storage_testing_set_index_flush(st, 1000);
+    storage_testing_freeze_draws(st, d, 4);
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL(d[i], 1000);
+    teardown();
+}
+
 static void test_second_open_fails_with_ebusy(void)
 {
     setup();
@@ -1373,6 +1400,8 @@ static CU_TestInfo fault_tests[] = {
     { "damaged_record_row_is_reported_as_corrupt", test_damaged_record_row_is_reported_as_corrupt },
     { "subject_query_reads_records_from_the_covering_index",
       test_subject_query_reads_records_from_the_covering_index },
+    { "index_tail_freeze_sizes_are_drawn_around_the_default",
+      test_index_tail_freeze_sizes_are_drawn_around_the_default },
     { "index_tail_is_rebuilt_after_a_crash", test_index_tail_is_rebuilt_after_a_crash },
     { "second_open_fails_with_ebusy", test_second_open_fails_with_ebusy },
     { "open_refuses_a_foreign_directory", test_open_refuses_a_foreign_directory },
