@@ -333,6 +333,20 @@ static int index_persist(storage *s, mb_error *err)
     return rc;
 }
 
+static size_t next_freeze_at(storage *s);
+
+/* The `events` family's write buffer: drawn per store from [48, 80) MiB.
+ * The nodes of a cluster append the same events, so with one size their
+ * memtables filled, and RocksDB flushed them, at the same moment on all
+ * of them (tests/bench/cluster/flush_probe.sh; docs/storage.md,
+ * "Staggered freezes"). */
+static size_t events_write_buffer(storage *s)
+{
+    size_t draw = next_freeze_at(s); /* [base/2, 3*base/2) of the tail size */
+    size_t base = s->tail_flush_events;
+    return ((size_t)48 << 20) + (size_t)((double)(draw - base / 2) / (double)base * (32 << 20));
+}
+
 static rocksdb_options_t *cf_options(storage *s, int cf)
 {
     rocksdb_options_t *o = rocksdb_options_create();
@@ -340,7 +354,8 @@ static rocksdb_options_t *cf_options(storage *s, int cf)
     case CF_EVENTS:
     case CF_LOCAL: {
         rocksdb_options_set_block_based_table_factory(o, s->table_plain);
-        rocksdb_options_set_write_buffer_size(o, cf == CF_EVENTS ? 64u << 20 : 8u << 20);
+        rocksdb_options_set_write_buffer_size(o,
+                                              cf == CF_EVENTS ? events_write_buffer(s) : 8u << 20);
         rocksdb_options_set_max_write_buffer_number(o, 4);
         /* LZ4 from the first flush on: in the daemon the log shares the
          * disk with raft's synchronous appends, and an uncompressed flush
