@@ -333,7 +333,7 @@ static int index_persist(storage *s, mb_error *err)
     return rc;
 }
 
-static size_t next_freeze_at(storage *s);
+static uint64_t tail_draw(storage *s, uint64_t n);
 
 /* The `events` family's write buffer: drawn per store from [48, 80) MiB.
  * The nodes of a cluster append the same events, so with one size their
@@ -342,9 +342,7 @@ static size_t next_freeze_at(storage *s);
  * "Staggered freezes"). */
 static size_t events_write_buffer(storage *s)
 {
-    size_t draw = next_freeze_at(s); /* [base/2, 3*base/2) of the tail size */
-    size_t base = s->tail_flush_events;
-    return ((size_t)48 << 20) + (size_t)((double)(draw - base / 2) / (double)base * (32 << 20));
+    return ((size_t)48 << 20) + (size_t)tail_draw(s, (uint64_t)32 << 20);
 }
 
 static rocksdb_options_t *cf_options(storage *s, int cf)
@@ -1420,17 +1418,23 @@ static void *flusher_main(void *arg)
  * same events would otherwise all flush their index rows (tens of MiB of
  * covering rows, then RocksDB's flush of them) at the same moment, and a
  * raft commit needs two of the three disks. Writer only. */
-static size_t next_freeze_at(storage *s)
+/* A number drawn from [0, n), n > 0 (xorshift). Writer only, or at open. */
+static uint64_t tail_draw(storage *s, uint64_t n)
 {
-    size_t base = s->tail_flush_events;
-    if (s->tail_exact || base < 2)
-        return base;
     uint64_t x = s->tail_rng;
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
     s->tail_rng = x;
-    return base / 2 + (size_t)((x >> 11) % base);
+    return (x >> 11) % n;
+}
+
+static size_t next_freeze_at(storage *s)
+{
+    size_t base = s->tail_flush_events;
+    if (s->tail_exact || base < 2)
+        return base;
+    return base / 2 + (size_t)tail_draw(s, base);
 }
 
 /* After a group write (writer only): when the active tail is big enough,

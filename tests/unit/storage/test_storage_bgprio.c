@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "mb_test.h"
@@ -120,18 +119,8 @@ static void check_normal(void)
 static void check_low(void)
 {
     /* The flusher lowers itself when it starts: wait for it (bounded). */
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    struct prio_view f = view("mb-index-flush");
-    for (;;) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if (f.low == 1 || now.tv_sec - t0.tv_sec > 10)
-            break;
-        struct timespec pause = { 0, 1000000 };
-        nanosleep(&pause, NULL); /* polling a condition, with a deadline */
-        f = view("mb-index-flush");
-    }
+    struct prio_view f;
+    (void)MB_WAIT_UNTIL((f = view("mb-index-flush")).low == 1, 10000);
     CU_ASSERT_EQUAL(f.threads, 1);
     CU_ASSERT_EQUAL(f.low, 1);
     /* The flush pool's thread and a compaction thread each ran a job. */
