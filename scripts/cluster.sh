@@ -32,10 +32,15 @@ raft_port() { echo $((BASE + 10 * ($1 - 1) + 2)); }
 # process is a zombie (state Z) that `kill -0` still finds, but it has
 # already closed its sockets and files. Some inits reap late (this VM's took
 # up to 2 s), which `kill` would otherwise add to every failover it times.
+# The main thread turns Z before the other threads have exited, though: one
+# still in an fsync keeps the files (RocksDB's LOCK) and sockets open, so a
+# zombie counts as exited only once it is the last thread of its process.
 running() {
     local s
     s=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
-    [ -n "$s" ] && [ "${s%% *}" != Z ]
+    [ -n "$s" ] || return 1
+    [ "${s%% *}" != Z ] && return 0
+    [ "$(sed -n 's/^Threads:[[:space:]]*//p' "/proc/$1/status" 2>/dev/null)" -gt 1 ] 2>/dev/null
 }
 alive() { [ -f "$DIR/n$1.pid" ] && running "$(cat "$DIR/n$1.pid")"; }
 
@@ -162,6 +167,8 @@ restart)
     start_one "$i"
     deadline=$(($(now_ms) + 30000))
     until curl -fsS -m 1 "http://127.0.0.1:$(http_port "$i")/v1/health" >/dev/null 2>&1; do
+        alive "$i" || die "node $i exited; last lines of $DIR/n$i.log:
+$(tail -n 5 "$DIR/n$i.log" 2>/dev/null)"
         [ "$(now_ms)" -lt "$deadline" ] || die "node $i did not come up"
         sleep 0.05
     done

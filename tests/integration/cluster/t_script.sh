@@ -75,3 +75,25 @@ subprocess.run([script, "down"], env=env, check=True)
 print("kill returned after %.0f ms with node 1 a zombie; restart and down" % (took * 1000))
 PY
 pass "kill with a parent that does not reap"
+
+# A killed node's main thread turns Z before its other threads have exited;
+# one still in an fsync keeps RocksDB's LOCK and the sockets, and a restart
+# then failed to come up (CI run 29). Such a process counts as running: a
+# stand-in whose main thread has exited while another thread lives.
+python3 -c '
+import ctypes, os, sys, threading, time
+r, w = os.pipe()
+if os.fork() == 0:
+    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
+    os.write(w, b"%d" % os.getpid())
+    ctypes.CDLL(None).pthread_exit(None)
+print(os.read(r, 32).decode())' >"$T/a/n1.pid" || fail "stand-in"
+pid=$(cat "$T/a/n1.pid")
+wait_until 10 grep -q ') Z ' "/proc/$pid/stat" || fail "the stand-in's main thread did not exit"
+if a restart 1 >"$T/r.out" 2>&1; then
+    kill -KILL "$pid"
+    fail "restart took a process with a live thread for exited: $(cat "$T/r.out")"
+fi
+grep -q "node 1 is running" "$T/r.out" || fail "restart: $(cat "$T/r.out")"
+a kill 1 || fail "kill of the stand-in"
+pass "a zombie main thread with a live thread counts as running"
