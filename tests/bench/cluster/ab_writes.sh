@@ -14,17 +14,13 @@ shift 2
 CONNS=${*:-64 256}
 DUR=${DUR:-6}
 HERE=$(cd "$(dirname "$0")/../../.." && pwd)
-export MABEAM_CLUSTER_DIR=/tmp/mb-ab MABEAM_CLUSTER_PORT=${MB_AB_PORT:-27700} MABEAMD=$BIN
-trap '"$HERE/scripts/cluster.sh" down >/dev/null 2>&1 || true; rm -rf /tmp/mb-ab' EXIT
-"$HERE/scripts/cluster.sh" down >/dev/null 2>&1 || true
-rm -rf /tmp/mb-ab
-"$HERE/scripts/cluster.sh" up 3 >&2
-A=127.0.0.1:$MABEAM_CLUSTER_PORT
-curl -fsS -XPOST "http://$A/v1/vars" -d '{"name":"bench","type":"float","min":0,"max":1,"value":0}' >/dev/null
+. "$HERE/tests/bench/cluster/lib.sh"
+trap 'cluster_down; rm -rf /tmp/mb-ab' EXIT
+fresh_cluster /tmp/mb-ab "${MB_AB_PORT:-27700}" "$BIN"
 ticks() { local t=0 p; for p in $(cat /tmp/mb-ab/n?.pid); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
 for c in $CONNS; do
     t0=$(ticks)
-    out=$(wrk -t$((c < 2 ? 1 : 2)) -c"$c" -d"${DUR}s" --latency -s "$HERE/tests/bench/cluster/wrk_mabeam.lua" "http://$A")
+    out=$(wrk -t$((c < 2 ? 1 : 2)) -c"$c" -d"${DUR}s" --latency -s "$HERE/tests/bench/cluster/wrk_mabeam.lua" "http://$LA")
     t1=$(ticks)
     python3 - "$LABEL" "$c" "$DUR" "$((t1 - t0))" "$(getconf CLK_TCK)" <<PY
 import json, re, sys

@@ -11,19 +11,13 @@ set -euo pipefail
 BIN=${1:?mabeamd}
 HERE=$(cd "$(dirname "$0")/../../.." && pwd)
 D=${MB_PROBE_DIR:-/tmp/mb-flush-probe}
-export MABEAM_CLUSTER_DIR=$D MABEAM_CLUSTER_PORT=${MB_PROBE_PORT:-29800} MABEAMD=$BIN
+. "$HERE/tests/bench/cluster/lib.sh"
 cleanup() {
-    "$HERE/scripts/cluster.sh" down >/dev/null 2>&1 || true
+    cluster_down
     [ -n "${MB_PROBE_KEEP:-}" ] || rm -rf "$D"
 }
 trap cleanup EXIT
-"$HERE/scripts/cluster.sh" down >/dev/null 2>&1 || true
-rm -rf "$D"
-"$HERE/scripts/cluster.sh" up 3 >&2
-A=127.0.0.1:$MABEAM_CLUSTER_PORT
-curl -fsS -XPOST "http://$A/v1/vars" -d '{"name":"bench","type":"float","min":0,"max":1,"value":0}' >/dev/null
-L=$(curl -fsS "http://$A/v1/cluster" | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader_id"])')
-LA=127.0.0.1:$((MABEAM_CLUSTER_PORT + 10 * (L - 1)))
+fresh_cluster "$D" "${MB_PROBE_PORT:-29800}" "$BIN"
 stamp() { date -u +%H:%M:%S.%3N; }
 # round C N: 10 s of writes on C connections, then the suite's 10 s pause
 # (a load pattern, not a wait for anything).

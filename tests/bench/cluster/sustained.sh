@@ -23,15 +23,9 @@ CONNS=${*:-64 256}
 PRE=${PRE:-0} POINTS=${POINTS:-3} DUR=${DUR:-10}
 HERE=$(cd "$(dirname "$0")/../../.." && pwd)
 D=${MB_SUSTAINED_DIR:-/tmp/mb-sustained}
-export MABEAM_CLUSTER_DIR=$D MABEAM_CLUSTER_PORT=${MB_SUSTAINED_PORT:-27800} MABEAMD=$BIN
-trap '"$HERE/scripts/cluster.sh" down >/dev/null 2>&1 || true; rm -rf "$D"' EXIT
-"$HERE/scripts/cluster.sh" down >/dev/null 2>&1 || true
-rm -rf "$D"
-"$HERE/scripts/cluster.sh" up 3 >&2
-A=127.0.0.1:$MABEAM_CLUSTER_PORT
-curl -fsS -XPOST "http://$A/v1/vars" -d '{"name":"bench","type":"float","min":0,"max":1,"value":0}' >/dev/null
-L=$(curl -fsS "http://$A/v1/cluster" | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader_id"])')
-LA=127.0.0.1:$((MABEAM_CLUSTER_PORT + 10 * (L - 1)))
+. "$HERE/tests/bench/cluster/lib.sh"
+trap 'cluster_down; rm -rf "$D"' EXIT
+fresh_cluster "$D" "${MB_SUSTAINED_PORT:-27800}" "$BIN"
 if [ "$PRE" -gt 0 ]; then
     wrk -t2 -c64 -d"${PRE}s" -s "$HERE/tests/bench/cluster/wrk_mabeam.lua" "http://$LA" >/dev/null
 fi
