@@ -6,31 +6,35 @@
 SECRET=0123456789abcdef0123456789abcdef
 # Timeouts for the tests: short write timeout keeps no-quorum tests quick.
 CLUSTER_FLAGS=(--write_timeout=3s --log_level=debug)
-declare -A HTTP MESH RAFT PID
+declare -A HTTP MESH RAFT PID UP
+
+# pick_ports I: choose free HTTP, mesh and raft ports for node I.
+pick_ports() {
+    HTTP[$1]="127.0.0.1:$(free_port)"
+    MESH[$1]="127.0.0.1:$(free_port)"
+    RAFT[$1]="127.0.0.1:$(free_port)"
+}
 
 # launch I [flags...]: start node I (its ports are chosen once and kept).
 launch() {
-    local i=$1 fresh=0 try
+    local i=$1 try
     shift
-    if [ -z "${HTTP[$i]:-}" ]; then
-        fresh=1
-        HTTP[$i]="127.0.0.1:$(free_port)"
-        MESH[$i]="127.0.0.1:$(free_port)"
-        RAFT[$i]="127.0.0.1:$(free_port)"
-    fi
-    # Freshly chosen ports can be taken by a test running beside this one
-    # between free_port and the bind: then the node exits at once, and a
-    # new set of ports is tried (at most 3 times). Restarts keep theirs.
+    [ -n "${HTTP[$i]:-}" ] || pick_ports "$i"
+    # Ports no node has started on yet (chosen here or by start_cluster)
+    # can be taken by a test running beside this one between free_port and
+    # the bind: then the node exits at once, and a new set of ports is
+    # tried (at most 3 times). A node that once answered keeps its ports.
     for try in 1 2 3; do
         launch_once "$i" "$@"
         wait_until 30 health_or_dead "$i" || fail "node $i did not answer /v1/health"
-        health_ok "${HTTP[$i]}" && return 0
-        [ "$fresh" = 1 ] || break
+        if health_ok "${HTTP[$i]}"; then
+            UP[$i]=1
+            return 0
+        fi
+        [ -z "${UP[$i]:-}" ] || break
         echo "node $i exited at start (try $try); choosing new ports" >&2
         rm -rf "${T:?}/n$i" # only what the failed start wrote
-        HTTP[$i]="127.0.0.1:$(free_port)"
-        MESH[$i]="127.0.0.1:$(free_port)"
-        RAFT[$i]="127.0.0.1:$(free_port)"
+        pick_ports "$i"
     done
     fail "node $i did not answer /v1/health"
 }
@@ -79,11 +83,7 @@ start_cluster() {
     shift
     launch 1 "$@"
     wait_until 30 members_ok "${HTTP[1]}" 1 || fail "node 1 did not become leader"
-    for i in $(seq 2 "$n"); do
-        HTTP[$i]="127.0.0.1:$(free_port)"
-        MESH[$i]="127.0.0.1:$(free_port)"
-        RAFT[$i]="127.0.0.1:$(free_port)"
-    done
+    for i in $(seq 2 "$n"); do pick_ports "$i"; done
     for i in $(seq 2 "$n"); do launch "$i" "$@"; done
     wait_until 60 members_ok "${HTTP[1]}" "$n" || fail "cluster of $n did not form"
 }

@@ -15,9 +15,6 @@ for k in 1 2 3 4 5; do
     [ "$HTTP_CODE" = 201 ] || fail "define v$k: $HTTP_CODE"
 done
 last=$(jget "$T/body" 'j["version"]')
-HTTP[4]="127.0.0.1:$(free_port)"
-MESH[4]="127.0.0.1:$(free_port)"
-RAFT[4]="127.0.0.1:$(free_port)"
 launch 4
 "$MABEAM" --addr "${HTTP[4]}" node join --timeout-ms 30000 >/dev/null || fail "node 4 did not join"
 wait_until 30 version_is "${HTTP[4]}" v5 "$last" || fail "node 4 lacks the state"
