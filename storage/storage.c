@@ -190,7 +190,7 @@ struct storage {
     pthread_rwlock_t tail_lock;
     size_t tail_flush_events; /* flush the tail into posting rows at this size */
     int tail_exact;           /* at exactly that size (tests), not a draw around it */
-    uint64_t tail_rng;        /* xorshift state of those draws; writer only */
+    uint64_t draw_rng;        /* xorshift state of tail_draw: at open, then writer only */
     int durable;
     int bg_low; /* STORAGE_BG_LOW: the flusher lowers its own priority */
     /* The flusher thread: writes frozen index tails as posting rows. */
@@ -333,7 +333,17 @@ static int index_persist(storage *s, mb_error *err)
     return rc;
 }
 
-static uint64_t tail_draw(storage *s, uint64_t n);
+/* A number drawn from [0, n), n > 0 (xorshift): the sizes that keep the
+ * nodes of a cluster from flushing together. At open, then writer only. */
+static uint64_t tail_draw(storage *s, uint64_t n)
+{
+    uint64_t x = s->draw_rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    s->draw_rng = x;
+    return (x >> 11) % n;
+}
 
 /* The `events` family's write buffer: drawn per store from [48, 80) MiB.
  * The nodes of a cluster append the same events, so with one size their
@@ -814,10 +824,10 @@ int storage_open(const storage_options *opts, storage **out, mb_error *err)
     {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        s->tail_rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^
+        s->draw_rng = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^
                       ((uint64_t)getpid() << 40) ^ (uint64_t)(uintptr_t)s;
-        if (s->tail_rng == 0)
-            s->tail_rng = 0x9E3779B97F4A7C15ull;
+        if (s->draw_rng == 0)
+            s->draw_rng = 0x9E3779B97F4A7C15ull;
     }
     s->durable = opts->durability == STORAGE_DURABLE;
     s->bg_low = opts->background == STORAGE_BG_LOW;
@@ -1418,17 +1428,6 @@ static void *flusher_main(void *arg)
  * same events would otherwise all flush their index rows (tens of MiB of
  * covering rows, then RocksDB's flush of them) at the same moment, and a
  * raft commit needs two of the three disks. Writer only. */
-/* A number drawn from [0, n), n > 0 (xorshift). Writer only, or at open. */
-static uint64_t tail_draw(storage *s, uint64_t n)
-{
-    uint64_t x = s->tail_rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    s->tail_rng = x;
-    return (x >> 11) % n;
-}
-
 static size_t next_freeze_at(storage *s)
 {
     size_t base = s->tail_flush_events;

@@ -2,6 +2,7 @@
  * pagination, retention, stats, meta, local events, blobs, bad input,
  * damaged records, a second open, and kill -9 of a writer process in both
  * durability modes. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -923,6 +924,58 @@ static void test_index_tail_freeze_sizes_are_drawn_around_the_default(void)
     teardown();
 }
 
+/* The events family's write_buffer_size in the newest OPTIONS file RocksDB
+ * wrote for the store at `path` (0 when not found). */
+static unsigned long long events_write_buffer_of(const char *path)
+{
+    DIR *d = opendir(path);
+    char newest[600] = "";
+    unsigned long long best = 0;
+    struct dirent *e;
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        unsigned long long n;
+        if (sscanf(e->d_name, "OPTIONS-%llu", &n) == 1 && n >= best) {
+            best = n;
+            snprintf(newest, sizeof(newest), "%s/%s", path, e->d_name);
+        }
+    }
+    if (d != NULL)
+        closedir(d);
+    FILE *f = newest[0] != '\0' ? fopen(newest, "r") : NULL;
+    char line[512];
+    int in_events = 0;
+    unsigned long long size = 0;
+    while (f != NULL && size == 0 && fgets(line, sizeof(line), f) != NULL) {
+        if (line[0] == '[')
+            in_events = strncmp(line, "[CFOptions \"events\"]", 20) == 0;
+        else if (in_events)
+            (void)sscanf(line, " write_buffer_size=%llu", &size);
+    }
+    if (f != NULL)
+        fclose(f);
+    return size;
+}
+
+/* Nodes that append the same events must not fill (and flush) their events
+ * memtables at the same moment: each store draws its write buffer from
+ * [48, 80) MiB. */
+static void test_events_write_buffer_is_drawn_per_store(void)
+{
+    char dir2[512];
+    CU_ASSERT_EQUAL_FATAL(mb_test_mkdtemp(dir, sizeof(dir), "storage"), 0);
+    CU_ASSERT_EQUAL_FATAL(mb_test_mkdtemp(dir2, sizeof(dir2), "storage"), 0);
+    storage *a = open_at(dir, STORAGE_FAST);
+    storage *b = open_at(dir2, STORAGE_FAST);
+    unsigned long long wa = events_write_buffer_of(dir), wb = events_write_buffer_of(dir2);
+    CU_ASSERT(wa >= 48ull << 20 && wa < 80ull << 20);
+    CU_ASSERT(wb >= 48ull << 20 && wb < 80ull << 20);
+    CU_ASSERT_NOT_EQUAL(wa, wb); /* equal by chance: 1 in 2^25 */
+    storage_close(a);
+    storage_close(b);
+    mb_test_rmtree(dir2);
+    mb_test_rmtree(dir);
+}
+
 static void test_second_open_fails_with_ebusy(void)
 {
     setup();
@@ -1402,6 +1455,7 @@ static CU_TestInfo fault_tests[] = {
       test_subject_query_reads_records_from_the_covering_index },
     { "index_tail_freeze_sizes_are_drawn_around_the_default",
       test_index_tail_freeze_sizes_are_drawn_around_the_default },
+    { "events_write_buffer_is_drawn_per_store", test_events_write_buffer_is_drawn_per_store },
     { "index_tail_is_rebuilt_after_a_crash", test_index_tail_is_rebuilt_after_a_crash },
     { "second_open_fails_with_ebusy", test_second_open_fails_with_ebusy },
     { "open_refuses_a_foreign_directory", test_open_refuses_a_foreign_directory },
