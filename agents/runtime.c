@@ -1749,6 +1749,63 @@ static void rt_var_shared_put(void *p)
         rt_var_free(&s->v); /* frees s too: v is its first member */
 }
 
+/* A fan-out in progress: the shared change, and agents made runnable but
+ * not yet on the run queue. */
+struct fan {
+    struct rt_var_shared *sh;
+    struct rt_agent *ready[64];
+    size_t n_ready;
+};
+
+static void fan_flush(struct mb_runtime *rt, struct fan *f)
+{
+    /* As schedule(), but the run-queue pushes are collected (and so is
+     * the `pending` count, added before the agents can run). */
+    atomic_fetch_add_explicit(&rt->pending, (long)f->n_ready, memory_order_relaxed);
+    rq_push_many(rt, f->ready, f->n_ready);
+    f->n_ready = 0;
+}
+
+/* One message of the fan-out to each of to[idx[0..k)], all in shard s,
+ * under one hold of its lock; k fits in f->ready. The agents' lines are
+ * cold (the change comes after a pause), so every bucket slot is
+ * prefetched first, then every chain head, then the messages are pushed:
+ * the misses of the k agents overlap instead of following one another. */
+static void fan_shard(struct mb_runtime *rt, struct fan *f, struct map_shard *s,
+                      const mb_agent_id *to, const size_t *idx, size_t k, int *rcs)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->b != NULL) {
+        for (size_t j = 0; j < k; j++)
+            __builtin_prefetch(&s->b[bucket_of(s, to[idx[j]])]);
+        for (size_t j = 0; j < k; j++) {
+            struct rt_agent *h = s->b[bucket_of(s, to[idx[j]])];
+            if (h != NULL) {
+                __builtin_prefetch(h, 1);
+                __builtin_prefetch(&h->stub, 1);
+            }
+        }
+    }
+    for (size_t j = 0; j < k; j++) {
+        size_t i = idx[j];
+        struct rt_agent *a = map_find_locked(s, to[i]);
+        struct rt_msg *m = a != NULL ? rt_msg_new(0, RT_SIG_VAR, 0, NULL, 0) : NULL;
+        if (m == NULL) {
+            rt_var_shared_put(f->sh); /* this message's reference */
+            rcs[i] = a == NULL ? MB_ENOAGENT : MB_ENOMEM;
+            continue;
+        }
+        m->ext = &f->sh->v;
+        m->ext_free = rt_var_shared_put;
+        atomic_fetch_add_explicit(&a->mlen, 1, memory_order_seq_cst);
+        mbox_push(a, m);
+        if (atomic_fetch_add_explicit(&a->sched, 1, memory_order_seq_cst) == 0)
+            f->ready[f->n_ready++] = a;
+        rcs[i] = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 int mb_runtime_var_changed_many(mb_runtime *rt, const mb_agent_id *to, size_t n, const char *name,
                                 const mb_value *value, uint64_t version, int *rcs)
 {
@@ -1756,17 +1813,18 @@ int mb_runtime_var_changed_many(mb_runtime *rt, const mb_agent_id *to, size_t n,
         return MB_EINVAL;
     if (n == 0)
         return 0;
-    struct rt_var_shared *sh = calloc(1, sizeof(*sh));
-    if (sh != NULL) {
-        sh->v.name = strdup(name);
-        sh->v.version = version;
-        if (sh->v.name == NULL || mb_value_copy(&sh->v.value, value) != 0) {
-            free(sh->v.name);
-            free(sh);
-            sh = NULL;
+    struct fan f = { .n_ready = 0 };
+    f.sh = calloc(1, sizeof(*f.sh));
+    if (f.sh != NULL) {
+        f.sh->v.name = strdup(name);
+        f.sh->v.version = version;
+        if (f.sh->v.name == NULL || mb_value_copy(&f.sh->v.value, value) != 0) {
+            free(f.sh->v.name);
+            free(f.sh);
+            f.sh = NULL;
         }
     }
-    if (sh == NULL) {
+    if (f.sh == NULL) {
         for (size_t i = 0; i < n; i++)
             rcs[i] = MB_ENOMEM;
         return MB_ENOMEM;
@@ -1777,44 +1835,40 @@ int mb_runtime_var_changed_many(mb_runtime *rt, const mb_agent_id *to, size_t n,
      * A message not sent gives its reference back; ours is dropped at the
      * end, so the shared copy outlives the loop below even if every agent
      * ran and freed its message already. */
-    atomic_store_explicit(&sh->refs, n + 1, memory_order_relaxed);
-    struct rt_agent *ready[64];
-    size_t n_ready = 0;
-    for (size_t i = 0; i < n; i++) {
-        struct rt_msg *m = rt_msg_new(0, RT_SIG_VAR, 0, NULL, 0);
-        if (m == NULL) {
-            rt_var_shared_put(sh);
-            rcs[i] = MB_ENOMEM;
-            continue;
-        }
-        m->ext = &sh->v;
-        m->ext_free = rt_var_shared_put;
-        struct map_shard *s = shard_of(rt, to[i]);
-        pthread_mutex_lock(&s->mu);
-        struct rt_agent *a = map_find_locked(s, to[i]);
-        if (a == NULL) {
-            pthread_mutex_unlock(&s->mu);
-            rt_msg_free(m);
-            rcs[i] = MB_ENOAGENT;
-            continue;
-        }
-        atomic_fetch_add_explicit(&a->mlen, 1, memory_order_seq_cst);
-        mbox_push(a, m);
-        /* As schedule(), but the run-queue push is collected (and so is
-         * the `pending` count, added before the agents can run). */
-        if (atomic_fetch_add_explicit(&a->sched, 1, memory_order_seq_cst) == 0)
-            ready[n_ready++] = a;
-        pthread_mutex_unlock(&s->mu);
-        rcs[i] = 0;
-        if (n_ready == sizeof(ready) / sizeof(ready[0])) {
-            atomic_fetch_add_explicit(&rt->pending, (long)n_ready, memory_order_relaxed);
-            rq_push_many(rt, ready, n_ready);
-            n_ready = 0;
+    atomic_store_explicit(&f.sh->refs, n + 1, memory_order_relaxed);
+    /* The recipients grouped by map shard (a counting sort of their
+     * indexes): one lock per shard, and prefetches that overlap. Without
+     * memory for the order, one at a time in the caller's order. */
+    size_t ord_small[64], at[MAP_SHARDS + 1] = { 0 };
+    size_t *ord = n <= 64 ? ord_small : malloc(n * sizeof(*ord));
+    if (ord != NULL) {
+        for (size_t i = 0; i < n; i++)
+            at[MB_AGENT_LOCAL(to[i]) % MAP_SHARDS + 1]++;
+        for (size_t k = 0; k < MAP_SHARDS; k++)
+            at[k + 1] += at[k];
+        for (size_t i = 0; i < n; i++)
+            ord[at[MB_AGENT_LOCAL(to[i]) % MAP_SHARDS]++] = i; /* at[k]: end of shard k */
+    }
+    size_t done = 0, flushes = 0;
+    while (done < n) {
+        size_t i0 = ord != NULL ? ord[done] : done;
+        struct map_shard *s = shard_of(rt, to[i0]);
+        /* This shard's run, cut to the room left before a flush. */
+        size_t k = 1, room = sizeof(f.ready) / sizeof(f.ready[0]) - f.n_ready;
+        while (ord != NULL && done + k < n && k < room && shard_of(rt, to[ord[done + k]]) == s)
+            k++;
+        fan_shard(rt, &f, s, to, ord != NULL ? &ord[done] : &done, k, rcs);
+        done += k;
+        /* The first shard's agents start at once; then full batches. */
+        if (f.n_ready == sizeof(f.ready) / sizeof(f.ready[0]) || (flushes == 0 && f.n_ready > 0)) {
+            fan_flush(rt, &f);
+            flushes++;
         }
     }
-    atomic_fetch_add_explicit(&rt->pending, (long)n_ready, memory_order_relaxed);
-    rq_push_many(rt, ready, n_ready);
-    rt_var_shared_put(sh);
+    fan_flush(rt, &f);
+    if (ord != ord_small)
+        free(ord);
+    rt_var_shared_put(f.sh);
     return 0;
 }
 

@@ -504,7 +504,9 @@ static const mb_agent_kind watcher_kind = {
 /* A fan-out: one call hands the change to many agents (more than one
  * batch of the run queue), each gets it once with the caller's value
  * copied (freed by the caller at once), an unknown id gets MB_ENOAGENT and
- * the others are not affected; under ASan the shared copy is freed once. */
+ * the others are not affected; under ASan the shared copy is freed once.
+ * The runtime groups the ids by shard of its agent map: results still
+ * follow the caller's order. */
 static void test_var_change_to_many_agents_reaches_each_once(void)
 {
     start_rt(0, 2);
@@ -527,6 +529,20 @@ static void test_var_change_to_many_agents_reaches_each_once(void)
     CU_ASSERT_EQUAL(rcs[N], MB_ENOAGENT);
     CU_ASSERT_EQUAL(mb_runtime_quiesce(RT, 5000), 0);
     CU_ASSERT_EQUAL(atomic_load(&watch_right), N);
+    CU_ASSERT_EQUAL(atomic_load(&watch_wrong), 0);
+    /* A short list in no order, over several shards of the agent map,
+     * with an unknown id inside and one agent twice: each result lands at
+     * its own index, and the agent named twice is told twice. */
+    mb_agent_id few[5] = { ids[70], MB_AGENT_ID(7, 999999), ids[5], ids[200], ids[5] };
+    int few_rcs[5] = { -1, -1, -1, -1, -1 };
+    CU_ASSERT_EQUAL(mb_runtime_var_changed_many(RT, few, 5, "lr", &v, 9, few_rcs), 0);
+    CU_ASSERT_EQUAL(few_rcs[0], 0);
+    CU_ASSERT_EQUAL(few_rcs[1], MB_ENOAGENT);
+    CU_ASSERT_EQUAL(few_rcs[2], 0);
+    CU_ASSERT_EQUAL(few_rcs[3], 0);
+    CU_ASSERT_EQUAL(few_rcs[4], 0);
+    CU_ASSERT_EQUAL(mb_runtime_quiesce(RT, 5000), 0);
+    CU_ASSERT_EQUAL(atomic_load(&watch_right), N + 4);
     CU_ASSERT_EQUAL(atomic_load(&watch_wrong), 0);
     /* Nobody to tell: nothing happens. */
     CU_ASSERT_EQUAL(mb_runtime_var_changed_many(RT, ids, 0, "lr", &v, 9, rcs), 0);
