@@ -12,7 +12,9 @@
 # directory, log and pid file per node; MABEAM_CLUSTER_PORT (default 17700)
 # is the first port: node i uses PORT+10*(i-1) (HTTP), +1 (mesh), +2 (raft).
 # MABEAMD (default: build/node/mabeamd, else mabeamd on PATH). Extra
-# mabeamd flags for every node: MABEAM_CLUSTER_FLAGS.
+# mabeamd flags for every node: MABEAM_CLUSTER_FLAGS. Each node runs
+# cores/N agent workers (at least 1) unless those flags or
+# MABEAM_AGENT_WORKERS set agent_workers.
 set -euo pipefail
 
 DIR=${MABEAM_CLUSTER_DIR:-./mabeam-cluster}
@@ -44,6 +46,21 @@ running() {
 }
 alive() { [ -f "$DIR/n$1.pid" ] && running "$(cat "$DIR/n$1.pid")"; }
 
+# The nodes of one host share its cores: each node gets its share of agent
+# worker threads (at least one) rather than one per core, unless
+# MABEAM_CLUSTER_FLAGS or MABEAM_AGENT_WORKERS choose. With one per core,
+# N nodes ran N times as many workers as cores; at a change seen by agents
+# on every node they all woke together and queued for the cores (the
+# cluster suite's watch fan-out, docs/BENCHMARKS.md, session 13).
+workers_flag() {
+    case " ${MABEAM_CLUSTER_FLAGS:-} " in *agent_workers* | *agent-workers*) return 0 ;; esac
+    [ -z "${MABEAM_AGENT_WORKERS:-}" ] || return 0
+    local cores n
+    cores=$(nproc 2>/dev/null || echo 1)
+    n=$(cat "$DIR/size")
+    echo "--agent_workers=$((cores / n > 0 ? cores / n : 1))"
+}
+
 start_one() {
     local i=$1 seeds=""
     [ -f "$DIR/secret" ] || die "no cluster in $DIR (run: up N)"
@@ -65,7 +82,7 @@ start_one() {
         --mesh_address="127.0.0.1:$(mesh_port "$i")" \
         --raft_address="127.0.0.1:$(raft_port "$i")" \
         ${seeds:+--seeds="$seeds"} --cluster_secret="$(cat "$DIR/secret")" \
-        ${MABEAM_CLUSTER_FLAGS:-} >>"$DIR/n$i.log" 2>&1 &
+        $(workers_flag) ${MABEAM_CLUSTER_FLAGS:-} >>"$DIR/n$i.log" 2>&1 &
     echo $! >"$DIR/n$i.pid"
 }
 

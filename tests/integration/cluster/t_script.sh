@@ -3,8 +3,9 @@
 # cluster. A second cluster started on the ports of a running one must fail
 # at once with its node's log, not be taken for healthy because the first
 # cluster answers on those ports; `down` stops only its own nodes.
-# Also: the daemon's threads carry their names (mb-worker-N, ...); kill
-# returns once the node has exited, and restart brings it back.
+# Also: the nodes share the host's cores (agent_workers); the daemon's
+# threads carry their names (mb-worker-N, ...); kill returns once the node
+# has exited, and restart brings it back.
 . "$(dirname "$0")/../daemon/lib.sh"
 SCRIPT=$(cd "$(dirname "$0")/../../.." && pwd)/scripts/cluster.sh
 base=$(free_port)
@@ -25,6 +26,13 @@ done
 a status >"$T/a.json" || fail "status"
 [ "$(jget "$T/a.json" 'j["leader_id"]')" = 1 ] || fail "status: $(cat "$T/a.json")"
 pass "up 1 and status"
+
+# The nodes of one host share its cores: N nodes get cores/N agent workers
+# each (at least one); here one node gets them all.
+curl -fsS "http://127.0.0.1:$base/v1/config/agent_workers" >"$T/w.json" || fail "config"
+[ "$(jget "$T/w.json" 'j["value"]')" = "$(nproc)" ] || fail "agent_workers: $(cat "$T/w.json")"
+[ "$(jget "$T/w.json" 'j["source"]')" = flag ] || fail "agent_workers: $(cat "$T/w.json")"
+pass "agent workers: the host's cores shared among its nodes"
 
 # The daemon names its threads (docs/operations.md, Monitoring).
 names=$(cat /proc/"$(cat "$T/a/n1.pid")"/task/*/comm)
