@@ -1015,6 +1015,14 @@ static void *worker_main(void *arg)
         rt->rq_head = (rt->rq_head + 1) % rt->rq_cap;
         rt->rq_n--;
         atomic_store_explicit(&rt->rq_hint, rt->rq_n, memory_order_relaxed);
+        /* The agent queued next is likely this worker's next turn: its
+         * lines load while this one runs (after a pause they are cold:
+         * a fan-out's turns were mostly misses). */
+        if (rt->rq_n > 0) {
+            const char *next = (const char *)rt->rq[rt->rq_head];
+            for (size_t off = 0; off < sizeof(struct rt_agent); off += 64)
+                __builtin_prefetch(next + off, 1);
+        }
         /* More work queued and someone asleep: let them help. */
         if (rt->rq_n > 0 && rt->sleepers > 0)
             pthread_cond_signal(&rt->rq_cv);
