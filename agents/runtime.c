@@ -10,7 +10,8 @@
 
 #include "agents/internal.h"
 
-#define MAP_SHARDS 64
+#define MAP_SHARDS      64
+#define RQ_PREFETCH_MIN 16 /* worker_main */
 
 struct map_shard {
     pthread_mutex_t mu;
@@ -1015,10 +1016,13 @@ static void *worker_main(void *arg)
         rt->rq_head = (rt->rq_head + 1) % rt->rq_cap;
         rt->rq_n--;
         atomic_store_explicit(&rt->rq_hint, rt->rq_n, memory_order_relaxed);
-        /* The agent queued next is likely this worker's next turn: its
-         * lines load while this one runs (after a pause they are cold:
-         * a fan-out's turns were mostly misses). */
-        if (rt->rq_n > 0) {
+        /* In a long queue (a fan-out's, woken together after a pause:
+         * its turns were mostly misses) the agent queued next is likely
+         * this worker's next turn: its lines load while this one runs.
+         * Not in a short one (message ping-pong, a few busy senders):
+         * there the next agent may be taking a message right now, and its
+         * lines are better left where they are. */
+        if (rt->rq_n >= RQ_PREFETCH_MIN) {
             const char *next = (const char *)rt->rq[rt->rq_head];
             for (size_t off = 0; off < sizeof(struct rt_agent); off += 64)
                 __builtin_prefetch(next + off, 1);
