@@ -29,6 +29,10 @@ enum {
 };
 
 #define RT_MSG_NOTIFY 1u /* MB_SEND_NOTIFY */
+/* Lives inside a block shared by a fan-out's messages (the variable change
+ * of mb_runtime_var_changed_many): freeing it only calls ext_free, which
+ * drops the block's reference; the last one frees the block. */
+#define RT_MSG_INBLOCK 2u
 
 /* One queued message: header + inline payload. */
 struct rt_msg {
