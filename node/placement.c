@@ -53,6 +53,7 @@ typedef struct drain_wait {
     uint64_t node_id;
     int wait;
     uint64_t timeout_ms;
+    int marking; /* the DRAINING mark is being written (not in p->drains) */
 } drain_wait;
 
 struct placement {
@@ -940,11 +941,21 @@ static void drain_unlink(placement *p, drain_wait *w)
         }
 }
 
+/* The call is parked from the request on (the mark's write, then the wait
+ * for the agents to move): expiry answers it in either phase. While the
+ * mark is being written, its callback still owns w. */
 static void drain_expire_cb(node *n, api_call *c, void *arg, int code)
 {
     (void)n;
     drain_wait *w = arg;
     placement *p = w->p;
+    if (w->marking) {
+        api_reply_error(c, code, "drain of node %llu: %s", (unsigned long long)w->node_id,
+                        code == MB_ETIMEDOUT ? "the DRAINING mark was not written in time"
+                                             : "node shutting down");
+        w->call = NULL; /* answered: drain_mark_done_cb only frees w */
+        return;
+    }
     drain_unlink(p, w);
     cJSON *prog = placement_drain_progress(p, w->node_id);
     char *text = prog != NULL ? cJSON_PrintUnformatted(prog) : NULL;
@@ -980,17 +991,17 @@ static void drain_mark_done_cb(void *arg, const consensus_result *res)
     drain_wait *w = arg;
     placement *p = w->p;
     completed(p);
-    if (res->code != MB_OK) {
+    w->marking = 0;
+    if (w->call == NULL) { /* the park expired meanwhile and answered */
+        free(w);
+    } else if (res->code != MB_OK) {
         api_reply_error(w->call, res->code, "drain of node %llu: %s",
                         (unsigned long long)w->node_id, res->msg);
         free(w);
     } else if (!w->wait || p->closing) {
         api_reply_json(w->call, 202, placement_drain_progress(p, w->node_id));
         free(w);
-    } else if (api_call_park(p->n, w->call, w->timeout_ms, drain_expire_cb, w) != MB_OK) {
-        api_reply_error(w->call, MB_EFULL, "too many parked requests");
-        free(w);
-    } else {
+    } else { /* still parked: now wait for the agents */
         w->next = p->drains;
         p->drains = w;
         drains_check(p);
@@ -1019,8 +1030,15 @@ void placement_drain(placement *p, api_call *c, uint64_t node_id, int wait, uint
         return;
     }
     *w = (drain_wait){
-        .p = p, .call = c, .node_id = node_id, .wait = wait, .timeout_ms = timeout_ms
+        .p = p, .call = c, .node_id = node_id, .wait = wait, .timeout_ms = timeout_ms, .marking = 1
     };
+    /* Parked at once (a handler answers or parks): the answer comes after
+     * the mark's write, and with wait=1 after the agents moved. */
+    if (api_call_park(p->n, c, timeout_ms, drain_expire_cb, w) != MB_OK) {
+        api_reply_error(c, MB_EFULL, "too many parked requests");
+        free(w);
+        return;
+    }
     consensus_cmd cmd = { .kind = CONSENSUS_CMD_NODE_UPDATE,
                           .by = "api",
                           .node_fields = CONSENSUS_NODE_SET_STATUS };
