@@ -501,6 +501,16 @@ static const mb_agent_kind watcher_kind = {
     .var_changed = watcher_var_changed,
 };
 
+/* A runtime with `workers` workers and kind "watcher", counts at zero. */
+static void start_watchers(unsigned workers)
+{
+    start_rt(0, workers);
+    mb_error err;
+    CU_ASSERT_FATAL(mb_runtime_kind_register(RT, &watcher_kind, &err) == 0);
+    atomic_store(&watch_right, 0);
+    atomic_store(&watch_wrong, 0);
+}
+
 /* A fan-out: one call hands the change to many agents (more than one
  * batch of the run queue), each gets it once with the caller's value
  * copied (freed by the caller at once), an unknown id gets MB_ENOAGENT and
@@ -509,11 +519,7 @@ static const mb_agent_kind watcher_kind = {
  * follow the caller's order. */
 static void test_var_change_to_many_agents_reaches_each_once(void)
 {
-    start_rt(0, 2);
-    mb_error err;
-    CU_ASSERT_FATAL(mb_runtime_kind_register(RT, &watcher_kind, &err) == 0);
-    atomic_store(&watch_right, 0);
-    atomic_store(&watch_wrong, 0);
+    start_watchers(2);
     enum { N = 300 };
     static mb_agent_id ids[N + 1];
     static int rcs[N + 1];
@@ -556,11 +562,7 @@ static void test_var_change_to_many_agents_reaches_each_once(void)
  * what the counts cannot). Every delivered change is the right one. */
 static void test_var_change_to_agents_that_end_meanwhile(void)
 {
-    start_rt(0, 1);
-    mb_error err;
-    CU_ASSERT_FATAL(mb_runtime_kind_register(RT, &watcher_kind, &err) == 0);
-    atomic_store(&watch_right, 0);
-    atomic_store(&watch_wrong, 0);
+    start_watchers(1);
     enum { N = 200 };
     static mb_agent_id ids[N];
     static int rcs[N];
