@@ -2,11 +2,22 @@
  * heartbeat, join request/reply, agent batch/ack) — what a peer that holds
  * the cluster secret but misbehaves could send. The first byte picks the
  * decoder; accepted values must respect the documented limits. */
-#include <assert.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cluster/wire.h"
+
+/* Checked in every build type: CI builds with NDEBUG, where assert()
+ * would check nothing. */
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);                  \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -19,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 0: {
         Mabeam__Mesh__Request *r = wire_decode_request(p, n, &e);
         if (r) {
-            assert(r->request_id > 0 && r->method > 0);
+            CHECK(r->request_id > 0 && r->method > 0);
             mabeam__mesh__request__free_unpacked(r, NULL);
         }
         break;
@@ -27,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 1: {
         Mabeam__Mesh__Reply *r = wire_decode_reply(p, n, &e);
         if (r) {
-            assert(r->status >= 0 && r->status < MB_ERR_COUNT_);
+            CHECK(r->status >= 0 && r->status < MB_ERR_COUNT_);
             mabeam__mesh__reply__free_unpacked(r, NULL);
         }
         break;
@@ -35,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 2: {
         Mabeam__Mesh__Heartbeat *hb = wire_decode_heartbeat(p, n, &e);
         if (hb) {
-            assert(wire_url_ok(hb->url));
+            CHECK(wire_url_ok(hb->url));
             mabeam__mesh__heartbeat__free_unpacked(hb, NULL);
         }
         break;
@@ -49,9 +60,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 4: {
         Mabeam__Mesh__JoinReply *j = wire_decode_join_reply(p, n, &e);
         if (j) {
-            assert(j->n_members > 0 && j->n_members <= WIRE_MEMBERS_MAX);
+            CHECK(j->n_members > 0 && j->n_members <= WIRE_MEMBERS_MAX);
             for (size_t i = 0; i < j->n_members; i++)
-                assert(j->members[i]->node_id > 0 && wire_url_ok(j->members[i]->url));
+                CHECK(j->members[i]->node_id > 0 && wire_url_ok(j->members[i]->url));
             mabeam__mesh__join_reply__free_unpacked(j, NULL);
         }
         break;
@@ -59,9 +70,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 5: {
         Mabeam__Mesh__AgentBatch *b = wire_decode_agent_batch(p, n, &e);
         if (b) {
-            assert(b->first_seq > 0 && b->n_messages > 0 && b->n_messages <= WIRE_BATCH_MAX);
+            CHECK(b->first_seq > 0 && b->n_messages > 0 && b->n_messages <= WIRE_BATCH_MAX);
             for (size_t i = 0; i < b->n_messages; i++)
-                assert(strlen(b->messages[i]->to_agent) <= WIRE_AGENT_ID_MAX);
+                CHECK(strlen(b->messages[i]->to_agent) <= WIRE_AGENT_ID_MAX);
             mabeam__mesh__agent_batch__free_unpacked(b, NULL);
         }
         break;
