@@ -52,7 +52,6 @@ typedef struct drain_wait {
     api_call *call;
     uint64_t node_id;
     int wait;
-    uint64_t timeout_ms;
     int marking; /* the DRAINING mark is being written (not in p->drains) */
 } drain_wait;
 
@@ -1029,9 +1028,7 @@ void placement_drain(placement *p, api_call *c, uint64_t node_id, int wait, uint
         api_reply_error(c, MB_ENOMEM, "out of memory");
         return;
     }
-    *w = (drain_wait){
-        .p = p, .call = c, .node_id = node_id, .wait = wait, .timeout_ms = timeout_ms, .marking = 1
-    };
+    *w = (drain_wait){ .p = p, .call = c, .node_id = node_id, .wait = wait, .marking = 1 };
     /* Parked at once (a handler answers or parks): the answer comes after
      * the mark's write, and with wait=1 after the agents moved. */
     if (api_call_park(p->n, c, timeout_ms, drain_expire_cb, w) != MB_OK) {
