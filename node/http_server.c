@@ -22,6 +22,9 @@
 #define HTTP_CLOSE_GRACE_MS 100
 /* Default most long-polls parked at once; more are refused (MB_EFULL). */
 #define HTTP_PARKED_MAX 1024
+/* A call its handler left neither answered nor parked is answered 500
+ * after this long, unless the handler answers it first. */
+#define HTTP_UNANSWERED_MS 300000
 /* Largest request head (request line + headers). */
 #define HTTP_HEAD_MAX (16u << 10)
 /* Connections idle this long (nothing outstanding) are closed, and so are
@@ -91,6 +94,7 @@ struct http_server {
     size_t nparked;
     api_call *current; /* call being handled by a route handler */
     int current_done;
+    uint64_t handler_bugs; /* atomic: read from any thread */
 };
 
 static uint64_t now_ns(void)
@@ -280,14 +284,46 @@ static void call_answer_error(api_call *c, int status, int code, const char *msg
     free(j);
 }
 
+static void unanswered_expired(struct node *n, api_call *c, void *arg, int code)
+{
+    (void)n;
+    (void)arg;
+    if (code == MB_ECLOSED)
+        api_reply_error(c, MB_ECLOSED, "node is shutting down");
+    else
+        api_reply_error(c, MB_EINTERNAL,
+                        "internal error: this route's handler never answered (see the node log)");
+}
+
+/* A handler or an expiry callback broke the answer-or-park contract. */
+static void handler_bug(http_server *s, api_call *c)
+{
+    __atomic_fetch_add(&s->handler_bugs, 1, __ATOMIC_RELAXED);
+    if (s->o.bug != NULL)
+        s->o.bug(s->o.bug_arg, c->route);
+}
+
 static void run_handler(http_server *s, api_call *c)
 {
     s->current = c;
     s->current_done = 0;
     c->route->fn(s->o.node, c);
-    /* A handler answers now or parks; anything else is a bug. */
-    assert(s->current_done || c->parked);
     s->current = NULL;
+    if (s->current_done || c->parked)
+        return;
+    /* A handler answers now or parks; anything else is a bug. It is
+     * counted and reported in every build type (tests look for it), and
+     * the call is parked so that it is answered in the end and freed:
+     * by the handler if it still answers, else by the timeout or the
+     * shutdown. When even that fails the call stays as it was left. */
+    handler_bug(s, c);
+    uint64_t ms = s->o.unanswered_ms != 0 ? s->o.unanswered_ms : HTTP_UNANSWERED_MS;
+    (void)api_call_park(s->o.node, c, ms, unanswered_expired, NULL);
+}
+
+uint64_t http_server_handler_bugs(const http_server *s)
+{
+    return __atomic_load_n(&s->handler_bugs, __ATOMIC_RELAXED);
 }
 
 /* ---------------- request parsing ---------------- */
@@ -578,7 +614,8 @@ static void park_timer_cb(uv_timer_t *t)
     s->current = c;
     s->current_done = 0;
     c->expire_cb(s->o.node, c, c->expire_arg, MB_ETIMEDOUT);
-    assert(s->current_done);
+    if (!s->current_done) /* an expiry must answer */
+        handler_bug(s, c);
     s->current = NULL;
 }
 
@@ -897,7 +934,8 @@ void http_server_close(http_server *s)
         s->current = c;
         s->current_done = 0;
         c->expire_cb(s->o.node, c, c->expire_arg, MB_ECLOSED);
-        assert(s->current_done);
+        if (!s->current_done)
+            handler_bug(s, c);
         s->current = NULL;
     }
     /* Idle connections close now; those with an answer being written get

@@ -28,6 +28,15 @@ typedef struct http_server http_server;
  * before routing (404, 400 on the target). */
 typedef void (*http_observe_fn)(void *arg, const api_route *route, int status, uint64_t elapsed_ns);
 
+/* Called on the loop thread when `route`'s handler returned without
+ * answering or parking its call, or a parked call's expiry callback
+ * returned without answering: a bug in that route's code, counted
+ * (http_server_handler_bugs) in every build type. After a handler, the
+ * server parks the call itself: it is answered by the handler if it does
+ * so later, else with 500 MB_EINTERNAL after unanswered_ms, or 503 at
+ * shutdown. */
+typedef void (*http_bug_fn)(void *arg, const api_route *route);
+
 typedef struct http_server_opts {
     const char *listen;       /* "127.0.0.1:7700"; port 0 picks a free port */
     size_t body_limit_bytes;  /* larger bodies get 413 */
@@ -37,6 +46,9 @@ typedef struct http_server_opts {
     size_t parked_max;        /* most parked long-polls; 0 = 1024 */
     http_observe_fn observe;  /* may be NULL */
     void *observe_arg;
+    http_bug_fn bug; /* may be NULL */
+    void *bug_arg;
+    uint64_t unanswered_ms; /* see http_bug_fn; 0 = 300000 */
 } http_server_opts;
 
 /* Start listening. On success *out is owned by the caller and released by
@@ -60,5 +72,9 @@ void http_server_close(http_server *s);
 
 /* Number of calls currently parked (long-polls); loop thread. */
 size_t http_server_parked(const http_server *s);
+
+/* Number of calls whose handler returned without answering or parking
+ * (see http_bug_fn) since the start; any thread. */
+uint64_t http_server_handler_bugs(const http_server *s);
 
 #endif /* MB_NODE_HTTP_SERVER_H */

@@ -180,6 +180,11 @@ static int register_metrics(node *n, mb_error *err)
                                  "Node-local events removed by event_retention.", NULL, 0,
                                  &n->events_pruned, err)) != MB_OK)
         return rv;
+    if ((rv = nc_metrics_counter(n->metrics, "mb_http_handler_bugs_total",
+                                 "API calls whose handler returned without answering or parking "
+                                 "(a bug; each is also logged).",
+                                 NULL, 0, &n->http_handler_bugs, err)) != MB_OK)
+        return rv;
     if ((rv = nc_metrics_hist(n->metrics, "mb_event_log_append_seconds",
                               "Time the control loop spent writing one batch of applied "
                               "commands to the event log.",
@@ -221,6 +226,17 @@ static void http_observe(void *arg, const api_route *route, int status, uint64_t
     NC_LOGKV(n->log, NC_LOG_DEBUG, "http", "request",
              NC_F_STR("route", route != NULL ? route->name : "unmatched"),
              NC_F_I64("status", status), NC_F_U64("us", elapsed_ns / 1000));
+}
+
+/* A route handler returned without answering or parking (http_bug_fn):
+ * a bug. The integration tests fail on this line in any node's log. */
+static void http_bug(void *arg, const api_route *route)
+{
+    node *n = arg;
+    nc_counter_inc(n->http_handler_bugs);
+    NC_LOGKV(n->log, NC_LOG_ERROR, "http",
+             "internal error (bug): handler returned without answering or parking",
+             NC_F_STR("route", route->name), NC_F_STR("pattern", route->pattern));
 }
 
 /* ---- alerts ---- */
@@ -504,6 +520,8 @@ int node_open(node *n, nc_config *cfg, nc_log *log, mb_error *err)
         .node = n,
         .observe = http_observe,
         .observe_arg = n,
+        .bug = http_bug,
+        .bug_arg = n,
     };
     if ((rv = http_server_start(&ho, &n->http, err)) != MB_OK)
         return rv;

@@ -66,7 +66,8 @@ typedef struct node {
     nc_hist *http_latency[API_ROUTES_MAX + 1];
     nc_counter *events_written;
     nc_counter *events_pruned;
-    nc_hist *event_log_append; /* loop: one batch of replicated events, ns */
+    nc_counter *http_handler_bugs; /* handlers that neither answered nor parked */
+    nc_hist *event_log_append;     /* loop: one batch of replicated events, ns */
 
     struct node_services *services; /* NULL before start / after stop */
 

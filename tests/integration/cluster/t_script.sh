@@ -11,7 +11,7 @@ SCRIPT=$(cd "$(dirname "$0")/../../.." && pwd)/scripts/cluster.sh
 base=$(free_port)
 a() { MABEAM_CLUSTER_DIR=$T/a MABEAM_CLUSTER_PORT=$base "$SCRIPT" "$@"; }
 b() { MABEAM_CLUSTER_DIR=$T/b MABEAM_CLUSTER_PORT=$base "$SCRIPT" "$@"; }
-trap 'a down >/dev/null 2>&1; b down >/dev/null 2>&1; cleanup' EXIT
+trap 'rc=$?; a down >/dev/null 2>&1; b down >/dev/null 2>&1; (exit $rc); cleanup' EXIT
 
 # The node's mesh and raft ports (base+1, base+2) are not checked by
 # free_port: a test running beside this one may hold them. Then the node

@@ -32,6 +32,7 @@ int http_fixture_start(http_fixture *f, const api_route *routes, size_t n_routes
         .router = &f->router,
         .loop = &f->loop,
         .parked_max = parked_max,
+        .unanswered_ms = HTTP_FIXTURE_UNANSWERED_MS,
     };
     mb_error e;
     if (http_server_start(&o, &f->srv, &e) != MB_OK) {

@@ -24,6 +24,10 @@ typedef struct http_fixture {
     int loop_close_rv; /* uv_loop_close after http_fixture_stop: 0 when clean */
 } http_fixture;
 
+/* The fixture's server answers a call its handler neither answered nor
+ * parked (a handler bug) with 500 after this long. */
+#define HTTP_FIXTURE_UNANSWERED_MS 300
+
 /* Start a server on 127.0.0.1 (a free port) with `routes` (borrowed:
  * static storage), the body limit and the parked-call limit (0: the
  * default), and run its loop in a new thread. `f` is zeroed first.

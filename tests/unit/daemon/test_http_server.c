@@ -1,7 +1,8 @@
 /* Tests of the HTTP front door in process: the libuv HTTP server on a
  * loop running in its own thread, with a route table of test handlers. Covers concurrent requests
  * (the queue is drained whole), auth, the body limit, parked long-polls (timeout and shutdown)
- * keep-alive with pipelined requests, and a clean close of the loop.
+ * keep-alive with pipelined requests, a handler that neither answers nor parks (a bug, counted
+ * and answered 500), and a clean close of the loop.
  * Clients use the CLI's HTTP client, or raw sockets. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -68,10 +69,19 @@ static void h_park(struct node *n, api_call *c)
         atomic_fetch_add(&fx.parks, 1);
 }
 
+/* A buggy handler: it neither answers nor parks. */
+static void h_forget(struct node *n, api_call *c)
+{
+    (void)n;
+    (void)c;
+    atomic_fetch_add(&fx.handled, 1);
+}
+
 static const api_route routes[] = {
     { "PUT", "/t/echo/{x}", h_echo, API_BODY, "echo" },
     { "GET", "/t/open", h_open, API_NO_AUTH, "open" },
     { "GET", "/t/park", h_park, 0, "park" },
+    { "GET", "/t/forget", h_forget, 0, "forget" },
 };
 
 static int start_with(size_t body_limit, size_t parked_max)
@@ -197,6 +207,29 @@ static void test_parked_call_is_answered_at_its_timeout(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "timed_out"));
     CU_ASSERT(el >= 95);
     cli_response_free(&r);
+    stop();
+    CU_ASSERT_EQUAL(fx.h.loop_close_rv, 0);
+}
+
+/* The answer-or-park contract is checked in every build type, not by an
+ * assert: the broken call is counted and answered 500 in the end, and the
+ * server goes on serving. */
+static void test_handler_that_neither_answers_nor_parks_is_counted_and_answered(void)
+{
+    CU_ASSERT_EQUAL_FATAL(start(1 << 20), 0);
+    cli_response r;
+    long long t0 = mb_test_now_ms();
+    CU_ASSERT_EQUAL(request("GET", "/t/forget", NULL, &r), MB_OK);
+    long long el = mb_test_now_ms() - t0;
+    CU_ASSERT_EQUAL(r.status, 500);
+    CU_ASSERT_PTR_NOT_NULL(r.body != NULL ? strstr(r.body, "MB_EINTERNAL") : NULL);
+    CU_ASSERT(el >= HTTP_FIXTURE_UNANSWERED_MS - 5);
+    cli_response_free(&r);
+    CU_ASSERT_EQUAL(http_server_handler_bugs(fx.h.srv), 1);
+    CU_ASSERT_EQUAL(request("GET", "/t/open", NULL, &r), MB_OK);
+    CU_ASSERT_EQUAL(r.status, 200);
+    cli_response_free(&r);
+    CU_ASSERT_EQUAL(http_server_handler_bugs(fx.h.srv), 1);
     stop();
     CU_ASSERT_EQUAL(fx.h.loop_close_rv, 0);
 }
@@ -359,6 +392,8 @@ static CU_TestInfo tests[] = {
     { "parked_call_is_answered_at_its_timeout", test_parked_call_is_answered_at_its_timeout },
     { "shutdown_answers_parked_calls_and_closes_the_loop",
       test_shutdown_answers_parked_calls_and_closes_the_loop },
+    { "handler_that_neither_answers_nor_parks_is_counted_and_answered",
+      test_handler_that_neither_answers_nor_parks_is_counted_and_answered },
     CU_TEST_INFO_NULL,
 };
 
