@@ -1889,6 +1889,8 @@ int mb_runtime_var_changed_many(mb_runtime *rt, const mb_agent_id *to, size_t n,
         size_t k = 1, room = sizeof(f.ready) / sizeof(f.ready[0]) - f.n_ready;
         while (ord != NULL && done + k < n && k < room && shard_of(rt, to[ord[done + k]]) == s)
             k++;
+        /* Without the order, the run is the one recipient at index done:
+         * &done is its one-element index list. */
         fan_shard(rt, &f, s, to, ord != NULL ? &ord[done] : &done, k, rcs);
         done += k;
         /* The first shard's agents start at once; then full batches. */

@@ -65,10 +65,7 @@ start_one() {
     local i=$1 seeds=""
     [ -f "$DIR/secret" ] || die "no cluster in $DIR (run: up N)"
     if [ "$i" != 1 ] || [ -f "$DIR/n1.joined" ]; then
-        seeds="127.0.0.1:$(mesh_port 1)"
         local n
-        for n in $(cat "$DIR/size"); do :; done
-        seeds=""
         for n in $(seq 1 "$(cat "$DIR/size")"); do
             [ "$n" = "$i" ] && continue
             seeds="${seeds:+$seeds,}127.0.0.1:$(mesh_port "$n")"
