@@ -12,7 +12,10 @@
  * node state. A handler must answer the call exactly once
  * (api_reply_*), now or later; to answer later (long-poll) it parks the call
  * with api_call_park and answers when the awaited thing happens or the park
- * callback fires. */
+ * callback fires. A handler that returns without either, or a park callback
+ * that does not answer, is a bug: the server counts and logs it in every
+ * build type (http_bug_fn in http_server.h), and the integration tests fail
+ * on that log line. */
 #ifndef MB_NODE_API_H
 #define MB_NODE_API_H
 
