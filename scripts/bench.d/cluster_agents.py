@@ -85,15 +85,39 @@ class RawSetter:
                      "Content-Length: " % (var, addr)).encode()
 
     def set_now(self):
-        """Set the variable to now (µs, CLOCK_REALTIME); (status, response
-        body, µs the request took)."""
+        """Set the variable to now (µs, CLOCK_REALTIME); (the raw answer,
+        µs the request took). The answer is only received here, with
+        plain recv() calls: parse() reads it later, after the pause.
+
+        This client shares the cluster's two cores. Parsing the answer with
+        http.client as it arrived cost 0.4 ms of CPU in the middle of the
+        fan-out, and building the response object after the send kept the
+        leader waiting for the core (perf sched, docs/BENCHMARKS.md, session
+        14): both delayed the deliveries being measured."""
         ts = time.time_ns() // 1000
         body = b'{"value":%d}' % ts
         self.sock.sendall(self.head + b"%d\r\n\r\n" % len(body) + body)
-        r = http.client.HTTPResponse(self.sock)  # one answer at a time, as HTTPConnection
-        r.begin()
-        text = r.read().decode("utf-8", "replace")
-        return r.status, text, time.time_ns() // 1000 - ts
+        buf = b""
+        while True:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the leader closed the connection")
+            buf += chunk
+            he = buf.find(b"\r\n\r\n")
+            if he < 0:
+                continue
+            m = re.search(rb"(?im)^content-length:\s*(\d+)", buf[:he])
+            if m is None or len(buf) >= he + 4 + int(m.group(1)):
+                break
+        return buf, time.time_ns() // 1000 - ts
+
+    @staticmethod
+    def parse(raw):
+        """(status, body text) of an answer set_now() received."""
+        head, _, body = raw.partition(b"\r\n\r\n")
+        status_line = head.split(b"\r\n", 1)[0].split()
+        status = int(status_line[1]) if len(status_line) > 1 and status_line[1].isdigit() else 0
+        return status, body.decode("utf-8", "replace")
 
     def close(self):
         self.sock.close()
@@ -282,15 +306,17 @@ def main():
     roles0 = {p: thread_ticks(p) for p in pids} if debug else {}
     for k in range(a.changes):
         if setter is not None:
-            st, body, us = setter.set_now()
+            raw, us = setter.set_now()
+            time.sleep(a.gap_ms / 1000.0)  # the pause first: see set_now
+            st, body = setter.parse(raw)
         else:  # the client used before session 10, for comparison
             ts = time.time_ns() // 1000
             st, body = leader.call("PUT", "/v1/vars/%s" % var, {"value": ts})
             us = time.time_ns() // 1000 - ts
+            time.sleep(a.gap_ms / 1000.0)
         put_ms.append(us / 1000.0)
         if st != 200:
             sys.exit("set: %s %s" % (st, body))
-        time.sleep(a.gap_ms / 1000.0)
     if setter is not None:
         setter.close()
     time.sleep(1.0)
