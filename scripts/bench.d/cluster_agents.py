@@ -300,11 +300,13 @@ def main():
 
     log("%d changes, %d ms apart, set on the leader" % (a.changes, a.gap_ms))
     put_ms = []
+    sent_us = []  # when each change was sent (MB_FANOUT_TRACE)
     setter = RawSetter(leader.addr, var) if a.set_client == "raw" else None
     ticks0 = sum(cpu_ticks(p) for p in pids)
     debug = bool(os.environ.get("MB_FANOUT_DEBUG"))
     roles0 = {p: thread_ticks(p) for p in pids} if debug else {}
     for k in range(a.changes):
+        sent_us.append(time.time_ns() // 1000)
         if setter is not None:
             raw, us = setter.set_now()
             time.sleep(a.gap_ms / 1000.0)  # the pause first: see set_now
@@ -379,6 +381,18 @@ def main():
                 first_only.extend([min(x)] * len(x))
         log("p99 of all samples if none came later than its node's first: %.3f ms" %
             (pct(sorted(first_only), 99) / 1000.0))
+    if os.environ.get("MB_FANOUT_TRACE"):
+        # One JSON line per change: when it was sent (CLOCK_REALTIME µs),
+        # the round trip of its PUT (the leader answers after its own
+        # apply) and its slowest delivery on each node, to lay over a
+        # trace of the host's scheduler.
+        with open(os.environ["MB_FANOUT_TRACE"], "w") as f:
+            for k in range(a.changes):
+                slowest = {addr: max(v[i] for i in range(k, len(v), a.changes))
+                           for addr, v in per_node.items() if len(v) > k}
+                f.write(json.dumps({"change": k, "sent_us": sent_us[k],
+                                    "put_us": round(put_ms[k] * 1000),
+                                    "slowest_us": slowest}) + "\n")
     lat.sort()
     ms = [v / 1000.0 for v in lat]
     emit("watch_fanout_p99_ms", round(pct(ms, 99), 3), "ms", p50_ms=round(pct(ms, 50), 3),
