@@ -196,17 +196,24 @@ static void test_body_limit_and_malformed_json_never_reach_handlers(void)
     CU_ASSERT_EQUAL(fx.h.loop_close_rv, 0);
 }
 
+/* GET `path`: answered `status` with `text` in the body, no sooner than
+ * `min_ms` after the request. */
+static void expect_late_answer(const char *path, int status, const char *text, long long min_ms)
+{
+    cli_response r;
+    long long t0 = mb_test_now_ms();
+    CU_ASSERT_EQUAL(request("GET", path, NULL, &r), MB_OK);
+    long long el = mb_test_now_ms() - t0;
+    CU_ASSERT_EQUAL(r.status, status);
+    CU_ASSERT_PTR_NOT_NULL(r.body != NULL ? strstr(r.body, text) : NULL);
+    CU_ASSERT(el >= min_ms);
+    cli_response_free(&r);
+}
+
 static void test_parked_call_is_answered_at_its_timeout(void)
 {
     CU_ASSERT_EQUAL_FATAL(start(1 << 20), 0);
-    cli_response r;
-    long long t0 = mb_test_now_ms();
-    CU_ASSERT_EQUAL(request("GET", "/t/park?ms=100", NULL, &r), MB_OK);
-    long long el = mb_test_now_ms() - t0;
-    CU_ASSERT_EQUAL(r.status, 200);
-    CU_ASSERT_PTR_NOT_NULL(strstr(r.body, "timed_out"));
-    CU_ASSERT(el >= 95);
-    cli_response_free(&r);
+    expect_late_answer("/t/park?ms=100", 200, "timed_out", 95);
     stop();
     CU_ASSERT_EQUAL(fx.h.loop_close_rv, 0);
 }
@@ -217,15 +224,9 @@ static void test_parked_call_is_answered_at_its_timeout(void)
 static void test_handler_that_neither_answers_nor_parks_is_counted_and_answered(void)
 {
     CU_ASSERT_EQUAL_FATAL(start(1 << 20), 0);
-    cli_response r;
-    long long t0 = mb_test_now_ms();
-    CU_ASSERT_EQUAL(request("GET", "/t/forget", NULL, &r), MB_OK);
-    long long el = mb_test_now_ms() - t0;
-    CU_ASSERT_EQUAL(r.status, 500);
-    CU_ASSERT_PTR_NOT_NULL(r.body != NULL ? strstr(r.body, "MB_EINTERNAL") : NULL);
-    CU_ASSERT(el >= HTTP_FIXTURE_UNANSWERED_MS - 5);
-    cli_response_free(&r);
+    expect_late_answer("/t/forget", 500, "MB_EINTERNAL", HTTP_FIXTURE_UNANSWERED_MS - 5);
     CU_ASSERT_EQUAL(http_server_handler_bugs(fx.h.srv), 1);
+    cli_response r;
     CU_ASSERT_EQUAL(request("GET", "/t/open", NULL, &r), MB_OK);
     CU_ASSERT_EQUAL(r.status, 200);
     cli_response_free(&r);
