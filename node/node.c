@@ -181,7 +181,7 @@ static int register_metrics(node *n, mb_error *err)
                                  &n->events_pruned, err)) != MB_OK)
         return rv;
     if ((rv = nc_metrics_counter(n->metrics, "mb_http_handler_bugs_total",
-                                 "API calls whose handler returned without answering or parking "
+                                 "API calls a handler or its park's expiry left without an answer "
                                  "(a bug; each is also logged).",
                                  NULL, 0, &n->http_handler_bugs, err)) != MB_OK)
         return rv;
@@ -228,14 +228,15 @@ static void http_observe(void *arg, const api_route *route, int status, uint64_t
              NC_F_I64("status", status), NC_F_U64("us", elapsed_ns / 1000));
 }
 
-/* A route handler returned without answering or parking (http_bug_fn):
- * a bug. The integration tests fail on this line in any node's log. */
+/* A route handler returned without answering or parking, or a park's
+ * expiry callback without answering (http_bug_fn): a bug. The integration
+ * tests fail on this line in any node's log. */
 static void http_bug(void *arg, const api_route *route)
 {
     node *n = arg;
     nc_counter_inc(n->http_handler_bugs);
     NC_LOGKV(n->log, NC_LOG_ERROR, "http",
-             "internal error (bug): handler returned without answering or parking",
+             "internal error (bug): an API call was left without an answer or a park",
              NC_F_STR("route", route->name), NC_F_STR("pattern", route->pattern));
 }
 
