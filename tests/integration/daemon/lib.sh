@@ -7,14 +7,20 @@ set -euo pipefail
 : "${MABEAMD:?MABEAMD must point at the mabeamd binary}"
 : "${MABEAM:?MABEAM must point at the mabeam binary}"
 SKIP=77
-T=$(mktemp -d "${TMPDIR:-/tmp}/mabeam-it-XXXXXX")
-PIDS=()
-
 # A test that passed still fails when a node logged an internal error: a
 # broken contract such as an API handler that neither answered nor parked
 # its call (node/http_server.c counts and logs those in every build type;
 # an assert would be compiled out of CI's RelWithDebInfo build).
 BUG_MARK="internal error (bug)"
+# The daemon writes that mark (node/node.c, http_bug): if the two ever
+# differ, the check in cleanup goes blind, so say so at once.
+grep -qF "$BUG_MARK" "$(dirname "${BASH_SOURCE[0]}")/../../../node/node.c" || {
+    echo "FAIL: node/node.c no longer logs \"$BUG_MARK\"; update BUG_MARK in tests/integration/daemon/lib.sh" >&2
+    exit 1
+}
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/mabeam-it-XXXXXX")
+PIDS=()
 
 cleanup() {
     local rc=$? p bugs
