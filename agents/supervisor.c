@@ -627,7 +627,11 @@ int rt_supervisor_add_child(struct mb_runtime *rt, mb_agent_id sup, const mb_spa
         return mb_errorf(err, MB_ENOMEM, "spawn: out of memory");
     }
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
+    pthread_condattr_t ca; /* the 5 s wait below must not follow wall-clock steps */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cv, &ca);
+    pthread_condattr_destroy(&ca);
     c->refs = 2;
     c->opts = *opts;
     c->opts.supervisor = 0;
@@ -644,7 +648,7 @@ int rt_supervisor_add_child(struct mb_runtime *rt, mb_agent_id sup, const mb_spa
                          mb_strerror(rc));
     }
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += 5;
     pthread_mutex_lock(&c->mu);
     while (!c->done) {

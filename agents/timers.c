@@ -249,8 +249,10 @@ static void *timer_main(void *arg)
         pthread_mutex_lock(&t->mu);
         if (t->stop)
             break;
+        /* The condition variable runs on CLOCK_MONOTONIC: a step of the
+         * wall clock (NTP, an operator) must not stall every agent timer. */
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_nsec += 1000000;
         if (ts.tv_nsec >= 1000000000) {
             ts.tv_sec++;
@@ -276,7 +278,11 @@ int rt_timers_start(struct mb_runtime *rt, int manual, struct rt_timers **out)
         return MB_ENOMEM;
     }
     pthread_mutex_init(&t->mu, NULL);
-    pthread_cond_init(&t->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&t->cv, &ca);
+    pthread_condattr_destroy(&ca);
     t->last_ms = rt_monotonic_ms(rt);
     if (!manual && pthread_create(&t->th, NULL, timer_main, t) != 0) {
         pthread_mutex_destroy(&t->mu);

@@ -206,8 +206,8 @@ static uint64_t mono_ms(void)
 /* Wait up to ms for a cancel; 1 when cancelled. */
 static int wait_cancel(slot *sl, uint64_t ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    struct timespec ts; /* s->cv runs on CLOCK_MONOTONIC (studies_open) */
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     ts.tv_sec += (time_t)(ms / 1000);
     ts.tv_nsec += (long)(ms % 1000) * 1000000L;
     if (ts.tv_nsec >= 1000000000L) {
@@ -1627,7 +1627,12 @@ int studies_open(node *n, unsigned slots, mb_error *err)
     s->msgs_tail = &s->msgs;
     s->home_slots = slots;
     pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
+    /* Timed waits on it must not follow steps of the wall clock. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->cv, &ca);
+    pthread_condattr_destroy(&ca);
     uv_timer_init(&n->loop, &s->tick);
     uv_async_init(&n->loop, &s->wake, wake_cb);
     s->tick.data = s->wake.data = s;
