@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "agents/internal.h"
+#include "internal/clock.h"
 
 #define SUP_TAG_RESTART 0x53555052u /* "SUPR" timer */
 
@@ -627,11 +628,7 @@ int rt_supervisor_add_child(struct mb_runtime *rt, mb_agent_id sup, const mb_spa
         return mb_errorf(err, MB_ENOMEM, "spawn: out of memory");
     }
     pthread_mutex_init(&c->mu, NULL);
-    pthread_condattr_t ca; /* the 5 s wait below must not follow wall-clock steps */
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    mb_cond_init_monotonic(&c->cv); /* the 5 s wait below must not follow wall-clock steps */
     c->refs = 2;
     c->opts = *opts;
     c->opts.supervisor = 0;
@@ -647,9 +644,7 @@ int rt_supervisor_add_child(struct mb_runtime *rt, mb_agent_id sup, const mb_spa
         return mb_errorf(err, rc, "spawn: supervisor %llx: %s", (unsigned long long)sup,
                          mb_strerror(rc));
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += 5;
+    struct timespec ts = mb_deadline_in_ms(5000);
     pthread_mutex_lock(&c->mu);
     while (!c->done) {
         if (c->started)

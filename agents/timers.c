@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "agents/internal.h"
+#include "internal/clock.h"
 
 #define WHEEL_SLOTS 512u
 
@@ -249,15 +250,9 @@ static void *timer_main(void *arg)
         pthread_mutex_lock(&t->mu);
         if (t->stop)
             break;
-        /* The condition variable runs on CLOCK_MONOTONIC: a step of the
-         * wall clock (NTP, an operator) must not stall every agent timer. */
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 1000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
+        /* On CLOCK_MONOTONIC: a step of the wall clock (NTP, an operator)
+         * must not stall every agent timer. */
+        struct timespec ts = mb_deadline_in_ms(1);
         pthread_cond_timedwait(&t->cv, &t->mu, &ts);
     }
     pthread_mutex_unlock(&t->mu);
@@ -278,11 +273,7 @@ int rt_timers_start(struct mb_runtime *rt, int manual, struct rt_timers **out)
         return MB_ENOMEM;
     }
     pthread_mutex_init(&t->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&t->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    mb_cond_init_monotonic(&t->cv);
     t->last_ms = rt_monotonic_ms(rt);
     if (!manual && pthread_create(&t->th, NULL, timer_main, t) != 0) {
         pthread_mutex_destroy(&t->mu);

@@ -1,5 +1,6 @@
 /* NNG sockets closed on a thread of their own: see closer.h for why. */
 #include "cluster/closer.h"
+#include "internal/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -79,13 +80,9 @@ int sock_closer_open(sock_closer **out, int (*close_fn)(nng_socket))
     if (c == NULL)
         return MB_ENOMEM;
     c->close_fn = close_fn != NULL ? close_fn : close_default;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->work, NULL);
-    pthread_cond_init(&c->idle, &ca);
-    pthread_condattr_destroy(&ca);
+    mb_cond_init_monotonic(&c->idle);
     if (pthread_create(&c->thr, NULL, closer_main, c) != 0) {
         closer_free(c);
         return MB_EIO;
@@ -129,14 +126,7 @@ int sock_closer_close(sock_closer *c, uint64_t timeout_ms)
 {
     if (c == NULL)
         return MB_OK;
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(timeout_ms / 1000);
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = mb_deadline_in_ms(timeout_ms);
     pthread_mutex_lock(&c->mu);
     c->stop = 1;
     pthread_cond_signal(&c->work);

@@ -36,6 +36,7 @@
 
 #include <mabeam/optim.h>
 
+#include "internal/clock.h"
 #include "consensus/consensus.h"
 #include "node/node.h"
 #include "node/node_log.h"
@@ -206,14 +207,7 @@ static uint64_t mono_ms(void)
 /* Wait up to ms for a cancel; 1 when cancelled. */
 static int wait_cancel(slot *sl, uint64_t ms)
 {
-    struct timespec ts; /* s->cv runs on CLOCK_MONOTONIC (studies_open) */
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = mb_deadline_in_ms(ms); /* s->cv: CLOCK_MONOTONIC */
     pthread_mutex_lock(&sl->s->mu);
     while (!sl->cancel)
         if (pthread_cond_timedwait(&sl->s->cv, &sl->s->mu, &ts) == ETIMEDOUT)
@@ -1627,12 +1621,7 @@ int studies_open(node *n, unsigned slots, mb_error *err)
     s->msgs_tail = &s->msgs;
     s->home_slots = slots;
     pthread_mutex_init(&s->mu, NULL);
-    /* Timed waits on it must not follow steps of the wall clock. */
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    mb_cond_init_monotonic(&s->cv); /* its timed waits must not follow wall-clock steps */
     uv_timer_init(&n->loop, &s->tick);
     uv_async_init(&n->loop, &s->wake, wake_cb);
     s->tick.data = s->wake.data = s;

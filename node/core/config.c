@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "internal/clock.h"
 #include "node/core/telemetry.h"
 
 /* ---- schema --------------------------------------------------------------- */
@@ -878,18 +879,14 @@ int nc_config_new(nc_config **out, mb_error *err)
         goto err_free;
     atomic_init(&cfg->version, 1);
     cfg->next_sub_id = 1;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     if (pthread_rwlock_init(&cfg->rw, NULL) != 0)
         goto err_values;
     if (pthread_mutex_init(&cfg->writer, NULL) != 0)
         goto err_rw;
     if (pthread_mutex_init(&cfg->wait_mu, NULL) != 0)
         goto err_writer;
-    if (pthread_cond_init(&cfg->wait_cv, &ca) != 0)
+    if (mb_cond_init_monotonic(&cfg->wait_cv) != 0)
         goto err_wait_mu;
-    pthread_condattr_destroy(&ca);
     *out = cfg;
     return MB_OK;
 
@@ -900,7 +897,6 @@ err_writer:
 err_rw:
     pthread_rwlock_destroy(&cfg->rw);
 err_values:
-    pthread_condattr_destroy(&ca);
     values_free(cfg->vals);
     rc = mb_errorf(err, MB_ENOMEM, "initialise config locks");
 err_free:
@@ -1614,16 +1610,7 @@ out:
 
 int nc_config_wait(nc_config *cfg, uint64_t since, int64_t timeout_ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    if (timeout_ms < 0)
-        timeout_ms = 0;
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    struct timespec deadline = mb_deadline_in_ms(timeout_ms > 0 ? (uint64_t)timeout_ms : 0);
     int rc = MB_OK;
     pthread_mutex_lock(&cfg->wait_mu);
     while (atomic_load(&cfg->version) <= since) {

@@ -3,6 +3,7 @@
  * waiters/watches released by register. See registry.h. */
 #include "node/core/registry.h"
 #include "node/core/registry_test.h"
+#include "internal/clock.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -873,12 +874,7 @@ int nc_registry_wait(nc_registry *reg, nc_reg_ns ns, const char *name, int64_t t
     w.tag = tag_of(hash_name(w.ns, name, len));
     w.len = len;
     memcpy(w.name, name, len);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    int prc = pthread_cond_init(&w.cv, &ca);
-    pthread_condattr_destroy(&ca);
-    if (prc != 0)
+    if (mb_cond_init_monotonic(&w.cv) != 0)
         return MB_ENOMEM;
 
     int rc = MB_OK;
@@ -895,16 +891,7 @@ int nc_registry_wait(nc_registry *reg, nc_reg_ns ns, const char *name, int64_t t
         goto out;
     }
     list_add(&reg->pending, &w);
-    struct timespec deadline;
-    if (timeout_ms >= 0) {
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += timeout_ms / 1000;
-        deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
-    }
+    struct timespec deadline = mb_deadline_in_ms(timeout_ms >= 0 ? (uint64_t)timeout_ms : 0);
     while (!w.done) {
         int e = timeout_ms >= 0 ? pthread_cond_timedwait(&w.cv, &reg->pend_mu, &deadline)
                                 : pthread_cond_wait(&w.cv, &reg->pend_mu);

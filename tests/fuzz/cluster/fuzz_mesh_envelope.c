@@ -2,7 +2,6 @@
  * arbitrary bytes, then the body decoders of whatever opens; and the
  * seal/open round trip with the input as the body. */
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -3,8 +3,6 @@
  * the cluster secret but misbehaves could send. The first byte picks the
  * decoder; accepted values must respect the documented limits. */
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cluster/wire.h"
