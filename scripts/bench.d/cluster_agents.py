@@ -360,16 +360,20 @@ def main():
         missing += max(0, a.changes - len(vals))
         lat.extend(vals)
         per_node[n.addr].extend(vals)
+    # Each node's samples by change (an agent's samples are in change
+    # order), for the two diagnostics below.
+    by_change = {addr: {} for addr in per_node}
+    if os.environ.get("MB_FANOUT_DEBUG") or os.environ.get("MB_FANOUT_TRACE"):
+        for addr, v in per_node.items():
+            for i, x in enumerate(v):
+                by_change[addr].setdefault(i % a.changes, []).append(x)
     if os.environ.get("MB_FANOUT_DEBUG"):
         # Per node: the five slowest changes; the first agent's latency per
         # change (the commit's share) and the spread from the first to the
         # last agent (the delivery's share); and the p99 of every sample
         # if each agent had seen its change as early as its node's first.
         first_only = []
-        for addr, v in per_node.items():
-            per_change = {}
-            for i, x in enumerate(v):
-                per_change.setdefault(i % a.changes, []).append(x)
+        for addr, per_change in by_change.items():
             slow = sorted((max(x), k) for k, x in per_change.items())[-5:]
             log("%s slowest changes (max us, change#): %s" % (addr, slow))
             firsts = sorted(min(x) for x in per_change.values())
@@ -388,8 +392,7 @@ def main():
         # trace of the host's scheduler.
         with open(os.environ["MB_FANOUT_TRACE"], "w") as f:
             for k in range(a.changes):
-                slowest = {addr: max(v[i] for i in range(k, len(v), a.changes))
-                           for addr, v in per_node.items() if len(v) > k}
+                slowest = {addr: max(pc[k]) for addr, pc in by_change.items() if k in pc}
                 f.write(json.dumps({"change": k, "sent_us": sent_us[k],
                                     "put_us": round(put_ms[k] * 1000),
                                     "slowest_us": slowest}) + "\n")
