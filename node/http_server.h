@@ -73,8 +73,9 @@ void http_server_close(http_server *s);
 /* Number of calls currently parked (long-polls); loop thread. */
 size_t http_server_parked(const http_server *s);
 
-/* Number of calls whose handler returned without answering or parking
- * (see http_bug_fn) since the start; any thread. */
+/* Number of contract breaks (see http_bug_fn: a handler that neither
+ * answered nor parked, an expiry that did not answer) since the start;
+ * any thread. */
 uint64_t http_server_handler_bugs(const http_server *s);
 
 #endif /* MB_NODE_HTTP_SERVER_H */
