@@ -1,7 +1,11 @@
 /* Agent timers: a hashed timing wheel (1 ms ticks, 512 slots) driven by the
  * services' monotonic clock, either by its own thread or, with
  * manual_timers, by explicit mb_runtime_tick() calls (tests with an
- * injected clock). Timers are found by id through a small hash table. */
+ * injected clock). Timers are found by id through a small hash table.
+ *
+ * The thread sleeps until the earliest deadline (on CLOCK_MONOTONIC, so
+ * the services' clock is expected to run at its rate), at most
+ * TIMER_WAIT_MAX_MS; a timer added with an earlier deadline wakes it. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -9,7 +13,8 @@
 #include "agents/internal.h"
 #include "internal/clock.h"
 
-#define WHEEL_SLOTS 512u
+#define WHEEL_SLOTS       512u
+#define TIMER_WAIT_MAX_MS 10000u /* the thread looks at least this often */
 
 struct rt_timer {
     uint64_t id;
@@ -35,7 +40,9 @@ struct rt_timers {
     size_t hmask;
     size_t n;
     uint64_t next_id;
-    uint64_t last_ms; /* every deadline <= last_ms has fired */
+    uint64_t last_ms;    /* every deadline <= last_ms has fired */
+    uint64_t wake_ms;    /* the thread's wait ends then; 0 while it is awake */
+    int short_of_memory; /* the last tick stopped for want of memory */
 };
 
 static size_t hslot(const struct rt_timers *t, uint64_t id)
@@ -143,7 +150,8 @@ int rt_timer_add(struct rt_timers *t, mb_agent_id target, uint64_t delay_ms, uin
     wheel_insert(t, tm);
     if (id != NULL)
         *id = tm->id;
-    pthread_cond_signal(&t->cv);
+    if (tm->deadline_ms < t->wake_ms) /* the thread sleeps past it */
+        pthread_cond_signal(&t->cv);
     pthread_mutex_unlock(&t->mu);
     return 0;
 }
@@ -185,22 +193,31 @@ unsigned rt_timers_tick(struct rt_timers *t)
     if (span > WHEEL_SLOTS)
         span = WHEEL_SLOTS;
     struct rt_timer *requeue = NULL;
-    for (uint64_t i = 0; i < span; i++) {
+    uint64_t fired_to = now; /* every deadline <= fired_to has fired */
+    int short_of_memory = 0;
+    for (uint64_t i = 0; i < span && !short_of_memory; i++) {
         struct rt_timer *tm = t->slots[(from + i) % WHEEL_SLOTS];
         while (tm != NULL) {
             struct rt_timer *nx = tm->next;
             if (tm->deadline_ms <= now) {
+                struct rt_msg *m = NULL;
                 if (ndue == capdue) {
                     size_t nc = capdue ? capdue * 2 : 16;
                     struct due *nd = realloc(due, nc * sizeof(*nd));
-                    if (nd == NULL)
-                        break; /* fire the rest at the next tick */
-                    due = nd;
-                    capdue = nc;
+                    if (nd != NULL) {
+                        due = nd;
+                        capdue = nc;
+                    }
                 }
-                struct rt_msg *m = rt_msg_new(tm->target, MB_MSG_TIMER, tm->tag, tm->data, tm->len);
-                if (m == NULL)
+                if (ndue < capdue)
+                    m = rt_msg_new(tm->target, MB_MSG_TIMER, tm->tag, tm->data, tm->len);
+                if (m == NULL) {
+                    /* The next tick starts again at this slot, whose
+                     * fired timers have left it. */
+                    short_of_memory = 1;
+                    fired_to = from + i - 1;
                     break;
+                }
                 due[ndue++] = (struct due){ m, tm->target, tm->id, tm->period_ms != 0 };
                 wheel_remove(t, tm);
                 if (tm->period_ms != 0) {
@@ -222,7 +239,8 @@ unsigned rt_timers_tick(struct rt_timers *t)
         wheel_insert(t, requeue);
         requeue = nx;
     }
-    t->last_ms = now;
+    t->last_ms = fired_to;
+    t->short_of_memory = short_of_memory;
     pthread_mutex_unlock(&t->mu);
     for (size_t i = 0; i < ndue; i++) {
         if (rt_deliver(t->rt, due[i].target, due[i].m) != 0) {
@@ -235,24 +253,51 @@ unsigned rt_timers_tick(struct rt_timers *t)
     return (unsigned)ndue;
 }
 
+/* Caller holds t->mu. The earliest deadline of a pending timer: the first
+ * slot after last_ms that holds one due in this turn of the wheel, else
+ * (every chain has then been looked at) the least deadline of all. */
+static uint64_t next_deadline_locked(const struct rt_timers *t)
+{
+    uint64_t least = UINT64_MAX;
+    for (uint64_t d = t->last_ms + 1; d <= t->last_ms + WHEEL_SLOTS; d++) {
+        for (const struct rt_timer *tm = t->slots[d % WHEEL_SLOTS]; tm != NULL; tm = tm->next) {
+            if (tm->deadline_ms <= d)
+                return tm->deadline_ms;
+            if (tm->deadline_ms < least)
+                least = tm->deadline_ms;
+        }
+    }
+    return least;
+}
+
 static void *timer_main(void *arg)
 {
     struct rt_timers *t = arg;
-    pthread_setname_np(pthread_self(), "mb-timers");
     pthread_mutex_lock(&t->mu);
     while (!t->stop) {
         if (t->n == 0) {
+            t->wake_ms = UINT64_MAX;
             pthread_cond_wait(&t->cv, &t->mu);
             continue;
         }
+        t->wake_ms = 0; /* awake: timers added now are seen below */
         pthread_mutex_unlock(&t->mu);
         rt_timers_tick(t);
         pthread_mutex_lock(&t->mu);
-        if (t->stop)
-            break;
+        if (t->stop || t->n == 0)
+            continue;
+        uint64_t now = now_ms(t);
+        uint64_t next = t->short_of_memory ? now + 1 : next_deadline_locked(t);
+        if (next <= now)
+            continue; /* due meanwhile */
+        uint64_t wait = next - now < TIMER_WAIT_MAX_MS ? next - now : TIMER_WAIT_MAX_MS;
+        t->wake_ms = now + wait;
         /* On CLOCK_MONOTONIC: a step of the wall clock (NTP, an operator)
-         * must not stall every agent timer. */
-        struct timespec ts = mb_deadline_in_ms(1);
+         * must not stall every agent timer. The wait ends at or after
+         * `next` on the services' clock (its milliseconds are whole, the
+         * deadline adds to the current nanoseconds), so the tick after it
+         * finds the timer due. */
+        struct timespec ts = mb_deadline_in_ms(wait);
         pthread_cond_timedwait(&t->cv, &t->mu, &ts);
     }
     pthread_mutex_unlock(&t->mu);
@@ -282,6 +327,8 @@ int rt_timers_start(struct mb_runtime *rt, int manual, struct rt_timers **out)
         free(t);
         return MB_EUNAVAIL;
     }
+    if (!manual) /* named here, so that it has its name once start returns */
+        pthread_setname_np(t->th, "mb-timers");
     *out = t;
     return 0;
 }

@@ -4,9 +4,11 @@
  * stopping 1,000,000 agents. Supervision, pools and hot swap are in
  * test_supervision.c; port agents in test_port.c. */
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <mabeam/agent_json.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -364,6 +366,77 @@ static void test_timer_thread_fires_with_real_clock(void)
     stop_rt();
 }
 
+/* The voluntary context switches of this process's thread named `name`
+ * (each wait that blocks is one), or -1 if there is none. */
+static long thread_waits(const char *name)
+{
+    long found = -1;
+    DIR *d = opendir("/proc/self/task");
+    if (d == NULL)
+        return -1;
+    struct dirent *e;
+    while (found < 0 && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], line[128] = "";
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        int same = fgets(line, sizeof(line), f) != NULL && strncmp(line, name, strlen(name)) == 0 &&
+                   (line[strlen(name)] == '\n' || line[strlen(name)] == '\0');
+        fclose(f);
+        if (!same)
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        while (fgets(line, sizeof(line), f) != NULL)
+            if (sscanf(line, "voluntary_ctxt_switches: %ld", &found) == 1)
+                break;
+        fclose(f);
+    }
+    closedir(d);
+    return found;
+}
+
+/* The timer thread sleeps until the next deadline: it used to wake every
+ * millisecond while any timer was pending (300 wake-ups for this one). */
+static void test_timer_thread_sleeps_until_the_next_deadline(void)
+{
+    start_rt(0, 2);
+    static struct probe p;
+    probe_reset(&p);
+    mb_agent_id a = probe_spawn(RT, &p);
+    long before = thread_waits("mb-timers");
+    CU_ASSERT_FATAL(before >= 0);
+    long long t0 = mb_test_now_ms();
+    probe_cmd(RT, a, PROBE_AFTER, 300);
+    CU_ASSERT_FATAL(MB_WAIT_UNTIL(probe_find(&p, MB_MSG_TIMER, 77) >= 0, 5000));
+    CU_ASSERT(mb_test_now_ms() - t0 >= 300); /* not early */
+    long waits = thread_waits("mb-timers") - before;
+    CU_ASSERT(waits >= 1);
+    CU_ASSERT(waits <= 20);
+    stop_rt();
+}
+
+/* A timer due before the thread's wait ends wakes it: here the thread
+ * waits for a 60 s timer (its wait is capped at 10 s), and a 20 ms one
+ * must not wait that long. */
+static void test_earlier_timer_wakes_the_sleeping_timer_thread(void)
+{
+    start_rt(0, 2);
+    static struct probe p;
+    probe_reset(&p);
+    mb_agent_id a = probe_spawn(RT, &p);
+    probe_cmd(RT, a, PROBE_EVERY, 60000);
+    CU_ASSERT_EQUAL(mb_runtime_quiesce(RT, 5000), 0); /* the 60 s timer is set */
+    probe_cmd(RT, a, PROBE_AFTER, 20);
+    CU_ASSERT(MB_WAIT_UNTIL(probe_find(&p, MB_MSG_TIMER, 77) >= 0, 5000));
+    CU_ASSERT_EQUAL(probe_find(&p, MB_MSG_TIMER, 78), -1);
+    stop_rt();
+}
+
 static void test_bounded_mailbox_rejects_or_crashes_on_overflow(void)
 {
     start_rt(0, 1);
@@ -649,6 +722,10 @@ static CU_TestInfo core_tests[] = {
     { "handler_error_is_a_crash", test_handler_error_is_a_crash },
     { "timers_fire_by_the_injected_clock", test_timers_fire_by_the_injected_clock },
     { "timer_thread_fires_with_real_clock", test_timer_thread_fires_with_real_clock },
+    { "timer_thread_sleeps_until_the_next_deadline",
+      test_timer_thread_sleeps_until_the_next_deadline },
+    { "earlier_timer_wakes_the_sleeping_timer_thread",
+      test_earlier_timer_wakes_the_sleeping_timer_thread },
     { "bounded_mailbox_rejects_or_crashes_on_overflow",
       test_bounded_mailbox_rejects_or_crashes_on_overflow },
     { "restart_in_place_resumes_from_checkpoint", test_restart_in_place_resumes_from_checkpoint },
