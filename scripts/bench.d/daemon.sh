@@ -19,8 +19,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+free_port() { # below the ephemeral range: scripts/free_port.py says why
+    python3 "$(dirname "${BASH_SOURCE[0]}")/../free_port.py"
 }
 rss_kib() {
     awk '/^VmRSS:/ {print $2}' "/proc/$1/status"
@@ -30,7 +30,10 @@ median() {
 }
 start() { # dir
     port=$(free_port)
+    # Raft and the mesh on free ports too: their defaults may be taken by
+    # a cluster running beside the benchmark.
     "$MABEAMD" --data_dir="$1" --http_address="127.0.0.1:$port" --log_level=warn \
+        --mesh_address="127.0.0.1:$(free_port)" --raft_address="127.0.0.1:$(free_port)" \
         >"$work/log" 2>&1 &
     pid=$!
     local deadline=$(($(date +%s) + 20))

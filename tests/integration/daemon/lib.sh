@@ -74,31 +74,10 @@ wait_until() {
     done
 }
 
-# free_port: a TCP port that nobody listens on right now, chosen at random
-# below the kernel's ephemeral range, as mb_test_free_port (tests/unit/
-# mb_test.h) does: a port from bind(port 0) is an ephemeral one, which any
-# outgoing connection of a test running beside this one may take as its
-# source port before our node binds it.
+# free_port: a TCP port that nobody listens on right now, below the
+# kernel's ephemeral range (scripts/free_port.py says why).
 free_port() {
-    python3 -c '
-import random, socket
-try:
-    lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-except (OSError, ValueError, IndexError):
-    lo = 32768
-for _ in range(200):
-    p = random.randrange(12000, lo - 64)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(p)
-    break
-else:
-    raise SystemExit("free_port: no free port found")'
+    python3 "$(dirname "${BASH_SOURCE[0]}")/../../../scripts/free_port.py"
 }
 
 # start_node NAME [flags...]: start mabeamd with data in $T/NAME on a free
