@@ -213,6 +213,30 @@ def sent_bytes(pids):
     return tot
 
 
+def disk_counts():
+    """The machine's physical disks (those in /sys/block that are not
+    virtual), summed: writes, cache flushes and KiB written so far
+    (/proc/diskstats), and the page cache's dirty and writeback KiB. The
+    changes' figure then says how much else the disk was doing meanwhile:
+    writeback a process's CPU does not show."""
+    disks = {d for d in os.listdir("/sys/block")
+             if "/virtual/" not in os.path.realpath("/sys/block/" + d)}
+    c = {"writes": 0, "flushes": 0, "kib": 0}
+    with open("/proc/diskstats") as f:
+        for line in f:
+            x = line.split()
+            if len(x) >= 14 and x[2] in disks:
+                c["writes"] += int(x[7])
+                c["kib"] += int(x[9]) // 2  # 512-byte sectors
+                c["flushes"] += int(x[18]) if len(x) >= 20 else 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            k, v = line.split(":", 1)
+            if k in ("Dirty", "Writeback"):
+                c[k.lower() + "_kib"] = int(v.split()[0])
+    return c
+
+
 def wait_watches(leader, agents, var, timeout_s=120):
     """Wait until every agent's watch has reached its node's loop (an agent
     registers it from init, through a queue): set one probe value and wait,
@@ -303,6 +327,7 @@ def main():
     sent_us = []  # when each change was sent (MB_FANOUT_TRACE)
     setter = RawSetter(leader.addr, var) if a.set_client == "raw" else None
     ticks0 = sum(cpu_ticks(p) for p in pids)
+    disk0 = disk_counts()
     debug = bool(os.environ.get("MB_FANOUT_DEBUG"))
     roles0 = {p: thread_ticks(p) for p in pids} if debug else {}
     for k in range(a.changes):
@@ -327,6 +352,11 @@ def main():
     # idle work of 30 ms gaps), per delivery: a figure the machine's
     # noise moves less than the latency.
     change_cpu_s = (sum(cpu_ticks(p) for p in pids) - ticks0) / os.sysconf("SC_CLK_TCK")
+    disk1 = disk_counts()
+    disk = {"%s_per_change" % k: round((disk1[k] - disk0[k]) / a.changes, 2)
+            for k in ("writes", "flushes", "kib")}
+    disk["dirty_kib_at_start"] = disk0.get("dirty_kib", -1)
+    disk["writeback_kib_at_start"] = disk0.get("writeback_kib", -1)
     if debug:
         # Where the changes' CPU went, per thread role over the 3 nodes
         # (ms per change; the 30 ms gaps' idle work included).
@@ -404,6 +434,7 @@ def main():
          missing=missing, set_http_p50_ms=round(pct(sorted(put_ms), 50), 3), target=5,
          settled_s=settle_s, settled=quiet, set_client=a.set_client,
          cpu_us_per_delivery=round(change_cpu_s * 1e6 / max(a.changes * a.agents, 1), 2),
+         disk=disk,
          per_node_p50_p99_ms={k + (" (leader)" if k == leader.addr else ""):
                               [round(pct(sorted(v), 50) / 1000.0, 3),
                                round(pct(sorted(v), 99) / 1000.0, 3)]
