@@ -711,6 +711,31 @@ static void port_terminate(mb_ctx *ctx, void *state, int reason)
     pa_free(pa);
 }
 
+/* The protocol's JSON gives a number as a float and an array as an
+ * embedding; the variable's own type decides what they mean, as it does for
+ * the HTTP API: an integral number for an int variable, a number for a
+ * probability, an array for a distribution. Any other mismatch is left to
+ * the node's validation, which names it. */
+static void port_value_retype(mb_ctx *ctx, const char *name, mb_value *v)
+{
+    mb_value cur;
+    uint64_t version;
+    if (mb_var_get(ctx, name, &cur, &version) != MB_OK)
+        return; /* unknown here: the write or proposal says so */
+    mb_vtype want = cur.type;
+    mb_value_free(&cur);
+    if (v->type == MB_VT_FLOAT && want == MB_VT_INT && v->u.f == floor(v->u.f) &&
+        fabs(v->u.f) <= 9007199254740992.0) {
+        int64_t i = (int64_t)v->u.f;
+        v->type = MB_VT_INT;
+        v->u.i = i;
+    } else if (v->type == MB_VT_FLOAT && want == MB_VT_PROBABILITY) {
+        v->type = MB_VT_PROBABILITY;
+    } else if (v->type == MB_VT_EMBEDDING && want == MB_VT_DISTRIBUTION) {
+        v->type = MB_VT_DISTRIBUTION;
+    }
+}
+
 void rt_port_event(mb_ctx *ctx, void *state, uint32_t tag, const void *data, size_t len)
 {
     struct port_agent *pa = state;
@@ -755,10 +780,25 @@ void rt_port_event(mb_ctx *ctx, void *state, uint32_t tag, const void *data, siz
             mb_log(ctx, MB_LOG_WARN, "port: vote: %s", mb_strerror(rc));
         break;
     case PORT_CMD_SET:
+        port_value_retype(ctx, c.text, &c.value);
         rc = mb_var_set(ctx, c.text, &c.value);
         if (rc != 0)
             mb_log(ctx, MB_LOG_WARN, "port: set %s: %s", c.text, mb_strerror(rc));
         break;
+    case PORT_CMD_PROPOSE: {
+        /* Answered at once: the proposal's id, or why there is none (the
+         * outcome comes later, as for any agent: the variable's change). */
+        uint64_t id = 0;
+        port_value_retype(ctx, c.text, &c.value);
+        rc = mb_propose(ctx, c.text, &c.value, &id);
+        char msg[192];
+        if (rc != 0)
+            snprintf(msg, sizeof(msg), "propose %s: %s", c.text, mb_strerror(rc));
+        rc = port_write(ctx, pa->p, port_encode_proposed(c.ref, id, rc, rc != 0 ? msg : NULL));
+        if (rc != 0 && rc != MB_ECLOSED)
+            mb_log(ctx, MB_LOG_WARN, "port: answering propose %s: %s", c.text, mb_strerror(rc));
+        break;
+    }
     case PORT_CMD_STOP:
         mb_stop_self(ctx);
         break;

@@ -279,8 +279,14 @@ int port_decode_line(const char *line, size_t len, port_cmd *out, mb_error *err)
         if (!cJSON_IsBool(a))
             goto bad;
         out->accept = cJSON_IsTrue(a) ? 1 : 0;
-    } else if (strcmp(ty, "set") == 0) {
-        out->type = PORT_CMD_SET;
+    } else if (strcmp(ty, "set") == 0 || strcmp(ty, "propose") == 0) {
+        out->type = ty[0] == 's' ? PORT_CMD_SET : PORT_CMD_PROPOSE;
+        if (out->type == PORT_CMD_PROPOSE) {
+            const cJSON *r = cJSON_GetObjectItemCaseSensitive(root, "ref");
+            what = "ref";
+            if (r != NULL && parse_uint(r, 9007199254740992.0, &out->ref) != 0)
+                goto bad;
+        }
         const cJSON *n = cJSON_GetObjectItemCaseSensitive(root, "name");
         what = "name";
         if (!cJSON_IsString(n) || n->valuestring[0] == '\0')
@@ -480,6 +486,23 @@ char *port_encode_vote(const mb_proposal *p)
     cJSON *val = ok ? value_json(p->value) : NULL;
     if (val == NULL || !cJSON_AddItemToObject(o, "value", val)) {
         cJSON_Delete(val);
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return finish(o);
+}
+
+char *port_encode_proposed(uint64_t ref, uint64_t proposal, int rc, const char *msg)
+{
+    cJSON *o = cJSON_CreateObject();
+    int ok = o && cJSON_AddStringToObject(o, "type", "proposed") &&
+             cJSON_AddNumberToObject(o, "ref", (double)ref);
+    if (ok && rc == MB_OK)
+        ok = cJSON_AddNumberToObject(o, "proposal", (double)proposal) != NULL;
+    else if (ok)
+        ok = cJSON_AddStringToObject(o, "error", mb_errname(rc)) &&
+             cJSON_AddStringToObject(o, "msg", msg != NULL ? msg : mb_strerror(rc));
+    if (!ok) {
         cJSON_Delete(o);
         return NULL;
     }

@@ -22,6 +22,7 @@ typedef enum port_cmd_type {
     PORT_CMD_SET = 6,        /* name, value */
     PORT_CMD_STOP = 7,       /* normal exit */
     PORT_CMD_ERROR = 8,      /* text: the agent reports a failure (a crash) */
+    PORT_CMD_PROPOSE = 9,    /* name, value, ref: answered with "proposed" */
 } port_cmd_type;
 
 /* A decoded line. Owns its heap parts; release with port_cmd_free. */
@@ -32,10 +33,11 @@ typedef struct port_cmd {
     unsigned char *data; /* SEND, CHECKPOINT: len bytes (NUL-terminated too) */
     size_t len;
     int level;         /* LOG */
-    char *text;        /* LOG, ERROR: message; SET: variable name */
+    char *text;        /* LOG, ERROR: message; SET, PROPOSE: variable name */
     uint64_t proposal; /* VOTE */
     int accept;        /* VOTE */
-    mb_value value;    /* SET */
+    uint64_t ref;      /* PROPOSE: the process's own number, echoed in the answer */
+    mb_value value;    /* SET, PROPOSE */
 } port_cmd;
 
 /* Decode one line (without its newline; need not be NUL-terminated). On
@@ -51,6 +53,9 @@ char *port_encode_message(mb_agent_id from, uint32_t type, uint32_t tag, const v
                           size_t len);
 char *port_encode_variable(const char *name, const mb_value *v, uint64_t version);
 char *port_encode_vote(const mb_proposal *p);
+/* The answer to a PROPOSE: {"type":"proposed","ref":R,"proposal":ID} when
+ * rc is MB_OK, else {"type":"proposed","ref":R,"error":"MB_...","msg":msg}. */
+char *port_encode_proposed(uint64_t ref, uint64_t proposal, int rc, const char *msg);
 char *port_encode_simple(const char *type); /* {"type":"checkpoint"} / "stop" */
 
 /* Base64 (RFC 4648, with padding). decode returns MB_EPROTO on bad input;

@@ -51,6 +51,7 @@ class Context:
     def __init__(self, out):
         self._out = out
         self.self_id = None
+        self._next_ref = 0
 
     def _write(self, obj):
         self._out.write(json.dumps(obj, separators=(",", ":")) + "\n")
@@ -88,6 +89,15 @@ class Context:
         """Vote on a proposal (its integer id)."""
         self._write({"type": "vote", "proposal": int(proposal), "accept": bool(accept)})
 
+    def propose(self, name, value):
+        """Propose a value for a consensus variable (docs/proposals.md).
+        Returns this agent's reference number for the request: the node's
+        answer comes to Agent.proposed with the same number, and the
+        outcome, if accepted, as a change of the variable."""
+        self._next_ref += 1
+        self._write({"type": "propose", "name": name, "value": value, "ref": self._next_ref})
+        return self._next_ref
+
     def stop(self):
         """End this agent normally."""
         self._write({"type": "stop"})
@@ -109,6 +119,11 @@ class Agent:
     def vote(self, ctx, proposal, variable, value):
         """Return True/False to vote now, or None and call ctx.vote later."""
         return None
+
+    def proposed(self, ctx, ref, proposal, error):
+        """The node's answer to ctx.propose (ref is what it returned):
+        proposal is the proposal's integer id, or None with error a dict
+        {"error": "MB_...", "msg": "..."} saying why there is none."""
 
     def terminate(self, ctx):
         """Called when the node asks the agent to stop."""
@@ -146,6 +161,10 @@ def run(agent, stdin=None, stdout=None):
                 answer = agent.vote(ctx, obj["proposal"], obj.get("variable"), obj.get("value"))
                 if answer is not None:
                     ctx.vote(obj["proposal"], answer)
+            elif kind == "proposed":
+                err = None if "proposal" in obj else {"error": obj.get("error"),
+                                                      "msg": obj.get("msg")}
+                agent.proposed(ctx, obj.get("ref", 0), obj.get("proposal"), err)
             elif kind == "stop":
                 agent.terminate(ctx)
                 return 0

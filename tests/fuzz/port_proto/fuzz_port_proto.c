@@ -17,6 +17,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             char *line = port_encode_message(c.to, MB_MSG_USER, c.tag, c.data, c.len);
             free(line);
         }
+        if (c.type == PORT_CMD_PROPOSE) { /* both answers the node can give */
+            free(port_encode_proposed(c.ref, c.ref + 1, MB_OK, NULL));
+            free(port_encode_proposed(c.ref, 0, MB_EPERM, c.text));
+        }
         port_cmd_free(&c);
     }
     unsigned char *out;

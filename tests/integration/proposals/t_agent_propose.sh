@@ -3,7 +3,8 @@
 # voters (cluster agents on every node) vote, the decision sets the
 # variable everywhere, and the proposing agent hears OPENED then DECIDED
 # (mabeam/proposal.h); a refused open (a variable with the direct policy,
-# an unknown variable) reaches the agent as REFUSED with the error.
+# an unknown variable) reaches the agent as REFUSED with the error. Then
+# the same through the port protocol, from a Python agent.
 . "$(dirname "$0")/lib_proposals.sh"
 : "${KIND_WATCH:?KIND_WATCH must point at the itwatch kind library}"
 
@@ -60,3 +61,35 @@ wait_until 10 has '^P 4d500002 .*"variable":"nosuch".*"code":"MB_ENOTFOUND"' ||
 value_is 1 d 0 || fail "d changed"
 log_of | grep '^P 4d500002' | sed 's/^/    /'
 pass "a refused open reaches the proposing agent as REFUSED, with the error code and message"
+
+# A port agent proposes through the protocol (docs/port-protocol.md): the
+# node answers with the proposal's number, the notices follow as messages,
+# the decision sets the int variable (the protocol's number made an int by
+# the variable's type); a bad name is refused in the answer itself.
+PY=$(command -v python3) || fail "python3 is needed for the port proposer"
+http POST "http://${HTTP[3]}/v1/agents" "{\"kind\":\"port\",\"name\":\"pyprop\",
+  \"config\":{\"cmd\":[\"$PY\",\"-B\",\"$(cd "$(dirname "$0")" && pwd)/port_proposer.py\"]}}"
+[ "$HTTP_CODE" = 201 ] || [ "$HTTP_CODE" = 200 ] || fail "spawn port proposer: $HTTP_CODE $(cat "$T/body")"
+PP=$(jget "$T/body" 'j["id"]')
+pylog() {
+    curl -fsS -m 3 "http://${HTTP[3]}/v1/agents/$PP/checkpoint" 2>/dev/null |
+        python3 -c 'import base64,json,sys; sys.stdout.write(base64.b64decode(json.load(sys.stdin)["data_b64"]).decode())'
+}
+pyhas() { pylog | grep -q -- "$1"; }
+tellpy() {
+    http POST "http://${HTTP[3]}/v1/agents/$PP/messages" "{\"tag\":7,\"data\":\"$1\"}"
+    [ "$HTTP_CODE" = 200 ] || [ "$HTTP_CODE" = 202 ] || fail "message to the port proposer: $HTTP_CODE $(cat "$T/body")"
+}
+tellpy "k 33"
+wait_until 10 pyhas '^proposed 1 ' || fail "no answer to the port agent's propose: $(pylog)"
+PNUM=$(pylog | grep '^proposed 1 ' | head -n 1 | cut -d' ' -f3)
+wait_until 10 pyhas "^notice 4d500001 .*\"id\":\"$PNUM\"" || fail "no OPENED notice for the port agent: $(pylog)"
+wait_until 20 pyhas "^notice 4d500003 .*\"id\":\"$PNUM\".*\"outcome\":\"accepted\"" ||
+    fail "no DECIDED notice for the port agent: $(pylog)"
+for i in 1 2 3; do
+    wait_until 10 value_is "$i" k 33 || fail "node $i has k=$(value_on "$i" k), want 33"
+done
+tellpy "bad/name! 1"
+wait_until 10 pyhas '^refused 2 MB_EINVAL$' || fail "a bad name was not refused in the answer: $(pylog)"
+echo "port proposer's log:"; pylog | sed 's/^/    /'
+pass "a port agent proposes through the protocol: the answer, the notices and the decided value"

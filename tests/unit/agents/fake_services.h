@@ -52,7 +52,11 @@ struct fake {
     _Atomic uint64_t ncheckpoints;
     _Atomic uint64_t nvotes;
     int last_vote;
-    int record_events; /* 0: only count (for the 1M test) */
+    _Atomic uint64_t nproposals; /* fake_propose: accepted ones */
+    char last_proposal[64];      /* its variable */
+    mb_vtype last_proposal_type; /* its value's type */
+    double last_proposal_value;  /* its value, when a float or an int */
+    int record_events;           /* 0: only count (for the 1M test) */
     _Atomic uint64_t nremote;
     mb_agent_id last_remote_to, last_remote_from;
     uint32_t last_remote_tag;
@@ -218,6 +222,38 @@ static int fake_vote(void *impl, mb_agent_id who, uint64_t pid, int accept)
     return 0;
 }
 
+/* Proposals: accepted with ids 100, 101, ...; the variable "locked" is
+ * refused with MB_EPERM (an error to hand back). */
+static int fake_propose(void *impl, mb_agent_id who, const char *name, const mb_value *value,
+                        uint64_t *proposal_id)
+{
+    struct fake *f = impl;
+    (void)who;
+    if (strcmp(name, "locked") == 0)
+        return MB_EPERM;
+    fake_lock(f);
+    snprintf(f->last_proposal, sizeof(f->last_proposal), "%s", name);
+    f->last_proposal_type = value->type;
+    f->last_proposal_value = value->type == MB_VT_FLOAT ? value->u.f
+                             : value->type == MB_VT_INT ? (double)value->u.i
+                                                        : -1;
+    fake_unlock(f);
+    *proposal_id = 100 + atomic_fetch_add(&f->nproposals, 1);
+    return 0;
+}
+
+/* Variables: one, "k", an int (its value 0, version 1). */
+static int fake_var_get(void *impl, const char *name, mb_value *out, uint64_t *version)
+{
+    (void)impl;
+    if (strcmp(name, "k") != 0)
+        return MB_ENOTFOUND;
+    memset(out, 0, sizeof(*out));
+    out->type = MB_VT_INT;
+    *version = 1;
+    return 0;
+}
+
 static int fake_send_remote(void *impl, mb_agent_id from, mb_agent_id to, uint32_t tag,
                             const void *data, size_t len)
 {
@@ -265,6 +301,8 @@ static void fake_init(struct fake *f, mb_services *svc, int fake_clock)
     svc->telemetry = fake_telemetry;
     svc->checkpoint_saved = fake_ckpt;
     svc->vote = fake_vote;
+    svc->propose = fake_propose;
+    svc->var_get = fake_var_get;
     svc->send_remote = fake_send_remote;
     if (fake_clock) {
         svc->monotonic_ms = fake_mono;

@@ -161,6 +161,56 @@ static void test_python_agent_votes(void)
     stop_rt();
 }
 
+/* The text of the probe's message with `tag`, waited for; NULL if none. */
+static const char *await_text(struct probe *p, uint32_t tag)
+{
+    if (!MB_WAIT_UNTIL(probe_find(p, MB_MSG_USER, tag) >= 0, 10000))
+        return NULL;
+    return p->rec[probe_find(p, MB_MSG_USER, tag)].text;
+}
+
+/* A port agent proposes and hears the node's answer: the proposal's id,
+ * or the error (here the fake services refuse "locked" with MB_EPERM). */
+static void test_python_agent_proposes_and_hears_the_answer(void)
+{
+    start_rt();
+    static struct probe p;
+    probe_reset(&p);
+    mb_agent_id pr = probe_spawn(RT, &p);
+    char cfg[512];
+    py_config(cfg, sizeof(cfg), "proposer_agent.py", NULL);
+    mb_agent_id id;
+    CU_ASSERT_EQUAL_FATAL(spawn_port(cfg, &id, NULL), 0);
+    CU_ASSERT_EQUAL(mb_runtime_deliver(RT, pr, id, 21, "lr 0.25", 7), 0);
+    const char *t = await_text(&p, 21);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_STRING_EQUAL(t, "proposed 100");
+    CU_ASSERT_EQUAL(atomic_load(&F.nproposals), 1);
+    fake_lock(&F);
+    CU_ASSERT_STRING_EQUAL(F.last_proposal, "lr");
+    CU_ASSERT_EQUAL(F.last_proposal_type, MB_VT_FLOAT);
+    CU_ASSERT_DOUBLE_EQUAL(F.last_proposal_value, 0.25, 1e-12);
+    fake_unlock(&F);
+    /* JSON has one kind of number: for the int variable "k" an integral
+     * one is proposed as an int. */
+    CU_ASSERT_EQUAL(mb_runtime_deliver(RT, pr, id, 23, "k 7", 3), 0);
+    t = await_text(&p, 23);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_STRING_EQUAL(t, "proposed 101");
+    fake_lock(&F);
+    CU_ASSERT_STRING_EQUAL(F.last_proposal, "k");
+    CU_ASSERT_EQUAL(F.last_proposal_type, MB_VT_INT);
+    CU_ASSERT_DOUBLE_EQUAL(F.last_proposal_value, 7, 1e-12);
+    fake_unlock(&F);
+    CU_ASSERT_EQUAL(mb_runtime_deliver(RT, pr, id, 22, "locked 1", 8), 0);
+    t = await_text(&p, 22);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT(strncmp(t, "refused MB_EPERM propose locked: ", 33) == 0);
+    CU_ASSERT_EQUAL(atomic_load(&F.nproposals), 2);
+    CU_ASSERT(alive(id)); /* a refused proposal is an answer, not a crash */
+    stop_rt();
+}
+
 static void test_missing_program_is_a_clear_spawn_error(void)
 {
     start_rt();
@@ -265,6 +315,8 @@ static CU_TestInfo port_tests[] = {
     { "supervised_python_agent_restarts_from_checkpoint",
       test_supervised_python_agent_restarts_from_checkpoint },
     { "python_agent_votes", test_python_agent_votes },
+    { "python_agent_proposes_and_hears_the_answer",
+      test_python_agent_proposes_and_hears_the_answer },
     { "missing_program_is_a_clear_spawn_error", test_missing_program_is_a_clear_spawn_error },
     { "garbage_output_crashes_the_agent", test_garbage_output_crashes_the_agent },
     { "process_exit_crashes_the_agent", test_process_exit_crashes_the_agent },
