@@ -9,6 +9,7 @@
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <netinet/in.h>
@@ -20,6 +21,39 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+/* The thread ids of this process whose name (comm) starts with `prefix`,
+ * or is `prefix` when `exact`: the first `max` in `tids`. Returns how many
+ * threads matched (more than max if they did not all fit). */
+static inline int mb_test_threads_named(const char *prefix, int exact, int *tids, int max)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (d == NULL)
+        return 0;
+    size_t plen = strlen(prefix);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue; /* the thread ended */
+        if (fgets(comm, sizeof(comm), f) == NULL)
+            comm[0] = '\0';
+        fclose(f);
+        comm[strcspn(comm, "\n")] = '\0';
+        if (strncmp(comm, prefix, plen) != 0 || (exact && comm[plen] != '\0'))
+            continue;
+        if (n < max)
+            tids[n] = atoi(e->d_name);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
 
 /* Monotonic clock in milliseconds. */
 static inline long long mb_test_now_ms(void)

@@ -4,7 +4,6 @@
  * stopping 1,000,000 agents. Supervision, pools and hot swap are in
  * test_supervision.c; port agents in test_port.c. */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <mabeam/agent_json.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -370,33 +369,19 @@ static void test_timer_thread_fires_with_real_clock(void)
  * (each wait that blocks is one), or -1 if there is none. */
 static long thread_waits(const char *name)
 {
-    long found = -1;
-    DIR *d = opendir("/proc/self/task");
-    if (d == NULL)
+    int tid;
+    if (mb_test_threads_named(name, 1, &tid, 1) < 1)
         return -1;
-    struct dirent *e;
-    while (found < 0 && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[300], line[128] = "";
-        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (f == NULL)
-            continue;
-        int same = fgets(line, sizeof(line), f) != NULL && strncmp(line, name, strlen(name)) == 0 &&
-                   (line[strlen(name)] == '\n' || line[strlen(name)] == '\0');
-        fclose(f);
-        if (!same)
-            continue;
-        snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
-        if ((f = fopen(path, "r")) == NULL)
-            continue;
-        while (fgets(line, sizeof(line), f) != NULL)
-            if (sscanf(line, "voluntary_ctxt_switches: %ld", &found) == 1)
-                break;
-        fclose(f);
-    }
-    closedir(d);
+    char path[64], line[128];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    long found = -1;
+    while (found < 0 && fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "voluntary_ctxt_switches: %ld", &found) != 1)
+            found = -1;
+    fclose(f);
     return found;
 }
 

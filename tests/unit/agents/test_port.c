@@ -169,6 +169,24 @@ static const char *await_text(struct probe *p, uint32_t tag)
     return p->rec[probe_find(p, MB_MSG_USER, tag)].text;
 }
 
+/* Ask the proposer port agent `id` (from the probe `pr`) to propose
+ * `text` ("NAME VALUE") and check its answer, `answer`, and what the fake
+ * services got: `name`, a value of `type` equal to `value`. */
+static void expect_proposal(struct probe *p, mb_agent_id pr, mb_agent_id id, uint32_t tag,
+                            const char *text, const char *answer, const char *name, mb_vtype type,
+                            double value)
+{
+    CU_ASSERT_EQUAL(mb_runtime_deliver(RT, pr, id, tag, text, strlen(text)), 0);
+    const char *t = await_text(p, tag);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_STRING_EQUAL(t, answer);
+    fake_lock(&F);
+    CU_ASSERT_STRING_EQUAL(F.last_proposal, name);
+    CU_ASSERT_EQUAL(F.last_proposal_type, type);
+    CU_ASSERT_DOUBLE_EQUAL(F.last_proposal_value, value, 1e-12);
+    fake_unlock(&F);
+}
+
 /* A port agent proposes and hears the node's answer: the proposal's id,
  * or the error (here the fake services refuse "locked" with MB_EPERM). */
 static void test_python_agent_proposes_and_hears_the_answer(void)
@@ -181,29 +199,12 @@ static void test_python_agent_proposes_and_hears_the_answer(void)
     py_config(cfg, sizeof(cfg), "proposer_agent.py", NULL);
     mb_agent_id id;
     CU_ASSERT_EQUAL_FATAL(spawn_port(cfg, &id, NULL), 0);
-    CU_ASSERT_EQUAL(mb_runtime_deliver(RT, pr, id, 21, "lr 0.25", 7), 0);
-    const char *t = await_text(&p, 21);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
-    CU_ASSERT_STRING_EQUAL(t, "proposed 100");
-    CU_ASSERT_EQUAL(atomic_load(&F.nproposals), 1);
-    fake_lock(&F);
-    CU_ASSERT_STRING_EQUAL(F.last_proposal, "lr");
-    CU_ASSERT_EQUAL(F.last_proposal_type, MB_VT_FLOAT);
-    CU_ASSERT_DOUBLE_EQUAL(F.last_proposal_value, 0.25, 1e-12);
-    fake_unlock(&F);
+    expect_proposal(&p, pr, id, 21, "lr 0.25", "proposed 100", "lr", MB_VT_FLOAT, 0.25);
     /* JSON has one kind of number: for the int variable "k" an integral
      * one is proposed as an int. */
-    CU_ASSERT_EQUAL(mb_runtime_deliver(RT, pr, id, 23, "k 7", 3), 0);
-    t = await_text(&p, 23);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
-    CU_ASSERT_STRING_EQUAL(t, "proposed 101");
-    fake_lock(&F);
-    CU_ASSERT_STRING_EQUAL(F.last_proposal, "k");
-    CU_ASSERT_EQUAL(F.last_proposal_type, MB_VT_INT);
-    CU_ASSERT_DOUBLE_EQUAL(F.last_proposal_value, 7, 1e-12);
-    fake_unlock(&F);
+    expect_proposal(&p, pr, id, 23, "k 7", "proposed 101", "k", MB_VT_INT, 7);
     CU_ASSERT_EQUAL(mb_runtime_deliver(RT, pr, id, 22, "locked 1", 8), 0);
-    t = await_text(&p, 22);
+    const char *t = await_text(&p, 22);
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     CU_ASSERT(strncmp(t, "refused MB_EPERM propose locked: ", 33) == 0);
     CU_ASSERT_EQUAL(atomic_load(&F.nproposals), 2);

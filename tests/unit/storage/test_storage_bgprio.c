@@ -3,7 +3,6 @@
  * idle I/O class; with STORAGE_BG_NORMAL they keep the process's priority.
  * RocksDB's lowering is process-wide and one-way, so the NORMAL test runs
  * first (CUnit keeps the order of the table). */
-#include <dirent.h>
 #include <linux/ioprio.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,36 +43,23 @@ static int thread_nice(const char *tid)
 static struct prio_view view(const char *prefix)
 {
     struct prio_view v = { 0, 0, 0 };
-    DIR *d = opendir("/proc/self/task");
-    if (d == NULL)
-        return v;
     char self[24];
     snprintf(self, sizeof(self), "%d", (int)getpid());
     int base = thread_nice(self); /* what the threads were started with */
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue;
-        char path[300], comm[32] = "";
-        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
-        FILE *f = fopen(path, "r");
-        if (f == NULL)
-            continue;
-        if (fgets(comm, sizeof(comm), f) == NULL)
-            comm[0] = '\0';
-        fclose(f);
-        if (strncmp(comm, prefix, strlen(prefix)) != 0)
-            continue;
+    int tids[256];
+    int n = mb_test_threads_named(prefix, 0, tids, 256);
+    for (int i = 0; i < n && i < 256; i++) {
+        char tid[24];
+        snprintf(tid, sizeof(tid), "%d", tids[i]);
         v.threads++;
-        int nice = thread_nice(de->d_name);
-        long io = syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, atoi(de->d_name));
+        int nice = thread_nice(tid);
+        long io = syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, tids[i]);
         int idle = io >= 0 && IOPRIO_PRIO_CLASS(io) == IOPRIO_CLASS_IDLE;
         if (nice == 19 && idle)
             v.low++;
         else if (nice == base && !idle)
             v.normal++;
     }
-    closedir(d);
     return v;
 }
 
