@@ -237,6 +237,15 @@ def disk_counts():
     return c
 
 
+def host_ticks():
+    """The machine's CPU ticks so far (/proc/stat, all cores): busy (user,
+    nice, system, irq, softirq), stolen by the hypervisor, and in all."""
+    with open("/proc/stat") as f:
+        x = [int(v) for v in f.readline().split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = x
+    return {"busy": user + nice + system + irq + softirq, "steal": steal, "all": sum(x)}
+
+
 def wait_watches(leader, agents, var, timeout_s=120):
     """Wait until every agent's watch has reached its node's loop (an agent
     registers it from init, through a queue): set one probe value and wait,
@@ -328,6 +337,7 @@ def main():
     setter = RawSetter(leader.addr, var) if a.set_client == "raw" else None
     ticks0 = sum(cpu_ticks(p) for p in pids)
     disk0 = disk_counts()
+    host0, me0 = host_ticks(), cpu_ticks(os.getpid())
     debug = bool(os.environ.get("MB_FANOUT_DEBUG"))
     roles0 = {p: thread_ticks(p) for p in pids} if debug else {}
     for k in range(a.changes):
@@ -351,7 +361,16 @@ def main():
     # CPU of the three nodes over the changes (commits, deliveries and the
     # idle work of 30 ms gaps), per delivery: a figure the machine's
     # noise moves less than the latency.
-    change_cpu_s = (sum(cpu_ticks(p) for p in pids) - ticks0) / os.sysconf("SC_CLK_TCK")
+    nodes_ticks = sum(cpu_ticks(p) for p in pids) - ticks0
+    change_cpu_s = nodes_ticks / os.sysconf("SC_CLK_TCK")
+    # The rest of the machine meanwhile, in % of all its cores: the CPU of
+    # other processes (the nodes' and this client's taken out), and the
+    # time the hypervisor gave to other guests.
+    host1, me1 = host_ticks(), cpu_ticks(os.getpid())
+    span = max(host1["all"] - host0["all"], 1)
+    others = host1["busy"] - host0["busy"] - nodes_ticks - (me1 - me0)
+    host = {"others_cpu_pct": round(100.0 * max(others, 0) / span, 1),
+            "steal_pct": round(100.0 * (host1["steal"] - host0["steal"]) / span, 1)}
     disk1 = disk_counts()
     disk = {"%s_per_change" % k: round((disk1[k] - disk0[k]) / a.changes, 2)
             for k in ("writes", "flushes", "kib")}
@@ -434,7 +453,7 @@ def main():
          missing=missing, set_http_p50_ms=round(pct(sorted(put_ms), 50), 3), target=5,
          settled_s=settle_s, settled=quiet, set_client=a.set_client,
          cpu_us_per_delivery=round(change_cpu_s * 1e6 / max(a.changes * a.agents, 1), 2),
-         disk=disk,
+         disk=disk, host=host,
          per_node_p50_p99_ms={k + (" (leader)" if k == leader.addr else ""):
                               [round(pct(sorted(v), 50) / 1000.0, 3),
                                round(pct(sorted(v), 99) / 1000.0, 3)]
