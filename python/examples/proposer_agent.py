@@ -19,7 +19,12 @@ class Proposer(Agent):
         if msg.kind != "message" or not isinstance(msg.data, str):
             return
         name, _, value = msg.data.partition(" ")
-        self.asked[ctx.propose(name, float(value))] = msg
+        try:
+            number = float(value)
+        except ValueError:
+            ctx.reply(msg, "usage: NAME VALUE (a number)")
+            return
+        self.asked[ctx.propose(name, number)] = msg
 
     def proposed(self, ctx, ref, proposal, error):
         msg = self.asked.pop(ref, None)
