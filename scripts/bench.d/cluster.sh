@@ -29,6 +29,12 @@ cleanup() {
     "$HERE/scripts/cluster.sh" down >/dev/null 2>&1 || true
     for p in "${ETCD_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     for p in "${ETCD_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    # MB_CLUSTER_KEEP_LOGS=DIR: the nodes' logs and wrk's output outlive
+    # the run there, to explain an outlier afterwards.
+    if [ -n "${MB_CLUSTER_KEEP_LOGS:-}" ] && mkdir -p "$MB_CLUSTER_KEEP_LOGS"; then
+        cp "$MABEAM_CLUSTER_DIR"/*.log "$W/wrk.log" "$MB_CLUSTER_KEEP_LOGS/" 2>/dev/null || true
+        echo "cluster: logs kept in $MB_CLUSTER_KEEP_LOGS" >&2
+    fi
     rm -rf "$W"
 }
 trap cleanup EXIT
