@@ -718,6 +718,8 @@ static void port_terminate(mb_ctx *ctx, void *state, int reason)
  * the node's validation, which names it. */
 static void port_value_retype(mb_ctx *ctx, const char *name, mb_value *v)
 {
+    if (v->type != MB_VT_FLOAT && v->type != MB_VT_EMBEDDING)
+        return; /* bool, choice: nothing to refine, no copy of the variable to make */
     mb_value cur;
     uint64_t version;
     if (mb_var_get(ctx, name, &cur, &version) != MB_OK)

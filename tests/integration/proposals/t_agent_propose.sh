@@ -27,12 +27,15 @@ done
 http POST "http://${HTTP[2]}/v1/agents" '{"kind":"itwatch","config":"k","name":"prop"}'
 [ "$HTTP_CODE" = 201 ] || [ "$HTTP_CODE" = 200 ] || fail "spawn proposer: $HTTP_CODE $(cat "$T/body")"
 PA=$(jget "$T/body" 'j["id"]')
+# Both proposers (this one, and the port agent below) keep their log as
+# their checkpoint. ON_NODE and AGENT say which one the helpers talk to.
+ON_NODE=2 AGENT=$PA
 tell() {
-    http POST "http://${HTTP[2]}/v1/agents/$PA/messages" "{\"tag\":$1,\"data\":\"$2\"}"
+    http POST "http://${HTTP[$ON_NODE]}/v1/agents/$AGENT/messages" "{\"tag\":$1,\"data\":\"$2\"}"
     [ "$HTTP_CODE" = 200 ] || [ "$HTTP_CODE" = 202 ] || fail "message to the proposer: $HTTP_CODE $(cat "$T/body")"
 }
 log_of() {
-    curl -fsS -m 3 "http://${HTTP[2]}/v1/agents/$PA/checkpoint" 2>/dev/null |
+    curl -fsS -m 3 "http://${HTTP[$ON_NODE]}/v1/agents/$AGENT/checkpoint" 2>/dev/null |
         python3 -c 'import base64,json,sys; sys.stdout.write(base64.b64decode(json.load(sys.stdin)["data_b64"]).decode())'
 }
 has() { log_of | grep -q -- "$1"; }
@@ -70,26 +73,17 @@ PY=$(command -v python3) || fail "python3 is needed for the port proposer"
 http POST "http://${HTTP[3]}/v1/agents" "{\"kind\":\"port\",\"name\":\"pyprop\",
   \"config\":{\"cmd\":[\"$PY\",\"-B\",\"$(cd "$(dirname "$0")" && pwd)/port_proposer.py\"]}}"
 [ "$HTTP_CODE" = 201 ] || [ "$HTTP_CODE" = 200 ] || fail "spawn port proposer: $HTTP_CODE $(cat "$T/body")"
-PP=$(jget "$T/body" 'j["id"]')
-pylog() {
-    curl -fsS -m 3 "http://${HTTP[3]}/v1/agents/$PP/checkpoint" 2>/dev/null |
-        python3 -c 'import base64,json,sys; sys.stdout.write(base64.b64decode(json.load(sys.stdin)["data_b64"]).decode())'
-}
-pyhas() { pylog | grep -q -- "$1"; }
-tellpy() {
-    http POST "http://${HTTP[3]}/v1/agents/$PP/messages" "{\"tag\":7,\"data\":\"$1\"}"
-    [ "$HTTP_CODE" = 200 ] || [ "$HTTP_CODE" = 202 ] || fail "message to the port proposer: $HTTP_CODE $(cat "$T/body")"
-}
-tellpy "k 33"
-wait_until 10 pyhas '^proposed 1 ' || fail "no answer to the port agent's propose: $(pylog)"
-PNUM=$(pylog | grep '^proposed 1 ' | head -n 1 | cut -d' ' -f3)
-wait_until 10 pyhas "^notice 4d500001 .*\"id\":\"$PNUM\"" || fail "no OPENED notice for the port agent: $(pylog)"
-wait_until 20 pyhas "^notice 4d500003 .*\"id\":\"$PNUM\".*\"outcome\":\"accepted\"" ||
-    fail "no DECIDED notice for the port agent: $(pylog)"
+ON_NODE=3 AGENT=$(jget "$T/body" 'j["id"]')
+tell 7 "k 33"
+wait_until 10 has '^proposed 1 ' || fail "no answer to the port agent's propose: $(log_of)"
+PNUM=$(log_of | grep '^proposed 1 ' | head -n 1 | cut -d' ' -f3)
+wait_until 10 has "^notice 4d500001 .*\"id\":\"$PNUM\"" || fail "no OPENED notice for the port agent: $(log_of)"
+wait_until 20 has "^notice 4d500003 .*\"id\":\"$PNUM\".*\"outcome\":\"accepted\"" ||
+    fail "no DECIDED notice for the port agent: $(log_of)"
 for i in 1 2 3; do
     wait_until 10 value_is "$i" k 33 || fail "node $i has k=$(value_on "$i" k), want 33"
 done
-tellpy "bad/name! 1"
-wait_until 10 pyhas '^refused 2 MB_EINVAL$' || fail "a bad name was not refused in the answer: $(pylog)"
-echo "port proposer's log:"; pylog | sed 's/^/    /'
+tell 7 "bad/name! 1"
+wait_until 10 has '^refused 2 MB_EINVAL$' || fail "a bad name was not refused in the answer: $(log_of)"
+echo "port proposer's log:"; log_of | sed 's/^/    /'
 pass "a port agent proposes through the protocol: the answer, the notices and the decided value"

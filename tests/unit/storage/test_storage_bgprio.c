@@ -21,10 +21,10 @@ struct prio_view {
     int normal;  /* of those, at the main thread's nice, not in the idle class */
 };
 
-static int thread_nice(const char *tid)
+static int thread_nice(int tid)
 {
-    char path[300], buf[1024];
-    snprintf(path, sizeof(path), "/proc/self/task/%s/stat", tid);
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return -100;
@@ -43,16 +43,12 @@ static int thread_nice(const char *tid)
 static struct prio_view view(const char *prefix)
 {
     struct prio_view v = { 0, 0, 0 };
-    char self[24];
-    snprintf(self, sizeof(self), "%d", (int)getpid());
-    int base = thread_nice(self); /* what the threads were started with */
+    int base = thread_nice((int)getpid()); /* what the threads were started with */
     int tids[256];
     int n = mb_test_threads_named(prefix, 0, tids, 256);
+    v.threads = n;
     for (int i = 0; i < n && i < 256; i++) {
-        char tid[24];
-        snprintf(tid, sizeof(tid), "%d", tids[i]);
-        v.threads++;
-        int nice = thread_nice(tid);
+        int nice = thread_nice(tids[i]);
         long io = syscall(SYS_ioprio_get, IOPRIO_WHO_PROCESS, tids[i]);
         int idle = io >= 0 && IOPRIO_PRIO_CLASS(io) == IOPRIO_CLASS_IDLE;
         if (nice == 19 && idle)
