@@ -14,6 +14,24 @@
 #include "agents/fake_services.h"
 #include "mb_test.h"
 
+/* Allocation failures on demand (this test links with -Wl,--wrap=malloc,
+ * so the runtime's malloc calls come here): while `malloc_armed` is set on
+ * a thread, its next `malloc_ok_left` calls succeed and the rest fail. */
+void *__real_malloc(size_t n);
+void *__wrap_malloc(size_t n);
+static _Thread_local int malloc_armed;
+static _Thread_local unsigned malloc_ok_left;
+
+void *__wrap_malloc(size_t n)
+{
+    if (malloc_armed) {
+        if (malloc_ok_left == 0)
+            return NULL;
+        malloc_ok_left--;
+    }
+    return __real_malloc(n);
+}
+
 static struct fake F;
 static mb_services SVC;
 static mb_runtime *RT;
@@ -422,6 +440,35 @@ static void test_earlier_timer_wakes_the_sleeping_timer_thread(void)
     stop_rt();
 }
 
+/* A tick that runs out of memory fires what it could and leaves the rest
+ * to the next tick. It used to mark its whole span as fired, so the timers
+ * it could not fire waited a whole turn of the wheel (512 ms). Manual
+ * ticks run on this thread: the failures hit the tick's messages only. */
+static void test_timer_tick_out_of_memory_leaves_the_rest_to_the_next_tick(void)
+{
+    start_rt(1, 2);
+    static struct probe p;
+    probe_reset(&p);
+    mb_agent_id a = probe_spawn(RT, &p);
+    probe_cmd(RT, a, PROBE_AFTER, 10);
+    probe_cmd(RT, a, PROBE_AFTER, 20);
+    probe_cmd(RT, a, PROBE_AFTER, 30);
+    CU_ASSERT_EQUAL(mb_runtime_quiesce(RT, 5000), 0);
+    atomic_fetch_add(&F.mono_ms, 40);
+    malloc_ok_left = 1; /* the 10 ms timer's message, then none */
+    malloc_armed = 1;
+    unsigned fired = mb_runtime_tick(RT);
+    malloc_armed = 0;
+    CU_ASSERT_EQUAL(fired, 1);
+    CU_ASSERT(MB_WAIT_UNTIL(atomic_load(&p.n) == 1, 5000));
+    atomic_fetch_add(&F.mono_ms, 1);
+    CU_ASSERT_EQUAL(mb_runtime_tick(RT), 2);
+    CU_ASSERT(MB_WAIT_UNTIL(atomic_load(&p.n) == 3, 5000));
+    CU_ASSERT_EQUAL(mb_runtime_quiesce(RT, 5000), 0);
+    CU_ASSERT_EQUAL(atomic_load(&p.n), 3);
+    stop_rt();
+}
+
 static void test_bounded_mailbox_rejects_or_crashes_on_overflow(void)
 {
     start_rt(0, 1);
@@ -711,6 +758,8 @@ static CU_TestInfo core_tests[] = {
       test_timer_thread_sleeps_until_the_next_deadline },
     { "earlier_timer_wakes_the_sleeping_timer_thread",
       test_earlier_timer_wakes_the_sleeping_timer_thread },
+    { "timer_tick_out_of_memory_leaves_the_rest_to_the_next_tick",
+      test_timer_tick_out_of_memory_leaves_the_rest_to_the_next_tick },
     { "bounded_mailbox_rejects_or_crashes_on_overflow",
       test_bounded_mailbox_rejects_or_crashes_on_overflow },
     { "restart_in_place_resumes_from_checkpoint", test_restart_in_place_resumes_from_checkpoint },
