@@ -10,17 +10,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "agents/fake_services.h"
 #include "mb_test.h"
 
 /* Allocation failures on demand (this test links with -Wl,--wrap=malloc,
  * so the runtime's malloc calls come here): while `malloc_armed` is set on
- * a thread, its next `malloc_ok_left` calls succeed and the rest fail. */
+ * a thread, its next `malloc_ok_left` calls succeed and the rest fail; while
+ * `malloc_fail_timers` is set, every malloc of the timer thread fails (and
+ * is counted). */
 void *__real_malloc(size_t n);
 void *__wrap_malloc(size_t n);
 static _Thread_local int malloc_armed;
 static _Thread_local unsigned malloc_ok_left;
+static atomic_int malloc_fail_timers;
+static atomic_long malloc_timer_failures;
 
 void *__wrap_malloc(size_t n)
 {
@@ -28,6 +33,13 @@ void *__wrap_malloc(size_t n)
         if (malloc_ok_left == 0)
             return NULL;
         malloc_ok_left--;
+    }
+    if (atomic_load_explicit(&malloc_fail_timers, memory_order_relaxed)) {
+        char name[16] = "";
+        if (prctl(PR_GET_NAME, name) == 0 && strcmp(name, "mb-timers") == 0) {
+            atomic_fetch_add(&malloc_timer_failures, 1);
+            return NULL;
+        }
     }
     return __real_malloc(n);
 }
@@ -469,6 +481,33 @@ static void test_timer_tick_out_of_memory_leaves_the_rest_to_the_next_tick(void)
     stop_rt();
 }
 
+/* Short of memory, the timer thread tries again every millisecond: not in
+ * a busy loop (the due timer's deadline has passed, so waiting for it
+ * would not wait), and without waiting for a later deadline. */
+static void test_timer_thread_short_of_memory_retries_every_millisecond(void)
+{
+    start_rt(0, 2);
+    static struct probe p;
+    probe_reset(&p);
+    mb_agent_id a = probe_spawn(RT, &p);
+    atomic_store(&malloc_timer_failures, 0);
+    atomic_store(&malloc_fail_timers, 1);
+    probe_cmd(RT, a, PROBE_AFTER, 10);
+    CU_ASSERT_FATAL(MB_WAIT_UNTIL(atomic_load(&malloc_timer_failures) >= 3, 5000));
+    /* Its tries over 100 ms: about 100, where a busy loop makes thousands. */
+    long long t0 = mb_test_now_ms();
+    long before = atomic_load(&malloc_timer_failures);
+    CU_ASSERT(MB_WAIT_UNTIL(mb_test_now_ms() - t0 >= 100, 1000)); /* the window */
+    long tries = atomic_load(&malloc_timer_failures) - before;
+    atomic_store(&malloc_fail_timers, 0);
+    if (tries < 10 || tries > 1000)
+        fprintf(stderr, "timer thread: %ld tries in 100 ms\n", tries);
+    CU_ASSERT(tries >= 10);
+    CU_ASSERT(tries <= 1000);
+    CU_ASSERT(MB_WAIT_UNTIL(probe_find(&p, MB_MSG_TIMER, 77) >= 0, 5000));
+    stop_rt();
+}
+
 static void test_bounded_mailbox_rejects_or_crashes_on_overflow(void)
 {
     start_rt(0, 1);
@@ -760,6 +799,8 @@ static CU_TestInfo core_tests[] = {
       test_earlier_timer_wakes_the_sleeping_timer_thread },
     { "timer_tick_out_of_memory_leaves_the_rest_to_the_next_tick",
       test_timer_tick_out_of_memory_leaves_the_rest_to_the_next_tick },
+    { "timer_thread_short_of_memory_retries_every_millisecond",
+      test_timer_thread_short_of_memory_retries_every_millisecond },
     { "bounded_mailbox_rejects_or_crashes_on_overflow",
       test_bounded_mailbox_rejects_or_crashes_on_overflow },
     { "restart_in_place_resumes_from_checkpoint", test_restart_in_place_resumes_from_checkpoint },
