@@ -1549,6 +1549,10 @@ int mb_runtime_start(const mb_runtime_config *cfg, const mb_services *svc, mb_ru
         rt->cfg.slow_turn_us = 10000;
     if (rt->cfg.spin_us == 0)
         rt->cfg.spin_us = 50;
+    else if (rt->cfg.spin_us == MB_RUNTIME_NO_SPIN)
+        rt->cfg.spin_us = 0; /* worker_main spins only when spin_us > 0 */
+    else if (rt->cfg.spin_us > 1000000)
+        rt->cfg.spin_us = 1000000; /* 1 s; and spin_us * 1000 fits */
     if (rt->cfg.port_reply_ms == 0)
         rt->cfg.port_reply_ms = 5000;
     if (rt->svc.monotonic_ms == NULL)

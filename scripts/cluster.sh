@@ -14,7 +14,9 @@
 # MABEAMD (default: build/node/mabeamd, else mabeamd on PATH). Extra
 # mabeamd flags for every node: MABEAM_CLUSTER_FLAGS. Each node runs
 # cores/N agent workers (at least 1) unless those flags or
-# MABEAM_AGENT_WORKERS set agent_workers.
+# MABEAM_AGENT_WORKERS set agent_workers; with N > 1 the idle workers do
+# not spin (agent_spin_us=0) unless those flags or MABEAM_AGENT_SPIN_US
+# set agent_spin_us.
 set -euo pipefail
 
 DIR=${MABEAM_CLUSTER_DIR:-./mabeam-cluster}
@@ -61,6 +63,19 @@ workers_flag() {
     echo "--agent_workers=$((cores / n > 0 ? cores / n : 1))"
 }
 
+# Nor do their idle workers spin: a worker that spins after its queue
+# empties holds a core that another node's control loop or worker waits
+# for (a change seen by agents on every node wakes them all at once).
+# Fresh 3-node clusters on 2 cores, 12 alternating pairs: CPU per
+# delivery lower in 10, fan-out p99 median 4.00 against 4.52 ms
+# (docs/BENCHMARKS.md, session 17).
+spin_flag() {
+    case " ${MABEAM_CLUSTER_FLAGS:-} " in *agent_spin_us* | *agent-spin-us*) return 0 ;; esac
+    [ -z "${MABEAM_AGENT_SPIN_US:-}" ] || return 0
+    [ "$(cat "$DIR/size")" -gt 1 ] || return 0
+    echo "--agent_spin_us=0"
+}
+
 start_one() {
     local i=$1 seeds=""
     [ -f "$DIR/secret" ] || die "no cluster in $DIR (run: up N)"
@@ -79,7 +94,7 @@ start_one() {
         --mesh_address="127.0.0.1:$(mesh_port "$i")" \
         --raft_address="127.0.0.1:$(raft_port "$i")" \
         ${seeds:+--seeds="$seeds"} --cluster_secret="$(cat "$DIR/secret")" \
-        $(workers_flag) ${MABEAM_CLUSTER_FLAGS:-} >>"$DIR/n$i.log" 2>&1 &
+        $(workers_flag) $(spin_flag) ${MABEAM_CLUSTER_FLAGS:-} >>"$DIR/n$i.log" 2>&1 &
     echo $! >"$DIR/n$i.pid"
 }
 

@@ -99,6 +99,12 @@ typedef struct mb_services {
                      size_t len);
 } mb_services;
 
+/* spin_us: idle workers sleep at once, without spinning. For runtimes
+ * whose workers share cores with other busy threads (several nodes on one
+ * host), where a spinning worker holds a core that another thread waits
+ * for. */
+#define MB_RUNTIME_NO_SPIN UINT64_MAX
+
 /* Runtime configuration. Zero fields take the documented defaults. */
 typedef struct mb_runtime_config {
     uint16_t node_id;       /* node part of agent ids (default 1) */
@@ -106,7 +112,8 @@ typedef struct mb_runtime_config {
     unsigned batch;         /* messages per agent turn (default 64) */
     uint64_t slow_turn_us;  /* turns longer than this are reported (default 10000;
                                measured with the coarse clock, ~4 ms resolution) */
-    uint64_t spin_us;       /* an idle worker spins this long before sleeping (default 50) */
+    uint64_t spin_us;       /* an idle worker spins this long before sleeping (default 50, at
+                               most 1 s; MB_RUNTIME_NO_SPIN: it sleeps at once) */
     int manual_timers;      /* 1: no timer thread; call mb_runtime_tick() */
     uint64_t port_reply_ms; /* port agent reply deadline (default 5000) */
 } mb_runtime_config;

@@ -88,6 +88,10 @@ static const nc_config_key schema[NC_CFG_COUNT_] = {
     [NC_CFG_AGENT_WORKERS] = { NC_CFG_AGENT_WORKERS, "agent_workers", NC_CT_INT, "0", false, false,
                                0, 1024, NULL, NULL,
                                "Agent worker threads; 0 means one per CPU core." },
+    [NC_CFG_AGENT_SPIN_US] = { NC_CFG_AGENT_SPIN_US, "agent_spin_us", NC_CT_INT, "50", false, false,
+                               0, 1000000, NULL, NULL,
+                               "Microseconds an idle agent worker spins before it sleeps; 0: it "
+                               "sleeps at once (nodes that share cores with other busy threads)." },
     [NC_CFG_ALERT_RULES] = { NC_CFG_ALERT_RULES, "alert_rules", NC_CT_STRING, "", true, false, 0, 0,
                              NULL, validate_alert_rules,
                              "Alert rules 'name: metric[{l=\"v\"}][:stat] op threshold [for "

@@ -65,6 +65,7 @@ extern "C" {
     X(DURABILITY, "durability")                          /* enum fast|durable */                   \
     X(STORAGE_BACKGROUND, "storage_background_priority") /* enum low|normal */                     \
     X(AGENT_WORKERS, "agent_workers")                    /* int 0..1024, 0 = cores */              \
+    X(AGENT_SPIN_US, "agent_spin_us")                    /* int 0..1000000, 0 = no spin */         \
     X(ALERT_RULES, "alert_rules")                   /* string, telemetry.h syntax, reloadable */   \
     X(ALERT_INTERVAL, "alert_interval")             /* duration, reloadable */                     \
     X(HEARTBEAT_INTERVAL, "heartbeat_interval")     /* duration, mesh heartbeats */                \

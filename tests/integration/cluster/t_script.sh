@@ -32,6 +32,9 @@ pass "up 1 and status"
 curl -fsS "http://127.0.0.1:$base/v1/config/agent_workers" >"$T/w.json" || fail "config"
 [ "$(jget "$T/w.json" 'j["value"]')" = "$(nproc)" ] || fail "agent_workers: $(cat "$T/w.json")"
 [ "$(jget "$T/w.json" 'j["source"]')" = flag ] || fail "agent_workers: $(cat "$T/w.json")"
+curl -fsS "http://127.0.0.1:$base/v1/config/agent_spin_us" >"$T/s.json" || fail "config"
+[ "$(jget "$T/s.json" 'j["value"]')" = 50 ] || fail "agent_spin_us, one node: $(cat "$T/s.json")"
+[ "$(jget "$T/s.json" 'j["source"]')" = default ] || fail "agent_spin_us: $(cat "$T/s.json")"
 pass "agent workers: the host's cores shared among its nodes"
 
 # The daemon names its threads (docs/operations.md, Monitoring).
@@ -105,3 +108,26 @@ fi
 grep -q "node 1 is running" "$T/r.out" || fail "restart: $(cat "$T/r.out")"
 a kill 1 || fail "kill of the stand-in"
 pass "a zombie main thread with a live thread counts as running"
+
+# With more than one node on the host, each gets its share of the cores
+# and its idle workers sleep at once instead of spinning
+# (docs/operations.md).
+c() { MABEAM_CLUSTER_DIR=$T/c MABEAM_CLUSTER_PORT=$base "$SCRIPT" "$@"; }
+trap 'rc=$?; a down >/dev/null 2>&1; b down >/dev/null 2>&1; c down >/dev/null 2>&1; (exit $rc); cleanup' EXIT
+for try in 1 2 3; do
+    base=$(free_port)
+    c up 2 >"$T/c.out" 2>&1 && break
+    grep -q "Address in use" "$T/c.out" && [ "$try" -lt 3 ] || fail "up 2: $(cat "$T/c.out")"
+    c down >/dev/null 2>&1
+    rm -rf "${T:?}/c"
+done
+for port in "$base" "$((base + 10))"; do
+    curl -fsS "http://127.0.0.1:$port/v1/config/agent_spin_us" >"$T/s.json" || fail "config"
+    [ "$(jget "$T/s.json" 'j["value"]')" = 0 ] || fail "agent_spin_us, two nodes: $(cat "$T/s.json")"
+    [ "$(jget "$T/s.json" 'j["source"]')" = flag ] || fail "agent_spin_us: $(cat "$T/s.json")"
+    curl -fsS "http://127.0.0.1:$port/v1/config/agent_workers" >"$T/w.json" || fail "config"
+    want=$(($(nproc) / 2 > 0 ? $(nproc) / 2 : 1))
+    [ "$(jget "$T/w.json" 'j["value"]')" = "$want" ] || fail "agent_workers, two nodes: $(cat "$T/w.json")"
+done
+c down || fail "down of the two nodes"
+pass "two nodes on one host: cores shared, no spinning workers"

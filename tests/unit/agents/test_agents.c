@@ -415,6 +415,69 @@ static long thread_waits(const char *name)
     return found;
 }
 
+/* CPU time (ns) of this process's thread named `name`, from its
+ * schedstat, or -1. */
+static long long thread_cpu_ns(const char *name)
+{
+    int tid;
+    if (mb_test_threads_named(name, 1, &tid, 1) < 1)
+        return -1;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat", tid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    long long ns = -1;
+    if (fscanf(f, "%lld", &ns) != 1)
+        ns = -1;
+    fclose(f);
+    return ns;
+}
+
+/* The CPU one worker spends on 10 messages, each delivered once the
+ * worker has gone to sleep after the one before: its turns, and whatever
+ * it spins before each sleep. */
+static long long worker_cpu_for_10_idle_wakeups(uint64_t spin_us)
+{
+    fake_init(&F, &SVC, 0);
+    mb_runtime_config cfg = { .node_id = 7, .workers = 1, .spin_us = spin_us };
+    mb_error err;
+    CU_ASSERT_FATAL(mb_runtime_start(&cfg, &SVC, &RT, &err) == 0);
+    CU_ASSERT_FATAL(mb_runtime_kind_register(RT, &probe_kind, &err) == 0);
+    static struct probe p;
+    probe_reset(&p);
+    mb_agent_id a = probe_spawn(RT, &p);
+    CU_ASSERT_EQUAL(mb_runtime_quiesce(RT, 5000), 0);
+    /* The worker names itself once it runs. */
+    CU_ASSERT_FATAL(MB_WAIT_UNTIL(thread_cpu_ns("mb-worker-0") >= 0, 5000));
+    long long cpu0 = thread_cpu_ns("mb-worker-0");
+    for (uint32_t i = 0; i < 10; i++) {
+        long waits = thread_waits("mb-worker-0");
+        CU_ASSERT_EQUAL(mb_runtime_deliver(RT, 0, a, 100 + i, NULL, 0), 0);
+        CU_ASSERT(MB_WAIT_UNTIL(probe_find(&p, MB_MSG_USER, 100 + i) >= 0, 5000));
+        /* Asleep again: its count of blocking waits has moved on. */
+        CU_ASSERT(MB_WAIT_UNTIL(thread_waits("mb-worker-0") > waits, 5000));
+    }
+    long long cpu = thread_cpu_ns("mb-worker-0") - cpu0;
+    stop_rt();
+    return cpu;
+}
+
+/* MB_RUNTIME_NO_SPIN: an idle worker sleeps at once. Against a 20 ms spin
+ * (10 wake-ups: at least 200 ms of spinning, 100 asserted, as the host
+ * may take the core away meanwhile), it used a few ms at most. */
+static void test_worker_without_spin_sleeps_at_once(void)
+{
+    long long spun = worker_cpu_for_10_idle_wakeups(20000);
+    long long none = worker_cpu_for_10_idle_wakeups(MB_RUNTIME_NO_SPIN);
+    CU_ASSERT(spun >= 100LL * 1000 * 1000);
+    CU_ASSERT(none >= 0);
+    CU_ASSERT(none < 50LL * 1000 * 1000);
+    if (none >= 50LL * 1000 * 1000 || spun < 100LL * 1000 * 1000)
+        fprintf(stderr, "worker CPU for 10 wake-ups: %lld ns spinning 20 ms, %lld without\n", spun,
+                none);
+}
+
 /* The timer thread sleeps until the next deadline: it used to wake every
  * millisecond while any timer was pending (300 wake-ups for this one). */
 static void test_timer_thread_sleeps_until_the_next_deadline(void)
@@ -796,6 +859,7 @@ static CU_TestInfo core_tests[] = {
     { "handler_error_is_a_crash", test_handler_error_is_a_crash },
     { "timers_fire_by_the_injected_clock", test_timers_fire_by_the_injected_clock },
     { "timer_thread_fires_with_real_clock", test_timer_thread_fires_with_real_clock },
+    { "worker_without_spin_sleeps_at_once", test_worker_without_spin_sleeps_at_once },
     { "timer_thread_sleeps_until_the_next_deadline",
       test_timer_thread_sleeps_until_the_next_deadline },
     { "earlier_timer_wakes_the_sleeping_timer_thread",

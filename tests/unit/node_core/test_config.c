@@ -107,6 +107,7 @@ static void test_precedence_is_default_file_env_flag(void)
     CU_ASSERT_EQUAL(nc_config_source_of(cfg, NC_CFG_HTTP_ADDRESS), NC_CS_FLAG);
     /* default */
     CU_ASSERT_STRING_EQUAL(text_of(cfg, NC_CFG_MESH_ADDRESS), "127.0.0.1:7701");
+    CU_ASSERT_EQUAL(nc_config_int(cfg, NC_CFG_AGENT_SPIN_US), 50);
     nc_config_free(cfg);
 }
 
@@ -205,6 +206,8 @@ static void test_bad_values_are_refused_with_key_and_reason(void)
     expect_error("node_id = abc\n", NULL, 0, NULL, MB_EINVAL, "key 'node_id'", "is not an integer");
     expect_error("agent_workers = 5000\n", NULL, 0, NULL, MB_ERANGE, "key 'agent_workers'",
                  "out of range (0..1024)");
+    expect_error("agent_spin_us = 2000000\n", NULL, 0, NULL, MB_ERANGE, "key 'agent_spin_us'",
+                 "out of range (0..1000000)");
     expect_error("node_id = 0\n", NULL, 0, NULL, MB_ERANGE, "key 'node_id'", "out of range");
     expect_error("failure_timeout = 30\n", NULL, 0, NULL, MB_EINVAL, "key 'failure_timeout'",
                  "is not a duration");
