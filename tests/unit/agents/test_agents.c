@@ -464,16 +464,17 @@ static long long worker_cpu_for_10_idle_wakeups(uint64_t spin_us)
 }
 
 /* MB_RUNTIME_NO_SPIN: an idle worker sleeps at once. Against a 20 ms spin
- * (10 wake-ups: at least 200 ms of spinning, 100 asserted, as the host
- * may take the core away meanwhile), it used a few ms at most. */
+ * (10 wake-ups: 200 ms of spinning by the clock, 0.19-0.20 s of CPU here;
+ * 40 ms asserted, as a loaded host takes the core away meanwhile), it used
+ * 0.1-0.15 ms here; under 20 ms asserted (sanitizer builds, loaded host). */
 static void test_worker_without_spin_sleeps_at_once(void)
 {
     long long spun = worker_cpu_for_10_idle_wakeups(20000);
     long long none = worker_cpu_for_10_idle_wakeups(MB_RUNTIME_NO_SPIN);
-    CU_ASSERT(spun >= 100LL * 1000 * 1000);
+    CU_ASSERT(spun >= 40LL * 1000 * 1000);
     CU_ASSERT(none >= 0);
-    CU_ASSERT(none < 50LL * 1000 * 1000);
-    if (none >= 50LL * 1000 * 1000 || spun < 100LL * 1000 * 1000)
+    CU_ASSERT(none < 20LL * 1000 * 1000);
+    if (none >= 20LL * 1000 * 1000 || spun < 40LL * 1000 * 1000)
         fprintf(stderr, "worker CPU for 10 wake-ups: %lld ns spinning 20 ms, %lld without\n", spun,
                 none);
 }
