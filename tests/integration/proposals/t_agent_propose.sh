@@ -34,6 +34,16 @@ tell() {
     http POST "http://${HTTP[$ON_NODE]}/v1/agents/$AGENT/messages" "{\"tag\":$1,\"data\":\"$2\"}"
     [ "$HTTP_CODE" = 200 ] || [ "$HTTP_CODE" = 202 ] || fail "message to the proposer: $HTTP_CODE $(cat "$T/body")"
 }
+# For a failure: the proposal as each node has it (votes, or the outcome),
+# k on each node and where the voters run.
+state_of() {
+    local i
+    for i in 1 2 3; do
+        echo "node $i: proposal $(curl -sS -m 3 "http://${HTTP[$i]}/v1/proposals/$1" 2>&1)"
+        echo "node $i: k=$(value_on "$i" k)"
+        echo "voter y$i: $(curl -sS -m 3 "http://${HTTP[1]}/v1/cluster/agents/y$i" 2>&1)"
+    done
+}
 log_of() {
     curl -fsS -m 3 "http://${HTTP[$ON_NODE]}/v1/agents/$AGENT/checkpoint" 2>/dev/null |
         python3 -c 'import base64,json,sys; sys.stdout.write(base64.b64decode(json.load(sys.stdin)["data_b64"]).decode())'
@@ -44,7 +54,8 @@ tell 104 "k 21"
 wait_until 10 has '^p 0 ' || fail "mb_propose: $(log_of)"
 NUM=$(log_of | grep '^p 0 ' | head -n 1 | cut -d' ' -f3)
 wait_until 10 has "^P 4d500001 .*\"id\":\"$NUM\"" || fail "no OPENED notice: $(log_of)"
-wait_until 20 has "^P 4d500003 .*\"outcome\":\"accepted\"" || fail "no DECIDED notice: $(log_of)"
+wait_until 20 has "^P 4d500003 .*\"outcome\":\"accepted\"" ||
+    fail "no DECIDED notice: $(log_of)$(echo; state_of "$NUM")"
 log_of | grep "^P 4d500003" | grep -q "\"id\":\"$NUM\"" || fail "DECIDED of another proposal: $(log_of)"
 for i in 1 2 3; do
     wait_until 10 value_is "$i" k 21 || fail "node $i has k=$(value_on "$i" k), want 21"
@@ -79,7 +90,7 @@ wait_until 10 has '^proposed 1 ' || fail "no answer to the port agent's propose:
 PNUM=$(log_of | grep '^proposed 1 ' | head -n 1 | cut -d' ' -f3)
 wait_until 10 has "^notice 4d500001 .*\"id\":\"$PNUM\"" || fail "no OPENED notice for the port agent: $(log_of)"
 wait_until 20 has "^notice 4d500003 .*\"id\":\"$PNUM\".*\"outcome\":\"accepted\"" ||
-    fail "no DECIDED notice for the port agent: $(log_of)"
+    fail "no DECIDED notice for the port agent: $(log_of)$(echo; state_of "$PNUM")"
 for i in 1 2 3; do
     wait_until 10 value_is "$i" k 33 || fail "node $i has k=$(value_on "$i" k), want 33"
 done
