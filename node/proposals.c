@@ -75,7 +75,7 @@ struct node_proposals {
     int handles;   /* open handles */
     unsigned refs; /* batches and opens in flight + 1 while running */
     uint64_t sent_batches, sent_votes;
-    struct agent_open *agent_opens; /* loop only: open agents' proposals */
+    node_agent_open *agent_opens; /* loop only: notices owed to proposing agents */
     node_proposals *next_module;
     int registered;
 };
@@ -366,13 +366,68 @@ typedef struct open_req {
     char *name;
 } open_req;
 
-/* An agent's proposal that opened: its decision goes back to the agent. */
-typedef struct agent_open {
-    struct agent_open *next;
-    char id[24];
-    mb_agent_id who;
-    uint64_t num;
-} agent_open;
+/* ---- the notices owed to proposing agents (pure; loop thread) ---- */
+
+int node_agent_open_add(node_agent_open **head, const char *id, uint64_t who, uint64_t num,
+                        const char *name)
+{
+    node_agent_open *e = calloc(1, sizeof(*e));
+    if (e == NULL || (e->name = strdup(name)) == NULL) {
+        free(e);
+        return MB_ENOMEM;
+    }
+    snprintf(e->id, sizeof(e->id), "%s", id);
+    e->who = who;
+    e->num = num;
+    e->next = *head;
+    *head = e;
+    return MB_OK;
+}
+
+static node_agent_open **agent_open_slot(node_agent_open **head, const char *id)
+{
+    node_agent_open **pp = head;
+    while (*pp != NULL && strcmp((*pp)->id, id) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+unsigned node_agent_open_on_result(node_agent_open **head, const char *id, int ok,
+                                   node_agent_open **entry)
+{
+    node_agent_open **pp = agent_open_slot(head, id);
+    node_agent_open *e = *entry = *pp;
+    if (e == NULL)
+        return 0; /* decided first: OPENED and DECIDED told already */
+    if (!ok) {
+        *pp = e->next;
+        e->next = NULL;
+        return NODE_TELL_REFUSED;
+    }
+    if (e->told_open)
+        return 0;
+    e->told_open = 1;
+    return NODE_TELL_OPENED;
+}
+
+unsigned node_agent_open_on_close(node_agent_open **head, const char *id, node_agent_open **entry)
+{
+    node_agent_open **pp = agent_open_slot(head, id);
+    node_agent_open *e = *entry = *pp;
+    if (e == NULL)
+        return 0;
+    *pp = e->next;
+    e->next = NULL;
+    return NODE_TELL_DECIDED | (e->told_open ? 0 : NODE_TELL_OPENED);
+}
+
+void node_agent_open_free(node_agent_open *e)
+{
+    if (e != NULL) {
+        free(e->name);
+        free(e);
+    }
+}
 
 /* failover2: tell the proposing agent (MB_TAG_PROPOSAL_*, JSON `j`, which
  * this consumes). A gone agent is not an error. */
@@ -401,27 +456,27 @@ static void tell_refused(node_proposals *p, mb_agent_id who, uint64_t num, const
     tell_agent(p, who, MB_TAG_PROPOSAL_REFUSED, j);
 }
 
+static void tell_opened(node_proposals *p, const node_agent_open *e)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "proposal", (double)e->num);
+    cJSON_AddStringToObject(j, "id", e->id);
+    cJSON_AddStringToObject(j, "variable", e->name);
+    tell_agent(p, e->who, MB_TAG_PROPOSAL_OPENED, j);
+}
+
 static void open_done_cb(void *arg, const consensus_result *res)
 {
     open_req *o = arg;
     node_proposals *p = o->p;
-    if (res->code != MB_OK) {
+    node_agent_open *e = NULL;
+    unsigned tell = node_agent_open_on_result(&p->agent_opens, o->id, res->code == MB_OK, &e);
+    if (tell & NODE_TELL_REFUSED) {
         tell_refused(p, o->who, o->num, o->name, res->code,
                      res->msg[0] ? res->msg : mb_strerror(res->code));
-    } else {
-        agent_open *ao = calloc(1, sizeof(*ao));
-        if (ao != NULL) {
-            snprintf(ao->id, sizeof(ao->id), "%s", o->id);
-            ao->who = o->who;
-            ao->num = o->num;
-            ao->next = p->agent_opens;
-            p->agent_opens = ao;
-        }
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddNumberToObject(j, "proposal", (double)o->num);
-        cJSON_AddStringToObject(j, "id", o->id);
-        cJSON_AddStringToObject(j, "variable", o->name);
-        tell_agent(p, o->who, MB_TAG_PROPOSAL_OPENED, j);
+        node_agent_open_free(e);
+    } else if (tell & NODE_TELL_OPENED) {
+        tell_opened(p, e);
     }
     free(o->name);
     free(o);
@@ -429,23 +484,23 @@ static void open_done_cb(void *arg, const consensus_result *res)
 }
 
 /* A proposal closed (`payload` = its proposal.close event, may be NULL):
- * an agent of this node that opened it hears the decision. */
+ * an agent of this node that opened it hears the decision, after OPENED
+ * if the open's result is still on its way. */
 static void agent_open_decided(node_proposals *p, const char *id, const char *payload)
 {
-    for (agent_open **pp = &p->agent_opens; *pp != NULL; pp = &(*pp)->next) {
-        agent_open *ao = *pp;
-        if (strcmp(ao->id, id) != 0)
-            continue;
-        *pp = ao->next;
+    node_agent_open *e = NULL;
+    unsigned tell = node_agent_open_on_close(&p->agent_opens, id, &e);
+    if (tell & NODE_TELL_OPENED)
+        tell_opened(p, e);
+    if (tell & NODE_TELL_DECIDED) {
         cJSON *j = payload != NULL ? cJSON_Parse(payload) : NULL;
         if (j == NULL)
             j = cJSON_CreateObject();
         cJSON_DeleteItemFromObjectCaseSensitive(j, "proposal");
-        cJSON_AddNumberToObject(j, "proposal", (double)ao->num);
-        tell_agent(p, ao->who, MB_TAG_PROPOSAL_DECIDED, j);
-        free(ao);
-        return;
+        cJSON_AddNumberToObject(j, "proposal", (double)e->num);
+        tell_agent(p, e->who, MB_TAG_PROPOSAL_DECIDED, j);
     }
+    node_agent_open_free(e);
 }
 
 /* Voters of an agent's proposal: every live cluster agent. */
@@ -488,10 +543,19 @@ static void open_agent_proposal(node_proposals *p, agent_prop *ap)
                               .voters = voters,
                               .n_voters = nv,
                               .deadline_ms = node_wall_ms() + AGENT_DEADLINE_MS };
-        p->refs++;
-        rc = repl_submit(p->n->repl, &cmd, SUBMIT_TIMEOUT_MS, open_done_cb, o);
-        if (rc != MB_OK)
-            p->refs--;
+        /* Listed first: the decision may be applied here before the
+         * open's result comes back (node_agent_open). */
+        rc = node_agent_open_add(&p->agent_opens, o->id, ap->who, ap->num, ap->name);
+        if (rc == MB_OK) {
+            p->refs++;
+            rc = repl_submit(p->n->repl, &cmd, SUBMIT_TIMEOUT_MS, open_done_cb, o);
+            if (rc != MB_OK) {
+                p->refs--;
+                node_agent_open *e = NULL;
+                (void)node_agent_open_on_result(&p->agent_opens, o->id, 0, &e);
+                node_agent_open_free(e);
+            }
+        }
     }
     free(voters);
     if (rc != MB_OK) {
@@ -747,8 +811,8 @@ static void module_free(node_proposals *p)
         p->tracked = next;
     }
     while (p->agent_opens != NULL) {
-        agent_open *next = p->agent_opens->next;
-        free(p->agent_opens);
+        node_agent_open *next = p->agent_opens->next;
+        node_agent_open_free(p->agent_opens);
         p->agent_opens = next;
     }
     pthread_mutex_destroy(&p->mu);

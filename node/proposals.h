@@ -63,6 +63,43 @@ uint64_t node_proposal_num_of(const char *id, uint64_t opened);
 int node_proposals_voters_by_caps(const consensus_sm *sm, const char *const *caps, size_t ncaps,
                                   const char ***out, uint32_t *n);
 
+/* The notices owed to an agent that opened a proposal on this node
+ * (loop thread only). Its OPENED notice follows the open's result and
+ * its DECIDED notice the decision's apply here, and on a follower the
+ * decision can be applied first: the open's result comes back from the
+ * leader over the mesh, the votes and the decision through raft. The
+ * entry is listed before the open is submitted, so either order gives
+ * OPENED, then DECIDED, each once. */
+typedef struct node_agent_open {
+    struct node_agent_open *next;
+    char id[24];  /* the proposal's id (decimal) */
+    uint64_t who; /* the proposing agent */
+    uint64_t num; /* the id as agents see it */
+    char *name;   /* the variable (owned) */
+    int told_open;
+} node_agent_open;
+
+#define NODE_TELL_OPENED  1u
+#define NODE_TELL_DECIDED 2u
+#define NODE_TELL_REFUSED 4u
+
+/* List an open about to be submitted. MB_ENOMEM. */
+int node_agent_open_add(node_agent_open **head, const char *id, uint64_t who, uint64_t num,
+                        const char *name);
+/* The open's result came: `ok` or not. Returns the notice to send for
+ * *entry: NODE_TELL_OPENED (once; the entry stays listed for the
+ * decision), NODE_TELL_REFUSED (the entry is taken out of the list: the
+ * caller frees it), or 0 with *entry NULL when the decision came first
+ * and was told already. */
+unsigned node_agent_open_on_result(node_agent_open **head, const char *id, int ok,
+                                   node_agent_open **entry);
+/* Proposal `id` was decided here. Returns NODE_TELL_DECIDED, with
+ * NODE_TELL_OPENED first if its result has not come yet, and takes the
+ * entry out of the list (the caller frees it); 0 and NULL when no agent
+ * of this node opened it. */
+unsigned node_agent_open_on_close(node_agent_open **head, const char *id, node_agent_open **entry);
+void node_agent_open_free(node_agent_open *e);
+
 /* Registered by api_proposals.c: proposal `id` closed at `index`;
  * `close_json` (borrowed, may be NULL) is the payload of its
  * proposal.close event. Answers parked watches of it. */

@@ -1,6 +1,7 @@
 /* Tests of the pure helpers of node/proposals.c: the numeric id agents
- * see, and "all live cluster agents having capabilities X" resolved from
- * the replicated agents table. */
+ * see, "all live cluster agents having capabilities X" resolved from
+ * the replicated agents table, and the notices owed to a proposing agent
+ * whichever of the open's result and the decision comes first. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,11 +78,75 @@ static void test_voters_by_caps_are_live_agents_having_every_cap(void)
     consensus_sm_free(sm);
 }
 
+/* The usual order: the open's result, then the decision. */
+static void test_agent_open_result_then_decision_tells_opened_then_decided(void)
+{
+    node_agent_open *head = NULL, *e = NULL;
+    CU_ASSERT_EQUAL_FATAL(node_agent_open_add(&head, "17", 5, 17, "k"), MB_OK);
+    CU_ASSERT_EQUAL(node_agent_open_on_result(&head, "17", 1, &e), NODE_TELL_OPENED);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->who, 5);
+    CU_ASSERT_EQUAL(e->num, 17);
+    CU_ASSERT_STRING_EQUAL(e->name, "k");
+    CU_ASSERT_PTR_EQUAL(head, e); /* still listed, for the decision */
+    CU_ASSERT_EQUAL(node_agent_open_on_close(&head, "17", &e), NODE_TELL_DECIDED);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_PTR_NULL(head);
+    node_agent_open_free(e);
+}
+
+/* On a follower the decision can be applied before the open's result
+ * comes back from the leader (CI run 52: the agent heard OPENED and never
+ * DECIDED). It gets both, in order, and the late result tells nothing. */
+static void test_agent_open_decision_first_tells_opened_and_decided_once(void)
+{
+    node_agent_open *head = NULL, *e = NULL;
+    CU_ASSERT_EQUAL_FATAL(node_agent_open_add(&head, "9", 1, 9, "a"), MB_OK);
+    CU_ASSERT_EQUAL_FATAL(node_agent_open_add(&head, "17", 5, 17, "k"), MB_OK);
+    CU_ASSERT_EQUAL(node_agent_open_on_close(&head, "17", &e),
+                    NODE_TELL_OPENED | NODE_TELL_DECIDED);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_EQUAL(e->who, 5);
+    node_agent_open_free(e);
+    CU_ASSERT_EQUAL(node_agent_open_on_result(&head, "17", 1, &e), 0);
+    CU_ASSERT_PTR_NULL(e);
+    CU_ASSERT_EQUAL(node_agent_open_on_result(&head, "17", 0, &e), 0); /* nor a late error */
+    CU_ASSERT_EQUAL(node_agent_open_on_close(&head, "17", &e), 0);     /* nor a second close */
+    /* The other agent's open is untouched. */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(head);
+    CU_ASSERT_STRING_EQUAL(head->id, "9");
+    CU_ASSERT_EQUAL(node_agent_open_on_result(&head, "9", 1, &e), NODE_TELL_OPENED);
+    CU_ASSERT_EQUAL(node_agent_open_on_result(&head, "9", 1, &e), 0); /* OPENED once */
+    CU_ASSERT_EQUAL(node_agent_open_on_close(&head, "9", &e), NODE_TELL_DECIDED);
+    node_agent_open_free(e);
+    CU_ASSERT_PTR_NULL(head);
+}
+
+/* A failed open is refused and forgotten: no decision follows it. */
+static void test_agent_open_failure_is_refused_and_forgotten(void)
+{
+    node_agent_open *head = NULL, *e = NULL;
+    CU_ASSERT_EQUAL_FATAL(node_agent_open_add(&head, "17", 5, 17, "k"), MB_OK);
+    CU_ASSERT_EQUAL(node_agent_open_on_result(&head, "17", 0, &e), NODE_TELL_REFUSED);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_PTR_NULL(head);
+    node_agent_open_free(e);
+    CU_ASSERT_EQUAL(node_agent_open_on_close(&head, "17", &e), 0);
+    CU_ASSERT_PTR_NULL(e);
+    node_agent_open_free(NULL);
+}
+
 static CU_TestInfo tests[] = {
     { "test_numeric_id_is_the_decimal_id_else_the_open_index",
       test_numeric_id_is_the_decimal_id_else_the_open_index },
     { "test_voters_by_caps_are_live_agents_having_every_cap",
       test_voters_by_caps_are_live_agents_having_every_cap },
+    { "agent_open_result_then_decision_tells_opened_then_decided",
+      test_agent_open_result_then_decision_tells_opened_then_decided },
+    { "agent_open_decision_first_tells_opened_and_decided_once",
+      test_agent_open_decision_first_tells_opened_and_decided_once },
+    { "agent_open_failure_is_refused_and_forgotten",
+      test_agent_open_failure_is_refused_and_forgotten },
     CU_TEST_INFO_NULL,
 };
 
