@@ -358,12 +358,10 @@ static void submit_votes(node_proposals *p, pending_vote *votes, size_t n)
 
 /* ---- agents' proposals (loop thread) ---- */
 
+/* An open in flight: who proposed it is in its node_agent_open entry. */
 typedef struct open_req {
     node_proposals *p;
     char id[24];
-    mb_agent_id who;
-    uint64_t num;
-    char *name;
 } open_req;
 
 /* ---- the notices owed to proposing agents (pure; loop thread) ---- */
@@ -472,13 +470,12 @@ static void open_done_cb(void *arg, const consensus_result *res)
     node_agent_open *e = NULL;
     unsigned tell = node_agent_open_on_result(&p->agent_opens, o->id, res->code == MB_OK, &e);
     if (tell & NODE_TELL_REFUSED) {
-        tell_refused(p, o->who, o->num, o->name, res->code,
+        tell_refused(p, e->who, e->num, e->name, res->code,
                      res->msg[0] ? res->msg : mb_strerror(res->code));
         node_agent_open_free(e);
     } else if (tell & NODE_TELL_OPENED) {
         tell_opened(p, e);
     }
-    free(o->name);
     free(o);
     module_unref(p);
 }
@@ -525,12 +522,8 @@ static void open_agent_proposal(node_proposals *p, agent_prop *ap)
     }
     if (rc == MB_OK && (var == NULL || nv == 0))
         rc = var == NULL ? MB_ENOTFOUND : MB_ENOAGENT;
-    if (rc == MB_OK && (o->name = strdup(ap->name)) == NULL)
-        rc = MB_ENOMEM;
     if (rc == MB_OK) {
         o->p = p;
-        o->who = ap->who;
-        o->num = ap->num;
         snprintf(o->id, sizeof(o->id), "%llu", (unsigned long long)ap->num);
         char by[40];
         snprintf(by, sizeof(by), "agent:%016llx", (unsigned long long)ap->who);
@@ -563,8 +556,6 @@ static void open_agent_proposal(node_proposals *p, agent_prop *ap)
                      rc == MB_ENOTFOUND  ? "no such variable"
                      : rc == MB_ENOAGENT ? "no live cluster agent to vote"
                                          : mb_strerror(rc));
-        if (o != NULL)
-            free(o->name);
         free(o);
     }
 }

@@ -624,12 +624,11 @@ int node_services_start(node *n, mb_error *err)
         .monotonic_ms = svc_monotonic_ms,
         .random = svc_random,
     };
+    int64_t spin_us = nc_config_int(n->cfg, NC_CFG_AGENT_SPIN_US); /* 0: none */
     mb_runtime_config rc = {
         .node_id = (uint16_t)n->node_id,
         .workers = (unsigned)nc_config_int(n->cfg, NC_CFG_AGENT_WORKERS),
-        .spin_us = nc_config_int(n->cfg, NC_CFG_AGENT_SPIN_US) > 0
-                       ? (uint64_t)nc_config_int(n->cfg, NC_CFG_AGENT_SPIN_US)
-                       : MB_RUNTIME_NO_SPIN,
+        .spin_us = spin_us > 0 ? (uint64_t)spin_us : MB_RUNTIME_NO_SPIN,
     };
     if ((rv = mb_runtime_start(&rc, &svc, &s->rt, err)) != MB_OK)
         goto fail_async;
@@ -645,8 +644,7 @@ int node_services_start(node *n, mb_error *err)
     atomic_store(&s->root, root);
     n->services = s;
     NC_LOGKV(n->log, NC_LOG_INFO, "agents", "agent runtime started",
-             NC_F_U64("workers", (uint64_t)rc.workers),
-             NC_F_U64("spin_us", rc.spin_us == MB_RUNTIME_NO_SPIN ? 0 : rc.spin_us));
+             NC_F_U64("workers", (uint64_t)rc.workers), NC_F_U64("spin_us", (uint64_t)spin_us));
     return MB_OK;
 
 fail_rt:

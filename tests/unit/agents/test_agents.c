@@ -48,14 +48,19 @@ static struct fake F;
 static mb_services SVC;
 static mb_runtime *RT;
 
-static void start_rt(int manual_timers, unsigned workers)
+static void start_rt_with(const mb_runtime_config *cfg)
 {
-    fake_init(&F, &SVC, manual_timers);
-    mb_runtime_config cfg = { .node_id = 7, .workers = workers, .manual_timers = manual_timers };
+    fake_init(&F, &SVC, cfg->manual_timers);
     mb_error err;
-    CU_ASSERT_FATAL(mb_runtime_start(&cfg, &SVC, &RT, &err) == 0);
+    CU_ASSERT_FATAL(mb_runtime_start(cfg, &SVC, &RT, &err) == 0);
     CU_ASSERT_FATAL(mb_runtime_kind_register(RT, &probe_kind, &err) == 0);
     CU_ASSERT_FATAL(mb_runtime_kind_register(RT, &slow_kind, &err) == 0);
+}
+
+static void start_rt(int manual_timers, unsigned workers)
+{
+    mb_runtime_config cfg = { .node_id = 7, .workers = workers, .manual_timers = manual_timers };
+    start_rt_with(&cfg);
 }
 
 static void stop_rt(void)
@@ -395,16 +400,24 @@ static void test_timer_thread_fires_with_real_clock(void)
     stop_rt();
 }
 
+/* /proc/self/task/<tid>/<file> of this process's thread named `name`,
+ * open for reading, or NULL if there is no such thread. */
+static FILE *thread_proc_file(const char *name, const char *file)
+{
+    int tid;
+    if (mb_test_threads_named(name, 1, &tid, 1) < 1)
+        return NULL;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/%s", tid, file);
+    return fopen(path, "r");
+}
+
 /* The voluntary context switches of this process's thread named `name`
  * (each wait that blocks is one), or -1 if there is none. */
 static long thread_waits(const char *name)
 {
-    int tid;
-    if (mb_test_threads_named(name, 1, &tid, 1) < 1)
-        return -1;
-    char path[64], line[128];
-    snprintf(path, sizeof(path), "/proc/self/task/%d/status", tid);
-    FILE *f = fopen(path, "r");
+    char line[128];
+    FILE *f = thread_proc_file(name, "status");
     if (f == NULL)
         return -1;
     long found = -1;
@@ -419,12 +432,7 @@ static long thread_waits(const char *name)
  * schedstat, or -1. */
 static long long thread_cpu_ns(const char *name)
 {
-    int tid;
-    if (mb_test_threads_named(name, 1, &tid, 1) < 1)
-        return -1;
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat", tid);
-    FILE *f = fopen(path, "r");
+    FILE *f = thread_proc_file(name, "schedstat");
     if (f == NULL)
         return -1;
     long long ns = -1;
@@ -439,11 +447,8 @@ static long long thread_cpu_ns(const char *name)
  * it spins before each sleep. */
 static long long worker_cpu_for_10_idle_wakeups(uint64_t spin_us)
 {
-    fake_init(&F, &SVC, 0);
     mb_runtime_config cfg = { .node_id = 7, .workers = 1, .spin_us = spin_us };
-    mb_error err;
-    CU_ASSERT_FATAL(mb_runtime_start(&cfg, &SVC, &RT, &err) == 0);
-    CU_ASSERT_FATAL(mb_runtime_kind_register(RT, &probe_kind, &err) == 0);
+    start_rt_with(&cfg);
     static struct probe p;
     probe_reset(&p);
     mb_agent_id a = probe_spawn(RT, &p);
